@@ -1,0 +1,74 @@
+"""Events <-> flat stream fields, readable as they are in `redis-cli XRANGE`.
+
+Every entry carries `v` (schema version) and `type`, then the event's fields by name, values
+as plain text: numbers as their shortest exact form (`65114.2`), book levels as
+`price:size price:size ...` best first. A `None` field is left out and comes back as `None`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import msgspec
+
+from shared.events import EVENT_TYPES, SCHEMA_VERSION, BookUpdate, Level, MarketEvent
+
+
+class CodecError(ValueError):
+    """A stream entry that is not a valid event of a known type and version."""
+
+
+_VERSION = str(SCHEMA_VERSION)
+_LEVEL_FIELDS = ("bids", "asks")
+_FIELDS = {cls: cls.__struct_fields__ for cls in EVENT_TYPES.values()}
+
+
+def format_levels(levels: tuple[Level, ...]) -> str:
+    return " ".join(f"{price}:{size}" for price, size in levels)
+
+
+def parse_levels(text: str) -> list[tuple[str, str]]:
+    levels = []
+    for item in text.split():
+        price, sep, size = item.partition(":")
+        if not sep:
+            raise CodecError(f"book level {item!r} is not price:size")
+        levels.append((price, size))
+    return levels
+
+
+def to_fields(event: MarketEvent) -> dict[str, str]:
+    """The flat field map of one event, in declaration order."""
+    out = {"v": _VERSION, "type": event.TYPE}
+    is_book = type(event) is BookUpdate
+    for name in _FIELDS[type(event)]:
+        value = getattr(event, name)
+        if value is None:
+            continue
+        if is_book and name in _LEVEL_FIELDS:
+            out[name] = format_levels(value)
+        else:
+            out[name] = str(value)
+    return out
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def from_fields(fields: Mapping[bytes | str, bytes | str]) -> MarketEvent:
+    """Rebuild the event from a stream entry; raises CodecError on anything else."""
+    data = {_text(k): _text(v) for k, v in fields.items()}
+    version = data.pop("v", None)
+    if version != _VERSION:
+        raise CodecError(f"schema version {version!r} is not supported (this build reads {_VERSION})")
+    cls = EVENT_TYPES.get(data.pop("type", ""))
+    if cls is None:
+        raise CodecError(f"unknown event type in {sorted(data)[:5]}...")
+    if cls is BookUpdate:
+        for name in _LEVEL_FIELDS:
+            if name in data:
+                data[name] = parse_levels(data[name])
+    try:
+        return msgspec.convert(data, type=cls, strict=False)
+    except msgspec.ValidationError as exc:
+        raise CodecError(f"{cls.TYPE} entry: {exc}") from None

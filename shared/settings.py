@@ -1,0 +1,179 @@
+"""One typed settings object for every service, read from env vars and `.env`.
+
+Env names are the specification's own (`SYNTHETIC_SPREAD_BPS`, `SYMBOLS_TO_TRADE`,
+`BYBIT_DEMO_API_KEY`, ...), without a prefix. `load_settings` validates at start and turns a
+bad value into a `ConfigError` whose lines name the variable, the value and what is allowed;
+secrets are `SecretStr`, so they never appear in a repr, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+VenueEnv = Literal["mainnet", "testnet", "demo", "sim"]
+
+_SYMBOL = re.compile(r"^[A-Z0-9]{2,40}$")
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; `str()` is one line per bad variable."""
+
+
+@dataclass(frozen=True)
+class BybitEndpoints:
+    """The three Bybit hosts a venue environment uses."""
+
+    rest: str
+    ws_public: str
+    ws_private: str
+
+
+# Bybit V5 hosts (shared/docs/protocol-bybit-v5.md section 1). Demo has no public stream:
+# its market data is mainnet's, only its REST and private stream are demo hosts.
+_BYBIT_HOSTS: dict[str, BybitEndpoints] = {
+    "mainnet": BybitEndpoints(
+        "https://api.bybit.com",
+        "wss://stream.bybit.com/v5/public/linear",
+        "wss://stream.bybit.com/v5/private",
+    ),
+    "testnet": BybitEndpoints(
+        "https://api-testnet.bybit.com",
+        "wss://stream-testnet.bybit.com/v5/public/linear",
+        "wss://stream-testnet.bybit.com/v5/private",
+    ),
+    "demo": BybitEndpoints(
+        "https://api-demo.bybit.com",
+        "wss://stream.bybit.com/v5/public/linear",
+        "wss://stream-demo.bybit.com/v5/private",
+    ),
+}
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with the defaults a first run on one machine needs."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", validate_default=True
+    )
+
+    # --- venue environment -------------------------------------------------------------
+    venue_env: VenueEnv = Field("sim", description="endpoint set: mainnet, testnet, demo or sim")
+    sim_host: str = "127.0.0.1"
+    sim_port: int = Field(8790, ge=1, le=65535)
+    bybit_rest_url: str | None = Field(None, description="overrides the REST host of VENUE_ENV")
+    bybit_ws_public_url: str | None = None
+    bybit_ws_private_url: str | None = None
+
+    # --- credentials (never printed) ---------------------------------------------------
+    bybit_demo_api_key: SecretStr | None = None
+    bybit_demo_api_secret: SecretStr | None = None
+    bybit_api_key: SecretStr | None = None
+    bybit_api_secret: SecretStr | None = None
+
+    # --- synthetic test mode (seeds/synthetic-test-mode-tasks.md task 1) ---------------
+    synthetic_spread_bps: float = Field(15.0, gt=0, le=10_000)
+    synthetic_funding_delta: float = Field(0.0001, gt=0, lt=1)
+    estimated_position_size: float = Field(1000.0, gt=0, description="USD per trade")
+    max_concurrent_trades: int = Field(3, ge=1, le=1000)
+    symbols_to_trade: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    )
+
+    # --- Redis and streams -------------------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    stream_tickers: str = "md:tickers"
+    stream_books: str = "md:books"
+    stream_trades: str = "md:trades"
+    stream_liquidations: str = "md:liquidations"
+    md_stream_maxlen: int = Field(100_000, ge=100, description="approximate cap per md:* stream")
+
+    # --- ingestor ----------------------------------------------------------------------
+    book_levels: int = Field(25, ge=1, le=200, description="levels per side in md:books")
+    bybit_book_depth: Literal[1, 50, 200, 1000] = 50
+    ingest_batch_max: int = Field(1000, ge=1, le=100_000)
+    ingest_buffer_max: int = Field(100_000, ge=1000, description="events held while Redis is down")
+    ws_ping_interval_s: float = Field(20.0, gt=0)
+    ws_idle_timeout_s: float = Field(30.0, gt=0, description="reconnect after this much silence")
+    reconnect_initial_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+    # --- process -----------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+
+    @field_validator("symbols_to_trade", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            value = [str(v).strip().upper() for v in value]
+            bad = [v for v in value if not _SYMBOL.match(v)]
+            if bad:
+                raise ValueError(f"symbols are 2-40 letters or digits like BTCUSDT, not {bad[0]!r}")
+            if not value:
+                raise ValueError("at least one symbol, e.g. BTCUSDT,ETHUSDT")
+            return list(dict.fromkeys(value))
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    def bybit_endpoints(self) -> BybitEndpoints:
+        """The Bybit hosts for `venue_env`, with any explicit URL override applied."""
+        if self.venue_env == "sim":
+            base = f"{self.sim_host}:{self.sim_port}"
+            hosts = BybitEndpoints(
+                f"http://{base}", f"ws://{base}/v5/public/linear", f"ws://{base}/v5/private"
+            )
+        else:
+            hosts = _BYBIT_HOSTS[self.venue_env]
+        return BybitEndpoints(
+            self.bybit_rest_url or hosts.rest,
+            self.bybit_ws_public_url or hosts.ws_public,
+            self.bybit_ws_private_url or hosts.ws_private,
+        )
+
+    def md_streams(self) -> dict[str, str]:
+        """Event type -> stream name for the market-data streams."""
+        return {
+            "ticker": self.stream_tickers,
+            "book": self.stream_books,
+            "trade": self.stream_trades,
+            "liquidation": self.stream_liquidations,
+        }
+
+
+def _describe(error: dict[str, Any], origins: dict[str, str]) -> str:
+    field = str(error["loc"][0]) if error["loc"] else "?"
+    name = origins.get(field, field.upper())
+    secret = field in Settings.model_fields and "SecretStr" in repr(
+        Settings.model_fields[field].annotation
+    )
+    value = "***" if secret else repr(error.get("input"))
+    allowed = error["msg"]
+    if error["type"] == "literal_error":
+        allowed = "allowed: " + error["ctx"]["expected"]
+    allowed = allowed.removeprefix("Value error, ")
+    return f"config error: {name}={value} is invalid: {allowed}"
+
+
+def load_settings(cli: dict[str, tuple[str, Any]] | None = None) -> Settings:
+    """Read and validate settings; `cli` maps field -> (option name, value) overrides.
+
+    Raises ConfigError naming each bad variable (or command-line option)."""
+    cli = {k: v for k, v in (cli or {}).items() if v[1] is not None}
+    try:
+        return Settings(**{field: value for field, (_, value) in cli.items()})
+    except ValidationError as exc:
+        origins = {field: option for field, (option, _) in cli.items()}
+        lines = dict.fromkeys(_describe(e, origins) for e in exc.errors())
+        raise ConfigError("\n".join(lines)) from None
