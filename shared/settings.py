@@ -86,6 +86,7 @@ class Settings(BaseSettings):
 
     # --- Redis and streams -------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_key_prefix: str = Field("", description="namespace for every key and stream written")
     stream_tickers: str = "md:tickers"
     stream_books: str = "md:books"
     stream_trades: str = "md:trades"
@@ -143,12 +144,13 @@ class Settings(BaseSettings):
         )
 
     def md_streams(self) -> dict[str, str]:
-        """Event type -> stream name for the market-data streams."""
+        """Event type -> stream name (with the key prefix) for the market-data streams."""
+        p = self.redis_key_prefix
         return {
-            "ticker": self.stream_tickers,
-            "book": self.stream_books,
-            "trade": self.stream_trades,
-            "liquidation": self.stream_liquidations,
+            "ticker": p + self.stream_tickers,
+            "book": p + self.stream_books,
+            "trade": p + self.stream_trades,
+            "liquidation": p + self.stream_liquidations,
         }
 
 

@@ -1,0 +1,132 @@
+"""`arb`: the command line of the arbitrage system."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import Annotated
+
+import typer
+from prometheus_client import CollectorRegistry
+
+from shared.settings import ConfigError, Settings, load_settings
+from shared.venues import PUBLIC_FEEDS, UnknownVenue
+
+app = typer.Typer(
+    help="Crypto perpetual-futures arbitrage on Redis Streams. Settings come from env vars and "
+    "./.env (see README); command-line options override them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(2)
+
+
+def _settings(cli: dict) -> Settings:
+    try:
+        return load_settings(cli)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def pin_to_cpu(cpu: int) -> None:
+    """Run this process on one CPU only; a clear error where that is not possible."""
+    if not hasattr(os, "sched_setaffinity"):
+        raise _fail(f"--cpu {cpu}: CPU pinning needs Linux (os.sched_setaffinity); run without --cpu")
+    allowed = sorted(os.sched_getaffinity(0))
+    if cpu not in allowed:
+        raise _fail(f"--cpu {cpu}: not available to this process; allowed CPUs: {allowed}")
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError as exc:
+        raise _fail(f"--cpu {cpu}: cannot pin: {exc}") from None
+
+
+@app.command()
+def ingest(
+    venue: Annotated[str, typer.Option(help=f"Venue to read: {', '.join(sorted(PUBLIC_FEEDS))}.")] = "bybit",
+    symbols: Annotated[str | None, typer.Option(
+        help="Comma-separated symbols, e.g. BTCUSDT,ETHUSDT. Default: SYMBOLS_TO_TRADE.")] = None,
+    redis_url: Annotated[str | None, typer.Option(help="Redis to write to. Default: REDIS_URL.")] = None,
+    venue_env: Annotated[str | None, typer.Option(
+        help="Endpoint set: mainnet, testnet, demo (market data from mainnet) or sim (local simulator). "
+        "Default: VENUE_ENV, else sim.")] = None,
+    url: Annotated[str | None, typer.Option(help="Public WebSocket URL, overriding the endpoint set.")] = None,
+    cpu: Annotated[int | None, typer.Option(help="Pin the process to this CPU (Linux).")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve Prometheus metrics on METRICS_HOST (127.0.0.1) at this port.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0)] = None,
+) -> None:
+    """Stream a venue's public market data into Redis.
+
+    Tickers, top-of-book levels, public trades and liquidations go to the capped streams
+    md:tickers, md:books, md:trades and md:liquidations (XADD MAXLEN ~ MD_STREAM_MAXLEN: when
+    nobody reads, the oldest entries are dropped and counted). The newest ticker per symbol
+    is kept in the hash bybit:linear:tickers:{SYMBOL}. Ctrl+C or SIGTERM flushes what was
+    received and exits 0.
+
+    Example: VENUE_ENV=mainnet arb ingest --symbols BTCUSDT,ETHUSDT --metrics-port 9101
+    """
+    from services.ingestor.service import Ingestor
+
+    settings = _settings({
+        "symbols_to_trade": ("--symbols", symbols),
+        "redis_url": ("--redis-url", redis_url),
+        "venue_env": ("--venue-env", venue_env),
+        "bybit_ws_public_url": ("--url", url),
+        "metrics_port": ("--metrics-port", metrics_port),
+    })
+    _logging(settings.log_level)
+    try:
+        ingestor = Ingestor(settings, venue, settings.symbols_to_trade)
+    except UnknownVenue as exc:
+        raise _fail(f"--venue: {exc}") from None
+    if cpu is not None:
+        pin_to_cpu(cpu)
+    if settings.metrics_port:
+        from shared.metrics import serve
+
+        registry = CollectorRegistry()
+        ingestor.register_metrics(registry)
+        try:
+            serve(registry, settings.metrics_host, settings.metrics_port)
+        except OSError as exc:
+            raise _fail(f"--metrics-port {settings.metrics_port}: {exc}") from None
+    asyncio.run(_run_until_signal(ingestor.run, duration))
+
+
+async def _run_until_signal(main, duration: float | None):
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if duration is not None:
+        loop.call_later(duration, stop.set)
+    return await main(stop)
+
+
+@app.command()
+def config() -> None:
+    """Print the effective settings (secrets masked) and exit; 2 if any is invalid."""
+    settings = _settings({})
+    for name, value in settings.model_dump().items():
+        typer.echo(f"{name.upper()}={value if value is None or not hasattr(value, 'get_secret_value') else '**********'}")
+    hosts = settings.bybit_endpoints()
+    typer.echo(f"# bybit endpoints for {settings.venue_env}: rest {hosts.rest}, public {hosts.ws_public}, "
+               f"private {hosts.ws_private}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,341 @@
+"""Redis Streams bus: capped, pipelined writes and consumer groups.
+
+Writes (`StreamWriter`): each event becomes `XADD stream MAXLEN ~ N * field value ...`; events
+are buffered and a flusher sends whatever has accumulated as one pipeline, so a lone message
+goes out at once and a burst goes out in batches. Only market-data streams are capped: the
+cap is the backpressure queue with drop-oldest semantics. A trimmed entry that is still
+pending is lost without an error (XAUTOCLAIM returns it as deleted), so signal and event
+streams must never be written through a capped writer.
+
+Reads (`ConsumerGroup`): groups are created idempotently (MKSTREAM, BUSYGROUP tolerated); a
+consumer first re-reads its own pending entries, then new ones; it acks only after its
+outputs are written; `reclaim` takes over entries idle past a timeout. `group_stats` turns
+XINFO into lag and a counted number of entries dropped before the group read them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from shared.metrics import LatencyHistogram
+from shared.resp import RedisReplyError, RedisUnavailable, RespConnection, pack_with_fields
+
+log = logging.getLogger("arb.bus")
+
+
+@dataclass
+class WriterStats:
+    """What a writer did: entries acknowledged, dropped by its own buffer cap, refused."""
+
+    pushed: int = 0
+    dropped: int = 0
+    errors: int = 0
+    batches: int = 0
+    outages: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)
+
+
+class StreamWriter:
+    """Buffered XADD MAXLEN ~ into capped streams, and coalesced latest-value hashes.
+
+    While Redis is unreachable the buffer keeps up to `buffer_max` entries, dropping the oldest
+    beyond that (counted in `stats.dropped`) and retrying with backoff. `latency` records, per
+    entry added with `received_ns`, the time from receipt to Redis acknowledging the XADD."""
+
+    def __init__(
+        self,
+        conn: RespConnection,
+        *,
+        maxlen: int,
+        batch_max: int = 1000,
+        buffer_max: int = 100_000,
+        latency: LatencyHistogram | None = None,
+        clock_ns: Callable[[], int] = time.perf_counter_ns,
+    ) -> None:
+        self.conn = conn
+        self.maxlen = str(maxlen)
+        self.batch_max = batch_max
+        self.buffer_max = buffer_max
+        self.latency = latency
+        self.stats = WriterStats()
+        self._clock_ns = clock_ns
+        self._buffer: deque[tuple[bytes, int | None]] = deque()
+        self._latest: dict[str, dict[str, str]] = {}
+        self._ready = asyncio.Event()
+        self._heads: dict[str, tuple[str, ...]] = {}
+
+    def add(self, stream: str, fields: dict[str, str], received_ns: int | None = None) -> None:
+        head = self._heads.get(stream)
+        if head is None:
+            head = self._heads[stream] = ("XADD", stream, "MAXLEN", "~", self.maxlen, "*")
+        self._buffer.append((pack_with_fields(head, fields), received_ns))
+        if len(self._buffer) > self.buffer_max:
+            self._buffer.popleft()
+            self.stats.dropped += 1
+        self._ready.set()
+
+    def set_latest(self, key: str, fields: dict[str, str]) -> None:
+        """HSET `key` with `fields` at the next flush; only the newest value per key is sent."""
+        self._latest[key] = fields
+        self._ready.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer) + len(self._latest)
+
+    async def flush(self) -> None:
+        """Send everything buffered, in batches; raises RedisUnavailable (nothing is lost)."""
+        while self._buffer or self._latest:
+            await self._send_batch()
+
+    async def _send_batch(self) -> None:
+        n = min(len(self._buffer), self.batch_max)
+        batch = [self._buffer.popleft() for _ in range(n)]
+        latest, self._latest = self._latest, {}
+        packed = b"".join(cmd for cmd, _ in batch) + b"".join(
+            pack_with_fields(("HSET", key), fields) for key, fields in latest.items()
+        )
+        try:
+            replies = await self.conn.execute(packed, n + len(latest))
+        except RedisUnavailable:
+            self._buffer.extendleft(reversed(batch))
+            while len(self._buffer) > self.buffer_max:
+                self._buffer.popleft()
+                self.stats.dropped += 1
+            for key, fields in latest.items():
+                self._latest.setdefault(key, fields)
+            raise
+        now = self._clock_ns()
+        errors = 0
+        for reply in replies:
+            if isinstance(reply, RedisReplyError):
+                errors += 1
+                kind = str(reply).split(" ", 1)[0]
+                if kind not in self.stats.error_kinds:
+                    log.error("Redis refused a write: %s (further ones are counted)", reply)
+                self.stats.error_kinds[kind] = self.stats.error_kinds.get(kind, 0) + 1
+        self.stats.errors += errors
+        self.stats.pushed += n - sum(isinstance(r, RedisReplyError) for r in replies[:n])  # not HSETs
+        self.stats.batches += 1
+        if self.latency is not None:
+            for _, received_ns in batch:
+                if received_ns is not None:
+                    self.latency.observe_ns(now - received_ns)
+
+    async def run(self, stop: asyncio.Event, retry_max_s: float = 5.0) -> None:
+        """Flush as data arrives until `stop` is set and the buffer is empty (or Redis is gone
+        for good at shutdown: what could not be written is logged as lost)."""
+        delay = 0.05
+        stop_waiter = asyncio.ensure_future(stop.wait())
+        try:
+            while True:
+                if not self.pending:
+                    if stop.is_set():
+                        return
+                    self._ready.clear()
+                    ready = asyncio.ensure_future(self._ready.wait())
+                    await asyncio.wait({ready, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+                    ready.cancel()
+                    continue
+                try:
+                    await self.flush()
+                    if delay > 0.05:
+                        log.info("Redis at %s is back; writes resumed", self.conn.describe())
+                    delay = 0.05
+                except RedisUnavailable as exc:
+                    if delay == 0.05:
+                        self.stats.outages += 1
+                        log.error("%s; holding up to %d entries and retrying", exc, self.buffer_max)
+                    if stop.is_set() and delay >= retry_max_s:
+                        log.error("shutting down with Redis unreachable: %d entries not written",
+                                  self.pending)
+                        return
+                    await asyncio.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, retry_max_s)
+        finally:
+            stop_waiter.cancel()
+            await self.conn.close()
+
+
+# ---------------------------------------------------------------------------------- reads
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _stream_id(value: bytes | str | None) -> tuple[int, int] | None:
+    text = _text(value)
+    if not text:
+        return None
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+# XGROUP CREATE with the read counter a group starting at "$" or "0" really has.
+_CREATE_GROUP = """
+local added, length, last = 0, 0, '0-0'
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local info = redis.call('XINFO', 'STREAM', KEYS[1])
+  for i = 1, #info, 2 do
+    if info[i] == 'entries-added' then added = info[i + 1]
+    elseif info[i] == 'length' then length = info[i + 1]
+    elseif info[i] == 'last-generated-id' then last = info[i + 1] end
+  end
+end
+if ARGV[2] == '$' then
+  return redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], last, 'MKSTREAM', 'ENTRIESREAD', added)
+end
+return redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0-0', 'MKSTREAM', 'ENTRIESREAD', added - length)
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    stream: str
+    id: str
+    fields: dict[bytes, bytes]
+
+
+class ConsumerGroup:
+    """One consumer of one group over one or more streams (redis-py with hiredis)."""
+
+    def __init__(self, redis: aioredis.Redis, group: str, consumer: str, streams: list[str],
+                 start_id: str = "$") -> None:
+        self.redis = redis
+        self.group = group
+        self.consumer = consumer
+        self.streams = streams
+        self.start_id = start_id
+        self._backlog = {s: True for s in streams}  # own pending entries still to re-read
+
+    async def ensure(self) -> None:
+        """Create the group on every stream (and the stream) unless it exists.
+
+        The group gets an explicit ENTRIESREAD, computed atomically: without it Redis keeps
+        no read counter and its `lag` then leaves out entries trimmed before the group read
+        them, which would hide exactly the drops this bus promises to count."""
+        for stream in self.streams:
+            try:
+                if self.start_id in ("$", "0", "0-0"):
+                    await self.redis.eval(_CREATE_GROUP, 1, stream, self.group, self.start_id)
+                else:
+                    await self.redis.xgroup_create(stream, self.group, id=self.start_id, mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def read(self, count: int = 1000, block_ms: int | None = 1000) -> list[Entry]:
+        """The next entries: first this consumer's own unacked ones (after a restart), then new."""
+        while True:
+            backlog = any(self._backlog.values())
+            ids = {s: ("0" if self._backlog[s] else ">") for s in self.streams}
+            try:
+                reply = await self.redis.xreadgroup(
+                    self.group, self.consumer, ids, count=count, block=None if backlog else block_ms
+                )
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning("group %s vanished (stream deleted?); recreating it", self.group)
+                await self.ensure()
+                return []
+            entries = []
+            for stream, items in reply or []:
+                name = _text(stream)
+                if self._backlog[name] and not items:
+                    self._backlog[name] = False
+                for entry_id, fields in items:
+                    # a pending entry whose payload was trimmed away reads as None
+                    entries.append(Entry(name, _text(entry_id), fields or {}))
+            if entries or not backlog:
+                return entries
+
+    async def ack(self, stream: str, ids: list[str]) -> int:
+        return await self.redis.xack(stream, self.group, *ids) if ids else 0
+
+    async def reclaim(self, stream: str, min_idle_ms: int, count: int = 100) -> tuple[list[Entry], list[str]]:
+        """Take over entries other consumers left idle; also returns IDs whose payload was
+        trimmed before anyone acked it (lost entries, to be counted and alerted on)."""
+        reply = await self.redis.xautoclaim(stream, self.group, self.consumer, min_idle_ms, "0-0", count=count)
+        claimed = [Entry(stream, _text(i), f or {}) for i, f in reply[1]]
+        deleted = [_text(i) for i in reply[2]] if len(reply) > 2 else []
+        return claimed, deleted
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    """A group's position in its stream.
+
+    `lag` is Redis's own: entries added to the stream that the group has not read, whether
+    they are still there or were trimmed. `dropped` is the part of the lag that was trimmed
+    before the group read it; `dropped_exact` is False when only a lower bound is known
+    (the group is inside the stream and behind its end)."""
+
+    stream: str
+    group: str
+    length: int
+    entries_added: int
+    entries_read: int | None
+    lag: int | None
+    pending: int
+    dropped: int | None
+    dropped_exact: bool
+
+
+async def group_stats(redis: aioredis.Redis, stream: str, group: str) -> GroupStats:
+    pipe = redis.pipeline(transaction=True)
+    pipe.execute_command("XINFO", "STREAM", stream)
+    pipe.execute_command("XINFO", "GROUPS", stream)
+    info_raw, groups_raw = await pipe.execute()
+    info = _pairs(info_raw)
+    groups = [_pairs(g) for g in groups_raw]
+    mine = next((g for g in groups if _text(g["name"]) == group), None)
+    if mine is None:
+        raise LookupError(f"no group {group!r} on stream {stream!r}")
+    length = int(info["length"])
+    first = _stream_id(info["first-entry"][0]) if info.get("first-entry") else None
+    last = _stream_id(info["last-entry"][0]) if info.get("last-entry") else None
+    delivered = _stream_id(mine["last-delivered-id"]) or (0, 0)
+    lag = mine.get("lag")
+    lag = None if lag is None else int(lag)
+    entries_read = mine.get("entries-read")
+    if length == 0 or (last is not None and delivered >= last):
+        unread: int | None = 0
+    elif first is not None and delivered < first:
+        unread = length
+    else:
+        unread = None
+    if lag is None:
+        dropped, exact = None, False
+    elif unread is None:
+        dropped, exact = max(0, lag - length), False
+    else:
+        dropped, exact = max(0, lag - unread), True
+    return GroupStats(
+        stream=stream,
+        group=group,
+        length=length,
+        entries_added=int(info["entries-added"]),
+        entries_read=None if entries_read is None else int(entries_read),
+        lag=lag,
+        pending=int(mine["pending"]),
+        dropped=dropped,
+        dropped_exact=exact,
+    )
+
+
+def _pairs(flat: Any) -> dict[str, Any]:
+    if isinstance(flat, dict):
+        return {_text(k): v for k, v in flat.items()}
+    return {_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
