@@ -1,0 +1,109 @@
+"""Shared fixtures: a real Redis, per-test key prefixes, and the recorded Bybit frames.
+
+Redis: REDIS_URL when set; else a throwaway redis-server from PATH on a free port; else (not
+in CI) fakeredis over TCP. Every test writes only under its own key prefix and deletes
+only those keys: REDIS_URL may point at a Redis that other things use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from shared.settings import Settings
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "venue-samples"
+BYBIT_SAMPLES = SAMPLES / "bybit"
+LINEAR_CAPTURE = BYBIT_SAMPLES / "ws_linear_capture_2026-08_cryptofeed.jsonl"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_redis_server(port: int, workdir: str) -> subprocess.Popen:
+    """A private redis-server on 127.0.0.1:`port`, ready when this returns."""
+    proc = subprocess.Popen(
+        [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", workdir],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    for _ in range(200):
+        try:
+            client.ping()
+            return proc
+        except redis.ConnectionError:
+            time.sleep(0.025)
+    proc.kill()
+    raise RuntimeError(f"redis-server did not start on port {port}")
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    if shutil.which("redis-server"):
+        port = free_port()
+        with tempfile.TemporaryDirectory() as workdir:
+            proc = start_redis_server(port, workdir)
+            yield f"redis://127.0.0.1:{port}/0"
+            proc.terminate()
+            proc.wait(10)
+        return
+    if os.environ.get("CI"):
+        pytest.fail("CI must test against a real Redis: set REDIS_URL or put redis-server on PATH")
+    from fakeredis import TcpFakeServer
+
+    port = free_port()
+    server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"redis://127.0.0.1:{port}/0"
+    server.shutdown()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"test:{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture
+async def r(redis_url, prefix):
+    """An async client; deletes this test's keys afterwards."""
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    keys = [key async for key in client.scan_iter(match=prefix + "*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+def settings(redis_url, prefix) -> Settings:
+    return Settings(redis_url=redis_url, redis_key_prefix=prefix, venue_env="sim",
+                    symbols_to_trade="BTCUSDT,ETHUSDT,SOLUSDT,DOGEUSDT", reconnect_initial_s=0.05,
+                    reconnect_max_s=0.2, _env_file=None)
+
+
+def capture_records(path: Path = LINEAR_CAPTURE) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def capture_frames(path: Path = LINEAR_CAPTURE) -> list[bytes]:
+    """Every frame the venue sent, in order, as received."""
+    return [rec["data"].encode() for rec in capture_records(path) if rec["t"] == "recv"]

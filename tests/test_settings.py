@@ -1,0 +1,102 @@
+"""Settings: the specification's defaults and env names, one-line errors, masked secrets."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from services.cli import app
+from shared.settings import ConfigError, Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for name in ("SYNTHETIC_SPREAD_BPS", "SYMBOLS_TO_TRADE", "VENUE_ENV", "REDIS_URL", "MAX_CONCURRENT_TRADES",
+                 "BYBIT_DEMO_API_SECRET", "BYBIT_API_SECRET", "BYBIT_WS_PUBLIC_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def test_synthetic_defaults_are_the_seed_values():
+    s = load_settings()
+    assert (s.synthetic_spread_bps, s.synthetic_funding_delta) == (15.0, 0.0001)
+    assert (s.estimated_position_size, s.max_concurrent_trades) == (1000.0, 3)
+    assert s.symbols_to_trade == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+
+
+def test_env_names_are_the_seeds_and_symbols_are_a_comma_list(monkeypatch):
+    monkeypatch.setenv("SYNTHETIC_SPREAD_BPS", "22.5")
+    monkeypatch.setenv("SYMBOLS_TO_TRADE", " btcusdt, ETHUSDT ,BTCUSDT")
+    monkeypatch.setenv("MAX_CONCURRENT_TRADES", "5")
+    s = load_settings()
+    assert s.synthetic_spread_bps == 22.5
+    assert s.symbols_to_trade == ["BTCUSDT", "ETHUSDT"]
+    assert s.max_concurrent_trades == 5
+
+
+def test_dotenv_file_is_read(tmp_path):
+    (tmp_path / ".env").write_text("SYNTHETIC_FUNDING_DELTA=0.0003\n")
+    assert load_settings().synthetic_funding_delta == 0.0003
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("SYNTHETIC_SPREAD_BPS", "-1", "config error: SYNTHETIC_SPREAD_BPS='-1' is invalid: Input should be greater than 0"),
+        ("VENUE_ENV", "prod", "config error: VENUE_ENV='prod' is invalid: allowed: 'mainnet', 'testnet', 'demo' or 'sim'"),
+        ("MAX_CONCURRENT_TRADES", "three", "config error: MAX_CONCURRENT_TRADES='three' is invalid: "
+         "Input should be a valid integer, unable to parse string as an integer"),
+        ("SYMBOLS_TO_TRADE", "BTC/USDT", "config error: SYMBOLS_TO_TRADE='BTC/USDT' is invalid: "
+         "symbols are 2-40 letters or digits like BTCUSDT, not 'BTC/USDT'"),
+    ],
+)
+def test_bad_value_is_one_line_naming_variable_value_and_allowed(monkeypatch, name, value, expected):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(err.value) == expected
+
+
+def test_cli_override_is_named_by_its_option():
+    with pytest.raises(ConfigError, match="^config error: --symbols='X' is invalid"):
+        load_settings({"symbols_to_trade": ("--symbols", "X")})
+
+
+def test_secrets_never_show(monkeypatch):
+    monkeypatch.setenv("BYBIT_API_SECRET", "hunter2-secret")
+    s = load_settings()
+    assert s.bybit_api_secret.get_secret_value() == "hunter2-secret"
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s)
+    result = CliRunner().invoke(app, ["config"])
+    assert result.exit_code == 0 and "hunter2" not in result.output
+    assert "BYBIT_API_SECRET=**********" in result.output
+
+
+def test_demo_takes_public_data_from_mainnet_and_private_from_demo_hosts():
+    hosts = Settings(venue_env="demo", _env_file=None).bybit_endpoints()
+    assert hosts.ws_public == "wss://stream.bybit.com/v5/public/linear"
+    assert hosts.ws_private == "wss://stream-demo.bybit.com/v5/private"
+    assert hosts.rest == "https://api-demo.bybit.com"
+
+
+def test_sim_and_overrides_point_everything_at_local_hosts():
+    s = Settings(venue_env="sim", sim_port=9999, _env_file=None)
+    assert s.bybit_endpoints().ws_public == "ws://127.0.0.1:9999/v5/public/linear"
+    s = Settings(venue_env="mainnet", bybit_ws_public_url="ws://127.0.0.1:1/x", _env_file=None)
+    assert s.bybit_endpoints().ws_public == "ws://127.0.0.1:1/x"
+    assert s.bybit_endpoints().rest == "https://api.bybit.com"
+
+
+def test_cli_exits_2_with_the_message_on_bad_config(monkeypatch):
+    monkeypatch.setenv("VENUE_ENV", "prod")
+    result = CliRunner().invoke(app, ["ingest", "--duration", "0"])
+    assert result.exit_code == 2
+    assert "VENUE_ENV='prod' is invalid" in result.output
+
+
+def test_cli_rejects_unknown_venue_and_cpu():
+    runner = CliRunner()
+    result = runner.invoke(app, ["ingest", "--venue", "kraken"])
+    assert result.exit_code == 2 and "available: bybit" in result.output
+    result = runner.invoke(app, ["ingest", "--cpu", "4096"])
+    assert result.exit_code == 2 and "--cpu 4096" in result.output
