@@ -47,6 +47,7 @@ class FeedStats:
     messages: int = 0
     events: int = 0
     gaps: int = 0
+    awaiting_snapshot: int = 0  # deltas dropped between a resync request and its snapshot
     ignored: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
 

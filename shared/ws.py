@@ -128,7 +128,7 @@ async def _pump(ws, feed: PublicFeed, on_events, feed_stats: FeedStats, session:
         except websockets.ConnectionClosedOK:
             return subscribed
         except TimeoutError:
-            raise asyncio.TimeoutError(f"no message for {idle_timeout_s:.0f}s") from None
+            raise asyncio.TimeoutError(f"no message for {idle_timeout_s:g}s") from None
         received_ns = perf()
         items = parser.feed(raw, clock() // 1000)
         events = []

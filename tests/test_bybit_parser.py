@@ -153,9 +153,24 @@ def test_book_gap_asks_for_resync_and_a_snapshot_restores():
     out = parser.feed(deltas[2], 0)  # deltas[1] lost
     assert len(out) == 1 and isinstance(out[0], Resync) and out[0].topic == "orderbook.200.BTCUSDT"
     assert "after" in out[0].reason and parser.stats.gaps == 1
-    assert isinstance(parser.feed(deltas[3], 0)[0], Resync)  # no output from a broken book
+    parser.forget(out[0].topic)  # what the session does before resubscribing
+    assert parser.feed(deltas[3], 0) == [] and parser.feed(deltas[4], 0) == []  # asked once, not again
+    assert parser.stats.awaiting_snapshot == 2 and parser.stats.error_count == 0
     [book] = parser.feed(snapshot, 0)
     assert isinstance(book, BookUpdate) and book.bids
+    [book] = parser.feed(deltas[0], 0)  # the snapshot's successor continues the book
+    assert book.update_id == json.loads(deltas[0])["data"]["u"]
+
+
+def test_resync_is_asked_again_if_the_snapshot_never_comes(monkeypatch):
+    from shared.venues.bybit import parser as module
+
+    monkeypatch.setattr(module, "RESYNC_AGAIN_AFTER", 20)
+    frames = [f for f in capture_frames() if b'"orderbook.200.ETHUSDT"' in f]
+    parser = BybitPublicParser()
+    asks = [o for f in frames[1:23] for o in parser.feed(f, 0)]  # ask, 20 dropped, ask again
+    assert [type(o) for o in asks] == [Resync, Resync]
+    assert parser.stats.awaiting_snapshot == 20
 
 
 def test_control_messages():

@@ -11,7 +11,8 @@ Wire shapes (shared/docs/protocol-bybit-v5.md section 3; real frames in venue-sa
 
 Ticker deltas carry only the fields that changed, so they are merged into the last snapshot.
 Book deltas must have `u` = last `u` + 1; a gap (or a delta before any snapshot) drops the
-book and asks for a resubscribe, which brings a fresh snapshot.
+book and asks once for a resubscribe, which brings a fresh snapshot; deltas that arrive
+before it are dropped and counted (and the request repeated if none comes).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ _decode_trades = msgspec.json.Decoder(list[_TradeData], strict=False).decode
 _decode_liquidations = msgspec.json.Decoder(list[_LiquidationData] | _LiquidationData, strict=False).decode
 
 _TAKER_SIDE = {"Buy": "buy", "Sell": "sell"}
+RESYNC_AGAIN_AFTER = 500  # deltas without the requested snapshot before asking again
 _LIQUIDATED = {"Buy": "long", "Sell": "short"}
 
 
@@ -123,6 +125,7 @@ class BybitPublicParser:
         self.stats = stats or FeedStats(VENUE)
         self._tickers: dict[str, dict[str, str]] = {}
         self._books: dict[str, OrderBook] = {}
+        self._awaiting: dict[str, int] = {}  # topic -> deltas dropped since asking for a snapshot
 
     def feed(self, raw: bytes | str, receive_ts_us: int) -> list[MarketEvent | Control]:
         """Parse one frame; bad input is counted in `stats` and gives `[]`."""
@@ -148,9 +151,22 @@ class BybitPublicParser:
         return out
 
     def forget(self, topic: str) -> None:
-        """Drop the state of `topic` (before a resubscribe)."""
+        """Drop the state of `topic`: a resubscribe is on its way, wait for its snapshot."""
         self._tickers.pop(topic, None)
         self._books.pop(topic, None)
+        self._awaiting.setdefault(topic, 0)
+
+    def _resync(self, topic: str, kind: str, reason: str) -> list[MarketEvent | Control]:
+        """Ask for a snapshot once; until it comes, drop deltas (asking again now and then)."""
+        waited = self._awaiting.get(topic)
+        if waited is not None and waited < RESYNC_AGAIN_AFTER:
+            self._awaiting[topic] = waited + 1
+            self.stats.awaiting_snapshot += 1
+            return []
+        self._awaiting[topic] = 0
+        if kind:
+            self.stats.error(kind, f"{topic}: {reason}")
+        return [Resync(topic, reason)]
 
     def _control(self, env: _Envelope, raw: bytes | str) -> list[MarketEvent | Control]:
         if env.op in ("subscribe", "unsubscribe"):
@@ -167,8 +183,7 @@ class BybitPublicParser:
         else:
             last = self._tickers.get(env.topic)
             if last is None:
-                self.stats.error("ticker_delta_before_snapshot", env.topic)
-                return [Resync(env.topic, "ticker delta before snapshot")]
+                return self._resync(env.topic, "ticker_delta_before_snapshot", "ticker delta before snapshot")
             state = last | data  # kept only if it validates, so a bad delta cannot stick
         get = state.get
         interval_h = get("fundingIntervalHour")
@@ -196,6 +211,7 @@ class BybitPublicParser:
             open_interest=_number(get("openInterest"), "openInterest"),
         )
         self._tickers[env.topic] = state
+        self._awaiting.pop(env.topic, None)
         return [ticker]
 
     def _book(self, env: _Envelope, receive_ts_us: int) -> list[MarketEvent | Control]:
@@ -207,20 +223,19 @@ class BybitPublicParser:
                     depth = env.topic.split(".")[1]
                     book = self._books[env.topic] = OrderBook(int(depth) if depth.isdigit() else 1000)
                 book.apply_snapshot(data.b, data.a, data.u)
+                self._awaiting.pop(env.topic, None)
             elif book is None or book.update_id is None:
-                self.stats.error("book_delta_before_snapshot", env.topic)
-                return [Resync(env.topic, "book delta before snapshot")]
+                return self._resync(env.topic, "book_delta_before_snapshot", "book delta before snapshot")
             elif data.u != book.update_id + 1:
                 self.stats.gaps += 1
                 reason = f"update id {data.u} after {book.update_id}"
                 book.update_id = None  # unusable until the next snapshot
-                return [Resync(env.topic, reason)]
+                return self._resync(env.topic, "", reason)
             else:
                 book.apply_delta(data.b, data.a, data.u)
         except BadLevel as exc:
             book.update_id = None  # part-applied: unusable until the next snapshot
-            self.stats.error("bad_orderbook", str(exc))
-            return [Resync(env.topic, str(exc))]
+            return self._resync(env.topic, "bad_orderbook", str(exc))
         bids, asks = book.top(self.book_levels)
         return [
             BookUpdate(
