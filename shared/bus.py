@@ -38,6 +38,7 @@ class WriterStats:
     """What a writer did: entries acknowledged, dropped by its own buffer cap, refused."""
 
     pushed: int = 0
+    superseded: int = 0  # latest-value entries replaced by a newer one before they were sent
     dropped: int = 0
     errors: int = 0
     batches: int = 0
@@ -70,8 +71,9 @@ class StreamWriter:
         self.stats = WriterStats()
         self._clock_ns = clock_ns
         self._buffer: deque[tuple[bytes, int | None]] = deque()
+        self._conflated: dict[tuple[str, str], tuple[Callable[[], dict[str, str]], int | None]] = {}
         self._latest: dict[str, dict[str, str]] = {}
-        self._ready = asyncio.Event()
+        self._wake: asyncio.Future | None = None  # set while the flusher waits for data
         self._heads: dict[str, tuple[str, ...]] = {}
 
     def add(self, stream: str, fields: dict[str, str], received_ns: int | None = None) -> None:
@@ -82,23 +84,43 @@ class StreamWriter:
         if len(self._buffer) > self.buffer_max:
             self._buffer.popleft()
             self.stats.dropped += 1
-        self._ready.set()
+        self._notify()
+
+    def _notify(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def add_conflated(self, stream: str, key: str, fields: Callable[[], dict[str, str]],
+                      received_ns: int | None = None) -> None:
+        """XADD to `stream` at the next flush, unless a newer entry for `key` replaces it first.
+
+        For values where each entry supersedes the last (a top-of-book snapshot): under load
+        only the newest per key is encoded and sent, and the replaced ones are counted."""
+        if self._conflated.pop((stream, key), None) is not None:
+            self.stats.superseded += 1
+        self._conflated[(stream, key)] = (fields, received_ns)
+        self._notify()
 
     def set_latest(self, key: str, fields: dict[str, str]) -> None:
         """HSET `key` with `fields` at the next flush; only the newest value per key is sent."""
         self._latest[key] = fields
-        self._ready.set()
+        self._notify()
 
     @property
     def pending(self) -> int:
-        return len(self._buffer) + len(self._latest)
+        return len(self._buffer) + len(self._conflated) + len(self._latest)
 
     async def flush(self) -> None:
         """Send everything buffered, in batches; raises RedisUnavailable (nothing is lost)."""
-        while self._buffer or self._latest:
+        while self.pending:
             await self._send_batch()
 
     async def _send_batch(self) -> None:
+        if self._conflated:  # encode the survivors now, in arrival order, behind the plain entries
+            conflated, self._conflated = self._conflated, {}
+            for (stream, _), (fields, received_ns) in conflated.items():
+                self.add(stream, fields(), received_ns)
         n = min(len(self._buffer), self.batch_max)
         batch = [self._buffer.popleft() for _ in range(n)]
         latest, self._latest = self._latest, {}
@@ -136,16 +158,17 @@ class StreamWriter:
         """Flush as data arrives until `stop` is set and the buffer is empty (or Redis is gone
         for good at shutdown: what could not be written is logged as lost)."""
         delay = 0.05
+        loop = asyncio.get_running_loop()
         stop_waiter = asyncio.ensure_future(stop.wait())
+        stop_waiter.add_done_callback(lambda _: self._notify())
         try:
             while True:
                 if not self.pending:
                     if stop.is_set():
                         return
-                    self._ready.clear()
-                    ready = asyncio.ensure_future(self._ready.wait())
-                    await asyncio.wait({ready, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
-                    ready.cancel()
+                    self._wake = loop.create_future()
+                    await self._wake  # one future, resolved by the next add() or by stop
+                    self._wake = None
                     continue
                 try:
                     await self.flush()

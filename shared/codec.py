@@ -8,6 +8,7 @@ as plain text: numbers as their shortest exact form (`65114.2`), book levels as
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 import msgspec
 
 from shared.events import EVENT_TYPES, SCHEMA_VERSION, BookUpdate, Level, MarketEvent
@@ -22,8 +23,15 @@ _LEVEL_FIELDS = ("bids", "asks")
 _FIELDS = {cls: cls.__struct_fields__ for cls in EVENT_TYPES.values()}
 
 
+@lru_cache(maxsize=1 << 16)
+def _level_text(level: Level) -> str:
+    return f"{level[0]}:{level[1]}"
+
+
 def format_levels(levels: tuple[Level, ...]) -> str:
-    return " ".join(f"{price}:{size}" for price, size in levels)
+    # Printing a float costs ~1 us and a book event has 50 levels, most of them unchanged
+    # since the last update: remembering each level's text makes this ~10x cheaper.
+    return " ".join(map(_level_text, levels))
 
 
 def parse_levels(text: str) -> list[tuple[str, str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
@@ -34,6 +35,7 @@ class IngestReport:
     received: int
     events: int
     pushed: int
+    superseded: int
     dropped: int
     parse_errors: int
     write_errors: int
@@ -45,7 +47,7 @@ class IngestReport:
     def line(self) -> str:
         lat = "n/a" if self.p50_us is None else f"{self.p50_us:.0f}/{self.p99_us:.0f} us"
         return (f"received {self.received} msgs, parsed {self.events} events, pushed {self.pushed}, "
-                f"dropped {self.dropped}, parse errors {self.parse_errors}, write errors {self.write_errors}, "
+                f"superseded books {self.superseded}, dropped {self.dropped}, parse errors {self.parse_errors}, write errors {self.write_errors}, "
                 f"book gaps {self.gaps}, connects {self.connects}, ws->stream p50/p99 {lat}")
 
 
@@ -70,13 +72,17 @@ class Ingestor:
         self._snapshot_prefix = settings.redis_key_prefix + self.feed.snapshot_key_prefix + ":"
 
     def on_events(self, events: list[MarketEvent], received_ns: int) -> None:
-        add, streams = self.writer.add, self._streams
+        writer, streams = self.writer, self._streams
         last = len(events) - 1
         for i, event in enumerate(events):
+            received = received_ns if i == last else None
+            if event.TYPE == "book":  # a full top-N snapshot: a newer one makes it worthless
+                writer.add_conflated(streams["book"], event.symbol, partial(to_fields, event), received)
+                continue
             fields = to_fields(event)
-            add(streams[event.TYPE], fields, received_ns if i == last else None)
+            writer.add(streams[event.TYPE], fields, received)
             if event.TYPE == "ticker":
-                self.writer.set_latest(self._snapshot_prefix + event.symbol, fields)
+                writer.set_latest(self._snapshot_prefix + event.symbol, fields)
 
     async def run(self, stop: asyncio.Event, report_every_s: float = 10.0) -> IngestReport:
         s = self.settings
@@ -111,6 +117,7 @@ class Ingestor:
             received=self.feed_stats.messages,
             events=self.feed_stats.events,
             pushed=self.writer.stats.pushed,
+            superseded=self.writer.stats.superseded,
             dropped=self.writer.stats.dropped,
             parse_errors=self.feed_stats.error_count,
             write_errors=self.writer.stats.errors,
@@ -129,6 +136,8 @@ class Ingestor:
         yield metrics.counter("arb_ingest_messages_received_total", "WebSocket frames received", venue, fs.messages)
         yield metrics.counter("arb_ingest_events_parsed_total", "Events normalized from frames", venue, fs.events)
         yield metrics.counter("arb_ingest_events_pushed_total", "Events acknowledged by Redis", venue, ws.pushed)
+        yield metrics.counter("arb_ingest_books_superseded_total",
+                              "Book snapshots replaced by a newer one within a write batch", venue, ws.superseded)
         yield metrics.counter("arb_ingest_events_dropped_total",
                               "Events dropped by the ingestor's own buffer cap (Redis down)", venue, ws.dropped)
         yield metrics.counter_by("arb_ingest_parse_errors_total", "Frames skipped as bad input", venue, "kind",

@@ -1,0 +1,90 @@
+"""A local WebSocket feed for benchmarks: replays the real Bybit capture at a fixed rate.
+
+    python benchmarks/feed_server.py --port 8901 --rate 10000 --seconds 10
+
+Waits for a subscribe, acknowledges it, then sends the capture's frames in a loop, `rate`
+frames per second (0 = as fast as the client reads), for `seconds`, and closes. Frames are
+encoded once and written to the socket in chunks, so the server costs little CPU; it runs as
+its own process so that it does not share the measured ingestor's event loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import struct
+import time
+from pathlib import Path
+
+import websockets
+
+CAPTURE = Path(__file__).resolve().parents[2] / "shared/venue-samples/bybit/ws_linear_capture_2026-08_cryptofeed.jsonl"
+
+
+def frames() -> list[bytes]:
+    """The capture's frames, each already a complete server-to-client WebSocket text frame."""
+    out = []
+    for line in CAPTURE.read_text().splitlines():
+        record = json.loads(line)
+        if record["t"] == "recv" and '"op":"subscribe"' not in record["data"]:
+            out.append(_ws_frame(record["data"].encode()))
+    return out
+
+
+def _ws_frame(payload: bytes) -> bytes:
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x81, n)
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, n)
+    return header + payload
+
+
+async def serve(port: int, rate: float, seconds: float) -> None:
+    data = frames()
+    done = asyncio.Event()
+
+    async def handler(ws) -> None:
+        request = json.loads(await ws.recv())
+        await ws.send(json.dumps({"success": True, "ret_msg": "", "conn_id": "bench", "req_id":
+                                  request.get("req_id", ""), "op": "subscribe"}))
+        drain = asyncio.ensure_future(_ignore_requests(ws))
+        transport = ws.transport  # frames are pre-encoded: write them in chunks, one syscall each
+        start = time.perf_counter()
+        sent = 0
+        try:
+            while (elapsed := time.perf_counter() - start) < seconds:
+                due = 256 if rate <= 0 else int(rate * elapsed) - sent
+                if due > 0:
+                    transport.write(b"".join(data[(sent + i) % len(data)] for i in range(due)))
+                    sent += due
+                while transport.get_write_buffer_size() > 1 << 20:  # the client is behind
+                    await asyncio.sleep(0.001)
+                await asyncio.sleep(0 if rate <= 0 else max(0.0, (sent + 1) / rate - elapsed))
+            await ws.close()
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            drain.cancel()
+            done.set()
+
+    async with websockets.serve(handler, "127.0.0.1", port, compression=None):
+        print("ready", flush=True)
+        await done.wait()
+
+
+async def _ignore_requests(ws) -> None:
+    async for _ in ws:  # unsubscribe/subscribe on resync, pings
+        pass
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--rate", type=float, default=0)
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    asyncio.run(serve(args.port, args.rate, args.seconds))

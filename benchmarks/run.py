@@ -1,0 +1,158 @@
+"""Ingest-path benchmarks on this machine. Prints figures; asserts nothing.
+
+    python benchmarks/run.py                      # everything, ~1 minute
+    python benchmarks/run.py --only parse,bus     # a subset
+    python benchmarks/run.py --redis-url redis://127.0.0.1:6379/0
+
+Without --redis-url (or REDIS_URL) it starts a private redis-server from PATH. Keys are
+written under a fresh `bench:*:` prefix and deleted afterwards.
+
+  parse    parse + normalize over the real 2026-08 Bybit capture (no I/O)
+  bus      parse + encode + pipelined XADD MAXLEN ~ into Redis, one process, no WebSocket
+  ingest   the whole ingestor (WebSocket -> parser -> Redis) fed as fast as a local server can
+  latency  WebSocket receive -> XADD acknowledged, p50/p99, at 1,000 and 10,000 msgs/s offered
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+
+from services.ingestor.service import Ingestor  # noqa: E402
+from shared.settings import Settings  # noqa: E402
+from shared.venues.bybit.parser import BybitPublicParser  # noqa: E402
+from tests.conftest import capture_frames, free_port, start_redis_server  # noqa: E402
+
+FRAMES = [f for f in capture_frames() if b'"op":"subscribe"' not in f]
+
+
+def bench_parse(rounds: int = 20) -> str:
+    events = 0
+    start = time.perf_counter()
+    for _ in range(rounds):
+        parser = BybitPublicParser(book_levels=25)
+        for frame in FRAMES:
+            events += len(parser.feed(frame, 0))
+    elapsed = time.perf_counter() - start
+    return (f"parse+normalize   {rounds * len(FRAMES) / elapsed:>9,.0f} msgs/s  {events / elapsed:>9,.0f} events/s"
+            f"   ({rounds} passes over {len(FRAMES)} real frames)")
+
+
+async def bench_bus(url: str, prefix: str, seconds: float, batch: int) -> str:
+    """The ingestor's own path (parse -> on_events -> writer) without a socket, flushing
+    every `batch` frames: what one process can push when frames arrive `batch` at a time."""
+    settings = Settings(redis_url=url, redis_key_prefix=prefix, symbols_to_trade="BTCUSDT", _env_file=None)
+    ingestor = Ingestor(settings, "bybit", settings.symbols_to_trade)
+    parser = BybitPublicParser(book_levels=25, stats=ingestor.feed_stats)
+    writer = ingestor.writer
+    start = time.perf_counter()
+    i = 0
+    while time.perf_counter() - start < seconds:
+        for _ in range(batch):
+            events = [e for e in parser.feed(FRAMES[i % len(FRAMES)], 0) if hasattr(e, "TYPE")]
+            i += 1
+            if events:
+                ingestor.on_events(events, time.perf_counter_ns())
+        await writer.flush()
+    elapsed = time.perf_counter() - start
+    await writer.conn.close()
+    st = writer.stats
+    return (f"parser+bus, {batch:>4} frames/flush {ingestor.feed_stats.events / elapsed:>9,.0f} events/s"
+            f"   ({st.pushed:,} written + {st.superseded:,} superseded books, {st.errors} errors, {elapsed:.1f}s)")
+
+
+async def run_ingestor(url: str, prefix: str, rate: float, seconds: float) -> Ingestor:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(ROOT / "benchmarks/feed_server.py"), "--port", str(port),
+                               "--rate", str(rate), "--seconds", str(seconds)], stdout=subprocess.PIPE)
+    assert server.stdout.readline().strip() == b"ready"
+    settings = Settings(redis_url=url, redis_key_prefix=prefix, bybit_ws_public_url=f"ws://127.0.0.1:{port}/x",
+                        symbols_to_trade="BTCUSDT", reconnect_initial_s=30, _env_file=None)
+    ingestor = Ingestor(settings, "bybit", settings.symbols_to_trade)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(seconds + 1.0, stop.set)
+    await ingestor.run(stop, report_every_s=3600)
+    server.wait(10)
+    return ingestor
+
+
+async def bench_ingest(url: str, prefix: str, seconds: float) -> str:
+    start = time.perf_counter()
+    ingestor = await run_ingestor(url, prefix, 0, seconds)
+    rep = ingestor.report()
+    return (f"whole ingestor    {rep.events / seconds:>9,.0f} events/s   ({rep.received / seconds:,.0f} msgs/s; "
+            f"{rep.pushed:,} written + {rep.superseded:,} superseded books, {rep.dropped} dropped, "
+            f"{rep.parse_errors} errors, {time.perf_counter() - start:.1f}s incl. start/stop)")
+
+
+async def bench_latency(url: str, prefix: str, rate: int, seconds: float) -> str:
+    ingestor = await run_ingestor(url, prefix, rate, seconds)
+    rep, lat = ingestor.report(), ingestor.latency
+    return (f"ws->XADD ack @{rate:>6,}/s  p50 {lat.percentile_us(50):>6.0f} us  p99 {lat.percentile_us(99):>6.0f} us"
+            f"  p99.9 {lat.percentile_us(99.9):>6.0f} us   ({rep.received:,} msgs, {rep.dropped} dropped,"
+            f" last {len(lat.samples_ns()):,} samples)")
+
+
+async def main(args) -> None:
+    only = set(args.only.split(","))
+    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+    url = args.redis_url or os.environ.get("REDIS_URL")
+    proc = None
+    workdir = tempfile.mkdtemp()
+    if not url and only - {"parse"}:
+        if not shutil.which("redis-server"):
+            sys.exit("no Redis: pass --redis-url or put redis-server on PATH")
+        port = free_port()
+        proc = start_redis_server(port, workdir)
+        url = f"redis://127.0.0.1:{port}/0"
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')}  python {sys.version.split()[0]}  cpus {os.cpu_count()}"
+          f"  loop {args.loop}  redis {url or '-'}")
+    try:
+        if "parse" in only:
+            print(bench_parse())
+        if "bus" in only:
+            for batch in (1, 10, 100):
+                print(await bench_bus(url, prefix, args.seconds / 2, batch))
+        if "ingest" in only:
+            print(await bench_ingest(url, prefix, args.seconds))
+        if "latency" in only:
+            for rate in (1_000, 10_000):
+                print(await bench_latency(url, prefix, rate, args.seconds))
+    finally:
+        if url:
+            client = redis.Redis.from_url(url)
+            keys = list(client.scan_iter(match=prefix + "*", count=1000))
+            if keys:
+                client.delete(*keys)
+        if proc:
+            proc.terminate()
+            proc.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--redis-url", help="Redis to measure against (default: REDIS_URL, else a private one)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each timed run")
+    parser.add_argument("--only", default="parse,bus,ingest,latency", help="comma-separated subset")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    args = parser.parse_args()
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main(args))
+    else:
+        asyncio.run(main(args))
