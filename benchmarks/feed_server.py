@@ -22,13 +22,20 @@ import websockets
 CAPTURE = Path(__file__).resolve().parents[2] / "shared/venue-samples/bybit/ws_linear_capture_2026-08_cryptofeed.jsonl"
 
 
-def frames() -> list[bytes]:
-    """The capture's frames, each already a complete server-to-client WebSocket text frame."""
+def frames(mix: str = "capture") -> list[bytes]:
+    """The capture's frames, each already a complete server-to-client WebSocket text frame.
+
+    mix "capture": every frame as recorded (63% orderbook.200 deltas on 4 symbols);
+    mix "tickers": only the tickers and publicTrade frames."""
     out = []
     for line in CAPTURE.read_text().splitlines():
         record = json.loads(line)
-        if record["t"] == "recv" and '"op":"subscribe"' not in record["data"]:
-            out.append(_ws_frame(record["data"].encode()))
+        data = record.get("data", "")
+        if record["t"] != "recv" or '"op":"subscribe"' in data:
+            continue
+        if mix == "tickers" and not data.startswith(('{"topic":"tickers.', '{"topic":"publicTrade.')):
+            continue
+        out.append(_ws_frame(data.encode()))
     return out
 
 
@@ -43,8 +50,8 @@ def _ws_frame(payload: bytes) -> bytes:
     return header + payload
 
 
-async def serve(port: int, rate: float, seconds: float) -> None:
-    data = frames()
+async def serve(port: int, rate: float, seconds: float, mix: str) -> None:
+    data = frames(mix)
     done = asyncio.Event()
 
     async def handler(ws) -> None:
@@ -86,5 +93,6 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--rate", type=float, default=0)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--mix", choices=["capture", "tickers"], default="capture")
     args = parser.parse_args()
-    asyncio.run(serve(args.port, args.rate, args.seconds))
+    asyncio.run(serve(args.port, args.rate, args.seconds, args.mix))

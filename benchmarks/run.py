@@ -9,8 +9,11 @@ written under a fresh `bench:*:` prefix and deleted afterwards.
 
   parse    parse + normalize over the real 2026-08 Bybit capture (no I/O)
   bus      parse + encode + pipelined XADD MAXLEN ~ into Redis, one process, no WebSocket
-  ingest   the whole ingestor (WebSocket -> parser -> Redis) fed as fast as a local server can
+  ingest   the whole ingestor (WebSocket -> parser -> Redis) fed as fast as it reads
   latency  WebSocket receive -> XADD acknowledged, p50/p99, at 1,000 and 10,000 msgs/s offered
+
+ingest and latency run twice: on the capture as recorded (63% orderbook.200 deltas on four
+symbols) and on its tickers and publicTrade frames only.
 """
 
 from __future__ import annotations
@@ -74,10 +77,10 @@ async def bench_bus(url: str, prefix: str, seconds: float, batch: int) -> str:
             f"   ({st.pushed:,} written + {st.superseded:,} superseded books, {st.errors} errors, {elapsed:.1f}s)")
 
 
-async def run_ingestor(url: str, prefix: str, rate: float, seconds: float) -> Ingestor:
+async def run_ingestor(url: str, prefix: str, rate: float, seconds: float, mix: str) -> Ingestor:
     port = free_port()
     server = subprocess.Popen([sys.executable, str(ROOT / "benchmarks/feed_server.py"), "--port", str(port),
-                               "--rate", str(rate), "--seconds", str(seconds)], stdout=subprocess.PIPE)
+                               "--rate", str(rate), "--seconds", str(seconds), "--mix", mix], stdout=subprocess.PIPE)
     assert server.stdout.readline().strip() == b"ready"
     settings = Settings(redis_url=url, redis_key_prefix=prefix, bybit_ws_public_url=f"ws://127.0.0.1:{port}/x",
                         symbols_to_trade="BTCUSDT", reconnect_initial_s=30, _env_file=None)
@@ -89,19 +92,19 @@ async def run_ingestor(url: str, prefix: str, rate: float, seconds: float) -> In
     return ingestor
 
 
-async def bench_ingest(url: str, prefix: str, seconds: float) -> str:
+async def bench_ingest(url: str, prefix: str, seconds: float, mix: str) -> str:
     start = time.perf_counter()
-    ingestor = await run_ingestor(url, prefix, 0, seconds)
+    ingestor = await run_ingestor(url, prefix, 0, seconds, mix)
     rep = ingestor.report()
-    return (f"whole ingestor    {rep.events / seconds:>9,.0f} events/s   ({rep.received / seconds:,.0f} msgs/s; "
+    return (f"whole ingestor, {mix:<8} {rep.events / seconds:>9,.0f} events/s   ({rep.received / seconds:,.0f} msgs/s; "
             f"{rep.pushed:,} written + {rep.superseded:,} superseded books, {rep.dropped} dropped, "
             f"{rep.parse_errors} errors, {time.perf_counter() - start:.1f}s incl. start/stop)")
 
 
-async def bench_latency(url: str, prefix: str, rate: int, seconds: float) -> str:
-    ingestor = await run_ingestor(url, prefix, rate, seconds)
+async def bench_latency(url: str, prefix: str, rate: int, seconds: float, mix: str) -> str:
+    ingestor = await run_ingestor(url, prefix, rate, seconds, mix)
     rep, lat = ingestor.report(), ingestor.latency
-    return (f"ws->XADD ack @{rate:>6,}/s  p50 {lat.percentile_us(50):>6.0f} us  p99 {lat.percentile_us(99):>6.0f} us"
+    return (f"ws->XADD ack, {mix:<8} @{rate:>6,}/s  p50 {lat.percentile_us(50):>6.0f} us  p99 {lat.percentile_us(99):>6.0f} us"
             f"  p99.9 {lat.percentile_us(99.9):>6.0f} us   ({rep.received:,} msgs, {rep.dropped} dropped,"
             f" last {len(lat.samples_ns()):,} samples)")
 
@@ -126,11 +129,12 @@ async def main(args) -> None:
         if "bus" in only:
             for batch in (1, 10, 100):
                 print(await bench_bus(url, prefix, args.seconds / 2, batch))
-        if "ingest" in only:
-            print(await bench_ingest(url, prefix, args.seconds))
-        if "latency" in only:
-            for rate in (1_000, 10_000):
-                print(await bench_latency(url, prefix, rate, args.seconds))
+        for mix in ("capture", "tickers"):
+            if "ingest" in only:
+                print(await bench_ingest(url, prefix, args.seconds, mix))
+            if "latency" in only:
+                for rate in (1_000, 10_000):
+                    print(await bench_latency(url, prefix, rate, args.seconds, mix))
     finally:
         if url:
             client = redis.Redis.from_url(url)
