@@ -74,6 +74,9 @@ class StreamWriter:
         self._conflated: dict[tuple[str, str], tuple[Callable[[], dict[str, str]], int | None]] = {}
         self._latest: dict[str, dict[str, str]] = {}
         self._wake: asyncio.Future | None = None  # set while the flusher waits for data
+        self._room: asyncio.Future | None = None  # set while a producer waits for room
+        self._redis_down = False
+        self.high_water = 4 * batch_max
         self._heads: dict[str, tuple[str, ...]] = {}
 
     def add(self, stream: str, fields: dict[str, str], received_ns: int | None = None) -> None:
@@ -90,6 +93,23 @@ class StreamWriter:
         wake = self._wake
         if wake is not None and not wake.done():
             wake.set_result(None)
+
+    def full(self) -> bool:
+        """Whether a producer should wait (`wait_for_room`) before adding more: Redis is up and
+        the writer is more than a few batches behind, so reading faster only grows the buffer."""
+        return len(self._buffer) > self.high_water and not self._redis_down
+
+    async def wait_for_room(self) -> None:
+        """Wait until the writer is back under its high-water mark (or Redis is down, when
+        waiting would only stall the venue socket: then the buffer drops its oldest)."""
+        while self.full():
+            if self._room is None or self._room.done():
+                self._room = asyncio.get_running_loop().create_future()
+            await self._room
+
+    def _wake_producers(self) -> None:
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
 
     def add_conflated(self, stream: str, key: str, fields: Callable[[], dict[str, str]],
                       received_ns: int | None = None) -> None:
@@ -130,6 +150,8 @@ class StreamWriter:
         try:
             replies = await self.conn.execute(packed, n + len(latest))
         except RedisUnavailable:
+            self._redis_down = True
+            self._wake_producers()
             self._buffer.extendleft(reversed(batch))
             while len(self._buffer) > self.buffer_max:
                 self._buffer.popleft()
@@ -137,6 +159,9 @@ class StreamWriter:
             for key, fields in latest.items():
                 self._latest.setdefault(key, fields)
             raise
+        self._redis_down = False
+        if len(self._buffer) <= self.high_water:
+            self._wake_producers()
         now = self._clock_ns()
         errors = 0
         for reply in replies:

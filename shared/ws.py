@@ -13,7 +13,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -64,7 +64,7 @@ class Backoff:
 async def run_feed(
     feed: PublicFeed,
     symbols: list[str],
-    on_events: Callable[[list[MarketEvent], int], None],
+    on_events: Callable[[list[MarketEvent], int], Awaitable[None] | None],
     stop: asyncio.Event,
     *,
     feed_stats: FeedStats,
@@ -74,7 +74,8 @@ async def run_feed(
     backoff: Backoff = Backoff(),
 ) -> None:
     """Stream `symbols` from `feed` until `stop` is set. `on_events(events, received_ns)` gets
-    each frame's events with its `time.perf_counter_ns()` receipt time."""
+    each frame's events with its `time.perf_counter_ns()` receipt time; when it returns an
+    awaitable, reading pauses until it is done (backpressure to the socket)."""
     topics = feed.topics(symbols)
     delay = backoff.initial_s
     while not stop.is_set():
@@ -161,8 +162,8 @@ async def _handle(ws, feed: PublicFeed, parser, raw, receive_ts_us: int, receive
             elif not isinstance(item, Pong):
                 events.append(item)
         items = events
-    if items:
-        on_events(items, received_ns)
+    if items and (wait := on_events(items, received_ns)) is not None:
+        await wait
     return subscribed
 
 

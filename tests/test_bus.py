@@ -189,3 +189,26 @@ async def test_writer_holds_data_while_redis_is_down_and_delivers_it_after():
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+async def test_a_writer_behind_redis_asks_producers_to_wait_until_it_catches_up(redis_url, prefix):
+    w = writer(redis_url, batch_max=10)  # high water: 4 batches
+    for i in range(41):
+        w.add(prefix + "s", {"i": str(i)})
+    assert w.full()
+    waiting = asyncio.ensure_future(w.wait_for_room())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    await w._send_batch()  # one batch written: back under the mark
+    await asyncio.wait_for(waiting, 1)
+    assert not w.full() and w.stats.pushed == 10
+
+
+async def test_a_writer_never_makes_producers_wait_while_redis_is_down():
+    w = writer(f"redis://127.0.0.1:{free_port()}/0", batch_max=10, buffer_max=1000)
+    for i in range(100):
+        w.add("md:tickers", {"i": str(i)})
+    with pytest.raises(RedisUnavailable):
+        await w.flush()
+    assert not w.full()  # stalling the venue socket would not help: the buffer drops its oldest
+    await asyncio.wait_for(w.wait_for_room(), 1)
