@@ -163,16 +163,14 @@ class StreamWriter:
         if len(self._buffer) <= self.high_water:
             self._wake_producers()
         now = self._clock_ns()
-        errors = 0
-        for reply in replies:
-            if isinstance(reply, RedisReplyError):
-                errors += 1
-                kind = str(reply).split(" ", 1)[0]
-                if kind not in self.stats.error_kinds:
-                    log.error("Redis refused a write: %s (further ones are counted)", reply)
-                self.stats.error_kinds[kind] = self.stats.error_kinds.get(kind, 0) + 1
-        self.stats.errors += errors
-        self.stats.pushed += n - sum(isinstance(r, RedisReplyError) for r in replies[:n])  # not HSETs
+        refused = [reply for reply in replies if isinstance(reply, RedisReplyError)]
+        for reply in refused:
+            kind = str(reply).split(" ", 1)[0]
+            if kind not in self.stats.error_kinds:
+                log.error("Redis refused a write: %s (further ones are counted)", reply)
+            self.stats.error_kinds[kind] = self.stats.error_kinds.get(kind, 0) + 1
+        self.stats.errors += len(refused)
+        self.stats.pushed += n - sum(isinstance(r, RedisReplyError) for r in replies[:n])  # XADDs only
         self.stats.batches += 1
         if self.latency is not None:
             for _, received_ns in batch:
@@ -180,8 +178,9 @@ class StreamWriter:
                     self.latency.observe_ns(now - received_ns)
 
     async def run(self, stop: asyncio.Event, retry_max_s: float = 5.0) -> None:
-        """Flush as data arrives until `stop` is set and the buffer is empty (or Redis is gone
-        for good at shutdown: what could not be written is logged as lost)."""
+        """Flush as data arrives until `stop` is set and the buffer is empty. If Redis is
+        unreachable at shutdown, it keeps trying for about two seconds, then logs how many
+        entries were not written."""
         delay = 0.05
         loop = asyncio.get_running_loop()
         stop_waiter = asyncio.ensure_future(stop.wait())
@@ -204,7 +203,7 @@ class StreamWriter:
                     if delay == 0.05:
                         self.stats.outages += 1
                         log.error("%s; holding up to %d entries and retrying", exc, self.buffer_max)
-                    if stop.is_set() and delay >= retry_max_s:
+                    if stop.is_set() and delay >= min(1.0, retry_max_s):
                         log.error("shutting down with Redis unreachable: %d entries not written",
                                   self.pending)
                         return

@@ -14,7 +14,8 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import websockets
@@ -50,6 +51,8 @@ class SessionStats:
     subscribe_failures: int = 0
     resyncs: int = 0
     connected: bool = False
+    subscribed: bool = False  # a subscribe was acknowledged on the current connection
+    delays_s: deque[float] = field(default_factory=lambda: deque(maxlen=100))  # before each reconnect
 
 
 @dataclass(frozen=True)
@@ -87,14 +90,14 @@ async def run_feed(
             ) as ws:
                 session.connects += 1
                 session.connected = True
+                session.subscribed = False
                 log.info("%s: connected to %s, subscribing %d topics", feed.name, feed.url, len(topics))
                 closer = asyncio.ensure_future(_close_on(stop, ws))
                 pinger = asyncio.ensure_future(_ping(ws, feed, ping_interval_s))
                 try:
                     for message in feed.subscribe_messages(topics):
                         await ws.send(message)
-                    if await _pump(ws, feed, on_events, feed_stats, session, idle_timeout_s):
-                        delay = backoff.initial_s
+                    await _pump(ws, feed, on_events, feed_stats, session, idle_timeout_s)
                 finally:
                     closer.cancel()
                     pinger.cancel()
@@ -109,19 +112,20 @@ async def run_feed(
             if session.connected:
                 session.connected = False
                 session.disconnects += 1
+            if session.subscribed:  # that connection worked: start the backoff over
+                delay = backoff.initial_s
         if stop.is_set():
             break
+        session.delays_s.append(delay)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), backoff.jittered(delay))
         delay = min(delay * 2, backoff.max_s)
 
 
 async def _pump(ws, feed: PublicFeed, on_events, feed_stats: FeedStats, session: SessionStats,
-                idle_timeout_s: float) -> bool:
-    """Read frames until the socket closes; returns whether a subscribe was acknowledged
-    (so the caller resets its backoff). A silent socket past `idle_timeout_s` raises."""
+                idle_timeout_s: float) -> None:
+    """Read frames until the socket closes; a silent socket past `idle_timeout_s` raises."""
     parser = feed.new_parser(feed_stats)
-    subscribed = False
     clock = time.time_ns
     perf = time.perf_counter_ns
     last = [perf()]  # receipt time of the newest frame, read by the watchdog
@@ -133,16 +137,15 @@ async def _pump(ws, feed: PublicFeed, on_events, feed_stats: FeedStats, session:
             except websockets.ConnectionClosedOK:
                 if watchdog.done():
                     raise asyncio.TimeoutError(f"no message for {idle_timeout_s:g}s") from None
-                return subscribed
+                return
             received_ns = last[0] = perf()
-            subscribed = await _handle(ws, feed, parser, raw, clock() // 1000, received_ns, on_events,
-                                       session, subscribed)
+            await _handle(ws, feed, parser, raw, clock() // 1000, received_ns, on_events, session)
     finally:
         watchdog.cancel()
 
 
 async def _handle(ws, feed: PublicFeed, parser, raw, receive_ts_us: int, received_ns: int, on_events,
-                  session: SessionStats, subscribed: bool) -> bool:
+                  session: SessionStats) -> None:
     items = parser.feed(raw, receive_ts_us)
     if not all(hasattr(item, "TYPE") for item in items):  # control items among the events
         events = []
@@ -150,9 +153,9 @@ async def _handle(ws, feed: PublicFeed, parser, raw, receive_ts_us: int, receive
             if isinstance(item, SubscribeResult):
                 if not item.success:
                     raise SubscribeError(f"subscribe refused: {item.message or 'no reason given'}")
-                if not subscribed:
+                if not session.subscribed:
                     log.info("%s: subscribed", feed.name)
-                subscribed = True
+                session.subscribed = True
             elif isinstance(item, Resync):
                 session.resyncs += 1
                 log.warning("%s: %s: %s; resubscribing", feed.name, item.topic, item.reason)
@@ -164,7 +167,6 @@ async def _handle(ws, feed: PublicFeed, parser, raw, receive_ts_us: int, receive
         items = events
     if items and (wait := on_events(items, received_ns)) is not None:
         await wait
-    return subscribed
 
 
 async def _watchdog(ws, last: list[int], idle_timeout_s: float) -> None:

@@ -159,3 +159,17 @@ async def test_sigterm_flushes_and_exits_zero(settings, r):
     streams = settings.md_streams()
     in_redis = sum([await r.xlen(streams[kind]) for kind in ("ticker", "book", "trade", "liquidation")])
     assert pushed > 0 and in_redis == pushed  # everything read before the signal was flushed
+
+
+async def test_backoff_doubles_while_failing_and_starts_over_after_a_good_subscribe(settings, r):
+    refused = Plan(refuse="error:busy")
+    plans = [refused, refused, refused, Plan(drop_after=50), Plan(drop_after=50), Plan()]
+    async with ReplayServer(FRAMES, plans) as server:
+        ingestor, report = await run_ingestor(
+            settings, server.url, lambda ing: server.finished.is_set() and ing.writer.pending == 0
+            and ing.feed_stats.messages >= sum(server.sent),
+            reconnect_initial_s=0.01, reconnect_max_s=0.08)
+    initial = 0.01
+    # three refusals: 0.01, 0.02, 0.04; then each good connection that drops starts over
+    assert list(ingestor.session.delays_s) == [initial, 2 * initial, 4 * initial, initial, initial]
+    assert report.connects == 6 and ingestor.session.subscribe_failures == 3
