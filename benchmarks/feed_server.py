@@ -13,13 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import struct
 import time
 from pathlib import Path
 
 import websockets
 
-CAPTURE = Path(__file__).resolve().parents[2] / "shared/venue-samples/bybit/ws_linear_capture_2026-08_cryptofeed.jsonl"
+SHARED = Path(os.environ.get("ARB_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
+CAPTURE = SHARED / "venue-samples/bybit/ws_linear_capture_2026-08_cryptofeed.jsonl"
 
 
 def frames(mix: str = "capture") -> list[bytes]:

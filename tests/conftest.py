@@ -24,7 +24,12 @@ import redis.asyncio as aioredis
 
 from shared.settings import Settings
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "venue-samples"
+# The specification's shared/ folder (real venue samples) sits beside the repository.
+SHARED = Path(os.environ.get("ARB_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
+SAMPLES = SHARED / "venue-samples"
+if not SAMPLES.is_dir():
+    raise RuntimeError(f"recorded venue samples not found at {SAMPLES}: the tests read the shared/ folder "
+                       "that sits beside this repository; set ARB_SHARED_DIR to where it is")
 BYBIT_SAMPLES = SAMPLES / "bybit"
 LINEAR_CAPTURE = BYBIT_SAMPLES / "ws_linear_capture_2026-08_cryptofeed.jsonl"
 
