@@ -104,7 +104,8 @@ async def bench_ingest(url: str, prefix: str, seconds: float, mix: str) -> str:
 async def bench_latency(url: str, prefix: str, rate: int, seconds: float, mix: str) -> str:
     ingestor = await run_ingestor(url, prefix, rate, seconds, mix)
     rep, lat = ingestor.report(), ingestor.latency
-    return (f"ws->XADD ack, {mix:<8} @{rate:>6,}/s  p50 {lat.percentile_us(50):>6.0f} us  p99 {lat.percentile_us(99):>6.0f} us"
+    p50, p99 = lat.percentile_us(50), lat.percentile_us(99)
+    return (f"ws->XADD ack, {mix:<8} @{rate:>6,}/s  p50 {p50:>6.0f} us  p99 {p99:>6.0f} us"
             f"  p99.9 {lat.percentile_us(99.9):>6.0f} us   ({rep.received:,} msgs, {rep.dropped} dropped,"
             f" last {len(lat.samples_ns()):,} samples)")
 

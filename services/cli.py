@@ -122,7 +122,8 @@ def config() -> None:
     """Print the effective settings (secrets masked) and exit; 2 if any is invalid."""
     settings = _settings({})
     for name, value in settings.model_dump().items():
-        typer.echo(f"{name.upper()}={value if value is None or not hasattr(value, 'get_secret_value') else '**********'}")
+        shown = "**********" if hasattr(value, "get_secret_value") else value
+        typer.echo(f"{name.upper()}={shown}")
     hosts = settings.bybit_endpoints()
     typer.echo(f"# bybit endpoints for {settings.venue_env}: rest {hosts.rest}, public {hosts.ws_public}, "
                f"private {hosts.ws_private}")

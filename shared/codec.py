@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
+
 import msgspec
 
 from shared.events import EVENT_TYPES, SCHEMA_VERSION, BookUpdate, Level, MarketEvent

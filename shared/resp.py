@@ -10,6 +10,7 @@ The URL forms are redis-py's (`redis://[user:pass@]host:port/db`, `rediss://`, `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from typing import Any
 
@@ -96,7 +97,7 @@ class RespConnection:
                 tls = ssl.create_default_context() if self.url.startswith("rediss") else None
                 opened = asyncio.open_connection(p.get("host", "127.0.0.1"), p.get("port", 6379), ssl=tls)
             self._reader, self._writer = await asyncio.wait_for(opened, self.timeout_s)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise RedisUnavailable(f"cannot connect to Redis at {self.describe()}: {exc}") from None
         setup = []
         if p.get("password"):
@@ -128,7 +129,7 @@ class RespConnection:
                 parser.feed(chunk)
                 while (reply := parser.gets()) is not False:
                     out.append(reply)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             await self.close()
             raise RedisUnavailable(f"lost Redis at {self.describe()}: {exc or type(exc).__name__}") from None
         return out
@@ -137,7 +138,5 @@ class RespConnection:
         writer, self._writer, self._reader = self._writer, None, None
         if writer is not None:
             writer.close()
-            try:
+            with contextlib.suppress(OSError):
                 await writer.wait_closed()
-            except OSError:
-                pass

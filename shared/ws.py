@@ -13,8 +13,8 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -103,7 +103,7 @@ async def run_feed(
                     pinger.cancel()
         except InvalidURI:
             raise
-        except (OSError, asyncio.TimeoutError, WebSocketException, SubscribeError) as exc:
+        except (TimeoutError, OSError, WebSocketException, SubscribeError) as exc:
             if isinstance(exc, SubscribeError):
                 session.subscribe_failures += 1
             if not stop.is_set():
@@ -136,7 +136,7 @@ async def _pump(ws, feed: PublicFeed, on_events, feed_stats: FeedStats, session:
                 raw = await ws.recv()
             except websockets.ConnectionClosedOK:
                 if watchdog.done():
-                    raise asyncio.TimeoutError(f"no message for {idle_timeout_s:g}s") from None
+                    raise TimeoutError(f"no message for {idle_timeout_s:g}s") from None
                 return
             received_ns = last[0] = perf()
             await _handle(ws, feed, parser, raw, clock() // 1000, received_ns, on_events, session)

@@ -53,7 +53,7 @@ async def run_ingestor(settings, url: str, until_cond, **overrides):
 async def test_reconnects_after_a_drop_resubscribes_and_loses_nothing(settings, r):
     """Seed scenario 6: disconnect mid-stream, automatic reconnect, data resumes, nothing lost."""
     async with ReplayServer(FRAMES, [Plan(drop_after=700)]) as server:
-        ingestor, report = await run_ingestor(
+        _, report = await run_ingestor(
             settings, server.url,
             lambda ing: server.finished.is_set() and ing.writer.pending == 0
             and ing.feed_stats.messages >= sum(server.sent),
@@ -111,7 +111,7 @@ async def test_websocket_to_stream_to_consumer_group(settings, r):
 
 async def test_silent_socket_is_abandoned_by_the_watchdog(settings, r):
     async with ReplayServer(FRAMES, [Plan(silent=True)]) as server:
-        ingestor, report = await run_ingestor(
+        _, report = await run_ingestor(
             settings, server.url, lambda ing: server.finished.is_set() and ing.writer.pending == 0
             and ing.feed_stats.messages >= sum(server.sent), ws_idle_timeout_s=0.3)
     assert report.connects == 2 and report.pushed > 0 and server.sent[0] == 0
@@ -173,3 +173,23 @@ async def test_backoff_doubles_while_failing_and_starts_over_after_a_good_subscr
     # three refusals: 0.01, 0.02, 0.04; then each good connection that drops starts over
     assert list(ingestor.session.delays_s) == [initial, 2 * initial, 4 * initial, initial, initial]
     assert report.connects == 6 and ingestor.session.subscribe_failures == 3
+
+
+async def test_metrics_report_what_the_ingestor_counted(settings, r):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    async with ReplayServer(FRAMES) as server:
+        ingestor, report = await run_ingestor(
+            settings, server.url, lambda ing: server.finished.is_set() and ing.writer.pending == 0
+            and ing.feed_stats.messages >= sum(server.sent))
+    registry = CollectorRegistry()
+    ingestor.register_metrics(registry)
+    text = generate_latest(registry).decode()
+    value = lambda name: registry.get_sample_value(name, {"venue": "bybit"})  # noqa: E731
+    assert value("arb_ingest_messages_received_total") == report.received
+    assert value("arb_ingest_events_pushed_total") == report.pushed
+    assert value("arb_ingest_books_superseded_total") == report.superseded
+    assert value("arb_ingest_events_dropped_total") == 0
+    assert registry.get_sample_value("arb_ingest_ignored_total", {"venue": "bybit", "kind": "kline"}) == 71
+    assert value("arb_ingest_ws_to_stream_seconds_count") == ingestor.latency.count > 0
+    assert 'arb_ingest_ws_to_stream_seconds_bucket{le="1e-05",venue="bybit"}' in text

@@ -58,7 +58,7 @@ def test_bad_value_is_one_line_naming_variable_value_and_allowed(monkeypatch, na
 
 
 def test_cli_override_is_named_by_its_option():
-    with pytest.raises(ConfigError, match="^config error: --symbols='X' is invalid"):
+    with pytest.raises(ConfigError, match=r"^config error: --symbols='X' is invalid"):
         load_settings({"symbols_to_trade": ("--symbols", "X")})
 
 

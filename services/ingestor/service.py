@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from functools import partial
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from functools import partial
 
 from prometheus_client import CollectorRegistry
 
@@ -48,8 +48,9 @@ class IngestReport:
     def line(self) -> str:
         lat = "n/a" if self.p50_us is None else f"{self.p50_us:.0f}/{self.p99_us:.0f} us"
         return (f"received {self.received} msgs, parsed {self.events} events, pushed {self.pushed}, "
-                f"superseded books {self.superseded}, dropped {self.dropped}, parse errors {self.parse_errors}, write errors {self.write_errors}, "
-                f"book gaps {self.gaps}, connects {self.connects}, ws->stream p50/p99 {lat}")
+                f"superseded books {self.superseded}, dropped {self.dropped}, parse errors {self.parse_errors}, "
+                f"write errors {self.write_errors}, book gaps {self.gaps}, connects {self.connects}, "
+                f"ws->stream p50/p99 {lat}")
 
 
 class Ingestor:

@@ -16,4 +16,5 @@ def public_feed(name: str, settings: Settings) -> BybitPublicFeed:
     try:
         return PUBLIC_FEEDS[name](settings)
     except KeyError:
-        raise UnknownVenue(f"no market-data connector for venue {name!r}; available: {', '.join(sorted(PUBLIC_FEEDS))}") from None
+        available = ", ".join(sorted(PUBLIC_FEEDS))
+        raise UnknownVenue(f"no market-data connector for venue {name!r}; available: {available}") from None

@@ -18,6 +18,7 @@ before it are dropped and counted (and the request repeated if none comes).
 from __future__ import annotations
 
 from math import isfinite
+from typing import ClassVar
 
 import msgspec
 
@@ -287,7 +288,7 @@ class BybitPublicParser:
             for item in items
         ]
 
-    _HANDLERS = {
+    _HANDLERS: ClassVar = {
         "tickers": _ticker,
         "orderbook": _book,
         "publicTrade": _trades,
