@@ -95,17 +95,18 @@ class StreamWriter:
             wake.set_result(None)
 
     def full(self) -> bool:
-        """Whether a producer should wait (`wait_for_room`) before adding more: Redis is up and
+        """Whether a producer should wait (`room()`) before adding more: Redis is up and
         the writer is more than a few batches behind, so reading faster only grows the buffer."""
         return len(self._buffer) > self.high_water and not self._redis_down
 
-    async def wait_for_room(self) -> None:
-        """Wait until the writer is back under its high-water mark (or Redis is down, when
-        waiting would only stall the venue socket: then the buffer drops its oldest)."""
-        while self.full():
-            if self._room is None or self._room.done():
-                self._room = asyncio.get_running_loop().create_future()
-            await self._room
+    def room(self) -> asyncio.Future:
+        """A future done once the writer is back under its high-water mark, or Redis went down
+        (then waiting would only stall the venue socket; the buffer drops its oldest)."""
+        if self._room is None or self._room.done():
+            self._room = asyncio.get_running_loop().create_future()
+            if not self.full():
+                self._room.set_result(None)
+        return self._room
 
     def _wake_producers(self) -> None:
         if self._room is not None and not self._room.done():

@@ -123,6 +123,20 @@ class Settings(BaseSettings):
             return list(dict.fromkeys(value))
         return value
 
+    @field_validator("bybit_ws_public_url", "bybit_ws_private_url")
+    @classmethod
+    def _ws_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^wss?://[^/\s]+", value):
+            raise ValueError("a WebSocket URL like wss://stream.bybit.com/v5/public/linear")
+        return value
+
+    @field_validator("bybit_rest_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("an HTTP URL like https://api.bybit.com")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:

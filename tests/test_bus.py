@@ -196,9 +196,8 @@ async def test_a_writer_behind_redis_asks_producers_to_wait_until_it_catches_up(
     for i in range(41):
         w.add(prefix + "s", {"i": str(i)})
     assert w.full()
-    waiting = asyncio.ensure_future(w.wait_for_room())
-    await asyncio.sleep(0)
-    assert not waiting.done()
+    waiting = w.room()
+    assert not waiting.done() and w.room() is waiting
     await w._send_batch()  # one batch written: back under the mark
     await asyncio.wait_for(waiting, 1)
     assert not w.full() and w.stats.pushed == 10
@@ -211,4 +210,4 @@ async def test_a_writer_never_makes_producers_wait_while_redis_is_down():
     with pytest.raises(RedisUnavailable):
         await w.flush()
     assert not w.full()  # stalling the venue socket would not help: the buffer drops its oldest
-    await asyncio.wait_for(w.wait_for_room(), 1)
+    assert w.room().done()

@@ -57,6 +57,13 @@ def test_bad_value_is_one_line_naming_variable_value_and_allowed(monkeypatch, na
     assert str(err.value) == expected
 
 
+def test_urls_must_have_the_right_scheme():
+    with pytest.raises(ConfigError, match=r"^config error: --url='stream.bybit.com' is invalid: a WebSocket URL"):
+        load_settings({"bybit_ws_public_url": ("--url", "stream.bybit.com")})
+    with pytest.raises(ConfigError, match=r"BYBIT_REST_URL='ws://x' is invalid: an HTTP URL"):
+        load_settings({"bybit_rest_url": ("BYBIT_REST_URL", "ws://x")})
+
+
 def test_cli_override_is_named_by_its_option():
     with pytest.raises(ConfigError, match=r"^config error: --symbols='X' is invalid"):
         load_settings({"symbols_to_trade": ("--symbols", "X")})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from functools import partial
 
@@ -73,9 +72,9 @@ class Ingestor:
         self._streams = settings.md_streams()
         self._snapshot_prefix = settings.redis_key_prefix + self.feed.snapshot_key_prefix + ":"
 
-    def on_events(self, events: list[MarketEvent], received_ns: int) -> Awaitable[None] | None:
-        """Queue one frame's events; returns an awaitable when the socket should wait for the
-        writer to catch up."""
+    def on_events(self, events: list[MarketEvent], received_ns: int) -> asyncio.Future | None:
+        """Queue one frame's events; returns a future when the socket should stop reading
+        until the writer has caught up."""
         writer, streams = self.writer, self._streams
         last = len(events) - 1
         for i, event in enumerate(events):
@@ -87,7 +86,7 @@ class Ingestor:
             writer.add(streams[event.TYPE], fields, received)
             if event.TYPE == "ticker":
                 writer.set_latest(self._snapshot_prefix + event.symbol, fields)
-        return writer.wait_for_room() if writer.full() else None
+        return writer.room() if writer.full() else None
 
     async def run(self, stop: asyncio.Event, report_every_s: float = 10.0) -> IngestReport:
         s = self.settings
