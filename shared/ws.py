@@ -60,6 +60,8 @@ class SessionStats:
     disconnects: int = 0
     subscribe_failures: int = 0
     resyncs: int = 0
+    pauses: int = 0  # times reading stopped until the writer caught up
+    pings: int = 0
     connected: bool = False
     subscribed: bool = False  # a subscribe was acknowledged on the current connection
     delays_s: deque[float] = field(default_factory=lambda: deque(maxlen=100))  # before each reconnect
@@ -132,7 +134,7 @@ async def _session(feed: PublicFeed, topics: list[str], on_events: OnEvents, sto
     log.info("%s: connected to %s, subscribing %d topics", feed.name, feed.url, len(topics))
     helpers = [
         asyncio.ensure_future(_close_on(stop, transport)),
-        asyncio.ensure_future(_ping(transport, feed, ping_interval_s)),
+        asyncio.ensure_future(_ping(transport, feed, ping_interval_s, session)),
         asyncio.ensure_future(_watchdog(transport, listener, idle_timeout_s)),
     ]
     try:
@@ -195,11 +197,12 @@ class _FeedListener(WSListener):
 
     def _pause(self, transport, room: asyncio.Future) -> None:
         self._paused = True
+        self.session.pauses += 1
         transport.underlying_transport.pause_reading()
 
         def resume(_: asyncio.Future) -> None:
             self._paused = False
-            if not transport.is_disconnected():
+            if not transport.is_disconnected:  # a property in picows
                 transport.underlying_transport.resume_reading()
 
         room.add_done_callback(resume)
@@ -216,10 +219,11 @@ async def _watchdog(transport, listener: _FeedListener, idle_timeout_s: float) -
             return
 
 
-async def _ping(transport, feed: PublicFeed, interval_s: float) -> None:
-    while not transport.is_disconnected():
+async def _ping(transport, feed: PublicFeed, interval_s: float, session: SessionStats) -> None:
+    while not transport.is_disconnected:
         await asyncio.sleep(interval_s)
         transport.send(WSMsgType.TEXT, feed.ping_message().encode())
+        session.pings += 1
 
 
 async def _close_on(stop: asyncio.Event, transport) -> None:

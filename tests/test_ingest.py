@@ -193,3 +193,25 @@ async def test_metrics_report_what_the_ingestor_counted(settings, r):
     assert registry.get_sample_value("arb_ingest_ignored_total", {"venue": "bybit", "kind": "kline"}) == 71
     assert value("arb_ingest_ws_to_stream_seconds_count") == ingestor.latency.count > 0
     assert 'arb_ingest_ws_to_stream_seconds_bucket{le="1e-05",venue="bybit"}' in text
+
+
+async def test_a_slow_writer_pauses_the_socket_and_nothing_is_lost(settings, r):
+    """Backpressure: with a tiny write batch the writer falls behind, reading pauses until it
+    catches up, and every frame still ends up in Redis."""
+    async with ReplayServer(FRAMES) as server:
+        ingestor, report = await run_ingestor(
+            settings, server.url, lambda ing: server.finished.is_set() and ing.writer.pending == 0
+            and ing.feed_stats.messages >= sum(server.sent), ingest_batch_max=2)
+    assert ingestor.session.pauses > 0
+    assert report.dropped == 0 and report.received == len(server.frames) + 2  # + two subscribe acks
+    assert report.pushed + report.superseded == report.events == len(parsed(server.frames))
+
+
+async def test_pings_keep_going_and_pongs_are_not_events(settings, r):
+    async with ReplayServer(FRAMES[:50]) as server:
+        _, report = await run_ingestor(
+            settings, server.url, lambda ing: ing.session.pings >= 3 and len(
+                [q for q in server.requests[0] if q["op"] == "ping"]) >= 3 and ing.writer.pending == 0,
+            ws_ping_interval_s=0.02)
+    assert report.connects == 1 and report.parse_errors == 0
+    assert report.events == len(parsed(server.frames))

@@ -17,7 +17,7 @@ before it are dropped and counted (and the request repeated if none comes).
 
 from __future__ import annotations
 
-from math import isfinite
+from math import inf, isfinite
 from typing import ClassVar
 
 import msgspec
@@ -73,36 +73,25 @@ _decode_trades = msgspec.json.Decoder(list[_TradeData], strict=False).decode
 _decode_liquidations = msgspec.json.Decoder(list[_LiquidationData] | _LiquidationData, strict=False).decode
 
 _TAKER_SIDE = {"Buy": "buy", "Sell": "sell"}
-RESYNC_AGAIN_AFTER = 500  # deltas without the requested snapshot before asking again
 _LIQUIDATED = {"Buy": "long", "Sell": "short"}
+RESYNC_AGAIN_AFTER = 500  # deltas without the requested snapshot before asking again
 
 
 class BadValue(ValueError):
     """A field that is present but not a usable number or enum."""
 
 
-def _number(text: str | None, name: str, positive: bool = False) -> float | None:
-    """A venue numeric string as a float; empty means not sent."""
+def _number(text: str | None, name: str, low: float = 0.0, positive: bool = False) -> float | None:
+    """A venue numeric string as a float (empty: not sent); refused below `low`, and at 0
+    when `positive`. Funding rates pass `low=-inf`."""
     if not text:
         return None
     try:
         value = float(text)
     except ValueError:
         raise BadValue(f"{name}={text!r} is not a number") from None
-    if not isfinite(value) or value < 0 or (positive and not value):
+    if not isfinite(value) or value < low or (positive and not value):
         raise BadValue(f"{name}={text!r} is out of range")
-    return value
-
-
-def _rate(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise BadValue(f"fundingRate={text!r} is not a number") from None
-    if not isfinite(value):
-        raise BadValue(f"fundingRate={text!r} is out of range")
     return value
 
 
@@ -206,7 +195,7 @@ class BybitPublicParser:
             last=_number(get("lastPrice"), "lastPrice", positive=True),
             mark=_number(get("markPrice"), "markPrice", positive=True),
             index=_number(get("indexPrice"), "indexPrice", positive=True),
-            funding_rate=_rate(get("fundingRate")),
+            funding_rate=_number(get("fundingRate"), "fundingRate", low=-inf),
             next_funding_ts_ms=next_funding_ms,
             funding_interval_min=interval_min,
             open_interest=_number(get("openInterest"), "openInterest"),
