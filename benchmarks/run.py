@@ -87,7 +87,9 @@ async def run_ingestor(url: str, prefix: str, rate: float, seconds: float, mix: 
     ingestor = Ingestor(settings, "bybit", settings.symbols_to_trade)
     stop = asyncio.Event()
     asyncio.get_running_loop().call_later(seconds + 1.0, stop.set)
+    cpu, wall = time.process_time(), time.perf_counter()
     await ingestor.run(stop, report_every_s=3600)
+    ingestor.cpu_percent = 100 * (time.process_time() - cpu) / (time.perf_counter() - wall)
     server.wait(10)
     return ingestor
 
@@ -98,7 +100,8 @@ async def bench_ingest(url: str, prefix: str, seconds: float, mix: str) -> str:
     rep = ingestor.report()
     return (f"whole ingestor, {mix:<8} {rep.events / seconds:>9,.0f} events/s   ({rep.received / seconds:,.0f} msgs/s; "
             f"{rep.pushed:,} written + {rep.superseded:,} superseded books, {rep.dropped} dropped, "
-            f"{rep.parse_errors} errors, {time.perf_counter() - start:.1f}s incl. start/stop)")
+            f"{rep.parse_errors} errors, ingestor CPU {ingestor.cpu_percent:.0f}%, "
+            f"{time.perf_counter() - start:.1f}s incl. start/stop)")
 
 
 async def bench_latency(url: str, prefix: str, rate: int, seconds: float, mix: str) -> str:
@@ -106,7 +109,8 @@ async def bench_latency(url: str, prefix: str, rate: int, seconds: float, mix: s
     rep, lat = ingestor.report(), ingestor.latency
     p50, p99 = lat.percentile_us(50), lat.percentile_us(99)
     return (f"ws->XADD ack, {mix:<8} @{rate:>6,}/s  p50 {p50:>6.0f} us  p99 {p99:>6.0f} us"
-            f"  p99.9 {lat.percentile_us(99.9):>6.0f} us   ({rep.received:,} msgs, {rep.dropped} dropped,"
+            f"  p99.9 {lat.percentile_us(99.9):>6.0f} us   CPU {ingestor.cpu_percent:>3.0f}%"
+            f"   ({rep.received:,} msgs, {rep.dropped} dropped,"
             f" last {len(lat.samples_ns()):,} samples)")
 
 
