@@ -37,6 +37,12 @@ def parsed(frames) -> list:
     return [e for i, f in enumerate(frames) for e in parser.feed(f, i) if isinstance(e, Ticker | Trade | BookUpdate)]
 
 
+def all_written(server: ReplayServer):
+    """Done once the server sent everything and the ingestor read and wrote all of it."""
+    return lambda ing: (server.finished.is_set() and ing.writer.pending == 0
+                        and ing.feed_stats.messages >= sum(server.sent))
+
+
 async def run_ingestor(settings, url: str, until_cond, **overrides):
     settings = settings.model_copy(update={"bybit_ws_public_url": url, **overrides})
     ingestor = Ingestor(settings, "bybit", settings.symbols_to_trade)
@@ -55,8 +61,7 @@ async def test_reconnects_after_a_drop_resubscribes_and_loses_nothing(settings, 
     async with ReplayServer(FRAMES, [Plan(drop_after=700)]) as server:
         _, report = await run_ingestor(
             settings, server.url,
-            lambda ing: server.finished.is_set() and ing.writer.pending == 0
-            and ing.feed_stats.messages >= sum(server.sent),
+            all_written(server),
         )
     assert len(server.requests) == 2
     assert server.subscribed_topics(1) == server.subscribed_topics(0)
@@ -90,8 +95,7 @@ async def test_websocket_to_stream_to_consumer_group(settings, r):
     await group.ensure()
     async with ReplayServer(FRAMES) as server:
         await run_ingestor(settings, server.url,
-                           lambda ing: server.finished.is_set() and ing.writer.pending == 0
-                           and ing.feed_stats.messages >= sum(server.sent))
+                           all_written(server))
     got = []
     while entries := await group.read(count=500, block_ms=None):
         got += entries
@@ -112,8 +116,7 @@ async def test_websocket_to_stream_to_consumer_group(settings, r):
 async def test_silent_socket_is_abandoned_by_the_watchdog(settings, r):
     async with ReplayServer(FRAMES, [Plan(silent=True)]) as server:
         _, report = await run_ingestor(
-            settings, server.url, lambda ing: server.finished.is_set() and ing.writer.pending == 0
-            and ing.feed_stats.messages >= sum(server.sent), ws_idle_timeout_s=0.3)
+            settings, server.url, all_written(server), ws_idle_timeout_s=0.3)
     assert report.connects == 2 and report.pushed > 0 and server.sent[0] == 0
 
 
@@ -121,8 +124,7 @@ async def test_refused_subscribe_is_an_error_with_the_venue_message(settings, r,
     message = "error:handler not found,topic:tickers.BTCUSDT"
     async with ReplayServer(FRAMES, [Plan(refuse=message)]) as server:
         ingestor, report = await run_ingestor(
-            settings, server.url, lambda ing: server.finished.is_set() and ing.writer.pending == 0
-            and ing.feed_stats.messages >= sum(server.sent))
+            settings, server.url, all_written(server))
     assert ingestor.session.subscribe_failures == 1
     assert f"subscribe refused: {message}" in caplog.text
     assert report.connects == 2 and report.pushed > 0
@@ -132,8 +134,7 @@ async def test_book_gap_resubscribes_that_topic_and_counts_it(settings, r):
     btc_deltas = [i for i, f in enumerate(ReplayServer(FRAMES).frames) if b'"orderbook.200.BTCUSDT","type":"delta"' in f]
     async with ReplayServer(FRAMES, [Plan(skip={btc_deltas[10]})]) as server:
         ingestor, report = await run_ingestor(
-            settings, server.url, lambda ing: server.finished.is_set() and ing.writer.pending == 0
-            and ing.feed_stats.messages >= sum(server.sent))
+            settings, server.url, all_written(server))
     assert report.gaps == 1 and ingestor.session.resyncs >= 1
     ops = [(req["op"], req["args"]) for req in server.requests[0] if req["op"] != "ping"]
     resync = ops.index(("unsubscribe", ["orderbook.200.BTCUSDT"]))
@@ -166,8 +167,7 @@ async def test_backoff_doubles_while_failing_and_starts_over_after_a_good_subscr
     plans = [refused, refused, refused, Plan(drop_after=50), Plan(drop_after=50), Plan()]
     async with ReplayServer(FRAMES, plans) as server:
         ingestor, report = await run_ingestor(
-            settings, server.url, lambda ing: server.finished.is_set() and ing.writer.pending == 0
-            and ing.feed_stats.messages >= sum(server.sent),
+            settings, server.url, all_written(server),
             reconnect_initial_s=0.01, reconnect_max_s=0.08)
     initial = 0.01
     # three refusals: 0.01, 0.02, 0.04; then each good connection that drops starts over
@@ -180,8 +180,7 @@ async def test_metrics_report_what_the_ingestor_counted(settings, r):
 
     async with ReplayServer(FRAMES) as server:
         ingestor, report = await run_ingestor(
-            settings, server.url, lambda ing: server.finished.is_set() and ing.writer.pending == 0
-            and ing.feed_stats.messages >= sum(server.sent))
+            settings, server.url, all_written(server))
     registry = CollectorRegistry()
     ingestor.register_metrics(registry)
     text = generate_latest(registry).decode()
@@ -200,8 +199,7 @@ async def test_a_slow_writer_pauses_the_socket_and_nothing_is_lost(settings, r):
     catches up, and every frame still ends up in Redis."""
     async with ReplayServer(FRAMES) as server:
         ingestor, report = await run_ingestor(
-            settings, server.url, lambda ing: server.finished.is_set() and ing.writer.pending == 0
-            and ing.feed_stats.messages >= sum(server.sent), ingest_batch_max=2)
+            settings, server.url, all_written(server), ingest_batch_max=2)
     assert ingestor.session.pauses > 0
     assert report.dropped == 0 and report.received == len(server.frames) + 2  # + two subscribe acks
     assert report.pushed + report.superseded == report.events == len(parsed(server.frames))
