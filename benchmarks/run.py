@@ -8,6 +8,7 @@ Without --redis-url (or REDIS_URL) it starts a private redis-server from PATH. K
 written under a fresh `bench:*:` prefix and deleted afterwards.
 
   parse    parse + normalize over the real 2026-08 Bybit capture (no I/O)
+  writers  the same ticker XADDs through redis-py pipelines and through shared/resp.py
   bus      parse + encode + pipelined XADD MAXLEN ~ into Redis, one process, no WebSocket
   ingest   the whole ingestor (WebSocket -> parser -> Redis) fed as fast as it reads
   latency  WebSocket receive -> XADD acknowledged, p50/p99, at 1,000 and 10,000 msgs/s offered
@@ -77,6 +78,41 @@ async def bench_bus(url: str, prefix: str, seconds: float, batch: int) -> str:
             f"   ({st.pushed:,} written + {st.superseded:,} superseded books, {st.errors} errors, {elapsed:.1f}s)")
 
 
+async def bench_writers(url: str, prefix: str, n: int = 50_000) -> list[str]:
+    """Why shared/resp.py exists: the same real ticker entries, XADD MAXLEN ~ in pipelines
+    of 1,000, through redis-py (hiredis) and through the project's StreamWriter."""
+    import redis.asyncio as aioredis
+
+    from shared.bus import StreamWriter
+    from shared.codec import to_fields
+    from shared.resp import RespConnection
+
+    parser = BybitPublicParser()
+    fields = [to_fields(e) for f in FRAMES for e in parser.feed(f, 0) if getattr(e, "TYPE", "") == "ticker"]
+    stream = prefix + "writers"
+    out = []
+    client = aioredis.Redis.from_url(url)
+    start = time.perf_counter()
+    for i in range(0, n, 1000):
+        pipe = client.pipeline(transaction=False)
+        for j in range(i, i + 1000):
+            pipe.xadd(stream, fields[j % len(fields)], maxlen=100_000, approximate=True)
+        await pipe.execute()
+    rate = n / (time.perf_counter() - start)
+    out.append(f"redis-py pipeline  {rate:>9,.0f} XADD/s   ({len(fields[0])}-field tickers)")
+    await client.aclose()
+    writer = StreamWriter(RespConnection(url), maxlen=100_000, batch_max=1000)
+    start = time.perf_counter()
+    for i in range(0, n, 1000):
+        for j in range(i, i + 1000):
+            writer.add(stream, fields[j % len(fields)])
+        await writer.flush()
+    rate = n / (time.perf_counter() - start)
+    out.append(f"StreamWriter       {rate:>9,.0f} XADD/s   (same entries, encode included)")
+    await writer.conn.close()
+    return out
+
+
 async def run_ingestor(url: str, prefix: str, rate: float, seconds: float, mix: str) -> Ingestor:
     port = free_port()
     server = subprocess.Popen([sys.executable, str(ROOT / "benchmarks/feed_server.py"), "--port", str(port),
@@ -131,6 +167,9 @@ async def main(args) -> None:
     try:
         if "parse" in only:
             print(bench_parse())
+        if "writers" in only:
+            for line in await bench_writers(url, prefix):
+                print(line)
         if "bus" in only:
             for batch in (1, 10, 100):
                 print(await bench_bus(url, prefix, args.seconds / 2, batch))
@@ -156,7 +195,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--redis-url", help="Redis to measure against (default: REDIS_URL, else a private one)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each timed run")
-    parser.add_argument("--only", default="parse,bus,ingest,latency", help="comma-separated subset")
+    parser.add_argument("--only", default="parse,writers,bus,ingest,latency", help="comma-separated subset")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = parser.parse_args()
     if args.loop == "uvloop":
