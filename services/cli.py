@@ -118,6 +118,37 @@ async def _run_until_signal(main, duration: float | None):
 
 
 @app.command()
+def sim(
+    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1. Default: SIM_PORT (8790).")] = None,
+    symbols: Annotated[str | None, typer.Option(
+        help="Comma-separated symbols to simulate. Default: SYMBOLS_TO_TRADE.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the market model: the same seed replays the same market.")] = 1,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0)] = None,
+) -> None:
+    """Run a local venue that speaks Bybit V5, for offline runs and tests.
+
+    Serves the public linear stream at ws://127.0.0.1:PORT/v5/public/linear (tickers,
+    orderbook.1/50/200, publicTrade, allLiquidation, in Bybit's own message shapes) and
+    /v5/market/time, from a seeded random-walk market. With VENUE_ENV=sim (the default),
+    `arb ingest` connects to it.
+
+    Example: arb sim --symbols BTCUSDT,ETHUSDT & arb ingest --symbols BTCUSDT,ETHUSDT
+    """
+    from services.sim.server import serve
+
+    settings = _settings({"sim_port": ("--port", port), "symbols_to_trade": ("--symbols", symbols)})
+    _logging(settings.log_level)
+
+    async def main(stop: asyncio.Event) -> None:
+        await serve(settings.sim_host, settings.sim_port, settings.symbols_to_trade, seed, stop)
+
+    try:
+        asyncio.run(_run_until_signal(main, duration))
+    except OSError as exc:
+        raise _fail(f"--port {settings.sim_port}: cannot listen on {settings.sim_host}: {exc.strerror}") from None
+
+
+@app.command()
 def config() -> None:
     """Print the effective settings (secrets masked) and exit; 2 if any is invalid."""
     settings = _settings({})

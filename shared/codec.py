@@ -8,6 +8,7 @@ as plain text: numbers as their shortest exact form (`65114.2`), book levels as
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from functools import lru_cache
 
 import msgspec
@@ -24,9 +25,16 @@ _LEVEL_FIELDS = ("bids", "asks")
 _FIELDS = {cls: cls.__struct_fields__ for cls in EVENT_TYPES.values()}
 
 
+def _text_of(value: object) -> str:
+    """Plain text of a field value; small floats without an exponent (0.00009778, not
+    9.778e-05), still the shortest form that reads back as the same float."""
+    text = str(value)
+    return format(Decimal(text), "f") if "e" in text and type(value) is float else text
+
+
 @lru_cache(maxsize=1 << 16)
 def _level_text(level: Level) -> str:
-    return f"{level[0]}:{level[1]}"
+    return f"{_text_of(level[0])}:{_text_of(level[1])}"
 
 
 def format_levels(levels: tuple[Level, ...]) -> str:
@@ -56,7 +64,7 @@ def to_fields(event: MarketEvent) -> dict[str, str]:
         if is_book and name in _LEVEL_FIELDS:
             out[name] = format_levels(value)
         else:
-            out[name] = str(value)
+            out[name] = _text_of(value)
     return out
 
 

@@ -52,6 +52,8 @@ def test_fields_read_plainly_in_redis_cli():
     book = BookUpdate(venue="bybit", symbol="BTCUSDT", kind="snapshot", update_id=7, exchange_ts_ms=1,
                       receive_ts_us=2, bids=((65114.2, 6.054), (65114.1, 0.002)), asks=((65114.3, 10.47),))
     assert to_fields(book)["bids"] == "65114.2:6.054 65114.1:0.002"
+    tiny = Ticker(venue="bybit", symbol="X", exchange_ts_ms=1, receive_ts_us=1, funding_rate=-0.00004709, bid=1e-07)
+    assert (to_fields(tiny)["funding_rate"], to_fields(tiny)["bid"]) == ("-0.00004709", "0.0000001")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,169 @@
+"""The simulator's market: per symbol a mid-price process, a book, trades, funding and open
+interest. Pure: no clock or I/O inside; `step(now_ms)` advances it and a seed makes a run
+reproducible.
+
+Prices live on integer ticks and sizes on integer lots, so every number the venue prints
+is exact at the instrument's own precision.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """What the simulator needs of a perpetual: price and size grids, starting price."""
+
+    symbol: str
+    tick: Decimal  # price step
+    lot: Decimal  # size step
+    start_price: Decimal
+    funding_interval_h: int = 8
+
+    def price(self, ticks: int) -> str:
+        return str(self.tick * ticks)
+
+    def size(self, lots: int) -> str:
+        return str(self.lot * lots)
+
+
+# A few liquid perpetuals with Bybit's tick and lot sizes (instruments-info, 2026-08);
+# any other symbol gets a generic grid.
+INSTRUMENTS = {
+    "BTCUSDT": Instrument("BTCUSDT", Decimal("0.10"), Decimal("0.001"), Decimal("65000.00")),
+    "ETHUSDT": Instrument("ETHUSDT", Decimal("0.01"), Decimal("0.01"), Decimal("1920.00")),
+    "SOLUSDT": Instrument("SOLUSDT", Decimal("0.010"), Decimal("0.1"), Decimal("150.000")),
+    "DOGEUSDT": Instrument("DOGEUSDT", Decimal("0.00001"), Decimal("1"), Decimal("0.15000")),
+}
+
+
+def instrument(symbol: str) -> Instrument:
+    return INSTRUMENTS.get(symbol) or Instrument(symbol, Decimal("0.0001"), Decimal("0.1"), Decimal("1.0000"), 4)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    volatility_per_s: float = 0.0004  # standard deviation of log mid per second
+    jump_probability_per_s: float = 0.002
+    jump_size: float = 0.004
+    trades_per_s: float = 8.0
+    liquidations_per_s: float = 0.05
+    book_levels: int = 200
+
+
+@dataclass
+class Trade:
+    time_ms: int
+    side: str  # taker side, Buy | Sell
+    price_ticks: int
+    lots: int
+    trade_id: str
+
+
+@dataclass
+class Liquidation:
+    time_ms: int
+    side: str  # position side liquidated, Buy = a long
+    price_ticks: int
+    lots: int
+
+
+@dataclass
+class SymbolState:
+    inst: Instrument
+    mid: float  # in ticks
+    bids: dict[int, int] = field(default_factory=dict)  # price ticks -> lots
+    asks: dict[int, int] = field(default_factory=dict)
+    last_ticks: int = 0
+    funding_rate: float = 0.0001
+    open_interest_lots: int = 0
+    volume_lots: int = 0
+    turnover: float = 0.0
+    high_ticks: int = 0
+    low_ticks: int = 0
+    open_ticks: int = 0
+    trades: list[Trade] = field(default_factory=list)
+    liquidations: list[Liquidation] = field(default_factory=list)
+
+
+class MarketModel:
+    """All simulated symbols. `step(now_ms)` moves prices, refreshes books and prints trades;
+    the trades and liquidations of the last step are in each state's lists."""
+
+    def __init__(self, symbols: list[str], seed: int = 1, config: ModelConfig = ModelConfig(),
+                 start_ms: int = 0) -> None:
+        self.config = config
+        self.rng = random.Random(seed)
+        self.now_ms = start_ms
+        self._trade_ids = 0
+        self.states: dict[str, SymbolState] = {}
+        for symbol in symbols:
+            inst = instrument(symbol)
+            mid = float(inst.start_price / inst.tick)
+            state = SymbolState(inst, mid, open_interest_lots=int(5_000_000 / float(inst.start_price * inst.lot)))
+            state.last_ticks = state.high_ticks = state.low_ticks = state.open_ticks = round(mid)
+            self.states[symbol] = state
+            self._rebuild_book(state, full=True)
+
+    def next_funding_ms(self, symbol: str) -> int:
+        period = self.states[symbol].inst.funding_interval_h * 3_600_000
+        return (self.now_ms // period + 1) * period
+
+    def step(self, now_ms: int) -> None:
+        dt_s = max(0.0, (now_ms - self.now_ms) / 1000)
+        self.now_ms = now_ms
+        cfg, rng = self.config, self.rng
+        for state in self.states.values():
+            state.trades.clear()
+            state.liquidations.clear()
+            move = rng.gauss(0, cfg.volatility_per_s * math.sqrt(dt_s))
+            if rng.random() < cfg.jump_probability_per_s * dt_s:
+                move += rng.choice((-1, 1)) * cfg.jump_size
+            state.mid = max(10.0, state.mid * math.exp(move))
+            state.funding_rate += 0.1 * (0.0001 - state.funding_rate) * dt_s + rng.gauss(0, 0.000002)
+            state.open_interest_lots = max(1, state.open_interest_lots + round(rng.gauss(0, 50)))
+            self._rebuild_book(state)
+            for _ in range(self._poisson(cfg.trades_per_s * dt_s)):
+                self._trade(state)
+            for _ in range(self._poisson(cfg.liquidations_per_s * dt_s)):
+                side = rng.choice(("Buy", "Sell"))
+                price = min(state.bids) if side == "Buy" else max(state.asks)
+                state.liquidations.append(Liquidation(now_ms, side, price, 1 + int(rng.expovariate(0.1))))
+
+    def _poisson(self, mean: float) -> int:
+        limit, k, p = math.exp(-mean), 0, self.rng.random()
+        while p > limit:
+            k += 1
+            p *= self.rng.random()
+        return k
+
+    def _rebuild_book(self, state: SymbolState, full: bool = False) -> None:
+        """Best bid one tick below the mid (at least), ask above; sizes churn near the touch."""
+        rng, levels = self.rng, self.config.book_levels
+        best_bid = math.ceil(state.mid) - 1  # strictly below the mid
+        best_ask = best_bid + 1 + (rng.random() < 0.2)  # mostly a one-tick spread
+        for side, best, step in ((state.bids, best_bid, -1), (state.asks, best_ask, 1)):
+            wanted = {best + step * i for i in range(levels)}
+            for price in [p for p in side if p not in wanted]:
+                del side[price]
+            for i, price in enumerate(sorted(wanted, reverse=step < 0)):
+                if full or price not in side or (i < 10 and rng.random() < 0.3):
+                    side[price] = 1 + int(rng.expovariate(1 / (5 + 20 * i / levels)) / 1)
+
+    def _trade(self, state: SymbolState) -> None:
+        rng = self.rng
+        side = "Buy" if rng.random() < 0.5 else "Sell"
+        book = state.asks if side == "Buy" else state.bids
+        price = min(book) if side == "Buy" else max(book)
+        lots = min(book[price], 1 + int(rng.expovariate(0.3)))
+        self._trade_ids += 1
+        state.trades.append(Trade(self.now_ms, side, price, lots, f"sim-{self._trade_ids}"))
+        state.last_ticks = price
+        state.high_ticks = max(state.high_ticks, price)
+        state.low_ticks = min(state.low_ticks, price)
+        state.volume_lots += lots
+        state.turnover += float(state.inst.tick * price * state.inst.lot * lots)

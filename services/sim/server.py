@@ -1,0 +1,172 @@
+"""`arb sim`: a local venue on 127.0.0.1 that speaks Bybit V5, for offline runs and tests.
+
+So far it serves the public linear WebSocket (`/v5/public/linear`: subscribe and its ack,
+ping/pong, tickers, orderbook.{1,50,200}, publicTrade, allLiquidation) and
+`/v5/market/time`, from a seeded market model stepped every `step_ms`.
+
+Every connection has one outgoing queue, so a subscriber always gets its snapshot before
+the deltas that follow it. A client that falls `MAX_QUEUED` frames behind is disconnected,
+as a venue drops slow consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from services.sim.bybit_public import BybitPublicFrames
+from services.sim.market import MarketModel, ModelConfig
+
+log = logging.getLogger("arb.sim")
+MAX_QUEUED = 10_000
+_encode = msgspec.json.encode
+
+
+class _Client:
+    """One WebSocket connection: its topics and the frames waiting to be sent to it."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.conn_id = uuid.uuid4().hex[:20]
+        self.topics: set[str] = set()
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def send(self, frame: bytes) -> None:
+        if self.queue.qsize() >= MAX_QUEUED:
+            log.warning("client %s is %d frames behind: disconnecting it", self.conn_id, MAX_QUEUED)
+            self.queue.put_nowait(None)
+            return
+        self.queue.put_nowait(frame)
+
+
+class SimServer:
+    """The market model, the Bybit public frames, and who is subscribed to what."""
+
+    def __init__(self, symbols: list[str], seed: int = 1, step_ms: int = 20,
+                 config: ModelConfig | None = None, clock=time.time) -> None:
+        self.clock = clock
+        self.step_ms = step_ms
+        self.model = MarketModel(symbols, seed=seed, config=config or ModelConfig(), start_ms=self._now_ms())
+        self.frames = BybitPublicFrames(self.model)
+        self.subscribers: dict[str, set[_Client]] = {}
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/v5/public/linear", self._public_ws)
+        app.router.add_get("/v5/market/time", self._time)
+        app.cleanup_ctx.append(self._market_loop)
+        return app
+
+    async def _market_loop(self, app: web.Application):
+        task = asyncio.ensure_future(self._run_market())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _run_market(self) -> None:
+        while True:
+            await asyncio.sleep(self.step_ms / 1000)
+            self.step()
+
+    def step(self) -> None:
+        """Advance the market and queue this step's frames to every subscriber."""
+        self.model.step(self._now_ms())
+        for topic, frames in self.frames.step_frames(set(self.subscribers)).items():
+            for client in self.subscribers.get(topic, ()):
+                for frame in frames:
+                    client.send(frame)
+
+    async def _time(self, request: web.Request) -> web.Response:
+        now_ns = time.time_ns()
+        body = {"retCode": 0, "retMsg": "OK",
+                "result": {"timeSecond": str(now_ns // 1_000_000_000), "timeNano": str(now_ns)},
+                "retExtInfo": {}, "time": now_ns // 1_000_000}
+        return web.json_response(body)
+
+    async def _public_ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=1 << 20)
+        await ws.prepare(request)
+        client = _Client(ws)
+        sender = asyncio.ensure_future(self._send_loop(client))
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    self._on_request(client, msg.data)
+        finally:
+            for topic in list(client.topics):
+                self._unsubscribe(client, topic)
+            client.queue.put_nowait(None)
+            await sender
+        return ws
+
+    async def _send_loop(self, client: _Client) -> None:
+        while (frame := await client.queue.get()) is not None:
+            try:
+                await client.ws.send_str(frame.decode())
+            except ConnectionError:
+                break
+        await client.ws.close()
+
+    def _on_request(self, client: _Client, text: str) -> None:
+        try:
+            request = msgspec.json.decode(text)
+            op = request.get("op") if isinstance(request, dict) else None
+        except msgspec.DecodeError:
+            op, request = None, {}
+        reply = {"success": True, "ret_msg": "", "conn_id": client.conn_id, "req_id": request.get("req_id", "")}
+        if op == "ping":
+            client.send(_encode({**reply, "ret_msg": "pong", "op": "ping"}))
+            return
+        if op not in ("subscribe", "unsubscribe"):
+            client.send(_encode({**reply, "success": False, "ret_msg": f"error:unknown op {op!r}", "op": op or ""}))
+            return
+        args = request.get("args")
+        args = args if isinstance(args, list) else []
+        bad = next((a for a in args if not isinstance(a, str) or not self.frames.valid(a)), None)
+        if not args or bad is not None:
+            client.send(_encode({**reply, "success": False, "ret_msg": f"error:handler not found,topic:{bad}",
+                                 "op": op}))
+            return
+        client.send(_encode({**reply, "op": op}))
+        for topic in args:
+            if op == "subscribe" and topic not in client.topics:
+                client.topics.add(topic)
+                self.subscribers.setdefault(topic, set()).add(client)
+                snapshot = self.frames.snapshot(topic)
+                if snapshot is not None:
+                    client.send(snapshot)
+            elif op == "unsubscribe":
+                self._unsubscribe(client, topic)
+
+    def _unsubscribe(self, client: _Client, topic: str) -> None:
+        client.topics.discard(topic)
+        listeners = self.subscribers.get(topic)
+        if listeners is not None:
+            listeners.discard(client)
+            if not listeners:
+                del self.subscribers[topic]
+                self.frames.forget(topic)
+
+
+async def serve(host: str, port: int, symbols: list[str], seed: int, stop: asyncio.Event) -> None:
+    server = SimServer(symbols, seed=seed)
+    runner = web.AppRunner(server.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info("simulated Bybit V5 on http://%s:%d (public stream ws://%s:%d/v5/public/linear), symbols %s, seed %d",
+             host, port, host, port, ",".join(symbols), seed)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
