@@ -128,8 +128,9 @@ def sim(
     """Run a local venue that speaks Bybit V5, for offline runs and tests.
 
     Serves the public linear stream at ws://127.0.0.1:PORT/v5/public/linear (tickers,
-    orderbook.1/50/200, publicTrade, allLiquidation, in Bybit's own message shapes) and
-    /v5/market/time, from a seeded random-walk market. With VENUE_ENV=sim (the default),
+    orderbook.1/50/200, publicTrade, allLiquidation, in Bybit's own message shapes) and the
+    public market REST (/v5/market/time, tickers, orderbook, instruments-info, kline,
+    funding/history), from a seeded random-walk market. With VENUE_ENV=sim (the default),
     `arb ingest` connects to it.
 
     Example: arb sim --symbols BTCUSDT,ETHUSDT & arb ingest --symbols BTCUSDT,ETHUSDT

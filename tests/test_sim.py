@@ -194,3 +194,93 @@ def test_sim_on_a_taken_port_exits_2_with_a_clear_message():
         result = CliRunner().invoke(app, ["sim", "--port", str(port), "--duration", "1"])
     assert result.exit_code == 2
     assert f"--port {port}: cannot listen on 127.0.0.1" in result.output and "address already in use" in result.output
+
+
+# --- REST ---------------------------------------------------------------------------------
+
+@pytest.fixture
+async def sim_http():
+    """A simulator whose clock the test moves, with 20 simulated minutes already run."""
+    clock = [1_800_000_000.0]
+    server = SimServer(SYMBOLS, seed=9, step_ms=10_000_000, clock=lambda: clock[0])
+    for _ in range(240):
+        clock[0] += 5.0
+        server.step()
+    runner = web.AppRunner(server.app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    import aiohttp
+
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
+        async def get(path: str, **params) -> dict:
+            async with session.get(path, params=params) as response:
+                assert response.status == 200
+                return await response.json()
+        yield get
+    await runner.cleanup()
+
+
+def real_rest(description_start: str) -> dict:
+    entries = json.loads((BYBIT_SAMPLES / "ccxtrec_rest_market_tickers_orderbook_trades.json").read_text())
+    return next(e["response"] for e in entries if e["_ccxt_description"].startswith(description_start))
+
+
+async def test_rest_envelope_and_market_shapes_match_bybit(sim_http):
+    get = sim_http
+    time_doc = sample("docexample_rest_market_time.json")
+    assert shape(await get("/v5/market/time")) == shape(time_doc)
+
+    tickers = await get("/v5/market/tickers", category="linear", symbol="BTCUSDT")
+    assert set(tickers) == {"retCode", "retMsg", "result", "retExtInfo", "time"} and tickers["retCode"] == 0
+    real_item = real_rest("swap ticker")["result"]["list"][0]
+    [item] = tickers["result"]["list"]
+    assert set(real_item) <= set(item) and all(isinstance(v, str) for v in item.values())
+
+    book = (await get("/v5/market/orderbook", category="linear", symbol="ETHUSDT", limit="5"))["result"]
+    assert set(book) == {"s", "b", "a", "ts", "u", "seq", "cts"} and len(book["b"]) == len(book["a"]) == 5
+    assert float(book["b"][0][0]) < float(book["a"][0][0])
+
+    real_info = json.loads((BYBIT_SAMPLES / "rest_instruments_info_linear_trimmed_2026-08.json").read_text())
+    info = (await get("/v5/market/instruments-info", category="linear", symbol="BTCUSDT"))["result"]
+    assert shape(info["list"][0]) == shape(real_info["result"]["list"][0])
+    assert info["list"][0]["priceFilter"]["tickSize"] == "0.10" and info["list"][0]["lotSizeFilter"]["qtyStep"] == "0.001"
+
+
+async def test_kline_is_newest_first_and_consistent(sim_http):
+    get = sim_http
+    bars = (await get("/v5/market/kline", category="linear", symbol="BTCUSDT", interval="1", limit="5"))["result"]["list"]
+    assert len(bars) == 5 and all(len(b) == 7 and all(isinstance(x, str) for x in b) for b in bars)
+    starts = [int(b[0]) for b in bars]
+    assert starts == sorted(starts, reverse=True) and all(s % 60_000 == 0 for s in starts)
+    for _, o, h, low, c, _, _ in bars:
+        assert float(low) <= min(float(o), float(c)) <= max(float(o), float(c)) <= float(h)
+    five = (await get("/v5/market/kline", category="linear", symbol="BTCUSDT", interval="5"))["result"]["list"]
+    assert all(int(b[0]) % 300_000 == 0 for b in five) and 4 <= len(five) <= 5
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "message"),
+    [
+        ("/v5/market/tickers", {}, "params error: category is required"),
+        ("/v5/market/tickers", {"category": "linear", "symbol": "NOPEUSDT"}, "params error: symbol invalid"),
+        ("/v5/market/orderbook", {"category": "linear"}, "params error: symbol is required"),
+        ("/v5/market/orderbook", {"category": "linear", "symbol": "BTCUSDT", "limit": "0"}, "params error: limit"),
+        ("/v5/market/kline", {"category": "linear", "symbol": "BTCUSDT", "interval": "7"}, "params error: interval"),
+        ("/v5/market/funding/history", {"category": "linear", "symbol": "BTCUSDT", "startTime": "1"},
+         "params error: startTime cannot be passed without endTime"),
+        ("/v5/market/tickers", {"category": "spot"}, "params error: category spot"),
+    ],
+)
+async def test_bad_parameters_answer_10001_with_a_reason(sim_http, path, params, message):
+    get = sim_http
+    answer = await get(path, **params)
+    assert answer["retCode"] == 10001 and answer["retMsg"].startswith(message) and answer["result"] == {}
+
+
+def test_funding_settles_at_funding_times():
+    model = MarketModel(["BTCUSDT"], seed=2, start_ms=8 * 3_600_000 - 2_000)
+    for i in range(1, 5):
+        model.step(8 * 3_600_000 - 2_000 + 1_000 * i)
+    assert [t for t, _ in model.states["BTCUSDT"].fundings] == [8 * 3_600_000]

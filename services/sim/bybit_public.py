@@ -51,7 +51,7 @@ class BybitPublicFrames:
         """The frame a new subscriber gets first (tickers and books), else None."""
         kind, _, rest = topic.partition(".")
         if kind == "tickers":
-            fields = self._tickers.get(topic) or self._ticker_fields(self.model.states[rest])
+            fields = self._tickers.get(topic) or self.ticker_fields(self.model.states[rest])
             self._tickers[topic] = fields
             return self._ticker_frame(topic, "snapshot", fields)
         if kind == "orderbook":
@@ -89,7 +89,12 @@ class BybitPublicFrames:
 
     # --- tickers -------------------------------------------------------------------------
 
-    def _ticker_fields(self, s: SymbolState) -> dict[str, str]:
+    def book_update_id(self, symbol: str) -> int:
+        """The book's version, as REST `/v5/market/orderbook` reports it in `u`."""
+        return self.model.states[symbol].book_version
+
+    def ticker_fields(self, s: SymbolState) -> dict[str, str]:
+        """The full ticker of one symbol, as a snapshot carries it (all strings)."""
         inst, model = s.inst, self.model
         best_bid, best_ask = max(s.bids), min(s.asks)
         mark = s.mid
@@ -131,7 +136,7 @@ class BybitPublicFrames:
 
     def _ticker_delta(self, topic: str, s: SymbolState) -> bytes | None:
         last = self._tickers.get(topic)
-        fields = self._ticker_fields(s)
+        fields = self.ticker_fields(s)
         if last is None:
             self._tickers[topic] = fields
             return None

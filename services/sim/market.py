@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -43,6 +44,9 @@ INSTRUMENTS = {
 
 def instrument(symbol: str) -> Instrument:
     return INSTRUMENTS.get(symbol) or Instrument(symbol, Decimal("0.0001"), Decimal("0.1"), Decimal("1.0000"), 4)
+
+
+BARS_KEPT = 1000
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class SymbolState:
     last_ticks: int = 0
     funding_rate: float = 0.0001
     open_interest_lots: int = 0
+    book_version: int = 0
     volume_lots: int = 0
     turnover: float = 0.0
     high_ticks: int = 0
@@ -88,6 +93,9 @@ class SymbolState:
     open_ticks: int = 0
     trades: list[Trade] = field(default_factory=list)
     liquidations: list[Liquidation] = field(default_factory=list)
+    # 1-minute bars since the start: [start_ms, open, high, low, close ticks, lots, turnover]
+    bars: deque[list] = field(default_factory=lambda: deque(maxlen=BARS_KEPT))
+    fundings: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=200))  # (time, rate)
 
 
 class MarketModel:
@@ -115,6 +123,7 @@ class MarketModel:
 
     def step(self, now_ms: int) -> None:
         dt_s = max(0.0, (now_ms - self.now_ms) / 1000)
+        settled = {s: self.next_funding_ms(s) for s in self.states if self.next_funding_ms(s) <= now_ms}
         self.now_ms = now_ms
         cfg, rng = self.config, self.rng
         for state in self.states.values():
@@ -133,6 +142,23 @@ class MarketModel:
                 side = rng.choice(("Buy", "Sell"))
                 price = min(state.bids) if side == "Buy" else max(state.asks)
                 state.liquidations.append(Liquidation(now_ms, side, price, 1 + int(rng.expovariate(0.1))))
+            if state.inst.symbol in settled:
+                state.fundings.append((settled[state.inst.symbol], state.funding_rate))
+            self._bar(state)
+
+    def _bar(self, state: SymbolState) -> None:
+        """Fold this step into the current 1-minute bar (close = last trade, else the mid)."""
+        minute = self.now_ms - self.now_ms % 60_000
+        price = state.trades[-1].price_ticks if state.trades else round(state.mid)
+        lots = sum(t.lots for t in state.trades)
+        turnover = sum(float(state.inst.tick * t.price_ticks * state.inst.lot * t.lots) for t in state.trades)
+        bars = state.bars
+        if not bars or bars[-1][0] != minute:
+            bars.append([minute, price, price, price, price, 0, 0.0])
+        bar = bars[-1]
+        bar[2], bar[3], bar[4] = max(bar[2], price), min(bar[3], price), price
+        bar[5] += lots
+        bar[6] += turnover
 
     def _poisson(self, mean: float) -> int:
         limit, k, p = math.exp(-mean), 0, self.rng.random()
@@ -144,6 +170,7 @@ class MarketModel:
     def _rebuild_book(self, state: SymbolState, full: bool = False) -> None:
         """Best bid one tick below the mid (at least), ask above; sizes churn near the touch."""
         rng, levels = self.rng, self.config.book_levels
+        state.book_version += 1
         best_bid = math.ceil(state.mid) - 1  # strictly below the mid
         best_ask = best_bid + 1 + (rng.random() < 0.2)  # mostly a one-tick spread
         for side, best, step in ((state.bids, best_bid, -1), (state.asks, best_ask, 1)):

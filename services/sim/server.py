@@ -1,8 +1,9 @@
 """`arb sim`: a local venue on 127.0.0.1 that speaks Bybit V5, for offline runs and tests.
 
 So far it serves the public linear WebSocket (`/v5/public/linear`: subscribe and its ack,
-ping/pong, tickers, orderbook.{1,50,200}, publicTrade, allLiquidation) and
-`/v5/market/time`, from a seeded market model stepped every `step_ms`.
+ping/pong, tickers, orderbook.{1,50,200}, publicTrade, allLiquidation) and the public market
+REST (`/v5/market/time`, `tickers`, `orderbook`, `instruments-info`, `kline`,
+`funding/history`), from a seeded market model stepped every `step_ms`.
 
 Every connection has one outgoing queue, so a subscriber always gets its snapshot before
 the deltas that follow it. A client that falls `MAX_QUEUED` frames behind is disconnected,
@@ -20,6 +21,7 @@ import uuid
 import msgspec
 from aiohttp import WSMsgType, web
 
+from services.sim import bybit_rest
 from services.sim.bybit_public import BybitPublicFrames
 from services.sim.market import MarketModel, ModelConfig
 
@@ -63,6 +65,8 @@ class SimServer:
         app = web.Application()
         app.router.add_get("/v5/public/linear", self._public_ws)
         app.router.add_get("/v5/market/time", self._time)
+        for path in bybit_rest.HANDLERS:
+            app.router.add_get(path, self._market_rest)
         app.cleanup_ctx.append(self._market_loop)
         return app
 
@@ -87,11 +91,17 @@ class SimServer:
                     client.send(frame)
 
     async def _time(self, request: web.Request) -> web.Response:
-        now_ns = time.time_ns()
-        body = {"retCode": 0, "retMsg": "OK",
-                "result": {"timeSecond": str(now_ns // 1_000_000_000), "timeNano": str(now_ns)},
-                "retExtInfo": {}, "time": now_ns // 1_000_000}
-        return web.json_response(body)
+        now_ns = int(self.clock() * 1e9)
+        result = {"timeSecond": str(now_ns // 1_000_000_000), "timeNano": str(now_ns)}
+        return web.json_response(bybit_rest.envelope(0, "OK", result, now_ns // 1_000_000))
+
+    async def _market_rest(self, request: web.Request) -> web.Response:
+        handler = bybit_rest.HANDLERS[request.path]
+        try:
+            code, message, result = handler(self.model, self.frames, request.query)
+        except bybit_rest.ParamError as exc:
+            code, message, result = 10001, str(exc), {}
+        return web.json_response(bybit_rest.envelope(code, message, result, self._now_ms()))
 
     async def _public_ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=1 << 20)

@@ -1,0 +1,167 @@
+"""Bybit V5 public market REST over the simulated market, in Bybit's envelope
+(shared/docs/protocol-bybit-v5.md §5): `/v5/market/tickers`, `orderbook`,
+`instruments-info`, `kline`, `funding/history`.
+
+Each handler takes the model and the query parameters and returns `(retCode, retMsg,
+result)`; `envelope()` wraps that as Bybit does. Bad parameters answer 10001 with a
+message, as the venue does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+
+from services.sim.bybit_public import BybitPublicFrames
+from services.sim.market import MarketModel
+
+Answer = tuple[int, str, dict]
+_INTERVALS_MIN = {"1": 1, "3": 3, "5": 5, "15": 15, "30": 30, "60": 60, "120": 120, "240": 240,
+                  "360": 360, "720": 720, "D": 1440}
+
+
+class ParamError(ValueError):
+    """A request Bybit would refuse with retCode 10001."""
+
+
+def envelope(ret_code: int, ret_msg: str, result: dict, now_ms: int) -> dict:
+    return {"retCode": ret_code, "retMsg": ret_msg, "result": result, "retExtInfo": {}, "time": now_ms}
+
+
+def _linear(query: Mapping[str, str]) -> None:
+    category = query.get("category")
+    if not category:
+        raise ParamError("params error: category is required")
+    if category != "linear":
+        raise ParamError(f"params error: category {category} is not served by this simulator (linear only)")
+
+
+def _symbol(model: MarketModel, query: Mapping[str, str], required: bool) -> str | None:
+    symbol = query.get("symbol")
+    if symbol is None:
+        if required:
+            raise ParamError("params error: symbol is required")
+        return None
+    if symbol not in model.states:
+        raise ParamError("params error: symbol invalid")
+    return symbol
+
+
+def _int(query: Mapping[str, str], name: str, default: int | None, low: int, high: int) -> int | None:
+    text = query.get(name)
+    if text is None:
+        return default
+    if not text.lstrip("-").isdigit() or not low <= int(text) <= high:
+        raise ParamError(f"params error: {name} must be an integer in [{low}, {high}]")
+    return int(text)
+
+
+def tickers(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str]) -> Answer:
+    _linear(query)
+    symbol = _symbol(model, query, required=False)
+    items = []
+    for name in [symbol] if symbol else sorted(model.states):
+        state = model.states[name]
+        fields = frames.ticker_fields(state)
+        mark, index = Decimal(fields["markPrice"]), Decimal(fields["indexPrice"])
+        items.append({**fields, "basis": str(mark - index), "basisRate": "", "deliveryFeeRate": "",
+                      "deliveryTime": "0", "predictedDeliveryPrice": ""})
+    return 0, "OK", {"category": "linear", "list": items}
+
+
+def orderbook(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str]) -> Answer:
+    _linear(query)
+    symbol = _symbol(model, query, required=True)
+    limit = _int(query, "limit", 25, 1, 1000)
+    state = model.states[symbol]
+    inst = state.inst
+    bids = sorted(state.bids.items(), reverse=True)[:limit]
+    asks = sorted(state.asks.items())[:limit]
+    return 0, "OK", {
+        "s": symbol,
+        "b": [[inst.price(p), inst.size(n)] for p, n in bids],
+        "a": [[inst.price(p), inst.size(n)] for p, n in asks],
+        "ts": model.now_ms,
+        "u": frames.book_update_id(symbol),
+        "seq": frames.book_update_id(symbol),
+        "cts": model.now_ms - 1,
+    }
+
+
+def instruments_info(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str]) -> Answer:
+    _linear(query)
+    symbol = _symbol(model, query, required=False)
+    items = []
+    for name in [symbol] if symbol else sorted(model.states):
+        inst = model.states[name].inst
+        base = name.removesuffix("USDT")
+        items.append({
+            "symbol": name, "contractType": "LinearPerpetual", "status": "Trading", "baseCoin": base,
+            "quoteCoin": "USDT", "launchTime": "1584230400000", "deliveryTime": "0", "deliveryFeeRate": "",
+            "priceScale": str(-inst.tick.as_tuple().exponent),
+            "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
+            "priceFilter": {"minPrice": str(inst.tick), "maxPrice": str(inst.tick * 19_999_998),
+                            "tickSize": str(inst.tick)},
+            "lotSizeFilter": {"maxOrderQty": str(inst.lot * 1_500_000), "minOrderQty": str(inst.lot),
+                              "qtyStep": str(inst.lot), "postOnlyMaxOrderQty": str(inst.lot * 1_500_000),
+                              "maxMktOrderQty": str(inst.lot * 150_000), "minNotionalValue": "5"},
+            "unifiedMarginTrade": True, "fundingInterval": inst.funding_interval_h * 60, "settleCoin": "USDT",
+            "copyTrading": "both", "upperFundingRate": "0.005", "lowerFundingRate": "-0.005",
+            "isPreListing": False, "preListingInfo": None,
+            "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"},
+            "displayName": "", "symbolType": "", "forbidUplWithdrawal": False, "symbolId": len(items) + 1,
+        })
+    return 0, "OK", {"category": "linear", "list": items, "nextPageCursor": ""}
+
+
+def kline(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str]) -> Answer:
+    """Bars since the simulator started, newest first: [start, open, high, low, close,
+    volume, turnover], all strings."""
+    _linear(query)
+    symbol = _symbol(model, query, required=True)
+    interval = query.get("interval")
+    if interval not in _INTERVALS_MIN:
+        raise ParamError(f"params error: interval must be one of {', '.join(_INTERVALS_MIN)}")
+    limit = _int(query, "limit", 200, 1, 1000)
+    start = _int(query, "start", 0, 0, 2**62)
+    end = _int(query, "end", 2**62, 0, 2**62)
+    state = model.states[symbol]
+    inst, span = state.inst, _INTERVALS_MIN[interval] * 60_000
+    folded: dict[int, list] = {}
+    for t, o, h, low, c, lots, turnover in state.bars:
+        key = t - t % span
+        bar = folded.get(key)
+        if bar is None:
+            folded[key] = [key, o, h, low, c, lots, turnover]
+        else:
+            bar[2], bar[3], bar[4] = max(bar[2], h), min(bar[3], low), c
+            bar[5] += lots
+            bar[6] += turnover
+    rows = [b for k, b in sorted(folded.items(), reverse=True) if start <= k <= end][:limit]
+    return 0, "OK", {"symbol": symbol, "category": "linear", "list": [
+        [str(t), inst.price(o), inst.price(h), inst.price(low), inst.price(c), inst.size(lots), f"{turnover:.4f}"]
+        for t, o, h, low, c, lots, turnover in rows]}
+
+
+def funding_history(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str]) -> Answer:
+    """Funding rates settled since the simulator started, newest first."""
+    _linear(query)
+    symbol = _symbol(model, query, required=True)
+    if "startTime" in query and "endTime" not in query:
+        raise ParamError("params error: startTime cannot be passed without endTime")
+    limit = _int(query, "limit", 200, 1, 200)
+    start = _int(query, "startTime", 0, 0, 2**62)
+    end = _int(query, "endTime", 2**62, 0, 2**62)
+    rows = [(t, r) for t, r in reversed(model.states[symbol].fundings) if start <= t <= end][:limit]
+    return 0, "OK", {"category": "linear", "list": [
+        {"symbol": symbol, "fundingRate": f"{r:.8f}".rstrip("0").rstrip("."), "fundingRateTimestamp": str(t)}
+        for t, r in rows]}
+
+
+HANDLERS: dict[str, Callable[[MarketModel, BybitPublicFrames, Mapping[str, str]], Answer]] = {
+    "/v5/market/tickers": tickers,
+    "/v5/market/orderbook": orderbook,
+    "/v5/market/instruments-info": instruments_info,
+    "/v5/market/kline": kline,
+    "/v5/market/funding/history": funding_history,
+}
