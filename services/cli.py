@@ -130,7 +130,8 @@ def sim(
     Serves the public linear stream at ws://127.0.0.1:PORT/v5/public/linear (tickers,
     orderbook.1/50/200, publicTrade, allLiquidation, in Bybit's own message shapes) and the
     public market REST (/v5/market/time, tickers, orderbook, instruments-info, kline,
-    funding/history), from a seeded random-walk market. With VENUE_ENV=sim (the default),
+    funding/history) and signed account requests (/v5/account/wallet-balance, fee-rate;
+    key SIM_API_KEY), from a seeded random-walk market. With VENUE_ENV=sim (the default),
     `arb ingest` connects to it.
 
     Example: arb sim --symbols BTCUSDT,ETHUSDT & arb ingest --symbols BTCUSDT,ETHUSDT
@@ -141,7 +142,8 @@ def sim(
     _logging(settings.log_level)
 
     async def main(stop: asyncio.Event) -> None:
-        await serve(settings.sim_host, settings.sim_port, settings.symbols_to_trade, seed, stop)
+        keys = {settings.sim_api_key: settings.sim_api_secret.get_secret_value()}
+        await serve(settings.sim_host, settings.sim_port, settings.symbols_to_trade, seed, stop, keys)
 
     try:
         asyncio.run(_run_until_signal(main, duration))

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     bybit_demo_api_secret: SecretStr | None = None
     bybit_api_key: SecretStr | None = None
     bybit_api_secret: SecretStr | None = None
+    sim_api_key: str = Field("sim-api-key", description="the key the simulator accepts")
+    sim_api_secret: SecretStr = SecretStr("sim-api-secret")
 
     # --- synthetic test mode (seeds/synthetic-test-mode-tasks.md task 1) ---------------
     synthetic_spread_bps: float = Field(15.0, gt=0, le=10_000)
@@ -156,6 +158,14 @@ class Settings(BaseSettings):
             self.bybit_ws_public_url or hosts.ws_public,
             self.bybit_ws_private_url or hosts.ws_private,
         )
+
+    def bybit_credentials(self) -> tuple[str, SecretStr] | None:
+        """The API key and secret for `venue_env`, or None when none is configured."""
+        if self.venue_env == "sim":
+            return self.sim_api_key, self.sim_api_secret
+        key, secret = ((self.bybit_demo_api_key, self.bybit_demo_api_secret) if self.venue_env == "demo"
+                       else (self.bybit_api_key, self.bybit_api_secret))
+        return (key.get_secret_value(), secret) if key and secret else None
 
     def md_streams(self) -> dict[str, str]:
         """Event type -> stream name (with the key prefix) for the market-data streams."""

@@ -107,3 +107,12 @@ def test_cli_rejects_unknown_venue_and_cpu():
     assert result.exit_code == 2 and "available: bybit" in result.output
     result = runner.invoke(app, ["ingest", "--cpu", "4096"])
     assert result.exit_code == 2 and "--cpu 4096" in result.output
+
+
+def test_credentials_follow_the_venue_environment():
+    sim = Settings(venue_env="sim", _env_file=None).bybit_credentials()
+    assert sim[0] == "sim-api-key" and sim[1].get_secret_value() == "sim-api-secret"
+    demo = Settings(venue_env="demo", bybit_demo_api_key="dk", bybit_demo_api_secret="ds", bybit_api_key="mk",
+                    bybit_api_secret="ms", _env_file=None).bybit_credentials()
+    assert demo[0] == "dk" and demo[1].get_secret_value() == "ds"
+    assert Settings(venue_env="mainnet", _env_file=None).bybit_credentials() is None

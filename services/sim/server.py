@@ -21,7 +21,9 @@ import uuid
 import msgspec
 from aiohttp import WSMsgType, web
 
-from services.sim import bybit_rest
+from services.sim import bybit_account, bybit_rest
+from services.sim.auth import Gate
+from services.sim.bybit_account import Wallets
 from services.sim.bybit_public import BybitPublicFrames
 from services.sim.market import MarketModel, ModelConfig
 
@@ -51,8 +53,11 @@ class SimServer:
     """The market model, the Bybit public frames, and who is subscribed to what."""
 
     def __init__(self, symbols: list[str], seed: int = 1, step_ms: int = 20,
-                 config: ModelConfig | None = None, clock=time.time) -> None:
+                 config: ModelConfig | None = None, clock=time.time,
+                 api_keys: dict[str, str] | None = None) -> None:
         self.clock = clock
+        self.gate = Gate(api_keys or {})
+        self.wallets = Wallets()
         self.step_ms = step_ms
         self.model = MarketModel(symbols, seed=seed, config=config or ModelConfig(), start_ms=self._now_ms())
         self.frames = BybitPublicFrames(self.model)
@@ -67,6 +72,10 @@ class SimServer:
         app.router.add_get("/v5/market/time", self._time)
         for path in bybit_rest.HANDLERS:
             app.router.add_get(path, self._market_rest)
+        app.router.add_get("/v5/account/wallet-balance", self._signed(
+            lambda key, query: bybit_account.wallet_balance(self.wallets, key, query)))
+        app.router.add_get("/v5/account/fee-rate", self._signed(
+            lambda key, query: bybit_account.fee_rate(self.model, query)))
         app.cleanup_ctx.append(self._market_loop)
         return app
 
@@ -102,6 +111,24 @@ class SimServer:
         except bybit_rest.ParamError as exc:
             code, message, result = 10001, str(exc), {}
         return web.json_response(bybit_rest.envelope(code, message, result, self._now_ms()))
+
+    def _signed(self, handler):
+        """A route that answers only requests signed as Bybit requires (see auth.Gate)."""
+
+        async def route(request: web.Request) -> web.Response:
+            payload = request.query_string if request.method == "GET" else await request.text()
+            now = self._now_ms()
+            verdict = self.gate.check(request.path, request.headers, payload, now)
+            if verdict.ret_code:
+                body = bybit_rest.envelope(verdict.ret_code, verdict.message, {}, now)
+                return web.json_response(body, status=verdict.http_status, headers=verdict.headers)
+            try:
+                code, message, result = handler(verdict.api_key, request.query)
+            except bybit_rest.ParamError as exc:
+                code, message, result = 10001, str(exc), {}
+            return web.json_response(bybit_rest.envelope(code, message, result, now), headers=verdict.headers)
+
+        return route
 
     async def _public_ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=1 << 20)
@@ -168,8 +195,9 @@ class SimServer:
                 self.frames.forget(topic)
 
 
-async def serve(host: str, port: int, symbols: list[str], seed: int, stop: asyncio.Event) -> None:
-    server = SimServer(symbols, seed=seed)
+async def serve(host: str, port: int, symbols: list[str], seed: int, stop: asyncio.Event,
+                api_keys: dict[str, str] | None = None) -> None:
+    server = SimServer(symbols, seed=seed, api_keys=api_keys)
     runner = web.AppRunner(server.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
