@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -123,6 +124,10 @@ def sim(
     symbols: Annotated[str | None, typer.Option(
         help="Comma-separated symbols to simulate. Default: SYMBOLS_TO_TRADE.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the market model: the same seed replays the same market.")] = 1,
+    faults: Annotated[str | None, typer.Option(
+        help="JSON file of faults to inject from the start (latency_ms, jitter_ms, drop_ws_every_s, "
+        "clock_skew_ms, reject_next, reject_code, reject_message); change them later with "
+        "POST /admin/faults.")] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0)] = None,
 ) -> None:
     """Run a local venue that speaks Bybit V5, for offline runs and tests.
@@ -136,14 +141,22 @@ def sim(
 
     Example: arb sim --symbols BTCUSDT,ETHUSDT & arb ingest --symbols BTCUSDT,ETHUSDT
     """
+    from services.sim.faults import FaultError, Faults
     from services.sim.server import serve
 
     settings = _settings({"sim_port": ("--port", port), "symbols_to_trade": ("--symbols", symbols)})
+    injected = Faults()
+    if faults is not None:
+        try:
+            with open(faults, encoding="utf-8") as file:
+                injected.apply(json.load(file))
+        except (OSError, ValueError, FaultError) as exc:
+            raise _fail(f"--faults {faults}: {exc}") from None
     _logging(settings.log_level)
 
     async def main(stop: asyncio.Event) -> None:
         keys = {settings.sim_api_key: settings.sim_api_secret.get_secret_value()}
-        await serve(settings.sim_host, settings.sim_port, settings.symbols_to_trade, seed, stop, keys)
+        await serve(settings.sim_host, settings.sim_port, settings.symbols_to_trade, seed, stop, keys, injected)
 
     try:
         asyncio.run(_run_until_signal(main, duration))

@@ -3,7 +3,8 @@
 So far it serves the public linear WebSocket (`/v5/public/linear`: subscribe and its ack,
 ping/pong, tickers, orderbook.{1,50,200}, publicTrade, allLiquidation) and the public market
 REST (`/v5/market/time`, `tickers`, `orderbook`, `instruments-info`, `kline`,
-`funding/history`), from a seeded market model stepped every `step_ms`.
+`funding/history`), signed account requests, and the faults of `faults.py` (admin endpoints
+`/admin/faults` and `/admin/drop`), from a seeded market model stepped every `step_ms`.
 
 Every connection has one outgoing queue, so a subscriber always gets its snapshot before
 the deltas that follow it. A client that falls `MAX_QUEUED` frames behind is disconnected,
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 import uuid
 
@@ -25,6 +27,7 @@ from services.sim import bybit_account, bybit_rest
 from services.sim.auth import Gate
 from services.sim.bybit_account import Wallets
 from services.sim.bybit_public import BybitPublicFrames
+from services.sim.faults import FaultError, Faults
 from services.sim.market import MarketModel, ModelConfig
 
 log = logging.getLogger("arb.sim")
@@ -54,17 +57,33 @@ class SimServer:
 
     def __init__(self, symbols: list[str], seed: int = 1, step_ms: int = 20,
                  config: ModelConfig | None = None, clock=time.time,
-                 api_keys: dict[str, str] | None = None) -> None:
+                 api_keys: dict[str, str] | None = None, faults: Faults | None = None) -> None:
         self.clock = clock
+        self.faults = faults or Faults()
+        self._fault_rng = random.Random(seed + 1)
+        self.clients: set[_Client] = set()
         self.gate = Gate(api_keys or {})
         self.wallets = Wallets()
         self.step_ms = step_ms
         self.model = MarketModel(symbols, seed=seed, config=config or ModelConfig(), start_ms=self._now_ms())
         self.frames = BybitPublicFrames(self.model)
         self.subscribers: dict[str, set[_Client]] = {}
+        self._last_drop_ms = self._now_ms()
 
     def _now_ms(self) -> int:
-        return int(self.clock() * 1000)
+        """The exchange's clock, skewed if a fault says so."""
+        return int(self.clock() * 1000) + self.faults.clock_skew_ms
+
+    async def _latency(self) -> None:
+        if self.faults.latency_ms or self.faults.jitter_ms:
+            await asyncio.sleep(self.faults.delay_s(self._fault_rng))
+
+    def drop_all(self) -> int:
+        """Close every WebSocket (after the frames already queued to it)."""
+        for client in self.clients:
+            client.queue.put_nowait(None)
+        self._last_drop_ms = self._now_ms()
+        return len(self.clients)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -76,6 +95,9 @@ class SimServer:
             lambda key, query: bybit_account.wallet_balance(self.wallets, key, query)))
         app.router.add_get("/v5/account/fee-rate", self._signed(
             lambda key, query: bybit_account.fee_rate(self.model, query)))
+        app.router.add_get("/admin/faults", self._get_faults)
+        app.router.add_post("/admin/faults", self._set_faults)
+        app.router.add_post("/admin/drop", self._drop)
         app.cleanup_ctx.append(self._market_loop)
         return app
 
@@ -93,18 +115,24 @@ class SimServer:
 
     def step(self) -> None:
         """Advance the market and queue this step's frames to every subscriber."""
-        self.model.step(self._now_ms())
+        now = self._now_ms()
+        every = self.faults.drop_ws_every_s
+        if every is not None and now - self._last_drop_ms >= every * 1000:
+            log.info("fault: dropping %d WebSocket connections", self.drop_all())
+        self.model.step(now)
         for topic, frames in self.frames.step_frames(set(self.subscribers)).items():
             for client in self.subscribers.get(topic, ()):
                 for frame in frames:
                     client.send(frame)
 
     async def _time(self, request: web.Request) -> web.Response:
-        now_ns = int(self.clock() * 1e9)
+        await self._latency()
+        now_ns = int(self.clock() * 1e9) + self.faults.clock_skew_ms * 1_000_000
         result = {"timeSecond": str(now_ns // 1_000_000_000), "timeNano": str(now_ns)}
         return web.json_response(bybit_rest.envelope(0, "OK", result, now_ns // 1_000_000))
 
     async def _market_rest(self, request: web.Request) -> web.Response:
+        await self._latency()
         handler = bybit_rest.HANDLERS[request.path]
         try:
             code, message, result = handler(self.model, self.frames, request.query)
@@ -112,16 +140,34 @@ class SimServer:
             code, message, result = 10001, str(exc), {}
         return web.json_response(bybit_rest.envelope(code, message, result, self._now_ms()))
 
+    async def _get_faults(self, request: web.Request) -> web.Response:
+        return web.json_response(self.faults.model_dump())
+
+    async def _set_faults(self, request: web.Request) -> web.Response:
+        try:
+            self.faults.apply(await request.json())
+        except (FaultError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        log.info("faults now %s", self.faults.model_dump())
+        return web.json_response(self.faults.model_dump())
+
+    async def _drop(self, request: web.Request) -> web.Response:
+        return web.json_response({"dropped": self.drop_all()})
+
     def _signed(self, handler):
         """A route that answers only requests signed as Bybit requires (see auth.Gate)."""
 
         async def route(request: web.Request) -> web.Response:
+            await self._latency()
             payload = request.query_string if request.method == "GET" else await request.text()
             now = self._now_ms()
             verdict = self.gate.check(request.path, request.headers, payload, now)
             if verdict.ret_code:
                 body = bybit_rest.envelope(verdict.ret_code, verdict.message, {}, now)
                 return web.json_response(body, status=verdict.http_status, headers=verdict.headers)
+            if (rejection := self.faults.take_rejection()) is not None:
+                body = bybit_rest.envelope(*rejection, {}, now)
+                return web.json_response(body, headers=verdict.headers)
             try:
                 code, message, result = handler(verdict.api_key, request.query)
             except bybit_rest.ParamError as exc:
@@ -134,12 +180,14 @@ class SimServer:
         ws = web.WebSocketResponse(max_msg_size=1 << 20)
         await ws.prepare(request)
         client = _Client(ws)
+        self.clients.add(client)
         sender = asyncio.ensure_future(self._send_loop(client))
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
                     self._on_request(client, msg.data)
         finally:
+            self.clients.discard(client)
             for topic in list(client.topics):
                 self._unsubscribe(client, topic)
             client.queue.put_nowait(None)
@@ -148,6 +196,7 @@ class SimServer:
 
     async def _send_loop(self, client: _Client) -> None:
         while (frame := await client.queue.get()) is not None:
+            await self._latency()
             try:
                 await client.ws.send_str(frame.decode())
             except ConnectionError:
@@ -196,8 +245,8 @@ class SimServer:
 
 
 async def serve(host: str, port: int, symbols: list[str], seed: int, stop: asyncio.Event,
-                api_keys: dict[str, str] | None = None) -> None:
-    server = SimServer(symbols, seed=seed, api_keys=api_keys)
+                api_keys: dict[str, str] | None = None, faults: Faults | None = None) -> None:
+    server = SimServer(symbols, seed=seed, api_keys=api_keys, faults=faults)
     runner = web.AppRunner(server.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -1,0 +1,55 @@
+"""Faults the simulator injects, set from a JSON file at start (`arb sim --faults FILE`) and
+changed at run time with `POST /admin/faults` (the same keys; only those given change).
+
+    {"latency_ms": 50, "jitter_ms": 20,        # added to every REST answer and WebSocket frame
+     "drop_ws_every_s": 30,                    # close every WebSocket this often (null: never)
+     "clock_skew_ms": 2500,                    # the exchange clock runs this far ahead (or behind)
+     "reject_next": 3, "reject_code": 10016,   # the next 3 signed requests answer 10016
+     "reject_message": "Server error"}
+
+`POST /admin/drop` closes every WebSocket now. Unknown keys or bad values are refused with a
+message naming them.
+"""
+
+from __future__ import annotations
+
+import random
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class FaultError(ValueError):
+    """A fault setting that is unknown or out of range."""
+
+
+class Faults(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    latency_ms: float = Field(0.0, ge=0, le=60_000)
+    jitter_ms: float = Field(0.0, ge=0, le=60_000)
+    drop_ws_every_s: float | None = Field(None, gt=0)
+    clock_skew_ms: int = Field(0, ge=-3_600_000, le=3_600_000)
+    reject_next: int = Field(0, ge=0)
+    reject_code: int = Field(10016, ge=1)
+    reject_message: str = "Server error"
+
+    def apply(self, changes: object) -> None:
+        """Change the given settings, all or none; raises FaultError naming what is wrong."""
+        if not isinstance(changes, dict):
+            raise FaultError("faults are a JSON object, e.g. {\"latency_ms\": 50}")
+        try:
+            merged = Faults.model_validate({**self.model_dump(), **changes})
+        except ValidationError as exc:
+            raise FaultError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        for name in changes:
+            setattr(self, name, getattr(merged, name))
+
+    def delay_s(self, rng: random.Random) -> float:
+        return max(0.0, self.latency_ms + rng.uniform(-self.jitter_ms, self.jitter_ms)) / 1000
+
+    def take_rejection(self) -> tuple[int, str] | None:
+        """The retCode and message for this signed request, if it is one of the next K."""
+        if self.reject_next <= 0:
+            return None
+        self.reject_next -= 1
+        return self.reject_code, self.reject_message
