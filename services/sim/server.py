@@ -38,18 +38,23 @@ _encode = msgspec.json.encode
 class _Client:
     """One WebSocket connection: its topics and the frames waiting to be sent to it."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, delay_s) -> None:
         self.ws = ws
         self.conn_id = uuid.uuid4().hex[:20]
         self.topics: set[str] = set()
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[bytes, float] | None] = asyncio.Queue()
+        self._delay_s = delay_s  # the latency fault, per frame
+        self._last_due = 0.0
 
     def send(self, frame: bytes) -> None:
+        """Queue `frame`, due after the latency fault (never before the frame queued ahead)."""
         if self.queue.qsize() >= MAX_QUEUED:
             log.warning("client %s is %d frames behind: disconnecting it", self.conn_id, MAX_QUEUED)
             self.queue.put_nowait(None)
             return
-        self.queue.put_nowait(frame)
+        delay = self._delay_s()
+        due = self._last_due = max(self._last_due, asyncio.get_running_loop().time() + delay) if delay else 0.0
+        self.queue.put_nowait((frame, due))
 
 
 class SimServer:
@@ -74,9 +79,14 @@ class SimServer:
         """The exchange's clock, skewed if a fault says so."""
         return int(self.clock() * 1000) + self.faults.clock_skew_ms
 
-    async def _latency(self) -> None:
+    def _delay_s(self) -> float:
         if self.faults.latency_ms or self.faults.jitter_ms:
-            await asyncio.sleep(self.faults.delay_s(self._fault_rng))
+            return self.faults.delay_s(self._fault_rng)
+        return 0.0
+
+    async def _latency(self) -> None:
+        if delay := self._delay_s():
+            await asyncio.sleep(delay)
 
     def drop_all(self) -> int:
         """Close every WebSocket (after the frames already queued to it)."""
@@ -134,11 +144,16 @@ class SimServer:
     async def _market_rest(self, request: web.Request) -> web.Response:
         await self._latency()
         handler = bybit_rest.HANDLERS[request.path]
+        return self._answer(lambda: handler(self.model, self.frames, request.query), self._now_ms())
+
+    @staticmethod
+    def _answer(call, now_ms: int, headers: dict[str, str] | None = None) -> web.Response:
+        """Bybit's envelope around a handler's answer; bad parameters answer 10001."""
         try:
-            code, message, result = handler(self.model, self.frames, request.query)
+            code, message, result = call()
         except bybit_rest.ParamError as exc:
             code, message, result = 10001, str(exc), {}
-        return web.json_response(bybit_rest.envelope(code, message, result, self._now_ms()))
+        return web.json_response(bybit_rest.envelope(code, message, result, now_ms), headers=headers)
 
     async def _get_faults(self, request: web.Request) -> web.Response:
         return web.json_response(self.faults.model_dump())
@@ -168,18 +183,14 @@ class SimServer:
             if (rejection := self.faults.take_rejection()) is not None:
                 body = bybit_rest.envelope(*rejection, {}, now)
                 return web.json_response(body, headers=verdict.headers)
-            try:
-                code, message, result = handler(verdict.api_key, request.query)
-            except bybit_rest.ParamError as exc:
-                code, message, result = 10001, str(exc), {}
-            return web.json_response(bybit_rest.envelope(code, message, result, now), headers=verdict.headers)
+            return self._answer(lambda: handler(verdict.api_key, request.query), now, verdict.headers)
 
         return route
 
     async def _public_ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=1 << 20)
         await ws.prepare(request)
-        client = _Client(ws)
+        client = _Client(ws, self._delay_s)
         self.clients.add(client)
         sender = asyncio.ensure_future(self._send_loop(client))
         try:
@@ -195,8 +206,11 @@ class SimServer:
         return ws
 
     async def _send_loop(self, client: _Client) -> None:
-        while (frame := await client.queue.get()) is not None:
-            await self._latency()
+        loop = asyncio.get_running_loop()
+        while (item := await client.queue.get()) is not None:
+            frame, due = item
+            if due and (wait := due - loop.time()) > 0:
+                await asyncio.sleep(wait)
             try:
                 await client.ws.send_str(frame.decode())
             except ConnectionError:
