@@ -116,3 +116,14 @@ def test_credentials_follow_the_venue_environment():
                     bybit_api_secret="ms", _env_file=None).bybit_credentials()
     assert demo[0] == "dk" and demo[1].get_secret_value() == "ds"
     assert Settings(venue_env="mainnet", _env_file=None).bybit_credentials() is None
+
+
+def test_cli_metrics_port_in_use_exits_2():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["ingest", "--metrics-port", str(port), "--duration", "0"])
+    assert result.exit_code == 2 and f"--metrics-port {port}:" in result.output
