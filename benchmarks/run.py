@@ -8,6 +8,7 @@ Without --redis-url (or REDIS_URL) it starts a private redis-server from PATH. K
 written under a fresh `bench:*:` prefix and deleted afterwards.
 
   parse    parse + normalize over the real 2026-08 Bybit capture (no I/O)
+  sim      the simulator's market model and Bybit frames, 10 symbols, no sockets
   writers  the same ticker XADDs through redis-py pipelines and through shared/resp.py
   bus      parse + encode + pipelined XADD MAXLEN ~ into Redis, one process, no WebSocket
   ingest   the whole ingestor (WebSocket -> parser -> Redis) fed as fast as it reads
@@ -76,6 +77,30 @@ async def bench_bus(url: str, prefix: str, seconds: float, batch: int) -> str:
     st = writer.stats
     return (f"parser+bus, {batch:>4} frames/flush {ingestor.feed_stats.events / elapsed:>9,.0f} events/s"
             f"   ({st.pushed:,} written + {st.superseded:,} superseded books, {st.errors} errors, {elapsed:.1f}s)")
+
+
+def bench_sim(seconds: float) -> str:
+    """The simulator's market model and Bybit frames for 10 symbols, every topic subscribed,
+    stepped as fast as it can (no sockets)."""
+    from services.sim.bybit_public import BybitPublicFrames
+    from services.sim.market import MarketModel
+
+    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT"] + [f"SIM{i}USDT" for i in range(6)]
+    model = MarketModel(symbols, seed=1, start_ms=0)
+    frames = BybitPublicFrames(model)
+    kinds = ("tickers", "orderbook.1", "orderbook.50", "orderbook.200", "publicTrade", "allLiquidation")
+    topics = {f"{kind}.{s}" for s in symbols for kind in kinds}
+    for topic in topics:
+        frames.snapshot(topic)
+    steps = produced = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        steps += 1
+        model.step(steps * 20)
+        produced += sum(len(f) for f in frames.step_frames(topics).values())
+    elapsed = time.perf_counter() - start
+    return (f"sim frames        {produced / elapsed:>9,.0f} frames/s   ({steps / elapsed:,.0f} steps/s of 20 ms, "
+            f"{1000 * elapsed / steps:.1f} ms each; 10 symbols, {len(topics)} topics)")
 
 
 async def bench_writers(url: str, prefix: str, n: int = 50_000) -> list[str]:
@@ -167,6 +192,8 @@ async def main(args) -> None:
     try:
         if "parse" in only:
             print(bench_parse())
+        if "sim" in only:
+            print(bench_sim(args.seconds / 2))
         if "writers" in only:
             for line in await bench_writers(url, prefix):
                 print(line)
@@ -195,7 +222,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--redis-url", help="Redis to measure against (default: REDIS_URL, else a private one)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each timed run")
-    parser.add_argument("--only", default="parse,writers,bus,ingest,latency", help="comma-separated subset")
+    parser.add_argument("--only", default="parse,sim,writers,bus,ingest,latency", help="comma-separated subset")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = parser.parse_args()
     if args.loop == "uvloop":
