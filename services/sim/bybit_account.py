@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
-from services.sim.bybit_rest import Answer, ParamError, _linear, _symbol
+from services.sim.bybit_rest import Answer, ParamError, require_linear, symbol_param
 from services.sim.market import MarketModel
 
 TAKER_FEE, MAKER_FEE = Decimal("0.00055"), Decimal("0.0002")
@@ -51,7 +51,7 @@ def wallet_balance(wallets: Wallets, key: str, query: Mapping[str, str]) -> Answ
 
 
 def fee_rate(model: MarketModel, query: Mapping[str, str]) -> Answer:
-    _linear(query)
-    symbol = _symbol(model, query, required=False)
+    require_linear(query)
+    symbol = symbol_param(model, query, required=False)
     return 0, "OK", {"list": [{"symbol": name, "takerFeeRate": str(TAKER_FEE), "makerFeeRate": str(MAKER_FEE)}
                               for name in ([symbol] if symbol else sorted(model.states))]}

@@ -20,7 +20,8 @@ DEPTHS = (1, 50, 200)
 _encode = msgspec.json.encode
 
 
-def _rate(value: float) -> str:
+def format_rate(value: float) -> str:
+    """A rate as Bybit prints it: up to 8 decimals, no trailing zeros."""
     text = f"{value:.8f}".rstrip("0").rstrip(".")
     return "0" if text in ("", "-0") else text
 
@@ -121,7 +122,7 @@ class BybitPublicFrames:
             "singleOpenInterest": str(inst.lot * (s.open_interest_lots // 2)),
             "singleOpenInterestValue": f"{float(oi) * float(inst.tick) * mark / 2:.2f}",
             "nextFundingTime": str(model.next_funding_ms(inst.symbol)),
-            "fundingRate": _rate(s.funding_rate),
+            "fundingRate": format_rate(s.funding_rate),
             "bid1Price": inst.price(best_bid),
             "bid1Size": inst.size(s.bids[best_bid]),
             "ask1Price": inst.price(best_ask),

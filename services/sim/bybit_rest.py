@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
-from services.sim.bybit_public import BybitPublicFrames
+from services.sim.bybit_public import BybitPublicFrames, format_rate
 from services.sim.market import MarketModel
 
 Answer = tuple[int, str, dict]
@@ -28,7 +28,7 @@ def envelope(ret_code: int, ret_msg: str, result: dict, now_ms: int) -> dict:
     return {"retCode": ret_code, "retMsg": ret_msg, "result": result, "retExtInfo": {}, "time": now_ms}
 
 
-def _linear(query: Mapping[str, str]) -> None:
+def require_linear(query: Mapping[str, str]) -> None:
     category = query.get("category")
     if not category:
         raise ParamError("params error: category is required")
@@ -36,7 +36,7 @@ def _linear(query: Mapping[str, str]) -> None:
         raise ParamError(f"params error: category {category} is not served by this simulator (linear only)")
 
 
-def _symbol(model: MarketModel, query: Mapping[str, str], required: bool) -> str | None:
+def symbol_param(model: MarketModel, query: Mapping[str, str], required: bool) -> str | None:
     symbol = query.get("symbol")
     if symbol is None:
         if required:
@@ -57,8 +57,8 @@ def _int(query: Mapping[str, str], name: str, default: int | None, low: int, hig
 
 
 def tickers(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str]) -> Answer:
-    _linear(query)
-    symbol = _symbol(model, query, required=False)
+    require_linear(query)
+    symbol = symbol_param(model, query, required=False)
     items = []
     for name in [symbol] if symbol else sorted(model.states):
         state = model.states[name]
@@ -70,8 +70,8 @@ def tickers(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, s
 
 
 def orderbook(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str]) -> Answer:
-    _linear(query)
-    symbol = _symbol(model, query, required=True)
+    require_linear(query)
+    symbol = symbol_param(model, query, required=True)
     limit = _int(query, "limit", 25, 1, 1000)
     state = model.states[symbol]
     inst = state.inst
@@ -89,8 +89,8 @@ def orderbook(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str,
 
 
 def instruments_info(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str]) -> Answer:
-    _linear(query)
-    symbol = _symbol(model, query, required=False)
+    require_linear(query)
+    symbol = symbol_param(model, query, required=False)
     items = []
     for name in [symbol] if symbol else sorted(model.states):
         inst = model.states[name].inst
@@ -117,8 +117,8 @@ def instruments_info(model: MarketModel, frames: BybitPublicFrames, query: Mappi
 def kline(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str]) -> Answer:
     """Bars since the simulator started, newest first: [start, open, high, low, close,
     volume, turnover], all strings."""
-    _linear(query)
-    symbol = _symbol(model, query, required=True)
+    require_linear(query)
+    symbol = symbol_param(model, query, required=True)
     interval = query.get("interval")
     if interval not in _INTERVALS_MIN:
         raise ParamError(f"params error: interval must be one of {', '.join(_INTERVALS_MIN)}")
@@ -145,8 +145,8 @@ def kline(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str
 
 def funding_history(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str]) -> Answer:
     """Funding rates settled since the simulator started, newest first."""
-    _linear(query)
-    symbol = _symbol(model, query, required=True)
+    require_linear(query)
+    symbol = symbol_param(model, query, required=True)
     if "startTime" in query and "endTime" not in query:
         raise ParamError("params error: startTime cannot be passed without endTime")
     limit = _int(query, "limit", 200, 1, 200)
@@ -154,7 +154,7 @@ def funding_history(model: MarketModel, frames: BybitPublicFrames, query: Mappin
     end = _int(query, "endTime", 2**62, 0, 2**62)
     rows = [(t, r) for t, r in reversed(model.states[symbol].fundings) if start <= t <= end][:limit]
     return 0, "OK", {"category": "linear", "list": [
-        {"symbol": symbol, "fundingRate": f"{r:.8f}".rstrip("0").rstrip("."), "fundingRateTimestamp": str(t)}
+        {"symbol": symbol, "fundingRate": format_rate(r), "fundingRateTimestamp": str(t)}
         for t, r in rows]}
 
 
