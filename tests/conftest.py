@@ -7,6 +7,7 @@ only those keys: REDIS_URL may point at a Redis that other things use.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio as aioredis
+from aiohttp import web
 
 from shared.settings import Settings
 
@@ -80,6 +82,28 @@ def redis_url():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"redis://127.0.0.1:{port}/0"
     server.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: web.Application):
+    """Serve an aiohttp app on a free port of 127.0.0.1; yields its http:// base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+def taken_port():
+    """A port on 127.0.0.1 that something is already listening on."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
 
 
 @pytest.fixture

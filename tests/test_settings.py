@@ -118,12 +118,6 @@ def test_credentials_follow_the_venue_environment():
     assert Settings(venue_env="mainnet", _env_file=None).bybit_credentials() is None
 
 
-def test_cli_metrics_port_in_use_exits_2():
-    import socket
-
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = CliRunner().invoke(app, ["ingest", "--metrics-port", str(port), "--duration", "0"])
-    assert result.exit_code == 2 and f"--metrics-port {port}:" in result.output
+def test_cli_metrics_port_in_use_exits_2(taken_port):
+    result = CliRunner().invoke(app, ["ingest", "--metrics-port", str(taken_port), "--duration", "0"])
+    assert result.exit_code == 2 and f"--metrics-port {taken_port}:" in result.output

@@ -7,7 +7,6 @@ import json
 
 import msgspec
 import pytest
-from aiohttp import web
 from picows import WSListener, WSMsgType, ws_connect
 
 from services.ingestor.service import Ingestor
@@ -17,7 +16,7 @@ from services.sim.server import SimServer
 from shared.events import BookUpdate, Ticker
 from shared.feed import Resync
 from shared.venues.bybit.parser import BybitPublicParser
-from tests.conftest import BYBIT_SAMPLES
+from tests.conftest import BYBIT_SAMPLES, serve_app
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 TOPICS = [f"{k}.{s}" for s in SYMBOLS for k in ("tickers", "orderbook.1", "orderbook.50", "orderbook.200",
@@ -117,14 +116,8 @@ def test_numbers_sit_on_the_instrument_grid():
 
 @pytest.fixture
 async def sim_url():
-    server = SimServer(SYMBOLS, seed=5, step_ms=10)
-    runner = web.AppRunner(server.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    yield f"ws://127.0.0.1:{port}/v5/public/linear"
-    await runner.cleanup()
+    async with serve_app(SimServer(SYMBOLS, seed=5, step_ms=10).app()) as base:
+        yield base.replace("http", "ws") + "/v5/public/linear"
 
 
 class Recorder(WSListener):
@@ -180,20 +173,15 @@ async def test_ingestor_runs_against_the_simulator(settings, r, sim_url):
     assert float(stored[b"bid"]) < float(stored[b"ask"])
 
 
-def test_sim_on_a_taken_port_exits_2_with_a_clear_message():
-    import socket
-
+def test_sim_on_a_taken_port_exits_2_with_a_clear_message(taken_port):
     from typer.testing import CliRunner
 
     from services.cli import app
 
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = CliRunner().invoke(app, ["sim", "--port", str(port), "--duration", "1"])
+    result = CliRunner().invoke(app, ["sim", "--port", str(taken_port), "--duration", "1"])
     assert result.exit_code == 2
-    assert f"--port {port}: cannot listen on 127.0.0.1" in result.output and "address already in use" in result.output
+    assert f"--port {taken_port}: cannot listen on 127.0.0.1" in result.output
+    assert "address already in use" in result.output
 
 
 # --- REST ---------------------------------------------------------------------------------
@@ -206,20 +194,14 @@ async def sim_http():
     for _ in range(240):
         clock[0] += 5.0
         server.step()
-    runner = web.AppRunner(server.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
     import aiohttp
 
-    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
+    async with serve_app(server.app()) as base, aiohttp.ClientSession(base) as session:
         async def get(path: str, **params) -> dict:
             async with session.get(path, params=params) as response:
                 assert response.status == 200
                 return await response.json()
         yield get
-    await runner.cleanup()
 
 
 def real_rest(description_start: str) -> dict:

@@ -8,11 +8,10 @@ import json
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from services.sim.server import SimServer
 from shared.venues.bybit.signing import signature, timestamp_accepted, websocket_auth_signature
-from tests.conftest import BYBIT_SAMPLES
+from tests.conftest import BYBIT_SAMPLES, serve_app
 
 KEY, SECRET = "test-key", "test-secret"
 NOW_MS = 1_800_000_000_000
@@ -44,13 +43,7 @@ def test_timestamp_window(offset_ms, ok):
 async def call():
     server = SimServer(["BTCUSDT", "ETHUSDT"], seed=1, step_ms=10_000_000, clock=lambda: NOW_MS / 1000,
                        api_keys={KEY: SECRET})
-    runner = web.AppRunner(server.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-
-    async with aiohttp.ClientSession() as session:
+    async with serve_app(server.app()) as base, aiohttp.ClientSession() as session:
         async def get(path: str, query: str, key: str = KEY, secret: str = SECRET, timestamp: int = NOW_MS,
                       window: int = 5000):
             headers = {"X-BAPI-API-KEY": key, "X-BAPI-TIMESTAMP": str(timestamp),
@@ -58,7 +51,6 @@ async def call():
             async with session.get(f"{base}{path}?{query}", headers=headers) as response:
                 return response.status, response.headers, await response.json()
         yield get
-    await runner.cleanup()
 
 
 def keys(value):

@@ -9,13 +9,13 @@ import time
 
 import aiohttp
 import pytest
-from aiohttp import web
 from typer.testing import CliRunner
 
 from services.cli import app
 from services.ingestor.service import Ingestor
 from services.sim.faults import FaultError, Faults
 from services.sim.server import SimServer
+from tests.conftest import serve_app
 
 KEY, SECRET = "k", "s"
 
@@ -35,14 +35,8 @@ def test_fault_settings_are_validated_all_or_nothing():
 async def sim(request):
     clock = getattr(request, "param", time.time)
     server = SimServer(["BTCUSDT", "ETHUSDT"], seed=3, step_ms=10, clock=clock, api_keys={KEY: SECRET})
-    runner = web.AppRunner(server.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-    async with aiohttp.ClientSession(base) as session:
+    async with serve_app(server.app()) as base, aiohttp.ClientSession(base) as session:
         yield server, session, base
-    await runner.cleanup()
 
 
 async def signed_get(session, path: str, query: str, timestamp_ms: int) -> dict:
