@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shared.venues.bybit.signing import signature, timestamp_accepted
+from shared.venues.bybit.signing import signature, timestamp_accepted, websocket_auth_signature
 
 # Per UID, per endpoint, rolling 1 s (protocol-bybit-v5.md §6); others default to 50/s.
 LIMITS_PER_S = {
@@ -39,7 +39,9 @@ class Gate:
         self.secrets = dict(secrets)
         self._recent: dict[tuple[str, str], deque[int]] = {}
 
-    def check(self, path: str, headers: Mapping[str, str], payload: str, now_ms: int) -> Verdict:
+    def check(self, path: str, headers: Mapping[str, str], payload: str, now_ms: int,
+              limit_per_s: int | None = None) -> Verdict:
+        """Bybit's verdict on a signed request; `limit_per_s` overrides the endpoint's limit."""
         key = headers.get("X-BAPI-API-KEY", "")
         secret = self.secrets.get(key)
         if not key or secret is None:
@@ -50,7 +52,7 @@ class Gate:
         except ValueError:
             return Verdict(10001, "params error: X-BAPI-TIMESTAMP and X-BAPI-RECV-WINDOW must be integers",
                            api_key=key)
-        limit_headers, allowed = self._count(key, path, now_ms)
+        limit_headers, allowed = self._count(key, path, now_ms, limit_per_s)
         if not timestamp_accepted(timestamp, now_ms, window):
             return Verdict(10002, "invalid request, please check your server timestamp or recv_window param. "
                            f"req_timestamp[{timestamp}],server_timestamp[{now_ms}],recv_window[{window}]",
@@ -62,8 +64,23 @@ class Gate:
             return Verdict(10006, "Too many visits!", api_key=key, headers=limit_headers)
         return Verdict(0, "OK", api_key=key, headers=limit_headers)
 
-    def _count(self, key: str, path: str, now_ms: int) -> tuple[dict[str, str], bool]:
-        limit = LIMITS_PER_S.get(path, DEFAULT_LIMIT_PER_S)
+    def stream_auth(self, args: object, now_ms: int) -> str | None:
+        """The API key a private-stream `auth` request proves, or None: args are
+        [api_key, expires_ms, signature] with expires in the future."""
+        if not isinstance(args, list) or len(args) != 3:
+            return None
+        key, expires, sign = args
+        secret = self.secrets.get(key) if isinstance(key, str) else None
+        try:
+            expires = int(expires)
+        except (TypeError, ValueError):
+            return None
+        if secret is None or expires <= now_ms or sign != websocket_auth_signature(secret, expires):
+            return None
+        return key
+
+    def _count(self, key: str, path: str, now_ms: int, limit: int | None) -> tuple[dict[str, str], bool]:
+        limit = limit or LIMITS_PER_S.get(path, DEFAULT_LIMIT_PER_S)
         recent = self._recent.setdefault((key, path), deque())
         while recent and recent[0] <= now_ms - 1000:
             recent.popleft()

@@ -16,6 +16,7 @@ from services.sim.bybit_public import BybitPublicFrames, format_rate
 from services.sim.market import MarketModel
 
 Answer = tuple[int, str, dict]
+MAX_ORDER_LOTS = 1_500_000  # instruments-info's maxOrderQty, in lots
 _INTERVALS_MIN = {"1": 1, "3": 3, "5": 5, "15": 15, "30": 30, "60": 60, "120": 120, "240": 240,
                   "360": 360, "720": 720, "D": 1440}
 
@@ -102,8 +103,8 @@ def instruments_info(model: MarketModel, frames: BybitPublicFrames, query: Mappi
             "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
             "priceFilter": {"minPrice": str(inst.tick), "maxPrice": str(inst.tick * 19_999_998),
                             "tickSize": str(inst.tick)},
-            "lotSizeFilter": {"maxOrderQty": str(inst.lot * 1_500_000), "minOrderQty": str(inst.lot),
-                              "qtyStep": str(inst.lot), "postOnlyMaxOrderQty": str(inst.lot * 1_500_000),
+            "lotSizeFilter": {"maxOrderQty": str(inst.lot * MAX_ORDER_LOTS), "minOrderQty": str(inst.lot),
+                              "qtyStep": str(inst.lot), "postOnlyMaxOrderQty": str(inst.lot * MAX_ORDER_LOTS),
                               "maxMktOrderQty": str(inst.lot * 150_000), "minNotionalValue": "5"},
             "unifiedMarginTrade": True, "fundingInterval": inst.funding_interval_h * 60, "settleCoin": "USDT",
             "copyTrading": "both", "upperFundingRate": "0.005", "lowerFundingRate": "-0.005",

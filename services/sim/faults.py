@@ -5,7 +5,12 @@ changed at run time with `POST /admin/faults` (the same keys; only those given c
      "drop_ws_every_s": 30,                    # close every WebSocket this often (null: never)
      "clock_skew_ms": 2500,                    # the exchange clock runs this far ahead (or behind)
      "reject_next": 3, "reject_code": 10016,   # the next 3 signed requests answer 10016
-     "reject_message": "Server error"}
+     "reject_message": "Server error",
+     "drop_order_responses": 2,                # the next 2 order creates are carried out, but
+                                               # the connection closes before the answer
+     "unfilled": true,                         # orders are accepted and never fill
+     "partial_fill_fraction": 0.5,             # an order fills at most half its size
+     "rate_limit_per_s": 5}                    # every signed endpoint allows 5 requests/s per key
 
 `POST /admin/drop` closes every WebSocket now. Unknown keys or bad values are refused with a
 message naming them.
@@ -32,6 +37,10 @@ class Faults(BaseModel):
     reject_next: int = Field(0, ge=0)
     reject_code: int = Field(10016, ge=1)
     reject_message: str = "Server error"
+    drop_order_responses: int = Field(0, ge=0)
+    unfilled: bool = False
+    partial_fill_fraction: float | None = Field(None, gt=0, lt=1)
+    rate_limit_per_s: int | None = Field(None, ge=1)
 
     def apply(self, changes: object) -> None:
         """Change the given settings, all or none; raises FaultError naming what is wrong."""
@@ -46,6 +55,13 @@ class Faults(BaseModel):
 
     def delay_s(self, rng: random.Random) -> float:
         return max(0.0, self.latency_ms + rng.uniform(-self.jitter_ms, self.jitter_ms)) / 1000
+
+    def take_dropped_response(self) -> bool:
+        """Whether this order create's answer is to be lost (one of the next K)."""
+        if self.drop_order_responses <= 0:
+            return False
+        self.drop_order_responses -= 1
+        return True
 
     def take_rejection(self) -> tuple[int, str] | None:
         """The retCode and message for this signed request, if it is one of the next K."""

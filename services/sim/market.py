@@ -47,6 +47,7 @@ def instrument(symbol: str) -> Instrument:
 
 
 BARS_KEPT = 1000
+FUNDING_CAP = 0.005  # instruments-info upperFundingRate / lowerFundingRate
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class MarketModel:
         settled = {s: self.next_funding_ms(s) for s in self.states if self.next_funding_ms(s) <= now_ms}
         self.now_ms = now_ms
         cfg, rng = self.config, self.rng
+        burst_s = min(dt_s, 1.0)  # after a long pause, print one second's trades, not a flood
         for state in self.states.values():
             state.trades.clear()
             state.liquidations.clear()
@@ -133,12 +135,14 @@ class MarketModel:
             if rng.random() < cfg.jump_probability_per_s * dt_s:
                 move += rng.choice((-1, 1)) * cfg.jump_size
             state.mid = max(10.0, state.mid * math.exp(move))
-            state.funding_rate += 0.1 * (0.0001 - state.funding_rate) * dt_s + rng.gauss(0, 0.000002)
+            # mean-reverting toward 0.01 %, exact for any step length, within Bybit's ±0.5 % cap
+            pull = (0.0001 - state.funding_rate) * (1 - math.exp(-0.1 * dt_s))
+            state.funding_rate = min(FUNDING_CAP, max(-FUNDING_CAP, state.funding_rate + pull + rng.gauss(0, 0.000002)))
             state.open_interest_lots = max(1, state.open_interest_lots + round(rng.gauss(0, 50)))
             self._rebuild_book(state)
-            for _ in range(self._poisson(cfg.trades_per_s * dt_s)):
+            for _ in range(self._poisson(cfg.trades_per_s * burst_s)):
                 self._trade(state)
-            for _ in range(self._poisson(cfg.liquidations_per_s * dt_s)):
+            for _ in range(self._poisson(cfg.liquidations_per_s * burst_s)):
                 side = rng.choice(("Buy", "Sell"))
                 price = min(state.bids) if side == "Buy" else max(state.asks)
                 state.liquidations.append(Liquidation(now_ms, side, price, 1 + int(rng.expovariate(0.1))))

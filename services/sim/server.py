@@ -1,10 +1,11 @@
 """`arb sim`: a local venue on 127.0.0.1 that speaks Bybit V5, for offline runs and tests.
 
-So far it serves the public linear WebSocket (`/v5/public/linear`: subscribe and its ack,
-ping/pong, tickers, orderbook.{1,50,200}, publicTrade, allLiquidation) and the public market
-REST (`/v5/market/time`, `tickers`, `orderbook`, `instruments-info`, `kline`,
-`funding/history`), signed account requests, and the faults of `faults.py` (admin endpoints
-`/admin/faults` and `/admin/drop`), from a seeded market model stepped every `step_ms`.
+It serves the public linear WebSocket (`/v5/public/linear`), the public market REST
+(`/v5/market/*`), the signed trading and account REST (`/v5/order/*`, `/v5/execution/list`,
+`/v5/position/*`, `/v5/account/*`) over a matching engine, the private WebSocket
+(`/v5/private`: auth, then order, execution, position and wallet pushes), and the faults of
+`faults.py` (admin endpoints `/admin/faults` and `/admin/drop`), from a seeded market model
+stepped every `step_ms`.
 
 Every connection has one outgoing queue, so a subscriber always gets its snapshot before
 the deltas that follow it. A client that falls `MAX_QUEUED` frames behind is disconnected,
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import time
@@ -23,12 +25,13 @@ import uuid
 import msgspec
 from aiohttp import WSMsgType, web
 
-from services.sim import bybit_account, bybit_rest
+from services.sim import bybit_rest, bybit_trade
 from services.sim.auth import Gate
-from services.sim.bybit_account import Wallets
+from services.sim.bybit_private import stream_messages
 from services.sim.bybit_public import BybitPublicFrames
 from services.sim.faults import FaultError, Faults
 from services.sim.market import MarketModel, ModelConfig
+from services.sim.matching import Matching
 
 log = logging.getLogger("arb.sim")
 MAX_QUEUED = 10_000
@@ -42,6 +45,7 @@ class _Client:
         self.ws = ws
         self.conn_id = uuid.uuid4().hex[:20]
         self.topics: set[str] = set()
+        self.api_key: str | None = None  # private stream: the key it authenticated as
         self.queue: asyncio.Queue[tuple[bytes, float] | None] = asyncio.Queue()
         self._delay_s = delay_s  # the latency fault, per frame
         self._last_due = 0.0
@@ -68,11 +72,13 @@ class SimServer:
         self._fault_rng = random.Random(seed + 1)
         self.clients: set[_Client] = set()
         self.gate = Gate(api_keys or {})
-        self.wallets = Wallets()
         self.step_ms = step_ms
         self.model = MarketModel(symbols, seed=seed, config=config or ModelConfig(), start_ms=self._now_ms())
         self.frames = BybitPublicFrames(self.model)
+        self.matching = Matching(self.model, policy=self.faults)
         self.subscribers: dict[str, set[_Client]] = {}
+        self.private: dict[str, set[_Client]] = {}  # API key -> its authenticated private streams
+        self._push_ids = (f"{uuid.UUID(int=random.Random(seed + 2).getrandbits(128))}-{n}" for n in itertools.count())
         self._last_drop_ms = self._now_ms()
 
     def _now_ms(self) -> int:
@@ -98,13 +104,12 @@ class SimServer:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/v5/public/linear", self._public_ws)
+        app.router.add_get("/v5/private", self._private_ws)
         app.router.add_get("/v5/market/time", self._time)
         for path in bybit_rest.HANDLERS:
             app.router.add_get(path, self._market_rest)
-        app.router.add_get("/v5/account/wallet-balance", self._signed(
-            lambda key, query: bybit_account.wallet_balance(self.wallets, key, query)))
-        app.router.add_get("/v5/account/fee-rate", self._signed(
-            lambda key, query: bybit_account.fee_rate(self.model, query)))
+        for path, (method, handler) in bybit_trade.HANDLERS.items():
+            app.router.add_route(method, path, self._signed(handler))
         app.router.add_get("/admin/faults", self._get_faults)
         app.router.add_post("/admin/faults", self._set_faults)
         app.router.add_post("/admin/drop", self._drop)
@@ -130,6 +135,8 @@ class SimServer:
         if every is not None and now - self._last_drop_ms >= every * 1000:
             log.info("fault: dropping %d WebSocket connections", self.drop_all())
         self.model.step(now)
+        self.matching.on_step(now)
+        self._push_private(now)
         for topic, frames in self.frames.step_frames(set(self.subscribers)).items():
             for client in self.subscribers.get(topic, ()):
                 for frame in frames:
@@ -172,22 +179,50 @@ class SimServer:
     def _signed(self, handler):
         """A route that answers only requests signed as Bybit requires (see auth.Gate)."""
 
-        async def route(request: web.Request) -> web.Response:
+        async def route(request: web.Request) -> web.StreamResponse:
             await self._latency()
             payload = request.query_string if request.method == "GET" else await request.text()
             now = self._now_ms()
-            verdict = self.gate.check(request.path, request.headers, payload, now)
+            verdict = self.gate.check(request.path, request.headers, payload, now, self.faults.rate_limit_per_s)
             if verdict.ret_code:
                 body = bybit_rest.envelope(verdict.ret_code, verdict.message, {}, now)
                 return web.json_response(body, status=verdict.http_status, headers=verdict.headers)
             if (rejection := self.faults.take_rejection()) is not None:
                 body = bybit_rest.envelope(*rejection, {}, now)
                 return web.json_response(body, headers=verdict.headers)
-            return self._answer(lambda: handler(verdict.api_key, request.query), now, verdict.headers)
+            params = _params(request, payload)
+            if isinstance(params, str):
+                code, message, result = 10001, params, {}
+            else:
+                code, message, result = bybit_trade.answer(handler, self.matching, verdict.api_key, params, now)
+                self._push_private(now)
+            if request.path == "/v5/order/create" and self.faults.take_dropped_response():
+                log.info("fault: order %s carried out, its answer dropped", result.get("orderId"))
+                request.transport.abort()
+                raise ConnectionResetError("answer dropped by the drop_order_responses fault")
+            return web.json_response(bybit_rest.envelope(code, message, result, now), headers=verdict.headers)
 
         return route
 
+    def _push_private(self, now_ms: int) -> None:
+        """Send each account's changes to its authenticated private streams."""
+        for key, changes in self.matching.take_changes().items():
+            clients = self.private.get(key)
+            if not clients:
+                continue
+            for topic, message in stream_messages(self.matching, key, changes, now_ms, self._push_ids.__next__):
+                frames = {name: _encode({**message, "topic": name}) for name in (topic, f"{topic}.linear")}
+                for client in clients:
+                    for name in client.topics & frames.keys():
+                        client.send(frames[name])
+
     async def _public_ws(self, request: web.Request) -> web.WebSocketResponse:
+        return await self._ws_session(request, self._on_request)
+
+    async def _private_ws(self, request: web.Request) -> web.WebSocketResponse:
+        return await self._ws_session(request, self._on_private_request)
+
+    async def _ws_session(self, request: web.Request, on_text) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=1 << 20)
         await ws.prepare(request)
         client = _Client(ws, self._delay_s)
@@ -196,11 +231,13 @@ class SimServer:
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    self._on_request(client, msg.data)
+                    on_text(client, msg.data)
         finally:
             self.clients.discard(client)
             for topic in list(client.topics):
                 self._unsubscribe(client, topic)
+            if client.api_key is not None:
+                self.private.get(client.api_key, set()).discard(client)
             client.queue.put_nowait(None)
             await sender
         return ws
@@ -217,12 +254,17 @@ class SimServer:
                 break
         await client.ws.close()
 
-    def _on_request(self, client: _Client, text: str) -> None:
+    @staticmethod
+    def _decode(text: str) -> dict:
         try:
             request = msgspec.json.decode(text)
-            op = request.get("op") if isinstance(request, dict) else None
         except msgspec.DecodeError:
-            op, request = None, {}
+            return {}
+        return request if isinstance(request, dict) else {}
+
+    def _on_request(self, client: _Client, text: str) -> None:
+        request = self._decode(text)
+        op = request.get("op")
         reply = {"success": True, "ret_msg": "", "conn_id": client.conn_id, "req_id": request.get("req_id", "")}
         if op == "ping":
             client.send(_encode({**reply, "ret_msg": "pong", "op": "ping"}))
@@ -256,6 +298,55 @@ class SimServer:
             if not listeners:
                 del self.subscribers[topic]
                 self.frames.forget(topic)
+
+
+    def _on_private_request(self, client: _Client, text: str) -> None:
+        """The private stream: auth, then subscribe to order, execution, position, wallet
+        (or their `.linear` forms); pongs in the private shape."""
+        request = self._decode(text)
+        op = request.get("op")
+        reply = {"success": True, "ret_msg": "", "op": op or "", "conn_id": client.conn_id}
+        if "req_id" in request:
+            reply["req_id"] = request["req_id"]
+        if op == "ping":
+            pong = {"op": "pong", "args": [str(self._now_ms())], "conn_id": client.conn_id}
+            client.send(_encode({"req_id": request["req_id"], **pong} if "req_id" in request else pong))
+        elif op == "auth":
+            key = self.gate.stream_auth(request.get("args"), self._now_ms())
+            if key is None:
+                log.info("private stream %s: auth refused (unknown key, expired or bad signature)", client.conn_id)
+                client.send(_encode({**reply, "success": False, "ret_msg": "Params Error"}))
+                return
+            client.api_key = key
+            self.private.setdefault(key, set()).add(client)
+            client.send(_encode(reply))
+        elif op in ("subscribe", "unsubscribe"):
+            args = request.get("args")
+            if client.api_key is None:
+                client.send(_encode({**reply, "success": False, "ret_msg": "Request not authorized"}))
+            elif not isinstance(args, list) or not args or not all(a in PRIVATE_TOPICS for a in args):
+                client.send(_encode({**reply, "success": False, "ret_msg": f"error:handler not found,topic:{args}"}))
+            else:
+                (client.topics.update if op == "subscribe" else client.topics.difference_update)(args)
+                client.send(_encode(reply))
+        else:
+            client.send(_encode({**reply, "success": False, "ret_msg": f"error:unknown op {op!r}"}))
+
+
+PRIVATE_TOPICS = frozenset(t + suffix for t in ("order", "execution", "position", "wallet")
+                           for suffix in ("", ".linear"))
+
+
+def _params(request: web.Request, payload: str) -> dict | str:
+    """A signed request's parameters: the query of a GET, the JSON object body of a POST;
+    a message saying what is wrong otherwise."""
+    if request.method == "GET":
+        return dict(request.query)
+    try:
+        body = msgspec.json.decode(payload) if payload else {}
+    except msgspec.DecodeError:
+        return "params error: the body is not JSON"
+    return body if isinstance(body, dict) else "params error: the body must be a JSON object"
 
 
 async def serve(host: str, port: int, symbols: list[str], seed: int, stop: asyncio.Event,

@@ -1,0 +1,255 @@
+"""Bybit V5's signed trading and account REST over the matching engine
+(protocol-bybit-v5.md §5.3): order create, cancel, cancel-all, realtime and history;
+execution list; position list and switch-mode; wallet balance and fee rate.
+
+Each handler takes the engine, the caller's API key, the parameters (the query of a GET, the
+JSON body of a POST) and the time, and returns `(retCode, retMsg, result)`. A request the
+venue refuses answers its retCode and a message saying what is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+
+from services.sim import bybit_private as shapes
+from services.sim.bybit_rest import MAX_ORDER_LOTS, Answer, ParamError
+from services.sim.market import MarketModel
+from services.sim.matching import MAKER_FEE, TAKER_FEE, Matching, Order, OrderRequest, Rejected
+
+Params = Mapping[str, object]
+
+
+def _linear(params: Params) -> None:
+    category = params.get("category")
+    if not category:
+        raise ParamError("params error: category is required")
+    if category != "linear":
+        raise ParamError(f"params error: category {category} is not served by this simulator (linear only)")
+
+
+def _symbol(m: Matching, params: Params, required: bool) -> str | None:
+    symbol = params.get("symbol")
+    if not symbol:
+        if required:
+            raise ParamError("params error: symbol is required")
+        return None
+    if symbol not in m.model.states:
+        raise ParamError("params error: symbol invalid")
+    return str(symbol)
+
+
+def _limit(params: Params, default: int, high: int) -> int:
+    text = str(params.get("limit", default))
+    if not text.isdigit() or not 1 <= int(text) <= high:
+        raise ParamError(f"params error: limit must be an integer in [1, {high}]")
+    return int(text)
+
+
+def _ids(order: Order) -> dict:
+    return {"orderId": order.order_id, "orderLinkId": order.link_id}
+
+
+def _text(params: Params, name: str, required: bool = False) -> str:
+    value = params.get(name)
+    if value is None or value == "":
+        if required:
+            raise ParamError(f"params error: {name} is required")
+        return ""
+    if not isinstance(value, str):
+        raise ParamError(f"params error: {name} must be a string")
+    return value
+
+
+def _steps(text: str, step: Decimal, name: str, filter_name: str) -> int:
+    """`text` as a whole number of `step`s, or a ParamError naming the filter it breaks."""
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise ParamError(f"params error: {name} {text!r} is not a number") from None
+    if not value.is_finite():
+        raise ParamError(f"params error: {name} {text!r} is not a number")
+    steps, rest = divmod(value, step)
+    if rest:
+        raise ParamError(f"params error: {name} {text} is not a multiple of {filter_name} {step}")
+    return int(steps)
+
+
+def order_request(model: MarketModel, params: Params) -> OrderRequest:
+    """`/v5/order/create` parameters as an OrderRequest; ParamError (10001) naming what is wrong."""
+    _linear(params)
+    symbol = _text(params, "symbol", True)
+    if symbol not in model.states:
+        raise ParamError("params error: symbol invalid")
+    inst = model.states[symbol].inst
+    side = _text(params, "side", True)
+    if side not in ("Buy", "Sell"):
+        raise ParamError(f"params error: side {side} invalid: Buy or Sell")
+    order_type = _text(params, "orderType", True)
+    if order_type not in ("Market", "Limit"):
+        raise ParamError(f"params error: orderType {order_type} invalid: Market or Limit")
+    tif = _text(params, "timeInForce") or "GTC"
+    if tif not in ("GTC", "IOC", "FOK", "PostOnly"):
+        raise ParamError(f"params error: timeInForce {tif} invalid: GTC, IOC, FOK or PostOnly")
+    lots = _steps(_text(params, "qty", True), inst.lot, "qty", "qtyStep")
+    if lots < 1:
+        raise ParamError(f"The number of contracts exceeds minimum limit allowed: qty must be at least {inst.lot}")
+    if lots > MAX_ORDER_LOTS:
+        raise ParamError(f"The number of contracts exceeds maximum limit allowed: qty must be at most "
+                         f"{inst.lot * MAX_ORDER_LOTS}")
+    price_ticks = None
+    if order_type == "Limit":
+        price_ticks = _steps(_text(params, "price", True), inst.tick, "price", "tickSize")
+        if price_ticks < 1:
+            raise ParamError("params error: price must be positive")
+    reduce_only = params.get("reduceOnly", False)
+    if not isinstance(reduce_only, bool):
+        raise ParamError("params error: reduceOnly must be true or false")
+    idx = params.get("positionIdx", 0)
+    if idx not in (0, 1, 2, "0", "1", "2"):
+        raise ParamError("params error: positionIdx must be 0 (one-way), 1 or 2 (hedge)")
+    link_id = _text(params, "orderLinkId")
+    if len(link_id) > 36 or not all(c.isascii() and (c.isalnum() or c in "-_") for c in link_id):
+        raise ParamError("params error: orderLinkId is at most 36 characters of [A-Za-z0-9-_]")
+    return OrderRequest(symbol, side, order_type, tif, price_ticks, lots, reduce_only, int(idx), link_id)
+
+
+def create(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
+    return 0, "OK", _ids(m.create(key, order_request(m.model, params), now_ms))
+
+
+def cancel(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
+    _linear(params)
+    _symbol(m, params, required=True)
+    if not params.get("orderId") and not params.get("orderLinkId"):
+        raise ParamError("params error: orderId or orderLinkId is required")
+    return 0, "OK", _ids(m.cancel(key, dict(params), now_ms))
+
+
+def cancel_all(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
+    _linear(params)
+    symbol = _symbol(m, params, required=False)
+    if symbol is None and params.get("settleCoin") != "USDT":
+        raise ParamError("params error: symbol or settleCoin is required for linear")
+    return 0, "OK", {"list": [_ids(o) for o in m.cancel_all(key, symbol, now_ms)], "success": "1"}
+
+
+def _order_list(m: Matching, key: str, params: Params, orders: list[Order], limit: int) -> Answer:
+    symbol = _symbol(m, params, required=False)
+    wanted = [o for o in orders if (symbol is None or o.symbol == symbol)
+              and (not params.get("orderId") or o.order_id == params["orderId"])
+              and (not params.get("orderLinkId") or o.link_id == params["orderLinkId"])]
+    wanted.sort(key=lambda o: (o.created_ms, o.order_id), reverse=True)
+    return 0, "OK", {"list": [shapes.order_fields(m, o, stream=False) for o in wanted[:limit]],
+                     "nextPageCursor": "", "category": "linear"}
+
+
+def realtime(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
+    """Open orders; an order asked for by id is found whatever its status; `openOnly=1`
+    lists the recently closed ones (Bybit keeps 500)."""
+    _linear(params)
+    if not any(params.get(k) for k in ("symbol", "baseCoin", "settleCoin", "orderId", "orderLinkId")):
+        raise ParamError("params error: symbol, baseCoin or settleCoin is required for linear")
+    account = m.account(key)
+    limit = _limit(params, 20, 50)
+    if params.get("openOnly") == "1":
+        orders = [account.orders[i] for i in dict.fromkeys(account.closed)]
+    elif params.get("orderId") or params.get("orderLinkId"):
+        orders = [o for o in [m.find(account, dict(params))] if o is not None]
+    else:
+        orders = account.open_orders()
+    return _order_list(m, key, params, orders, limit)
+
+
+def history(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
+    _linear(params)
+    account = m.account(key)
+    status = params.get("orderStatus")
+    orders = [o for o in account.orders.values() if status is None or o.status == status]
+    return _order_list(m, key, params, orders, _limit(params, 20, 50))
+
+
+def executions(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
+    _linear(params)
+    symbol = _symbol(m, params, required=False)
+    exec_type = params.get("execType")
+    order_id, link_id = params.get("orderId"), params.get("orderLinkId")
+    rows = [e for e in reversed(m.account(key).executions)
+            if (symbol is None or e.symbol == symbol) and (exec_type is None or e.exec_type == exec_type)
+            and (not order_id or (e.order and e.order.order_id == order_id))
+            and (not link_id or (e.order and e.order.link_id == link_id))]
+    limit = _limit(params, 50, 100)
+    return 0, "OK", {"nextPageCursor": "", "category": "linear",
+                     "list": [shapes.execution_fields(m, e, stream=False) for e in rows[:limit]]}
+
+
+def positions(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
+    """A symbol asked for is listed even when flat; by settleCoin only open positions."""
+    _linear(params)
+    symbol = _symbol(m, params, required=False)
+    if symbol is None and params.get("settleCoin") != "USDT":
+        raise ParamError("params error: symbol or settleCoin is required for linear")
+    account = m.account(key)
+    if symbol is not None:
+        idxs = (1, 2) if symbol in account.hedge_symbols else (0,)
+        rows = [m.position(account, symbol, idx) for idx in idxs]
+    else:
+        rows = [p for _, p in sorted(account.positions.items()) if p.lots]
+    limit = _limit(params, 20, 200)
+    return 0, "OK", {"list": [shapes.position_fields(m, p, stream=False) for p in rows[:limit]],
+                     "nextPageCursor": "", "category": "linear"}
+
+
+def switch_mode(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
+    _linear(params)
+    symbol = _symbol(m, params, required=False)
+    if symbol is None:
+        raise ParamError("params error: symbol is required (switching a whole coin is not simulated)")
+    mode = params.get("mode")
+    if mode not in (0, 3, "0", "3"):
+        raise ParamError("params error: mode must be 0 (one-way) or 3 (hedge)")
+    m.switch_mode(key, symbol, hedge=int(mode) == 3)
+    return 0, "OK", {}
+
+
+def wallet_balance(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
+    if params.get("accountType") != "UNIFIED":
+        raise ParamError("accountType only support UNIFIED")
+    account = shapes.wallet_fields(m, m.account(key))
+    wanted = set(filter(None, str(params.get("coin", "")).split(",")))
+    if wanted and "USDT" not in wanted:
+        account["coin"] = []
+    return 0, "OK", {"list": [account]}
+
+
+def fee_rate(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
+    _linear(params)
+    symbol = _symbol(m, params, required=False)
+    return 0, "OK", {"list": [{"symbol": name, "takerFeeRate": str(TAKER_FEE), "makerFeeRate": str(MAKER_FEE)}
+                              for name in ([symbol] if symbol else sorted(m.model.states))]}
+
+
+Handler = Callable[[Matching, str, Params, int], Answer]
+# path -> (HTTP method, handler)
+HANDLERS: dict[str, tuple[str, Handler]] = {
+    "/v5/order/create": ("POST", create),
+    "/v5/order/cancel": ("POST", cancel),
+    "/v5/order/cancel-all": ("POST", cancel_all),
+    "/v5/order/realtime": ("GET", realtime),
+    "/v5/order/history": ("GET", history),
+    "/v5/execution/list": ("GET", executions),
+    "/v5/position/list": ("GET", positions),
+    "/v5/position/switch-mode": ("POST", switch_mode),
+    "/v5/account/wallet-balance": ("GET", wallet_balance),
+    "/v5/account/fee-rate": ("GET", fee_rate),
+}
+
+
+def answer(handler: Handler, m: Matching, key: str, params: Params, now_ms: int) -> Answer:
+    """The handler's answer, with refusals turned into Bybit's retCodes."""
+    try:
+        return handler(m, key, params, now_ms)
+    except Rejected as exc:
+        return exc.ret_code, exc.message, {}
+    except ParamError as exc:
+        return 10001, str(exc), {}
