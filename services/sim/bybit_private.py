@@ -9,15 +9,8 @@ envelope are JSON numbers/booleans as in the samples.
 
 from __future__ import annotations
 
-from decimal import Decimal
-
+from services.sim.market import plain as num
 from services.sim.matching import PRICE_PLACES, ZERO, Account, Execution, Matching, Order, Position
-
-
-def num(value: Decimal) -> str:
-    """A Decimal as Bybit prints it: plain digits, no exponent, no trailing zeros."""
-    text = format(value.normalize(), "f")
-    return "0" if text in ("-0", "") else text
 
 
 def order_fields(m: Matching, order: Order, stream: bool) -> dict:

@@ -15,6 +15,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 
+def plain(value: Decimal) -> str:
+    """A Decimal as venues print it: plain digits, no exponent, no trailing zeros."""
+    text = format(value.normalize(), "f")
+    return "0" if text == "-0" else text
+
+
 @dataclass(frozen=True)
 class Instrument:
     """What the simulator needs of a perpetual: price and size grids, starting price."""
@@ -58,6 +64,12 @@ class ModelConfig:
     trades_per_s: float = 8.0
     liquidations_per_s: float = 0.05
     book_levels: int = 200
+    # other venues: basis to Bybit's mid, mean-reverting, with spikes that open a spread
+    basis_sd: float = 0.0003  # stationary standard deviation (3 bps)
+    basis_half_life_s: float = 20.0
+    spikes_per_hour: float = 6.0  # per symbol and venue
+    spike_bps: tuple[float, float] = (20.0, 60.0)
+    funding_offset_sd: float = 0.00005  # venue funding rate minus Bybit's
 
 
 @dataclass
@@ -75,6 +87,20 @@ class Liquidation:
     side: str  # position side liquidated, Buy = a long
     price_ticks: int
     lots: int
+
+
+@dataclass
+class VenueState:
+    """Another venue's view of a symbol: Bybit's mid times (1 + basis), its own funding."""
+
+    size_factor: float  # its book holds this multiple of Bybit's sizes
+    basis: float = 0.0
+    funding_offset: float = 0.0
+    forced: tuple[int, float, float] | None = None  # (until_ms, basis, funding offset)
+    trades: list[Trade] = field(default_factory=list)
+
+
+VENUE_SIZE_FACTORS = {"binance": 1.6, "okx": 0.9, "bitget": 0.6}
 
 
 @dataclass
@@ -97,6 +123,7 @@ class SymbolState:
     # 1-minute bars since the start: [start_ms, open, high, low, close ticks, lots, turnover]
     bars: deque[list] = field(default_factory=lambda: deque(maxlen=BARS_KEPT))
     fundings: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=200))  # (time, rate)
+    venues: dict[str, VenueState] = field(default_factory=dict)
 
 
 class MarketModel:
@@ -108,12 +135,14 @@ class MarketModel:
         self.config = config
         self.rng = random.Random(seed)
         self.now_ms = start_ms
-        self._trade_ids = 0
+        self.venue_rng = random.Random(seed * 7919 + 1)  # apart, so Bybit's run is the same with or without
+        self._trade_ids = self._venue_trade_ids = 0
         self.states: dict[str, SymbolState] = {}
         for symbol in symbols:
             inst = instrument(symbol)
             mid = float(inst.start_price / inst.tick)
-            state = SymbolState(inst, mid, open_interest_lots=int(5_000_000 / float(inst.start_price * inst.lot)))
+            state = SymbolState(inst, mid, open_interest_lots=int(5_000_000 / float(inst.start_price * inst.lot)),
+                                venues={v: VenueState(f) for v, f in VENUE_SIZE_FACTORS.items()})
             state.last_ticks = state.high_ticks = state.low_ticks = state.open_ticks = round(mid)
             self.states[symbol] = state
             self._rebuild_book(state, full=True)
@@ -149,6 +178,50 @@ class MarketModel:
             if state.inst.symbol in settled:
                 state.fundings.append((settled[state.inst.symbol], state.funding_rate))
             self._bar(state)
+            for venue in state.venues.values():
+                self._step_venue(state, venue, dt_s, burst_s)
+
+    # --- other venues --------------------------------------------------------------------
+
+    def force(self, symbol: str, venue: str, spread_bps: float, funding_delta: float, until_ms: int) -> None:
+        """Hold `venue`'s price `spread_bps` above Bybit's (below if negative) and its funding
+        rate `funding_delta` above Bybit's until `until_ms`: an opportunity on demand."""
+        self.states[symbol].venues[venue].forced = (until_ms, spread_bps / 10_000, funding_delta)
+
+    def venue_shift(self, state: SymbolState, venue: str) -> int:
+        """How many ticks `venue`'s book sits above Bybit's."""
+        return round(state.mid * state.venues[venue].basis)
+
+    def venue_book(self, state: SymbolState, venue: str, depth: int) -> tuple[dict[int, int], dict[int, int]]:
+        """`venue`'s top `depth` levels a side: Bybit's book shifted by the basis, its own sizes."""
+        shift, factor = self.venue_shift(state, venue), state.venues[venue].size_factor
+        bids = {p + shift: max(1, round(n * factor)) for p, n in sorted(state.bids.items(), reverse=True)[:depth]}
+        asks = {p + shift: max(1, round(n * factor)) for p, n in sorted(state.asks.items())[:depth]}
+        return bids, asks
+
+    def venue_funding(self, state: SymbolState, venue: str) -> float:
+        return min(FUNDING_CAP, max(-FUNDING_CAP, state.funding_rate + state.venues[venue].funding_offset))
+
+    def _step_venue(self, state: SymbolState, venue: VenueState, dt_s: float, burst_s: float) -> None:
+        cfg, rng = self.config, self.venue_rng
+        venue.trades.clear()
+        if venue.forced is not None and venue.forced[0] > self.now_ms:
+            venue.basis, venue.funding_offset = venue.forced[1], venue.forced[2]
+        else:
+            venue.forced = None
+            keep = math.exp(-math.log(2) * dt_s / cfg.basis_half_life_s)  # exact Ornstein-Uhlenbeck step
+            venue.basis = venue.basis * keep + rng.gauss(0, cfg.basis_sd * math.sqrt(1 - keep * keep))
+            if rng.random() < cfg.spikes_per_hour / 3600 * burst_s:
+                venue.basis += rng.choice((-1, 1)) * rng.uniform(*cfg.spike_bps) / 10_000
+            venue.funding_offset = venue.funding_offset * keep + rng.gauss(
+                0, cfg.funding_offset_sd * math.sqrt(1 - keep * keep))
+        shift = round(state.mid * venue.basis)
+        for _ in range(self._poisson(cfg.trades_per_s * burst_s, rng)):
+            side = "Buy" if rng.random() < 0.5 else "Sell"
+            price = (min(state.asks) if side == "Buy" else max(state.bids)) + shift
+            self._venue_trade_ids += 1
+            venue.trades.append(Trade(self.now_ms, side, price, 1 + int(rng.expovariate(0.3)),
+                                      str(self._venue_trade_ids)))
 
     def _bar(self, state: SymbolState) -> None:
         """Fold this step into the current 1-minute bar (close = last trade, else the mid)."""
@@ -164,11 +237,12 @@ class MarketModel:
         bar[5] += lots
         bar[6] += turnover
 
-    def _poisson(self, mean: float) -> int:
-        limit, k, p = math.exp(-mean), 0, self.rng.random()
+    def _poisson(self, mean: float, rng: random.Random | None = None) -> int:
+        rng = rng or self.rng
+        limit, k, p = math.exp(-mean), 0, rng.random()
         while p > limit:
             k += 1
-            p *= self.rng.random()
+            p *= rng.random()
         return k
 
     def _rebuild_book(self, state: SymbolState, full: bool = False) -> None:

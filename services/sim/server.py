@@ -24,14 +24,19 @@ import uuid
 
 import msgspec
 from aiohttp import WSMsgType, web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.sim import bybit_rest, bybit_trade
 from services.sim.auth import Gate
+from services.sim.binance_public import BinanceDialect
+from services.sim.bitget_public import BitgetDialect
 from services.sim.bybit_private import stream_messages
 from services.sim.bybit_public import BybitPublicFrames
+from services.sim.dialect import Dialect
 from services.sim.faults import FaultError, Faults
 from services.sim.market import MarketModel, ModelConfig
 from services.sim.matching import Matching
+from services.sim.okx_public import OkxDialect
 
 log = logging.getLogger("arb.sim")
 MAX_QUEUED = 10_000
@@ -41,9 +46,12 @@ _encode = msgspec.json.encode
 class _Client:
     """One WebSocket connection: its topics and the frames waiting to be sent to it."""
 
-    def __init__(self, ws: web.WebSocketResponse, delay_s) -> None:
+    def __init__(self, ws: web.WebSocketResponse, delay_s, source=None, wrap=None) -> None:
         self.ws = ws
+        self.source = source  # the frames it subscribes to: Bybit's or another venue's dialect
+        self.wrap = wrap  # how this connection wraps a topic's frame (Binance combined streams)
         self.conn_id = uuid.uuid4().hex[:20]
+        self.path = ""
         self.topics: set[str] = set()
         self.api_key: str | None = None  # private stream: the key it authenticated as
         self.queue: asyncio.Queue[tuple[bytes, float] | None] = asyncio.Queue()
@@ -76,7 +84,8 @@ class SimServer:
         self.model = MarketModel(symbols, seed=seed, config=config or ModelConfig(), start_ms=self._now_ms())
         self.frames = BybitPublicFrames(self.model)
         self.matching = Matching(self.model, policy=self.faults)
-        self.subscribers: dict[str, set[_Client]] = {}
+        self.dialects = [BinanceDialect(self.model), OkxDialect(self.model), BitgetDialect(self.model)]
+        self.subscribers: dict[tuple[object, str], set[_Client]] = {}  # (frames source, topic) -> clients
         self.private: dict[str, set[_Client]] = {}  # API key -> its authenticated private streams
         self._push_ids = (f"{uuid.UUID(int=random.Random(seed + 2).getrandbits(128))}-{n}" for n in itertools.count())
         self._last_drop_ms = self._now_ms()
@@ -110,6 +119,12 @@ class SimServer:
             app.router.add_get(path, self._market_rest)
         for path, (method, handler) in bybit_trade.HANDLERS.items():
             app.router.add_route(method, path, self._signed(handler))
+        for dialect in self.dialects:
+            for path in dialect.ws_paths:
+                app.router.add_get(path, self._dialect_ws(dialect))
+            for path, handler in dialect.rest().items():
+                app.router.add_get(path, self._dialect_rest(handler))
+        app.router.add_post("/admin/opportunity", self._opportunity)
         app.router.add_get("/admin/faults", self._get_faults)
         app.router.add_post("/admin/faults", self._set_faults)
         app.router.add_post("/admin/drop", self._drop)
@@ -137,10 +152,14 @@ class SimServer:
         self.model.step(now)
         self.matching.on_step(now)
         self._push_private(now)
-        for topic, frames in self.frames.step_frames(set(self.subscribers)).items():
-            for client in self.subscribers.get(topic, ()):
-                for frame in frames:
-                    client.send(frame)
+        for source in (self.frames, *self.dialects):
+            topics = {topic for (s, topic) in self.subscribers if s is source}
+            if not topics:
+                continue
+            for topic, frames in source.step_frames(topics).items():
+                for client in self.subscribers.get((source, topic), ()):
+                    for frame in frames:
+                        client.send(client.wrap(topic, frame) if client.wrap else frame)
 
     async def _time(self, request: web.Request) -> web.Response:
         await self._latency()
@@ -217,17 +236,60 @@ class SimServer:
                         client.send(frames[name])
 
     async def _public_ws(self, request: web.Request) -> web.WebSocketResponse:
-        return await self._ws_session(request, self._on_request)
+        return await self._ws_session(request, self._on_request, self.frames)
 
     async def _private_ws(self, request: web.Request) -> web.WebSocketResponse:
-        return await self._ws_session(request, self._on_private_request)
+        return await self._ws_session(request, self._on_private_request, None)
 
-    async def _ws_session(self, request: web.Request, on_text) -> web.WebSocketResponse:
+    def _dialect_ws(self, dialect: Dialect):
+        def on_text(client: _Client, text: str) -> None:
+            reply = dialect.on_text(client.path, text, client.conn_id)
+            for frame in reply.frames:
+                client.send(frame)
+            for topic in reply.subscribe:
+                self._subscribe(client, topic)
+            for topic in reply.unsubscribe:
+                self._unsubscribe(client, topic)
+
+        async def route(request: web.Request) -> web.WebSocketResponse:
+            topics, wrap = dialect.on_connect(request.path, request.query)
+            return await self._ws_session(request, on_text, dialect, wrap, topics)
+
+        return route
+
+    def _dialect_rest(self, handler):
+        async def route(request: web.Request) -> web.Response:
+            await self._latency()
+            status, body = handler(request.query)
+            return web.json_response(body, status=status)
+
+        return route
+
+    async def _opportunity(self, request: web.Request) -> web.Response:
+        """Force a cross-venue spread: {"symbol", "venue", "spread_bps", "funding_delta", "seconds"}."""
+        try:
+            ask = Opportunity.model_validate(await request.json())
+        except (ValueError, ValidationError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        if ask.symbol not in self.model.states or ask.venue not in self.model.states[ask.symbol].venues:
+            return web.json_response({"error": f"unknown symbol {ask.symbol} or venue {ask.venue}; venues: "
+                                               f"{', '.join(d.name for d in self.dialects)}"}, status=400)
+        until = self._now_ms() + int(ask.seconds * 1000)
+        self.model.force(ask.symbol, ask.venue, ask.spread_bps, ask.funding_delta, until)
+        log.info("opportunity: %s on %s %+.1f bps, funding %+g, until %d", ask.symbol, ask.venue, ask.spread_bps,
+                 ask.funding_delta, until)
+        return web.json_response({**ask.model_dump(), "until_ms": until})
+
+    async def _ws_session(self, request: web.Request, on_text, source, wrap=None,
+                          topics: list[str] = ()) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=1 << 20)
         await ws.prepare(request)
-        client = _Client(ws, self._delay_s)
+        client = _Client(ws, self._delay_s, source, wrap)
+        client.path = request.path
         self.clients.add(client)
         sender = asyncio.ensure_future(self._send_loop(client))
+        for topic in topics:
+            self._subscribe(client, topic)
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -281,23 +343,25 @@ class SimServer:
             return
         client.send(_encode({**reply, "op": op}))
         for topic in args:
-            if op == "subscribe" and topic not in client.topics:
-                client.topics.add(topic)
-                self.subscribers.setdefault(topic, set()).add(client)
-                snapshot = self.frames.snapshot(topic)
-                if snapshot is not None:
-                    client.send(snapshot)
-            elif op == "unsubscribe":
-                self._unsubscribe(client, topic)
+            (self._subscribe if op == "subscribe" else self._unsubscribe)(client, topic)
+
+    def _subscribe(self, client: _Client, topic: str) -> None:
+        if topic in client.topics:
+            return
+        client.topics.add(topic)
+        self.subscribers.setdefault((client.source, topic), set()).add(client)
+        snapshot = client.source.snapshot(topic)
+        if snapshot is not None:
+            client.send(client.wrap(topic, snapshot) if client.wrap else snapshot)
 
     def _unsubscribe(self, client: _Client, topic: str) -> None:
         client.topics.discard(topic)
-        listeners = self.subscribers.get(topic)
+        listeners = self.subscribers.get((client.source, topic))
         if listeners is not None:
             listeners.discard(client)
             if not listeners:
-                del self.subscribers[topic]
-                self.frames.forget(topic)
+                del self.subscribers[(client.source, topic)]
+                client.source.forget(topic)
 
 
     def _on_private_request(self, client: _Client, text: str) -> None:
@@ -331,6 +395,16 @@ class SimServer:
                 client.send(_encode(reply))
         else:
             client.send(_encode({**reply, "success": False, "ret_msg": f"error:unknown op {op!r}"}))
+
+
+class Opportunity(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str
+    venue: str
+    spread_bps: float = Field(ge=-500, le=500)  # the venue's price above Bybit's, in bps
+    funding_delta: float = Field(0.0, ge=-0.005, le=0.005)  # its funding rate above Bybit's
+    seconds: float = Field(60.0, gt=0, le=86_400)
 
 
 PRIVATE_TOPICS = frozenset(t + suffix for t in ("order", "execution", "position", "wallet")

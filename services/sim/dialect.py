@@ -1,0 +1,88 @@
+"""What every simulated venue's public market data has in common: the server's side of the
+contract (`Dialect`), and the venue's prices, funding and books read from the model.
+
+A dialect is pure. The server hands it the text a client sends and gets back the frames to
+answer and the topics to (un)subscribe; it asks for a topic's snapshot when someone
+subscribes and for each step's frames per active topic; its REST handlers take the query
+and return (HTTP status, JSON body).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from services.sim.market import MarketModel, SymbolState, plain
+
+RestHandler = Callable[[Mapping[str, str]], tuple[int, object]]
+
+
+@dataclass
+class Reply:
+    frames: list[bytes] = field(default_factory=list)
+    subscribe: list[str] = field(default_factory=list)
+    unsubscribe: list[str] = field(default_factory=list)
+
+
+class Dialect:
+    """One venue's public protocol over the shared market model."""
+
+    name: str = ""
+    ws_paths: tuple[str, ...] = ()
+
+    def __init__(self, model: MarketModel) -> None:
+        self.model = model
+        self._last_sent: dict[str, int] = {}
+
+    # the server's side of the contract
+    def on_connect(self, path: str, query: Mapping[str, str]) -> tuple[list[str], Callable[[str, bytes], bytes] | None]:
+        """Topics a connection subscribes to by its URL, and how to wrap its frames."""
+        return [], None
+
+    def on_text(self, path: str, text: str, conn_id: str) -> Reply:
+        raise NotImplementedError
+
+    def snapshot(self, topic: str) -> bytes | None:
+        return None
+
+    def step_frames(self, topics: set[str]) -> dict[str, list[bytes]]:
+        raise NotImplementedError
+
+    def forget(self, topic: str) -> None:
+        self._last_sent.pop(topic, None)
+
+    def rest(self) -> dict[str, RestHandler]:
+        return {}
+
+    # helpers for the venues
+    def due(self, topic: str, every_ms: int) -> bool:
+        """True at most once per `every_ms` for `topic` (a venue's push interval)."""
+        now = self.model.now_ms
+        if now - self._last_sent.get(topic, -every_ms) < every_ms:
+            return False
+        self._last_sent[topic] = now
+        return True
+
+    def quote(self, state: SymbolState, depth: int = 1) -> tuple[dict[int, int], dict[int, int]]:
+        return self.model.venue_book(state, self.name, depth)
+
+    def mark_index(self, state: SymbolState) -> tuple[str, str]:
+        """This venue's mark and index prices, at the instrument's price scale."""
+        tick = state.inst.tick
+        mid = state.mid * (1 + state.venues[self.name].basis)
+        return str((tick * Decimal(repr(mid))).quantize(tick)), str((tick * Decimal(repr(state.mid))).quantize(tick))
+
+    def funding(self, state: SymbolState) -> str:
+        return f"{self.model.venue_funding(state, self.name):.8f}".rstrip("0").rstrip(".") or "0"
+
+    @staticmethod
+    def levels(state: SymbolState, side: dict[int, int], descending: bool, scale: Decimal = Decimal(1)) -> list:
+        inst = state.inst
+        return [[inst.price(p), plain(inst.lot * n / scale)]
+                for p, n in sorted(side.items(), reverse=descending)]
+
+
+def book_diff(old: dict[int, int], new: dict[int, int]) -> dict[int, int]:
+    """Levels that changed from `old` to `new`; 0 for a level that went away."""
+    return {p: n for p, n in new.items() if old.get(p) != n} | {p: 0 for p in old if p not in new}
