@@ -9,6 +9,8 @@ written under a fresh `bench:*:` prefix and deleted afterwards.
 
   parse    parse + normalize over the real 2026-08 Bybit capture (no I/O)
   sim      the simulator's market model and Bybit frames, 10 symbols, no sockets
+  venues   `arb sim` as its own process: market data to clients of all 4 venues at once over
+           WebSockets, while signed orders arrive at 50/s; prints msgs/s, orders/s, latency, CPU
   writers  the same ticker XADDs through redis-py pipelines and through shared/resp.py
   bus      parse + encode + pipelined XADD MAXLEN ~ into Redis, one process, no WebSocket
   ingest   the whole ingestor (WebSocket -> parser -> Redis) fed as fast as it reads
@@ -103,6 +105,105 @@ def bench_sim(seconds: float) -> str:
             f"{1000 * elapsed / steps:.1f} ms each; 10 symbols, {len(topics)} topics)")
 
 
+async def bench_venues(seconds: float, order_rate: float = 50.0) -> list[str]:
+    """`arb sim` in its own process, 20 symbols; one client per venue subscribed to its
+    tickers, books and trades, and a signed order sender paced at `order_rate`."""
+    import aiohttp
+
+    from shared.venues.bybit.signing import auth_headers
+
+    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT"] + [f"SIM{i}USDT" for i in range(16)]
+    port = free_port()
+    env = {**os.environ, "SIM_API_KEY": "bench-key", "SIM_API_SECRET": "bench-secret"}
+    arb = Path(sys.executable).parent / "arb"
+    proc = subprocess.Popen([str(arb), "sim", "--port", str(port), "--symbols", ",".join(symbols)], env=env,
+                            stderr=subprocess.DEVNULL)
+    base, ws_base = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+    counts = {"bybit": 0, "binance": 0, "okx": 0, "bitget": 0}
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                try:
+                    async with session.get(f"{base}/v5/market/time"):
+                        break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+            async with session.post(f"{base}/admin/faults", json={"rate_limit_per_s": 1000}):
+                pass  # one key sends them all; Bybit would allow 10/s per key
+            lower = [s.lower() for s in symbols]
+            connections = {
+                "bybit": (f"{ws_base}/v5/public/linear", [{"op": "subscribe", "args": [
+                    f"{k}.{s}" for s in symbols for k in ("tickers", "orderbook.50", "publicTrade")]}]),
+                "binance": (f"{ws_base}/public/stream?streams=" + "/".join(
+                    f"{s}@{k}" for s in lower for k in ("bookTicker", "depth@100ms")), []),
+                "okx": (f"{ws_base}/ws/v5/public", [{"op": "subscribe", "args": [
+                    {"channel": c, "instId": f"{s.removesuffix('USDT')}-USDT-SWAP"}
+                    for s in symbols for c in ("tickers", "books5", "trades")]}]),
+                "bitget": (f"{ws_base}/v2/ws/public", [{"op": "subscribe", "args": [
+                    {"instType": "USDT-FUTURES", "channel": c, "instId": s}
+                    for s in symbols for c in ("ticker", "books")]}]),
+            }
+            stop = asyncio.Event()
+
+            async def listen(venue: str, url: str, requests: list) -> None:
+                async with session.ws_connect(url, max_msg_size=0) as ws:
+                    for request in requests:
+                        await ws.send_json(request)
+                    while not stop.is_set():
+                        msg = await ws.receive()
+                        if msg.type != aiohttp.WSMsgType.TEXT:
+                            return
+                        counts[venue] += 1
+
+            async def orders() -> None:
+                sent = 0
+                begin = time.perf_counter()
+                while not stop.is_set():
+                    body = ('{"category":"linear","symbol":"ETHUSDT","side":"%s","orderType":"Market",'
+                            '"qty":"0.01"}' % ("Buy" if sent % 2 else "Sell"))
+                    headers = auth_headers("bench-key", "bench-secret", int(time.time() * 1000), body)
+                    t = time.perf_counter()
+                    async with session.post(f"{base}/v5/order/create", data=body, headers=headers) as response:
+                        code = (await response.json())["retCode"]
+                    latencies.append(time.perf_counter() - t)
+                    codes[code] = codes.get(code, 0) + 1
+                    sent += 1
+                    await asyncio.sleep(max(0.0, begin + sent / order_rate - time.perf_counter()))
+
+            tasks = [asyncio.ensure_future(listen(v, url, reqs)) for v, (url, reqs) in connections.items()]
+            await asyncio.sleep(2)  # subscriptions settle, snapshots pass
+            for venue in counts:
+                counts[venue] = 0
+            cpu0 = _cpu_seconds(proc.pid)
+            order_task = asyncio.ensure_future(orders())
+            start = time.perf_counter()
+            await asyncio.sleep(seconds)
+            elapsed = time.perf_counter() - start
+            cpu = (_cpu_seconds(proc.pid) - cpu0) / elapsed
+            got = dict(counts)
+            stop.set()
+            for task in (*tasks, order_task):
+                task.cancel()
+            await asyncio.gather(*tasks, order_task, return_exceptions=True)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    latencies.sort()
+    p50, p99 = (1000 * latencies[int(len(latencies) * q)] for q in (0.5, 0.99))
+    total = sum(got.values())
+    per_venue = ", ".join(f"{v} {n / elapsed:,.0f}" for v, n in got.items())
+    return [f"sim 4 venues      {total / elapsed:>9,.0f} msgs/s     ({per_venue}; sim CPU {100 * cpu:.0f}%)",
+            f"sim orders        {len(latencies) / elapsed:>9,.1f} orders/s   (retCodes {codes}; "
+            f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms; {len(symbols)} symbols)"]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def bench_writers(url: str, prefix: str, n: int = 50_000) -> list[str]:
     """Why shared/resp.py exists: the same real ticker entries, XADD MAXLEN ~ in pipelines
     of 1,000, through redis-py (hiredis) and through the project's StreamWriter."""
@@ -181,7 +282,7 @@ async def main(args) -> None:
     url = args.redis_url or os.environ.get("REDIS_URL")
     proc = None
     workdir = tempfile.mkdtemp()
-    if not url and only - {"parse"}:
+    if not url and only - {"parse", "sim", "venues"}:
         if not shutil.which("redis-server"):
             sys.exit("no Redis: pass --redis-url or put redis-server on PATH")
         port = free_port()
@@ -194,6 +295,9 @@ async def main(args) -> None:
             print(bench_parse())
         if "sim" in only:
             print(bench_sim(args.seconds / 2))
+        if "venues" in only:
+            for line in await bench_venues(args.seconds):
+                print(line)
         if "writers" in only:
             for line in await bench_writers(url, prefix):
                 print(line)
@@ -222,7 +326,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--redis-url", help="Redis to measure against (default: REDIS_URL, else a private one)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each timed run")
-    parser.add_argument("--only", default="parse,sim,writers,bus,ingest,latency", help="comma-separated subset")
+    parser.add_argument("--only", default="parse,sim,venues,writers,bus,ingest,latency", help="comma-separated subset")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = parser.parse_args()
     if args.loop == "uvloop":
