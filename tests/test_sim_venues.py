@@ -12,8 +12,9 @@ from services.sim.binance_public import BinanceDialect
 from services.sim.bitget_public import BitgetDialect, checksum
 from services.sim.market import MarketModel, ModelConfig
 from services.sim.okx_public import OkxDialect, ct_val
+from services.sim.replay import ReplayError, load_klines
 from services.sim.server import SimServer
-from tests.conftest import SAMPLES, serve_app
+from tests.conftest import SAMPLES, SHARED, serve_app
 
 T0 = 1_800_000_000_000
 STEP_MS = 20
@@ -203,3 +204,18 @@ async def test_venue_protocol_errors_are_answered_in_each_venues_words():
             assert (await response.json())["code"] == "00000"
         await binance.close()
         await okx.close()
+
+
+def test_a_kline_file_drives_the_mid_through_its_recorded_prices(tmp_path):
+    path = SHARED / "market-data" / "bybit" / "klines_1m" / "BTCUSDT_1m_2025-05-30_2025-06-29.csv"
+    klines = load_klines(path)
+    assert klines.symbol == "BTCUSDT" and klines.prices[0] == 104217.5
+    model = MarketModel(["BTCUSDT"], seed=1, start_ms=T0, paths={"BTCUSDT": klines}, speed=60.0)
+    state = model.states["BTCUSDT"]
+    model.step(T0 + 1000)  # one second at 60x: the end of the first minute, its close
+    assert float(state.inst.tick) * state.mid == pytest.approx(104337.8)
+    assert max(state.bids) < state.mid <= min(state.asks)  # the book straddles the replayed price
+    bad = tmp_path / "BTCUSDT_bad.csv"
+    bad.write_text("timestamp,open,high,low,close\n2025-05-30 16:39:00+00:00,10,9,8,9\n")
+    with pytest.raises(ReplayError, match=r"BTCUSDT_bad.csv:2: .*low <= open"):
+        load_klines(bad)

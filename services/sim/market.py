@@ -131,8 +131,13 @@ class MarketModel:
     the trades and liquidations of the last step are in each state's lists."""
 
     def __init__(self, symbols: list[str], seed: int = 1, config: ModelConfig = ModelConfig(),
-                 start_ms: int = 0) -> None:
+                 start_ms: int = 0, paths: dict | None = None, speed: float = 60.0) -> None:
+        """`paths` (symbol -> replay.KlinePath) replace the random walk of those symbols by
+        recorded prices, played `speed` times faster than they happened."""
         self.config = config
+        self.paths = paths or {}
+        self.speed = speed
+        self.start_ms = start_ms
         self.rng = random.Random(seed)
         self.now_ms = start_ms
         self.venue_rng = random.Random(seed * 7919 + 1)  # apart, so Bybit's run is the same with or without
@@ -141,6 +146,8 @@ class MarketModel:
         for symbol in symbols:
             inst = instrument(symbol)
             mid = float(inst.start_price / inst.tick)
+            if symbol in self.paths:
+                mid = self.paths[symbol].prices[0] / float(inst.tick)
             state = SymbolState(inst, mid, open_interest_lots=int(5_000_000 / float(inst.start_price * inst.lot)),
                                 venues={v: VenueState(f) for v, f in VENUE_SIZE_FACTORS.items()})
             state.last_ticks = state.high_ticks = state.low_ticks = state.open_ticks = round(mid)
@@ -163,7 +170,12 @@ class MarketModel:
             move = rng.gauss(0, cfg.volatility_per_s * math.sqrt(dt_s))
             if rng.random() < cfg.jump_probability_per_s * dt_s:
                 move += rng.choice((-1, 1)) * cfg.jump_size
-            state.mid = max(10.0, state.mid * math.exp(move))
+            path = self.paths.get(state.inst.symbol)
+            replayed = path.price_at((now_ms - self.start_ms) * self.speed) if path else None
+            if replayed is not None:
+                state.mid = max(10.0, replayed / float(state.inst.tick))
+            else:
+                state.mid = max(10.0, state.mid * math.exp(move))
             # mean-reverting toward 0.01 %, exact for any step length, within Bybit's ±0.5 % cap
             pull = (0.0001 - state.funding_rate) * (1 - math.exp(-0.1 * dt_s))
             state.funding_rate = min(FUNDING_CAP, max(-FUNDING_CAP, state.funding_rate + pull + rng.gauss(0, 0.000002)))

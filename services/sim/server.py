@@ -74,14 +74,16 @@ class SimServer:
 
     def __init__(self, symbols: list[str], seed: int = 1, step_ms: int = 20,
                  config: ModelConfig | None = None, clock=time.time,
-                 api_keys: dict[str, str] | None = None, faults: Faults | None = None) -> None:
+                 api_keys: dict[str, str] | None = None, faults: Faults | None = None, paths: dict | None = None,
+                 speed: float = 60.0) -> None:
         self.clock = clock
         self.faults = faults or Faults()
         self._fault_rng = random.Random(seed + 1)
         self.clients: set[_Client] = set()
         self.gate = Gate(api_keys or {})
         self.step_ms = step_ms
-        self.model = MarketModel(symbols, seed=seed, config=config or ModelConfig(), start_ms=self._now_ms())
+        self.model = MarketModel(symbols, seed=seed, config=config or ModelConfig(), start_ms=self._now_ms(),
+                                 paths=paths, speed=speed)
         self.frames = BybitPublicFrames(self.model)
         self.matching = Matching(self.model, policy=self.faults)
         self.dialects = [BinanceDialect(self.model), OkxDialect(self.model), BitgetDialect(self.model)]
@@ -424,14 +426,16 @@ def _params(request: web.Request, payload: str) -> dict | str:
 
 
 async def serve(host: str, port: int, symbols: list[str], seed: int, stop: asyncio.Event,
-                api_keys: dict[str, str] | None = None, faults: Faults | None = None) -> None:
-    server = SimServer(symbols, seed=seed, api_keys=api_keys, faults=faults)
+                api_keys: dict[str, str] | None = None, faults: Faults | None = None, paths: dict | None = None,
+                speed: float = 60.0) -> None:
+    server = SimServer(symbols, seed=seed, api_keys=api_keys, faults=faults, paths=paths, speed=speed)
     runner = web.AppRunner(server.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    log.info("simulated Bybit V5 on http://%s:%d (public stream ws://%s:%d/v5/public/linear), symbols %s, seed %d",
-             host, port, host, port, ",".join(symbols), seed)
+    log.info("simulated venues on http://%s:%d (Bybit V5, Binance USD-M, OKX, Bitget), symbols %s, seed %d%s",
+             host, port, ",".join(symbols), seed,
+             f", replaying {','.join(paths)} at {speed:g}x" if paths else "")
     try:
         await stop.wait()
     finally:
