@@ -136,3 +136,12 @@ def capture_records(path: Path = LINEAR_CAPTURE) -> list[dict]:
 def capture_frames(path: Path = LINEAR_CAPTURE) -> list[bytes]:
     """Every frame the venue sent, in order, as received."""
     return [rec["data"].encode() for rec in capture_records(path) if rec["t"] == "recv"]
+
+
+def shape(value):
+    """Keys and value types, recursively: what 'the same shape as the real message' means."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return type(value).__name__

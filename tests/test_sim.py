@@ -16,7 +16,7 @@ from services.sim.server import SimServer
 from shared.events import BookUpdate, Ticker
 from shared.feed import Resync
 from shared.venues.bybit.parser import BybitPublicParser
-from tests.conftest import BYBIT_SAMPLES, serve_app
+from tests.conftest import BYBIT_SAMPLES, serve_app, shape
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 TOPICS = [f"{k}.{s}" for s in SYMBOLS for k in ("tickers", "orderbook.1", "orderbook.50", "orderbook.200",
@@ -25,15 +25,6 @@ TOPICS = [f"{k}.{s}" for s in SYMBOLS for k in ("tickers", "orderbook.1", "order
 
 def sample(name: str) -> dict:
     return json.loads((BYBIT_SAMPLES / name).read_text())
-
-
-def shape(value):
-    """Keys and value types, recursively: what 'the same shape as the real message' means."""
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [shape(value[0])] if value else []
-    return type(value).__name__
 
 
 def run_model(steps: int, seed: int = 7, config: ModelConfig | None = None) -> tuple[BybitPublicFrames, list[bytes]]:

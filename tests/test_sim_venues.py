@@ -14,7 +14,7 @@ from services.sim.market import MarketModel, ModelConfig
 from services.sim.okx_public import OkxDialect, ct_val
 from services.sim.replay import ReplayError, load_klines
 from services.sim.server import SimServer
-from tests.conftest import SAMPLES, SHARED, serve_app
+from tests.conftest import SAMPLES, SHARED, serve_app, shape
 
 T0 = 1_800_000_000_000
 STEP_MS = 20
@@ -22,14 +22,6 @@ STEP_MS = 20
 
 def real(venue: str, name: str) -> dict:
     return json.loads((SAMPLES / venue / name).read_text())
-
-
-def shape(value):
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [shape(value[0])] if value else []
-    return type(value).__name__
 
 
 def run(dialect_type, topics: list[str], steps: int, seed: int = 4) -> tuple[object, list[dict]]:

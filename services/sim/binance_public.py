@@ -58,11 +58,8 @@ class BinanceDialect(Dialect):
         return [s for s in parts[2:] if self.valid(path, s)], None
 
     def on_text(self, path: str, text: str, conn_id: str) -> Reply:
-        try:
-            request = msgspec.json.decode(text)
-        except msgspec.DecodeError:
-            request = None
-        if not isinstance(request, dict):
+        request = self.decode(text)
+        if request is None:
             return Reply([_encode({"error": {"code": 3, "msg": "Invalid JSON"}})])
         rid, method, params = request.get("id"), request.get("method"), request.get("params", [])
         if method not in ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS"):

@@ -44,11 +44,8 @@ class BitgetDialect(Dialect):
     def on_text(self, path: str, text: str, conn_id: str) -> Reply:
         if text == "ping":
             return Reply([b"pong"])
-        try:
-            request = msgspec.json.decode(text)
-        except msgspec.DecodeError:
-            request = None
-        if not isinstance(request, dict) or request.get("op") not in ("subscribe", "unsubscribe") or not isinstance(
+        request = self.decode(text)
+        if request is None or request.get("op") not in ("subscribe", "unsubscribe") or not isinstance(
                 request.get("args"), list):
             return Reply([_encode({"event": "error", "code": 30002, "msg": f"illegal request: {text[:200]}"})])
         op, reply = request["op"], Reply()

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import msgspec
+
 from services.sim.market import MarketModel, SymbolState, plain
 
 RestHandler = Callable[[Mapping[str, str]], tuple[int, object]]
@@ -56,6 +58,15 @@ class Dialect:
         return {}
 
     # helpers for the venues
+    @staticmethod
+    def decode(text: str) -> dict | None:
+        """A client's JSON object request, or None for anything else."""
+        try:
+            request = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            return None
+        return request if isinstance(request, dict) else None
+
     def due(self, topic: str, every_ms: int) -> bool:
         """True at most once per `every_ms` for `topic` (a venue's push interval)."""
         now = self.model.now_ms

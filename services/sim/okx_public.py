@@ -41,11 +41,8 @@ class OkxDialect(Dialect):
     def on_text(self, path: str, text: str, conn_id: str) -> Reply:
         if text == "ping":
             return Reply([b"pong"])
-        try:
-            request = msgspec.json.decode(text)
-        except msgspec.DecodeError:
-            request = None
-        if not isinstance(request, dict) or request.get("op") not in ("subscribe", "unsubscribe"):
+        request = self.decode(text)
+        if request is None or request.get("op") not in ("subscribe", "unsubscribe"):
             return Reply([_encode({"event": "error", "code": "60012", "msg": f"Invalid request: {text[:200]}",
                                    "connId": conn_id})])
         op, args = request["op"], request.get("args")
