@@ -217,9 +217,11 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def orders_never_overfill_and_queues_never_go_negative(self):
-        for order in self.m.account(KEY).orders.values():
+        account = self.m.account(KEY)
+        for order in account.orders.values():
             assert 0 <= order.filled_lots <= order.lots
             assert order.queue_ahead >= 0
+        assert set(account.open) == {i for i, o in account.orders.items() if o.is_open}
 
     @invariant()
     def the_ledger_balances_exactly(self):

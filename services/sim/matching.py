@@ -147,12 +147,13 @@ class Account:
     positions: dict[tuple[str, int], Position] = field(default_factory=dict)
     hedge_symbols: set[str] = field(default_factory=set)
     orders: dict[str, Order] = field(default_factory=dict)  # every order it placed, by id
+    open: dict[str, Order] = field(default_factory=dict)  # the open ones: what each market step looks at
     link_ids: dict[str, str] = field(default_factory=dict)  # orderLinkId -> orderId
     closed: deque[str] = field(default_factory=lambda: deque(maxlen=CLOSED_ORDERS_KEPT))
     executions: deque[Execution] = field(default_factory=lambda: deque(maxlen=EXECUTIONS_KEPT))
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
-        return [o for o in self.orders.values() if o.is_open and (symbol is None or o.symbol == symbol)]
+        return [o for o in self.open.values() if symbol is None or o.symbol == symbol]
 
 
 @dataclass
@@ -250,7 +251,7 @@ class Matching:
                       price_ticks, request.lots, request.reduce_only, request.position_idx, now_ms, now_ms,
                       state.last_ticks)
         position = self.position(account, order.symbol, order.position_idx)
-        if order.reduce_only or self._closes_hedge(account, order):
+        if order.reduce_only or self._closes_hedge(order):
             reducible = max(0, -order.sign * position.lots)
             if reducible == 0:
                 raise Rejected(110017, "current position is zero, cannot fix reduce-only order qty")
@@ -262,7 +263,7 @@ class Matching:
             order.reduce_only = True
         elif self._order_cost(order, order.lots) > self.available(account):
             raise Rejected(110007, "ab not enough for new order")
-        account.orders[order.order_id] = order
+        account.orders[order.order_id] = account.open[order.order_id] = order
         if order.link_id:
             account.link_ids[order.link_id] = order.order_id
         self._changes(key).orders[order.order_id] = order
@@ -403,7 +404,8 @@ class Matching:
             return order.leaves
         return max(0, min(order.leaves, int(order.lots * fraction) - order.filled_lots))
 
-    def _closes_hedge(self, account: Account, order: Order) -> bool:
+    @staticmethod
+    def _closes_hedge(order: Order) -> bool:
         """In hedge mode a Sell on the long side (or a Buy on the short side) only closes."""
         return (order.position_idx, order.sign) in ((1, -1), (2, 1))
 
@@ -438,6 +440,7 @@ class Matching:
         changes.wallet = True
         if order.status == "Filled":
             account.closed.append(order.order_id)
+            del account.open[order.order_id]
 
     @staticmethod
     def _apply(position: Position, signed_lots: int, price: Decimal, inst: Instrument,
@@ -470,6 +473,7 @@ class Matching:
         order.cancel_type = cancel_type
         order.updated_ms = now_ms
         account.closed.append(order.order_id)
+        account.open.pop(order.order_id, None)
         changes = self._changes(account.key)
         changes.orders[order.order_id] = order
         changes.positions[(order.symbol, order.position_idx)] = self.position(account, order.symbol, order.position_idx)
