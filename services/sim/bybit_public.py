@@ -10,26 +10,13 @@ and `u` rises by one per frame; depth 1 is snapshot-only, as on Bybit.
 from __future__ import annotations
 
 import itertools
-from decimal import Decimal
 
 import msgspec
 
-from services.sim.market import MarketModel, SymbolState
+from services.sim.market import MarketModel, SymbolState, format_rate
 
 DEPTHS = (1, 50, 200)
 _encode = msgspec.json.encode
-
-
-def format_rate(value: float) -> str:
-    """A rate as Bybit prints it: up to 8 decimals, no trailing zeros."""
-    text = f"{value:.8f}".rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
-
-
-def _fine(state: SymbolState, ticks: float) -> str:
-    """A price off the tick grid (mark, index) at the instrument's price scale."""
-    tick = state.inst.tick
-    return str((tick * Decimal(repr(ticks))).quantize(tick))
 
 
 class BybitPublicFrames:
@@ -111,8 +98,8 @@ class BybitPublicFrames:
             "highPrice24h": inst.price(s.high_ticks),
             "lowPrice24h": inst.price(s.low_ticks),
             "prevPrice1h": inst.price(s.open_ticks),
-            "markPrice": _fine(s, mark),
-            "indexPrice": _fine(s, index),
+            "markPrice": inst.fine_price(mark),
+            "indexPrice": inst.fine_price(index),
             "openInterest": str(oi),
             "openInterestValue": f"{float(oi) * float(inst.tick) * mark:.2f}",
             "turnover24h": f"{s.turnover:.4f}",

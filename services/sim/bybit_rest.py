@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
-from services.sim.bybit_public import BybitPublicFrames, format_rate
-from services.sim.market import MarketModel
+from services.sim.bybit_public import BybitPublicFrames
+from services.sim.market import MarketModel, format_rate
 
 Answer = tuple[int, str, dict]
 MAX_ORDER_LOTS = 1_500_000  # instruments-info's maxOrderQty, in lots
@@ -39,7 +39,7 @@ def require_linear(query: Mapping[str, str]) -> None:
 
 def symbol_param(model: MarketModel, query: Mapping[str, str], required: bool) -> str | None:
     symbol = query.get("symbol")
-    if symbol is None:
+    if not symbol:
         if required:
             raise ParamError("params error: symbol is required")
         return None
@@ -48,7 +48,7 @@ def symbol_param(model: MarketModel, query: Mapping[str, str], required: bool) -
     return symbol
 
 
-def _int(query: Mapping[str, str], name: str, default: int | None, low: int, high: int) -> int | None:
+def int_param(query: Mapping[str, str], name: str, default: int | None, low: int, high: int) -> int | None:
     text = query.get(name)
     if text is None:
         return default
@@ -73,7 +73,7 @@ def tickers(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, s
 def orderbook(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str]) -> Answer:
     require_linear(query)
     symbol = symbol_param(model, query, required=True)
-    limit = _int(query, "limit", 25, 1, 1000)
+    limit = int_param(query, "limit", 25, 1, 1000)
     state = model.states[symbol]
     inst = state.inst
     bids = sorted(state.bids.items(), reverse=True)[:limit]
@@ -123,9 +123,9 @@ def kline(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str
     interval = query.get("interval")
     if interval not in _INTERVALS_MIN:
         raise ParamError(f"params error: interval must be one of {', '.join(_INTERVALS_MIN)}")
-    limit = _int(query, "limit", 200, 1, 1000)
-    start = _int(query, "start", 0, 0, 2**62)
-    end = _int(query, "end", 2**62, 0, 2**62)
+    limit = int_param(query, "limit", 200, 1, 1000)
+    start = int_param(query, "start", 0, 0, 2**62)
+    end = int_param(query, "end", 2**62, 0, 2**62)
     state = model.states[symbol]
     inst, span = state.inst, _INTERVALS_MIN[interval] * 60_000
     folded: dict[int, list] = {}
@@ -150,9 +150,9 @@ def funding_history(model: MarketModel, frames: BybitPublicFrames, query: Mappin
     symbol = symbol_param(model, query, required=True)
     if "startTime" in query and "endTime" not in query:
         raise ParamError("params error: startTime cannot be passed without endTime")
-    limit = _int(query, "limit", 200, 1, 200)
-    start = _int(query, "startTime", 0, 0, 2**62)
-    end = _int(query, "endTime", 2**62, 0, 2**62)
+    limit = int_param(query, "limit", 200, 1, 200)
+    start = int_param(query, "startTime", 0, 0, 2**62)
+    end = int_param(query, "endTime", 2**62, 0, 2**62)
     rows = [(t, r) for t, r in reversed(model.states[symbol].fundings) if start <= t <= end][:limit]
     return 0, "OK", {"category": "linear", "list": [
         {"symbol": symbol, "fundingRate": format_rate(r), "fundingRateTimestamp": str(t)}

@@ -13,37 +13,11 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from services.sim import bybit_private as shapes
-from services.sim.bybit_rest import MAX_ORDER_LOTS, Answer, ParamError
+from services.sim.bybit_rest import MAX_ORDER_LOTS, Answer, ParamError, int_param, require_linear, symbol_param
 from services.sim.market import MarketModel
 from services.sim.matching import MAKER_FEE, TAKER_FEE, Matching, Order, OrderRequest, Rejected
 
 Params = Mapping[str, object]
-
-
-def _linear(params: Params) -> None:
-    category = params.get("category")
-    if not category:
-        raise ParamError("params error: category is required")
-    if category != "linear":
-        raise ParamError(f"params error: category {category} is not served by this simulator (linear only)")
-
-
-def _symbol(m: Matching, params: Params, required: bool) -> str | None:
-    symbol = params.get("symbol")
-    if not symbol:
-        if required:
-            raise ParamError("params error: symbol is required")
-        return None
-    if symbol not in m.model.states:
-        raise ParamError("params error: symbol invalid")
-    return str(symbol)
-
-
-def _limit(params: Params, default: int, high: int) -> int:
-    text = str(params.get("limit", default))
-    if not text.isdigit() or not 1 <= int(text) <= high:
-        raise ParamError(f"params error: limit must be an integer in [1, {high}]")
-    return int(text)
 
 
 def _ids(order: Order) -> dict:
@@ -77,7 +51,7 @@ def _steps(text: str, step: Decimal, name: str, filter_name: str) -> int:
 
 def order_request(model: MarketModel, params: Params) -> OrderRequest:
     """`/v5/order/create` parameters as an OrderRequest; ParamError (10001) naming what is wrong."""
-    _linear(params)
+    require_linear(params)
     symbol = _text(params, "symbol", True)
     if symbol not in model.states:
         raise ParamError("params error: symbol invalid")
@@ -119,23 +93,23 @@ def create(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
 
 
 def cancel(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
-    _linear(params)
-    _symbol(m, params, required=True)
+    require_linear(params)
+    symbol_param(m.model, params, required=True)
     if not params.get("orderId") and not params.get("orderLinkId"):
         raise ParamError("params error: orderId or orderLinkId is required")
     return 0, "OK", _ids(m.cancel(key, dict(params), now_ms))
 
 
 def cancel_all(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
-    _linear(params)
-    symbol = _symbol(m, params, required=False)
+    require_linear(params)
+    symbol = symbol_param(m.model, params, required=False)
     if symbol is None and params.get("settleCoin") != "USDT":
         raise ParamError("params error: symbol or settleCoin is required for linear")
     return 0, "OK", {"list": [_ids(o) for o in m.cancel_all(key, symbol, now_ms)], "success": "1"}
 
 
 def _order_list(m: Matching, key: str, params: Params, orders: list[Order], limit: int) -> Answer:
-    symbol = _symbol(m, params, required=False)
+    symbol = symbol_param(m.model, params, required=False)
     wanted = [o for o in orders if (symbol is None or o.symbol == symbol)
               and (not params.get("orderId") or o.order_id == params["orderId"])
               and (not params.get("orderLinkId") or o.link_id == params["orderLinkId"])]
@@ -147,11 +121,11 @@ def _order_list(m: Matching, key: str, params: Params, orders: list[Order], limi
 def realtime(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
     """Open orders; an order asked for by id is found whatever its status; `openOnly=1`
     lists the recently closed ones (Bybit keeps 500)."""
-    _linear(params)
+    require_linear(params)
     if not any(params.get(k) for k in ("symbol", "baseCoin", "settleCoin", "orderId", "orderLinkId")):
         raise ParamError("params error: symbol, baseCoin or settleCoin is required for linear")
     account = m.account(key)
-    limit = _limit(params, 20, 50)
+    limit = int_param(params, "limit", 20, 1, 50)
     if params.get("openOnly") == "1":
         orders = [account.orders[i] for i in dict.fromkeys(account.closed)]
     elif params.get("orderId") or params.get("orderLinkId"):
@@ -162,31 +136,31 @@ def realtime(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
 
 
 def history(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
-    _linear(params)
+    require_linear(params)
     account = m.account(key)
     status = params.get("orderStatus")
     orders = [o for o in account.orders.values() if status is None or o.status == status]
-    return _order_list(m, key, params, orders, _limit(params, 20, 50))
+    return _order_list(m, key, params, orders, int_param(params, "limit", 20, 1, 50))
 
 
 def executions(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
-    _linear(params)
-    symbol = _symbol(m, params, required=False)
+    require_linear(params)
+    symbol = symbol_param(m.model, params, required=False)
     exec_type = params.get("execType")
     order_id, link_id = params.get("orderId"), params.get("orderLinkId")
     rows = [e for e in reversed(m.account(key).executions)
             if (symbol is None or e.symbol == symbol) and (exec_type is None or e.exec_type == exec_type)
             and (not order_id or (e.order and e.order.order_id == order_id))
             and (not link_id or (e.order and e.order.link_id == link_id))]
-    limit = _limit(params, 50, 100)
+    limit = int_param(params, "limit", 50, 1, 100)
     return 0, "OK", {"nextPageCursor": "", "category": "linear",
                      "list": [shapes.execution_fields(m, e, stream=False) for e in rows[:limit]]}
 
 
 def positions(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
     """A symbol asked for is listed even when flat; by settleCoin only open positions."""
-    _linear(params)
-    symbol = _symbol(m, params, required=False)
+    require_linear(params)
+    symbol = symbol_param(m.model, params, required=False)
     if symbol is None and params.get("settleCoin") != "USDT":
         raise ParamError("params error: symbol or settleCoin is required for linear")
     account = m.account(key)
@@ -195,14 +169,14 @@ def positions(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
         rows = [m.position(account, symbol, idx) for idx in idxs]
     else:
         rows = [p for _, p in sorted(account.positions.items()) if p.lots]
-    limit = _limit(params, 20, 200)
+    limit = int_param(params, "limit", 20, 1, 200)
     return 0, "OK", {"list": [shapes.position_fields(m, p, stream=False) for p in rows[:limit]],
                      "nextPageCursor": "", "category": "linear"}
 
 
 def switch_mode(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
-    _linear(params)
-    symbol = _symbol(m, params, required=False)
+    require_linear(params)
+    symbol = symbol_param(m.model, params, required=False)
     if symbol is None:
         raise ParamError("params error: symbol is required (switching a whole coin is not simulated)")
     mode = params.get("mode")
@@ -223,8 +197,8 @@ def wallet_balance(m: Matching, key: str, params: Params, now_ms: int) -> Answer
 
 
 def fee_rate(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
-    _linear(params)
-    symbol = _symbol(m, params, required=False)
+    require_linear(params)
+    symbol = symbol_param(m.model, params, required=False)
     return 0, "OK", {"list": [{"symbol": name, "takerFeeRate": str(TAKER_FEE), "makerFeeRate": str(MAKER_FEE)}
                               for name in ([symbol] if symbol else sorted(m.model.states))]}
 

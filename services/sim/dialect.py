@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import msgspec
 
-from services.sim.market import MarketModel, SymbolState, plain
+from services.sim.market import MarketModel, SymbolState, format_rate, plain
 
 RestHandler = Callable[[Mapping[str, str]], tuple[int, object]]
 
@@ -80,12 +80,11 @@ class Dialect:
 
     def mark_index(self, state: SymbolState) -> tuple[str, str]:
         """This venue's mark and index prices, at the instrument's price scale."""
-        tick = state.inst.tick
         mid = state.mid * (1 + state.venues[self.name].basis)
-        return str((tick * Decimal(repr(mid))).quantize(tick)), str((tick * Decimal(repr(state.mid))).quantize(tick))
+        return state.inst.fine_price(mid), state.inst.fine_price(state.mid)
 
     def funding(self, state: SymbolState) -> str:
-        return f"{self.model.venue_funding(state, self.name):.8f}".rstrip("0").rstrip(".") or "0"
+        return format_rate(self.model.venue_funding(state, self.name))
 
     @staticmethod
     def levels(state: SymbolState, side: dict[int, int], descending: bool, scale: Decimal = Decimal(1)) -> list:

@@ -21,6 +21,12 @@ def plain(value: Decimal) -> str:
     return "0" if text == "-0" else text
 
 
+def format_rate(value: float) -> str:
+    """A rate as venues print it: up to 8 decimals, no trailing zeros."""
+    text = f"{value:.8f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
 @dataclass(frozen=True)
 class Instrument:
     """What the simulator needs of a perpetual: price and size grids, starting price."""
@@ -36,6 +42,10 @@ class Instrument:
 
     def size(self, lots: int) -> str:
         return str(self.lot * lots)
+
+    def fine_price(self, ticks: float) -> str:
+        """A price off the tick grid (mark, index), at the instrument's price scale."""
+        return str((self.tick * Decimal(repr(ticks))).quantize(self.tick))
 
 
 # A few liquid perpetuals with Bybit's tick and lot sizes (instruments-info, 2026-08);
