@@ -13,17 +13,21 @@ import itertools
 
 import msgspec
 
+from services.sim.dialect import Dialect, Reply
 from services.sim.market import MarketModel, SymbolState, format_rate
 
 DEPTHS = (1, 50, 200)
 _encode = msgspec.json.encode
 
 
-class BybitPublicFrames:
+class BybitPublicFrames(Dialect):
     """Frames for `/v5/public/linear`, per topic, from a `MarketModel`."""
 
+    name = "bybit"
+    ws_paths = ("/v5/public/linear",)
+
     def __init__(self, model: MarketModel) -> None:
-        self.model = model
+        super().__init__(model)
         self._cs = itertools.count(1_000_000)
         self._tickers: dict[str, dict[str, str]] = {}  # topic -> last published fields
         self._books: dict[str, tuple[dict[int, int], dict[int, int], int]] = {}  # topic -> bids, asks, u
@@ -34,6 +38,24 @@ class BybitPublicFrames:
             depth, _, symbol = rest.partition(".")
             return depth.isdigit() and int(depth) in DEPTHS and symbol in self.model.states
         return kind in ("tickers", "publicTrade", "allLiquidation") and rest in self.model.states
+
+    def on_text(self, path: str, text: str, conn_id: str) -> Reply:
+        """subscribe / unsubscribe (ack first, then each topic's snapshot) and ping, with
+        the linear stream's replies."""
+        request = self.decode(text) or {}
+        op = request.get("op")
+        reply = {"success": True, "ret_msg": "", "conn_id": conn_id, "req_id": request.get("req_id", "")}
+        if op == "ping":
+            return Reply([_encode({**reply, "ret_msg": "pong", "op": "ping"})])
+        if op not in ("subscribe", "unsubscribe"):
+            return Reply([_encode({**reply, "success": False, "ret_msg": f"error:unknown op {op!r}", "op": op or ""})])
+        args = request.get("args")
+        args = args if isinstance(args, list) else []
+        bad = next((a for a in args if not isinstance(a, str) or not self.valid(a)), None)
+        if not args or bad is not None:
+            return Reply([_encode({**reply, "success": False, "ret_msg": f"error:handler not found,topic:{bad}",
+                                   "op": op})])
+        return Reply([_encode({**reply, "op": op})], *((args, []) if op == "subscribe" else ([], args)))
 
     def snapshot(self, topic: str) -> bytes | None:
         """The frame a new subscriber gets first (tickers and books), else None."""

@@ -34,7 +34,7 @@ from services.sim.bybit_private import stream_messages
 from services.sim.bybit_public import BybitPublicFrames
 from services.sim.dialect import Dialect
 from services.sim.faults import FaultError, Faults
-from services.sim.market import MarketModel, ModelConfig
+from services.sim.market import VENUE_SIZE_FACTORS, MarketModel, ModelConfig
 from services.sim.matching import Matching
 from services.sim.okx_public import OkxDialect
 
@@ -46,12 +46,12 @@ _encode = msgspec.json.encode
 class _Client:
     """One WebSocket connection: its topics and the frames waiting to be sent to it."""
 
-    def __init__(self, ws: web.WebSocketResponse, delay_s, source=None, wrap=None) -> None:
+    def __init__(self, ws: web.WebSocketResponse, path: str, delay_s, source=None, wrap=None) -> None:
         self.ws = ws
+        self.path = path
         self.source = source  # the frames it subscribes to: Bybit's or another venue's dialect
         self.wrap = wrap  # how this connection wraps a topic's frame (Binance combined streams)
         self.conn_id = uuid.uuid4().hex[:20]
-        self.path = ""
         self.topics: set[str] = set()
         self.api_key: str | None = None  # private stream: the key it authenticated as
         self.queue: asyncio.Queue[tuple[bytes, float] | None] = asyncio.Queue()
@@ -86,8 +86,9 @@ class SimServer:
                                  paths=paths, speed=speed)
         self.frames = BybitPublicFrames(self.model)
         self.matching = Matching(self.model, policy=self.faults)
-        self.dialects = [BinanceDialect(self.model), OkxDialect(self.model), BitgetDialect(self.model)]
-        self.subscribers: dict[tuple[object, str], set[_Client]] = {}  # (frames source, topic) -> clients
+        self.dialects: list[Dialect] = [self.frames, BinanceDialect(self.model), OkxDialect(self.model),
+                                        BitgetDialect(self.model)]
+        self.subscribers: dict[Dialect, dict[str, set[_Client]]] = {d: {} for d in self.dialects}  # topic -> clients
         self.private: dict[str, set[_Client]] = {}  # API key -> its authenticated private streams
         self._push_ids = (f"{uuid.UUID(int=random.Random(seed + 2).getrandbits(128))}-{n}" for n in itertools.count())
         self._last_drop_ms = self._now_ms()
@@ -114,7 +115,6 @@ class SimServer:
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_get("/v5/public/linear", self._public_ws)
         app.router.add_get("/v5/private", self._private_ws)
         app.router.add_get("/v5/market/time", self._time)
         for path in bybit_rest.HANDLERS:
@@ -154,12 +154,11 @@ class SimServer:
         self.model.step(now)
         self.matching.on_step(now)
         self._push_private(now)
-        for source in (self.frames, *self.dialects):
-            topics = {topic for (s, topic) in self.subscribers if s is source}
-            if not topics:
+        for dialect, by_topic in self.subscribers.items():
+            if not by_topic:
                 continue
-            for topic, frames in source.step_frames(topics).items():
-                for client in self.subscribers.get((source, topic), ()):
+            for topic, frames in dialect.step_frames(set(by_topic)).items():
+                for client in by_topic.get(topic, ()):
                     for frame in frames:
                         client.send(client.wrap(topic, frame) if client.wrap else frame)
 
@@ -232,13 +231,12 @@ class SimServer:
             if not clients:
                 continue
             for topic, message in stream_messages(self.matching, key, changes, now_ms, self._push_ids.__next__):
-                frames = {name: _encode({**message, "topic": name}) for name in (topic, f"{topic}.linear")}
+                frames: dict[str, bytes] = {}  # by the name a client subscribed with: `order` or `order.linear`
                 for client in clients:
-                    for name in client.topics & frames.keys():
+                    for name in client.topics & {topic, f"{topic}.linear"}:
+                        if name not in frames:
+                            frames[name] = _encode({**message, "topic": name})
                         client.send(frames[name])
-
-    async def _public_ws(self, request: web.Request) -> web.WebSocketResponse:
-        return await self._ws_session(request, self._on_request, self.frames)
 
     async def _private_ws(self, request: web.Request) -> web.WebSocketResponse:
         return await self._ws_session(request, self._on_private_request, None)
@@ -275,7 +273,7 @@ class SimServer:
             return web.json_response({"error": str(exc)}, status=400)
         if ask.symbol not in self.model.states or ask.venue not in self.model.states[ask.symbol].venues:
             return web.json_response({"error": f"unknown symbol {ask.symbol} or venue {ask.venue}; venues: "
-                                               f"{', '.join(d.name for d in self.dialects)}"}, status=400)
+                                               f"{', '.join(VENUE_SIZE_FACTORS)}"}, status=400)
         until = self._now_ms() + int(ask.seconds * 1000)
         self.model.force(ask.symbol, ask.venue, ask.spread_bps, ask.funding_delta, until)
         log.info("opportunity: %s on %s %+.1f bps, funding %+g, until %d", ask.symbol, ask.venue, ask.spread_bps,
@@ -286,8 +284,7 @@ class SimServer:
                           topics: list[str] = ()) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=1 << 20)
         await ws.prepare(request)
-        client = _Client(ws, self._delay_s, source, wrap)
-        client.path = request.path
+        client = _Client(ws, request.path, self._delay_s, source, wrap)
         self.clients.add(client)
         sender = asyncio.ensure_future(self._send_loop(client))
         for topic in topics:
@@ -318,58 +315,30 @@ class SimServer:
                 break
         await client.ws.close()
 
-    @staticmethod
-    def _decode(text: str) -> dict:
-        try:
-            request = msgspec.json.decode(text)
-        except msgspec.DecodeError:
-            return {}
-        return request if isinstance(request, dict) else {}
-
-    def _on_request(self, client: _Client, text: str) -> None:
-        request = self._decode(text)
-        op = request.get("op")
-        reply = {"success": True, "ret_msg": "", "conn_id": client.conn_id, "req_id": request.get("req_id", "")}
-        if op == "ping":
-            client.send(_encode({**reply, "ret_msg": "pong", "op": "ping"}))
-            return
-        if op not in ("subscribe", "unsubscribe"):
-            client.send(_encode({**reply, "success": False, "ret_msg": f"error:unknown op {op!r}", "op": op or ""}))
-            return
-        args = request.get("args")
-        args = args if isinstance(args, list) else []
-        bad = next((a for a in args if not isinstance(a, str) or not self.frames.valid(a)), None)
-        if not args or bad is not None:
-            client.send(_encode({**reply, "success": False, "ret_msg": f"error:handler not found,topic:{bad}",
-                                 "op": op}))
-            return
-        client.send(_encode({**reply, "op": op}))
-        for topic in args:
-            (self._subscribe if op == "subscribe" else self._unsubscribe)(client, topic)
-
     def _subscribe(self, client: _Client, topic: str) -> None:
         if topic in client.topics:
             return
         client.topics.add(topic)
-        self.subscribers.setdefault((client.source, topic), set()).add(client)
+        self.subscribers[client.source].setdefault(topic, set()).add(client)
         snapshot = client.source.snapshot(topic)
         if snapshot is not None:
             client.send(client.wrap(topic, snapshot) if client.wrap else snapshot)
 
     def _unsubscribe(self, client: _Client, topic: str) -> None:
         client.topics.discard(topic)
-        listeners = self.subscribers.get((client.source, topic))
+        by_topic = self.subscribers.get(client.source, {})
+        listeners = by_topic.get(topic)
         if listeners is not None:
             listeners.discard(client)
             if not listeners:
-                del self.subscribers[(client.source, topic)]
+                del by_topic[topic]
                 client.source.forget(topic)
 
 
     def _on_private_request(self, client: _Client, text: str) -> None:
         """The private stream: auth, then subscribe to order, execution, position, wallet
         (or their `.linear` forms); pongs in the private shape."""
-        request = self._decode(text)
+        request = Dialect.decode(text) or {}
         op = request.get("op")
         reply = {"success": True, "ret_msg": "", "op": op or "", "conn_id": client.conn_id}
         if "req_id" in request:
