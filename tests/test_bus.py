@@ -21,6 +21,13 @@ def writer(url: str, **kw) -> StreamWriter:
     return StreamWriter(RespConnection(url), **kw)
 
 
+async def write_numbered(w: StreamWriter, stream: str, count: int, first: int = 0) -> None:
+    """Entries {"i": first}, {"i": first + 1}, ... written and flushed."""
+    for i in range(first, first + count):
+        w.add(stream, {"i": str(i)})
+    await w.flush()
+
+
 async def test_backpressure_100k_into_a_cap_of_1000_keeps_the_newest_and_counts_the_drop(redis_url, r, prefix):
     """Seed scenario 5: the stream is a drop-oldest queue; nothing crashes, the drop is a number."""
     stream = prefix + "md:tickers"
@@ -73,9 +80,7 @@ async def test_unacked_entries_come_back_to_the_same_consumer_after_a_restart(re
     g = ConsumerGroup(r, "g", "worker-1", [stream], start_id="0")
     await g.ensure()
     w = writer(redis_url)
-    for i in range(5):
-        w.add(stream, {"i": str(i)})
-    await w.flush()
+    await write_numbered(w, stream, 5)
     first = await g.read(count=3, block_ms=None)
     await g.ack(stream, [first[0].id])  # outputs of entry 0 written; crash before acking 1 and 2
     restarted = ConsumerGroup(r, "g", "worker-1", [stream], start_id="0")
@@ -91,9 +96,7 @@ async def test_autoclaim_takes_over_idle_entries_and_reports_trimmed_ones(redis_
     dead = ConsumerGroup(r, "g", "dead", [stream], start_id="0")
     await dead.ensure()
     w = writer(redis_url, maxlen=10)
-    for i in range(3):
-        w.add(stream, {"i": str(i)})
-    await w.flush()
+    await write_numbered(w, stream, 3)
     taken = await dead.read(count=3, block_ms=None)
     assert len(taken) == 3
     alive = ConsumerGroup(r, "g", "alive", [stream], start_id="0")
@@ -101,9 +104,7 @@ async def test_autoclaim_takes_over_idle_entries_and_reports_trimmed_ones(redis_
     assert [e.fields[b"i"] for e in claimed] == [b"0", b"1", b"2"] and deleted == []
 
     # pending entries trimmed away by the cap are lost: XAUTOCLAIM says so, nothing raises
-    for i in range(300):
-        w.add(stream, {"i": str(100 + i)})
-    await w.flush()
+    await write_numbered(w, stream, 300, first=100)
     claimed, deleted = await dead.reclaim(stream, min_idle_ms=0)
     assert claimed == [] and sorted(deleted) == sorted(e.id for e in taken)
 
@@ -113,9 +114,7 @@ async def test_stats_when_the_group_is_inside_the_stream_is_a_lower_bound(redis_
     g = ConsumerGroup(r, "g", "c", [stream], start_id="$")
     await g.ensure()
     w = writer(redis_url, maxlen=100)
-    for i in range(1000):
-        w.add(stream, {"i": str(i)})
-    await w.flush()
+    await write_numbered(w, stream, 1000)
     await g.read(count=10, block_ms=None)
     stats = await group_stats(r, stream, "g")
     assert not stats.dropped_exact

@@ -29,6 +29,10 @@ def test_fault_settings_are_validated_all_or_nothing():
     with pytest.raises(FaultError, match="jitter_ms: Input should be greater than or equal to 0"):
         faults.apply({"latency_ms": 99, "jitter_ms": -1})
     assert faults.latency_ms == 20  # nothing of a refused change was applied
+    with pytest.raises(FaultError, match="partial_fill_fraction: Input should be less than 1"):
+        faults.apply({"partial_fill_fraction": 1.5})
+    with pytest.raises(FaultError, match="rate_limit_per_s: Input should be greater than or equal to 1"):
+        faults.apply({"rate_limit_per_s": 0})
 
 
 @pytest.fixture
@@ -121,6 +125,16 @@ def test_cli_refuses_a_bad_faults_file(tmp_path):
     assert result.exit_code == 2 and f"--faults {path}: latency_ms: Input should be greater" in result.output
     result = CliRunner().invoke(app, ["sim", "--faults", str(tmp_path / "missing.json"), "--duration", "0"])
     assert result.exit_code == 2 and "No such file" in result.output
+
+
+def test_sim_refuses_kline_files_it_cannot_replay(tmp_path):
+    missing = tmp_path / "BTCUSDT_1m.csv"
+    result = CliRunner().invoke(app, ["sim", "--klines", str(missing), "--duration", "0"])
+    assert result.exit_code == 2 and f"--klines: {missing}: No such file" in result.output
+    other = tmp_path / "XRPUSDT_1m.csv"
+    other.write_text("timestamp,open,high,low,close\n2025-05-30 16:39:00+00:00,1,2,0.5,1.5\n")
+    result = CliRunner().invoke(app, ["sim", "--symbols", "BTCUSDT", "--klines", str(other), "--duration", "0"])
+    assert result.exit_code == 2 and "--klines: XRPUSDT not among --symbols BTCUSDT" in result.output
 
 
 async def test_websocket_latency_delays_frames_without_throttling_them(sim):

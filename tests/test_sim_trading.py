@@ -171,6 +171,16 @@ async def test_a_reused_order_link_id_is_refused_and_a_body_that_is_not_json_too
     assert (await client.post("/v5/order/create", "{not json"))["retCode"] == 10001
 
 
+async def test_cancelling_what_does_not_exist_or_naming_nothing_is_refused(venue):
+    _, client, _ = venue
+    unknown = await client.post("/v5/order/cancel", {"category": "linear", "symbol": "BTCUSDT", "orderId": "nope"})
+    assert (unknown["retCode"], unknown["retMsg"]) == (110001, "order not exists or too late to cancel")
+    unnamed = await client.post("/v5/order/cancel", {"category": "linear", "symbol": "BTCUSDT"})
+    assert unnamed["retCode"] == 10001 and "orderId or orderLinkId" in unnamed["retMsg"]
+    spot = await client.get("/v5/position/list", "category=spot&symbol=BTCUSDT")
+    assert spot["retCode"] == 10001 and "linear only" in spot["retMsg"]
+
+
 async def test_switching_to_hedge_mode_then_trading_both_sides(venue):
     _, client, _ = venue
     assert (await client.post("/v5/position/switch-mode", {"category": "linear", "symbol": "BTCUSDT",
@@ -193,6 +203,11 @@ async def test_private_stream_refuses_a_bad_signature_and_subscriptions_before_a
     await ws.send_json({"op": "auth", "args": [KEY, int(now[0] * 1000) + 1000, "0" * 64]})
     refused = await ws.receive_json(timeout=5)
     assert (refused["op"], refused["success"], refused["ret_msg"]) == ("auth", False, "Params Error")
+    await ws.close()
+    ws = await client.private()
+    await ws.send_json({"op": "subscribe", "args": ["orders"]})
+    unknown = await ws.receive_json(timeout=5)
+    assert unknown["success"] is False and "orders" in unknown["ret_msg"]
     await ws.send_json({"req_id": "p1", "op": "ping"})
     pong = await ws.receive_json(timeout=5)
     assert (pong["op"], pong["req_id"], pong["args"]) == ("pong", "p1", [str(T0)])

@@ -190,6 +190,18 @@ async def test_venue_protocol_errors_are_answered_in_each_venues_words():
         assert (await okx.receive_json(timeout=5))["code"] == "60018"
         async with session.get(f"{base}/fapi/v1/depth?symbol=NOPE") as response:
             assert response.status == 400 and (await response.json())["code"] == -1121
+        async with session.get(f"{base}/fapi/v1/depth?symbol=BTCUSDT&limit=7") as response:
+            assert response.status == 400 and (await response.json())["code"] == -1100
+        async with session.get(f"{base}/api/v5/public/instruments?instType=SPOT") as response:
+            assert (await response.json())["code"] == "51000"
+        bitget = await session.ws_connect(f"{ws_base}/v2/ws/public")
+        await bitget.send_json({"op": "subscribe", "args": [{"instType": "SPOT", "channel": "ticker",
+                                                             "instId": "BTCUSDT"}]})
+        assert (await bitget.receive_json(timeout=5))["code"] == 30001
+        await bitget.close()
+        async with session.post(f"{base}/admin/opportunity", json={"symbol": "BTCUSDT", "venue": "okx",
+                                                                    "spread_bps": 5000}) as response:
+            assert response.status == 400 and "spread_bps" in (await response.json())["error"]
         async with session.get(f"{base}/api/v5/public/time") as response:
             assert (await response.json())["data"][0]["ts"].isdigit()
         async with session.get(f"{base}/api/v2/public/time") as response:
