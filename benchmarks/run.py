@@ -9,6 +9,7 @@ written under a fresh `bench:*:` prefix and deleted afterwards.
 
   parse    parse + normalize over the real 2026-08 Bybit capture (no I/O)
   sim      the simulator's market model and Bybit frames, 10 symbols, no sockets
+  spreads  how often the simulated Binance-Bybit spread opens to >= 20 bps in 2 simulated hours
   venues   `arb sim` as its own process: market data to clients of all 4 venues at once over
            WebSockets, while signed orders arrive at 50/s; prints msgs/s, orders/s, latency, CPU
   writers  the same ticker XADDs through redis-py pipelines and through shared/resp.py
@@ -41,7 +42,7 @@ import redis  # noqa: E402
 from services.ingestor.service import Ingestor  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from shared.venues.bybit.parser import BybitPublicParser  # noqa: E402
-from tests.conftest import capture_frames, free_port, start_redis_server  # noqa: E402
+from tests.conftest import capture_frames, free_port, spread_openings, start_redis_server  # noqa: E402
 
 FRAMES = [f for f in capture_frames() if b'"op":"subscribe"' not in f]
 
@@ -199,6 +200,17 @@ async def bench_venues(seconds: float, order_rate: float = 50.0) -> list[str]:
             f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms; {len(symbols)} symbols)"]
 
 
+def bench_spreads(seeds=(2, 3, 4), hours: float = 2.0) -> list[str]:
+    """The market model alone: openings of |Binance basis| >= 20 bps, their share of the
+    time and the longest, per seed."""
+    out = []
+    for seed in seeds:
+        openings, wide, longest = spread_openings(seed, hours)
+        out.append(f"spread >= 20 bps  seed {seed}: {openings} openings in {hours:g} h, "
+                   f"wide {100 * wide:.1f} % of the time, longest {longest:.0f} s")
+    return out
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -282,7 +294,7 @@ async def main(args) -> None:
     url = args.redis_url or os.environ.get("REDIS_URL")
     proc = None
     workdir = tempfile.mkdtemp()
-    if not url and only - {"parse", "sim", "venues"}:
+    if not url and only - {"parse", "sim", "spreads", "venues"}:
         if not shutil.which("redis-server"):
             sys.exit("no Redis: pass --redis-url or put redis-server on PATH")
         port = free_port()
@@ -295,6 +307,9 @@ async def main(args) -> None:
             print(bench_parse())
         if "sim" in only:
             print(bench_sim(args.seconds / 2))
+        if "spreads" in only:
+            for line in bench_spreads():
+                print(line)
         if "venues" in only:
             for line in await bench_venues(args.seconds):
                 print(line)
@@ -326,7 +341,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--redis-url", help="Redis to measure against (default: REDIS_URL, else a private one)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each timed run")
-    parser.add_argument("--only", default="parse,sim,venues,writers,bus,ingest,latency", help="comma-separated subset")
+    parser.add_argument("--only", default="parse,sim,spreads,venues,writers,bus,ingest,latency",
+                        help="comma-separated subset")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = parser.parse_args()
     if args.loop == "uvloop":

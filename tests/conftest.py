@@ -145,3 +145,26 @@ def shape(value):
     if isinstance(value, list):
         return [shape(value[0])] if value else []
     return type(value).__name__
+
+
+def spread_openings(seed: int, hours: float = 2.0, step_ms: int = 250, venue: str = "binance",
+                    threshold: float = 0.0020) -> tuple[int, float, float]:
+    """Run the simulator's market model alone: how many times |venue's basis to Bybit| opened
+    to `threshold` or more, the share of time it stayed there, and the longest stretch in s."""
+    from services.sim.market import MarketModel, ModelConfig
+
+    model = MarketModel(["BTCUSDT"], seed=seed, start_ms=0, config=ModelConfig(book_levels=5))
+    state = model.states["BTCUSDT"].venues[venue]
+    steps = int(hours * 3_600_000 / step_ms)
+    wide = openings = 0
+    run_s = longest = 0.0
+    for i in range(1, steps + 1):
+        model.step(i * step_ms)
+        if abs(state.basis) >= threshold:
+            wide += 1
+            openings += run_s == 0
+            run_s += step_ms / 1000
+            longest = max(longest, run_s)
+        else:
+            run_s = 0.0
+    return openings, wide / steps, longest

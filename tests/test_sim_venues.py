@@ -10,11 +10,11 @@ import pytest
 
 from services.sim.binance_public import BinanceDialect
 from services.sim.bitget_public import BitgetDialect, checksum
-from services.sim.market import MarketModel, ModelConfig
+from services.sim.market import MarketModel
 from services.sim.okx_public import OkxDialect, ct_val
 from services.sim.replay import ReplayError, load_klines
 from services.sim.server import SimServer
-from tests.conftest import SAMPLES, SHARED, serve_app, shape
+from tests.conftest import SAMPLES, SHARED, serve_app, shape, spread_openings
 
 T0 = 1_800_000_000_000
 STEP_MS = 20
@@ -121,21 +121,9 @@ def test_bitget_frames_have_the_real_shapes_and_book_checksums_hold():
 def test_cross_venue_spreads_come_and_go():
     """Over two simulated hours Binance's mid strays 20 bps or more from Bybit's now and then,
     not most of the time, and never for long."""
-    model = MarketModel(["BTCUSDT"], seed=2, start_ms=T0, config=ModelConfig(book_levels=5))
-    state = model.states["BTCUSDT"]
-    wide, runs, run_s, longest = 0, 0, 0, 0
-    steps = 2 * 3600 * 4  # every 250 ms
-    for i in range(1, steps + 1):
-        model.step(T0 + 250 * i)
-        if abs(state.venues["binance"].basis) >= 0.0020:
-            wide += 1
-            runs += run_s == 0
-            run_s += 0.25
-            longest = max(longest, run_s)
-        else:
-            run_s = 0
+    runs, wide, longest = spread_openings(seed=2)
     assert 2 <= runs <= 60
-    assert wide / steps < 0.1
+    assert wide < 0.1
     assert longest < 300
 
 
