@@ -7,7 +7,9 @@
 Without --redis-url (or REDIS_URL) it starts a private redis-server from PATH. Keys are
 written under a fresh `bench:*:` prefix and deleted afterwards.
 
-  parse    parse + normalize over the real 2026-08 Bybit capture (no I/O)
+  parse    parse + normalize per venue (no I/O): each venue's recorded capture where one
+           exists (Bybit 2026-08, Binance 2021, OKX 2022), and for every venue the same
+           simulated market (2 symbols, 60 s) in its own wire format
   sim      the simulator's market model and Bybit frames, 10 symbols, no sockets
   spreads  how often the simulated Binance-Bybit spread opens to >= 20 bps in 2 simulated hours
   venues   `arb sim` as its own process: market data to clients of all 4 venues at once over
@@ -41,22 +43,94 @@ import redis  # noqa: E402
 
 from services.ingestor.service import Ingestor  # noqa: E402
 from shared.settings import Settings  # noqa: E402
-from shared.venues.bybit.parser import BybitPublicParser  # noqa: E402
-from tests.conftest import capture_frames, free_port, spread_openings, start_redis_server  # noqa: E402
+from shared.venues.bybit.parser import Parser as BybitPublicParser  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    bybit_instruments,
+    capture_frames,
+    free_port,
+    spread_openings,
+    start_redis_server,
+)
 
 FRAMES = [f for f in capture_frames() if b'"op":"subscribe"' not in f]
 
 
-def bench_parse(rounds: int = 20) -> str:
-    events = 0
+def _parse_rate(name: str, make_parser, frames: list[bytes], what: str, min_seconds: float = 1.0) -> str:
+    events = messages = 0
     start = time.perf_counter()
-    for _ in range(rounds):
-        parser = BybitPublicParser(book_levels=25)
-        for frame in FRAMES:
+    while time.perf_counter() - start < min_seconds:
+        parser = make_parser()
+        for frame in frames:
             events += len(parser.feed(frame, 0))
+        messages += len(frames)
+        assert parser.stats.error_count == 0, parser.stats.errors
     elapsed = time.perf_counter() - start
-    return (f"parse+normalize   {rounds * len(FRAMES) / elapsed:>9,.0f} msgs/s  {events / elapsed:>9,.0f} events/s"
-            f"   ({rounds} passes over {len(FRAMES)} real frames)")
+    return f"parse {name:<8} {messages / elapsed:>9,.0f} msgs/s  {events / elapsed:>9,.0f} events/s   ({what})"
+
+
+# what each venue's feed subscribes, as the simulator's dialects name topics
+_SIM_TOPICS = {
+    "bybit": ("tickers.{S}", "orderbook.50.{S}", "publicTrade.{S}"),
+    "binance": ("{s}@bookTicker", "{s}@depth20@100ms", "{s}@aggTrade", "{s}@markPrice@1s"),
+    "okx": ("tickers:{B}-USDT-SWAP", "books5:{B}-USDT-SWAP", "trades:{B}-USDT-SWAP", "funding-rate:{B}-USDT-SWAP",
+            "mark-price:{B}-USDT-SWAP", "index-tickers:{B}-USDT-SWAP", "open-interest:{B}-USDT-SWAP"),
+    "bitget": ("ticker:{S}", "books15:{S}", "trade:{S}"),
+}
+
+
+SIM_SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+
+
+def simulated_frames(venue_name: str, symbols: list[str], seconds: float = 60.0) -> list[bytes]:
+    """A minute of the simulator's market in `venue_name`'s wire format (Binance's combined)."""
+    from services.sim.market import MarketModel
+    from services.sim.server import DIALECTS
+
+    model = MarketModel(symbols, seed=3, start_ms=1_800_000_000_000)
+    dialect = DIALECTS[venue_name](model)
+    topics = {t.format(S=s, s=s.lower(), B=s.removesuffix("USDT")) for s in symbols for t in _SIM_TOPICS[venue_name]}
+    sent = [(t, dialect.snapshot(t)) for t in sorted(topics)]  # what a subscribe answers first
+    for _ in range(int(seconds * 50)):
+        model.step(model.now_ms + 20)
+        sent += [(topic, f) for topic, out in dialect.step_frames(topics).items() for f in out]
+    return [b'{"stream":"%s","data":%s}' % (t.encode(), f) if venue_name == "binance" else f
+            for t, f in sent if f is not None]
+
+
+def bench_parse() -> list[str]:
+    from shared.instruments import SymbolMap
+    from shared.venues import venue
+    from tests.test_venues import binance_map, capture, okx_map
+
+    out = [_parse_rate("bybit", lambda: BybitPublicParser(book_levels=25), FRAMES,
+                       f"{len(FRAMES)} frames of the 2026-08 capture, 63% orderbook.200 deltas")]
+    frames = capture("binance", "ws_usdm_capture_SUSHIUSDT_2021_cryptofeed.jsonl")
+    symbols = binance_map("SUSHIUSDT", "AKROUSDT", "KEEPUSDT", "CTKUSDT")
+    out.append(_parse_rate("binance", lambda: venue("binance").feed.parser(symbols), frames,
+                           f"{len(frames)} frames of the 2021 capture; its diff depth is skipped"))
+    frames = capture("okx", "ws_capture_UNI-USD-SWAP_2022_cryptofeed.jsonl")
+    out.append(_parse_rate("okx", lambda: venue("okx").feed.parser(okx_map()), frames,
+                           f"{len(frames)} frames of the 2022 capture, incremental 400-level book"))
+    for name in _SIM_TOPICS:
+        v = venue(name)
+        symbols = bybit_instruments() if name == "bybit" else SymbolMap(name, v.rest.instruments(
+            _sim_instruments(name, SIM_SYMBOLS)))
+        frames = simulated_frames(name, SIM_SYMBOLS)
+        out.append(_parse_rate(name, lambda v=v, symbols=symbols: v.feed.parser(symbols), frames,
+                               f"{len(frames)} simulated frames, 2 symbols, 60 s"))
+    return out
+
+
+def _sim_instruments(name: str, symbols: list[str]) -> list[bytes]:
+    """The simulator's answers to the venue's instruments calls, as its REST sends them."""
+    import json
+
+    from services.sim.market import MarketModel
+    from services.sim.server import DIALECTS
+    from shared.venues import venue
+
+    handlers = DIALECTS[name](MarketModel(symbols, seed=3)).rest()
+    return [json.dumps(handlers[call.path](dict(call.params))[1]).encode() for call in venue(name).rest.INSTRUMENTS]
 
 
 async def bench_bus(url: str, prefix: str, seconds: float, batch: int) -> str:
@@ -256,9 +330,9 @@ async def run_ingestor(url: str, prefix: str, rate: float, seconds: float, mix: 
     server = subprocess.Popen([sys.executable, str(ROOT / "benchmarks/feed_server.py"), "--port", str(port),
                                "--rate", str(rate), "--seconds", str(seconds), "--mix", mix], stdout=subprocess.PIPE)
     assert server.stdout.readline().strip() == b"ready"
-    settings = Settings(redis_url=url, redis_key_prefix=prefix, bybit_ws_public_url=f"ws://127.0.0.1:{port}/x",
-                        symbols_to_trade="BTCUSDT", reconnect_initial_s=30, _env_file=None)
-    ingestor = Ingestor(settings, "bybit", settings.symbols_to_trade)
+    settings = Settings(redis_url=url, redis_key_prefix=prefix, symbols_to_trade="BTCUSDT", reconnect_initial_s=30,
+                        venue_hosts=f"bybit=127.0.0.1:{port}", _env_file=None)
+    ingestor = Ingestor(settings, "bybit", settings.symbols_to_trade, bybit_instruments())
     stop = asyncio.Event()
     asyncio.get_running_loop().call_later(seconds + 1.0, stop.set)
     cpu, wall = time.process_time(), time.perf_counter()
@@ -304,7 +378,7 @@ async def main(args) -> None:
           f"  loop {args.loop}  redis {url or '-'}")
     try:
         if "parse" in only:
-            print(bench_parse())
+            print("\n".join(bench_parse()))
         if "sim" in only:
             print(bench_sim(args.seconds / 2))
         if "spreads" in only:

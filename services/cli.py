@@ -13,8 +13,10 @@ from typing import Annotated
 import typer
 from prometheus_client import CollectorRegistry
 
+from shared.instruments import UnknownSymbol
 from shared.settings import ConfigError, Settings, load_settings
-from shared.venues import PUBLIC_FEEDS, UnknownVenue
+from shared.venues import NAMES, UnknownVenue
+from shared.venues.protocol import NoSuchEnvironment
 
 app = typer.Typer(
     help="Crypto perpetual-futures arbitrage on Redis Streams. Settings come from env vars and "
@@ -57,14 +59,16 @@ def pin_to_cpu(cpu: int) -> None:
 
 @app.command()
 def ingest(
-    venue: Annotated[str, typer.Option(help=f"Venue to read: {', '.join(sorted(PUBLIC_FEEDS))}.")] = "bybit",
+    venue: Annotated[str, typer.Option(help=f"Venue to read: {', '.join(NAMES)}.")] = "bybit",
     symbols: Annotated[str | None, typer.Option(
         help="Comma-separated symbols, e.g. BTCUSDT,ETHUSDT. Default: SYMBOLS_TO_TRADE.")] = None,
     redis_url: Annotated[str | None, typer.Option(help="Redis to write to. Default: REDIS_URL.")] = None,
     venue_env: Annotated[str | None, typer.Option(
         help="Endpoint set: mainnet, testnet, demo (market data from mainnet) or sim (local simulator). "
         "Default: VENUE_ENV, else sim.")] = None,
-    url: Annotated[str | None, typer.Option(help="Public WebSocket URL, overriding the endpoint set.")] = None,
+    hosts: Annotated[str | None, typer.Option(
+        help="Market-data hosts instead of the endpoint set's, e.g. okx=127.0.0.1:9000 or "
+        "okx=https://www.okx.com|wss://ws.okx.com:8443. Default: VENUE_HOSTS.")] = None,
     cpu: Annotated[int | None, typer.Option(help="Pin the process to this CPU (Linux).")] = None,
     metrics_port: Annotated[int | None, typer.Option(
         help="Serve Prometheus metrics on METRICS_HOST (127.0.0.1) at this port.")] = None,
@@ -72,13 +76,15 @@ def ingest(
 ) -> None:
     """Stream a venue's public market data into Redis.
 
-    Tickers, top-of-book levels, public trades and liquidations go to the capped streams
-    md:tickers, md:books, md:trades and md:liquidations (XADD MAXLEN ~ MD_STREAM_MAXLEN: when
-    nobody reads, the oldest entries are dropped and counted). The newest ticker per symbol
-    is kept in the hash bybit:linear:tickers:{SYMBOL}. Ctrl+C or SIGTERM flushes what was
-    received and exits 0.
+    Symbols are canonical (BTCUSDT) on every venue; the venue's instruments list maps them to
+    its own names (BTC-USDT-SWAP) and size units, and a symbol it does not list stops the run
+    with exit code 2. Tickers, top-of-book levels, public trades and liquidations go to the
+    capped streams md:tickers, md:books, md:trades and md:liquidations (XADD MAXLEN ~
+    MD_STREAM_MAXLEN: when nobody reads, the oldest entries are dropped and counted), tagged
+    with the venue. Ticker fields are kept per symbol in the venue's hash, e.g.
+    okx:swap:tickers:{SYMBOL}. Ctrl+C or SIGTERM flushes what was received and exits 0.
 
-    Example: VENUE_ENV=mainnet arb ingest --symbols BTCUSDT,ETHUSDT --metrics-port 9101
+    Example: VENUE_ENV=mainnet arb ingest --venue okx --symbols BTCUSDT,ETHUSDT --metrics-port 9101
     """
     from services.ingestor.service import Ingestor
 
@@ -86,13 +92,13 @@ def ingest(
         "symbols_to_trade": ("--symbols", symbols),
         "redis_url": ("--redis-url", redis_url),
         "venue_env": ("--venue-env", venue_env),
-        "bybit_ws_public_url": ("--url", url),
+        "venue_hosts": ("--hosts", hosts),
         "metrics_port": ("--metrics-port", metrics_port),
     })
     _logging(settings.log_level)
     try:
         ingestor = Ingestor(settings, venue, settings.symbols_to_trade)
-    except UnknownVenue as exc:
+    except (UnknownVenue, NoSuchEnvironment) as exc:
         raise _fail(f"--venue: {exc}") from None
     if cpu is not None:
         pin_to_cpu(cpu)
@@ -105,7 +111,10 @@ def ingest(
             serve(registry, settings.metrics_host, settings.metrics_port)
         except OSError as exc:
             raise _fail(f"--metrics-port {settings.metrics_port}: {exc}") from None
-    asyncio.run(_run_until_signal(ingestor.run, duration))
+    try:
+        asyncio.run(_run_until_signal(ingestor.run, duration))
+    except UnknownSymbol as exc:
+        raise _fail(f"--symbols: {exc}") from None
 
 
 async def _run_until_signal(main, duration: float | None):
@@ -188,8 +197,7 @@ def config() -> None:
         shown = "**********" if hasattr(value, "get_secret_value") else value
         typer.echo(f"{name.upper()}={shown}")
     hosts = settings.bybit_endpoints()
-    typer.echo(f"# bybit endpoints for {settings.venue_env}: rest {hosts.rest}, public {hosts.ws_public}, "
-               f"private {hosts.ws_private}")
+    typer.echo(f"# bybit trading endpoints for {settings.venue_env}: rest {hosts.rest}, private {hosts.ws_private}")
 
 
 if __name__ == "__main__":

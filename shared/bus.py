@@ -124,8 +124,10 @@ class StreamWriter:
         self._notify()
 
     def set_latest(self, key: str, fields: dict[str, str]) -> None:
-        """HSET `key` with `fields` at the next flush; only the newest value per key is sent."""
-        self._latest[key] = fields
+        """HSET `key` with `fields` at the next flush: per field, only the newest value is
+        sent (a venue that sends a ticker in parts, like Binance, keeps every part)."""
+        pending = self._latest.get(key)
+        self._latest[key] = fields if pending is None else pending | fields
         self._notify()
 
     @property

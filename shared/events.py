@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import msgspec
+from msgspec.structs import force_setattr
 
 SCHEMA_VERSION = 1
 
@@ -45,6 +46,14 @@ class Ticker(msgspec.Struct, frozen=True, kw_only=True):
     next_funding_ts_ms: int | None = None
     funding_interval_min: int | None = None
     open_interest: float | None = None  # base units
+    funding_rate_8h: float | None = None  # the same rate per 8 h and per hour, filled in from the
+    funding_rate_1h: float | None = None  # two above, so venues settling every 1/4/8 h compare
+
+    def __post_init__(self) -> None:
+        if self.funding_rate is not None and self.funding_interval_min and self.funding_rate_8h is None:
+            per_minute = self.funding_rate / self.funding_interval_min
+            force_setattr(self, "funding_rate_8h", per_minute * 480)
+            force_setattr(self, "funding_rate_1h", per_minute * 60)
 
 
 class BookUpdate(msgspec.Struct, frozen=True, kw_only=True):

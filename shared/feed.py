@@ -10,6 +10,14 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from math import isfinite
+from typing import TYPE_CHECKING
+
+import msgspec
+
+if TYPE_CHECKING:
+    from shared.events import MarketEvent
+    from shared.instruments import Instrument, SymbolMap
 
 log = logging.getLogger("arb.feed")
 
@@ -66,3 +74,103 @@ class FeedStats:
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
+
+
+class BadValue(ValueError):
+    """A field that is present but not a usable number, enum or symbol."""
+
+
+def number(text: str | None, name: str, low: float = 0.0, positive: bool = False) -> float | None:
+    """A venue numeric string as a float (empty or None: not sent); refused below `low`, and
+    at 0 when `positive`. Funding rates pass `low=-inf`."""
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise BadValue(f"{name}={text!r} is not a number") from None
+    if not isfinite(value) or value < low or (positive and not value):
+        raise BadValue(f"{name}={text!r} is out of range")
+    return value
+
+
+def integer(text: str | int | None, name: str) -> int | None:
+    """A venue integer (a JSON number or a numeric string); empty or None: not sent."""
+    if text is None or text == "":
+        return None
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        raise BadValue(f"{name}={text!r} is not an integer") from None
+
+
+def check_fill(price: float, size: float) -> None:
+    if not (isfinite(price) and isfinite(size)) or price <= 0 or size <= 0:
+        raise BadValue(f"price {price} / size {size} is out of range")
+
+
+def enum(table: dict[str, str], text: str, name: str) -> str:
+    try:
+        return table[text]
+    except KeyError:
+        raise BadValue(f"{name}={text!r} is not one of {sorted(table)}") from None
+
+
+class FrameParser:
+    """The frame loop every venue parser shares: count the frame, parse it, count its events,
+    and turn any bad input into a counted skip.
+
+    A subclass implements `parse(raw, receive_ts_us)`; before parsing a channel's payload it
+    sets `self.kind` (e.g. "ticker") so a failure is counted as `bad_ticker`. Venue symbols go
+    through `instrument()`, which maps them to the canonical name and size unit."""
+
+    venue = ""
+    resync_again_after = 500  # deltas without the requested snapshot before asking again
+
+    def __init__(self, symbols: SymbolMap, book_levels: int = 25, stats: FeedStats | None = None) -> None:
+        self.symbols = symbols
+        self.book_levels = book_levels
+        self.stats = stats or FeedStats(self.venue)
+        self.kind = ""
+        self._awaiting: dict[str, int] = {}  # topic -> deltas dropped since asking for a snapshot
+
+    def feed(self, raw: bytes | str, receive_ts_us: int) -> list[MarketEvent | Control]:
+        """Parse one frame; bad input is counted in `stats` and gives `[]`."""
+        self.stats.messages += 1
+        self.kind = ""
+        try:
+            out = self.parse(raw, receive_ts_us)
+        except (msgspec.DecodeError, msgspec.ValidationError, BadValue) as exc:
+            self.stats.error(f"bad_{self.kind}" if self.kind else "malformed_message", str(exc), raw)
+            return []
+        self.stats.events += sum(1 for item in out if hasattr(item, "TYPE"))
+        return out
+
+    def parse(self, raw: bytes | str, receive_ts_us: int) -> list[MarketEvent | Control]:
+        raise NotImplementedError
+
+    def forget(self, topic: str) -> None:
+        """Drop what is kept for `topic`: a resubscribe is on its way, wait for its snapshot."""
+        self._awaiting.setdefault(topic, 0)
+
+    def resync(self, topic: str, kind: str, reason: str) -> list[Control]:
+        """Ask once for a fresh snapshot of `topic` (counting `kind` as an error when given);
+        until it comes, drop deltas, asking again every `resync_again_after` of them."""
+        waited = self._awaiting.get(topic)
+        if waited is not None and waited < self.resync_again_after:
+            self._awaiting[topic] = waited + 1
+            self.stats.awaiting_snapshot += 1
+            return []
+        self._awaiting[topic] = 0
+        if kind:
+            self.stats.error(kind, f"{topic}: {reason}")
+        return [Resync(topic, reason)]
+
+    def snapshot_arrived(self, topic: str) -> None:
+        self._awaiting.pop(topic, None)
+
+    def instrument(self, venue_symbol: str) -> Instrument:
+        inst = self.symbols.from_venue(venue_symbol)
+        if inst is None:
+            raise BadValue(f"symbol {venue_symbol!r} is not one this feed maps")
+        return inst

@@ -92,6 +92,14 @@ def gauge(name: str, doc: str, labels: dict[str, str], value: float) -> GaugeMet
     return family
 
 
+def gauge_by(name: str, doc: str, labels: dict[str, str], key: str,
+             values: dict[str, float]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=[*labels, key])
+    for kind, value in sorted(values.items()):
+        family.add_metric([*labels.values(), kind], value)
+    return family
+
+
 def serve(registry: CollectorRegistry, host: str, port: int) -> None:
     """Expose `registry` on http://host:port/metrics (127.0.0.1 unless configured)."""
     start_http_server(port, addr=host, registry=registry)

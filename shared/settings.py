@@ -26,32 +26,21 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class BybitEndpoints:
-    """The three Bybit hosts a venue environment uses."""
+    """The Bybit hosts trading uses in a venue environment (market data: `venue_hosts`)."""
 
     rest: str
-    ws_public: str
     ws_private: str
 
 
-# Bybit V5 hosts (shared/docs/protocol-bybit-v5.md section 1). Demo has no public stream:
-# its market data is mainnet's, only its REST and private stream are demo hosts.
+# Bybit V5 trading hosts (shared/docs/protocol-bybit-v5.md section 1). Demo has no public
+# stream: its market data is mainnet's, only its REST and private stream are demo hosts.
 _BYBIT_HOSTS: dict[str, BybitEndpoints] = {
-    "mainnet": BybitEndpoints(
-        "https://api.bybit.com",
-        "wss://stream.bybit.com/v5/public/linear",
-        "wss://stream.bybit.com/v5/private",
-    ),
-    "testnet": BybitEndpoints(
-        "https://api-testnet.bybit.com",
-        "wss://stream-testnet.bybit.com/v5/public/linear",
-        "wss://stream-testnet.bybit.com/v5/private",
-    ),
-    "demo": BybitEndpoints(
-        "https://api-demo.bybit.com",
-        "wss://stream.bybit.com/v5/public/linear",
-        "wss://stream-demo.bybit.com/v5/private",
-    ),
+    "mainnet": BybitEndpoints("https://api.bybit.com", "wss://stream.bybit.com/v5/private"),
+    "testnet": BybitEndpoints("https://api-testnet.bybit.com", "wss://stream-testnet.bybit.com/v5/private"),
+    "demo": BybitEndpoints("https://api-demo.bybit.com", "wss://stream-demo.bybit.com/v5/private"),
 }
+_HOST = re.compile(r"^[A-Za-z0-9.-]+:\d{1,5}$")
+_URL = {"http": re.compile(r"^https?://[^/\s]+$"), "ws": re.compile(r"^wss?://[^/\s]+$")}
 
 
 class Settings(BaseSettings):
@@ -65,8 +54,11 @@ class Settings(BaseSettings):
     venue_env: VenueEnv = Field("sim", description="endpoint set: mainnet, testnet, demo or sim")
     sim_host: str = "127.0.0.1"
     sim_port: int = Field(8790, ge=1, le=65535)
-    bybit_rest_url: str | None = Field(None, description="overrides the REST host of VENUE_ENV")
-    bybit_ws_public_url: str | None = None
+    venue_hosts: Annotated[dict[str, tuple[str, str]], NoDecode] = Field(
+        default_factory=dict,
+        description="per venue market-data hosts instead of VENUE_ENV's: "
+        "okx=127.0.0.1:9000 or okx=https://www.okx.com|wss://ws.okx.com:8443, comma-separated")
+    bybit_rest_url: str | None = Field(None, description="overrides Bybit's trading REST host of VENUE_ENV")
     bybit_ws_private_url: str | None = None
 
     # --- credentials (never printed) ---------------------------------------------------
@@ -97,13 +89,17 @@ class Settings(BaseSettings):
 
     # --- ingestor ----------------------------------------------------------------------
     book_levels: int = Field(25, ge=1, le=200, description="levels per side in md:books")
-    bybit_book_depth: Literal[1, 50, 200, 1000] = 50
     ingest_batch_max: int = Field(1000, ge=1, le=100_000)
     ingest_buffer_max: int = Field(100_000, ge=1000, description="events held while Redis is down")
     ws_ping_interval_s: float = Field(20.0, gt=0)
     ws_idle_timeout_s: float = Field(30.0, gt=0, description="reconnect after this much silence")
     reconnect_initial_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
+
+    # --- exchange latency monitor (seeds/spread-arbitrage-design.md section 2) ---------
+    latency_poll_ms: int = Field(100, ge=10, le=60_000, description="server-time poll period per venue")
+    latency_window_s: float = Field(10.0, gt=0, le=3600, description="rolling average window")
+    latency_stale_ms: float = Field(200.0, gt=0, description="a venue is stale above this average latency")
 
     # --- process -----------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -125,11 +121,32 @@ class Settings(BaseSettings):
             return list(dict.fromkeys(value))
         return value
 
-    @field_validator("bybit_ws_public_url", "bybit_ws_private_url")
+    @field_validator("venue_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        hosts = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            name, sep, where = part.partition("=")
+            if not sep or not name.strip():
+                raise ValueError(f"{part!r} is not venue=host:port or venue=https://rest|wss://ws")
+            where = where.strip()
+            if _HOST.match(where):
+                hosts[name.strip().lower()] = (f"http://{where}", f"ws://{where}")
+                continue
+            rest, _, ws = where.partition("|")
+            if not (_URL["http"].match(rest) and _URL["ws"].match(ws)):
+                raise ValueError(f"{part!r}: give host:port, or an http(s) and a ws(s) base URL without a path "
+                                 f"joined by |, like okx=https://www.okx.com|wss://ws.okx.com:8443")
+            hosts[name.strip().lower()] = (rest, ws)
+        return hosts
+
+    @field_validator("bybit_ws_private_url")
     @classmethod
     def _ws_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^wss?://[^/\s]+", value):
-            raise ValueError("a WebSocket URL like wss://stream.bybit.com/v5/public/linear")
+            raise ValueError("a WebSocket URL like wss://stream.bybit.com/v5/private")
         return value
 
     @field_validator("bybit_rest_url")
@@ -145,19 +162,17 @@ class Settings(BaseSettings):
         return value.upper() if isinstance(value, str) else value
 
     def bybit_endpoints(self) -> BybitEndpoints:
-        """The Bybit hosts for `venue_env`, with any explicit URL override applied."""
+        """Bybit's trading hosts for `venue_env`, with any explicit URL override applied."""
         if self.venue_env == "sim":
             base = f"{self.sim_host}:{self.sim_port}"
-            hosts = BybitEndpoints(
-                f"http://{base}", f"ws://{base}/v5/public/linear", f"ws://{base}/v5/private"
-            )
+            hosts = BybitEndpoints(f"http://{base}", f"ws://{base}/v5/private")
         else:
             hosts = _BYBIT_HOSTS[self.venue_env]
-        return BybitEndpoints(
-            self.bybit_rest_url or hosts.rest,
-            self.bybit_ws_public_url or hosts.ws_public,
-            self.bybit_ws_private_url or hosts.ws_private,
-        )
+        return BybitEndpoints(self.bybit_rest_url or hosts.rest, self.bybit_ws_private_url or hosts.ws_private)
+
+    @property
+    def sim_address(self) -> str:
+        return f"{self.sim_host}:{self.sim_port}"
 
     def bybit_credentials(self) -> tuple[str, SecretStr] | None:
         """The API key and secret for `venue_env`, or None when none is configured."""

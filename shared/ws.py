@@ -29,6 +29,7 @@ from picows import WSError, WSInvalidURL, WSListener, WSMsgType, ws_connect
 
 from shared.events import MarketEvent
 from shared.feed import FeedStats, Pong, Resync, SubscribeResult
+from shared.venues.protocol import Connection
 
 log = logging.getLogger("arb.ws")
 
@@ -43,14 +44,10 @@ class IdleTimeout(TimeoutError):
 
 class PublicFeed(Protocol):
     name: str
-    snapshot_key_prefix: str
 
-    @property
-    def url(self) -> str: ...
-    def topics(self, symbols: list[str]) -> list[str]: ...
     def subscribe_messages(self, topics: list[str]) -> list[str]: ...
     def resubscribe_messages(self, topic: str) -> list[str]: ...
-    def ping_message(self) -> str: ...
+    def ping_message(self) -> str | None: ...
     def new_parser(self, stats: FeedStats | None = None): ...
 
 
@@ -81,32 +78,34 @@ OnEvents = Callable[[list[MarketEvent], int], "asyncio.Future | None"]
 
 async def run_feed(
     feed: PublicFeed,
-    symbols: list[str],
+    connection: Connection,
     on_events: OnEvents,
     stop: asyncio.Event,
     *,
     feed_stats: FeedStats,
     session: SessionStats,
-    ping_interval_s: float = 20.0,
+    ping_interval_s: float | None = 20.0,
     idle_timeout_s: float = 30.0,
     backoff: Backoff = Backoff(),
 ) -> None:
-    """Stream `symbols` from `feed` until `stop` is set. `on_events(events, received_ns)` gets
-    each frame's events with its `time.perf_counter_ns()` receipt time; when it returns a
-    future, the socket stops reading until that future is done (backpressure)."""
-    topics = feed.topics(symbols)
+    """Stream one of `feed`'s connections until `stop` is set. `on_events(events, received_ns)`
+    gets each frame's events with its `time.perf_counter_ns()` receipt time; when it returns a
+    future, the socket stops reading until that future is done (backpressure). With
+    `ping_interval_s` None the venue pings and we only answer (picows replies to ping frames)."""
     delay = backoff.initial_s
     while not stop.is_set():
         session.subscribed = False
         try:
-            await _session(feed, topics, on_events, stop, feed_stats, session, ping_interval_s, idle_timeout_s)
+            await _session(feed, connection, on_events, stop, feed_stats, session, ping_interval_s,
+                           idle_timeout_s)
         except WSInvalidURL:
             raise
         except (TimeoutError, OSError, WSError, SubscribeError) as exc:
             if isinstance(exc, SubscribeError):
                 session.subscribe_failures += 1
             if not stop.is_set():
-                log.warning("%s: %s: %s; reconnecting in ~%.1fs", feed.name, type(exc).__name__, exc, delay)
+                log.warning("%s/%s: %s: %s; reconnecting in ~%.1fs", feed.name, connection.label,
+                            type(exc).__name__, exc, delay)
         finally:
             if session.connected:
                 session.connected = False
@@ -121,24 +120,25 @@ async def run_feed(
         delay = min(delay * 2, backoff.max_s)
 
 
-async def _session(feed: PublicFeed, topics: list[str], on_events: OnEvents, stop: asyncio.Event,
-                   feed_stats: FeedStats, session: SessionStats, ping_interval_s: float,
+async def _session(feed: PublicFeed, connection: Connection, on_events: OnEvents, stop: asyncio.Event,
+                   feed_stats: FeedStats, session: SessionStats, ping_interval_s: float | None,
                    idle_timeout_s: float) -> None:
     """One connection, from connect to disconnect; raises why it ended, unless asked to stop
     or closed by the venue."""
     listener = _FeedListener(feed, feed.new_parser(feed_stats), on_events, session)
-    transport, _ = await ws_connect(lambda: listener, feed.url, websocket_handshake_timeout=10,
+    transport, _ = await ws_connect(lambda: listener, connection.url, websocket_handshake_timeout=10,
                                     max_frame_size=1 << 24)
     session.connects += 1
     session.connected = True
-    log.info("%s: connected to %s, subscribing %d topics", feed.name, feed.url, len(topics))
+    log.info("%s: connected to %s, subscribing %d topics", feed.name, connection.url, len(connection.topics))
     helpers = [
         asyncio.ensure_future(_close_on(stop, transport)),
-        asyncio.ensure_future(_ping(transport, feed, ping_interval_s, session)),
         asyncio.ensure_future(_watchdog(transport, listener, idle_timeout_s)),
     ]
+    if ping_interval_s:
+        helpers.append(asyncio.ensure_future(_ping(transport, feed, ping_interval_s, session)))
     try:
-        for message in feed.subscribe_messages(topics):
+        for message in feed.subscribe_messages(connection.topics):
             transport.send(WSMsgType.TEXT, message.encode())
         await transport.wait_disconnected()  # re-raises what on_ws_frame raised
     finally:

@@ -129,6 +129,21 @@ def settings(redis_url, prefix) -> Settings:
                     reconnect_max_s=0.2, _env_file=None)
 
 
+def hosts_at(url: str) -> tuple[str, str]:
+    """The VENUE_HOSTS entry for a local server at `url` (any scheme and path)."""
+    host = url.split("://", 1)[1].split("/", 1)[0]
+    return f"http://{host}", f"ws://{host}"
+
+
+def bybit_instruments():
+    """Bybit's real linear instruments list (2026-08, trimmed) as a SymbolMap."""
+    from shared.instruments import SymbolMap
+    from shared.venues.bybit import rest
+
+    return SymbolMap("bybit", rest.instruments([(BYBIT_SAMPLES / "rest_instruments_info_linear_trimmed_2026-08.json")
+                                                .read_bytes()]))
+
+
 def capture_records(path: Path = LINEAR_CAPTURE) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 

@@ -1,6 +1,7 @@
 """A WebSocket server for tests that replays recorded Bybit frames to a real client.
 
-It answers subscribes and pings as Bybit does, then sends the recorded frames in order.
+It answers subscribes and pings as Bybit does, then sends the recorded frames in order; a
+plain HTTP GET of the instruments list gets Bybit's real (trimmed) one.
 Per connection it can drop the socket after N frames, stay silent, refuse the subscribe,
 or skip a frame (a lost book delta), and it records every request it received.
 """
@@ -10,8 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
+from http import HTTPStatus
 
 import websockets
+
+from tests.conftest import BYBIT_SAMPLES
+
+INSTRUMENTS = BYBIT_SAMPLES / "rest_instruments_info_linear_trimmed_2026-08.json"
 
 
 @dataclass
@@ -37,12 +43,18 @@ class ReplayServer:
         return f"ws://127.0.0.1:{port}/v5/public/linear"
 
     async def __aenter__(self) -> ReplayServer:
-        self._server = await websockets.serve(self._handle, "127.0.0.1", 0)
+        self._server = await websockets.serve(self._handle, "127.0.0.1", 0, process_request=self._http)
         return self
 
     async def __aexit__(self, *exc) -> None:
         self._server.close()
         await self._server.wait_closed()
+
+    @staticmethod
+    def _http(connection, request):
+        if request.path.startswith("/v5/market/instruments-info"):
+            return connection.respond(HTTPStatus.OK, INSTRUMENTS.read_text())
+        return None  # a WebSocket upgrade
 
     async def _handle(self, ws) -> None:
         index = len(self.requests)

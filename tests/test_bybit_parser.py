@@ -10,7 +10,7 @@ import pytest
 
 from shared.events import BookUpdate, Liquidation, Ticker, Trade
 from shared.feed import Pong, Resync, SubscribeResult
-from shared.venues.bybit.parser import BybitPublicParser
+from shared.venues.bybit.parser import Parser as BybitPublicParser
 from tests.conftest import BYBIT_SAMPLES, LINEAR_CAPTURE, capture_frames
 
 SPOT_CAPTURE = BYBIT_SAMPLES / "ws_spot_capture_2026-08_cryptofeed.jsonl"
@@ -163,9 +163,7 @@ def test_book_gap_asks_for_resync_and_a_snapshot_restores():
 
 
 def test_resync_is_asked_again_if_the_snapshot_never_comes(monkeypatch):
-    from shared.venues.bybit import parser as module
-
-    monkeypatch.setattr(module, "RESYNC_AGAIN_AFTER", 20)
+    monkeypatch.setattr(BybitPublicParser, "resync_again_after", 20)
     frames = [f for f in capture_frames() if b'"orderbook.200.ETHUSDT"' in f]
     parser = BybitPublicParser()
     asks = [o for f in frames[1:23] for o in parser.feed(f, 0)]  # ask, 20 dropped, ask again

@@ -47,7 +47,7 @@ def test_fields_read_plainly_in_redis_cli():
     assert to_fields(ticker) == {
         "v": "1", "type": "ticker", "venue": "bybit", "symbol": "BTCUSDT", "exchange_ts_ms": "1786310817583",
         "receive_ts_us": "1786310817590001", "bid": "65114.2", "ask": "65114.3", "funding_rate": "0.0001",
-        "funding_interval_min": "480",
+        "funding_interval_min": "480", "funding_rate_8h": "0.0001", "funding_rate_1h": "0.0000125",
     }
     book = BookUpdate(venue="bybit", symbol="BTCUSDT", kind="snapshot", update_id=7, exchange_ts_ms=1,
                       receive_ts_us=2, bids=((65114.2, 6.054), (65114.1, 0.002)), asks=((65114.3, 10.47),))

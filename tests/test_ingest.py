@@ -14,8 +14,8 @@ from services.ingestor.service import Ingestor
 from shared.bus import ConsumerGroup
 from shared.codec import from_fields, to_fields
 from shared.events import BookUpdate, Ticker, Trade
-from shared.venues.bybit.parser import BybitPublicParser
-from tests.conftest import capture_frames
+from shared.venues.bybit.parser import Parser as BybitPublicParser
+from tests.conftest import bybit_instruments, capture_frames, hosts_at
 from tests.replay_server import Plan, ReplayServer
 
 pytestmark = pytest.mark.redis
@@ -44,8 +44,8 @@ def all_written(server: ReplayServer):
 
 
 async def run_ingestor(settings, url: str, until_cond, **overrides):
-    settings = settings.model_copy(update={"bybit_ws_public_url": url, **overrides})
-    ingestor = Ingestor(settings, "bybit", settings.symbols_to_trade)
+    settings = settings.model_copy(update={"venue_hosts": {"bybit": hosts_at(url)}, **overrides})
+    ingestor = Ingestor(settings, "bybit", settings.symbols_to_trade, bybit_instruments())
     stop = asyncio.Event()
     task = asyncio.ensure_future(ingestor.run(stop, report_every_s=3600))
     try:
@@ -125,7 +125,7 @@ async def test_refused_subscribe_is_an_error_with_the_venue_message(settings, r,
     async with ReplayServer(FRAMES, [Plan(refuse=message)]) as server:
         ingestor, report = await run_ingestor(
             settings, server.url, all_written(server))
-    assert ingestor.session.subscribe_failures == 1
+    assert ingestor.sessions["linear"].subscribe_failures == 1
     assert f"subscribe refused: {message}" in caplog.text
     assert report.connects == 2 and report.pushed > 0
 
@@ -135,7 +135,7 @@ async def test_book_gap_resubscribes_that_topic_and_counts_it(settings, r):
     async with ReplayServer(FRAMES, [Plan(skip={btc_deltas[10]})]) as server:
         ingestor, report = await run_ingestor(
             settings, server.url, all_written(server))
-    assert report.gaps == 1 and ingestor.session.resyncs >= 1
+    assert report.gaps == 1 and ingestor.sessions["linear"].resyncs >= 1
     ops = [(req["op"], req["args"]) for req in server.requests[0] if req["op"] != "ping"]
     resync = ops.index(("unsubscribe", ["orderbook.200.BTCUSDT"]))
     assert all(op == "subscribe" for op, _ in ops[:resync])  # the initial subscription
@@ -148,7 +148,8 @@ async def test_sigterm_flushes_and_exits_zero(settings, r):
         env = {**os.environ, "REDIS_URL": settings.redis_url, "REDIS_KEY_PREFIX": settings.redis_key_prefix,
                "SYMBOLS_TO_TRADE": "BTCUSDT", "LOG_LEVEL": "INFO"}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.cli", "ingest", "--url", server.url, env=env,
+            sys.executable, "-m", "services.cli", "ingest", "--hosts", "bybit=" + hosts_at(server.url)[0].removeprefix(
+                "http://"), env=env,
             stderr=asyncio.subprocess.PIPE)
         await asyncio.wait_for(server.finished.wait(), 30)
         proc.send_signal(signal.SIGTERM)  # all frames are sent; some may still be unread or unwritten
@@ -171,8 +172,8 @@ async def test_backoff_doubles_while_failing_and_starts_over_after_a_good_subscr
             reconnect_initial_s=0.01, reconnect_max_s=0.08)
     initial = 0.01
     # three refusals: 0.01, 0.02, 0.04; then each good connection that drops starts over
-    assert list(ingestor.session.delays_s) == [initial, 2 * initial, 4 * initial, initial, initial]
-    assert report.connects == 6 and ingestor.session.subscribe_failures == 3
+    assert list(ingestor.sessions["linear"].delays_s) == [initial, 2 * initial, 4 * initial, initial, initial]
+    assert report.connects == 6 and ingestor.sessions["linear"].subscribe_failures == 3
 
 
 async def test_metrics_report_what_the_ingestor_counted(settings, r):
@@ -200,7 +201,7 @@ async def test_a_slow_writer_pauses_the_socket_and_nothing_is_lost(settings, r):
     async with ReplayServer(FRAMES) as server:
         ingestor, report = await run_ingestor(
             settings, server.url, all_written(server), ingest_batch_max=2)
-    assert ingestor.session.pauses > 0
+    assert ingestor.sessions["linear"].pauses > 0
     assert report.dropped == 0 and report.received == len(server.frames) + 2  # + two subscribe acks
     assert report.pushed + report.superseded == report.events == len(parsed(server.frames))
 
@@ -208,7 +209,7 @@ async def test_a_slow_writer_pauses_the_socket_and_nothing_is_lost(settings, r):
 async def test_pings_keep_going_and_pongs_are_not_events(settings, r):
     async with ReplayServer(FRAMES[:50]) as server:
         _, report = await run_ingestor(
-            settings, server.url, lambda ing: ing.session.pings >= 3 and len(
+            settings, server.url, lambda ing: ing.sessions["linear"].pings >= 3 and len(
                 [q for q in server.requests[0] if q["op"] == "ping"]) >= 3 and ing.writer.pending == 0,
             ws_ping_interval_s=0.02)
     assert report.connects == 1 and report.parse_errors == 0

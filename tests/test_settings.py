@@ -6,13 +6,16 @@ import pytest
 from typer.testing import CliRunner
 
 from services.cli import app
+from services.ingestor.service import venue_hosts
 from shared.settings import ConfigError, Settings, load_settings
+from shared.venues import venue
+from shared.venues.protocol import NoSuchEnvironment
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, tmp_path):
     for name in ("SYNTHETIC_SPREAD_BPS", "SYMBOLS_TO_TRADE", "VENUE_ENV", "REDIS_URL", "MAX_CONCURRENT_TRADES",
-                 "BYBIT_DEMO_API_SECRET", "BYBIT_API_SECRET", "BYBIT_WS_PUBLIC_URL"):
+                 "BYBIT_DEMO_API_SECRET", "BYBIT_API_SECRET", "VENUE_HOSTS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env
 
@@ -59,7 +62,7 @@ def test_bad_value_is_one_line_naming_variable_value_and_allowed(monkeypatch, na
 
 def test_urls_must_have_the_right_scheme():
     with pytest.raises(ConfigError, match=r"^config error: --url='stream.bybit.com' is invalid: a WebSocket URL"):
-        load_settings({"bybit_ws_public_url": ("--url", "stream.bybit.com")})
+        load_settings({"bybit_ws_private_url": ("--url", "stream.bybit.com")})
     with pytest.raises(ConfigError, match=r"BYBIT_REST_URL='ws://x' is invalid: an HTTP URL"):
         load_settings({"bybit_rest_url": ("BYBIT_REST_URL", "ws://x")})
 
@@ -80,18 +83,30 @@ def test_secrets_never_show(monkeypatch):
 
 
 def test_demo_takes_public_data_from_mainnet_and_private_from_demo_hosts():
-    hosts = Settings(venue_env="demo", _env_file=None).bybit_endpoints()
-    assert hosts.ws_public == "wss://stream.bybit.com/v5/public/linear"
-    assert hosts.ws_private == "wss://stream-demo.bybit.com/v5/private"
-    assert hosts.rest == "https://api-demo.bybit.com"
+    s = Settings(venue_env="demo", _env_file=None)
+    assert venue_hosts(s, venue("bybit")).ws == "wss://stream.bybit.com"
+    assert s.bybit_endpoints().ws_private == "wss://stream-demo.bybit.com/v5/private"
+    assert s.bybit_endpoints().rest == "https://api-demo.bybit.com"
 
 
 def test_sim_and_overrides_point_everything_at_local_hosts():
     s = Settings(venue_env="sim", sim_port=9999, _env_file=None)
-    assert s.bybit_endpoints().ws_public == "ws://127.0.0.1:9999/v5/public/linear"
-    s = Settings(venue_env="mainnet", bybit_ws_public_url="ws://127.0.0.1:1/x", _env_file=None)
-    assert s.bybit_endpoints().ws_public == "ws://127.0.0.1:1/x"
-    assert s.bybit_endpoints().rest == "https://api.bybit.com"
+    assert venue_hosts(s, venue("okx")) == ("http://127.0.0.1:9999", "ws://127.0.0.1:9999")
+    assert s.bybit_endpoints().ws_private == "ws://127.0.0.1:9999/v5/private"
+    s = Settings(venue_env="mainnet", venue_hosts="okx=127.0.0.1:1, binance=https://a.example|wss://b.example:9",
+                 _env_file=None)
+    assert venue_hosts(s, venue("okx")) == ("http://127.0.0.1:1", "ws://127.0.0.1:1")
+    assert venue_hosts(s, venue("binance")) == ("https://a.example", "wss://b.example:9")
+    assert venue_hosts(s, venue("bybit")) == ("https://api.bybit.com", "wss://stream.bybit.com")
+
+
+def test_bad_venue_hosts_and_missing_environments_are_named():
+    with pytest.raises(ConfigError, match=r"VENUE_HOSTS='okx' is invalid: 'okx' is not venue=host:port"):
+        load_settings({"venue_hosts": ("VENUE_HOSTS", "okx")})
+    with pytest.raises(ConfigError, match=r"give host:port, or an http\(s\) and a ws\(s\) base URL"):
+        load_settings({"venue_hosts": ("VENUE_HOSTS", "okx=https://www.okx.com/api")})
+    with pytest.raises(NoSuchEnvironment, match="bitget has no testnet endpoints; use one of: sim, mainnet"):
+        venue_hosts(Settings(venue_env="testnet", _env_file=None), venue("bitget"))
 
 
 def test_cli_exits_2_with_the_message_on_bad_config(monkeypatch):

@@ -15,8 +15,8 @@ from services.sim.market import MarketModel, ModelConfig
 from services.sim.server import SimServer
 from shared.events import BookUpdate, Ticker
 from shared.feed import Resync
-from shared.venues.bybit.parser import BybitPublicParser
-from tests.conftest import BYBIT_SAMPLES, serve_app, shape
+from shared.venues.bybit.parser import Parser as BybitPublicParser
+from tests.conftest import BYBIT_SAMPLES, hosts_at, serve_app, shape
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 TOPICS = [f"{k}.{s}" for s in SYMBOLS for k in ("tickers", "orderbook.1", "orderbook.50", "orderbook.200",
@@ -149,7 +149,7 @@ async def test_server_acks_pongs_and_refuses_unknown_topics_like_bybit(sim_url):
 
 
 async def test_ingestor_runs_against_the_simulator(settings, r, sim_url):
-    settings = settings.model_copy(update={"bybit_ws_public_url": sim_url, "symbols_to_trade": SYMBOLS})
+    settings = settings.model_copy(update={"venue_hosts": {"bybit": hosts_at(sim_url)}, "symbols_to_trade": SYMBOLS})
     ingestor = Ingestor(settings, "bybit", SYMBOLS)
     stop = asyncio.Event()
     task = asyncio.ensure_future(ingestor.run(stop, report_every_s=3600))

@@ -15,7 +15,7 @@ from services.cli import app
 from services.ingestor.service import Ingestor
 from services.sim.faults import FaultError, Faults
 from services.sim.server import SimServer
-from tests.conftest import serve_app
+from tests.conftest import hosts_at, serve_app
 
 KEY, SECRET = "k", "s"
 
@@ -93,8 +93,8 @@ async def test_the_ingestor_rides_out_dropped_connections(settings, r, sim):
     """Seed scenario 6 against the simulator: drops on demand and on a timer, the ingestor
     reconnects and resubscribes, the books stay gap-free."""
     server, session, base = sim
-    url = base.replace("http", "ws") + "/v5/public/linear"
-    settings = settings.model_copy(update={"bybit_ws_public_url": url, "symbols_to_trade": ["BTCUSDT", "ETHUSDT"]})
+    settings = settings.model_copy(update={"venue_hosts": {"bybit": hosts_at(base)},
+                                           "symbols_to_trade": ["BTCUSDT", "ETHUSDT"]})
     ingestor = Ingestor(settings, "bybit", ["BTCUSDT", "ETHUSDT"])
     stop = asyncio.Event()
     task = asyncio.ensure_future(ingestor.run(stop, report_every_s=3600))
@@ -104,12 +104,12 @@ async def test_the_ingestor_rides_out_dropped_connections(settings, r, sim):
             while not condition():
                 await asyncio.sleep(0.02)
 
-    await until(lambda: ingestor.session.subscribed and ingestor.feed_stats.events > 50)
+    await until(lambda: ingestor.sessions["linear"].subscribed and ingestor.feed_stats.events > 50)
     async with session.post("/admin/drop") as response:
         assert (await response.json())["dropped"] == 1
-    await until(lambda: ingestor.session.connects == 2 and ingestor.session.subscribed)
+    await until(lambda: ingestor.sessions["linear"].connects == 2 and ingestor.sessions["linear"].subscribed)
     server.faults.apply({"drop_ws_every_s": 0.3})
-    await until(lambda: ingestor.session.connects >= 4)
+    await until(lambda: ingestor.sessions["linear"].connects >= 4)
     events = ingestor.feed_stats.events
     await until(lambda: ingestor.feed_stats.events > events + 50)
     stop.set()

@@ -1,17 +1,23 @@
-"""The ingestor: one venue's public WebSocket -> normalized events -> capped Redis Streams.
+"""The ingestor: one venue's public WebSockets -> normalized events -> capped Redis Streams.
 
-Every event goes to its `md:*` stream (XADD MAXLEN ~); the newest ticker per symbol also goes
-to the venue's snapshot hash (`bybit:linear:tickers:{symbol}`). On stop the socket closes
-first, then everything already received is flushed.
+At start it reads the venue's instruments list (REST) to map the canonical symbols asked for
+to the venue's names and size units; a symbol the venue does not list stops it with a clear
+error. Then it opens the venue's connections (Binance: two), and every event goes to its
+`md:*` stream (XADD MAXLEN ~); ticker fields also go to the venue's snapshot hash
+(`okx:swap:tickers:{symbol}`), where each field holds the newest value the venue sent. On stop
+the sockets close first, then everything already received is flushed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from functools import partial
 
+import aiohttp
 from prometheus_client import CollectorRegistry
 
 from shared import metrics
@@ -19,10 +25,13 @@ from shared.bus import StreamWriter
 from shared.codec import to_fields
 from shared.events import MarketEvent
 from shared.feed import FeedStats
+from shared.instruments import SymbolMap
 from shared.metrics import LatencyHistogram
 from shared.resp import RespConnection
+from shared.rest import RestError, fetch
 from shared.settings import Settings
-from shared.venues import public_feed
+from shared.venues import Venue, venue
+from shared.venues.protocol import Hosts, VenueError, resolve_hosts
 from shared.ws import Backoff, SessionStats, run_feed
 
 log = logging.getLogger("arb.ingest")
@@ -52,15 +61,33 @@ class IngestReport:
                 f"ws->stream p50/p99 {lat}")
 
 
-class Ingestor:
-    """Runs one venue's feed into Redis; counters are plain ints read by `report()`."""
+def venue_hosts(settings: Settings, v: Venue) -> Hosts:
+    """Where `v`'s public data comes from under these settings (NoSuchEnvironment if nowhere)."""
+    override = settings.venue_hosts.get(v.name)
+    return resolve_hosts(v.name, v.rest.HOSTS, settings.venue_env, settings.sim_address,
+                         Hosts(*override) if override else None)
 
-    def __init__(self, settings: Settings, venue: str, symbols: list[str]) -> None:
+
+async def load_symbols(v: Venue, hosts: Hosts, http: aiohttp.ClientSession) -> SymbolMap:
+    """The venue's live perpetuals from its instruments list; raises RestError or VenueError."""
+    bodies = [await fetch(http, hosts.rest, call) for call in v.rest.INSTRUMENTS]
+    return SymbolMap(v.name, v.rest.instruments(bodies))
+
+
+class Ingestor:
+    """Runs one venue's feed into Redis; counters are plain ints read by `report()`.
+
+    `instruments` skips the REST instruments call (tests and replays pass the venue's list)."""
+
+    def __init__(self, settings: Settings, venue_name: str, symbols: list[str],
+                 instruments: SymbolMap | None = None) -> None:
         self.settings = settings
-        self.feed = public_feed(venue, settings)
+        self.venue = venue(venue_name)
+        self.hosts = venue_hosts(settings, self.venue)
         self.symbols = symbols
-        self.feed_stats = FeedStats(venue)
-        self.session = SessionStats()
+        self.instruments = instruments
+        self.feed_stats = FeedStats(venue_name)
+        self.sessions: defaultdict[str, SessionStats] = defaultdict(SessionStats)  # per connection label
         self.latency = LatencyHistogram()
         self.writer = StreamWriter(
             RespConnection(settings.redis_url),
@@ -70,7 +97,31 @@ class Ingestor:
             latency=self.latency,
         )
         self._streams = settings.md_streams()
-        self._snapshot_prefix = settings.redis_key_prefix + self.feed.snapshot_key_prefix + ":"
+        self._snapshot_prefix = settings.redis_key_prefix + self.venue.feed.snapshot_key_prefix + ":"
+
+    @property
+    def name(self) -> str:
+        return self.venue.name
+
+    async def _symbols(self, stop: asyncio.Event) -> SymbolMap | None:
+        """The instruments of `self.symbols`, read from the venue until it answers (or stop)."""
+        if self.instruments is not None:
+            return self.instruments.select(self.symbols)
+        s = self.settings
+        delay = s.reconnect_initial_s
+        async with aiohttp.ClientSession() as http:
+            while not stop.is_set():
+                try:
+                    listed = await load_symbols(self.venue, self.hosts, http)
+                except (RestError, VenueError, ValueError) as exc:
+                    log.warning("%s: instruments list unavailable: %s; retrying in %.1fs", self.name, exc, delay)
+                else:
+                    log.info("%s: %d live perpetuals listed", self.name, len(listed))
+                    return listed.select(self.symbols)  # UnknownSymbol: stop with the reason
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, s.reconnect_max_s)
+        return None
 
     def on_events(self, events: list[MarketEvent], received_ns: int) -> asyncio.Future | None:
         """Queue one frame's events; returns a future when the socket should stop reading
@@ -89,32 +140,42 @@ class Ingestor:
         return writer.room() if writer.full() else None
 
     async def run(self, stop: asyncio.Event, report_every_s: float = 10.0) -> IngestReport:
+        """Ingest until `stop`; raises UnknownSymbol if the venue does not list a symbol."""
         s = self.settings
+        symbols = await self._symbols(stop)
+        if symbols is None:
+            return self.report()
+        feed = self.venue.feed(symbols, self.hosts, s.book_levels)
+        connections = feed.connections()
         writer_stop = asyncio.Event()
         writer = asyncio.ensure_future(self.writer.run(writer_stop))
         reporter = asyncio.ensure_future(self._report_loop(report_every_s))
-        log.info("ingesting %s %s from %s into %s (streams %s, cap ~%d)", self.feed.name,
-                 ",".join(self.symbols), self.feed.url, self.writer.conn.describe(),
+        log.info("ingesting %s %s from %s into %s (streams %s, cap ~%d)", self.name,
+                 ",".join(self.symbols), " and ".join(c.url for c in connections), self.writer.conn.describe(),
                  ",".join(self._streams.values()), s.md_stream_maxlen)
+        ping_s = min(filter(None, (feed.ping_interval_s, s.ws_ping_interval_s)))
         try:
-            await run_feed(
-                self.feed, self.symbols, self.on_events, stop,
-                feed_stats=self.feed_stats, session=self.session,
-                ping_interval_s=s.ws_ping_interval_s, idle_timeout_s=s.ws_idle_timeout_s,
-                backoff=Backoff(s.reconnect_initial_s, s.reconnect_max_s),
-            )
+            await asyncio.gather(*(
+                run_feed(
+                    feed, connection, self.on_events, stop,
+                    feed_stats=self.feed_stats, session=self.sessions[connection.label],
+                    ping_interval_s=ping_s if feed.ping_interval_s else None, idle_timeout_s=s.ws_idle_timeout_s,
+                    backoff=Backoff(s.reconnect_initial_s, s.reconnect_max_s),
+                )
+                for connection in connections
+            ))
         finally:
             reporter.cancel()
             writer_stop.set()
             await writer
         report = self.report()
-        log.info("%s stopped: %s", self.feed.name, report.line())
+        log.info("%s stopped: %s", self.name, report.line())
         return report
 
     async def _report_loop(self, every_s: float) -> None:
         while True:
             await asyncio.sleep(every_s)
-            log.info("%s: %s", self.feed.name, self.report().line())
+            log.info("%s: %s", self.name, self.report().line())
 
     def report(self) -> IngestReport:
         return IngestReport(
@@ -126,7 +187,7 @@ class Ingestor:
             parse_errors=self.feed_stats.error_count,
             write_errors=self.writer.stats.errors,
             gaps=self.feed_stats.gaps,
-            connects=self.session.connects,
+            connects=sum(session.connects for session in self.sessions.values()),
             p50_us=self.latency.percentile_us(50),
             p99_us=self.latency.percentile_us(99),
         )
@@ -135,7 +196,7 @@ class Ingestor:
         registry.register(metrics.CallbackCollector(self._families))
 
     def _families(self):
-        venue = {"venue": self.feed.name}
+        venue = {"venue": self.name}
         fs, ws = self.feed_stats, self.writer.stats
         yield metrics.counter("arb_ingest_messages_received_total", "WebSocket frames received", venue, fs.messages)
         yield metrics.counter("arb_ingest_events_parsed_total", "Events normalized from frames", venue, fs.events)
@@ -150,10 +211,11 @@ class Ingestor:
                                  dict(fs.ignored))
         yield metrics.counter("arb_ingest_write_errors_total", "XADDs Redis refused", venue, ws.errors)
         yield metrics.counter("arb_ingest_book_gaps_total", "Order-book sequence gaps (resynced)", venue, fs.gaps)
-        yield metrics.counter("arb_ingest_connects_total", "WebSocket connections opened", venue, self.session.connects)
+        connects = sum(session.connects for session in self.sessions.values())
+        yield metrics.counter("arb_ingest_connects_total", "WebSocket connections opened", venue, connects)
         yield metrics.counter("arb_ingest_redis_outages_total", "Times Redis became unreachable", venue, ws.outages)
-        yield metrics.gauge("arb_ingest_connected", "1 while the venue socket is open", venue,
-                            float(self.session.connected))
+        yield metrics.gauge_by("arb_ingest_connected", "1 while the venue socket is open", venue, "connection",
+                               {label: float(session.connected) for label, session in self.sessions.items()})
         yield metrics.gauge("arb_ingest_buffered_events", "Events waiting to be written", venue, self.writer.pending)
         yield self.latency.family("arb_ingest_ws_to_stream_seconds",
                                   "WebSocket receive -> XADD acknowledged, per message", venue)

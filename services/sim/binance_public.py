@@ -19,8 +19,11 @@ from services.sim.dialect import Dialect, Reply, book_diff
 from services.sim.market import SymbolState, plain
 
 _encode = msgspec.json.encode
-GROUPS = {"public": ("bookTicker", "depth"), "market": ("markPrice", "aggTrade")}
+GROUPS = {"public": ("bookTicker", "depth", "depth5", "depth10", "depth20"),
+          "market": ("markPrice", "aggTrade", "forceOrder")}
 DEPTH_SPEEDS_MS = {"depth": 250, "depth@100ms": 100, "depth@500ms": 500, "depth@0ms": 0}
+PARTIAL_SPEEDS_MS = {f"depth{n}{speed}": ms for n in (5, 10, 20)
+                     for speed, ms in (("", 250), ("@100ms", 100), ("@500ms", 500))}
 MARK_SPEEDS_MS = {"markPrice": 3000, "markPrice@1s": 1000}
 DEPTH_LEVELS = 50
 REST_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
@@ -46,7 +49,8 @@ class BinanceDialect(Dialect):
     def valid(self, path: str, stream: str) -> bool:
         _, _, kind = stream.partition("@")
         group = path.strip("/").split("/")[0]
-        kinds = {k for k in (*DEPTH_SPEEDS_MS, *MARK_SPEEDS_MS, "bookTicker", "aggTrade")
+        kinds = {k for k in (*DEPTH_SPEEDS_MS, *PARTIAL_SPEEDS_MS, *MARK_SPEEDS_MS, "bookTicker", "aggTrade",
+                             "forceOrder")
                  if k.split("@")[0] in GROUPS.get(group, ())}
         return self._symbol(stream) is not None and kind in kinds
 
@@ -92,6 +96,11 @@ class BinanceDialect(Dialect):
                 frames = self._book_ticker(topic, state)
             elif kind in DEPTH_SPEEDS_MS:
                 frames = self._depth(topic, state, DEPTH_SPEEDS_MS[kind])
+            elif kind in PARTIAL_SPEEDS_MS:
+                frames = [self._partial(state, int(kind[5:].partition("@")[0]))] if self.due(
+                    topic, PARTIAL_SPEEDS_MS[kind]) else []
+            elif kind == "forceOrder":  # the model has no liquidations
+                frames = []
             elif kind in MARK_SPEEDS_MS:
                 frames = [self._mark(state)] if self.due(topic, MARK_SPEEDS_MS[kind]) else []
             else:
@@ -146,6 +155,13 @@ class BinanceDialect(Dialect):
                          "b": self.levels(state, {p: bids.get(p, 0) for p in pending_bids}, True),
                          "a": self.levels(state, {p: asks.get(p, 0) for p in pending_asks}, False)})]
 
+    def _partial(self, state: SymbolState, levels: int) -> bytes:
+        """A partial book: the top `levels` of each side every push, with the diff stream's ids."""
+        bids, asks = self.quote(state, levels)
+        now, u = self.model.now_ms, self._update_id(state)
+        return _encode({"e": "depthUpdate", "E": now, "T": now - 3, "s": state.inst.symbol, "U": u, "u": u,
+                        "pu": u - 10, "b": self.levels(state, bids, True), "a": self.levels(state, asks, False)})
+
     def _mark(self, state: SymbolState) -> bytes:
         mark, index = self.mark_index(state)
         return _encode({"e": "markPriceUpdate", "E": self.model.now_ms, "s": state.inst.symbol, "p": mark,
@@ -163,7 +179,32 @@ class BinanceDialect(Dialect):
 
     def rest(self):
         return {"/fapi/v1/time": self._time, "/fapi/v1/depth": self._rest_depth,
-                "/fapi/v1/premiumIndex": self._premium_index}
+                "/fapi/v1/premiumIndex": self._premium_index, "/fapi/v1/exchangeInfo": self._exchange_info,
+                "/fapi/v1/fundingInfo": self._funding_info}
+
+    def _exchange_info(self, query) -> tuple[int, object]:
+        symbols = []
+        for name, state in sorted(self.model.states.items()):
+            inst = state.inst
+            symbols.append({
+                "symbol": name, "pair": name, "contractType": "PERPETUAL", "deliveryDate": 4133404800000,
+                "onboardDate": 1569398400000, "status": "TRADING", "baseAsset": name.removesuffix("USDT"),
+                "quoteAsset": "USDT", "marginAsset": "USDT", "pricePrecision": -inst.tick.as_tuple().exponent,
+                "quantityPrecision": max(0, -inst.lot.as_tuple().exponent), "underlyingType": "COIN",
+                "filters": [{"filterType": "PRICE_FILTER", "minPrice": str(inst.tick), "tickSize": str(inst.tick),
+                             "maxPrice": str(inst.tick * 10_000_000)},
+                            {"filterType": "LOT_SIZE", "minQty": str(inst.lot), "stepSize": str(inst.lot),
+                             "maxQty": str(inst.lot * 1_000_000)}],
+                "orderTypes": ["LIMIT", "MARKET"], "timeInForce": ["GTC", "IOC", "FOK", "GTX"]})
+        return 200, {"timezone": "UTC", "serverTime": self.model.now_ms, "futuresType": "U_MARGINED",
+                     "rateLimits": [], "exchangeFilters": [], "assets": [], "symbols": symbols}
+
+    def _funding_info(self, query) -> tuple[int, object]:
+        """Only symbols whose funding differs from the default 8 h, as on Binance."""
+        return 200, [{"symbol": name, "adjustedFundingRateCap": "0.02000000",
+                      "adjustedFundingRateFloor": "-0.02000000",
+                      "fundingIntervalHours": state.inst.funding_interval_h, "disclaimer": False}
+                     for name, state in sorted(self.model.states.items()) if state.inst.funding_interval_h != 8]
 
     def _time(self, query) -> tuple[int, object]:
         return 200, {"serverTime": self.model.now_ms}

@@ -17,7 +17,7 @@ from services.sim.market import SymbolState, plain
 
 _encode = msgspec.json.encode
 INST_TYPE = "USDT-FUTURES"
-CHANNEL_EVERY_MS = {"ticker": 100, "books5": 100, "books": 100}
+CHANNEL_EVERY_MS = {"ticker": 100, "books5": 100, "books15": 100, "books": 100, "trade": 0}
 BOOK_LEVELS = 50
 
 
@@ -86,9 +86,15 @@ class BitgetDialect(Dialect):
         action = "snapshot"
         if channel == "ticker":
             data = self._ticker(state)
-        elif channel == "books5":
-            bids, asks = self.quote(state, 5)
+        elif channel in ("books5", "books15"):
+            bids, asks = self.quote(state, int(channel[5:]))
             data = self._book_data(state, bids, asks, bids, asks)
+        elif channel == "trade":
+            data = [{"ts": str(t.time_ms), "price": state.inst.price(t.price_ticks),
+                     "size": plain(state.inst.lot * t.lots), "side": t.side.lower(), "tradeId": t.trade_id}
+                    for t in state.venues[self.name].trades]
+            if not data:
+                return None
         else:
             bids, asks = self.quote(state, BOOK_LEVELS)
             old = self._books.get(topic)
@@ -129,7 +135,24 @@ class BitgetDialect(Dialect):
     # --- REST ------------------------------------------------------------------------------
 
     def rest(self):
-        return {"/api/v2/public/time": self._time, "/api/v2/mix/market/current-fund-rate": self._fund_rate}
+        return {"/api/v2/public/time": self._time, "/api/v2/mix/market/current-fund-rate": self._fund_rate,
+                "/api/v2/mix/market/contracts": self._contracts}
+
+    def _contracts(self, query) -> tuple[int, object]:
+        if query.get("productType", "").upper() != INST_TYPE:
+            return self._answer(None, "40034", "Parameter productType does not exist")
+        rows = []
+        for name, state in sorted(self.model.states.items()):
+            inst = state.inst
+            places = -inst.tick.as_tuple().exponent
+            rows.append({"symbol": name, "baseCoin": name.removesuffix("USDT"), "quoteCoin": "USDT",
+                         "makerFeeRate": "0.0002", "takerFeeRate": "0.0006", "minTradeNum": plain(inst.lot),
+                         "priceEndStep": str(int(inst.tick.scaleb(places))), "volumePlace": str(
+                             max(0, -inst.lot.as_tuple().exponent)), "pricePlace": str(places),
+                         "sizeMultiplier": plain(inst.lot), "symbolType": "perpetual", "minTradeUSDT": "5",
+                         "symbolStatus": "normal", "fundInterval": str(inst.funding_interval_h), "minLever": "1",
+                         "maxLever": "125", "supportMarginCoins": ["USDT"]})
+        return self._answer(rows)
 
     def _answer(self, data, code: str = "00000", msg: str = "success") -> tuple[int, object]:
         return (200 if code == "00000" else 400), {"code": code, "msg": msg, "requestTime": self.model.now_ms,

@@ -1,6 +1,8 @@
 """OKX v5 public market data for USDT swaps (protocol-other-venues.md §2), in the shapes of
 venue-samples/okx: `/ws/v5/public` with `{"op": "subscribe", "args": [{"channel", "instId"}]}`,
-channels `tickers`, `funding-rate`, `books5` and `trades`; the plain-text `ping`/`pong`;
+channels `tickers`, `funding-rate`, `mark-price`, `index-tickers` (on `BTC-USDT`),
+`open-interest`, `books5`, `trades` and `liquidation-orders` (by `instType`, quiet: the model
+has no liquidations); the plain-text `ping`/`pong`;
 REST `/api/v5/public/time`, `instruments` and `funding-rate`.
 
 Instruments are `BTC-USDT-SWAP` and sizes are in contracts of `ctVal` base units each, as
@@ -18,7 +20,9 @@ from services.sim.market import SymbolState, plain
 
 _encode = msgspec.json.encode
 CT_VAL = {"BTC": Decimal("0.01"), "ETH": Decimal("0.1"), "SOL": Decimal("1"), "DOGE": Decimal("1000")}
-CHANNEL_EVERY_MS = {"tickers": 100, "books5": 100, "funding-rate": 30_000, "trades": 0}
+CHANNEL_EVERY_MS = {"tickers": 100, "books5": 100, "funding-rate": 30_000, "trades": 0, "mark-price": 200,
+                    "index-tickers": 100, "open-interest": 3000}
+SNAPSHOT_CHANNELS = ("tickers", "funding-rate", "books5", "mark-price", "index-tickers", "open-interest")
 
 
 def inst_id(symbol: str) -> str:
@@ -53,20 +57,25 @@ class OkxDialect(Dialect):
         reply = Reply()
         for arg in args:
             channel = arg.get("channel") if isinstance(arg, dict) else None
+            if channel == "liquidation-orders" and arg.get("instType") == "SWAP":
+                reply.frames.append(_encode({**head, "event": op, "arg": arg, "connId": conn_id}))
+                continue
             instrument = arg.get("instId") if isinstance(arg, dict) else None
+            if channel == "index-tickers" and isinstance(instrument, str):
+                instrument += "-SWAP"  # the index is BTC-USDT; kept by the swap it prices
             if channel not in CHANNEL_EVERY_MS or instrument not in self.symbols:
                 reply.frames.append(_encode({**head, "event": "error", "code": "60018", "connId": conn_id,
                                              "msg": f"Wrong URL or channel:{channel},instId:{instrument} "
                                                     "doesn't exist"}))
                 continue
-            reply.frames.append(_encode({**head, "event": op, "arg": {"channel": channel, "instId": instrument},
+            reply.frames.append(_encode({**head, "event": op, "arg": {"channel": channel, "instId": arg["instId"]},
                                          "connId": conn_id}))
             (reply.subscribe if op == "subscribe" else reply.unsubscribe).append(f"{channel}:{instrument}")
         return reply
 
     def snapshot(self, topic: str) -> bytes | None:
         channel, _, instrument = topic.partition(":")
-        if channel in ("tickers", "funding-rate", "books5"):
+        if channel in SNAPSHOT_CHANNELS:
             self.due(topic, CHANNEL_EVERY_MS[channel])
             return self._frame(channel, instrument, self.model.states[self.symbols[instrument]])
         return None
@@ -88,6 +97,20 @@ class OkxDialect(Dialect):
             data = self._funding(instrument, state)
         elif channel == "books5":
             data = self._books5(instrument, state)
+        elif channel == "mark-price":
+            mark, _ = self.mark_index(state)
+            data = [{"instType": "SWAP", "instId": instrument, "markPx": mark, "ts": str(self.model.now_ms)}]
+        elif channel == "index-tickers":
+            _, index = self.mark_index(state)
+            instrument = instrument.removesuffix("-SWAP")
+            data = [{"instId": instrument, "idxPx": index, "high24h": index, "low24h": index, "open24h": index,
+                     "sodUtc0": index, "sodUtc8": index, "ts": str(self.model.now_ms)}]
+        elif channel == "open-interest":
+            inst = state.inst
+            data = [{"instType": "SWAP", "instId": instrument, "oi": self._contracts(state, state.open_interest_lots),
+                     "oiCcy": plain(inst.lot * state.open_interest_lots),
+                     "oiUsd": f"{float(inst.lot * state.open_interest_lots) * float(self.mark_index(state)[0]):.2f}",
+                     "ts": str(self.model.now_ms)}]
         else:
             data = [{"instId": instrument, "tradeId": t.trade_id, "px": state.inst.price(t.price_ticks),
                      "sz": self._contracts(state, t.lots), "side": t.side.lower(), "ts": str(t.time_ms)}

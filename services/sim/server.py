@@ -43,6 +43,9 @@ MAX_QUEUED = 10_000
 _encode = msgspec.json.encode
 
 
+OTHER_DIALECTS = (BinanceDialect, OkxDialect, BitgetDialect)  # besides Bybit's, which trading shares
+DIALECTS = {d.name: d for d in (BybitPublicFrames, *OTHER_DIALECTS)}
+
 class _Client:
     """One WebSocket connection: its topics and the frames waiting to be sent to it."""
 
@@ -86,8 +89,7 @@ class SimServer:
                                  paths=paths, speed=speed)
         self.frames = BybitPublicFrames(self.model)
         self.matching = Matching(self.model, policy=self.faults)
-        self.dialects: list[Dialect] = [self.frames, BinanceDialect(self.model), OkxDialect(self.model),
-                                        BitgetDialect(self.model)]
+        self.dialects: list[Dialect] = [self.frames] + [d(self.model) for d in OTHER_DIALECTS]
         self.subscribers: dict[Dialect, dict[str, set[_Client]]] = {d: {} for d in self.dialects}  # topic -> clients
         self.private: dict[str, set[_Client]] = {}  # API key -> its authenticated private streams
         self._push_ids = (f"{uuid.UUID(int=random.Random(seed + 2).getrandbits(128))}-{n}" for n in itertools.count())

@@ -17,14 +17,25 @@ before it are dropped and counted (and the request repeated if none comes).
 
 from __future__ import annotations
 
-from math import inf, isfinite
+from math import inf
 from typing import ClassVar
 
 import msgspec
 
 from shared.book import BadLevel, OrderBook
 from shared.events import BookUpdate, Liquidation, MarketEvent, Ticker, Trade
-from shared.feed import Control, FeedStats, Pong, Resync, SubscribeResult
+from shared.feed import (
+    BadValue,
+    Control,
+    FeedStats,
+    FrameParser,
+    Pong,
+    SubscribeResult,
+    check_fill,
+    enum,
+    number,
+)
+from shared.instruments import SymbolMap
 
 VENUE = "bybit"
 
@@ -74,57 +85,23 @@ _decode_liquidations = msgspec.json.Decoder(list[_LiquidationData] | _Liquidatio
 
 _TAKER_SIDE = {"Buy": "buy", "Sell": "sell"}
 _LIQUIDATED = {"Buy": "long", "Sell": "short"}
-RESYNC_AGAIN_AFTER = 500  # deltas without the requested snapshot before asking again
 
 
-class BadValue(ValueError):
-    """A field that is present but not a usable number or enum."""
+class Parser(FrameParser):
+    """Turns raw frames of one public linear connection into events and control items.
 
+    Bybit's linear symbols are the canonical names and its sizes are base units, so symbols
+    pass through as they are."""
 
-def _number(text: str | None, name: str, low: float = 0.0, positive: bool = False) -> float | None:
-    """A venue numeric string as a float (empty: not sent); refused below `low`, and at 0
-    when `positive`. Funding rates pass `low=-inf`."""
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise BadValue(f"{name}={text!r} is not a number") from None
-    if not isfinite(value) or value < low or (positive and not value):
-        raise BadValue(f"{name}={text!r} is out of range")
-    return value
+    venue = VENUE
 
-
-def _check_fill(price: float, size: float) -> None:
-    if not (isfinite(price) and isfinite(size)) or price <= 0 or size <= 0:
-        raise BadValue(f"price {price} / size {size} is out of range")
-
-
-def _enum(table: dict[str, str], text: str, name: str) -> str:
-    try:
-        return table[text]
-    except KeyError:
-        raise BadValue(f"{name}={text!r} is not one of {sorted(table)}") from None
-
-
-class BybitPublicParser:
-    """Turns raw frames of one public linear connection into events and control items."""
-
-    def __init__(self, book_levels: int = 25, stats: FeedStats | None = None) -> None:
-        self.book_levels = book_levels
-        self.stats = stats or FeedStats(VENUE)
+    def __init__(self, symbols: SymbolMap | None = None, book_levels: int = 25, stats: FeedStats | None = None) -> None:
+        super().__init__(symbols or SymbolMap(VENUE, ()), book_levels, stats)
         self._tickers: dict[str, dict[str, str]] = {}
         self._books: dict[str, OrderBook] = {}
-        self._awaiting: dict[str, int] = {}  # topic -> deltas dropped since asking for a snapshot
 
-    def feed(self, raw: bytes | str, receive_ts_us: int) -> list[MarketEvent | Control]:
-        """Parse one frame; bad input is counted in `stats` and gives `[]`."""
-        self.stats.messages += 1
-        try:
-            env = _decode_envelope(raw)
-        except msgspec.DecodeError as exc:
-            self.stats.error("malformed_message", str(exc), raw)
-            return []
+    def parse(self, raw: bytes | str, receive_ts_us: int) -> list[MarketEvent | Control]:
+        env = _decode_envelope(raw)
         if not env.topic:
             return self._control(env, raw)
         kind = env.topic.partition(".")[0]
@@ -132,31 +109,13 @@ class BybitPublicParser:
         if handler is None:
             self.stats.ignore(kind or "unknown")
             return []
-        try:
-            out = handler(self, env, receive_ts_us)
-        except (msgspec.DecodeError, BadValue) as exc:
-            self.stats.error(f"bad_{kind}", str(exc), raw)
-            return []
-        self.stats.events += sum(1 for item in out if not isinstance(item, Resync))
-        return out
+        self.kind = kind
+        return handler(self, env, receive_ts_us)
 
     def forget(self, topic: str) -> None:
-        """Drop the state of `topic`: a resubscribe is on its way, wait for its snapshot."""
+        super().forget(topic)
         self._tickers.pop(topic, None)
         self._books.pop(topic, None)
-        self._awaiting.setdefault(topic, 0)
-
-    def _resync(self, topic: str, kind: str, reason: str) -> list[MarketEvent | Control]:
-        """Ask for a snapshot once; until it comes, drop deltas (asking again now and then)."""
-        waited = self._awaiting.get(topic)
-        if waited is not None and waited < RESYNC_AGAIN_AFTER:
-            self._awaiting[topic] = waited + 1
-            self.stats.awaiting_snapshot += 1
-            return []
-        self._awaiting[topic] = 0
-        if kind:
-            self.stats.error(kind, f"{topic}: {reason}")
-        return [Resync(topic, reason)]
 
     def _control(self, env: _Envelope, raw: bytes | str) -> list[MarketEvent | Control]:
         if env.op in ("subscribe", "unsubscribe"):
@@ -173,7 +132,7 @@ class BybitPublicParser:
         else:
             last = self._tickers.get(env.topic)
             if last is None:
-                return self._resync(env.topic, "ticker_delta_before_snapshot", "ticker delta before snapshot")
+                return self.resync(env.topic, "ticker_delta_before_snapshot", "ticker delta before snapshot")
             state = last | data  # kept only if it validates, so a bad delta cannot stick
         get = state.get
         interval_h = get("fundingIntervalHour")
@@ -188,20 +147,20 @@ class BybitPublicParser:
             symbol=get("symbol") or env.topic.partition(".")[2],
             exchange_ts_ms=env.ts,
             receive_ts_us=receive_ts_us,
-            bid=_number(get("bid1Price"), "bid1Price", positive=True),
-            ask=_number(get("ask1Price"), "ask1Price", positive=True),
-            bid_size=_number(get("bid1Size"), "bid1Size"),
-            ask_size=_number(get("ask1Size"), "ask1Size"),
-            last=_number(get("lastPrice"), "lastPrice", positive=True),
-            mark=_number(get("markPrice"), "markPrice", positive=True),
-            index=_number(get("indexPrice"), "indexPrice", positive=True),
-            funding_rate=_number(get("fundingRate"), "fundingRate", low=-inf),
+            bid=number(get("bid1Price"), "bid1Price", positive=True),
+            ask=number(get("ask1Price"), "ask1Price", positive=True),
+            bid_size=number(get("bid1Size"), "bid1Size"),
+            ask_size=number(get("ask1Size"), "ask1Size"),
+            last=number(get("lastPrice"), "lastPrice", positive=True),
+            mark=number(get("markPrice"), "markPrice", positive=True),
+            index=number(get("indexPrice"), "indexPrice", positive=True),
+            funding_rate=number(get("fundingRate"), "fundingRate", low=-inf),
             next_funding_ts_ms=next_funding_ms,
             funding_interval_min=interval_min,
-            open_interest=_number(get("openInterest"), "openInterest"),
+            open_interest=number(get("openInterest"), "openInterest"),
         )
         self._tickers[env.topic] = state
-        self._awaiting.pop(env.topic, None)
+        self.snapshot_arrived(env.topic)
         return [ticker]
 
     def _book(self, env: _Envelope, receive_ts_us: int) -> list[MarketEvent | Control]:
@@ -213,19 +172,19 @@ class BybitPublicParser:
                     depth = env.topic.split(".")[1]
                     book = self._books[env.topic] = OrderBook(int(depth) if depth.isdigit() else 1000)
                 book.apply_snapshot(data.b, data.a, data.u)
-                self._awaiting.pop(env.topic, None)
+                self.snapshot_arrived(env.topic)
             elif book is None or book.update_id is None:
-                return self._resync(env.topic, "book_delta_before_snapshot", "book delta before snapshot")
+                return self.resync(env.topic, "book_delta_before_snapshot", "book delta before snapshot")
             elif data.u != book.update_id + 1:
                 self.stats.gaps += 1
                 reason = f"update id {data.u} after {book.update_id}"
                 book.update_id = None  # unusable until the next snapshot
-                return self._resync(env.topic, "", reason)
+                return self.resync(env.topic, "", reason)
             else:
                 book.apply_delta(data.b, data.a, data.u)
         except BadLevel as exc:
             book.update_id = None  # part-applied: unusable until the next snapshot
-            return self._resync(env.topic, "bad_orderbook", str(exc))
+            return self.resync(env.topic, "bad_orderbook", str(exc))
         bids, asks = book.top(self.book_levels)
         return [
             BookUpdate(
@@ -244,7 +203,7 @@ class BybitPublicParser:
     def _trades(self, env: _Envelope, receive_ts_us: int) -> list[MarketEvent | Control]:
         trades = _decode_trades(env.data)
         for t in trades:
-            _check_fill(t.p, t.v)
+            check_fill(t.p, t.v)
         return [
             Trade(
                 venue=VENUE,
@@ -252,7 +211,7 @@ class BybitPublicParser:
                 trade_id=t.i,
                 price=t.p,
                 size=t.v,
-                side=_enum(_TAKER_SIDE, t.S, "S"),
+                side=enum(_TAKER_SIDE, t.S, "S"),
                 exchange_ts_ms=t.T,
                 receive_ts_us=receive_ts_us,
             )
@@ -263,12 +222,12 @@ class BybitPublicParser:
         data = _decode_liquidations(env.data)
         items = data if isinstance(data, list) else [data]
         for item in items:
-            _check_fill(item.p, item.v)
+            check_fill(item.p, item.v)
         return [
             Liquidation(
                 venue=VENUE,
                 symbol=item.s,
-                position_side=_enum(_LIQUIDATED, item.S, "S"),
+                position_side=enum(_LIQUIDATED, item.S, "S"),
                 price=item.p,
                 size=item.v,
                 exchange_ts_ms=item.T,

@@ -1,0 +1,1 @@
+"""Binance USD-M futures: public market data of USDT perpetuals (`feed`, `parser`, `rest`)."""

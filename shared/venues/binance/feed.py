@@ -1,0 +1,44 @@
+"""Binance USD-M: today's split hosts, one connection each (protocol-other-venues.md section 1).
+
+`/public/stream` carries the high-frequency `bookTicker` and `depth20@100ms`; `/market/stream`
+carries `markPrice@1s`, `aggTrade` and `forceOrder`. Both are combined-stream connections fed
+by live SUBSCRIBE requests (at most 10 messages/s and 1,024 streams per connection; requests
+carry 50 streams each). Binance pings every 3 minutes and picows answers; we send nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import msgspec
+
+from shared.venues.binance.parser import Parser
+from shared.venues.protocol import Connection, VenueFeed
+
+_encode = msgspec.json.encode
+STREAMS_PER_REQUEST = 50
+BOOK_DEPTHS = (5, 10, 20)  # partial depth streams
+
+
+class Feed(VenueFeed):
+    name = "binance"
+    snapshot_key_prefix = "binance:linear:tickers"
+    ping_interval_s = None
+    parser = Parser
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._ids = itertools.count(1)
+
+    def connections(self) -> list[Connection]:
+        depth = next((d for d in BOOK_DEPTHS if d >= self.book_levels), BOOK_DEPTHS[-1])
+        names = [s.lower() for s in self.symbols.by_venue_symbol]
+        public = [f"{s}@{kind}" for s in names for kind in ("bookTicker", f"depth{depth}@100ms")]
+        market = [f"{s}@{kind}" for s in names for kind in ("markPrice@1s", "aggTrade", "forceOrder")]
+        return [Connection("public", self.hosts.ws + "/public/stream", public),
+                Connection("market", self.hosts.ws + "/market/stream", market)]
+
+    def subscribe_messages(self, topics: list[str], op: str = "subscribe") -> list[str]:
+        step = STREAMS_PER_REQUEST
+        return [_encode({"method": op.upper(), "params": topics[i: i + step], "id": next(self._ids)}).decode()
+                for i in range(0, len(topics), step)]

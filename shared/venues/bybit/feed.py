@@ -1,0 +1,46 @@
+"""Bybit V5 linear perpetuals: what to subscribe on `/v5/public/linear`, and the heartbeat.
+
+Bybit asks for a `{"op":"ping"}` every 20 s and accepts up to 21,000 characters of args per
+connection; requests carry 10 args each to stay well inside that. A resubscribe (unsubscribe,
+subscribe) brings a fresh snapshot.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import msgspec
+
+from shared.venues.bybit.parser import Parser
+from shared.venues.protocol import Connection, VenueFeed
+
+_encode = msgspec.json.encode
+BOOK_DEPTHS = (1, 50, 200, 1000)  # the orderbook.{depth} streams linear offers
+ARGS_PER_REQUEST = 10
+
+
+class Feed(VenueFeed):
+    name = "bybit"
+    snapshot_key_prefix = "bybit:linear:tickers"
+    ping_interval_s = 20.0
+    parser = Parser
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._req_ids = itertools.count(1)
+
+    def connections(self) -> list[Connection]:
+        depth = next((d for d in BOOK_DEPTHS if d >= self.book_levels), BOOK_DEPTHS[-1])
+        kinds = ("tickers.{}", f"orderbook.{depth}.{{}}", "publicTrade.{}", "allLiquidation.{}")
+        topics = [kind.format(symbol) for symbol in self.symbols.by_venue_symbol for kind in kinds]
+        return [Connection("linear", self.hosts.ws + "/v5/public/linear", topics)]
+
+    def subscribe_messages(self, topics: list[str], op: str = "subscribe") -> list[str]:
+        step = ARGS_PER_REQUEST
+        return [
+            _encode({"req_id": f"{op[:5]}-{next(self._req_ids)}", "op": op, "args": topics[i : i + step]}).decode()
+            for i in range(0, len(topics), step)
+        ]
+
+    def ping_message(self) -> str:
+        return _encode({"req_id": f"ping-{next(self._req_ids)}", "op": "ping"}).decode()

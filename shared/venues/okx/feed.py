@@ -1,0 +1,53 @@
+"""OKX v5 public swaps: one `/ws/v5/public` connection (protocol-other-venues.md section 2).
+
+Per instrument: `tickers`, `funding-rate`, `mark-price`, `index-tickers`, `open-interest`,
+`books5` and `trades`; plus `liquidation-orders` for all swaps. OKX drops a connection that
+has been silent for 30 s, so a plain-text `ping` goes out every 20 s (answered by `pong`).
+Topics are `channel:instId`; subscribe requests carry 20 args each (480 per hour allowed).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import msgspec
+
+from shared.venues.okx.parser import Parser
+from shared.venues.protocol import Connection, VenueFeed
+
+_encode = msgspec.json.encode
+ARGS_PER_REQUEST = 20
+CHANNELS = ("tickers", "funding-rate", "mark-price", "index-tickers", "open-interest", "books5", "trades")
+LIQUIDATIONS = "liquidation-orders:SWAP"
+
+
+def _arg(topic: str) -> dict[str, str]:
+    channel, _, inst = topic.partition(":")
+    if channel == "liquidation-orders":
+        return {"channel": channel, "instType": inst}
+    if channel == "index-tickers":
+        return {"channel": channel, "instId": inst.removesuffix("-SWAP")}
+    return {"channel": channel, "instId": inst}
+
+
+class Feed(VenueFeed):
+    name = "okx"
+    snapshot_key_prefix = "okx:swap:tickers"
+    ping_interval_s = 20.0
+    parser = Parser
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._ids = itertools.count(1)
+
+    def connections(self) -> list[Connection]:
+        topics = [f"{channel}:{inst}" for inst in self.symbols.by_venue_symbol for channel in CHANNELS]
+        return [Connection("public", self.hosts.ws + "/ws/v5/public", [*topics, LIQUIDATIONS])]
+
+    def subscribe_messages(self, topics: list[str], op: str = "subscribe") -> list[str]:
+        step = ARGS_PER_REQUEST
+        return [_encode({"id": str(next(self._ids)), "op": op, "args": [_arg(t) for t in topics[i: i + step]]}).decode()
+                for i in range(0, len(topics), step)]
+
+    def ping_message(self) -> str:
+        return "ping"

@@ -1,0 +1,71 @@
+"""Four venues ingested at once from the simulator into one set of streams: each ingestor reads
+its venue's instruments list, opens its connections, and tags every event with its venue."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+from services.ingestor.service import Ingestor
+from services.sim.server import SimServer
+from shared.codec import from_fields
+from shared.events import Ticker
+from shared.instruments import UnknownSymbol
+from tests.conftest import serve_app
+
+pytestmark = pytest.mark.redis
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+SIM_VENUES = ("bybit", "binance", "okx", "bitget")
+
+
+async def test_four_venues_into_one_stream_with_their_tags_and_snapshot_keys(settings, r):
+    async with serve_app(SimServer(SYMBOLS, seed=8, step_ms=10).app()) as base:
+        settings = settings.model_copy(update={"sim_port": int(base.rsplit(":", 1)[1]), "symbols_to_trade": SYMBOLS,
+                                               "book_levels": 5})
+        ingestors = [Ingestor(settings, name, SYMBOLS) for name in SIM_VENUES]
+        stop = asyncio.Event()
+        tasks = [asyncio.ensure_future(i.run(stop, report_every_s=3600)) for i in ingestors]
+        streams = settings.md_streams()
+
+        async def venues_in(stream: str) -> Counter:
+            entries = await r.xrange(stream)
+            return Counter(fields[b"venue"].decode() for _, fields in entries)
+
+        try:
+            async with asyncio.timeout(20):
+                while True:
+                    tickers, books, trades = [await venues_in(streams[k]) for k in ("ticker", "book", "trade")]
+                    if all(tickers[v] > 20 and books[v] > 5 and trades[v] > 0 for v in SIM_VENUES):
+                        break
+                    await asyncio.sleep(0.1)
+        finally:
+            stop.set()
+            reports = await asyncio.gather(*tasks)
+    for ingestor, report in zip(ingestors, reports, strict=True):
+        assert report.parse_errors == 0 and report.gaps == 0, (ingestor.name, ingestor.feed_stats.errors)
+    assert ingestors[1].report().connects == 2  # Binance: /public and /market
+
+    snapshots = {}
+    for name, prefix in (("bybit", "bybit:linear"), ("binance", "binance:linear"), ("okx", "okx:swap"),
+                         ("bitget", "bitget:usdt")):
+        fields = await r.hgetall(f"{settings.redis_key_prefix}{prefix}:tickers:BTCUSDT")
+        snapshots[name] = ticker = from_fields(fields)
+        assert isinstance(ticker, Ticker) and ticker.venue == name and ticker.symbol == "BTCUSDT"
+        assert 0 < ticker.bid < ticker.ask and ticker.mark > 0 and ticker.funding_interval_min == 480
+        assert ticker.funding_rate_8h == pytest.approx(ticker.funding_rate)
+    mids = [(t.bid + t.ask) / 2 for t in snapshots.values()]
+    assert max(mids) / min(mids) < 1.01  # one market, four venues
+    # OKX quotes contracts of 0.01 BTC: converted, its sizes are BTC like everyone else's
+    sizes = {name: t.bid_size for name, t in snapshots.items()}
+    assert sizes["okx"] < 50 * sizes["bybit"] and sizes["okx"] * 50 > sizes["bybit"]
+
+
+async def test_a_symbol_the_venue_does_not_list_stops_the_ingestor_with_the_reason(settings):
+    async with serve_app(SimServer(SYMBOLS, seed=8, step_ms=10).app()) as base:
+        settings = settings.model_copy(update={"sim_port": int(base.rsplit(":", 1)[1])})
+        ingestor = Ingestor(settings, "okx", ["BTCUSDT", "ETHUSDX"])
+        with pytest.raises(UnknownSymbol, match=r"okx lists no live perpetual ETHUSDX .*did you mean ETHUSDT\?"):
+            await asyncio.wait_for(ingestor.run(asyncio.Event()), 10)

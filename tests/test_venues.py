@@ -1,0 +1,321 @@
+"""Every venue package: the registry against the folders, instruments lists and symbol mapping,
+the real samples' values checked by hand, and recorded captures replayed without an error."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.events import BookUpdate, Liquidation, Ticker, Trade
+from shared.feed import FrameParser, Pong, Resync, SubscribeResult
+from shared.instruments import Instrument, SymbolMap, UnknownSymbol
+from shared.venues import MODULES, NAMES, UnknownVenue, venue
+from shared.venues.protocol import VenueFeed
+from tests.conftest import BYBIT_SAMPLES, SAMPLES, SHARED
+
+VENUES_DIR = Path(__file__).resolve().parents[1] / "shared" / "venues"
+
+
+def sample(venue_name: str, name: str) -> bytes:
+    return (SAMPLES / venue_name / name).read_bytes()
+
+
+def capture(venue_name: str, name: str) -> list[bytes]:
+    records = [json.loads(line) for line in sample(venue_name, name).decode().splitlines()]
+    return [r["data"].encode() for r in records if r["t"] == "recv"]
+
+
+def events(parser: FrameParser, *frames: bytes) -> list:
+    return [item for frame in frames for item in parser.feed(frame, 7)]
+
+
+# --- instruments as each venue lists them ---------------------------------------------------
+
+def bybit_map(full: bool = False) -> SymbolMap:
+    body = (gzip.decompress((BYBIT_SAMPLES / "rest_instruments_info_linear_full_2026-08.json.gz").read_bytes())
+            if full else (BYBIT_SAMPLES / "rest_instruments_info_linear_trimmed_2026-08.json").read_bytes())
+    return SymbolMap("bybit", venue("bybit").rest.instruments([body]))
+
+
+def okx_map() -> SymbolMap:
+    return SymbolMap("okx", venue("okx").rest.instruments([sample("okx", "rest_public_instruments_SWAP_2022_trimmed.json")]))
+
+
+def binance_map(*symbols: str, four_hourly: tuple[str, ...] = ()) -> SymbolMap:
+    """Binance's lists in the documented shapes (no real exchangeInfo body is in the samples)."""
+    info = {"symbols": [
+        {"symbol": s, "contractType": "PERPETUAL", "status": "TRADING", "baseAsset": s.removesuffix("USDT"),
+         "quoteAsset": "USDT", "filters": [{"filterType": "PRICE_FILTER", "tickSize": "0.0010"},
+                                           {"filterType": "LOT_SIZE", "stepSize": "1", "minQty": "1"}]}
+        for s in symbols] + [
+        {"symbol": "BTCUSDT_260925", "contractType": "CURRENT_QUARTER", "status": "TRADING", "baseAsset": "BTC",
+         "quoteAsset": "USDT", "filters": []}]}
+    funding = [{"symbol": s, "fundingIntervalHours": 4, "adjustedFundingRateCap": "0.02"} for s in four_hourly]
+    bodies = [json.dumps(info).encode(), json.dumps(funding).encode()]
+    return SymbolMap("binance", venue("binance").rest.instruments(bodies))
+
+
+def bitget_map() -> SymbolMap:
+    """Bitget's contracts list in the documented shape (no real body is in the samples)."""
+    body = {"code": "00000", "msg": "success", "data": [
+        {"symbol": "BTCUSDT", "baseCoin": "BTC", "quoteCoin": "USDT", "symbolType": "perpetual",
+         "symbolStatus": "normal", "pricePlace": "1", "priceEndStep": "1", "sizeMultiplier": "0.001",
+         "minTradeNum": "0.001", "fundInterval": "8"},
+        {"symbol": "UNIUSDT", "baseCoin": "UNI", "quoteCoin": "USDT", "symbolType": "perpetual",
+         "symbolStatus": "normal", "pricePlace": "3", "priceEndStep": "1", "sizeMultiplier": "0.1",
+         "minTradeNum": "0.1", "fundInterval": "4"}]}
+    return SymbolMap("bitget", venue("bitget").rest.instruments([json.dumps(body).encode()]))
+
+
+# --- the shape of the code --------------------------------------------------------------------
+
+def test_the_registry_lists_exactly_the_venue_folders_and_each_has_the_same_modules():
+    folders = sorted(p.name for p in VENUES_DIR.iterdir() if (p / "__init__.py").is_file())
+    assert sorted(NAMES) == folders
+    for name in NAMES:
+        modules = {p.stem for p in (VENUES_DIR / name).glob("*.py")}
+        assert set(MODULES) <= modules, f"{name} lacks {set(MODULES) - modules}"
+        v = venue(name)
+        assert issubclass(v.feed, VenueFeed) and v.feed.name == name
+        assert issubclass(v.feed.parser, FrameParser) and v.feed.parser.venue == name
+        assert "mainnet" in v.rest.HOSTS and v.rest.INSTRUMENTS and v.rest.TIME_POLL_MIN_MS >= 10
+        assert callable(v.rest.instruments) and callable(v.rest.server_time_ms)
+    with pytest.raises(UnknownVenue, match="no market-data connector for venue 'kraken'; available: bybit"):
+        venue("kraken")
+
+
+def test_snapshot_keys_are_the_seeds():
+    seed = (SHARED / "seeds" / "spread-arbitrage-design.md").read_text()
+    keys = set(re.findall(r"^(\w+:\w+:tickers):\{symbol\}", seed, re.MULTILINE))
+    for name in NAMES:
+        assert venue(name).feed.snapshot_key_prefix in keys
+
+
+def test_shared_code_has_no_branch_on_a_venue_name():
+    shared_code = [p for p in VENUES_DIR.parent.glob("*.py")] + [VENUES_DIR / "protocol.py"]
+    shared_code += list((VENUES_DIR.parents[1] / "services" / "ingestor").glob("*.py"))
+    for path in shared_code:
+        text = path.read_text()
+        for name in NAMES:
+            assert f'"{name}"' not in text, f"{path.name} names {name}"
+
+
+# --- instruments and symbols ------------------------------------------------------------------
+
+@pytest.mark.parametrize("symbols", [bybit_map(full=True), okx_map(), binance_map("BTCUSDT", "1000PEPEUSDT"),
+                                     bitget_map()], ids=["bybit", "okx", "binance", "bitget"])
+def test_every_listed_instrument_maps_to_its_canonical_name_and_back(symbols):
+    assert len(symbols) > 0
+    for inst in symbols.by_symbol.values():
+        assert symbols.from_venue(inst.venue_symbol) is inst
+        assert symbols.get(inst.symbol) is inst
+        assert re.fullmatch(r"[A-Z0-9]+USDT?C?", inst.symbol), inst.symbol
+
+
+def test_bybit_lists_live_usdt_perpetuals_with_their_funding_intervals():
+    full = bybit_map(full=True)
+    assert len(full) > 500 and all(inst.quote == "USDT" for inst in full.by_symbol.values())
+    trimmed = bybit_map()
+    assert sorted(trimmed.by_symbol) == ["0GUSDT", "ACEUSDT", "BTCUSDT", "DOGEUSDT", "ETHUSDT", "SOLUSDT"]
+    assert trimmed.get("ACEUSDT").funding_interval_min == 60 and trimmed.get("0GUSDT").funding_interval_min == 240
+    assert str(trimmed.get("BTCUSDT").tick) == "0.10" and str(trimmed.get("BTCUSDT").lot) == "0.001"
+    with pytest.raises(UnknownSymbol, match=r"bybit lists no live perpetual BTCUSDT-14AUG26"):
+        trimmed.get("BTCUSDT-14AUG26")  # a dated future
+
+
+def test_okx_contracts_are_converted_to_base_units():
+    okx = okx_map()
+    btc = okx.get("BTCUSDT")
+    assert (btc.venue_symbol, str(btc.contract_size), btc.inverse) == ("BTC-USDT-SWAP", "0.01", False)
+    assert btc.base_size(3, 65000.0) == 0.03
+    inverse = okx.get("BTCUSD")  # BTC-USD-SWAP: a contract is 100 USD
+    assert inverse.inverse and inverse.base_size(13, 65000.0) == pytest.approx(13 * 100 / 65000)
+    with pytest.raises(UnknownSymbol, match=r"okx lists no live perpetual ETHUSDX .*did you mean ETHUSDT\?"):
+        okx.get("ETHUSDX")
+
+
+@given(contracts=st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("1e9"), places=4),
+       contract_size=st.sampled_from([Decimal("0.01"), Decimal("0.1"), Decimal("0.001"), Decimal("10"),
+                                      Decimal("1000")]))
+def test_linear_contracts_become_the_exact_base_amount(contracts, contract_size):
+    inst = Instrument(venue="okx", symbol="BTCUSDT", venue_symbol="BTC-USDT-SWAP", contract_size=contract_size)
+    assert Decimal(repr(inst.base_size(float(contracts), 65000.0))) == contracts * contract_size
+
+
+def test_binance_and_bitget_funding_intervals_come_from_their_lists():
+    binance = binance_map("BTCUSDT", "BLZUSDT", four_hourly=("BLZUSDT",))
+    assert binance.get("BLZUSDT").funding_interval_min == 240 and binance.get("BTCUSDT").funding_interval_min == 480
+    assert "BTCUSDT_260925" not in binance.by_venue_symbol  # quarterly futures are not perpetuals
+    bitget = bitget_map()
+    assert bitget.get("UNIUSDT").funding_interval_min == 240 and str(bitget.get("BTCUSDT").tick) == "0.1"
+    assert str(bitget.get("UNIUSDT").tick) == "0.001"
+
+
+def test_funding_is_normalized_per_8h_and_per_hour():
+    four_hourly = Ticker(venue="bybit", symbol="0GUSDT", exchange_ts_ms=1, receive_ts_us=1, funding_rate=0.0001,
+                         funding_interval_min=240)
+    assert (four_hourly.funding_rate_8h, four_hourly.funding_rate_1h) == (0.0002, 0.000025)
+    hourly = Ticker(venue="x", symbol="BTCUSDT", exchange_ts_ms=1, receive_ts_us=1, funding_rate=-0.0000125,
+                    funding_interval_min=60)
+    assert hourly.funding_rate_8h == pytest.approx(-0.0001) and hourly.funding_rate_1h == -0.0000125
+    unknown = Ticker(venue="x", symbol="BTCUSDT", exchange_ts_ms=1, receive_ts_us=1, funding_rate=0.0001)
+    assert unknown.funding_rate_8h is None
+
+
+def test_server_times_parse():
+    assert venue("bybit").rest.server_time_ms(sample("bybit", "docexample_rest_market_time.json")) == 1688639403423
+    assert venue("binance").rest.server_time_ms(b'{"serverTime":1499827319559}') == 1499827319559
+    assert venue("okx").rest.server_time_ms(b'{"code":"0","msg":"","data":[{"ts":"1597026383085"}]}') == 1597026383085
+    body = b'{"code":"00000","msg":"success","requestTime":1,"data":{"serverTime":"1688008631614"}}'
+    assert venue("bitget").rest.server_time_ms(body) == 1688008631614
+
+
+# --- Binance ----------------------------------------------------------------------------------
+
+def test_binance_samples_parse_to_the_values_sent():
+    parser = venue("binance").feed.parser(binance_map("SUSHIUSDT", "BTCUSDT", "BNBUSDT", "CTKUSDT"))
+    [book_ticker] = events(parser, sample("binance", "ws_usdm_bookTicker_2021_combined.json"))
+    assert book_ticker == Ticker(venue="binance", symbol="SUSHIUSDT", exchange_ts_ms=1626992741012, receive_ts_us=7,
+                                 bid=7.611, ask=7.612, bid_size=2.0, ask_size=297.0)
+    [mark] = events(parser, sample("binance", "docexample_ws_usdm_markPrice.json"))
+    assert (mark.symbol, mark.mark, mark.index, mark.funding_rate) == ("BTCUSDT", 11794.15, 11784.62659091, 0.00038167)
+    assert (mark.next_funding_ts_ms, mark.funding_interval_min, mark.funding_rate_8h) == (1562306400000, 480,
+                                                                                          0.00038167)
+    assert mark.bid is None  # the other half of the ticker comes from bookTicker
+    [trade] = events(parser, sample("binance", "ws_usdm_aggTrade_2021_combined.json"))
+    assert trade == Trade(venue="binance", symbol="SUSHIUSDT", trade_id="87353230", price=7.612, size=297.0,
+                          side="buy", exchange_ts_ms=1626992744108, receive_ts_us=7)  # m false: the buyer took
+    [fixture] = events(parser, sample("binance", "nautilusfixture_book_ticker_stream.json"))  # raw stream, extra keys
+    assert (fixture.symbol, fixture.bid, fixture.ask_size) == ("BNBUSDT", 25.3519, 40.66)
+    assert events(parser, sample("binance", "ws_usdm_depthUpdate_100ms_2021_combined.json")) == []
+    assert parser.stats.ignored["depth_diff"] == 1 and parser.stats.error_count == 0
+
+
+def test_binance_partial_depth_liquidations_and_answers():
+    parser = venue("binance").feed.parser(binance_map("BTCUSDT"), 2)
+    depth = {"stream": "btcusdt@depth5@100ms", "data": {
+        "e": "depthUpdate", "E": 10, "T": 9, "s": "BTCUSDT", "U": 5, "u": 8, "pu": 4,
+        "b": [["65000.10", "1.5"], ["65000.00", "0.2"], ["64999.9", "3"]], "a": [["65000.20", "0.7"]]}}
+    [book] = events(parser, json.dumps(depth).encode())
+    assert (book.kind, book.update_id, book.bids, book.asks) == ("snapshot", 8, ((65000.1, 1.5), (65000.0, 0.2)),
+                                                                 ((65000.2, 0.7),))
+    force = {"stream": "btcusdt@forceOrder", "data": {"e": "forceOrder", "E": 5, "o": {
+        "s": "BTCUSDT", "S": "SELL", "o": "LIMIT", "f": "IOC", "q": "0.014", "p": "9910", "ap": "9911", "X": "FILLED",
+        "l": "0.014", "z": "0.014", "T": 1568014460893}}}
+    assert events(parser, json.dumps(force).encode()) == [Liquidation(
+        venue="binance", symbol="BTCUSDT", position_side="long", price=9911.0, size=0.014,
+        exchange_ts_ms=1568014460893, receive_ts_us=7)]
+    assert events(parser, b'{"result":null,"id":3}') == [SubscribeResult(True, "", "3")]
+    refused = events(parser, b'{"error":{"code":2,"msg":"Invalid request: unknown stream"},"id":4}')
+    assert refused == [SubscribeResult(False, "Invalid request: unknown stream", "4")]
+
+
+def test_binance_capture_replays_without_an_error():
+    frames = capture("binance", "ws_usdm_capture_SUSHIUSDT_2021_cryptofeed.jsonl")
+    parser = venue("binance").feed.parser(binance_map("SUSHIUSDT", "AKROUSDT", "KEEPUSDT", "CTKUSDT"))
+    out = events(parser, *frames)
+    assert parser.stats.error_count == 0 and parser.stats.messages == len(frames)
+    kinds = {type(e).__name__ for e in out}
+    assert kinds == {"Ticker", "Trade"} and all(e.venue == "binance" for e in out)
+    assert set(parser.stats.ignored) == {"depth_diff", "kline_1m"}
+
+
+# --- OKX ----------------------------------------------------------------------------------------
+
+def test_okx_samples_parse_to_the_values_sent_in_base_units():
+    parser = venue("okx").feed.parser(okx_map())
+    [ticker] = events(parser, sample("okx", "ws_tickers_swap_2022.json"))  # UNI-USD-SWAP: 10 USD contracts
+    assert (ticker.symbol, ticker.bid, ticker.ask, ticker.last) == ("UNIUSD", 5.134, 5.142, 5.123)
+    assert ticker.bid_size == pytest.approx(96 * 10 / 5.134) and ticker.exchange_ts_ms == 1652459223143
+    [trade] = events(parser, sample("okx", "ws_trades_swap_2022.json"))
+    assert (trade.trade_id, trade.price, trade.side) == ("12883020", 5.123, "sell")
+    assert trade.size == pytest.approx(100 * 10 / 5.123)
+    [funding] = events(parser, sample("okx", "docexample_ws_funding_rate.json"))
+    assert (funding.symbol, funding.funding_rate, funding.next_funding_ts_ms) == ("BTCUSD", 0.0001875391284828,
+                                                                                  1700726400000)
+    assert funding.funding_interval_min == 480 and funding.exchange_ts_ms == 1700724675402
+    assert events(parser, sample("okx", "ws_subscribe_ack_2022.json")) == [SubscribeResult(True, "", "")]
+    assert events(parser, b"pong") == [Pong()]
+    assert events(parser, sample("okx", "ws_tickers_spot_2022.json")) == []  # a spot pair: not a swap we map
+    assert parser.stats.errors["bad_tickers"] == 1
+
+
+def test_okx_linear_channels_in_the_documented_shapes():
+    parser = venue("okx").feed.parser(okx_map(), 1)
+    arg = {"channel": "books5", "instId": "BTC-USDT-SWAP"}
+    books5 = {"arg": arg, "data": [{"asks": [["65000.2", "7", "0", "2"]], "bids": [["65000.1", "120", "0", "5"],
+                                                                                  ["65000", "1", "0", "1"]],
+                                    "instId": "BTC-USDT-SWAP", "ts": "1700000000100", "seqId": 42}]}
+    [book] = events(parser, json.dumps(books5).encode())
+    assert (book.symbol, book.update_id, book.bids, book.asks) == ("BTCUSDT", 42, ((65000.1, 1.2),), ((65000.2, 0.07),))
+    oi = {"arg": {"channel": "open-interest", "instId": "ETH-USDT-SWAP"},
+          "data": [{"instType": "SWAP", "instId": "ETH-USDT-SWAP", "oi": "5000", "oiCcy": "500", "ts": "1"}]}
+    index = {"arg": {"channel": "index-tickers", "instId": "ETH-USDT"}, "data": [{"instId": "ETH-USDT",
+                                                                                 "idxPx": "2301.5", "ts": "2"}]}
+    mark = {"arg": {"channel": "mark-price", "instId": "ETH-USDT-SWAP"},
+            "data": [{"instType": "SWAP", "instId": "ETH-USDT-SWAP", "markPx": "2301.7", "ts": "3"}]}
+    got = events(parser, *(json.dumps(m).encode() for m in (oi, index, mark)))
+    assert [(t.symbol, t.open_interest, t.index, t.mark) for t in got] == [
+        ("ETHUSDT", 500.0, None, None), ("ETHUSDT", None, 2301.5, None), ("ETHUSDT", None, None, 2301.7)]
+    liquidation = {"arg": {"channel": "liquidation-orders", "instType": "SWAP"}, "data": [
+        {"instId": "ETH-USDT-SWAP", "instType": "SWAP", "details": [
+            {"bkLoss": "0", "bkPx": "2290.1", "ccy": "", "posSide": "", "side": "buy", "sz": "13", "ts": "9"}]},
+        {"instId": "IOST-USDT-SWAP", "instType": "SWAP", "details": [
+            {"bkPx": "0.0078", "posSide": "short", "side": "buy", "sz": "13", "ts": "9"}]}]}
+    [liq] = events(parser, json.dumps(liquidation).encode())
+    assert (liq.symbol, liq.position_side, liq.price, liq.size) == ("ETHUSDT", "short", 2290.1, pytest.approx(1.3))
+    assert parser.stats.ignored["liquidation_other_symbol"] == 1
+    error = b'{"event":"error","code":"60012","msg":"Invalid request","connId":"a4d3ae55"}'
+    assert events(parser, error) == [SubscribeResult(False, "60012 Invalid request", "")]
+
+
+def test_okx_capture_replays_its_incremental_book_without_a_gap():
+    frames = capture("okx", "ws_capture_UNI-USD-SWAP_2022_cryptofeed.jsonl")
+    parser = venue("okx").feed.parser(okx_map(), 5)
+    out = events(parser, *frames)
+    assert parser.stats.error_count == 0 and parser.stats.gaps == 0
+    books = [e for e in out if isinstance(e, BookUpdate)]
+    assert len(books) == 93 and not any(isinstance(e, Resync) for e in out)
+    last = books[-1]
+    assert last.bids[0][0] < last.asks[0][0] and len(last.bids) == 5
+
+
+def test_okx_book_update_before_its_snapshot_asks_for_one():
+    parser = venue("okx").feed.parser(okx_map())
+    update = sample("okx", "ws_books_update_swap_2022.json")
+    assert events(parser, update) == [Resync("books:UNI-USD-SWAP", "book update before snapshot")]
+    assert events(parser, update) == [] and parser.stats.awaiting_snapshot == 1
+    [book] = events(parser, sample("okx", "ws_books_snapshot_swap_2022.json"))
+    assert book.kind == "snapshot" and book.bids[0][0] < book.asks[0][0]
+
+
+# --- Bitget ------------------------------------------------------------------------------------
+
+def test_bitget_samples_parse_to_the_values_sent():
+    parser = venue("bitget").feed.parser(bitget_map())
+    [ticker] = events(parser, sample("bitget", "ccxtcomment_v2_ws_ticker_usdt_futures.json"))
+    assert ticker == Ticker(
+        venue="bitget", symbol="BTCUSDT", exchange_ts_ms=1701843962811, receive_ts_us=7, bid=43476.3, ask=43476.8,
+        bid_size=0.1, ask_size=3.055, last=43480.4, mark=43476.4, index=43478.4, funding_rate=0.000096,
+        next_funding_ts_ms=1701849600000, funding_interval_min=480, open_interest=50670.787)
+    [book] = events(parser, sample("bitget", "ccxtcomment_v2_ws_books5_spot.json"))
+    assert book.bids[0] == (21040.76, 0.0417) and book.asks[-1] == (21041.65, 1.9465) and len(book.bids) == 5
+    trade = {"action": "snapshot", "arg": {"instType": "USDT-FUTURES", "channel": "trade", "instId": "UNIUSDT"},
+             "data": [{"ts": "1695716760565", "price": "5.12", "size": "3.5", "side": "sell", "tradeId": "111"}]}
+    assert events(parser, json.dumps(trade).encode()) == [Trade(
+        venue="bitget", symbol="UNIUSDT", trade_id="111", price=5.12, size=3.5, side="sell",
+        exchange_ts_ms=1695716760565, receive_ts_us=7)]
+    assert events(parser, b"pong") == [Pong()]
+
+
+def test_bitget_legacy_v1_frames_are_counted_skips():
+    parser = venue("bitget").feed.parser(bitget_map())
+    assert events(parser, sample("bitget", "legacy_v1_ws_ticker_mc_UNIUSDT_2022.json")) == []
+    assert parser.stats.errors["bad_ticker"] == 1  # v1 names (bestBid, capitalRate): superseded by v2
