@@ -103,18 +103,67 @@ def ingest(
     if cpu is not None:
         pin_to_cpu(cpu)
     if settings.metrics_port:
-        from shared.metrics import serve
-
-        registry = CollectorRegistry()
-        ingestor.register_metrics(registry)
-        try:
-            serve(registry, settings.metrics_host, settings.metrics_port)
-        except OSError as exc:
-            raise _fail(f"--metrics-port {settings.metrics_port}: {exc}") from None
+        _serve_metrics(settings, ingestor.register_metrics)
     try:
         asyncio.run(_run_until_signal(ingestor.run, duration))
     except UnknownSymbol as exc:
         raise _fail(f"--symbols: {exc}") from None
+
+
+@app.command()
+def latency(
+    venues: Annotated[str, typer.Option(help=f"Comma-separated venues to watch, from: {', '.join(NAMES)}.")] = ",".join(
+        NAMES),
+    redis_url: Annotated[str | None, typer.Option(help="Redis to write to. Default: REDIS_URL.")] = None,
+    venue_env: Annotated[str | None, typer.Option(
+        help="Endpoint set: mainnet, testnet, demo or sim. Default: VENUE_ENV, else sim.")] = None,
+    hosts: Annotated[str | None, typer.Option(
+        help="Hosts instead of the endpoint set's, e.g. okx=127.0.0.1:9000. Default: VENUE_HOSTS.")] = None,
+    poll_ms: Annotated[int | None, typer.Option(help="Poll period per venue. Default: LATENCY_POLL_MS (100).")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve Prometheus metrics on METRICS_HOST (127.0.0.1) at this port.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0)] = None,
+) -> None:
+    """Watch each venue's clock and link: the exchange latency monitor.
+
+    Polls every venue's server time (every 100 ms, slower where the venue's rate limit says
+    so), latency = local receipt time - server time, averaged over LATENCY_WINDOW_S (10 s).
+    A venue is stale when that average is beyond LATENCY_STALE_MS (200 ms) either way, or
+    when no poll succeeded in the window. The state goes to the hash
+    strategy:latency:{exchange} (redis-cli hgetall strategy:latency:okx) and to the metrics
+    arb_exchange_latency_ms and arb_exchange_stale; turning stale and recovering are logged.
+
+    Example: VENUE_ENV=mainnet arb latency --venues bybit,okx --metrics-port 9102
+    """
+    from services.latency.service import LatencyMonitor
+
+    settings = _settings({
+        "redis_url": ("--redis-url", redis_url),
+        "venue_env": ("--venue-env", venue_env),
+        "venue_hosts": ("--hosts", hosts),
+        "latency_poll_ms": ("--poll-ms", poll_ms),
+        "metrics_port": ("--metrics-port", metrics_port),
+    })
+    _logging(settings.log_level)
+    names = list(dict.fromkeys(v.strip().lower() for v in venues.split(",") if v.strip()))
+    try:
+        monitor = LatencyMonitor(settings, names)
+    except (UnknownVenue, NoSuchEnvironment) as exc:
+        raise _fail(f"--venues: {exc}") from None
+    if settings.metrics_port:
+        _serve_metrics(settings, monitor.register_metrics)
+    asyncio.run(_run_until_signal(monitor.run, duration))
+
+
+def _serve_metrics(settings: Settings, register) -> None:
+    from shared.metrics import serve
+
+    registry = CollectorRegistry()
+    register(registry)
+    try:
+        serve(registry, settings.metrics_host, settings.metrics_port)
+    except OSError as exc:
+        raise _fail(f"--metrics-port {settings.metrics_port}: {exc}") from None
 
 
 async def _run_until_signal(main, duration: float | None):

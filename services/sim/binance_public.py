@@ -207,7 +207,7 @@ class BinanceDialect(Dialect):
                      for name, state in sorted(self.model.states.items()) if state.inst.funding_interval_h != 8]
 
     def _time(self, query) -> tuple[int, object]:
-        return 200, {"serverTime": self.model.now_ms}
+        return 200, {"serverTime": self.clock_ms()}
 
     def _state(self, query) -> SymbolState | tuple[int, object]:
         symbol = query.get("symbol", "")

@@ -159,7 +159,7 @@ class BitgetDialect(Dialect):
                                                    "data": data}
 
     def _time(self, query) -> tuple[int, object]:
-        return self._answer({"serverTime": str(self.model.now_ms)})
+        return self._answer({"serverTime": str(self.clock_ms())})
 
     def _fund_rate(self, query) -> tuple[int, object]:
         symbol = query.get("symbol", "")

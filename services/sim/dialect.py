@@ -36,6 +36,7 @@ class Dialect:
     def __init__(self, model: MarketModel) -> None:
         self.model = model
         self._last_sent: dict[str, int] = {}
+        self.clock_ms: Callable[[], int] = lambda: model.now_ms  # the server sets its live clock
 
     # the server's side of the contract
     def on_connect(self, path: str, query: Mapping[str, str]) -> tuple[list[str], Callable[[str, bytes], bytes] | None]:

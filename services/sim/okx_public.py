@@ -165,7 +165,7 @@ class OkxDialect(Dialect):
         return (200 if code == "0" else 400), {"code": code, "data": data, "msg": msg}
 
     def _time(self, query) -> tuple[int, object]:
-        return self._answer([{"ts": str(self.model.now_ms)}])
+        return self._answer([{"ts": str(self.clock_ms())}])
 
     def _instruments(self, query) -> tuple[int, object]:
         if query.get("instType") != "SWAP":

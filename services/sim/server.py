@@ -90,6 +90,8 @@ class SimServer:
         self.frames = BybitPublicFrames(self.model)
         self.matching = Matching(self.model, policy=self.faults)
         self.dialects: list[Dialect] = [self.frames] + [d(self.model) for d in OTHER_DIALECTS]
+        for dialect in self.dialects:
+            dialect.clock_ms = self._now_ms  # server times come from the live (skewable) clock
         self.subscribers: dict[Dialect, dict[str, set[_Client]]] = {d: {} for d in self.dialects}  # topic -> clients
         self.private: dict[str, set[_Client]] = {}  # API key -> its authenticated private streams
         self._push_ids = (f"{uuid.UUID(int=random.Random(seed + 2).getrandbits(128))}-{n}" for n in itertools.count())
@@ -165,9 +167,9 @@ class SimServer:
                         client.send(client.wrap(topic, frame) if client.wrap else frame)
 
     async def _time(self, request: web.Request) -> web.Response:
-        await self._latency()
         now_ns = int(self.clock() * 1e9) + self.faults.clock_skew_ms * 1_000_000
         result = {"timeSecond": str(now_ns // 1_000_000_000), "timeNano": str(now_ns)}
+        await self._latency()  # the answer is stamped, then takes this long to arrive
         return web.json_response(bybit_rest.envelope(0, "OK", result, now_ns // 1_000_000))
 
     async def _market_rest(self, request: web.Request) -> web.Response:
@@ -261,8 +263,8 @@ class SimServer:
 
     def _dialect_rest(self, handler):
         async def route(request: web.Request) -> web.Response:
-            await self._latency()
             status, body = handler(request.query)
+            await self._latency()  # the answer is stamped, then takes this long to arrive
             return web.json_response(body, status=status)
 
         return route
