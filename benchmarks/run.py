@@ -65,7 +65,7 @@ def _parse_rate(name: str, make_parser, frames: list[bytes], what: str, min_seco
         messages += len(frames)
         assert parser.stats.error_count == 0, parser.stats.errors
     elapsed = time.perf_counter() - start
-    return f"parse {name:<8} {messages / elapsed:>9,.0f} msgs/s  {events / elapsed:>9,.0f} events/s   ({what})"
+    return f"parse {name:<11} {messages / elapsed:>9,.0f} msgs/s  {events / elapsed:>9,.0f} events/s   ({what})"
 
 
 # what each venue's feed subscribes, as the simulator's dialects name topics
@@ -75,6 +75,7 @@ _SIM_TOPICS = {
     "okx": ("tickers:{B}-USDT-SWAP", "books5:{B}-USDT-SWAP", "trades:{B}-USDT-SWAP", "funding-rate:{B}-USDT-SWAP",
             "mark-price:{B}-USDT-SWAP", "index-tickers:{B}-USDT-SWAP", "open-interest:{B}-USDT-SWAP"),
     "bitget": ("ticker:{S}", "books15:{S}", "trade:{S}"),
+    "hyperliquid": ("bbo:{B}", "l2Book:{B}", "trades:{B}", "activeAssetCtx:{B}"),
 }
 
 
@@ -129,8 +130,11 @@ def _sim_instruments(name: str, symbols: list[str]) -> list[bytes]:
     from services.sim.server import DIALECTS
     from shared.venues import venue
 
-    handlers = DIALECTS[name](MarketModel(symbols, seed=3)).rest()
-    return [json.dumps(handlers[call.path](dict(call.params))[1]).encode() for call in venue(name).rest.INSTRUMENTS]
+    dialect = DIALECTS[name](MarketModel(symbols, seed=3))
+    get, post = dialect.rest(), dialect.rest_post()
+    answers = [post[c.path](dict(c.json)) if c.json else get[c.path](dict(c.params))
+               for c in venue(name).rest.INSTRUMENTS]
+    return [json.dumps(body).encode() for _, body in answers]
 
 
 async def bench_bus(url: str, prefix: str, seconds: float, batch: int) -> str:

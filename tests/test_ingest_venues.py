@@ -1,4 +1,4 @@
-"""Four venues ingested at once from the simulator into one set of streams: each ingestor reads
+"""Five venues ingested at once from the simulator into one set of streams: each ingestor reads
 its venue's instruments list, opens its connections, and tags every event with its venue."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from tests.conftest import serve_app
 pytestmark = pytest.mark.redis
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
-SIM_VENUES = ("bybit", "binance", "okx", "bitget")
+SIM_VENUES = ("bybit", "binance", "okx", "bitget", "hyperliquid")
 
 
-async def test_four_venues_into_one_stream_with_their_tags_and_snapshot_keys(settings, r):
+async def test_five_venues_into_one_stream_with_their_tags_and_snapshot_keys(settings, r):
     async with serve_app(SimServer(SYMBOLS, seed=8, step_ms=10).app()) as base:
         settings = settings.model_copy(update={"sim_port": int(base.rsplit(":", 1)[1]), "symbols_to_trade": SYMBOLS,
                                                "book_levels": 5})
@@ -50,14 +50,16 @@ async def test_four_venues_into_one_stream_with_their_tags_and_snapshot_keys(set
 
     snapshots = {}
     for name, prefix in (("bybit", "bybit:linear"), ("binance", "binance:linear"), ("okx", "okx:swap"),
-                         ("bitget", "bitget:usdt")):
+                         ("bitget", "bitget:usdt"), ("hyperliquid", "hyperliquid:perps")):
         fields = await r.hgetall(f"{settings.redis_key_prefix}{prefix}:tickers:BTCUSDT")
         snapshots[name] = ticker = from_fields(fields)
         assert isinstance(ticker, Ticker) and ticker.venue == name and ticker.symbol == "BTCUSDT"
-        assert 0 < ticker.bid < ticker.ask and ticker.mark > 0 and ticker.funding_interval_min == 480
-        assert ticker.funding_rate_8h == pytest.approx(ticker.funding_rate)
+        assert 0 < ticker.bid < ticker.ask and ticker.mark > 0
+        hours = ticker.funding_interval_min / 60  # Hyperliquid settles hourly, the others every 8 h
+        assert hours == (1 if name == "hyperliquid" else 8)
+        assert ticker.funding_rate_8h == pytest.approx(ticker.funding_rate * 8 / hours)
     mids = [(t.bid + t.ask) / 2 for t in snapshots.values()]
-    assert max(mids) / min(mids) < 1.01  # one market, four venues
+    assert max(mids) / min(mids) < 1.01  # one market, five venues
     # OKX quotes contracts of 0.01 BTC: converted, its sizes are BTC like everyone else's
     sizes = {name: t.bid_size for name, t in snapshots.items()}
     assert sizes["okx"] < 50 * sizes["bybit"] and sizes["okx"] * 50 > sizes["bybit"]

@@ -4,6 +4,7 @@ the real samples' values checked by hand, and recorded captures replayed without
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import re
 from decimal import Decimal
@@ -74,6 +75,15 @@ def bitget_map() -> SymbolMap:
     return SymbolMap("bitget", venue("bitget").rest.instruments([json.dumps(body).encode()]))
 
 
+def hyperliquid_map() -> SymbolMap:
+    """Hyperliquid's meta in the documented shape (no real body is in the samples)."""
+    body = {"universe": [{"name": "BTC", "szDecimals": 5, "maxLeverage": 40},
+                         {"name": "ETH", "szDecimals": 4, "maxLeverage": 25},
+                         {"name": "kPEPE", "szDecimals": 0, "maxLeverage": 10},
+                         {"name": "MATIC", "szDecimals": 1, "maxLeverage": 20, "isDelisted": True}]}
+    return SymbolMap("hyperliquid", venue("hyperliquid").rest.instruments([json.dumps(body).encode()]))
+
+
 # --- the shape of the code --------------------------------------------------------------------
 
 def test_the_registry_lists_exactly_the_venue_folders_and_each_has_the_same_modules():
@@ -110,7 +120,8 @@ def test_shared_code_has_no_branch_on_a_venue_name():
 # --- instruments and symbols ------------------------------------------------------------------
 
 @pytest.mark.parametrize("symbols", [bybit_map(full=True), okx_map(), binance_map("BTCUSDT", "1000PEPEUSDT"),
-                                     bitget_map()], ids=["bybit", "okx", "binance", "bitget"])
+                                     bitget_map(), hyperliquid_map()],
+                         ids=["bybit", "okx", "binance", "bitget", "hyperliquid"])
 def test_every_listed_instrument_maps_to_its_canonical_name_and_back(symbols):
     assert len(symbols) > 0
     for inst in symbols.by_symbol.values():
@@ -175,6 +186,8 @@ def test_server_times_parse():
     assert venue("okx").rest.server_time_ms(b'{"code":"0","msg":"","data":[{"ts":"1597026383085"}]}') == 1597026383085
     body = b'{"code":"00000","msg":"success","requestTime":1,"data":{"serverTime":"1688008631614"}}'
     assert venue("bitget").rest.server_time_ms(body) == 1688008631614
+    book = sample("hyperliquid", "nautilusfixture_http_l2_book_btc.json")
+    assert venue("hyperliquid").rest.server_time_ms(book) == 1761786491067
 
 
 # --- Binance ----------------------------------------------------------------------------------
@@ -319,3 +332,44 @@ def test_bitget_legacy_v1_frames_are_counted_skips():
     parser = venue("bitget").feed.parser(bitget_map())
     assert events(parser, sample("bitget", "legacy_v1_ws_ticker_mc_UNIUSDT_2022.json")) == []
     assert parser.stats.errors["bad_ticker"] == 1  # v1 names (bestBid, capitalRate): superseded by v2
+
+
+# --- Hyperliquid ------------------------------------------------------------------------------
+
+def test_hyperliquid_names_and_hourly_funding():
+    symbols = hyperliquid_map()
+    assert sorted(symbols.by_symbol) == ["1000PEPEUSDT", "BTCUSDT", "ETHUSDT"]  # MATIC is delisted
+    btc = symbols.get("BTCUSDT")
+    assert (btc.venue_symbol, btc.quote, str(btc.lot), btc.funding_interval_min) == ("BTC", "USDC", "0.00001", 60)
+    assert symbols.get("1000PEPEUSDT").venue_symbol == "kPEPE"
+    history = json.loads(sample("hyperliquid", "nautilusfixture_http_funding_history.json"))
+    assert {b["time"] - a["time"] for a, b in itertools.pairwise(history)} == {3_600_000}  # hourly
+
+
+def test_hyperliquid_channels_parse_to_the_values_sent():
+    parser = venue("hyperliquid").feed.parser(hyperliquid_map(), 3)
+    book = json.loads(sample("hyperliquid", "nautilusfixture_http_l2_book_btc.json"))  # the WS book's shape
+    [update] = events(parser, json.dumps({"channel": "l2Book", "data": book}).encode())
+    assert (update.symbol, update.exchange_ts_ms, len(update.bids)) == ("BTCUSDT", 1761786491067, 3)
+    assert update.bids[0] == (110427.0, 4.11882) and update.asks[0] == (110428.0, 3.72573)
+    bbo = {"channel": "bbo", "data": {"coin": "ETH", "time": 5, "bbo": [{"px": "2296.4", "sz": "3.1", "n": 2}, None]}}
+    [top] = events(parser, json.dumps(bbo).encode())
+    assert (top.symbol, top.bid, top.bid_size, top.ask) == ("ETHUSDT", 2296.4, 3.1, None)
+    ctx = {"channel": "activeAssetCtx", "data": {"coin": "BTC", "ctx": {
+        "funding": "0.0000125", "openInterest": "1234.5", "oraclePx": "80860.0", "markPx": "80868.5",
+        "prevDayPx": "80000.0", "dayNtlVlm": "1.0", "premium": "0.0001", "midPx": "80868.5",
+        "impactPxs": ["80868.0", "80869.0"]}}}
+    [ticker] = parser.feed(json.dumps(ctx).encode(), 1_769_911_199_000_000)  # 01:59:59 UTC
+    assert (ticker.mark, ticker.index, ticker.open_interest, ticker.funding_rate) == (80868.5, 80860.0, 1234.5,
+                                                                                       0.0000125)
+    assert ticker.funding_rate_8h == pytest.approx(0.0001) and ticker.next_funding_ts_ms == 1_769_911_200_000  # 02:00
+    trades = {"channel": "trades", "data": [{"coin": "kPEPE", "side": "A", "px": "0.0123", "sz": "1500", "time": 9,
+                                             "hash": "0x0", "tid": 77, "users": ["0x1", "0x2"]}]}
+    assert events(parser, json.dumps(trades).encode()) == [Trade(
+        venue="hyperliquid", symbol="1000PEPEUSDT", trade_id="77", price=0.0123, size=1500.0, side="sell",
+        exchange_ts_ms=9, receive_ts_us=7)]
+    assert events(parser, sample("hyperliquid", "nautilusfixture_ws_allmids.json")) == []
+    assert parser.stats.ignored["allMids"] == 1 and parser.stats.error_count == 0
+    assert events(parser, b'{"channel":"pong"}') == [Pong()]
+    assert events(parser, b'{"channel":"error","data":"Invalid subscription"}') == [
+        SubscribeResult(False, "Invalid subscription")]

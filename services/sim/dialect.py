@@ -58,6 +58,10 @@ class Dialect:
     def rest(self) -> dict[str, RestHandler]:
         return {}
 
+    def rest_post(self) -> dict[str, Callable[[dict], tuple[int, object]]]:
+        """POST routes taking the JSON body (Hyperliquid's /info)."""
+        return {}
+
     # helpers for the venues
     @staticmethod
     def decode(text: str) -> dict | None:

@@ -34,6 +34,7 @@ from services.sim.bybit_private import stream_messages
 from services.sim.bybit_public import BybitPublicFrames
 from services.sim.dialect import Dialect
 from services.sim.faults import FaultError, Faults
+from services.sim.hyperliquid_public import HyperliquidDialect
 from services.sim.market import VENUE_SIZE_FACTORS, MarketModel, ModelConfig
 from services.sim.matching import Matching
 from services.sim.okx_public import OkxDialect
@@ -43,7 +44,8 @@ MAX_QUEUED = 10_000
 _encode = msgspec.json.encode
 
 
-OTHER_DIALECTS = (BinanceDialect, OkxDialect, BitgetDialect)  # besides Bybit's, which trading shares
+# besides Bybit's, which trading shares
+OTHER_DIALECTS = (BinanceDialect, OkxDialect, BitgetDialect, HyperliquidDialect)
 DIALECTS = {d.name: d for d in (BybitPublicFrames, *OTHER_DIALECTS)}
 
 class _Client:
@@ -130,6 +132,8 @@ class SimServer:
                 app.router.add_get(path, self._dialect_ws(dialect))
             for path, handler in dialect.rest().items():
                 app.router.add_get(path, self._dialect_rest(handler))
+            for path, handler in dialect.rest_post().items():
+                app.router.add_post(path, self._dialect_rest(handler, json_body=True))
         app.router.add_post("/admin/opportunity", self._opportunity)
         app.router.add_get("/admin/faults", self._get_faults)
         app.router.add_post("/admin/faults", self._set_faults)
@@ -261,11 +265,20 @@ class SimServer:
 
         return route
 
-    def _dialect_rest(self, handler):
+    def _dialect_rest(self, handler, json_body: bool = False):
         async def route(request: web.Request) -> web.Response:
-            status, body = handler(request.query)
+            if json_body:
+                try:
+                    args = await request.json()
+                except ValueError:
+                    args = None
+                if not isinstance(args, dict):
+                    return web.json_response("Failed to deserialize the JSON body", status=422)
+            else:
+                args = request.query
+            status, answer = handler(args)
             await self._latency()  # the answer is stamped, then takes this long to arrive
-            return web.json_response(body, status=status)
+            return web.json_response(answer, status=status)
 
         return route
 
