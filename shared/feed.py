@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from math import isfinite
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import msgspec
 
@@ -148,6 +148,17 @@ class FrameParser:
 
     def parse(self, raw: bytes | str, receive_ts_us: int) -> list[MarketEvent | Control]:
         raise NotImplementedError
+
+    _HANDLERS: ClassVar[dict] = {}  # channel -> method(self, payload, receive_ts_us)
+
+    def dispatch(self, channel: str, payload, receive_ts_us: int) -> list[MarketEvent | Control]:
+        """Hand `payload` to the channel's handler; a channel not handled is counted as ignored."""
+        handler = self._HANDLERS.get(channel)
+        if handler is None:
+            self.stats.ignore(channel or "unknown")
+            return []
+        self.kind = channel
+        return handler(self, payload, receive_ts_us)
 
     def forget(self, topic: str) -> None:
         """Drop what is kept for `topic`: a resubscribe is on its way, wait for its snapshot."""

@@ -80,7 +80,16 @@ def counter(name: str, doc: str, labels: dict[str, str], value: float) -> Counte
 
 def counter_by(name: str, doc: str, labels: dict[str, str], key: str,
                values: dict[str, int]) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, doc, labels=[*labels, key])
+    """One sample per `values` item, its key under the label `key`."""
+    return _by(CounterMetricFamily(name, doc, labels=[*labels, key]), labels, values)
+
+
+def gauge_by(name: str, doc: str, labels: dict[str, str], key: str,
+             values: dict[str, float]) -> GaugeMetricFamily:
+    return _by(GaugeMetricFamily(name, doc, labels=[*labels, key]), labels, values)
+
+
+def _by(family, labels: dict[str, str], values: dict[str, float]):
     for kind, value in sorted(values.items()):
         family.add_metric([*labels.values(), kind], value)
     return family
@@ -89,14 +98,6 @@ def counter_by(name: str, doc: str, labels: dict[str, str], key: str,
 def gauge(name: str, doc: str, labels: dict[str, str], value: float) -> GaugeMetricFamily:
     family = GaugeMetricFamily(name, doc, labels=list(labels))
     family.add_metric(list(labels.values()), value)
-    return family
-
-
-def gauge_by(name: str, doc: str, labels: dict[str, str], key: str,
-             values: dict[str, float]) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, doc, labels=[*labels, key])
-    for kind, value in sorted(values.items()):
-        family.add_metric([*labels.values(), kind], value)
     return family
 
 

@@ -125,12 +125,7 @@ class Parser(FrameParser):
             raise BadValue("neither a stream event nor an answer to a request")
         if kind.startswith("depth"):  # depth20 is a top-20 book; depth, depthUpdate are diffs
             kind = "depth" if kind[5:].isdigit() else "depth_diff"
-        handler = self._HANDLERS.get(kind)
-        if handler is None:
-            self.stats.ignore(kind or "unknown")
-            return []
-        self.kind = kind
-        return handler(self, env.data, receive_ts_us)
+        return self.dispatch(kind, env.data, receive_ts_us)
 
     def _book_ticker(self, data: msgspec.Raw, receive_ts_us: int) -> list[MarketEvent]:
         m = _book_ticker(data)

@@ -90,13 +90,7 @@ class Parser(FrameParser):
                 return [SubscribeResult(False, f"{env.code} {env.msg}")]
             self.stats.ignore(env.event)
             return []
-        channel = env.arg.channel if env.arg else ""
-        handler = self._HANDLERS.get(channel)
-        if handler is None:
-            self.stats.ignore(channel or "unknown")
-            return []
-        self.kind = channel
-        return handler(self, env, receive_ts_us)
+        return self.dispatch(env.arg.channel if env.arg else "", env, receive_ts_us)
 
     def _tickers(self, env: _Envelope, receive_ts_us: int) -> list[MarketEvent]:
         out = []

@@ -104,13 +104,7 @@ class Parser(FrameParser):
         env = _decode_envelope(raw)
         if not env.topic:
             return self._control(env, raw)
-        kind = env.topic.partition(".")[0]
-        handler = self._HANDLERS.get(kind)
-        if handler is None:
-            self.stats.ignore(kind or "unknown")
-            return []
-        self.kind = kind
-        return handler(self, env, receive_ts_us)
+        return self.dispatch(env.topic.partition(".")[0], env, receive_ts_us)
 
     def forget(self, topic: str) -> None:
         super().forget(topic)

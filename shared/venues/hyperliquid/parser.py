@@ -98,12 +98,7 @@ class Parser(FrameParser):
             return [SubscribeResult(True, "")]
         if env.channel == "error":
             return [SubscribeResult(False, _error(env.data))]
-        handler = self._HANDLERS.get(env.channel)
-        if handler is None:
-            self.stats.ignore(env.channel or "unknown")
-            return []
-        self.kind = env.channel
-        return handler(self, env.data, receive_ts_us)
+        return self.dispatch(env.channel, env.data, receive_ts_us)
 
     def _bbo(self, data: msgspec.Raw, receive_ts_us: int) -> list[MarketEvent]:
         m = _bbo(data)
