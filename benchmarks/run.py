@@ -76,6 +76,8 @@ _SIM_TOPICS = {
             "mark-price:{B}-USDT-SWAP", "index-tickers:{B}-USDT-SWAP", "open-interest:{B}-USDT-SWAP"),
     "bitget": ("ticker:{S}", "books15:{S}", "trade:{S}"),
     "hyperliquid": ("bbo:{B}", "l2Book:{B}", "trades:{B}", "activeAssetCtx:{B}"),
+    "gate": ("futures.book_ticker:{B}_USDT", "futures.tickers:{B}_USDT", "futures.order_book:{B}_USDT",
+             "futures.trades:{B}_USDT"),
 }
 
 

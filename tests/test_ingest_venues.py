@@ -1,5 +1,5 @@
-"""Five venues ingested at once from the simulator into one set of streams: each ingestor reads
-its venue's instruments list, opens its connections, and tags every event with its venue."""
+"""Every venue the simulator speaks, ingested at once into one set of streams: each ingestor
+reads its venue's instruments list, opens its connections, and tags every event with its venue."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from tests.conftest import serve_app
 pytestmark = pytest.mark.redis
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
-SIM_VENUES = ("bybit", "binance", "okx", "bitget", "hyperliquid")
+SIM_VENUES = ("bybit", "binance", "okx", "bitget", "hyperliquid", "gate")
 
 
-async def test_five_venues_into_one_stream_with_their_tags_and_snapshot_keys(settings, r):
+async def test_all_simulated_venues_into_one_stream_with_their_tags_and_snapshot_keys(settings, r):
     async with serve_app(SimServer(SYMBOLS, seed=8, step_ms=10).app()) as base:
         settings = settings.model_copy(update={"sim_port": int(base.rsplit(":", 1)[1]), "symbols_to_trade": SYMBOLS,
                                                "book_levels": 5})
@@ -50,7 +50,7 @@ async def test_five_venues_into_one_stream_with_their_tags_and_snapshot_keys(set
 
     snapshots = {}
     for name, prefix in (("bybit", "bybit:linear"), ("binance", "binance:linear"), ("okx", "okx:swap"),
-                         ("bitget", "bitget:usdt"), ("hyperliquid", "hyperliquid:perps")):
+                         ("bitget", "bitget:usdt"), ("hyperliquid", "hyperliquid:perps"), ("gate", "gate:futures")):
         fields = await r.hgetall(f"{settings.redis_key_prefix}{prefix}:tickers:BTCUSDT")
         snapshots[name] = ticker = from_fields(fields)
         assert isinstance(ticker, Ticker) and ticker.venue == name and ticker.symbol == "BTCUSDT"
@@ -59,10 +59,11 @@ async def test_five_venues_into_one_stream_with_their_tags_and_snapshot_keys(set
         assert hours == (1 if name == "hyperliquid" else 8)
         assert ticker.funding_rate_8h == pytest.approx(ticker.funding_rate * 8 / hours)
     mids = [(t.bid + t.ask) / 2 for t in snapshots.values()]
-    assert max(mids) / min(mids) < 1.01  # one market, five venues
-    # OKX quotes contracts of 0.01 BTC: converted, its sizes are BTC like everyone else's
+    assert max(mids) / min(mids) < 1.01  # one market on every venue
+    # OKX quotes contracts of 0.01 BTC and Gate of 0.0001 BTC: converted, their sizes are BTC
     sizes = {name: t.bid_size for name, t in snapshots.items()}
-    assert sizes["okx"] < 50 * sizes["bybit"] and sizes["okx"] * 50 > sizes["bybit"]
+    for name in ("okx", "gate"):
+        assert sizes[name] < 50 * sizes["bybit"] and sizes[name] * 50 > sizes["bybit"], sizes
 
 
 async def test_a_symbol_the_venue_does_not_list_stops_the_ingestor_with_the_reason(settings):

@@ -84,6 +84,17 @@ def hyperliquid_map() -> SymbolMap:
     return SymbolMap("hyperliquid", venue("hyperliquid").rest.instruments([json.dumps(body).encode()]))
 
 
+def gate_map() -> SymbolMap:
+    """Gate's USDT contracts in the documented shape (no real body is in the samples)."""
+    body = [{"name": "BTC_USDT", "type": "direct", "quanto_multiplier": "0.0001", "order_price_round": "0.1",
+             "order_size_min": 1, "funding_interval": 28800, "in_delisting": False},
+            {"name": "ETH_USDT", "type": "direct", "quanto_multiplier": "0.01", "order_price_round": "0.05",
+             "order_size_min": 1, "funding_interval": 14400, "in_delisting": False},
+            {"name": "LUNA_USDT", "type": "direct", "quanto_multiplier": "1", "order_price_round": "0.0001",
+             "order_size_min": 1, "funding_interval": 28800, "in_delisting": True}]
+    return SymbolMap("gate", venue("gate").rest.instruments([json.dumps(body).encode()]))
+
+
 # --- the shape of the code --------------------------------------------------------------------
 
 def test_the_registry_lists_exactly_the_venue_folders_and_each_has_the_same_modules():
@@ -120,8 +131,8 @@ def test_shared_code_has_no_branch_on_a_venue_name():
 # --- instruments and symbols ------------------------------------------------------------------
 
 @pytest.mark.parametrize("symbols", [bybit_map(full=True), okx_map(), binance_map("BTCUSDT", "1000PEPEUSDT"),
-                                     bitget_map(), hyperliquid_map()],
-                         ids=["bybit", "okx", "binance", "bitget", "hyperliquid"])
+                                     bitget_map(), hyperliquid_map(), gate_map()],
+                         ids=["bybit", "okx", "binance", "bitget", "hyperliquid", "gate"])
 def test_every_listed_instrument_maps_to_its_canonical_name_and_back(symbols):
     assert len(symbols) > 0
     for inst in symbols.by_symbol.values():
@@ -188,6 +199,7 @@ def test_server_times_parse():
     assert venue("bitget").rest.server_time_ms(body) == 1688008631614
     book = sample("hyperliquid", "nautilusfixture_http_l2_book_btc.json")
     assert venue("hyperliquid").rest.server_time_ms(book) == 1761786491067
+    assert venue("gate").rest.server_time_ms(b'{"server_time":1597026383085}') == 1597026383085
 
 
 # --- Binance ----------------------------------------------------------------------------------
@@ -373,3 +385,46 @@ def test_hyperliquid_channels_parse_to_the_values_sent():
     assert events(parser, b'{"channel":"pong"}') == [Pong()]
     assert events(parser, b'{"channel":"error","data":"Invalid subscription"}') == [
         SubscribeResult(False, "Invalid subscription")]
+
+
+# --- Gate (documented shapes: no recorded frames exist offline) ---------------------------------
+
+def test_gate_contracts_and_channels_in_base_units():
+    symbols = gate_map()
+    assert sorted(symbols.by_symbol) == ["BTCUSDT", "ETHUSDT"]  # LUNA is being delisted
+    assert symbols.get("ETHUSDT").funding_interval_min == 240 and str(symbols.get("BTCUSDT").contract_size) == "0.0001"
+    parser = venue("gate").feed.parser(symbols, 2)
+    head = {"time": 1615366379, "time_ms": 1615366379123}
+    book_ticker = {**head, "channel": "futures.book_ticker", "event": "update",
+                   "result": {"t": 1615366379123, "u": 2517661076, "s": "BTC_USDT", "b": "54696.6", "B": 37000,
+                              "a": "54696.7", "A": 47061}}
+    [top] = events(parser, json.dumps(book_ticker).encode())
+    assert (top.symbol, top.bid, top.bid_size, top.ask, top.ask_size) == ("BTCUSDT", 54696.6, 3.7, 54696.7, 4.7061)
+    tickers = {**head, "channel": "futures.tickers", "event": "update", "result": [
+        {"contract": "ETH_USDT", "last": "2301.1", "change_percentage": "0.7", "funding_rate": "-0.000114",
+         "funding_rate_indicative": "0.0001", "mark_price": "2301.2", "index_price": "2301.3", "total_size": "73648",
+         "volume_24h": "745487577", "low_24h": "2200", "high_24h": "2400"}]}
+    [ticker] = events(parser, json.dumps(tickers).encode())
+    assert (ticker.mark, ticker.index, ticker.funding_rate, ticker.open_interest) == (2301.2, 2301.3, -0.000114,
+                                                                                       736.48)
+    assert ticker.funding_interval_min == 240 and ticker.next_funding_ts_ms == 1615377600000  # the next 4 h mark
+    assert ticker.funding_rate_8h == pytest.approx(-0.000228)
+    book = {**head, "channel": "futures.order_book", "event": "all", "result": {
+        "t": 1615366381417, "id": 2517661101, "contract": "BTC_USDT",
+        "asks": [{"p": "54700.1", "s": 12}, {"p": "54700.2", "s": 5}, {"p": "54701", "s": 1}],
+        "bids": [{"p": "54700", "s": 30}]}}
+    [snapshot] = events(parser, json.dumps(book).encode())
+    assert snapshot.asks == ((54700.1, 0.0012), (54700.2, 0.0005)) and snapshot.bids == ((54700.0, 0.003),)
+    trades = {**head, "channel": "futures.trades", "event": "update", "result": [
+        {"size": -108, "id": 27753479, "create_time": 1545136464, "create_time_ms": 1545136464123, "price": "96.4",
+         "contract": "BTC_USDT"}]}
+    assert events(parser, json.dumps(trades).encode()) == [Trade(
+        venue="gate", symbol="BTCUSDT", trade_id="27753479", price=96.4, size=0.0108, side="sell",
+        exchange_ts_ms=1545136464123, receive_ts_us=7)]
+    ack = {**head, "channel": "futures.tickers", "event": "subscribe", "result": {"status": "success"}}
+    refused = {**head, "channel": "futures.tickers", "event": "subscribe", "result": {"status": "failed"},
+               "error": {"code": 2, "message": "unknown contract BTC_USDX"}}
+    assert events(parser, json.dumps(ack).encode(), json.dumps(refused).encode()) == [
+        SubscribeResult(True, ""), SubscribeResult(False, "2 unknown contract BTC_USDX")]
+    assert events(parser, b'{"time":1,"time_ms":1,"channel":"futures.pong","event":"","result":null}') == [Pong()]
+    assert parser.stats.error_count == 0

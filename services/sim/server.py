@@ -34,6 +34,7 @@ from services.sim.bybit_private import stream_messages
 from services.sim.bybit_public import BybitPublicFrames
 from services.sim.dialect import Dialect
 from services.sim.faults import FaultError, Faults
+from services.sim.gate_public import GateDialect
 from services.sim.hyperliquid_public import HyperliquidDialect
 from services.sim.market import VENUE_SIZE_FACTORS, MarketModel, ModelConfig
 from services.sim.matching import Matching
@@ -45,7 +46,7 @@ _encode = msgspec.json.encode
 
 
 # besides Bybit's, which trading shares
-OTHER_DIALECTS = (BinanceDialect, OkxDialect, BitgetDialect, HyperliquidDialect)
+OTHER_DIALECTS = (BinanceDialect, OkxDialect, BitgetDialect, HyperliquidDialect, GateDialect)
 DIALECTS = {d.name: d for d in (BybitPublicFrames, *OTHER_DIALECTS)}
 
 class _Client:

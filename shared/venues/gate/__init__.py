@@ -1,0 +1,1 @@
+"""Gate: public market data of USDT-settled perpetual futures (`feed`, `parser`, `rest`)."""
