@@ -78,6 +78,8 @@ _SIM_TOPICS = {
     "hyperliquid": ("bbo:{B}", "l2Book:{B}", "trades:{B}", "activeAssetCtx:{B}"),
     "gate": ("futures.book_ticker:{B}_USDT", "futures.tickers:{B}_USDT", "futures.order_book:{B}_USDT",
              "futures.trades:{B}_USDT"),
+    "paradex": ("bbo.{B}-USD-PERP", "markets_summary.{B}-USD-PERP", "order_book.{B}-USD-PERP.snapshot@15@100ms",
+                "trades.{B}-USD-PERP"),
 }
 
 

@@ -51,9 +51,9 @@ class Ticker(msgspec.Struct, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.funding_rate is not None and self.funding_interval_min and self.funding_rate_8h is None:
-            per_minute = self.funding_rate / self.funding_interval_min
-            force_setattr(self, "funding_rate_8h", per_minute * 480)
-            force_setattr(self, "funding_rate_1h", per_minute * 60)
+            # 480 / 240 = 2.0 and 60 / 480 = 0.125 are exact, so common intervals add no noise
+            force_setattr(self, "funding_rate_8h", self.funding_rate * (480 / self.funding_interval_min))
+            force_setattr(self, "funding_rate_1h", self.funding_rate * (60 / self.funding_interval_min))
 
 
 class BookUpdate(msgspec.Struct, frozen=True, kw_only=True):

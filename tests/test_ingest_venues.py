@@ -18,7 +18,7 @@ from tests.conftest import serve_app
 pytestmark = pytest.mark.redis
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
-SIM_VENUES = ("bybit", "binance", "okx", "bitget", "hyperliquid", "gate")
+SIM_VENUES = ("bybit", "binance", "okx", "bitget", "hyperliquid", "gate", "paradex")
 
 
 async def test_all_simulated_venues_into_one_stream_with_their_tags_and_snapshot_keys(settings, r):
@@ -50,7 +50,8 @@ async def test_all_simulated_venues_into_one_stream_with_their_tags_and_snapshot
 
     snapshots = {}
     for name, prefix in (("bybit", "bybit:linear"), ("binance", "binance:linear"), ("okx", "okx:swap"),
-                         ("bitget", "bitget:usdt"), ("hyperliquid", "hyperliquid:perps"), ("gate", "gate:futures")):
+                         ("bitget", "bitget:usdt"), ("hyperliquid", "hyperliquid:perps"), ("gate", "gate:futures"),
+                         ("paradex", "paradex:perps")):
         fields = await r.hgetall(f"{settings.redis_key_prefix}{prefix}:tickers:BTCUSDT")
         snapshots[name] = ticker = from_fields(fields)
         assert isinstance(ticker, Ticker) and ticker.venue == name and ticker.symbol == "BTCUSDT"

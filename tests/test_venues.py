@@ -95,6 +95,21 @@ def gate_map() -> SymbolMap:
     return SymbolMap("gate", venue("gate").rest.instruments([json.dumps(body).encode()]))
 
 
+def paradex_map() -> SymbolMap:
+    """Paradex's markets in the documented shape (no real body is in the samples)."""
+    body = {"results": [
+        {"symbol": "BTC-USD-PERP", "base_currency": "BTC", "quote_currency": "USD", "settlement_currency": "USDC",
+         "order_size_increment": "0.001", "price_tick_size": "0.1", "min_notional": "10", "asset_kind": "PERP",
+         "funding_period_hours": 8},
+        {"symbol": "ETH-USD-PERP", "base_currency": "ETH", "quote_currency": "USD", "settlement_currency": "USDC",
+         "order_size_increment": "0.01", "price_tick_size": "0.01", "min_notional": "10", "asset_kind": "PERP",
+         "funding_period_hours": 8},
+        {"symbol": "BTC-USD-100000-C", "base_currency": "BTC", "quote_currency": "USD",
+         "settlement_currency": "USDC", "order_size_increment": "0.001", "price_tick_size": "5",
+         "asset_kind": "PERP_OPTION"}]}
+    return SymbolMap("paradex", venue("paradex").rest.instruments([json.dumps(body).encode()]))
+
+
 # --- the shape of the code --------------------------------------------------------------------
 
 def test_the_registry_lists_exactly_the_venue_folders_and_each_has_the_same_modules():
@@ -131,8 +146,8 @@ def test_shared_code_has_no_branch_on_a_venue_name():
 # --- instruments and symbols ------------------------------------------------------------------
 
 @pytest.mark.parametrize("symbols", [bybit_map(full=True), okx_map(), binance_map("BTCUSDT", "1000PEPEUSDT"),
-                                     bitget_map(), hyperliquid_map(), gate_map()],
-                         ids=["bybit", "okx", "binance", "bitget", "hyperliquid", "gate"])
+                                     bitget_map(), hyperliquid_map(), gate_map(), paradex_map()],
+                         ids=["bybit", "okx", "binance", "bitget", "hyperliquid", "gate", "paradex"])
 def test_every_listed_instrument_maps_to_its_canonical_name_and_back(symbols):
     assert len(symbols) > 0
     for inst in symbols.by_symbol.values():
@@ -200,6 +215,7 @@ def test_server_times_parse():
     book = sample("hyperliquid", "nautilusfixture_http_l2_book_btc.json")
     assert venue("hyperliquid").rest.server_time_ms(book) == 1761786491067
     assert venue("gate").rest.server_time_ms(b'{"server_time":1597026383085}') == 1597026383085
+    assert venue("paradex").rest.server_time_ms(b'{"server_time":"1681493415023"}') == 1681493415023
 
 
 # --- Binance ----------------------------------------------------------------------------------
@@ -427,4 +443,46 @@ def test_gate_contracts_and_channels_in_base_units():
     assert events(parser, json.dumps(ack).encode(), json.dumps(refused).encode()) == [
         SubscribeResult(True, ""), SubscribeResult(False, "2 unknown contract BTC_USDX")]
     assert events(parser, b'{"time":1,"time_ms":1,"channel":"futures.pong","event":"","result":null}') == [Pong()]
+    assert parser.stats.error_count == 0
+
+
+# --- Paradex (documented shapes: no recorded frames exist offline) ------------------------------
+
+def rpc(channel: str, data: dict) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": data}}).encode()
+
+
+def test_paradex_markets_and_channels():
+    symbols = paradex_map()
+    assert sorted(symbols.by_symbol) == ["BTCUSDT", "ETHUSDT"]  # options are not perps
+    assert (symbols.get("BTCUSDT").venue_symbol, symbols.get("BTCUSDT").quote) == ("BTC-USD-PERP", "USDC")
+    parser = venue("paradex").feed.parser(symbols, 2)
+    [top] = events(parser, rpc("bbo.BTC-USD-PERP", {
+        "market": "BTC-USD-PERP", "bid": "30900.0", "bid_size": "0.768", "ask": "30900.1", "ask_size": "1.123",
+        "last_updated_at": 1681462770114, "seq_no": 20784}))
+    assert (top.symbol, top.bid, top.bid_size, top.ask, top.exchange_ts_ms) == ("BTCUSDT", 30900.0, 0.768, 30900.1,
+                                                                                1681462770114)
+    [ticker] = events(parser, rpc("markets_summary.ETH-USD-PERP", {
+        "symbol": "ETH-USD-PERP", "oracle_price": "2301.0", "mark_price": "2301.2", "last_traded_price": "2301.5",
+        "bid": "2301.1", "ask": "2301.3", "volume_24h": "1", "total_volume": "2", "created_at": 1681493415023,
+        "underlying_price": "2300.9", "open_interest": "1234.56", "funding_rate": "0.00012",
+        "price_change_rate_24h": "0.01"}))
+    assert (ticker.mark, ticker.index, ticker.open_interest, ticker.funding_rate_8h) == (2301.2, 2300.9, 1234.56,
+                                                                                          0.00012)
+    assert ticker.next_funding_ts_ms is None  # funding accrues continuously
+    [book] = events(parser, rpc("order_book.BTC-USD-PERP.snapshot@15@100ms", {
+        "seq_no": 20784, "market": "BTC-USD-PERP", "last_updated_at": 1681462770114, "update_type": "s",
+        "deletes": [], "updates": [], "inserts": [
+            {"side": "BUY", "price": "30900.0", "size": "0.5"}, {"side": "SELL", "price": "30901.0", "size": "0.1"},
+            {"side": "SELL", "price": "30900.1", "size": "0.2"}, {"side": "BUY", "price": "30899", "size": "4"},
+            {"side": "BUY", "price": "30898", "size": "9"}]}))
+    assert book.bids == ((30900.0, 0.5), (30899.0, 4.0)) and book.asks == ((30900.1, 0.2), (30901.0, 0.1))
+    [trade] = events(parser, rpc("trades.BTC-USD-PERP", {
+        "id": "1681462770114011", "market": "BTC-USD-PERP", "side": "SELL", "size": "0.012", "price": "30900.0",
+        "created_at": 1681462770114, "trade_type": "FILL"}))
+    assert (trade.trade_id, trade.side, trade.size) == ("1681462770114011", "sell", 0.012)
+    assert events(parser, b'{"jsonrpc":"2.0","result":{"channel":"bbo.BTC-USD-PERP"},"id":1}') == [
+        SubscribeResult(True, "", "1")]
+    refused = b'{"jsonrpc":"2.0","error":{"code":-32602,"message":"invalid channel"},"id":2}'
+    assert events(parser, refused) == [SubscribeResult(False, "-32602 invalid channel", "2")]
     assert parser.stats.error_count == 0

@@ -110,7 +110,8 @@ class VenueState:
     trades: list[Trade] = field(default_factory=list)
 
 
-VENUE_SIZE_FACTORS = {"binance": 1.6, "okx": 0.9, "bitget": 0.6, "hyperliquid": 0.4, "gate": 0.5}
+VENUE_SIZE_FACTORS = {"binance": 1.6, "okx": 0.9, "bitget": 0.6, "hyperliquid": 0.4, "gate": 0.5,
+                      "paradex": 0.3}
 
 
 @dataclass

@@ -39,6 +39,7 @@ from services.sim.hyperliquid_public import HyperliquidDialect
 from services.sim.market import VENUE_SIZE_FACTORS, MarketModel, ModelConfig
 from services.sim.matching import Matching
 from services.sim.okx_public import OkxDialect
+from services.sim.paradex_public import ParadexDialect
 
 log = logging.getLogger("arb.sim")
 MAX_QUEUED = 10_000
@@ -46,7 +47,7 @@ _encode = msgspec.json.encode
 
 
 # besides Bybit's, which trading shares
-OTHER_DIALECTS = (BinanceDialect, OkxDialect, BitgetDialect, HyperliquidDialect, GateDialect)
+OTHER_DIALECTS = (BinanceDialect, OkxDialect, BitgetDialect, HyperliquidDialect, GateDialect, ParadexDialect)
 DIALECTS = {d.name: d for d in (BybitPublicFrames, *OTHER_DIALECTS)}
 
 class _Client:

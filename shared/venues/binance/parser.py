@@ -38,7 +38,6 @@ class _Envelope(msgspec.Struct):
     data: msgspec.Raw = msgspec.Raw(b"null")
     e: str = ""  # a raw (not combined) stream's event type
     id: int | str | None = None
-    result: msgspec.Raw | None = None
     error: _Error | None = None
 
 

@@ -1,0 +1,1 @@
+"""Paradex: public market data of perpetuals (`feed`, `parser`, `rest`)."""
