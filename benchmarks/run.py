@@ -78,6 +78,8 @@ _SIM_TOPICS = {
     "hyperliquid": ("bbo:{B}", "l2Book:{B}", "trades:{B}", "activeAssetCtx:{B}"),
     "gate": ("futures.book_ticker:{B}_USDT", "futures.tickers:{B}_USDT", "futures.order_book:{B}_USDT",
              "futures.trades:{B}_USDT"),
+    "kucoin": ("/contractMarket/tickerV2:{K}USDTM", "/contractMarket/level2Depth50:{K}USDTM",
+               "/contractMarket/execution:{K}USDTM", "/contract/instrument:{K}USDTM"),
     "paradex": ("bbo.{B}-USD-PERP", "markets_summary.{B}-USD-PERP", "order_book.{B}-USD-PERP.snapshot@15@100ms",
                 "trades.{B}-USD-PERP"),
 }
@@ -93,7 +95,8 @@ def simulated_frames(venue_name: str, symbols: list[str], seconds: float = 60.0)
 
     model = MarketModel(symbols, seed=3, start_ms=1_800_000_000_000)
     dialect = DIALECTS[venue_name](model)
-    topics = {t.format(S=s, s=s.lower(), B=s.removesuffix("USDT")) for s in symbols for t in _SIM_TOPICS[venue_name]}
+    topics = {t.format(S=s, s=s.lower(), B=s.removesuffix("USDT"), K=s.removesuffix("USDT").replace("BTC", "XBT"))
+              for s in symbols for t in _SIM_TOPICS[venue_name]}
     sent = [(t, dialect.snapshot(t)) for t in sorted(topics)]  # what a subscribe answers first
     for _ in range(int(seconds * 50)):
         model.step(model.now_ms + 20)

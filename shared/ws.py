@@ -29,7 +29,8 @@ from picows import WSError, WSInvalidURL, WSListener, WSMsgType, ws_connect
 
 from shared.events import MarketEvent
 from shared.feed import FeedStats, Pong, Resync, SubscribeResult
-from shared.venues.protocol import Connection
+from shared.rest import RestError
+from shared.venues.protocol import Connection, VenueError
 
 log = logging.getLogger("arb.ws")
 
@@ -45,6 +46,7 @@ class IdleTimeout(TimeoutError):
 class PublicFeed(Protocol):
     name: str
 
+    async def resolve_url(self, connection: Connection) -> str: ...
     def subscribe_messages(self, topics: list[str]) -> list[str]: ...
     def resubscribe_messages(self, topic: str) -> list[str]: ...
     def ping_message(self) -> str | None: ...
@@ -100,7 +102,7 @@ async def run_feed(
                            idle_timeout_s)
         except WSInvalidURL:
             raise
-        except (TimeoutError, OSError, WSError, SubscribeError) as exc:
+        except (TimeoutError, OSError, WSError, SubscribeError, RestError, VenueError) as exc:
             if isinstance(exc, SubscribeError):
                 session.subscribe_failures += 1
             if not stop.is_set():
@@ -126,8 +128,8 @@ async def _session(feed: PublicFeed, connection: Connection, on_events: OnEvents
     """One connection, from connect to disconnect; raises why it ended, unless asked to stop
     or closed by the venue."""
     listener = _FeedListener(feed, feed.new_parser(feed_stats), on_events, session)
-    transport, _ = await ws_connect(lambda: listener, connection.url, websocket_handshake_timeout=10,
-                                    max_frame_size=1 << 24)
+    url = await feed.resolve_url(connection)
+    transport, _ = await ws_connect(lambda: listener, url, websocket_handshake_timeout=10, max_frame_size=1 << 24)
     session.connects += 1
     session.connected = True
     log.info("%s: connected to %s, subscribing %d topics", feed.name, connection.url, len(connection.topics))

@@ -18,7 +18,7 @@ from tests.conftest import serve_app
 pytestmark = pytest.mark.redis
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
-SIM_VENUES = ("bybit", "binance", "okx", "bitget", "hyperliquid", "gate", "paradex")
+SIM_VENUES = ("bybit", "binance", "okx", "bitget", "kucoin", "gate", "hyperliquid", "paradex")
 
 
 async def test_all_simulated_venues_into_one_stream_with_their_tags_and_snapshot_keys(settings, r):
@@ -51,7 +51,7 @@ async def test_all_simulated_venues_into_one_stream_with_their_tags_and_snapshot
     snapshots = {}
     for name, prefix in (("bybit", "bybit:linear"), ("binance", "binance:linear"), ("okx", "okx:swap"),
                          ("bitget", "bitget:usdt"), ("hyperliquid", "hyperliquid:perps"), ("gate", "gate:futures"),
-                         ("paradex", "paradex:perps")):
+                         ("paradex", "paradex:perps"), ("kucoin", "kucoin:futures")):
         fields = await r.hgetall(f"{settings.redis_key_prefix}{prefix}:tickers:BTCUSDT")
         snapshots[name] = ticker = from_fields(fields)
         assert isinstance(ticker, Ticker) and ticker.venue == name and ticker.symbol == "BTCUSDT"
@@ -61,9 +61,9 @@ async def test_all_simulated_venues_into_one_stream_with_their_tags_and_snapshot
         assert ticker.funding_rate_8h == pytest.approx(ticker.funding_rate * 8 / hours)
     mids = [(t.bid + t.ask) / 2 for t in snapshots.values()]
     assert max(mids) / min(mids) < 1.01  # one market on every venue
-    # OKX quotes contracts of 0.01 BTC and Gate of 0.0001 BTC: converted, their sizes are BTC
+    # OKX, Gate and KuCoin quote contracts of 0.01, 0.0001 and 0.001 BTC: converted, their sizes are BTC
     sizes = {name: t.bid_size for name, t in snapshots.items()}
-    for name in ("okx", "gate"):
+    for name in ("okx", "gate", "kucoin"):
         assert sizes[name] < 50 * sizes["bybit"] and sizes[name] * 50 > sizes["bybit"], sizes
 
 

@@ -110,6 +110,18 @@ def paradex_map() -> SymbolMap:
     return SymbolMap("paradex", venue("paradex").rest.instruments([json.dumps(body).encode()]))
 
 
+def kucoin_map() -> SymbolMap:
+    """KuCoin's active contracts in the documented shape (no real body is in the samples)."""
+    def row(symbol, base, multiplier, tick, kind="FFWCSX", status="Open"):
+        return {"symbol": symbol, "rootSymbol": "USDT", "type": kind, "baseCurrency": base, "quoteCurrency": "USDT",
+                "settleCurrency": "USDT", "multiplier": multiplier, "lotSize": 1, "tickSize": tick, "status": status,
+                "isInverse": False, "fundingRateGranularity": 28800000}
+    body = {"code": "200000", "data": [row("XBTUSDTM", "XBT", 0.001, 0.1), row("ETHUSDTM", "ETH", 0.01, 0.01),
+                                       row("XBTMH26", "XBT", 0.001, 0.1, kind="FFICSX"),
+                                       row("LUNAUSDTM", "LUNA", 1, 0.0001, status="Closed")]}
+    return SymbolMap("kucoin", venue("kucoin").rest.instruments([json.dumps(body).encode()]))
+
+
 # --- the shape of the code --------------------------------------------------------------------
 
 def test_the_registry_lists_exactly_the_venue_folders_and_each_has_the_same_modules():
@@ -146,8 +158,8 @@ def test_shared_code_has_no_branch_on_a_venue_name():
 # --- instruments and symbols ------------------------------------------------------------------
 
 @pytest.mark.parametrize("symbols", [bybit_map(full=True), okx_map(), binance_map("BTCUSDT", "1000PEPEUSDT"),
-                                     bitget_map(), hyperliquid_map(), gate_map(), paradex_map()],
-                         ids=["bybit", "okx", "binance", "bitget", "hyperliquid", "gate", "paradex"])
+                                     bitget_map(), hyperliquid_map(), gate_map(), paradex_map(), kucoin_map()],
+                         ids=["bybit", "okx", "binance", "bitget", "hyperliquid", "gate", "paradex", "kucoin"])
 def test_every_listed_instrument_maps_to_its_canonical_name_and_back(symbols):
     assert len(symbols) > 0
     for inst in symbols.by_symbol.values():
@@ -216,6 +228,7 @@ def test_server_times_parse():
     assert venue("hyperliquid").rest.server_time_ms(book) == 1761786491067
     assert venue("gate").rest.server_time_ms(b'{"server_time":1597026383085}') == 1597026383085
     assert venue("paradex").rest.server_time_ms(b'{"server_time":"1681493415023"}') == 1681493415023
+    assert venue("kucoin").rest.server_time_ms(b'{"code":"200000","data":1546837113087}') == 1546837113087
 
 
 # --- Binance ----------------------------------------------------------------------------------
@@ -486,3 +499,49 @@ def test_paradex_markets_and_channels():
     refused = b'{"jsonrpc":"2.0","error":{"code":-32602,"message":"invalid channel"},"id":2}'
     assert events(parser, refused) == [SubscribeResult(False, "-32602 invalid channel", "2")]
     assert parser.stats.error_count == 0
+
+
+# --- KuCoin (documented shapes: no recorded frames exist offline) -------------------------------
+
+def kucoin_message(topic: str, subject: str, data: dict) -> bytes:
+    return json.dumps({"type": "message", "topic": topic, "subject": subject, "data": data}).encode()
+
+
+def test_kucoin_contracts_token_and_topics():
+    symbols = kucoin_map()
+    assert sorted(symbols.by_symbol) == ["BTCUSDT", "ETHUSDT"]  # XBT is BTC; quarterlies and closed ones out
+    assert (symbols.get("BTCUSDT").venue_symbol, str(symbols.get("BTCUSDT").contract_size)) == ("XBTUSDTM", "0.001")
+    bullet = {"code": "200000", "data": {"token": "2neAiuYvAU61ZD", "instanceServers": [
+        {"endpoint": "wss://ws-api-futures.kucoin.com/", "encrypt": True, "protocol": "websocket",
+         "pingInterval": 18000, "pingTimeout": 10000}]}}
+    assert venue("kucoin").rest.connect_url(json.dumps(bullet).encode(), "c1") == (
+        "wss://ws-api-futures.kucoin.com/?token=2neAiuYvAU61ZD&connectId=c1")
+    parser = venue("kucoin").feed.parser(symbols, 2)
+    [top] = events(parser, kucoin_message("/contractMarket/tickerV2:XBTUSDTM", "tickerV2", {
+        "symbol": "XBTUSDTM", "sequence": 1638, "bestBidSize": 795, "bestBidPrice": "3200.0",
+        "bestAskPrice": "3600.0", "bestAskSize": 284, "ts": 1553846081210004941}))
+    assert (top.symbol, top.bid, top.bid_size, top.ask_size, top.exchange_ts_ms) == ("BTCUSDT", 3200.0, 0.795,
+                                                                                     0.284, 1553846081210)
+    [book] = events(parser, kucoin_message("/contractMarket/level2Depth5:ETHUSDTM", "level2", {
+        "bids": [["2301.1", 12], ["2301", 3], ["2300.9", 1]], "asks": [["2301.2", 40]], "sequence": 9,
+        "timestamp": 1565593961373, "ts": 1565593961373000000}))
+    assert book.bids == ((2301.1, 0.12), (2301.0, 0.03)) and book.asks == ((2301.2, 0.4),)
+    [trade] = events(parser, kucoin_message("/contractMarket/execution:XBTUSDTM", "match", {
+        "symbol": "XBTUSDTM", "sequence": 36, "side": "sell", "size": 25, "price": "3200.00",
+        "takerOrderId": "5c9dd00870744d71c43f5e25", "makerOrderId": "5c9d852070744d0976909a0c",
+        "tradeId": "5c9dcf4170744d6f5a3d32fb", "ts": 1553846281766256031}))
+    assert (trade.trade_id, trade.side, trade.size, trade.exchange_ts_ms) == ("5c9dcf4170744d6f5a3d32fb", "sell",
+                                                                              0.025, 1553846281766)
+    mark, funding = events(parser, kucoin_message("/contract/instrument:XBTUSDTM", "mark.index.price", {
+        "granularity": 1000, "indexPrice": 4000.23, "markPrice": 4010.52, "timestamp": 1551770400000}),
+        kucoin_message("/contract/instrument:XBTUSDTM", "funding.rate", {
+            "granularity": 60000, "fundingRate": -0.002966, "timestamp": 1551770400000}))
+    assert (mark.mark, mark.index) == (4010.52, 4000.23)
+    assert (funding.funding_rate, funding.funding_interval_min, funding.next_funding_ts_ms) == (
+        -0.002966, 480, 1551772800000)  # 07:20 UTC -> 08:00
+    assert events(parser, b'{"id":"1","type":"ack"}', b'{"id":"2","type":"pong"}') == [SubscribeResult(True, "", "1"),
+                                                                                      Pong()]
+    missing = b'{"id":"3","type":"error","code":404,"data":"topic /contractMarket/tickerV2:XBTUSDX is not found"}'
+    assert events(parser, missing) == [SubscribeResult(False, "404 topic /contractMarket/tickerV2:XBTUSDX is not "
+                                                              "found", "3")]
+    assert events(parser, b'{"id":"hQvf8jkno","type":"welcome"}') == [] and parser.stats.error_count == 0

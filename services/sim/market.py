@@ -111,7 +111,7 @@ class VenueState:
 
 
 VENUE_SIZE_FACTORS = {"binance": 1.6, "okx": 0.9, "bitget": 0.6, "hyperliquid": 0.4, "gate": 0.5,
-                      "paradex": 0.3}
+                      "paradex": 0.3, "kucoin": 0.7}
 
 
 @dataclass

@@ -36,6 +36,7 @@ from services.sim.dialect import Dialect
 from services.sim.faults import FaultError, Faults
 from services.sim.gate_public import GateDialect
 from services.sim.hyperliquid_public import HyperliquidDialect
+from services.sim.kucoin_public import KucoinDialect
 from services.sim.market import VENUE_SIZE_FACTORS, MarketModel, ModelConfig
 from services.sim.matching import Matching
 from services.sim.okx_public import OkxDialect
@@ -47,7 +48,8 @@ _encode = msgspec.json.encode
 
 
 # besides Bybit's, which trading shares
-OTHER_DIALECTS = (BinanceDialect, OkxDialect, BitgetDialect, HyperliquidDialect, GateDialect, ParadexDialect)
+OTHER_DIALECTS = (BinanceDialect, OkxDialect, BitgetDialect, HyperliquidDialect, GateDialect, ParadexDialect,
+                  KucoinDialect)
 DIALECTS = {d.name: d for d in (BybitPublicFrames, *OTHER_DIALECTS)}
 
 class _Client:
@@ -276,6 +278,7 @@ class SimServer:
                     args = None
                 if not isinstance(args, dict):
                     return web.json_response("Failed to deserialize the JSON body", status=422)
+                args["_host"] = request.host  # where the client reached us, for URLs handed back
             else:
                 args = request.query
             status, answer = handler(args)

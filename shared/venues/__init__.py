@@ -13,7 +13,7 @@ from types import ModuleType
 
 from shared.venues.protocol import VenueFeed
 
-NAMES = ("bybit", "binance", "okx", "bitget", "hyperliquid", "gate", "paradex")
+NAMES = ("bybit", "binance", "okx", "bitget", "kucoin", "gate", "hyperliquid", "paradex")
 MODULES = ("feed", "parser", "rest")  # what every venue package holds
 
 

@@ -91,6 +91,11 @@ class VenueFeed:
     def connections(self) -> list[Connection]:
         raise NotImplementedError
 
+    async def resolve_url(self, connection: Connection) -> str:
+        """The URL to open now; a venue that hands out per-connection tokens asks for one here
+        (raising RestError or VenueError, which count as a failed connect)."""
+        return connection.url
+
     def subscribe_messages(self, topics: list[str], op: str = "subscribe") -> list[str]:
         raise NotImplementedError
 

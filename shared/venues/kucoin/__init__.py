@@ -1,0 +1,1 @@
+"""KuCoin futures: public market data of USDT-margined perpetuals (`feed`, `parser`, `rest`)."""
