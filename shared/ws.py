@@ -132,7 +132,8 @@ async def _session(feed: PublicFeed, connection: Connection, on_events: OnEvents
     transport, _ = await ws_connect(lambda: listener, url, websocket_handshake_timeout=10, max_frame_size=1 << 24)
     session.connects += 1
     session.connected = True
-    log.info("%s: connected to %s, subscribing %d topics", feed.name, connection.url, len(connection.topics))
+    log.info("%s: connected to %s, subscribing %d topics", feed.name, url.partition("?")[0],  # no token
+             len(connection.topics))
     helpers = [
         asyncio.ensure_future(_close_on(stop, transport)),
         asyncio.ensure_future(_watchdog(transport, listener, idle_timeout_s)),

@@ -73,3 +73,40 @@ async def test_a_symbol_the_venue_does_not_list_stops_the_ingestor_with_the_reas
         ingestor = Ingestor(settings, "okx", ["BTCUSDT", "ETHUSDX"])
         with pytest.raises(UnknownSymbol, match=r"okx lists no live perpetual ETHUSDX .*did you mean ETHUSDT\?"):
             await asyncio.wait_for(ingestor.run(asyncio.Event()), 10)
+
+
+async def test_every_venue_keeps_its_heartbeat_and_resubscribes_after_a_drop(settings, r):
+    """Seed scenario 6 on every venue: the simulator drops every socket; each ingestor
+    reconnects (KuCoin with a fresh token), resubscribes, and data flows again. Pings follow
+    each venue's own rule (Binance and Paradex ping us instead)."""
+    server = SimServer(SYMBOLS[:1], seed=9, step_ms=10)
+    async with serve_app(server.app()) as base:
+        settings = settings.model_copy(update={"sim_port": int(base.rsplit(":", 1)[1]), "ws_ping_interval_s": 0.2,
+                                               "symbols_to_trade": SYMBOLS[:1]})
+        ingestors = [Ingestor(settings, name, SYMBOLS[:1]) for name in SIM_VENUES]
+        stop = asyncio.Event()
+        tasks = [asyncio.ensure_future(i.run(stop, report_every_s=3600)) for i in ingestors]
+
+        async def until(condition) -> None:
+            async with asyncio.timeout(15):
+                while not condition():
+                    await asyncio.sleep(0.05)
+
+        def subscribed_and_flowing(connects: int, events: dict[str, int]):
+            return lambda: all(
+                i.report().connects >= connects * len(i.sessions) and all(s.subscribed for s in i.sessions.values())
+                and i.feed_stats.events > events.get(i.name, 0) + 5 for i in ingestors)
+
+        try:
+            await until(subscribed_and_flowing(1, {}))
+            before = {i.name: i.feed_stats.events for i in ingestors}
+            assert server.drop_all() >= len(SIM_VENUES)
+            await until(subscribed_and_flowing(2, before))
+            await until(lambda: all(s.pings >= 2 for i in ingestors if i.venue.feed.ping_interval_s
+                                    for s in i.sessions.values()))
+        finally:
+            stop.set()
+            reports = await asyncio.gather(*tasks)
+    for ingestor, report in zip(ingestors, reports, strict=True):
+        assert report.parse_errors == 0, (ingestor.name, ingestor.feed_stats.errors)
+        assert all(s.subscribe_failures == 0 for s in ingestor.sessions.values())

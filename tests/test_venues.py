@@ -18,7 +18,7 @@ from shared.events import BookUpdate, Liquidation, Ticker, Trade
 from shared.feed import FrameParser, Pong, Resync, SubscribeResult
 from shared.instruments import Instrument, SymbolMap, UnknownSymbol
 from shared.venues import MODULES, NAMES, UnknownVenue, venue
-from shared.venues.protocol import VenueFeed
+from shared.venues.protocol import VenueError, VenueFeed
 from tests.conftest import BYBIT_SAMPLES, SAMPLES, SHARED
 
 VENUES_DIR = Path(__file__).resolve().parents[1] / "shared" / "venues"
@@ -545,3 +545,16 @@ def test_kucoin_contracts_token_and_topics():
     assert events(parser, missing) == [SubscribeResult(False, "404 topic /contractMarket/tickerV2:XBTUSDX is not "
                                                               "found", "3")]
     assert events(parser, b'{"id":"hQvf8jkno","type":"welcome"}') == [] and parser.stats.error_count == 0
+
+
+@pytest.mark.parametrize(("name", "body", "message"), [
+    ("bybit", b'{"retCode":10001,"retMsg":"params error: category","result":{},"time":1}',
+     "bybit retCode 10001: params error: category"),
+    ("okx", b'{"code":"51000","msg":"Parameter instType error","data":[]}', "okx code 51000: Parameter instType error"),
+    ("bitget", b'{"code":"40034","msg":"Parameter productType does not exist","data":null}',
+     "bitget code 40034: Parameter productType does not exist"),
+    ("kucoin", b'{"code":"400100","msg":"Parameter error"}', "kucoin code 400100: Parameter error"),
+])
+def test_a_venue_error_answer_is_an_error_in_the_venues_words(name, body, message):
+    with pytest.raises(VenueError, match=f"^{re.escape(message)}$"):
+        venue(name).rest.instruments([body])

@@ -13,9 +13,12 @@ Nothing here knows a venue by name: the venue's modules fill in the blanks.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple
+
+import msgspec
 
 from shared.feed import FeedStats, FrameParser
 from shared.instruments import SymbolMap
@@ -30,6 +33,24 @@ class Hosts(NamedTuple):
 
 class VenueError(ValueError):
     """The venue answered a REST call with an error instead of data; the text is the venue's."""
+
+
+class _CodeEnvelope(msgspec.Struct):
+    code: str
+    msg: str = ""
+    data: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_code_envelope = msgspec.json.Decoder(_CodeEnvelope, strict=False).decode
+
+
+def envelope_data(body: bytes, ok_code: str, venue: str) -> msgspec.Raw:
+    """`data` of a `{"code", "msg", "data"}` answer (OKX, Bitget, KuCoin); VenueError unless
+    `code` is the venue's success code."""
+    env = _code_envelope(body)
+    if env.code != ok_code:
+        raise VenueError(f"{venue} code {env.code}: {env.msg}")
+    return env.data
 
 
 class NoSuchEnvironment(ValueError):
@@ -87,6 +108,7 @@ class VenueFeed:
         self.symbols = symbols
         self.hosts = hosts
         self.book_levels = book_levels
+        self._ids = itertools.count(1)  # request ids, for venues that echo them
 
     def connections(self) -> list[Connection]:
         raise NotImplementedError

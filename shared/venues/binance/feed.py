@@ -8,8 +8,6 @@ carry 50 streams each). Binance pings every 3 minutes and picows answers; we sen
 
 from __future__ import annotations
 
-import itertools
-
 import msgspec
 
 from shared.venues.binance.parser import Parser
@@ -25,10 +23,6 @@ class Feed(VenueFeed):
     snapshot_key_prefix = "binance:linear:tickers"
     ping_interval_s = None
     parser = Parser
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._ids = itertools.count(1)
 
     def connections(self) -> list[Connection]:
         depth = next((d for d in BOOK_DEPTHS if d >= self.book_levels), BOOK_DEPTHS[-1])

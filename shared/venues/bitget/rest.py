@@ -16,7 +16,7 @@ from decimal import Decimal
 import msgspec
 
 from shared.instruments import Instrument, canonical
-from shared.venues.protocol import Hosts, RestCall, VenueError
+from shared.venues.protocol import Hosts, RestCall, envelope_data
 
 VENUE = "bitget"
 PRODUCT_TYPE = "USDT-FUTURES"
@@ -43,22 +43,13 @@ class _Time(msgspec.Struct):
     serverTime: int
 
 
-class _Envelope(msgspec.Struct):
-    code: str
-    msg: str = ""
-    data: msgspec.Raw = msgspec.Raw(b"null")
 
-
-_envelope = msgspec.json.Decoder(_Envelope).decode
 _contracts = msgspec.json.Decoder(list[_Contract], strict=False).decode
 _time = msgspec.json.Decoder(_Time, strict=False).decode
 
 
 def _data(body: bytes) -> msgspec.Raw:
-    env = _envelope(body)
-    if env.code != "00000":
-        raise VenueError(f"bitget code {env.code}: {env.msg}")
-    return env.data
+    return envelope_data(body, "00000", VENUE)
 
 
 def instruments(bodies: list[bytes]) -> list[Instrument]:

@@ -7,8 +7,6 @@ subscribe) brings a fresh snapshot.
 
 from __future__ import annotations
 
-import itertools
-
 import msgspec
 
 from shared.venues.bybit.parser import Parser
@@ -25,10 +23,6 @@ class Feed(VenueFeed):
     ping_interval_s = 20.0
     parser = Parser
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._req_ids = itertools.count(1)
-
     def connections(self) -> list[Connection]:
         depth = next((d for d in BOOK_DEPTHS if d >= self.book_levels), BOOK_DEPTHS[-1])
         kinds = ("tickers.{}", f"orderbook.{depth}.{{}}", "publicTrade.{}", "allLiquidation.{}")
@@ -38,9 +32,9 @@ class Feed(VenueFeed):
     def subscribe_messages(self, topics: list[str], op: str = "subscribe") -> list[str]:
         step = ARGS_PER_REQUEST
         return [
-            _encode({"req_id": f"{op[:5]}-{next(self._req_ids)}", "op": op, "args": topics[i : i + step]}).decode()
+            _encode({"req_id": f"{op[:5]}-{next(self._ids)}", "op": op, "args": topics[i : i + step]}).decode()
             for i in range(0, len(topics), step)
         ]
 
     def ping_message(self) -> str:
-        return _encode({"req_id": f"ping-{next(self._req_ids)}", "op": "ping"}).decode()
+        return _encode({"req_id": f"ping-{next(self._ids)}", "op": "ping"}).decode()

@@ -8,7 +8,6 @@ ping: `{"id","type":"ping"}` goes out every 18 s (its `pingInterval`), answered 
 
 from __future__ import annotations
 
-import itertools
 import uuid
 
 import aiohttp
@@ -29,10 +28,6 @@ class Feed(VenueFeed):
     snapshot_key_prefix = "kucoin:futures:tickers"
     ping_interval_s = 18.0
     parser = Parser
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._ids = itertools.count(1)
 
     def connections(self) -> list[Connection]:
         depth = 5 if self.book_levels <= 5 else 50

@@ -18,7 +18,7 @@ from decimal import Decimal
 import msgspec
 
 from shared.instruments import Instrument, canonical
-from shared.venues.protocol import Hosts, RestCall, VenueError
+from shared.venues.protocol import Hosts, RestCall, VenueError, envelope_data
 
 VENUE = "kucoin"
 HOSTS = {"mainnet": Hosts("https://api-futures.kucoin.com", "wss://ws-api-futures.kucoin.com")}
@@ -51,23 +51,14 @@ class _Bullet(msgspec.Struct):
     instanceServers: list[_Server]
 
 
-class _Envelope(msgspec.Struct):
-    code: str
-    msg: str = ""
-    data: msgspec.Raw = msgspec.Raw(b"null")
 
-
-_envelope = msgspec.json.Decoder(_Envelope).decode
 _contracts = msgspec.json.Decoder(list[_Contract], strict=False).decode
 _bullet = msgspec.json.Decoder(_Bullet).decode
 _time = msgspec.json.Decoder(int).decode
 
 
 def _data(body: bytes) -> msgspec.Raw:
-    env = _envelope(body)
-    if env.code != "200000":
-        raise VenueError(f"kucoin code {env.code}: {env.msg}")
-    return env.data
+    return envelope_data(body, "200000", VENUE)
 
 
 def instruments(bodies: list[bytes]) -> list[Instrument]:

@@ -8,8 +8,6 @@ Topics are `channel:instId`; subscribe requests carry 20 args each (480 per hour
 
 from __future__ import annotations
 
-import itertools
-
 import msgspec
 
 from shared.venues.okx.parser import Parser
@@ -35,10 +33,6 @@ class Feed(VenueFeed):
     snapshot_key_prefix = "okx:swap:tickers"
     ping_interval_s = 20.0
     parser = Parser
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._ids = itertools.count(1)
 
     def connections(self) -> list[Connection]:
         topics = [f"{channel}:{inst}" for inst in self.symbols.by_venue_symbol for channel in CHANNELS]

@@ -17,7 +17,7 @@ from decimal import Decimal
 import msgspec
 
 from shared.instruments import Instrument, canonical
-from shared.venues.protocol import Hosts, RestCall, VenueError
+from shared.venues.protocol import Hosts, RestCall, envelope_data
 
 VENUE = "okx"
 HOSTS = {
@@ -45,22 +45,13 @@ class _Time(msgspec.Struct):
     ts: int
 
 
-class _Envelope(msgspec.Struct):
-    code: str
-    msg: str = ""
-    data: msgspec.Raw = msgspec.Raw(b"[]")
 
-
-_envelope = msgspec.json.Decoder(_Envelope).decode
 _instruments = msgspec.json.Decoder(list[_Instrument], strict=False).decode
 _time = msgspec.json.Decoder(list[_Time], strict=False).decode
 
 
 def _data(body: bytes) -> msgspec.Raw:
-    env = _envelope(body)
-    if env.code != "0":
-        raise VenueError(f"okx code {env.code}: {env.msg}")
-    return env.data
+    return envelope_data(body, "0", VENUE)
 
 
 def instruments(bodies: list[bytes]) -> list[Instrument]:

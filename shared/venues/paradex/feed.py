@@ -7,8 +7,6 @@ WebSocket ping frames, which picows answers; we send none. Topics are the channe
 
 from __future__ import annotations
 
-import itertools
-
 import msgspec
 
 from shared.venues.paradex.parser import Parser
@@ -23,10 +21,6 @@ class Feed(VenueFeed):
     snapshot_key_prefix = "paradex:perps:tickers"
     ping_interval_s = None
     parser = Parser
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._ids = itertools.count(1)
 
     def connections(self) -> list[Connection]:
         topics = [channel.format(m) for m in self.symbols.by_venue_symbol for channel in CHANNELS]
