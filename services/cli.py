@@ -35,9 +35,14 @@ def _fail(message: str) -> typer.Exit:
 
 def _settings(cli: dict) -> Settings:
     try:
-        return load_settings(cli)
+        settings = load_settings(cli)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+    unknown = sorted(set(settings.venue_hosts) - set(NAMES))
+    if unknown:
+        origin = cli["venue_hosts"][0] if cli.get("venue_hosts", (None, None))[1] else "VENUE_HOSTS"
+        raise _fail(f"config error: {origin} names no venue {unknown[0]!r}; venues: {', '.join(NAMES)}")
+    return settings
 
 
 def _logging(level: str) -> None:

@@ -136,3 +136,9 @@ def test_credentials_follow_the_venue_environment():
 def test_cli_metrics_port_in_use_exits_2(taken_port):
     result = CliRunner().invoke(app, ["ingest", "--metrics-port", str(taken_port), "--duration", "0"])
     assert result.exit_code == 2 and f"--metrics-port {taken_port}:" in result.output
+
+
+def test_venue_hosts_must_name_a_venue():
+    result = CliRunner().invoke(app, ["ingest", "--venue", "okx", "--hosts", "okk=127.0.0.1:1", "--duration", "0"])
+    assert result.exit_code == 2
+    assert "config error: --hosts names no venue 'okk'; venues: bybit, binance" in result.output

@@ -154,17 +154,18 @@ class Ingestor:
                  ",".join(self.symbols), " and ".join(c.url for c in connections), self.writer.conn.describe(),
                  ",".join(self._streams.values()), s.md_stream_maxlen)
         ping_s = min(filter(None, (feed.ping_interval_s, s.ws_ping_interval_s)))
+        sockets = [asyncio.ensure_future(run_feed(
+            feed, connection, self.on_events, stop,
+            feed_stats=self.feed_stats, session=self.sessions[connection.label],
+            ping_interval_s=ping_s if feed.ping_interval_s else None, idle_timeout_s=s.ws_idle_timeout_s,
+            backoff=Backoff(s.reconnect_initial_s, s.reconnect_max_s),
+        )) for connection in connections]
         try:
-            await asyncio.gather(*(
-                run_feed(
-                    feed, connection, self.on_events, stop,
-                    feed_stats=self.feed_stats, session=self.sessions[connection.label],
-                    ping_interval_s=ping_s if feed.ping_interval_s else None, idle_timeout_s=s.ws_idle_timeout_s,
-                    backoff=Backoff(s.reconnect_initial_s, s.reconnect_max_s),
-                )
-                for connection in connections
-            ))
-        finally:
+            await asyncio.gather(*sockets)
+        finally:  # one connection failing for good (a bad URL) takes its siblings down with it
+            for task in sockets:
+                task.cancel()
+            await asyncio.gather(*sockets, return_exceptions=True)
             reporter.cancel()
             writer_stop.set()
             await writer
