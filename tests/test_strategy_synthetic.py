@@ -1,0 +1,50 @@
+"""Synthetic test mode: the dashboard qualification, its arithmetic, and why the seed's
+defaults can never qualify."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.strategy.costs import slippage_bps, taker_fee_bps
+from services.strategy.synthetic import dashboard_confidence, never_qualifies, synthetic_quote
+from shared.settings import Settings
+
+
+def test_the_defaults_qualify_with_the_arithmetic_the_readme_shows():
+    s = Settings(_env_file=None)
+    q = synthetic_quote("BTCUSDT", 64999.0, 65001.0, s.synthetic_spread_bps, s.synthetic_funding_delta,
+                        s.estimated_position_size)
+    assert q.qualifies and q.confidence == 80  # 100 x 0.5 + 100 x 0.3
+    assert (q.fees_bps, q.depth_usd) == (11.0, 50_000.0)
+    assert q.slippage_bps == pytest.approx(2.06)  # 2 + 1,000 / 50,000 x 3
+    assert q.profit_bps == pytest.approx(50 - 11 - 10 - 2.06)
+    assert (q.long_price, q.short_price) == (pytest.approx(65000 * (1 - 0.0025)), pytest.approx(65000 * 1.0025))
+
+
+def test_the_seed_defaults_fail_three_ways_and_say_so():
+    failed = never_qualifies(15.0, 0.0001, 1000.0)
+    assert failed == (
+        "funding delta 0.0001 is not above 0.0001 per 8 h",
+        "confidence 15 is below 70",
+        "projected profit -8.06 bps = 15 spread - 11 fees - 10 funding - 2.06 slippage is not above 0",
+    )
+    assert never_qualifies(50.0, 0.01, 1000.0) == ()
+
+
+@pytest.mark.parametrize(("spread", "delta", "confidence"), [
+    (15, 0.0001, 15), (50, 0.0067, 70), (50, 0.0066, 69), (100, 0.02, 80), (25, 0.005, 40)])
+def test_dashboard_confidence(spread, delta, confidence):
+    assert dashboard_confidence(spread, delta) == confidence
+
+
+def test_depth_estimate_tiers_and_the_depth_check():
+    wide = synthetic_quote("X", 1.0, 1.0, 250.0, 0.01, 3000.0)  # $5,000 of depth for a $3,000 position
+    assert wide.depth_usd == 5000.0 and "estimated depth $5,000 is below 2 x the $3,000 position" in wide.failed
+    assert synthetic_quote("X", 1.0, 1.0, 150.0, 0.01, 1000.0).depth_usd == 10_000.0
+
+
+def test_fees_and_slippage_tables():
+    assert [taker_fee_bps(v) for v in ("binance", "OKX", "bybit", "hyperliquid", "gate", "kraken")] == [
+        4.0, 5.0, 5.5, 3.5, 6.0, 6.0]
+    assert slippage_bps(1000, 50_000) == pytest.approx(2.06)
+    assert slippage_bps(1_000_000, 50_000) == 5.0 and slippage_bps(1000, 0) == 5.0
