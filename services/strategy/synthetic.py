@@ -46,7 +46,8 @@ class SyntheticQuote:
     fees_bps: float
     slippage_bps: float
     profit_bps: float
-    failed: tuple[str, ...]  # the constraints it fails; empty when it qualifies
+    failed: tuple[str, ...]  # the constraints it fails, in words; empty when it qualifies
+    reasons: tuple[str, ...] = ()  # the same as keys: funding, depth, confidence, profit
 
     @property
     def qualifies(self) -> bool:
@@ -75,20 +76,21 @@ def synthetic_quote(symbol: str, bid: float, ask: float, spread_bps: float, fund
     fees = taker_fee_bps(LONG_VENUE) + taker_fee_bps(SHORT_VENUE)
     slippage = slippage_bps(position_usd, depth)
     profit = spread_bps - fees - FUNDING_COST_BPS - slippage
-    failed = []
+    failed: dict[str, str] = {}
     if not abs(funding_delta) > FUNDING_MIN:
-        failed.append(f"funding delta {funding_delta:g} is not above {FUNDING_MIN:g} per 8 h")
+        failed["funding"] = f"funding delta {funding_delta:g} is not above {FUNDING_MIN:g} per 8 h"
     if depth < 2.0 * position_usd:
-        failed.append(f"estimated depth ${depth:,.0f} is below 2 x the ${position_usd:,.0f} position")
+        failed["depth"] = f"estimated depth ${depth:,.0f} is below 2 x the ${position_usd:,.0f} position"
     if confidence < CONFIDENCE_MIN:
-        failed.append(f"confidence {confidence} is below {CONFIDENCE_MIN}")
+        failed["confidence"] = f"confidence {confidence} is below {CONFIDENCE_MIN}"
     if not profit > 0.0:
-        failed.append(f"projected profit {profit:.2f} bps = {spread_bps:g} spread - {fees:g} fees - "
-                      f"{FUNDING_COST_BPS:g} funding - {slippage:.2f} slippage is not above 0")
+        failed["profit"] = (f"projected profit {profit:.2f} bps = {spread_bps:g} spread - {fees:g} fees - "
+                            f"{FUNDING_COST_BPS:g} funding - {slippage:.2f} slippage is not above 0")
     return SyntheticQuote(symbol=symbol, long_price=mid * (1.0 - spread_bps / 20_000.0),
                           short_price=mid * (1.0 + spread_bps / 20_000.0), spread_bps=spread_bps,
                           funding_delta=funding_delta, depth_usd=depth, confidence=confidence, fees_bps=fees,
-                          slippage_bps=slippage, profit_bps=profit, failed=tuple(failed))
+                          slippage_bps=slippage, profit_bps=profit, failed=tuple(failed.values()),
+                          reasons=tuple(failed))
 
 
 def never_qualifies(spread_bps: float, funding_delta: float, position_usd: float) -> tuple[str, ...]:
