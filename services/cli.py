@@ -116,6 +116,58 @@ def ingest(
 
 
 @app.command()
+def strategy(
+    mode: Annotated[str, typer.Option(
+        help="cross: every symbol and venue pair; synthetic: one venue's mid -/+ SYNTHETIC_SPREAD_BPS/2 "
+        "for SYMBOLS_TO_TRADE.")] = "cross",
+    scorer: Annotated[str | None, typer.Option(
+        help="Confidence scorer: confluence (seed section 3) or dashboard. Default: STRATEGY_SCORER.")] = None,
+    redis_url: Annotated[str | None, typer.Option(help="Redis to read and write. Default: REDIS_URL.")] = None,
+    cpu: Annotated[int | None, typer.Option(help="Pin the process to this CPU (Linux).")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve Prometheus metrics on METRICS_HOST (127.0.0.1) at this port.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0)] = None,
+) -> None:
+    """Find opportunities in the market-data streams and write signals.
+
+    Reads md:tickers, md:books, md:trades and md:liquidations with the consumer group
+    `strategy`; decides on every top-of-book or funding change; writes each signal to the
+    stream strategy:signals (redis-cli XRANGE strategy:signals - +). Once a second it ranks
+    every pair and keeps the top 20 for 60 s in strategy:opportunities:{ms} (redis-cli GET
+    strategy:opportunities:latest, then LRANGE that key 0 -1). Cross mode needs `arb latency`
+    running: a venue without a fresh latency verdict is stale, and a stale venue gives
+    confidence 0.
+
+    Example: arb strategy --mode synthetic --metrics-port 9103
+    """
+    from services.strategy.service import StrategyService
+    from services.strategy.synthetic import never_qualifies
+
+    if mode not in ("cross", "synthetic"):
+        raise _fail(f"--mode: {mode!r} is not one of: cross, synthetic")
+    settings = _settings({
+        "strategy_scorer": ("--scorer", scorer),
+        "redis_url": ("--redis-url", redis_url),
+        "metrics_port": ("--metrics-port", metrics_port),
+    })
+    _logging(settings.log_level)
+    if mode == "synthetic":
+        failed = never_qualifies(settings.synthetic_spread_bps, settings.synthetic_funding_delta,
+                                 settings.estimated_position_size)
+        if failed:
+            typer.echo(f"warning: with SYNTHETIC_SPREAD_BPS={settings.synthetic_spread_bps:g}, "
+                       f"SYNTHETIC_FUNDING_DELTA={settings.synthetic_funding_delta:g} and ESTIMATED_POSITION_SIZE="
+                       f"{settings.estimated_position_size:g} no synthetic opportunity can ever qualify: "
+                       + "; ".join(failed), err=True)
+    service = StrategyService(settings, mode)
+    if cpu is not None:
+        pin_to_cpu(cpu)
+    if settings.metrics_port:
+        _serve_metrics(settings, service.register_metrics)
+    asyncio.run(_run_until_signal(service.run, duration))
+
+
+@app.command()
 def latency(
     venues: Annotated[str, typer.Option(help=f"Comma-separated venues to watch, from: {', '.join(NAMES)}.")] = ",".join(
         NAMES),

@@ -98,6 +98,15 @@ class Settings(BaseSettings):
     reconnect_initial_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
 
+    # --- strategy (seeds/spread-arbitrage-design.md sections 3 and 4) -------------------
+    strategy_scorer: Literal["confluence", "dashboard"] = "confluence"
+    strategy_depth_bps: float = Field(10.0, gt=0, le=500, description="depth window of the hard constraint")
+    strategy_scan_interval_s: float = Field(1.0, gt=0, le=60)
+    signal_cooldown_s: float = Field(60.0, ge=0, description="per symbol, after each signal")
+    signal_pending_ttl_s: float = Field(30.0, gt=0, description="a signal no trade answered stops blocking")
+    stream_signals: str = "strategy:signals"
+    synthetic_venue: str = Field("bybit", description="the venue whose mid synthetic mode uses")
+
     # --- exchange latency monitor (seeds/spread-arbitrage-design.md section 2) ---------
     latency_poll_ms: int = Field(100, ge=10, le=60_000, description="server-time poll period per venue")
     latency_window_s: float = Field(10.0, gt=0, le=3600, description="rolling average window")

@@ -74,6 +74,7 @@ class ModelConfig:
     trades_per_s: float = 8.0
     liquidations_per_s: float = 0.05
     book_levels: int = 200
+    level_usd: float = 20_000.0  # mean notional of a level near the touch (deeper ones hold more)
     # other venues: basis to Bybit's mid, mean-reverting, with spikes that open a spread
     basis_sd: float = 0.0003  # stationary standard deviation (3 bps)
     basis_half_life_s: float = 20.0
@@ -271,6 +272,7 @@ class MarketModel:
     def _rebuild_book(self, state: SymbolState, full: bool = False) -> None:
         """Best bid one tick below the mid (at least), ask above; sizes churn near the touch."""
         rng, levels = self.rng, self.config.book_levels
+        unit = max(1.0, self.config.level_usd / 5 / float(state.inst.start_price * state.inst.lot))  # lots
         state.book_version += 1
         best_bid = math.ceil(state.mid) - 1  # strictly below the mid
         best_ask = best_bid + 1 + (rng.random() < 0.2)  # mostly a one-tick spread
@@ -280,7 +282,7 @@ class MarketModel:
                 del side[price]
             for i, price in enumerate(sorted(wanted, reverse=step < 0)):
                 if full or price not in side or (i < 10 and rng.random() < 0.3):
-                    side[price] = 1 + int(rng.expovariate(1 / (5 + 20 * i / levels)) / 1)
+                    side[price] = 1 + int(rng.expovariate(1 / (5 + 20 * i / levels)) * unit)
 
     def _trade(self, state: SymbolState) -> None:
         rng = self.rng

@@ -1,0 +1,208 @@
+"""`arb strategy`: md:* streams -> the strategy core -> signals and rankings in Redis.
+
+It reads the market-data streams with the consumer group `strategy`, hands each event to the
+core, writes the signals it decides (XADD `strategy:signals`, never trimmed here: the
+executor owns what it has not read), then acks what it read. Once a second it reads every
+venue's latency verdict (`strategy:latency:{venue}`, written by `arb latency`; missing or
+older than 5 s counts as stale), scans, writes the top 20 to `strategy:opportunities:{ms}`
+(a list of JSON objects, 60 s TTL; `strategy:opportunities:latest` names the newest) and
+logs the top when it changes. Redis being down pauses it; nothing read is acked unhandled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import asdict
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from services.strategy.core import StrategyCore, SyntheticConfig
+from services.strategy.scanner import Opportunity, ScanConfig, ScanResult
+from services.strategy.signals import Signal, SignalGate
+from shared import metrics
+from shared.bus import ConsumerGroup, Entry
+from shared.codec import CodecError, from_fields
+from shared.metrics import LatencyHistogram
+from shared.settings import Settings
+
+log = logging.getLogger("arb.strategy")
+GROUP = "strategy"
+OPPORTUNITIES_TTL_S = 60
+LATENCY_FRESH_MS = 5_000
+
+
+def _id_ms(entry_id: str) -> int:
+    return int(entry_id.partition("-")[0])
+
+
+def opportunity_fields(o: Opportunity) -> dict[str, str]:
+    out = {k: str(v) for k, v in asdict(o).items() if k != "scores"}
+    out.update({f"score_{k}": str(round(v, 4)) for k, v in o.scores.items()})
+    return out
+
+
+class StrategyService:
+    def __init__(self, settings: Settings, mode: str = "cross", consumer: str = "strategy-1") -> None:
+        s = self.settings = settings
+        synthetic = SyntheticConfig(s.synthetic_venue, s.synthetic_spread_bps, s.synthetic_funding_delta)
+        self.core = StrategyCore(
+            mode, ScanConfig(position_usd=s.estimated_position_size, depth_bps=s.strategy_depth_bps,
+                             scorer=s.strategy_scorer),
+            SignalGate(int(s.signal_cooldown_s * 1000), int(s.signal_pending_ttl_s * 1000)),
+            symbols=s.symbols_to_trade if mode == "synthetic" else None, synthetic=synthetic)
+        p = s.redis_key_prefix
+        self.streams = list(s.md_streams().values())
+        self.signal_stream = p + s.stream_signals
+        self.prefix = p
+        self.consumer = consumer  # stable, so a restart re-reads what it had not acked
+        self.queue_latency = LatencyHistogram()  # XADD (stream id) -> consumed
+        self.decision_latency = LatencyHistogram()  # consumed -> decided
+        self.rejections: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()  # consumed, bad_entries, signals, scans, opportunities
+        self.last_scan: ScanResult | None = None
+        self._top: list[tuple] = []
+
+    async def run(self, stop: asyncio.Event) -> None:
+        client = aioredis.Redis.from_url(self.settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        group = ConsumerGroup(client, GROUP, self.consumer, self.streams)
+        log.info("strategy (%s, %s scorer) reading %s as %s/%s; signals to %s", self.core.mode,
+                 self.settings.strategy_scorer, ",".join(self.streams), GROUP, self.consumer, self.signal_stream)
+        scanner = asyncio.ensure_future(self._scan_loop(client, stop))
+        try:
+            while not stop.is_set():
+                try:
+                    await group.ensure()
+                    while not stop.is_set():
+                        await self._step(client, group)
+                except (RedisError, OSError) as exc:
+                    self.counts["redis_errors"] += 1
+                    log.warning("redis unavailable: %s; retrying in 1 s", exc)
+                    await _sleep_or_stop(stop, 1.0)
+        finally:
+            scanner.cancel()
+            await asyncio.gather(scanner, return_exceptions=True)
+            await client.aclose()
+        log.info("strategy stopped: %s", dict(self.counts))
+
+    async def _step(self, client: aioredis.Redis, group: ConsumerGroup) -> None:
+        entries = await group.read(count=1000, block_ms=200)
+        if not entries:
+            return
+        signals = self.handle(entries)
+        if signals:
+            async with client.pipeline(transaction=False) as pipe:
+                for signal in signals:
+                    pipe.xadd(self.signal_stream, self.signal_fields(signal))
+                await pipe.execute()
+            for signal in signals:
+                o = signal.opportunity
+                log.info("signal %s: long %s @ %s, short %s @ %s, spread %.1f bps, confidence %d, "
+                         "profit after slippage $%.2f", signal.id, o.long_venue, o.long_price, o.short_venue,
+                         o.short_price, o.spread_bps, o.confidence, o.projected_profit_after_slippage_usd)
+        by_stream: dict[str, list[str]] = {}
+        for entry in entries:
+            by_stream.setdefault(entry.stream, []).append(entry.id)
+        for stream, ids in by_stream.items():
+            await group.ack(stream, ids)
+
+    def handle(self, entries: list[Entry]) -> list[Signal]:
+        """Feed entries to the core; the signals it decided."""
+        core, signals = self.core, []
+        for entry in entries:
+            consumed_ns = time.perf_counter_ns()
+            now_ms = time.time_ns() // 1_000_000
+            self.counts["consumed"] += 1
+            self.queue_latency.observe_ns(max(0, now_ms - _id_ms(entry.id)) * 1_000_000)
+            try:
+                event = from_fields(entry.fields)
+            except CodecError as exc:
+                self.counts["bad_entries"] += 1
+                if self.counts["bad_entries"] == 1:
+                    log.warning("skipped %s %s: %s (further ones are counted)", entry.stream, entry.id, exc)
+                continue
+            signals += core.on_event(event, now_ms)
+            self.decision_latency.observe_ns(time.perf_counter_ns() - consumed_ns)
+        self.counts["signals"] += len(signals)
+        return signals
+
+    def signal_fields(self, signal: Signal) -> dict[str, str]:
+        return {"id": signal.id, "mode": self.core.mode, "created_ms": str(signal.created_ms),
+                "position_usd": str(self.core.config.position_usd), **opportunity_fields(signal.opportunity)}
+
+    async def _scan_loop(self, client: aioredis.Redis, stop: asyncio.Event) -> None:
+        every = self.settings.strategy_scan_interval_s
+        while not stop.is_set():
+            await _sleep_or_stop(stop, every)
+            try:
+                await self.scan_once(client)
+            except (RedisError, OSError) as exc:
+                self.counts["redis_errors"] += 1
+                log.warning("scan could not reach redis: %s", exc)
+
+    async def scan_once(self, client: aioredis.Redis) -> ScanResult:
+        now_ms = time.time_ns() // 1_000_000
+        self.core.set_stale(await self.read_stale(client, now_ms))
+        result = self.last_scan = self.core.scan(now_ms)
+        self.rejections.update(result.rejections)
+        self.counts["scans"] += 1
+        self.counts["opportunities"] += len(result.opportunities)
+        if result.opportunities:
+            key = f"{self.prefix}strategy:opportunities:{now_ms}"
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.rpush(key, *(json.dumps(opportunity_fields(o)) for o in result.opportunities))
+                pipe.expire(key, OPPORTUNITIES_TTL_S)
+                pipe.set(f"{self.prefix}strategy:opportunities:latest", key, ex=OPPORTUNITIES_TTL_S)
+                await pipe.execute()
+        top = [(o.symbol, o.long_venue, o.short_venue) for o in result.opportunities]
+        if top != self._top:
+            self._top = top
+            log.info("top %d of %d pairs: %s", len(top), result.candidates,
+                     "; ".join(f"{o.symbol} {o.long_venue}->{o.short_venue} conf {o.confidence} "
+                               f"${o.projected_profit_after_slippage_usd:.2f}" for o in result.opportunities[:5])
+                     or "none")
+        return result
+
+    async def read_stale(self, client: aioredis.Redis, now_ms: int) -> dict[str, bool]:
+        venues = sorted({v for venues in self.core.state.by_symbol.values() for v in venues})
+        if self.core.mode == "synthetic":
+            return {}
+        async with client.pipeline(transaction=False) as pipe:
+            for venue in venues:
+                pipe.hmget(f"{self.prefix}strategy:latency:{venue}", "is_stale", "local_time_ms")
+            replies = await pipe.execute()
+        stale = {}
+        for venue, (flag, at) in zip(venues, replies, strict=True):
+            fresh = at is not None and now_ms - int(at) <= LATENCY_FRESH_MS
+            stale[venue] = not (fresh and flag == b"0")
+        return stale
+
+    def register_metrics(self, registry) -> None:
+        registry.register(metrics.CallbackCollector(self._families))
+
+    def _families(self):
+        mode = {"mode": self.core.mode}
+        c = self.counts
+        yield metrics.counter("arb_strategy_events_total", "Market events consumed", mode, c["consumed"])
+        yield metrics.counter("arb_strategy_bad_entries_total", "Stream entries that were not events", mode,
+                              c["bad_entries"])
+        yield metrics.counter("arb_strategy_signals_total", "Signals written", mode, c["signals"])
+        yield metrics.counter("arb_strategy_scans_total", "Scans of every symbol and pair", mode, c["scans"])
+        yield metrics.counter_by("arb_strategy_rejections_total", "Pairs rejected by a scan, by first reason", mode,
+                                 "reason", dict(self.rejections))
+        yield metrics.counter_by("arb_strategy_held_total", "Opportunities not signalled, by why", mode, "why",
+                                 dict(self.core.held))
+        yield metrics.gauge("arb_strategy_opportunities", "Opportunities in the latest scan", mode,
+                            len(self.last_scan.opportunities) if self.last_scan else 0)
+        yield self.queue_latency.family("arb_strategy_queue_seconds", "XADD to consumed by the strategy", mode)
+        yield self.decision_latency.family("arb_strategy_decision_seconds", "Consumed to decided, per event", mode)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
