@@ -18,6 +18,9 @@ written under a fresh `bench:*:` prefix and deleted afterwards.
   bus      parse + encode + pipelined XADD MAXLEN ~ into Redis, one process, no WebSocket
   ingest   the whole ingestor (WebSocket -> parser -> Redis) fed as fast as it reads
   latency  WebSocket receive -> XADD acknowledged, p50/p99, at 1,000 and 10,000 msgs/s offered
+  strategy the strategy core on replay (events/s, cross mode over a simulated 3-venue minute and
+           synthetic mode over the real Bybit capture), then `arb strategy`'s service reading
+           md:* from Redis while events are written at 5,000/s: XADD -> decision p50/p99
 
 ingest and latency run twice: on the capture as recorded (63% orderbook.200 deltas on four
 symbols) and on its tickers and publicTrade frames only.
@@ -42,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 
 from services.ingestor.service import Ingestor  # noqa: E402
+from shared.metrics import LatencyHistogram  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from shared.venues.bybit.parser import Parser as BybitPublicParser  # noqa: E402
 from tests.conftest import (  # noqa: E402
@@ -373,6 +377,94 @@ async def bench_latency(url: str, prefix: str, rate: int, seconds: float, mix: s
             f" last {len(lat.samples_ns()):,} samples)")
 
 
+def bench_strategy_core(min_seconds: float = 2.0) -> list[str]:
+    from services.strategy.core import StrategyCore
+    from services.strategy.scanner import ScanConfig
+    from services.strategy.signals import SignalGate
+    from tests.test_strategy_replay import capture_events, simulated_events
+
+    out = []
+    runs = (("cross", simulated_events(seed=21), "dashboard"), ("synthetic", capture_events(), "confluence"))
+    for mode, events, scorer in runs:
+        n, signals, start = 0, 0, time.perf_counter()
+        while time.perf_counter() - start < min_seconds:
+            core = StrategyCore(mode, ScanConfig(scorer=scorer), SignalGate(cooldown_ms=10_000),
+                                symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT"] if mode == "synthetic" else None)
+            core.set_stale({"bybit": False, "binance": False, "okx": False})
+            for event in events:
+                signals += len(core.on_event(event, event.exchange_ts_ms))
+            n += len(events)
+        rate = n / (time.perf_counter() - start)
+        what = "simulated minute on bybit+binance+okx" if mode == "cross" else "real 2026-08 Bybit capture"
+        out.append(f"strategy core {mode:<9} {rate:>9,.0f} events/s   ({len(events):,} events of the {what}; "
+                   f"{signals / (n / len(events)):.0f} signals per pass)")
+    return out
+
+
+def _start_md_writer(url: str, prefix: str, rate: float, seconds: float) -> subprocess.Popen:
+    writer = subprocess.Popen([sys.executable, str(ROOT / "benchmarks/md_writer.py"), "--redis-url", url,
+                               "--prefix", prefix, "--rate", str(rate), "--seconds", str(seconds)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert writer.stdout.readline().strip() == b"ready"
+    return writer
+
+
+async def _go(writer: subprocess.Popen) -> int:
+    writer.stdin.write(b"go\n")
+    writer.stdin.flush()
+    sent = int((await asyncio.to_thread(writer.stdout.readline)).strip())
+    writer.wait(10)
+    return sent
+
+
+async def bench_read_floor(url: str, prefix: str, rate: float, seconds: float) -> str:
+    """The same writer, read by a bare XREADGROUP loop that only takes each entry's stamp:
+    what this machine's Redis path costs before any strategy work."""
+    from shared.resp import RespConnection, pack_command
+
+    streams = list(Settings(redis_key_prefix=prefix, _env_file=None).md_streams().values())
+    client = redis.Redis.from_url(url)
+    for stream in streams:
+        client.xgroup_create(stream, "floor", id="$", mkstream=True)
+    conn, latency = RespConnection(url, encoding="utf-8"), LatencyHistogram()
+    read = pack_command("XREADGROUP", "GROUP", "floor", "c", "COUNT", "1000", "BLOCK", "100", "STREAMS", *streams,
+                        *[">"] * len(streams))
+    writer = _start_md_writer(url, prefix, rate, seconds)
+    done = asyncio.ensure_future(_go(writer))
+    while not done.done():
+        reply = (await conn.execute(read, 1))[0]
+        now_ns = time.time_ns()
+        for _, items in reply or []:
+            for _, flat in items:
+                latency.observe_ns(now_ns - int(dict(zip(flat[::2], flat[1::2], strict=True))["receive_ts_us"]) * 1000)
+    await conn.close()
+    return (f"bare XREADGROUP  @{rate:,.0f}/s  XADD->read     p50 {latency.percentile_us(50):6.0f} us  "
+            f"p99 {latency.percentile_us(99):6.0f} us   (the floor under the row below; {await done:,} events)")
+
+
+async def bench_strategy_service(url: str, prefix: str, rate: float, seconds: float) -> str:
+    """md:* written at `rate`/s by benchmarks/md_writer.py (its own process), each entry stamped
+    at its XADD; the service's latency from that stamp to its decision is XADD -> decision."""
+    from services.strategy.service import StrategyService
+
+    settings = Settings(redis_url=url, redis_key_prefix=prefix, strategy_scorer="dashboard", _env_file=None)
+    service = StrategyService(settings, "cross")
+    writer = _start_md_writer(url, prefix, rate, seconds)
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(service.run(stop))
+    await asyncio.sleep(0.5)  # the group exists before the first write
+    cpu, wall = time.process_time(), time.perf_counter()
+    sent = await _go(writer)
+    await asyncio.sleep(0.5)
+    stop.set()
+    await task
+    cpu_pct = 100 * (time.process_time() - cpu) / (time.perf_counter() - wall)
+    lat, dec = service.receipt_latency, service.decision_latency
+    return (f"strategy service @{rate:,.0f}/s  XADD->decision p50 {lat.percentile_us(50):6.0f} us  "
+            f"p99 {lat.percentile_us(99):6.0f} us   (decision alone p99 {dec.percentile_us(99):.0f} us; "
+            f"{service.counts['consumed']:,} of {sent:,} events; strategy CPU {cpu_pct:.0f}%)")
+
+
 async def main(args) -> None:
     only = set(args.only.split(","))
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
@@ -404,6 +496,11 @@ async def main(args) -> None:
         if "bus" in only:
             for batch in (1, 10, 100):
                 print(await bench_bus(url, prefix, args.seconds / 2, batch))
+        if "strategy" in only:
+            for line in bench_strategy_core():
+                print(line)
+            print(await bench_read_floor(url, prefix + "floor:", 5_000, args.seconds))
+            print(await bench_strategy_service(url, prefix, 5_000, args.seconds))
         for mix in ("capture", "tickers"):
             if "ingest" in only:
                 print(await bench_ingest(url, prefix, args.seconds, mix))
@@ -426,7 +523,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--redis-url", help="Redis to measure against (default: REDIS_URL, else a private one)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each timed run")
-    parser.add_argument("--only", default="parse,sim,spreads,venues,writers,bus,ingest,latency",
+    parser.add_argument("--only", default="parse,sim,spreads,venues,writers,bus,ingest,latency,strategy",
                         help="comma-separated subset")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = parser.parse_args()

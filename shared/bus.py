@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from shared.metrics import LatencyHistogram
-from shared.resp import RedisReplyError, RedisUnavailable, RespConnection, pack_with_fields
+from shared.resp import RedisReplyError, RedisUnavailable, RespConnection, pack_command, pack_with_fields
 
 log = logging.getLogger("arb.bus")
 
@@ -261,12 +262,13 @@ class ConsumerGroup:
     """One consumer of one group over one or more streams (redis-py with hiredis)."""
 
     def __init__(self, redis: aioredis.Redis, group: str, consumer: str, streams: list[str],
-                 start_id: str = "$") -> None:
+                 start_id: str = "$", fast: RespConnection | None = None) -> None:
         self.redis = redis
         self.group = group
         self.consumer = consumer
         self.streams = streams
         self.start_id = start_id
+        self.fast = fast  # reads (and their piggybacked acks) go over this lean connection when given
         self._backlog = {s: True for s in streams}  # own pending entries still to re-read
 
     async def ensure(self) -> None:
@@ -285,15 +287,29 @@ class ConsumerGroup:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
-    async def read(self, count: int = 1000, block_ms: int | None = 1000) -> list[Entry]:
-        """The next entries: first this consumer's own unacked ones (after a restart), then new."""
+    async def read(self, count: int = 1000, block_ms: int | None = 1000,
+                   acks: dict[str, list[str]] | None = None) -> list[Entry]:
+        """The next entries: first this consumer's own unacked ones (after a restart), then new.
+        `acks` (stream -> ids) are acknowledged in the same round trip, before the read."""
         while True:
             backlog = any(self._backlog.values())
             ids = {s: ("0" if self._backlog[s] else ">") for s in self.streams}
             try:
-                reply = await self.redis.xreadgroup(
-                    self.group, self.consumer, ids, count=count, block=None if backlog else block_ms
-                )
+                if self.fast is not None:
+                    reply = await self._fast_read(ids, count, None if backlog else block_ms, acks)
+                    acks = None
+                elif acks:
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for stream, done in acks.items():
+                            pipe.xack(stream, self.group, *done)
+                        pipe.xreadgroup(self.group, self.consumer, ids, count=count,
+                                        block=None if backlog else block_ms)
+                        reply = (await pipe.execute())[-1]
+                    acks = None
+                else:
+                    reply = await self.redis.xreadgroup(
+                        self.group, self.consumer, ids, count=count, block=None if backlog else block_ms
+                    )
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
@@ -310,6 +326,24 @@ class ConsumerGroup:
                     entries.append(Entry(name, _text(entry_id), fields or {}))
             if entries or not backlog:
                 return entries
+
+    async def _fast_read(self, ids: dict[str, str], count: int, block_ms: int | None,
+                         acks: dict[str, list[str]] | None) -> list | None:
+        """XACKs then XREADGROUP in one round trip over the lean connection, in redis-py's shape."""
+        commands = [pack_command("XACK", stream, self.group, *done) for stream, done in (acks or {}).items()]
+        block = ("BLOCK", str(block_ms)) if block_ms is not None else ()
+        commands.append(pack_command("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", str(count), *block,
+                                     "STREAMS", *ids, *ids.values()))
+        try:
+            replies = await self.fast.execute(b"".join(commands), len(commands))
+        except RedisUnavailable as exc:
+            raise RedisConnectionError(str(exc)) from None
+        for reply in replies:
+            if isinstance(reply, RedisReplyError):
+                raise ResponseError(str(reply))
+        return [(stream, [(entry_id, dict(zip(flat[::2], flat[1::2], strict=True)) if flat else None)
+                          for entry_id, flat in items])
+                for stream, items in replies[-1] or []]
 
     async def ack(self, stream: str, ids: list[str]) -> int:
         return await self.redis.xack(stream, self.group, *ids) if ids else 0

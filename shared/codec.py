@@ -74,7 +74,8 @@ def _text(value: bytes | str) -> str:
 
 def from_fields(fields: Mapping[bytes | str, bytes | str]) -> MarketEvent:
     """Rebuild the event from a stream entry; raises CodecError on anything else."""
-    data = {_text(k): _text(v) for k, v in fields.items()}
+    # a client with decode_responses=True hands over text already: no per-field decoding
+    data = dict(fields) if isinstance(next(iter(fields), ""), str) else {_text(k): _text(v) for k, v in fields.items()}
     version = data.pop("v", None)
     if version != _VERSION:
         raise CodecError(f"schema version {version!r} is not supported (this build reads {_VERSION})")

@@ -72,9 +72,10 @@ def pack_with_fields(head: tuple[str, ...], fields: dict[str, str]) -> bytes:
 class RespConnection:
     """One Redis connection that sends pre-packed commands and returns their replies."""
 
-    def __init__(self, url: str, timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, timeout_s: float = 5.0, encoding: str | None = None) -> None:
         self.url = url
         self.timeout_s = timeout_s
+        self.encoding = encoding  # replies as text, decoded by hiredis in C
         self._params = parse_url(url)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -118,7 +119,8 @@ class RespConnection:
         if not self.connected:
             await self.connect()
         assert self._reader is not None and self._writer is not None
-        parser = hiredis.Reader(replyError=RedisReplyError)
+        parser = (hiredis.Reader(replyError=RedisReplyError, encoding=self.encoding) if self.encoding
+                  else hiredis.Reader(replyError=RedisReplyError))
         out: list[Any] = []
         try:
             self._writer.write(packed)

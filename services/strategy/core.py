@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from services.strategy.scanner import Opportunity, ScanConfig, ScanResult, evaluate, scan, scan_synthetic
+from services.strategy.scanner import (
+    Opportunity,
+    ScanConfig,
+    ScanResult,
+    evaluate,
+    scan,
+    scan_synthetic,
+    spread_covers_fees,
+)
 from services.strategy.signals import Signal, SignalGate
 from services.strategy.state import MarketState, StateConfig
 from shared.events import MarketEvent
@@ -69,6 +77,8 @@ class StrategyCore:
             if name == venue:
                 continue
             for long, short in ((mine, other), (other, mine)):
+                if not spread_covers_fees(long, short) or self.gate.blocked((symbol, long.venue, short.venue), now_ms):
+                    continue  # most of the time: no need to look further
                 outcome = evaluate(long, short, self.stale, self.config, now_ms)
                 if not isinstance(outcome, str):
                     found.append(outcome)

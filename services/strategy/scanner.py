@@ -117,6 +117,15 @@ def evaluate(long: VenueMarket, short: VenueMarket, stale: dict[str, bool], conf
         depth_short_usd=c.depth_short_usd, detected_ms=now_ms, scores=c.scores)
 
 
+def spread_covers_fees(long: VenueMarket, short: VenueMarket) -> bool:
+    """The cheap first look: can the spread pay the round-trip fees at all? (Funding can only
+    add a cost, so a spread below the fees is rejected whatever else holds.)"""
+    if long.ask is None or short.bid is None:
+        return False
+    fees = 2 * (taker_fee_bps(long.venue) + taker_fee_bps(short.venue))
+    return (short.bid - long.ask) * 20_000.0 >= max(fees, MIN_EDGE_BPS) * (short.bid + long.ask)
+
+
 def _direction_value(long: VenueMarket, short: VenueMarket) -> float:
     """Which way round a pair is worth more: spread plus funding, in bps (no quote: -inf)."""
     if long.ask is None or short.bid is None:

@@ -47,6 +47,12 @@ class SignalGate:
                 signals.append(Signal(f"{o.symbol}-{o.long_venue}-{o.short_venue}-{now_ms}", o, now_ms))
         return signals, held
 
+    def blocked(self, pair: Pair, now_ms: int) -> bool:
+        """True while `pair` could not be signalled anyway (a cheap check before evaluating)."""
+        pending = self.pending.get(pair)
+        return (pair in self.active or (pending is not None and now_ms - pending < self.pending_ttl_ms)
+                or now_ms - self.last_signal_ms.get(pair[0], -self.cooldown_ms) < self.cooldown_ms)
+
     def trade_opened(self, pair: Pair) -> None:
         self.pending.pop(pair, None)
         self.active.add(pair)

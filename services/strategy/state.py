@@ -146,6 +146,7 @@ class VenueMarket:
     received_us: int = 0
 
     def __post_init__(self) -> None:
+        self._depth: dict[tuple[str, float], float] = {}  # (side, bps) -> USD, for the current book
         self._oi = _MinuteSamples()
         self._vwap = _Vwap(self.config.vwap_window_s)
         self._bars = _Bars()
@@ -159,6 +160,7 @@ class VenueMarket:
             self._ticker(event)
         elif type(event) is BookUpdate:
             self.bids, self.asks = event.bids, event.asks
+            self._depth.clear()
             if event.bids and event.asks and event.exchange_ts_ms >= self.top_ts_ms:
                 (self.bid, self.bid_size), (self.ask, self.ask_size) = event.bids[0], event.asks[0]
                 self.top_ts_ms = event.exchange_ts_ms
@@ -199,7 +201,15 @@ class VenueMarket:
         return (self.bid + self.ask) / 2.0
 
     def depth_usd(self, side: str, within_bps: float) -> float:
-        """USD resting within `within_bps` of the touch: `asks` (what a buy takes) or `bids`."""
+        """USD resting within `within_bps` of the touch: `asks` (what a buy takes) or `bids`
+        (remembered until the next book)."""
+        cached = self._depth.get((side, within_bps))
+        if cached is not None:
+            return cached
+        self._depth[side, within_bps] = total = self._sum_depth(side, within_bps)
+        return total
+
+    def _sum_depth(self, side: str, within_bps: float) -> float:
         levels = self.asks if side == "asks" else self.bids
         if not levels:
             return 0.0
