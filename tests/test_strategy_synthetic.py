@@ -48,3 +48,23 @@ def test_fees_and_slippage_tables():
         4.0, 5.0, 5.5, 3.5, 6.0, 6.0]
     assert slippage_bps(1000, 50_000) == pytest.approx(2.06)
     assert slippage_bps(1_000_000, 50_000) == 5.0 and slippage_bps(1000, 0) == 5.0
+
+
+def test_arb_strategy_warns_at_start_when_synthetic_settings_can_never_qualify(monkeypatch, redis_url, prefix, r):
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    monkeypatch.setenv("SYNTHETIC_SPREAD_BPS", "15")
+    monkeypatch.setenv("SYNTHETIC_FUNDING_DELTA", "0.0001")
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("REDIS_KEY_PREFIX", prefix)  # `r` deletes what the runs create
+    result = CliRunner().invoke(app, ["strategy", "--mode", "synthetic", "--duration", "0"])
+    assert result.exit_code == 0
+    assert ("warning: with SYNTHETIC_SPREAD_BPS=15, SYNTHETIC_FUNDING_DELTA=0.0001 and ESTIMATED_POSITION_SIZE=1000 "
+            "no synthetic opportunity can ever qualify: funding delta 0.0001 is not above 0.0001 per 8 h; "
+            "confidence 15 is below 70; projected profit -8.06") in result.output
+    monkeypatch.delenv("SYNTHETIC_SPREAD_BPS")
+    monkeypatch.delenv("SYNTHETIC_FUNDING_DELTA")
+    assert "warning" not in CliRunner().invoke(app, ["strategy", "--mode", "synthetic", "--duration", "0"]).output
+    assert CliRunner().invoke(app, ["strategy", "--mode", "both"]).exit_code == 2
