@@ -444,7 +444,9 @@ async def bench_read_floor(url: str, prefix: str, rate: float, seconds: float) -
 
 async def bench_strategy_service(url: str, prefix: str, rate: float, seconds: float) -> str:
     """md:* written at `rate`/s by benchmarks/md_writer.py (its own process), each entry stamped
-    at its XADD; the service's latency from that stamp to its decision is XADD -> decision."""
+    at its XADD; the service's latency from that stamp to its decision is XADD -> decision.
+    (Pinning the strategy to one core and Redis and the writer to the other made p99 worse
+    here: 3.1-4.1 ms against 2.1-2.5 ms unpinned, as Redis then shares a core.)"""
     from services.strategy.service import StrategyService
 
     settings = Settings(redis_url=url, redis_key_prefix=prefix, strategy_scorer="dashboard", _env_file=None)

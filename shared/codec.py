@@ -7,6 +7,7 @@ as plain text: numbers as their shortest exact form (`65114.2`), book levels as
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from functools import lru_cache
@@ -43,14 +44,20 @@ def format_levels(levels: tuple[Level, ...]) -> str:
     return " ".join(map(_level_text, levels))
 
 
-def parse_levels(text: str) -> list[tuple[str, str]]:
-    levels = []
-    for item in text.split():
-        price, sep, size = item.partition(":")
-        if not sep:
-            raise CodecError(f"book level {item!r} is not price:size")
-        levels.append((price, size))
-    return levels
+_LEVELS = re.compile(r"[^\s:]+:[^\s:]+(?: [^\s:]+:[^\s:]+)*")
+
+
+def parse_levels(text: str) -> list[tuple[float, float]]:
+    """`price:size price:size ...` as (price, size) floats; CodecError for anything else."""
+    if not text:
+        return []
+    if _LEVELS.fullmatch(text) is None:
+        raise CodecError(f"book levels {text[:60]!r} are not price:size separated by spaces")
+    try:
+        values = iter(map(float, text.replace(":", " ").split()))
+        return list(zip(values, values, strict=True))
+    except ValueError as exc:
+        raise CodecError(f"book levels {text[:60]!r}: {exc}") from None
 
 
 def to_fields(event: MarketEvent) -> dict[str, str]:

@@ -124,13 +124,14 @@ class RespConnection:
         out: list[Any] = []
         try:
             self._writer.write(packed)
-            while len(out) < replies:
-                chunk = await asyncio.wait_for(self._reader.read(1 << 16), self.timeout_s)
-                if not chunk:
-                    raise ConnectionResetError("Redis closed the connection")
-                parser.feed(chunk)
-                while (reply := parser.gets()) is not False:
-                    out.append(reply)
+            async with asyncio.timeout(self.timeout_s):  # no task per read, unlike wait_for
+                while len(out) < replies:
+                    chunk = await self._reader.read(1 << 16)
+                    if not chunk:
+                        raise ConnectionResetError("Redis closed the connection")
+                    parser.feed(chunk)
+                    while (reply := parser.gets()) is not False:
+                        out.append(reply)
         except (TimeoutError, OSError) as exc:
             await self.close()
             raise RedisUnavailable(f"lost Redis at {self.describe()}: {exc or type(exc).__name__}") from None

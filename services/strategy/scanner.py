@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 from services.strategy.confluence import assess, dashboard_score
-from services.strategy.costs import slippage_bps, taker_fee_bps
+from services.strategy.costs import slippage_bps
 from services.strategy.state import MarketState, VenueMarket
 from services.strategy.synthetic import LONG_VENUE, SHORT_VENUE, synthetic_quote
 
@@ -88,7 +88,7 @@ def evaluate(long: VenueMarket, short: VenueMarket, stale: dict[str, bool], conf
         return "no_quote"
     if not c.hard.passes_all():
         return "hard_" + c.hard.failures()[0]
-    fees = 2 * (taker_fee_bps(long.venue) + taker_fee_bps(short.venue))
+    fees = 2 * (long.fee_bps + short.fee_bps)
     funding_cost = max(0.0, -c.funding_delta_8h * 10_000.0)
     if c.spread_bps < max(fees + funding_cost, MIN_EDGE_BPS):
         return "spread_below_costs"
@@ -120,10 +120,10 @@ def evaluate(long: VenueMarket, short: VenueMarket, stale: dict[str, bool], conf
 def spread_covers_fees(long: VenueMarket, short: VenueMarket) -> bool:
     """The cheap first look: can the spread pay the round-trip fees at all? (Funding can only
     add a cost, so a spread below the fees is rejected whatever else holds.)"""
-    if long.ask is None or short.bid is None:
+    bid, ask = short.bid, long.ask
+    if ask is None or bid is None or bid <= ask:
         return False
-    fees = 2 * (taker_fee_bps(long.venue) + taker_fee_bps(short.venue))
-    return (short.bid - long.ask) * 20_000.0 >= max(fees, MIN_EDGE_BPS) * (short.bid + long.ask)
+    return (bid - ask) * 20_000.0 >= max(2 * (long.fee_bps + short.fee_bps), MIN_EDGE_BPS) * (bid + ask)
 
 
 def _direction_value(long: VenueMarket, short: VenueMarket) -> float:

@@ -30,7 +30,7 @@ from shared import metrics
 from shared.bus import ConsumerGroup, Entry
 from shared.codec import CodecError, from_fields
 from shared.metrics import LatencyHistogram
-from shared.resp import RespConnection
+from shared.resp import RedisReplyError, RespConnection, pack_command, pack_with_fields
 from shared.settings import Settings
 
 log = logging.getLogger("arb.strategy")
@@ -76,17 +76,19 @@ class StrategyService:
         # decode_responses: hiredis turns the entries' bytes into text in C, cheaper than per field here
         client = aioredis.Redis.from_url(self.settings.redis_url, socket_timeout=5, socket_connect_timeout=5,
                                          decode_responses=True)
-        fast = RespConnection(self.settings.redis_url, encoding="utf-8")  # the hot read path, lean
+        # the hot paths talk over lean connections (shared/resp.py): reads, signal writes, the scan
+        url = self.settings.redis_url
+        fast, writes, scans = (RespConnection(url, encoding="utf-8") for _ in range(3))
         group = ConsumerGroup(client, GROUP, self.consumer, self.streams, fast=fast)
         log.info("strategy (%s, %s scorer) reading %s as %s/%s; signals to %s", self.core.mode,
                  self.settings.strategy_scorer, ",".join(self.streams), GROUP, self.consumer, self.signal_stream)
-        scanner = asyncio.ensure_future(self._scan_loop(client, stop))
+        scanner = asyncio.ensure_future(self._scan_loop(scans, stop))
         try:
             while not stop.is_set():
                 try:
                     await group.ensure()
                     while not stop.is_set():
-                        await self._step(client, group)
+                        await self._step(writes, group)
                 except (RedisError, OSError) as exc:
                     self.counts["redis_errors"] += 1
                     log.warning("redis unavailable: %s; retrying in 1 s", exc)
@@ -99,10 +101,11 @@ class StrategyService:
                     for stream, ids in self._acks.items():
                         await group.ack(stream, ids)
             await client.aclose()
-            await fast.close()
+            for conn in (fast, writes, scans):
+                await conn.close()
         log.info("strategy stopped: %s", dict(self.counts))
 
-    async def _step(self, client: aioredis.Redis, group: ConsumerGroup) -> None:
+    async def _step(self, writes: RespConnection, group: ConsumerGroup) -> None:
         """Read (acking what the last step handled in the same round trip), decide, write."""
         acks, self._acks = self._acks, {}
         entries = await group.read(count=1000, block_ms=200, acks=acks)
@@ -110,10 +113,9 @@ class StrategyService:
             return
         signals = self.handle(entries)
         if signals:
-            async with client.pipeline(transaction=False) as pipe:
-                for signal in signals:
-                    pipe.xadd(self.signal_stream, self.signal_fields(signal))
-                await pipe.execute()
+            _check(await writes.execute(b"".join(pack_with_fields(("XADD", self.signal_stream, "*"),
+                                                                  self.signal_fields(s)) for s in signals),
+                                        len(signals)))
             for signal in signals:
                 o = signal.opportunity
                 log.info("signal %s: long %s @ %s, short %s @ %s, spread %.1f bps, confidence %d, "
@@ -147,30 +149,29 @@ class StrategyService:
         return {"id": signal.id, "mode": self.core.mode, "created_ms": str(signal.created_ms),
                 "position_usd": str(self.core.config.position_usd), **opportunity_fields(signal.opportunity)}
 
-    async def _scan_loop(self, client: aioredis.Redis, stop: asyncio.Event) -> None:
+    async def _scan_loop(self, conn: RespConnection, stop: asyncio.Event) -> None:
         every = self.settings.strategy_scan_interval_s
         while not stop.is_set():
             await _sleep_or_stop(stop, every)
             try:
-                await self.scan_once(client)
+                await self.scan_once(conn)
             except (RedisError, OSError) as exc:
                 self.counts["redis_errors"] += 1
                 log.warning("scan could not reach redis: %s", exc)
 
-    async def scan_once(self, client: aioredis.Redis) -> ScanResult:
+    async def scan_once(self, conn: RespConnection) -> ScanResult:
         now_ms = time.time_ns() // 1_000_000
-        self.core.set_stale(await self.read_stale(client, now_ms))
+        self.core.set_stale(await self.read_stale(conn, now_ms))
         result = self.last_scan = self.core.scan(now_ms)
         self.rejections.update(result.rejections)
         self.counts["scans"] += 1
         self.counts["opportunities"] += len(result.opportunities)
         if result.opportunities:
-            key = f"{self.prefix}strategy:opportunities:{now_ms}"
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.rpush(key, *(json.dumps(opportunity_fields(o)) for o in result.opportunities))
-                pipe.expire(key, OPPORTUNITIES_TTL_S)
-                pipe.set(f"{self.prefix}strategy:opportunities:latest", key, ex=OPPORTUNITIES_TTL_S)
-                await pipe.execute()
+            key, ttl = f"{self.prefix}strategy:opportunities:{now_ms}", str(OPPORTUNITIES_TTL_S)
+            _check(await conn.execute(
+                pack_command("RPUSH", key, *(json.dumps(opportunity_fields(o)) for o in result.opportunities))
+                + pack_command("EXPIRE", key, ttl)
+                + pack_command("SET", f"{self.prefix}strategy:opportunities:latest", key, "EX", ttl), 3))
         top = [(o.symbol, o.long_venue, o.short_venue) for o in result.opportunities]
         if top != self._top:
             self._top = top
@@ -180,14 +181,13 @@ class StrategyService:
                      or "none")
         return result
 
-    async def read_stale(self, client: aioredis.Redis, now_ms: int) -> dict[str, bool]:
+    async def read_stale(self, conn: RespConnection, now_ms: int) -> dict[str, bool]:
         venues = sorted({v for venues in self.core.state.by_symbol.values() for v in venues})
-        if self.core.mode == "synthetic":
+        if self.core.mode == "synthetic" or not venues:
             return {}
-        async with client.pipeline(transaction=False) as pipe:
-            for venue in venues:
-                pipe.hmget(f"{self.prefix}strategy:latency:{venue}", "is_stale", "local_time_ms")
-            replies = await pipe.execute()
+        replies = _check(await conn.execute(b"".join(
+            pack_command("HMGET", f"{self.prefix}strategy:latency:{v}", "is_stale", "local_time_ms")
+            for v in venues), len(venues)))
         stale = {}
         for venue, (flag, at) in zip(venues, replies, strict=True):
             fresh = at is not None and now_ms - int(at) <= LATENCY_FRESH_MS
@@ -215,6 +215,14 @@ class StrategyService:
         yield self.decision_latency.family("arb_strategy_decision_seconds", "Consumed to decided, per event", mode)
         yield self.receipt_latency.family("arb_strategy_receipt_to_decision_seconds",
                                           "Venue frame received by the ingestor to decided, per event", mode)
+
+
+def _check(replies: list) -> list:
+    """Redis's replies, raising the first error one as RedisError."""
+    for reply in replies:
+        if isinstance(reply, RedisReplyError):
+            raise RedisError(str(reply))
+    return replies
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

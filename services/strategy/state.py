@@ -22,6 +22,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+from services.strategy.costs import taker_fee_bps
 from shared.events import BookUpdate, Level, Liquidation, MarketEvent, Ticker, Trade
 
 MINUTE_MS = 60_000
@@ -146,6 +147,7 @@ class VenueMarket:
     received_us: int = 0
 
     def __post_init__(self) -> None:
+        self.fee_bps = taker_fee_bps(self.venue)
         self._depth: dict[tuple[str, float], float] = {}  # (side, bps) -> USD, for the current book
         self._oi = _MinuteSamples()
         self._vwap = _Vwap(self.config.vwap_window_s)
