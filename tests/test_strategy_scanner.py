@@ -80,11 +80,16 @@ def test_synthetic_scan_uses_one_venues_mid():
     assert seed.opportunities == [] and seed.rejections == {"synthetic_funding": 1}
 
 
-def test_the_gate_holds_pending_pairs_active_trades_and_cools_a_symbol_down():
+def good_opportunity():
     state = MarketState()
     quote(state, "binance", "BTCUSDT", 99.99, 100.0, size=1000.0, lean=1)
     quote(state, "bybit", "BTCUSDT", 100.40, 100.41, funding=0.001, size=1000.0, lean=-1)
     [o] = scan(state, FRESH, ScanConfig(position_usd=1000.0), T0).opportunities
+    return o
+
+
+def test_the_gate_holds_pending_pairs_active_trades_and_cools_a_symbol_down():
+    o = good_opportunity()
     gate = SignalGate(cooldown_ms=60_000, pending_ttl_ms=30_000)
     [signal], _ = gate.decide([o], T0)
     assert signal.id == f"BTCUSDT-binance-bybit-{T0}" and signal.opportunity is o
@@ -97,10 +102,7 @@ def test_the_gate_holds_pending_pairs_active_trades_and_cools_a_symbol_down():
 
 
 def test_a_lost_signal_stops_blocking_its_pair_after_the_ttl():
-    state = MarketState()
-    quote(state, "binance", "BTCUSDT", 99.99, 100.0, size=1000.0, lean=1)
-    quote(state, "bybit", "BTCUSDT", 100.40, 100.41, funding=0.001, size=1000.0, lean=-1)
-    [o] = scan(state, FRESH, ScanConfig(position_usd=1000.0), T0).opportunities
+    o = good_opportunity()
     gate = SignalGate(cooldown_ms=0, pending_ttl_ms=30_000)
     assert len(gate.decide([o], T0)[0]) == 1
     assert gate.decide([o], T0 + 29_999)[1]["pending"] == 1
