@@ -9,6 +9,7 @@ import time
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
 from services.ingestor.service import Ingestor
 from services.latency.service import LatencyMonitor
@@ -69,3 +70,73 @@ async def _ready(strategy: StrategyService) -> bool:
     """Both venues quoted and judged fresh by the latency monitor."""
     state = strategy.core.state.by_symbol.get("BTCUSDT", {})
     return len(state) == 2 and strategy.core.stale == {"binance": False, "bybit": False}
+
+
+async def test_the_service_rides_out_a_redis_outage(settings):
+    """Redis down: the strategy logs, counts and keeps trying; Redis back (empty): it recreates
+    its group and consumes again. It never crashes."""
+    import shutil
+    import tempfile
+
+    from shared.bus import StreamWriter
+    from shared.codec import to_fields
+    from shared.events import Ticker
+    from shared.resp import RespConnection
+    from tests.conftest import free_port, start_redis_server
+
+    if not shutil.which("redis-server"):
+        pytest.skip("needs redis-server on PATH to stop and restart one")
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    settings = settings.model_copy(update={"redis_url": url})
+    streams = settings.md_streams()
+
+    async def write(n: int) -> None:
+        w = StreamWriter(RespConnection(url), maxlen=1000)
+        for i in range(n):
+            w.add(streams["ticker"], to_fields(Ticker(venue="bybit", symbol="BTCUSDT", exchange_ts_ms=i,
+                                                      receive_ts_us=0, bid=100.0, ask=100.1)))
+        await w.flush()
+        await w.conn.close()
+
+    with tempfile.TemporaryDirectory() as workdir:
+        proc = start_redis_server(port, workdir)
+        service = StrategyService(settings, "cross")
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(service.run(stop))
+        try:
+            await asyncio.sleep(0.3)  # the group exists
+            await write(10)
+            await wait_for(lambda: _at_least(service, 10))
+            proc.terminate()
+            proc.wait(10)
+            await wait_for(lambda: _errors(service))
+            assert not task.done()
+            proc = start_redis_server(port, workdir)
+            # it retries every second and recreates its group, at the streams' end: market data
+            # written while no group existed is not replayed
+            client = aioredis.Redis.from_url(url)
+            await wait_for(lambda: _group_exists(client, streams["ticker"]))
+            await client.aclose()
+            await write(5)
+            await wait_for(lambda: _at_least(service, 15))
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+            proc.terminate()
+            proc.wait(10)
+
+
+async def _group_exists(client, stream: str) -> bool:
+    try:
+        return any(g["name"] == b"strategy" for g in await client.xinfo_groups(stream))
+    except aioredis.ResponseError:  # no such stream yet
+        return False
+
+
+async def _at_least(service: StrategyService, n: int) -> bool:
+    return service.counts["consumed"] >= n
+
+
+async def _errors(service: StrategyService) -> bool:
+    return service.counts["redis_errors"] > 0
