@@ -26,7 +26,7 @@ _LEVEL_FIELDS = ("bids", "asks")
 _FIELDS = {cls: cls.__struct_fields__ for cls in EVENT_TYPES.values()}
 
 
-def _text_of(value: object) -> str:
+def plain_text(value: object) -> str:
     """Plain text of a field value; small floats without an exponent (0.00009778, not
     9.778e-05), still the shortest form that reads back as the same float."""
     text = str(value)
@@ -35,7 +35,7 @@ def _text_of(value: object) -> str:
 
 @lru_cache(maxsize=1 << 16)
 def _level_text(level: Level) -> str:
-    return f"{_text_of(level[0])}:{_text_of(level[1])}"
+    return f"{plain_text(level[0])}:{plain_text(level[1])}"
 
 
 def format_levels(levels: tuple[Level, ...]) -> str:
@@ -71,7 +71,7 @@ def to_fields(event: MarketEvent) -> dict[str, str]:
         if is_book and name in _LEVEL_FIELDS:
             out[name] = format_levels(value)
         else:
-            out[name] = _text_of(value)
+            out[name] = plain_text(value)
     return out
 
 

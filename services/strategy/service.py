@@ -28,7 +28,7 @@ from services.strategy.scanner import Opportunity, ScanConfig, ScanResult
 from services.strategy.signals import Signal, SignalGate
 from shared import metrics
 from shared.bus import ConsumerGroup, Entry
-from shared.codec import CodecError, from_fields
+from shared.codec import CodecError, from_fields, plain_text
 from shared.metrics import LatencyHistogram
 from shared.resp import RedisReplyError, RespConnection, pack_command, pack_with_fields
 from shared.settings import Settings
@@ -44,8 +44,9 @@ def _id_ms(entry_id: str) -> int:
 
 
 def opportunity_fields(o: Opportunity) -> dict[str, str]:
-    out = {k: str(v) for k, v in asdict(o).items() if k != "scores"}
-    out.update({f"score_{k}": str(round(v, 4)) for k, v in o.scores.items()})
+    """Flat text fields, numbers as plain decimals (0.00005, never 5e-05), as redis-cli shows them."""
+    out = {k: plain_text(v) for k, v in asdict(o).items() if k != "scores"}
+    out.update({f"score_{k}": plain_text(round(v, 4)) for k, v in o.scores.items()})
     return out
 
 
@@ -147,7 +148,7 @@ class StrategyService:
 
     def signal_fields(self, signal: Signal) -> dict[str, str]:
         return {"id": signal.id, "mode": self.core.mode, "created_ms": str(signal.created_ms),
-                "position_usd": str(self.core.config.position_usd), **opportunity_fields(signal.opportunity)}
+                "position_usd": plain_text(self.core.config.position_usd), **opportunity_fields(signal.opportunity)}
 
     async def _scan_loop(self, conn: RespConnection, stop: asyncio.Event) -> None:
         every = self.settings.strategy_scan_interval_s
