@@ -151,14 +151,17 @@ class StrategyService:
                 "position_usd": plain_text(self.core.config.position_usd), **opportunity_fields(signal.opportunity)}
 
     async def _scan_loop(self, conn: RespConnection, stop: asyncio.Event) -> None:
-        every = self.settings.strategy_scan_interval_s
+        every, failing = self.settings.strategy_scan_interval_s, False
         while not stop.is_set():
             await _sleep_or_stop(stop, every)
             try:
                 await self.scan_once(conn)
+                failing = False
             except (RedisError, OSError) as exc:
                 self.counts["redis_errors"] += 1
-                log.warning("scan could not reach redis: %s", exc)
+                if not failing:  # once per outage; the read loop reports it too
+                    log.warning("scan could not reach redis: %s", exc)
+                failing = True
 
     async def scan_once(self, conn: RespConnection) -> ScanResult:
         now_ms = time.time_ns() // 1_000_000
