@@ -85,14 +85,20 @@ class StrategyService:
                  self.settings.strategy_scorer, ",".join(self.streams), GROUP, self.consumer, self.signal_stream)
         scanner = asyncio.ensure_future(self._scan_loop(scans, stop))
         try:
+            down_since = None
             while not stop.is_set():
                 try:
                     await group.ensure()
+                    if down_since is not None:
+                        log.info("redis is back after %.0f s", time.monotonic() - down_since)
+                        down_since = None
                     while not stop.is_set():
                         await self._step(writes, group)
                 except (RedisError, OSError) as exc:
                     self.counts["redis_errors"] += 1
-                    log.warning("redis unavailable: %s; retrying in 1 s", exc)
+                    if down_since is None or self.counts["redis_errors"] % 30 == 0:  # first, then every ~30 s
+                        log.warning("redis unavailable: %s; retrying every second", exc)
+                    down_since = down_since or time.monotonic()
                     await _sleep_or_stop(stop, 1.0)
         finally:
             scanner.cancel()
