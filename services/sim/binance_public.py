@@ -85,6 +85,9 @@ class BinanceDialect(Dialect):
         self._pending.pop(topic, None)
         self._tops.pop(topic, None)
 
+    def snapshot(self, topic: str) -> bytes | None:
+        return None  # Binance answers a subscribe with its result only
+
     def step_frames(self, topics: set[str]) -> dict[str, list[bytes]]:
         out: dict[str, list[bytes]] = {}
         for symbol in {t.partition("@")[0].upper() for t in topics if "@depth" in t}:

@@ -36,6 +36,7 @@ def checksum(bids: list[list[str]], asks: list[list[str]]) -> int:
 class BitgetDialect(Dialect):
     name = "bitget"
     ws_paths = ("/v2/ws/public",)
+    every_ms = CHANNEL_EVERY_MS
 
     def __init__(self, model) -> None:
         super().__init__(model)
@@ -67,20 +68,10 @@ class BitgetDialect(Dialect):
         super().forget(topic)
         self._books.pop(topic, None)
 
-    def snapshot(self, topic: str) -> bytes | None:
+    def frames(self, topic: str) -> list[bytes]:
         channel, _, symbol = topic.partition(":")
-        self.due(topic, CHANNEL_EVERY_MS[channel])
-        return self._frame(topic, channel, self.model.states[symbol])
-
-    def step_frames(self, topics: set[str]) -> dict[str, list[bytes]]:
-        out = {}
-        for topic in topics:
-            channel, _, symbol = topic.partition(":")
-            if self.due(topic, CHANNEL_EVERY_MS[channel]):
-                frame = self._frame(topic, channel, self.model.states[symbol])
-                if frame is not None:
-                    out[topic] = [frame]
-        return out
+        frame = self._frame(topic, channel, self.model.states[symbol])
+        return [frame] if frame is not None else []
 
     def _frame(self, topic: str, channel: str, state: SymbolState) -> bytes | None:
         action = "snapshot"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import ClassVar
 
 import msgspec
 
@@ -46,11 +47,34 @@ class Dialect:
     def on_text(self, path: str, text: str, conn_id: str) -> Reply:
         raise NotImplementedError
 
+    # Most venues push each topic on its own timer. Such a dialect sets `every_ms` (topic kind
+    # -> push interval in ms, 0: whenever there is news) and `unsnapshotted` (kinds a subscribe
+    # is not answered with a frame, like trades), and gives `kind` and `frames`; `snapshot` and
+    # `step_frames` then follow. Dialects with another rhythm override those two.
+    every_ms: ClassVar[Mapping[str, int]] = {}
+    unsnapshotted: ClassVar[frozenset[str]] = frozenset()
+
+    def kind(self, topic: str) -> str:
+        return topic.partition(":")[0]
+
+    def frames(self, topic: str) -> list[bytes]:
+        """The frames `topic` has to send now (none when nothing changed)."""
+        raise NotImplementedError
+
     def snapshot(self, topic: str) -> bytes | None:
-        return None
+        kind = self.kind(topic)
+        if kind in self.unsnapshotted:
+            return None
+        self.due(topic, self.every_ms[kind])
+        frames = self.frames(topic)
+        return frames[0] if frames else None
 
     def step_frames(self, topics: set[str]) -> dict[str, list[bytes]]:
-        raise NotImplementedError
+        out = {}
+        for topic in topics:
+            if self.due(topic, self.every_ms[self.kind(topic)]) and (frames := self.frames(topic)):
+                out[topic] = frames
+        return out
 
     def forget(self, topic: str) -> None:
         self._last_sent.pop(topic, None)

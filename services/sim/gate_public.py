@@ -33,6 +33,8 @@ def multiplier(symbol: str) -> Decimal:
 class GateDialect(Dialect):
     name = "gate"
     ws_paths = ("/v4/ws/usdt",)
+    every_ms = CHANNEL_EVERY_MS
+    unsnapshotted = frozenset({"futures.trades"})
 
     def __init__(self, model) -> None:
         super().__init__(model)
@@ -69,22 +71,10 @@ class GateDialect(Dialect):
         super().forget(topic)
         self._tops.pop(topic, None)
 
-    def snapshot(self, topic: str) -> bytes | None:
+    def frames(self, topic: str) -> list[bytes]:
         channel, _, name = topic.partition(":")
-        if channel == "futures.trades":
-            return None
-        self.due(topic, CHANNEL_EVERY_MS[channel])
-        return self._frame(topic, channel, self.model.states[self.symbols[name]])
-
-    def step_frames(self, topics: set[str]) -> dict[str, list[bytes]]:
-        out = {}
-        for topic in topics:
-            channel, _, name = topic.partition(":")
-            if self.due(topic, CHANNEL_EVERY_MS[channel]):
-                frame = self._frame(topic, channel, self.model.states[self.symbols[name]])
-                if frame is not None:
-                    out[topic] = [frame]
-        return out
+        frame = self._frame(topic, channel, self.model.states[self.symbols[name]])
+        return [frame] if frame is not None else []
 
     def _contracts(self, state: SymbolState, lots: int) -> int:
         return int(state.inst.lot * lots / multiplier(state.inst.symbol)) or 1

@@ -27,6 +27,8 @@ def coin(symbol: str) -> str:
 class HyperliquidDialect(Dialect):
     name = "hyperliquid"
     ws_paths = ("/ws",)
+    every_ms = CHANNEL_EVERY_MS
+    unsnapshotted = frozenset({"trades"})
 
     def __init__(self, model) -> None:
         super().__init__(model)
@@ -53,22 +55,10 @@ class HyperliquidDialect(Dialect):
         super().forget(topic)
         self._tops.pop(topic, None)
 
-    def snapshot(self, topic: str) -> bytes | None:
+    def frames(self, topic: str) -> list[bytes]:
         kind, _, name = topic.partition(":")
-        if kind == "trades":
-            return None
-        self.due(topic, CHANNEL_EVERY_MS[kind])
-        return self._frame(topic, kind, self.model.states[self.symbols[name]])
-
-    def step_frames(self, topics: set[str]) -> dict[str, list[bytes]]:
-        out = {}
-        for topic in topics:
-            kind, _, name = topic.partition(":")
-            if self.due(topic, CHANNEL_EVERY_MS[kind]):
-                frame = self._frame(topic, kind, self.model.states[self.symbols[name]])
-                if frame is not None:
-                    out[topic] = [frame]
-        return out
+        frame = self._frame(topic, kind, self.model.states[self.symbols[name]])
+        return [frame] if frame is not None else []
 
     def _frame(self, topic: str, kind: str, state: SymbolState) -> bytes | None:
         name, now = coin(state.inst.symbol), self.model.now_ms

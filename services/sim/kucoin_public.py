@@ -34,6 +34,8 @@ def multiplier(symbol: str) -> Decimal:
 class KucoinDialect(Dialect):
     name = "kucoin"
     ws_paths = ("/",)
+    every_ms = TOPIC_EVERY_MS
+    unsnapshotted = frozenset({"execution"})
 
     def __init__(self, model) -> None:
         super().__init__(model)
@@ -66,26 +68,13 @@ class KucoinDialect(Dialect):
         self._tops.pop(topic, None)
         self._last_sent.pop(topic + "#funding", None)
 
-    def snapshot(self, topic: str) -> bytes | None:
-        kind, _ = self._split(topic)
-        if kind == "execution":
-            return None
-        self.due(topic, TOPIC_EVERY_MS[kind])
-        frames = self._frames(topic)
-        return frames[0] if frames else None
-
-    def step_frames(self, topics: set[str]) -> dict[str, list[bytes]]:
-        out = {}
-        for topic in topics:
-            kind, _ = self._split(topic)
-            if self.due(topic, TOPIC_EVERY_MS[kind]) and (frames := self._frames(topic)):
-                out[topic] = frames
-        return out
+    def kind(self, topic: str) -> str:
+        return self._split(topic)[0]
 
     def _lots(self, state: SymbolState, lots: int) -> int:
         return int(state.inst.lot * lots / multiplier(state.inst.symbol)) or 1
 
-    def _frames(self, topic: str) -> list[bytes]:
+    def frames(self, topic: str) -> list[bytes]:
         kind, name = self._split(topic)
         state = self.model.states[self.symbols[name]]
         inst, now = state.inst, self.model.now_ms

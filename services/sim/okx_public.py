@@ -22,7 +22,6 @@ _encode = msgspec.json.encode
 CT_VAL = {"BTC": Decimal("0.01"), "ETH": Decimal("0.1"), "SOL": Decimal("1"), "DOGE": Decimal("1000")}
 CHANNEL_EVERY_MS = {"tickers": 100, "books5": 100, "funding-rate": 30_000, "trades": 0, "mark-price": 200,
                     "index-tickers": 100, "open-interest": 3000}
-SNAPSHOT_CHANNELS = ("tickers", "funding-rate", "books5", "mark-price", "index-tickers", "open-interest")
 
 
 def inst_id(symbol: str) -> str:
@@ -36,6 +35,8 @@ def ct_val(symbol: str) -> Decimal:
 class OkxDialect(Dialect):
     name = "okx"
     ws_paths = ("/ws/v5/public",)
+    every_ms = CHANNEL_EVERY_MS
+    unsnapshotted = frozenset({"trades"})
 
     def __init__(self, model) -> None:
         super().__init__(model)
@@ -73,22 +74,10 @@ class OkxDialect(Dialect):
             (reply.subscribe if op == "subscribe" else reply.unsubscribe).append(f"{channel}:{instrument}")
         return reply
 
-    def snapshot(self, topic: str) -> bytes | None:
+    def frames(self, topic: str) -> list[bytes]:
         channel, _, instrument = topic.partition(":")
-        if channel in SNAPSHOT_CHANNELS:
-            self.due(topic, CHANNEL_EVERY_MS[channel])
-            return self._frame(channel, instrument, self.model.states[self.symbols[instrument]])
-        return None
-
-    def step_frames(self, topics: set[str]) -> dict[str, list[bytes]]:
-        out = {}
-        for topic in topics:
-            channel, _, instrument = topic.partition(":")
-            if self.due(topic, CHANNEL_EVERY_MS[channel]):
-                frame = self._frame(channel, instrument, self.model.states[self.symbols[instrument]])
-                if frame is not None:
-                    out[topic] = [frame]
-        return out
+        frame = self._frame(channel, instrument, self.model.states[self.symbols[instrument]])
+        return [frame] if frame is not None else []
 
     def _frame(self, channel: str, instrument: str, state: SymbolState) -> bytes | None:
         if channel == "tickers":

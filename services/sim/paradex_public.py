@@ -26,6 +26,8 @@ def market(symbol: str) -> str:
 class ParadexDialect(Dialect):
     name = "paradex"
     ws_paths = ("/v1",)
+    every_ms = CHANNEL_EVERY_MS
+    unsnapshotted = frozenset({"trades"})
 
     def __init__(self, model) -> None:
         super().__init__(model)
@@ -57,26 +59,10 @@ class ParadexDialect(Dialect):
         super().forget(topic)
         self._tops.pop(topic, None)
 
-    def snapshot(self, topic: str) -> bytes | None:
-        kind = topic.partition(".")[0]
-        if kind == "trades":
-            return None
-        self.due(topic, CHANNEL_EVERY_MS[kind])
-        return self._frame(topic)
+    def kind(self, topic: str) -> str:
+        return topic.partition(".")[0]
 
-    def step_frames(self, topics: set[str]) -> dict[str, list[bytes]]:
-        out = {}
-        for topic in topics:
-            kind = topic.partition(".")[0]
-            if self.due(topic, CHANNEL_EVERY_MS[kind]) and (frames := self._frames(topic)):
-                out[topic] = frames
-        return out
-
-    def _frame(self, topic: str) -> bytes | None:
-        frames = self._frames(topic)
-        return frames[0] if frames else None
-
-    def _frames(self, topic: str) -> list[bytes]:
+    def frames(self, topic: str) -> list[bytes]:
         kind, name, depth = self._parse_channel(topic)
         state = self.model.states[self.symbols[name]]
         inst, now = state.inst, self.model.now_ms
