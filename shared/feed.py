@@ -94,16 +94,6 @@ def number(text: str | None, name: str, low: float = 0.0, positive: bool = False
     return value
 
 
-def integer(text: str | int | None, name: str) -> int | None:
-    """A venue integer (a JSON number or a numeric string); empty or None: not sent."""
-    if text is None or text == "":
-        return None
-    try:
-        return int(text)
-    except (TypeError, ValueError):
-        raise BadValue(f"{name}={text!r} is not an integer") from None
-
-
 def check_fill(price: float, size: float) -> None:
     if not (isfinite(price) and isfinite(size)) or price <= 0 or size <= 0:
         raise BadValue(f"price {price} / size {size} is out of range")

@@ -25,7 +25,3 @@ def slippage_bps(position_usd: float, depth_usd: float) -> float:
     if depth_usd <= 0:
         return MAX_SLIPPAGE_BPS
     return min(BASE_SLIPPAGE_BPS + position_usd / depth_usd * DEPTH_SLIPPAGE_BPS, MAX_SLIPPAGE_BPS)
-
-
-def bps(value: float, of: float) -> float:
-    return value / of * 10_000.0
