@@ -101,12 +101,11 @@ def simulated_frames(venue_name: str, symbols: list[str], seconds: float = 60.0)
     dialect = DIALECTS[venue_name](model)
     topics = {t.format(S=s, s=s.lower(), B=s.removesuffix("USDT"), K=s.removesuffix("USDT").replace("BTC", "XBT"))
               for s in symbols for t in _SIM_TOPICS[venue_name]}
-    sent = [(t, dialect.snapshot(t)) for t in sorted(topics)]  # what a subscribe answers first
+    sent = [(t, f) for t in sorted(topics) for f in dialect.snapshot(t)]  # what a subscribe answers first
     for _ in range(int(seconds * 50)):
         model.step(model.now_ms + 20)
         sent += [(topic, f) for topic, out in dialect.step_frames(topics).items() for f in out]
-    return [b'{"stream":"%s","data":%s}' % (t.encode(), f) if venue_name == "binance" else f
-            for t, f in sent if f is not None]
+    return [b'{"stream":"%s","data":%s}' % (t.encode(), f) if venue_name == "binance" else f for t, f in sent]
 
 
 def bench_parse() -> list[str]:

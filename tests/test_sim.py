@@ -30,12 +30,12 @@ def sample(name: str) -> dict:
 def run_model(steps: int, seed: int = 7, config: ModelConfig | None = None) -> tuple[BybitPublicFrames, list[bytes]]:
     model = MarketModel(SYMBOLS, seed=seed, config=config or ModelConfig(), start_ms=1_800_000_000_000)
     frames = BybitPublicFrames(model)
-    out = [frames.snapshot(t) for t in TOPICS]
+    out = [f for t in TOPICS for f in frames.snapshot(t)]
     for i in range(1, steps + 1):
         model.step(1_800_000_000_000 + 20 * i)
         for topic_frames in frames.step_frames(set(TOPICS)).values():
             out += topic_frames
-    return frames, [f for f in out if f is not None]
+    return frames, out
 
 
 def first(frames: list[bytes], prefix: str, kind: str | None = None) -> dict:

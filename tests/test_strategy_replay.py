@@ -67,15 +67,15 @@ def simulated_events(seed: int) -> list:
         parsers[name] = venue(name).feed.parser(symbols)
     events = []
 
-    def feed(name: str, topic: str, frame: bytes | None) -> None:
-        if frame is not None:
-            if name == "binance":
-                frame = b'{"stream":"%s","data":%s}' % (topic.encode(), frame)
-            events.extend(e for e in parsers[name].feed(frame, model.now_ms * 1000) if hasattr(e, "TYPE"))
+    def feed(name: str, topic: str, frame: bytes) -> None:
+        if name == "binance":
+            frame = b'{"stream":"%s","data":%s}' % (topic.encode(), frame)
+        events.extend(e for e in parsers[name].feed(frame, model.now_ms * 1000) if hasattr(e, "TYPE"))
 
     for name, names in topics.items():
         for topic in names:
-            feed(name, topic, dialects[name].snapshot(topic))
+            for frame in dialects[name].snapshot(topic):
+                feed(name, topic, frame)
     for _ in range(3000):  # 60 s of 20 ms steps
         model.step(model.now_ms + 20)
         for name, names in topics.items():

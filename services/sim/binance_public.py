@@ -85,8 +85,8 @@ class BinanceDialect(Dialect):
         self._pending.pop(topic, None)
         self._tops.pop(topic, None)
 
-    def snapshot(self, topic: str) -> bytes | None:
-        return None  # Binance answers a subscribe with its result only
+    def snapshot(self, topic: str) -> list[bytes]:
+        return []  # Binance answers a subscribe with its result only
 
     def step_frames(self, topics: set[str]) -> dict[str, list[bytes]]:
         out: dict[str, list[bytes]] = {}

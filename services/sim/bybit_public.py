@@ -57,21 +57,21 @@ class BybitPublicFrames(Dialect):
                                    "op": op})])
         return Reply([_encode({**reply, "op": op})], *((args, []) if op == "subscribe" else ([], args)))
 
-    def snapshot(self, topic: str) -> bytes | None:
-        """The frame a new subscriber gets first (tickers and books), else None."""
+    def snapshot(self, topic: str) -> list[bytes]:
+        """The frame a new subscriber gets first (tickers and books); none for the rest."""
         kind, _, rest = topic.partition(".")
         if kind == "tickers":
             fields = self._tickers.get(topic) or self.ticker_fields(self.model.states[rest])
             self._tickers[topic] = fields
-            return self._ticker_frame(topic, "snapshot", fields)
+            return [self._ticker_frame(topic, "snapshot", fields)]
         if kind == "orderbook":
             depth, _, symbol = rest.partition(".")
             if topic not in self._books:
                 bids, asks = self._top(self.model.states[symbol], int(depth))
                 self._books[topic] = (bids, asks, 1)
             bids, asks, u = self._books[topic]
-            return self._book_frame(topic, symbol, "snapshot", bids, asks, u)
-        return None
+            return [self._book_frame(topic, symbol, "snapshot", bids, asks, u)]
+        return []
 
     def forget(self, topic: str) -> None:
         """Nobody listens to `topic` any more: stop keeping its state."""

@@ -2,7 +2,7 @@
 contract (`Dialect`), and the venue's prices, funding and books read from the model.
 
 A dialect is pure. The server hands it the text a client sends and gets back the frames to
-answer and the topics to (un)subscribe; it asks for a topic's snapshot when someone
+answer and the topics to (un)subscribe; it asks for a topic's snapshot frames when someone
 subscribes and for each step's frames per active topic; its REST handlers take the query
 and return (HTTP status, JSON body).
 """
@@ -61,13 +61,13 @@ class Dialect:
         """The frames `topic` has to send now (none when nothing changed)."""
         raise NotImplementedError
 
-    def snapshot(self, topic: str) -> bytes | None:
+    def snapshot(self, topic: str) -> list[bytes]:
+        """The frames a new subscriber of `topic` gets first."""
         kind = self.kind(topic)
         if kind in self.unsnapshotted:
-            return None
+            return []
         self.due(topic, self.every_ms[kind])
-        frames = self.frames(topic)
-        return frames[0] if frames else None
+        return self.frames(topic)
 
     def step_frames(self, topics: set[str]) -> dict[str, list[bytes]]:
         out = {}

@@ -101,13 +101,13 @@ class KucoinDialect(Dialect):
                                     "takerOrderId": uuid.UUID(int=int(t.trade_id)).hex, "makerOrderId": "0" * 24,
                                     "tradeId": f"{int(t.trade_id):024x}", "ts": t.time_ms * 1_000_000})
                          for t in state.venues[self.name].trades]
-        else:  # funding first: a subscribe's snapshot is the first frame, and funding is the rare one
-            if self.due(topic + "#funding", FUNDING_EVERY_MS):
-                subjects.append(("funding.rate", {"granularity": 60000, "fundingRate": float(self.funding(state)),
-                                                  "timestamp": now}))
+        else:
             mark, index = self.mark_index(state)
             subjects.append(("mark.index.price", {"granularity": 1000, "indexPrice": float(index),
                                                   "markPrice": float(mark), "timestamp": now}))
+            if self.due(topic + "#funding", FUNDING_EVERY_MS):
+                subjects.append(("funding.rate", {"granularity": 60000, "fundingRate": float(self.funding(state)),
+                                                  "timestamp": now}))
         return [_encode({"type": "message", "topic": topic, "subject": subject, "data": data})
                 for subject, data in subjects]
 

@@ -342,9 +342,8 @@ class SimServer:
             return
         client.topics.add(topic)
         self.subscribers[client.source].setdefault(topic, set()).add(client)
-        snapshot = client.source.snapshot(topic)
-        if snapshot is not None:
-            client.send(client.wrap(topic, snapshot) if client.wrap else snapshot)
+        for frame in client.source.snapshot(topic):
+            client.send(client.wrap(topic, frame) if client.wrap else frame)
 
     def _unsubscribe(self, client: _Client, topic: str) -> None:
         client.topics.discard(topic)
