@@ -13,7 +13,7 @@ from services.sim.server import SimServer
 from shared.codec import from_fields
 from shared.events import Ticker
 from shared.instruments import UnknownSymbol
-from tests.conftest import serve_app
+from tests.conftest import free_port, serve_app
 
 pytestmark = pytest.mark.redis
 
@@ -110,3 +110,43 @@ async def test_every_venue_keeps_its_heartbeat_and_resubscribes_after_a_drop(set
     for ingestor, report in zip(ingestors, reports, strict=True):
         assert report.parse_errors == 0, (ingestor.name, ingestor.feed_stats.errors)
         assert all(s.subscribe_failures == 0 for s in ingestor.sessions.values())
+
+
+async def test_an_unreachable_instruments_list_is_retried_with_the_reason_logged(settings, caplog):
+    port = free_port()  # nothing listens: refused at once
+    settings = settings.model_copy(update={"venue_hosts": {"okx": (f"http://127.0.0.1:{port}", "ws://x")}})
+    ingestor = Ingestor(settings, "okx", ["BTCUSDT"])
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(1.0, stop.set)
+    with caplog.at_level("WARNING", logger="arb.ingest"):
+        report = await asyncio.wait_for(ingestor.run(stop), 15)
+    assert report.connects == 0 and report.events == 0  # never got as far as a socket
+    warnings = [r.getMessage() for r in caplog.records if "instruments list unavailable" in r.getMessage()]
+    assert len(warnings) >= 2 and f"GET http://127.0.0.1:{port}/api/v5/public/instruments" in warnings[0]
+
+
+async def test_stop_is_not_held_up_by_a_venue_that_never_answers(settings, taken_port):
+    """A port that accepts and never replies: the instruments call hangs, and stop still ends the run."""
+    settings = settings.model_copy(update={"venue_hosts": {"okx": (f"http://127.0.0.1:{taken_port}", "ws://x")}})
+    ingestor = Ingestor(settings, "okx", ["BTCUSDT"])
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.3, stop.set)
+    start = asyncio.get_running_loop().time()
+    report = await asyncio.wait_for(ingestor.run(stop), 15)
+    assert report.connects == 0 and asyncio.get_running_loop().time() - start < 2  # not the 10 s request timeout
+
+
+async def test_a_refused_kucoin_token_counts_as_a_failed_connect_and_backs_off(settings, caplog):
+    from tests.test_venues import kucoin_map
+
+    port = free_port()
+    settings = settings.model_copy(update={"venue_hosts": {"kucoin": (f"http://127.0.0.1:{port}", "ws://x")}})
+    ingestor = Ingestor(settings, "kucoin", ["BTCUSDT"], kucoin_map())
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(1.5, stop.set)
+    with caplog.at_level("WARNING", logger="arb.ws"):
+        report = await asyncio.wait_for(ingestor.run(stop), 20)
+    session = ingestor.sessions["public"]
+    assert report.connects == 0 and len(session.delays_s) >= 2
+    assert session.delays_s[1] == 2 * session.delays_s[0]  # doubling, as for any failed connect
+    assert any("RestError" in r.getMessage() and "bullet-public" in r.getMessage() for r in caplog.records)

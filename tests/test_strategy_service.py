@@ -140,3 +140,19 @@ async def _at_least(service: StrategyService, n: int) -> bool:
 
 async def _errors(service: StrategyService) -> bool:
     return service.counts["redis_errors"] > 0
+
+
+def test_an_entry_that_is_not_an_event_is_counted_and_skipped(settings, caplog):
+    from shared.bus import Entry
+
+    service = StrategyService(settings, "cross")
+    good = {"v": "1", "type": "ticker", "venue": "bybit", "symbol": "BTCUSDT", "exchange_ts_ms": "1",
+            "receive_ts_us": "1", "bid": "100", "ask": "100.1"}
+    entries = [Entry("md:tickers", "1-0", {"v": "2", "type": "ticker"}), Entry("md:tickers", "2-0", good),
+               Entry("md:tickers", "3-0", {"v": "1", "type": "candle"})]
+    with caplog.at_level("WARNING", logger="arb.strategy"):
+        assert service.handle(entries) == []
+    assert service.counts["bad_entries"] == 2 and service.counts["consumed"] == 3
+    assert service.core.state.get("bybit", "BTCUSDT").bid == 100.0  # the good one went through
+    [warning] = [r.getMessage() for r in caplog.records]  # logged once, then counted
+    assert warning.startswith("skipped md:tickers 1-0: schema version '2' is not supported")

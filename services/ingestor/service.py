@@ -111,8 +111,15 @@ class Ingestor:
         delay = s.reconnect_initial_s
         async with aiohttp.ClientSession() as http:
             while not stop.is_set():
+                loading = asyncio.ensure_future(load_symbols(self.venue, self.hosts, http))
+                stopping = asyncio.ensure_future(stop.wait())
+                await asyncio.wait((loading, stopping), return_when=asyncio.FIRST_COMPLETED)
+                stopping.cancel()
+                if not loading.done():  # asked to stop while the venue was not answering
+                    loading.cancel()
+                    return None
                 try:
-                    listed = await load_symbols(self.venue, self.hosts, http)
+                    listed = loading.result()
                 except (RestError, VenueError, ValueError) as exc:
                     log.warning("%s: instruments list unavailable: %s; retrying in %.1fs", self.name, exc, delay)
                 else:
