@@ -53,6 +53,25 @@ class PublicFeed(Protocol):
     def new_parser(self, stats: FeedStats | None = None): ...
 
 
+class Stopped(Exception):
+    """The stop event was set before the awaited work finished (it was cancelled)."""
+
+
+async def unless_stopped(awaitable, stop: asyncio.Event):
+    """The result of `awaitable`, or Stopped (and the work cancelled) if `stop` comes first:
+    a venue that never answers must not hold up a shutdown."""
+    work = asyncio.ensure_future(awaitable)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((work, stopping), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not work.done():
+        work.cancel()
+        raise Stopped()
+    return work.result()
+
+
 @dataclass
 class SessionStats:
     connects: int = 0
@@ -128,7 +147,10 @@ async def _session(feed: PublicFeed, connection: Connection, on_events: OnEvents
     """One connection, from connect to disconnect; raises why it ended, unless asked to stop
     or closed by the venue."""
     listener = _FeedListener(feed, feed.new_parser(feed_stats), on_events, session)
-    url = await feed.resolve_url(connection)
+    try:
+        url = await unless_stopped(feed.resolve_url(connection), stop)
+    except Stopped:
+        return
     transport, _ = await ws_connect(lambda: listener, url, websocket_handshake_timeout=10, max_frame_size=1 << 24)
     session.connects += 1
     session.connected = True

@@ -32,7 +32,7 @@ from shared.rest import RestError, fetch
 from shared.settings import Settings
 from shared.venues import Venue, venue
 from shared.venues.protocol import Hosts, VenueError, resolve_hosts
-from shared.ws import Backoff, SessionStats, run_feed
+from shared.ws import Backoff, SessionStats, Stopped, run_feed, unless_stopped
 
 log = logging.getLogger("arb.ingest")
 
@@ -111,15 +111,10 @@ class Ingestor:
         delay = s.reconnect_initial_s
         async with aiohttp.ClientSession() as http:
             while not stop.is_set():
-                loading = asyncio.ensure_future(load_symbols(self.venue, self.hosts, http))
-                stopping = asyncio.ensure_future(stop.wait())
-                await asyncio.wait((loading, stopping), return_when=asyncio.FIRST_COMPLETED)
-                stopping.cancel()
-                if not loading.done():  # asked to stop while the venue was not answering
-                    loading.cancel()
-                    return None
                 try:
-                    listed = loading.result()
+                    listed = await unless_stopped(load_symbols(self.venue, self.hosts, http), stop)
+                except Stopped:
+                    return None
                 except (RestError, VenueError, ValueError) as exc:
                     log.warning("%s: instruments list unavailable: %s; retrying in %.1fs", self.name, exc, delay)
                 else:
