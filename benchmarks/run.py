@@ -361,7 +361,8 @@ async def bench_ingest(url: str, prefix: str, seconds: float, mix: str) -> str:
     ingestor = await run_ingestor(url, prefix, 0, seconds, mix)
     rep = ingestor.report()
     return (f"whole ingestor, {mix:<8} {rep.events / seconds:>9,.0f} events/s   ({rep.received / seconds:,.0f} msgs/s; "
-            f"{rep.pushed:,} written + {rep.superseded:,} superseded books, {rep.dropped} dropped, "
+            f"{rep.pushed:,} written + {rep.superseded:,} superseded books, {rep.dropped} dropped "
+            f"(Redis outages {ingestor.writer.stats.outages}), "
             f"{rep.parse_errors} errors, ingestor CPU {ingestor.cpu_percent:.0f}%, "
             f"{time.perf_counter() - start:.1f}s incl. start/stop)")
 
@@ -443,9 +444,7 @@ async def bench_read_floor(url: str, prefix: str, rate: float, seconds: float) -
 
 async def bench_strategy_service(url: str, prefix: str, rate: float, seconds: float) -> str:
     """md:* written at `rate`/s by benchmarks/md_writer.py (its own process), each entry stamped
-    at its XADD; the service's latency from that stamp to its decision is XADD -> decision.
-    (Pinning the strategy to one core and Redis and the writer to the other made p99 worse
-    here: 3.1-4.1 ms against 2.1-2.5 ms unpinned, as Redis then shares a core.)"""
+    at its XADD; the service's latency from that stamp to its decision is XADD -> decision."""
     from services.strategy.service import StrategyService
 
     settings = Settings(redis_url=url, redis_key_prefix=prefix, strategy_scorer="dashboard", _env_file=None)
