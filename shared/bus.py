@@ -74,6 +74,7 @@ class StreamWriter:
         self._buffer: deque[tuple[bytes, int | None]] = deque()
         self._conflated: dict[tuple[str, str], tuple[Callable[[], dict[str, str]], int | None]] = {}
         self._latest: dict[str, dict[str, str]] = {}
+        self._in_flight = 0  # entries of the batch being sent: still held until Redis answers
         self._wake: asyncio.Future | None = None  # set while the flusher waits for data
         self._room: asyncio.Future | None = None  # set while a producer waits for room
         self._redis_down = False
@@ -133,7 +134,8 @@ class StreamWriter:
 
     @property
     def pending(self) -> int:
-        return len(self._buffer) + len(self._conflated) + len(self._latest)
+        """Entries not yet acknowledged by Redis, the batch on its way included."""
+        return len(self._buffer) + len(self._conflated) + len(self._latest) + self._in_flight
 
     async def flush(self) -> None:
         """Send everything buffered, in batches; raises RedisUnavailable (nothing is lost)."""
@@ -151,6 +153,7 @@ class StreamWriter:
         packed = b"".join(cmd for cmd, _ in batch) + b"".join(
             pack_with_fields(("HSET", key), fields) for key, fields in latest.items()
         )
+        self._in_flight = n + len(latest)
         try:
             replies = await self.conn.execute(packed, n + len(latest))
         except RedisUnavailable:
@@ -163,6 +166,8 @@ class StreamWriter:
             for key, fields in latest.items():
                 self._latest.setdefault(key, fields)
             raise
+        finally:
+            self._in_flight = 0
         self._redis_down = False
         if len(self._buffer) <= self.high_water:
             self._wake_producers()
