@@ -13,7 +13,8 @@ For each (venue, symbol) it keeps:
 
 Depth is the USD resting within N bps of the touch on the side a leg takes: asks for a buy,
 bids for a sell. Order-book imbalance is (bid depth - ask depth) / (bid depth + ask depth)
-within N bps, from -1 (all asks) to 1 (all bids).
+within N bps, from -1 (all asks) to 1 (all bids). Only the levels the feed carries count
+(`BOOK_LEVELS`), so depth is a lower bound: a short book can reject a pair, never admit one.
 """
 
 from __future__ import annotations
