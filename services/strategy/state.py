@@ -142,6 +142,7 @@ class VenueMarket:
     mark: float | None = None
     index: float | None = None
     funding_8h: float | None = None
+    funding_rate: float | None = None  # per the venue's own interval: what one settlement pays
     next_funding_ts_ms: int | None = None
     open_interest: float | None = None
     updated_ms: int = 0  # exchange time of the newest event
@@ -184,6 +185,8 @@ class VenueMarket:
             self.index = t.index
         if t.funding_rate_8h is not None:
             self.funding_8h = t.funding_rate_8h
+        if t.funding_rate is not None:
+            self.funding_rate = t.funding_rate
         if t.next_funding_ts_ms is not None:
             self.next_funding_ts_ms = t.next_funding_ts_ms
         if t.open_interest is not None:

@@ -1,0 +1,232 @@
+"""The executor core with paper execution: entries, leg-outs, hedges, emergency closes, exits,
+rejections, and the portfolio, each against hand-computed figures."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+
+from services.executor import facts as f
+from services.executor.core import ExecConfig, ExecutorCore
+from services.executor.paper import PaperVenue, QueuePosition
+from tests.executor_market import GRID, SYMBOL, T0, Desk
+
+
+def opened(desk: Desk, long_ask: float = 100_000.1, short_bid: float = 100_700.0) -> None:
+    desk.book("binance", long_ask - 0.1, long_ask)
+    desk.book("okx", short_bid, short_bid + 0.1)
+
+
+def conserved(desk: Desk) -> None:
+    p = desk.core.portfolio
+    assert p.available + p.open_exposure == p.starting_capital + p.cumulative_pnl
+
+
+def test_happy_path_harder_leg_first_then_active_then_exit_to_the_cent():
+    desk = Desk()
+    opened(desk)
+    desk.signal()
+    taken = desk.of(f.SignalTaken)[0]
+    # okx is harder than binance: the short leg goes first; 50 % of $20,000 caps the size
+    assert taken.harder == "short" and taken.size_usd == D("10000.00") and taken.qty == D("0.099")
+    placed = desk.of(f.OrderPlaced)
+    assert [(o.leg, o.side, o.price) for o in placed] == [("short", "Sell", D("100700.0")), ("long", "Buy", D("100000.1"))]
+    assert desk.core.trades[taken.trade_id].status == "active"
+    conserved(desk)
+    assert desk.core.portfolio.available == D("10000.00")
+
+    desk.now += 5_000  # the spread closes: 90 % of the projected profit is there
+    desk.book("binance", 100_300.0, 100_300.1)
+    desk.book("okx", 100_300.0, 100_300.1)
+    closed = desk.of(f.TradeClosed)[0]
+    assert desk.of(f.ExitStarted)[0].reason == "profit_target"
+    assert all(o.reduce_only for o in desk.of(f.OrderPlaced) if o.purpose == "exit")
+    cash = D("0.099") * (D("100700.0") - D("100000.1") + D("100300.0") - D("100300.1"))
+    fees = D("0.099") * (D("100700.0") * D("0.0005") + D("100000.1") * D("0.0004")
+                         + D("100300.0") * D("0.0004") + D("100300.1") * D("0.0005"))
+    assert closed.pnl_usd == cash - fees == D("51.39881109") and closed.fees_usd == fees
+    p = desk.core.portfolio
+    assert p.cumulative_pnl == closed.pnl_usd and p.available == D("20051.39881109") and p.wins == 1
+    conserved(desk)
+
+
+def test_harder_leg_not_filled_in_500_ms_is_cancelled_and_the_trade_rejected():
+    desk = Desk()
+    opened(desk)
+    desk.book("okx", 100_600.0, 100_600.1, size=0.0)  # nothing to sell into at 100,700: the order rests
+    desk.book("okx", 100_600.0, 100_600.1)
+    desk.now = T0  # the signal's prices, the okx bid since gone below
+    desk.core.market.get("okx", SYMBOL).bid = 100_700.0  # as when the signal was read
+    desk.signal()
+    assert not desk.of(f.OrderFilled)
+    assert desk.at(499) == []
+    desk.at(500)
+    assert [type(x).__name__ for x in desk.facts[-3:]] == ["CancelRequested", "OrderClosed", "TradeClosed"]
+    closed = desk.of(f.TradeClosed)[0]
+    assert (closed.outcome, closed.reason, closed.pnl_usd) == ("rejected", "harder_leg_timeout", 0)
+    assert not desk.of(f.OrderPlaced)[1:]  # the easier leg was never sent
+    assert desk.core.portfolio.available == D(20_000) and desk.core.portfolio.rejected_trades == 1
+
+
+def test_easier_leg_not_filled_is_hedged_at_market_at_500_ms_and_counted_as_a_leg_out():
+    desk = Desk()
+    opened(desk)
+    binance = desk.core.market.get("binance", SYMBOL)
+    desk.book("binance", 100_000.3, 100_000.4)  # binance moved up after the signal: the limit at .1 rests
+    binance.ask = 100_000.1
+    desk.signal()
+    trade = next(iter(desk.core.trades.values()))
+    binance.ask = 100_000.4
+    assert trade.status == "pending" and trade.held["short"] == D("-0.099") and not trade.held["long"]
+    desk.at(499)
+    assert not desk.of(f.LegOut)
+    desk.at(500)
+    leg_out = desk.of(f.LegOut)[0]
+    assert (leg_out.filled_leg, leg_out.unfilled_leg, leg_out.action) == ("short", "long", "hedge")
+    hedge = next(o for o in desk.of(f.OrderPlaced) if o.purpose == "hedge")
+    assert hedge.order_type == "Market" and hedge.side == "Buy" and hedge.qty == D("0.099")
+    assert trade.status == "active" and trade.held["long"] == D("0.099")
+    assert trade.leg_out_loss() == D("0.099") * (D("100000.4") - D("100000.1"))
+    assert desk.core.portfolio.leg_out_count == 1
+
+
+def test_a_failed_hedge_becomes_an_emergency_close_with_reduce_only_orders_within_the_deadline():
+    desk = Desk()
+    opened(desk)
+    desk.core.market.get("binance", SYMBOL).asks = ()  # binance's asks vanish: nothing to buy there
+    desk.core.market.get("binance", SYMBOL).ask = 100_000.1
+    desk.signal()
+    trade = next(iter(desk.core.closed.values()))
+    kinds = [o.purpose for o in desk.of(f.OrderPlaced)]
+    # the easier leg is refused, so the hedge goes at once; three refused hedges, then the unwind
+    assert kinds == ["entry", "entry", "hedge", "hedge", "hedge", "unwind"]
+    assert desk.of(f.LegOut)[0].action == "hedge" and desk.of(f.LegOut)[1].action == "unwind"
+    unwind = desk.of(f.OrderPlaced)[-1]
+    assert unwind.reduce_only and unwind.side == "Buy" and unwind.order_type == "Market" and unwind.leg == "short"
+    closed = desk.of(f.TradeClosed)[0]
+    assert closed.outcome == "emergency_closed" and closed.ts_ms == T0  # at once, far within a second
+    assert trade.flat and closed.leg_out_loss_usd == -closed.pnl_usd > 0
+    assert desk.core.portfolio.cumulative_pnl == closed.pnl_usd < 0
+    conserved(desk)
+
+
+def test_a_partial_fill_waits_in_the_queue_and_completes_to_the_full_quantity():
+    desk = Desk()
+    desk.book("binance", 100_000.0, 100_000.1)
+    desk.book("okx", 100_700.0, 100_700.1, size=0.04, levels=1)  # only 0.04 BTC at the bid
+    desk.signal(depth=2_000_000.0)
+    trade = next(iter(desk.core.trades.values()))
+    assert trade.held["short"] == D("-0.04")
+    queue = desk.paper.resting[trade.legs("short")[0].link_id].queue
+    assert queue == QueuePosition(D("100700.0"), D(0))  # a new level at its price: first in line
+    desk.trade("okx", 100_700.0, 0.5, "buy")  # a buyer lifts the rest
+    assert trade.filled("short") == D("0.099") and trade.status == "active"
+    assert trade.held["long"] == D("0.099")
+
+
+def test_property_4_a_resting_order_fills_only_after_20_percent_of_its_level_trades():
+    desk = Desk()
+    paper = PaperVenue(desk.core.market)
+    desk.book("okx", 100_700.0, 100_700.1, size=1.0)
+    order = f.OrderPlaced(ts_ms=T0, trade_id="t", link_id="t-LE1", leg="long", purpose="entry", venue="okx",
+                          symbol=SYMBOL, side="Buy", order_type="Limit", qty=D("0.01"), price=D("100700.0"))
+    assert len(paper.place(order, T0)) == 1  # acknowledged, resting behind 1.0 BTC
+    from shared.events import Trade
+    hit = Trade(venue="okx", symbol=SYMBOL, exchange_ts_ms=T0, receive_ts_us=0, price=100_700.0, size=0.15,
+                side="sell", trade_id="1")
+    assert paper.on_market(hit, T0) == []
+    lifted = Trade(venue="okx", symbol=SYMBOL, exchange_ts_ms=T0, receive_ts_us=0, price=100_700.1, size=5.0,
+                   side="buy", trade_id="2")
+    assert paper.on_market(lifted, T0) == []  # buyers do not reach a bid
+    fills = paper.on_market(hit, T0)  # 0.30 >= 0.2 x 1.0
+    assert [(x.qty, x.price, x.maker, x.fee) for x in fills] == [(D("0.01"), D("100700.0"), True, D("0.201400"))]
+
+
+@pytest.mark.parametrize("change, reason", [
+    (dict(created_ms=T0 - 2_001), "stale_signal"),
+    (dict(confidence=69), "confidence"),
+    (dict(spread=12.0), "too_small"),  # 18 bps of fees: no edge left at any size
+    (dict(mode="synthetic"), "mode"),
+    (dict(long_venue="gate"), "no_instrument"),
+])
+def test_signals_are_rejected_with_their_reason(change, reason):
+    desk = Desk()
+    opened(desk)
+    desk.signal(**change)
+    rejected = desk.of(f.SignalRejected)
+    assert [r.reason for r in rejected] == [reason] and not desk.of(f.OrderPlaced)
+    assert desk.core.rejections[reason] == 1
+
+
+def test_one_trade_per_pair_a_cap_on_open_trades_and_a_signal_read_twice_is_handled_once():
+    desk = Desk(ExecConfig(max_concurrent_trades=2), venues=("binance", "okx", "bybit"))
+    opened(desk)
+    desk.book("bybit", 100_700.0, 100_700.1)
+    desk.signal("a")
+    assert desk.signal("a") == []  # redelivered: already a trade
+    desk.signal("b")
+    desk.signal("c", short_venue="bybit")
+    desk.signal("d", long_venue="okx", short_venue="bybit")
+    assert [r.reason for r in desk.of(f.SignalRejected)] == ["pair_active", "max_concurrent"]
+
+
+def test_replaying_the_facts_rebuilds_the_same_state_and_decides_nothing_new():
+    desk = Desk()
+    opened(desk)
+    desk.signal("s1")
+    desk.book("binance", 100_300.0, 100_300.1)
+    desk.book("okx", 100_300.0, 100_300.1)
+    desk.now += 60_000
+    opened(desk)
+    desk.signal("s2")
+    again = ExecutorCore(desk.core.config, desk.core.grids, desk.core.market)
+    for fact in desk.facts:
+        again.apply(f.from_fields(f.to_fields(fact)))
+    assert again.portfolio.summary() == desk.core.portfolio.summary()
+    assert {t: (x.status, x.held, x.cash, x.fees) for t, x in again.trades.items()} == \
+        {t: (x.status, x.held, x.cash, x.fees) for t, x in desk.core.trades.items()}
+    assert again.step(desk.now) == []
+
+
+def test_funding_settles_on_paper_when_the_venue_moves_its_funding_time():
+    desk = Desk()
+    opened(desk)
+    desk.ticker("binance", funding_rate=0.0001, funding_interval_min=480, mark=100_000.0,
+                next_funding_ts_ms=T0 + 1_000)
+    desk.ticker("okx", funding_rate=0.0005, funding_interval_min=480, mark=100_700.0, next_funding_ts_ms=T0 + 1_000)
+    desk.signal()
+    desk.now = T0 + 1_000
+    desk.ticker("binance", next_funding_ts_ms=T0 + 8 * 3_600_000)
+    desk.ticker("okx", next_funding_ts_ms=T0 + 8 * 3_600_000)
+    paid = {x.leg: x.amount for x in desk.of(f.FundingPaid)}
+    # the long pays 0.01 % of 0.099 x 100,000; the short receives 0.05 % of 0.099 x 100,700
+    assert paid == {"long": D("0.99"), "short": D("-4.984650")}
+
+
+def test_facts_round_trip_through_stream_fields():
+    desk = Desk()
+    opened(desk)
+    desk.signal()
+    for fact in desk.facts:
+        fields = f.to_fields(fact)
+        assert all(isinstance(v, str) for v in fields.values())
+        assert f.from_fields(fields) == fact
+    with pytest.raises(f.FactError, match="schema version"):
+        f.from_fields({"type": "order_acked", "v": "9"})
+    with pytest.raises(f.FactError, match="order_acked"):
+        f.from_fields({"type": "order_acked", "v": "1", "ts_ms": "x"})
+
+
+def test_grid_is_respected_and_incompatible_lots_refused():
+    from services.executor.sizing import Grid, GridError, common_qty, harder_leg, round_price
+
+    assert common_qty(D("1000"), D("100000"), GRID, Grid(D("0.1"), D("0.01"), D("0.01"))) == D("0.01")
+    with pytest.raises(GridError, match="no common multiple"):
+        common_qty(D("1000"), D("100"), Grid(D("0.1"), D("0.3"), D("0.3")), Grid(D("0.1"), D("0.2"), D("0.2")))
+    with pytest.raises(GridError, match="below the minimum"):
+        common_qty(D("50"), D("100000"), GRID, GRID)
+    assert round_price(D("100.07"), D("0.05"), "Buy") == D("100.05")
+    assert round_price(D("100.07"), D("0.05"), "Sell") == D("100.10")
+    assert harder_leg("binance", "hyperliquid") == "short" and harder_leg("bitget", "okx") == "long"
+    assert harder_leg("bybit", "bybit") == "long"
