@@ -168,6 +168,80 @@ def strategy(
 
 
 @app.command()
+def executor(
+    mode: Annotated[str, typer.Option(
+        help="cross: trade the cross-exchange signals; synthetic: both legs on SYNTHETIC_VENUE.")] = "cross",
+    execution: Annotated[str | None, typer.Option(
+        help="paper: fills modelled from market data (queue position, book walking). Default: EXECUTION.")] = None,
+    redis_url: Annotated[str | None, typer.Option(help="Redis to read and write. Default: REDIS_URL.")] = None,
+    cpu: Annotated[int | None, typer.Option(help="Pin the process to this CPU (Linux).")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve Prometheus metrics on METRICS_HOST (127.0.0.1) at this port.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0)] = None,
+) -> None:
+    """Trade the strategy's signals: two legs, harder first, never a naked leg.
+
+    Reads strategy:signals and md:* with the consumer group `executor`. Every fact (signal
+    taken or rejected, order placed, filled, cancelled, leg-out, trade active, closed) goes to
+    the stream strategy:events, never trimmed; the read models follow it:
+    strategy:trades:active:{id}, strategy:trades:closed:{id}, strategy:portfolio:state,
+    strategy:leg_out_events and strategy:metrics:daily (redis-cli HGETALL
+    strategy:portfolio:state). On start it replays strategy:events; on stop (Ctrl+C) it
+    closes the active trades first.
+
+    Example: arb executor --mode synthetic --metrics-port 9104
+    """
+    from services.executor.service import ExecutorService
+
+    if mode not in ("cross", "synthetic"):
+        raise _fail(f"--mode: {mode!r} is not one of: cross, synthetic")
+    settings = _settings({
+        "execution": ("--execution", execution),
+        "redis_url": ("--redis-url", redis_url),
+        "metrics_port": ("--metrics-port", metrics_port),
+    })
+    _logging(settings.log_level)
+    if settings.execution != "paper":
+        raise _fail("--execution live: live orders are not available in this build yet; use paper")
+    service = ExecutorService(settings, mode)
+    if cpu is not None:
+        pin_to_cpu(cpu)
+    if settings.metrics_port:
+        _serve_metrics(settings, service.register_metrics)
+    asyncio.run(_run_until_signal(service.run, duration))
+
+
+@app.command()
+def rebuild(
+    check: Annotated[bool, typer.Option("--check", help="Only compare; change nothing.")] = False,
+    mode: Annotated[str, typer.Option(help="The executor's mode (cross or synthetic).")] = "cross",
+    redis_url: Annotated[str | None, typer.Option(help="Redis holding strategy:events. Default: REDIS_URL.")] = None,
+) -> None:
+    """Recompute every read model from strategy:events and put right what differs.
+
+    Lists each key of strategy:trades:*, strategy:portfolio:state, strategy:leg_out_events
+    and strategy:metrics:daily whose content the facts do not give, then rewrites those
+    (unless --check). Exit code 1 with --check when anything differs.
+
+    Example: arb rebuild --check
+    """
+    from services.executor.rebuild import rebuild as run_rebuild
+
+    settings = _settings({"redis_url": ("--redis-url", redis_url)})
+    _logging(settings.log_level)
+    try:
+        report = asyncio.run(run_rebuild(settings, mode, write=not check))
+    except OSError as exc:
+        raise _fail(f"cannot reach Redis: {exc}") from None
+    for line in report.differences:
+        typer.echo(line)
+    verb = "differ" if check else "rewritten"
+    typer.echo(f"{report.facts} facts, {report.keys} read models; {len(report.differences)} {verb}")
+    if check and report.differences:
+        raise typer.Exit(1)
+
+
+@app.command()
 def latency(
     venues: Annotated[str, typer.Option(help=f"Comma-separated venues to watch, from: {', '.join(NAMES)}.")] = ",".join(
         NAMES),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -107,6 +108,20 @@ class Settings(BaseSettings):
     stream_signals: str = "strategy:signals"
     synthetic_venue: str = Field("bybit", description="the venue whose mid synthetic mode uses")
 
+    # --- executor (seeds/spread-arbitrage-design.md sections 5-8) ------------------------
+    execution: Literal["paper", "live"] = Field(
+        "paper", description="paper: fills modelled from market data; live: orders at Bybit (VENUE_ENV)")
+    starting_capital: Decimal = Field(Decimal(20_000), gt=0, description="USD the portfolio starts with")
+    stream_events: str = Field("strategy:events", description="every executor fact; never trimmed")
+    executor_venues: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["bybit", "binance", "okx"],
+        description="venues whose order grids the executor loads (cross mode trades only these)")
+    leg_timeout_ms: int = Field(500, ge=50, le=60_000, description="wait for a leg's fill before cancel or hedge")
+    signal_max_age_ms: int = Field(2_000, ge=1, description="older signals are rejected as stale")
+    exit_max_hold_s: float = Field(8 * 3600.0, gt=0, description="exit a trade held this long")
+    synthetic_hold_s: float = Field(30.0, gt=0, description="synthetic mode: exit a trade held this long")
+    shutdown_timeout_s: float = Field(10.0, gt=0, description="time to close active trades on stop")
+
     # --- exchange latency monitor (seeds/spread-arbitrage-design.md section 2) ---------
     latency_poll_ms: int = Field(100, ge=10, le=60_000, description="server-time poll period per venue")
     latency_window_s: float = Field(10.0, gt=0, le=3600, description="rolling average window")
@@ -130,6 +145,21 @@ class Settings(BaseSettings):
             if not value:
                 raise ValueError("at least one symbol, e.g. BTCUSDT,ETHUSDT")
             return list(dict.fromkeys(value))
+        return value
+
+    @field_validator("executor_venues", mode="before")
+    @classmethod
+    def _split_venues(cls, value: Any) -> Any:
+        from shared.venues import NAMES
+
+        if isinstance(value, str):
+            value = [part.strip().lower() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            unknown = [v for v in value if v not in NAMES]
+            if unknown:
+                raise ValueError(f"unknown venue {unknown[0]!r}; known: {', '.join(NAMES)}")
+            if not value:
+                raise ValueError("at least one venue, e.g. bybit,binance,okx")
         return value
 
     @field_validator("venue_hosts", mode="before")

@@ -29,7 +29,7 @@ ZERO = Decimal(0)
 DAY_MS = 86_400_000
 
 
-def _day(ts_ms: int) -> str:
+def day_of(ts_ms: int) -> str:
     return dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC).strftime("%Y-%m-%d")
 
 
@@ -80,13 +80,13 @@ class Portfolio:
                 if self.first_trade_ms is None:
                     self.first_trade_ms = fact.ts_ms
             case f.SignalRejected():
-                self.daily[_day(fact.ts_ms)].rejected_signals += 1
+                self.daily[day_of(fact.ts_ms)].rejected_signals += 1
             case f.LegOut():
                 self.leg_out_count += 1
-                self.daily[_day(fact.ts_ms)].leg_outs += 1
+                self.daily[day_of(fact.ts_ms)].leg_outs += 1
             case f.TradeClosed():
                 self.reserved.pop(fact.trade_id, None)
-                day = self.daily[_day(fact.ts_ms)]
+                day = self.daily[day_of(fact.ts_ms)]
                 self.cumulative_pnl += fact.pnl_usd
                 self.fees += fact.fees_usd
                 self.funding += fact.funding_usd

@@ -1,0 +1,129 @@
+"""The executor's read models in the seed's key schema, computed from its state (pure):
+
+- `strategy:trades:active:{trade_id}`: a hash per open trade (deleted when it closes);
+- `strategy:trades:closed:{trade_id}`: a hash per closed trade, kept;
+- `strategy:portfolio:state`: a hash of the portfolio's figures (portfolio.py);
+- `strategy:leg_out_events`: a stream, one entry per leg-out, with ids from the leg-out's time
+  (`{ts_ms}-{n}`), so a rebuild writes the very same entries;
+- `strategy:metrics:daily`: a hash, one field per UTC day holding that day's figures as JSON.
+
+Everything is text; money is exact. The same facts always give the same projections, which is
+what `arb rebuild --check` verifies against Redis.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from services.executor import facts as f
+from services.executor.core import ExecutorCore
+from services.executor.portfolio import day_of
+from services.executor.trade import Trade
+
+
+def trade_fields(trade: Trade) -> dict[str, str]:
+    t = trade.taken
+    out = {
+        "trade_id": t.trade_id, "signal_id": t.signal_id, "mode": t.mode, "symbol": t.symbol,
+        "long_exchange": t.long_venue, "short_exchange": t.short_venue, "status": trade.status,
+        "harder_leg": t.harder, "qty": str(t.qty), "position_size_usd": str(t.size_usd),
+        "entry_time": str(t.ts_ms), "signal_time": str(t.signal_ms), "entry_spread_bps": repr(t.entry_spread_bps),
+        "funding_delta_entry": repr(t.funding_delta_8h), "projected_profit_usd": str(t.projected_profit_usd),
+        "confidence": str(t.confidence), "long_held": str(trade.held["long"]), "short_held": str(trade.held["short"]),
+        "fees_usd": str(trade.fees), "funding_usd": str(trade.funding), "orders": str(len(trade.orders)),
+        "leg_out_events": str(len(trade.leg_outs)),
+    }
+    if trade.active:
+        a = trade.active
+        out.update(active_time=str(a.ts_ms), entry_long_price=str(a.long_avg), entry_short_price=str(a.short_avg))
+    if trade.leg_outs:
+        lo = trade.leg_outs[0]
+        out.update(leg_out_filled=lo.filled_leg, leg_out_action=lo.action, leg_out_phase=lo.phase)
+    if trade.exit:
+        out.update(exit_reason=trade.exit.reason, exit_started=str(trade.exit.ts_ms),
+                   exit_spread_bps=repr(trade.exit.spread_bps))
+    if trade.closed:
+        c = trade.closed
+        out.update(outcome=c.outcome, close_reason=c.reason, exit_time=str(c.ts_ms), actual_profit_usd=str(c.pnl_usd),
+                   leg_out_loss_usd=str(c.leg_out_loss_usd))
+    return out
+
+
+def _daily_json(core: ExecutorCore, day: str) -> str:
+    return json.dumps({k: str(v) for k, v in asdict(core.portfolio.daily[day]).items()}, sort_keys=True)
+
+
+class Projector:
+    """Turns each batch of facts into the writes that bring the read models up to date."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self._leg_out_id = (-1, -1)
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}strategy:{name}"
+
+    def leg_out_id(self, fact: f.LegOut) -> str:
+        ms, n = self._leg_out_id
+        self._leg_out_id = (fact.ts_ms, 0) if fact.ts_ms > ms else (ms, n + 1)
+        return "%d-%d" % self._leg_out_id
+
+    def writes(self, core: ExecutorCore, facts: list[f.AnyFact]) -> list[tuple]:
+        """Redis commands (argument tuples) for the state after `facts`."""
+        touched: dict[str, None] = {}
+        days: dict[str, None] = {}
+        cmds: list[tuple] = []
+        for fact in facts:
+            tid = getattr(fact, "trade_id", None)
+            if tid is not None:
+                touched[tid] = None
+            if isinstance(fact, f.LegOut | f.TradeClosed | f.SignalRejected):
+                days[day_of(fact.ts_ms)] = None
+            if isinstance(fact, f.LegOut):
+                cmds.append(("XADD", self.key("leg_out_events"), self.leg_out_id(fact),
+                             *_flat(_leg_out_fields(core, fact))))
+        for tid in touched:
+            trade = core.trades.get(tid) or core.closed.get(tid)
+            if trade is None:
+                continue
+            if trade.closed:
+                cmds.append(("DEL", self.key(f"trades:active:{tid}")))
+                cmds.append(("HSET", self.key(f"trades:closed:{tid}"), *_flat(trade_fields(trade))))
+            else:
+                cmds.append(("HSET", self.key(f"trades:active:{tid}"), *_flat(trade_fields(trade))))
+        if facts:
+            cmds.append(("HSET", self.key("portfolio:state"), *_flat(core.portfolio.summary())))
+        for day in days:
+            cmds.append(("HSET", self.key("metrics:daily"), day, _daily_json(core, day)))
+        return cmds
+
+    def everything(self, core: ExecutorCore, leg_outs: list[f.LegOut]) -> dict[str, object]:
+        """Every read model, key -> hash (dict) or stream (list of (id, fields)), as a rebuild
+        computes it from all the facts; `leg_outs` in the order they were written."""
+        self._leg_out_id = (-1, -1)
+        out: dict[str, object] = {}
+        for trade in list(core.trades.values()) + list(core.closed.values()):
+            state = "closed" if trade.closed else "active"
+            out[self.key(f"trades:{state}:{trade.id}")] = trade_fields(trade)
+        if core.portfolio.last_fact_ms:
+            out[self.key("portfolio:state")] = core.portfolio.summary()
+        if leg_outs:
+            out[self.key("leg_out_events")] = [(self.leg_out_id(lo), _leg_out_fields(core, lo)) for lo in leg_outs]
+        if core.portfolio.daily:
+            out[self.key("metrics:daily")] = {day: _daily_json(core, day) for day in core.portfolio.daily}
+        return out
+
+
+def _leg_out_fields(core: ExecutorCore, fact: f.LegOut) -> dict[str, str]:
+    trade = core.trades.get(fact.trade_id) or core.closed[fact.trade_id]
+    fields = f.to_fields(fact)
+    fields.pop("v")
+    fields.pop("type")
+    fields.update(symbol=trade.taken.symbol, long_exchange=trade.taken.long_venue,
+                  short_exchange=trade.taken.short_venue)
+    return fields
+
+
+def _flat(fields: dict[str, str]) -> list[str]:
+    return [x for pair in fields.items() for x in pair]
