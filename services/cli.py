@@ -172,7 +172,8 @@ def executor(
     mode: Annotated[str, typer.Option(
         help="cross: trade the cross-exchange signals; synthetic: both legs on SYNTHETIC_VENUE.")] = "cross",
     execution: Annotated[str | None, typer.Option(
-        help="paper: fills modelled from market data (queue position, book walking). Default: EXECUTION.")] = None,
+        help="paper: fills modelled from market data (queue position, book walking); live: orders at Bybit on "
+        "VENUE_ENV (sim, demo, testnet, mainnet). Default: EXECUTION.")] = None,
     redis_url: Annotated[str | None, typer.Option(help="Redis to read and write. Default: REDIS_URL.")] = None,
     cpu: Annotated[int | None, typer.Option(help="Pin the process to this CPU (Linux).")] = None,
     metrics_port: Annotated[int | None, typer.Option(
@@ -201,8 +202,10 @@ def executor(
         "metrics_port": ("--metrics-port", metrics_port),
     })
     _logging(settings.log_level)
-    if settings.execution != "paper":
-        raise _fail("--execution live: live orders are not available in this build yet; use paper")
+    if settings.execution == "live" and settings.bybit_credentials() is None:
+        raise _fail(f"config error: --execution live on VENUE_ENV={settings.venue_env} needs a Bybit API key and "
+                    "secret: BYBIT_DEMO_API_KEY and BYBIT_DEMO_API_SECRET for demo, BYBIT_API_KEY and "
+                    "BYBIT_API_SECRET for testnet and mainnet")
     service = ExecutorService(settings, mode)
     if cpu is not None:
         pin_to_cpu(cpu)

@@ -98,3 +98,39 @@ async def _ready(strategy: StrategyService, executor: ExecutorService) -> bool:
 
 async def _active(executor: ExecutorService):
     return next((t for t in executor.core.trades.values() if t.status == "active"), None)
+
+
+async def test_live_synthetic_trading_at_the_simulated_bybit_hedge_mode_then_flat_on_stop(settings, r):
+    """EXECUTION=live against the simulator's Bybit API: the synthetic signal's two legs are
+    signed orders in hedge mode (positionIdx 1 and 2); stopping closes both, reduce-only."""
+    key, secret = settings.sim_api_key, settings.sim_api_secret.get_secret_value()
+    server = SimServer(["BTCUSDT"], seed=3, step_ms=10, api_keys={key: secret})
+    async with serve_app(server.app()) as base:
+        settings = settings.model_copy(update={
+            "sim_port": int(base.rsplit(":", 1)[1]), "symbols_to_trade": ["BTCUSDT"], "execution": "live",
+            "synthetic_hold_s": 60.0})
+        stop, stop_executor = asyncio.Event(), asyncio.Event()
+        feed = Ingestor(settings, "bybit", ["BTCUSDT"])
+        tasks = [asyncio.ensure_future(feed.run(stop))]
+        await wait_for(lambda: r.xlen(settings.redis_key_prefix + "md:books"))
+        executor = ExecutorService(settings, "synthetic")  # starts after market data: warms up from md:*
+        trading = asyncio.ensure_future(executor.run(stop_executor))
+        tasks.append(asyncio.ensure_future(StrategyService(settings, "synthetic").run(stop)))
+        try:
+            trade = await wait_for(lambda: _active(executor), timeout_s=15)
+            account = server.matching.account(key)
+            held = {idx: p.lots for (symbol, idx), p in account.positions.items() if symbol == "BTCUSDT"}
+            stop_executor.set()
+            await asyncio.wait_for(trading, 15)
+        finally:
+            stop.set()
+            stop_executor.set()
+            await asyncio.gather(*tasks, trading, return_exceptions=True)
+    lots = trade.taken.qty / server.model.states["BTCUSDT"].inst.lot
+    assert held == {1: lots, 2: -lots} and "BTCUSDT" in account.hedge_symbols
+    assert all(not p.lots for p in account.positions.values())
+    ours = {o.link_id for t in executor.core.closed.values() for o in t.orders.values()}
+    assert {o.link_id for o in account.orders.values()} == ours  # no order twice, none unknown
+    closed = executor.core.closed[trade.id]
+    assert closed.closed.reason == "shutdown" and closed.flat
+    assert closed.fees == sum((o.cum_fee for o in account.orders.values()), Decimal(0))

@@ -239,7 +239,7 @@ class ExecutorCore:
         taken = self._emit(out, f.SignalTaken(
             ts_ms=now_ms, signal_id=s.id, trade_id=trade_id_for(s.id), mode=c.mode, symbol=s.symbol,
             long_venue=long_venue, short_venue=short_venue, signal_long_venue=s.long_venue,
-            signal_short_venue=s.short_venue, harder=harder_leg(s.long_venue, s.short_venue), qty=qty,
+            signal_short_venue=s.short_venue, harder=harder_leg(long_venue, short_venue), qty=qty,
             size_usd=size, long_price=long_price, short_price=short_price, entry_spread_bps=s.spread_bps,
             funding_delta_8h=s.funding_delta_8h, projected_profit_usd=profit.quantize(Decimal("0.01")),
             confidence=s.confidence, signal_ms=s.created_ms))

@@ -18,6 +18,7 @@ the other venues' entry tiers are within a bps of it). Fees are exact: value x r
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -181,3 +182,27 @@ def market_event(core, paper: PaperVenue, event: MarketEvent, now_ms: int) -> li
     for report in paper.on_market(event, now_ms):
         out += core.on_report(report, now_ms)
     return route(core, paper, out + core.step(now_ms), now_ms)
+
+
+class PaperExecution:
+    """Paper execution as the service drives it: orders fill here, at once, in-process."""
+
+    def __init__(self, core) -> None:
+        self.core = core
+        self.venue = PaperVenue(core.market)
+        self.reports: asyncio.Queue = asyncio.Queue()  # never used: paper answers at once
+
+    def market(self, event: MarketEvent, now_ms: int) -> list[f.AnyFact]:
+        return market_event(self.core, self.venue, event, now_ms)
+
+    def route(self, facts: list[f.AnyFact], now_ms: int) -> list[f.AnyFact]:
+        return route(self.core, self.venue, facts, now_ms)
+
+    def dispatch(self, facts: list[f.AnyFact]) -> None:
+        """Nothing to send: `route` did it."""
+
+    async def reconcile(self, now_ms: int) -> list[f.AnyFact]:
+        return restart(self.core, self.venue, now_ms)
+
+    async def close(self) -> None:
+        pass

@@ -26,8 +26,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from services.executor import facts as f
+from services.executor.bybit import BybitExecution, LiveExecution
 from services.executor.core import ExecConfig, ExecutorCore, parse_signal
-from services.executor.paper import PaperVenue, market_event, restart, route
+from services.executor.paper import PaperExecution
 from services.executor.projection import Projector
 from services.executor.sizing import Grid
 from services.ingestor.service import load_symbols, venue_hosts
@@ -38,9 +39,11 @@ from shared.instruments import Instrument
 from shared.metrics import LatencyHistogram
 from shared.resp import RedisReplyError, RespConnection, pack_command
 from shared.rest import RestError
-from shared.settings import Settings
+from shared.settings import ConfigError, Settings
 from shared.venues import venue
+from shared.venues.bybit.trading import BybitTrading, PrivateStream, min_notional
 from shared.venues.protocol import NoSuchEnvironment, VenueError
+from shared.ws import Stopped, unless_stopped
 
 log = logging.getLogger("arb.executor")
 GROUP = "executor"
@@ -72,11 +75,9 @@ def _now_ms() -> int:
 class ExecutorService:
     def __init__(self, settings: Settings, mode: str = "cross", consumer: str = "executor-1",
                  grids: dict[tuple[str, str], Grid] | None = None) -> None:
-        if settings.execution != "paper":
-            raise NotImplementedError("live execution is not wired into the service yet; use EXECUTION=paper")
         self.settings = s = settings
         self.core = ExecutorCore(exec_config(s, mode), dict(grids or {}))
-        self.paper = PaperVenue(self.core.market)
+        self.execution: PaperExecution | LiveExecution = PaperExecution(self.core)
         self.projector = Projector(s.redis_key_prefix)
         p = s.redis_key_prefix
         self.signal_stream = p + s.stream_signals
@@ -86,29 +87,50 @@ class ExecutorService:
         self._grids_given = grids is not None
         self.counts: Counter[str] = Counter()
         self.order_latency = LatencyHistogram()  # signal created -> its first order sent
+        self.read_to_order = LatencyHistogram()  # signal read by the executor -> its first order sent
         self._unwritten: list[f.AnyFact] = []
         self._acks: dict[str, list[str]] = {}
+        self._read: asyncio.Future | None = None
+        self._signal_read_ns: dict[str, tuple[int, int]] = {}  # trade id -> (signal created ms, read ns)
         self.ready = asyncio.Event()  # replayed and reconciled: reading
 
     # ------------------------------------------------------------------ start
 
-    async def load_grids(self, stop: asyncio.Event) -> None:
-        """Order grids of every instrument on EXECUTOR_VENUES (venues that do not answer are
-        logged, and their signals rejected as no_instrument)."""
-        async with aiohttp.ClientSession() as http:
-            for name in self.settings.executor_venues:
-                v = venue(name)
-                try:
-                    symbols = await asyncio.wait_for(load_symbols(v, venue_hosts(self.settings, v), http), 15)
-                except (RestError, VenueError, NoSuchEnvironment, TimeoutError) as exc:
-                    log.warning("%s: no instruments list (%s); its signals will be rejected", name, exc)
-                    continue
-                for inst in symbols.by_symbol.values():
-                    grid = grid_of(inst)
-                    if grid is not None:
-                        self.core.grids[name, inst.symbol] = grid
-                if stop.is_set():
-                    return
+    async def load_grids(self, http: aiohttp.ClientSession, venues: list[str], stop: asyncio.Event) -> None:
+        """Order grids of every instrument on `venues` (venues that do not answer are logged,
+        and their signals rejected as no_instrument)."""
+        for name in venues:
+            v = venue(name)
+            try:
+                symbols = await asyncio.wait_for(load_symbols(v, venue_hosts(self.settings, v), http), 15)
+            except (RestError, VenueError, NoSuchEnvironment, TimeoutError) as exc:
+                log.warning("%s: no instruments list (%s); its signals will be rejected", name, exc)
+                continue
+            for inst in symbols.by_symbol.values():
+                grid = grid_of(inst)
+                if grid is not None:
+                    self.core.grids[name, inst.symbol] = grid
+            if stop.is_set():
+                return
+
+    async def _live(self, http: aiohttp.ClientSession, stop: asyncio.Event) -> PrivateStream:
+        """Bybit's trading client, its clock offset, hedge mode for synthetic trading, the private stream."""
+        s = self.settings
+        credentials = s.bybit_credentials()
+        if credentials is None:
+            raise ConfigError(f"EXECUTION=live on VENUE_ENV={s.venue_env} needs its Bybit API key and secret "
+                              f"(BYBIT_DEMO_API_KEY/SECRET for demo, BYBIT_API_KEY/SECRET otherwise)")
+        key, secret = credentials[0], credentials[1].get_secret_value()
+        hosts = s.bybit_endpoints()
+        trading = BybitTrading(http, hosts.rest, key, secret)
+        offset = await trading.sync_time()
+        log.info("bybit trading at %s; clock offset %d ms", hosts.rest, offset)
+        if self.core.config.mode == "synthetic":
+            for symbol in s.symbols_to_trade:
+                await trading.hedge_mode(symbol)
+        live = LiveExecution(self.core, BybitExecution(trading, self.core.grids, await min_notional(http, hosts.rest)))
+        self.execution = live
+        return PrivateStream(http, hosts.ws_private, key, secret, live.on_message, live.on_connected)
 
     async def replay(self, client: aioredis.Redis) -> int:
         """Every fact of the events stream into the core; how many."""
@@ -125,6 +147,19 @@ class ExecutorService:
                 return n
             start = "(" + chunk[-1][0]
 
+    async def warm_up(self, client: aioredis.Redis, per_stream: int = 1_000) -> int:
+        """The newest tickers and books already in md:*, into the market state only (no fills,
+        no funding): a signal read right after a start finds its venues quoted."""
+        events = []
+        for stream in (self.settings.redis_key_prefix + self.settings.stream_tickers,
+                       self.settings.redis_key_prefix + self.settings.stream_books):
+            for _, fields in reversed(await client.xrevrange(stream, "+", "-", count=per_stream)):
+                with contextlib.suppress(CodecError):
+                    events.append(from_fields(fields))
+        for event in sorted(events, key=lambda e: e.receive_ts_us):
+            self.core.market.apply(event)
+        return len(events)
+
     # ------------------------------------------------------------------ run
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -132,70 +167,116 @@ class ExecutorService:
         client = aioredis.Redis.from_url(s.redis_url, socket_timeout=5, socket_connect_timeout=5,
                                          decode_responses=True)
         fast, writes = RespConnection(s.redis_url, encoding="utf-8"), RespConnection(s.redis_url, encoding="utf-8")
+        http = aiohttp.ClientSession()
+        private_task = None
         try:
+            live = s.execution == "live"
             if not self._grids_given:
-                await self.load_grids(stop)
+                await self.load_grids(http, ["bybit"] if live else s.executor_venues, stop)
+            if live:
+                private = await self._live(http, stop)
+                private_task = asyncio.ensure_future(private.run(stop))
+                await unless_stopped(private.connected.wait(), stop)
             n = await self.replay(client)
             p = self.core.portfolio
             log.info("executor (%s, %s): %d facts replayed; %d trades open, available $%s, cumulative PnL $%s",
                      self.core.config.mode, s.execution, n, len(self.core.trades), p.available, p.cumulative_pnl)
             await ConsumerGroup(client, GROUP, self.consumer, [self.signal_stream], start_id="0").ensure()
             await ConsumerGroup(client, GROUP, self.consumer, self.md, start_id="$").ensure()
+            await self.warm_up(client)
             reader = ConsumerGroup(client, GROUP, self.consumer, [self.signal_stream, *self.md], fast=fast)
             market_only = ConsumerGroup(client, GROUP, self.consumer, self.md, fast=fast)
-            self._unwritten += restart(self.core, self.paper, _now_ms())
+            self._unwritten += await self.execution.reconcile(_now_ms())
             await self._write(writes)
+            if self.core.halted:
+                log.error("not taking signals: %s", self.core.halted)
             self.ready.set()
             while not stop.is_set():
                 await self._step(reader, writes)
+            await self._cancel_read()
             await self._shutdown(market_only, writes)
+        except Stopped:
+            pass
         finally:
+            await self._cancel_read()
+            await self.execution.close()
+            if private_task is not None:
+                private_task.cancel()
+                await asyncio.gather(private_task, return_exceptions=True)
+            await http.close()
             await client.aclose()
             for conn in (fast, writes):
                 await conn.close()
         log.info("executor stopped: %s", dict(self.counts))
 
+    async def _cancel_read(self) -> None:
+        if self._read is not None:
+            self._read.cancel()
+            await asyncio.gather(self._read, return_exceptions=True)
+            self._read = None
+
     async def _shutdown(self, reader: ConsumerGroup, writes: RespConnection) -> None:
         if self.core.trades:
             log.info("closing %d open trades before stopping", len(self.core.trades))
-        self._unwritten += route(self.core, self.paper, self.core.shutdown(_now_ms()), _now_ms())
+        now = _now_ms()
+        self._unwritten += self.execution.route(self.core.shutdown(now), now)
         deadline = time.monotonic() + self.settings.shutdown_timeout_s
         while self.core.trades and time.monotonic() < deadline:
             await self._step(reader, writes)
-        await self._write(writes)
-        if self._acks:
-            with contextlib.suppress(RedisError, OSError):
-                for stream, ids in self._acks.items():
-                    await reader.ack(stream, ids)
+        await self._cancel_read()
+        with contextlib.suppress(RedisError, OSError):
+            await self._write(writes)
+            for stream, ids in self._acks.items():
+                await reader.ack(stream, ids)
         for trade in self.core.trades.values():
             log.error("trade %s (%s %s/%s) is still %s at shutdown: long %s, short %s", trade.id, trade.taken.symbol,
                       trade.taken.long_venue, trade.taken.short_venue, trade.status, trade.held["long"],
                       trade.held["short"])
 
     async def _step(self, reader: ConsumerGroup, writes: RespConnection) -> None:
-        """Write what is held; read a batch (acking the last); run it through the core."""
+        """Write what is held; then whichever comes first of a batch of entries (acking the
+        last), a venue report, or the core's next deadline; through the core; written."""
         try:
-            if self._unwritten:
-                await self._write(writes)
-            deadline = self.core.next_deadline_ms()
-            block = 200 if deadline is None else max(1, min(200, deadline - _now_ms()))
-            acks, self._acks = self._acks, {}
-            try:
-                entries = await reader.read(count=500, block_ms=block, acks=acks)
-            except BaseException:
-                self._acks = acks
-                raise
+            await self._write(writes)
         except (RedisError, OSError) as exc:
-            self.counts["redis_errors"] += 1
-            if self.counts["redis_errors"] % 30 == 1:
-                log.warning("redis unavailable: %s; %d facts held, retrying", exc, len(self._unwritten))
-            await asyncio.sleep(1.0)
-            return
-        self._unwritten += self.handle(entries, _now_ms())
-        for entry in entries:
-            self._acks.setdefault(entry.stream, []).append(entry.id)
+            return await self._redis_down(exc)
+        if self._read is None:
+            acks, self._acks = self._acks, {}
+            self._read = asyncio.ensure_future(reader.read(count=500, block_ms=200, acks=acks))
+            self._read.acks = acks  # type: ignore[attr-defined]
+        report = asyncio.ensure_future(self.execution.reports.get())
+        deadline = self.core.next_deadline_ms()
+        timeout = None if deadline is None else max(0.0, (deadline - _now_ms()) / 1000)
+        done, _ = await asyncio.wait({self._read, report}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        now = _now_ms()
+        facts: list[f.AnyFact] = []
+        reports = [report.result()] if report in done else []
+        report.cancel()
+        while not self.execution.reports.empty():
+            reports.append(self.execution.reports.get_nowait())
+        for fact in reports:
+            facts += self.core.on_report(msgspec.structs.replace(fact, ts_ms=now), now)
+        if self._read in done:
+            read, self._read = self._read, None
+            try:
+                entries = read.result()
+            except (RedisError, OSError) as exc:
+                for stream, ids in read.acks.items():
+                    self._acks.setdefault(stream, []).extend(ids)
+                self._unwritten += facts
+                return await self._redis_down(exc)
+            facts += self.handle(entries, now)
+            for entry in entries:
+                self._acks.setdefault(entry.stream, []).append(entry.id)
+        self._unwritten += facts + self.execution.route(self.core.step(now), now)
         with contextlib.suppress(RedisError, OSError):
             await self._write(writes)
+
+    async def _redis_down(self, exc: Exception) -> None:
+        self.counts["redis_errors"] += 1
+        if self.counts["redis_errors"] % 30 == 1:
+            log.warning("redis unavailable: %s; %d facts held, retrying", exc, len(self._unwritten))
+        await asyncio.sleep(1.0)
 
     def handle(self, entries: list[Entry], now_ms: int) -> list[f.AnyFact]:
         out: list[f.AnyFact] = []
@@ -208,8 +289,8 @@ class ExecutorService:
             except CodecError:
                 self.counts["bad_market_entries"] += 1
                 continue
-            out += market_event(self.core, self.paper, event, now_ms)
-        return out + route(self.core, self.paper, self.core.step(now_ms), now_ms)
+            out += self.execution.market(event, now_ms)
+        return out
 
     def _signal(self, entry: Entry, now_ms: int) -> list[f.AnyFact]:
         self.counts["signals"] += 1
@@ -219,17 +300,18 @@ class ExecutorService:
             self.counts["bad_signals"] += 1
             log.warning("skipped signal entry %s: %s", entry.id, exc)
             return []
-        facts = route(self.core, self.paper, self.core.on_signal(signal, now_ms), now_ms)
+        read_ns = time.time_ns()
+        facts = self.execution.route(self.core.on_signal(signal, now_ms), now_ms)
         for fact in facts:
-            if isinstance(fact, f.OrderPlaced):
-                self.order_latency.observe_ns(max(0, time.time_ns() - signal.created_ms * 1_000_000))
-                break
-            if isinstance(fact, f.SignalRejected):
+            if isinstance(fact, f.SignalTaken):
+                self._signal_read_ns[fact.trade_id] = (signal.created_ms, read_ns)
+            elif isinstance(fact, f.SignalRejected):
                 log.info("signal %s rejected: %s %s", signal.id, fact.reason, fact.detail)
         return facts
 
     async def _write(self, conn: RespConnection) -> None:
-        """The held facts and the read models they change, in one MULTI/EXEC; then forgotten."""
+        """The held facts and the read models they change, in one MULTI/EXEC; then the orders
+        they describe are sent."""
         facts = self._unwritten
         if not facts:
             return
@@ -244,8 +326,14 @@ class ExecutorService:
         if errors or result is None:
             raise RedisError(f"writing {len(facts)} facts failed: {errors[0] if errors else 'transaction aborted'}")
         self._unwritten = []
+        self.execution.dispatch(facts)
         self.counts["facts"] += len(facts)
         for fact in facts:
+            if isinstance(fact, f.OrderPlaced) and fact.trade_id in self._signal_read_ns:
+                created_ms, read_ns = self._signal_read_ns.pop(fact.trade_id)
+                sent_ns = time.time_ns()
+                self.order_latency.observe_ns(max(0, sent_ns - created_ms * 1_000_000))
+                self.read_to_order.observe_ns(sent_ns - read_ns)
             self._log(fact)
 
     def _log(self, fact: f.AnyFact) -> None:
@@ -289,4 +377,6 @@ class ExecutorService:
         yield metrics.gauge("arb_executor_unwritten_facts", "Facts held while Redis is unavailable", mode,
                             len(self._unwritten))
         yield self.order_latency.family("arb_executor_signal_to_order_seconds",
-                                        "Signal created to its first order sent", mode)
+                                        "Signal created by the strategy to its first order sent", mode)
+        yield self.read_to_order.family("arb_executor_read_to_order_seconds",
+                                        "Signal read by the executor to its first order sent", mode)

@@ -1,0 +1,263 @@
+"""Live execution at Bybit: the executor's orders as V5 requests, Bybit's answers as facts.
+
+Sending (`place`):
+- quantity and price are written on the instrument's grid (the core only makes grid
+  multiples); an order below Bybit's minimum notional is refused here, unsent;
+- the orderLinkId is the order's link id, derived from the trade and leg, so a retry can never
+  make a second order: Bybit answers 110072 and the order is looked up instead;
+- no answer (timeout, dropped connection): the order is looked up by its orderLinkId before
+  anything else; not there, it is sent again with the same orderLinkId, once; still unknown,
+  it stays open, and the leg's timeout cancels it by the same id (110001 then proves it never
+  existed);
+- any other refusal closes the order as rejected with Bybit's code and text.
+
+Hearing back: the private stream's `execution` messages become fills (by execId, so a fill seen
+twice counts once), `order` messages with a final status close the order. A close whose
+cumulative quantity is more than the fills heard fetches the missing executions first, so the
+core never sees an order closed with fills still to come. After a reconnect, every open order
+is looked up the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from decimal import Decimal
+
+import msgspec
+
+from services.executor import facts as f
+from services.executor.sizing import Grid
+from shared.venues.bybit.trading import BybitApiError, BybitTrading, BybitUnreachable
+
+log = logging.getLogger("arb.executor.bybit")
+CLOSED = {"Cancelled": "cancelled", "Rejected": "rejected", "Deactivated": "cancelled",
+          "PartiallyFilledCanceled": "cancelled"}
+LOOKUP_TRIES = 3
+
+
+def _trade_id(link_id: str) -> str:
+    return link_id.split("-", 1)[0]
+
+
+def order_params(o: f.OrderPlaced) -> dict:
+    params = {"symbol": o.symbol, "side": o.side, "orderType": o.order_type, "qty": str(o.qty),
+              "orderLinkId": o.link_id, "positionIdx": o.position_idx}
+    if o.order_type == "Limit":
+        params.update(price=str(o.price), timeInForce="GTC")
+    else:
+        params["timeInForce"] = "IOC"
+    if o.reduce_only:
+        params["reduceOnly"] = True
+    return params
+
+
+class BybitExecution:
+    def __init__(self, trading: BybitTrading, grids: dict[tuple[str, str], Grid],
+                 min_notional: dict[str, Decimal] | None = None) -> None:
+        self.trading = trading
+        self.grids = grids
+        self.min_notional = min_notional or {}
+        self.orders: dict[str, f.OrderPlaced] = {}  # link id -> the order, while it may still change
+        self.filled: dict[str, Decimal] = {}  # link id -> quantity of the fills reported
+        self.fill_ids: set[str] = set()
+
+    def track(self, order: f.OrderPlaced) -> None:
+        self.orders[order.link_id] = order
+        self.filled.setdefault(order.link_id, Decimal(0))
+
+    async def place(self, o: f.OrderPlaced) -> list[f.AnyFact]:
+        self.track(o)
+        price = o.price if o.price is not None else None
+        floor = self.min_notional.get(o.symbol)
+        if floor and price is not None and o.qty * price < floor and not o.reduce_only:
+            return [self._closed(o.link_id, "rejected", f"below Bybit's minimum notional {floor} USDT")]
+        try:
+            await self.trading.create_order(order_params(o))
+            return []  # accepted: the private stream tells what becomes of it
+        except BybitApiError as exc:
+            if exc.code == 110072:  # already there: this is a retry of an order Bybit has
+                return await self.lookup(o.link_id)
+            return [self._closed(o.link_id, "rejected", f"bybit {exc.code}: {exc.message}")]
+        except BybitUnreachable as exc:
+            log.warning("order %s: %s; looking it up by its orderLinkId", o.link_id, exc)
+        for attempt in range(2):
+            found = await self.lookup(o.link_id)
+            if found or attempt:
+                return found
+            try:  # not there: it never arrived, so the same orderLinkId cannot make two
+                await self.trading.create_order(order_params(o))
+                return []
+            except BybitApiError as exc:
+                if exc.code != 110072:
+                    return [self._closed(o.link_id, "rejected", f"bybit {exc.code}: {exc.message}")]
+            except BybitUnreachable:
+                pass
+        return []
+
+    async def cancel(self, link_id: str) -> list[f.AnyFact]:
+        order = self.orders.get(link_id)
+        if order is None:
+            return []
+        try:
+            await self.trading.cancel_order(order.symbol, link_id)
+            return []
+        except BybitApiError as exc:
+            if exc.code == 110001:  # no such order: it never reached Bybit
+                found = await self.lookup(link_id)
+                return found or [self._closed(link_id, "cancelled", "never reached Bybit")]
+            return await self.lookup(link_id)  # filled or closed meanwhile: what it is now
+        except BybitUnreachable as exc:
+            log.warning("cancel %s: %s; the order stays open until Bybit says otherwise", link_id, exc)
+            return []
+
+    async def lookup(self, link_id: str) -> list[f.AnyFact]:
+        """What Bybit knows of the order now, as facts: acked, its fills, closed."""
+        order = self.orders.get(link_id)
+        if order is None:
+            return []
+        for attempt in range(LOOKUP_TRIES):
+            try:
+                found = await self.trading.order(order.symbol, link_id)
+                break
+            except BybitUnreachable:
+                await asyncio.sleep(0.1 * (attempt + 1))
+        else:
+            return []
+        if found is None:
+            return []
+        return [self._acked(link_id, found.get("orderId", ""))] + await self._status(found)
+
+    async def on_message(self, message: dict) -> list[f.AnyFact]:
+        topic = message.get("topic", "").split(".")[0]
+        out: list[f.AnyFact] = []
+        for row in message.get("data") or []:
+            link_id = row.get("orderLinkId") or ""
+            if link_id not in self.orders:
+                continue  # not one of this executor's orders (or funding: reported elsewhere)
+            if topic == "execution" and row.get("execType") == "Trade":
+                out += self._fill(row)
+            elif topic == "order":
+                out += await self._status(row)
+        return out
+
+    async def _status(self, row: dict) -> list[f.AnyFact]:
+        link_id = row["orderLinkId"]
+        status = CLOSED.get(row.get("orderStatus", ""))
+        out: list[f.AnyFact] = []
+        cum = Decimal(row.get("cumExecQty") or "0")
+        if cum > self.filled.get(link_id, Decimal(0)):  # fills not heard yet: fetch them first
+            try:
+                for e in reversed(await self.trading.executions(row["symbol"], link_id)):
+                    if e.get("execType") == "Trade":
+                        out += self._fill(e)
+            except (BybitUnreachable, BybitApiError) as exc:
+                log.warning("order %s: executions unavailable (%s); waiting for the stream", link_id, exc)
+                return out
+        if status is not None and link_id in self.orders:
+            reason = row.get("rejectReason") or row.get("cancelType") or ""
+            out.append(self._closed(link_id, status, reason))
+        elif row.get("orderStatus") == "Filled" and self.filled.get(link_id, 0) >= self.orders[link_id].qty:
+            del self.orders[link_id]
+        return out
+
+    def _fill(self, e: dict) -> list[f.AnyFact]:
+        link_id, exec_id = e["orderLinkId"], e["execId"]
+        if exec_id in self.fill_ids or link_id not in self.orders:
+            return []
+        self.fill_ids.add(exec_id)
+        qty = Decimal(e["execQty"])
+        self.filled[link_id] = self.filled.get(link_id, Decimal(0)) + qty
+        return [f.OrderFilled(ts_ms=int(e.get("execTime") or 0), trade_id=_trade_id(link_id), link_id=link_id,
+                              fill_id=exec_id, qty=qty, price=Decimal(e["execPrice"]), fee=Decimal(e["execFee"]),
+                              maker=bool(e.get("isMaker")))]
+
+    def _closed(self, link_id: str, status: str, reason: str) -> f.OrderClosed:
+        self.orders.pop(link_id, None)
+        return f.OrderClosed(ts_ms=0, trade_id=_trade_id(link_id), link_id=link_id, status=status, reason=reason)
+
+    def _acked(self, link_id: str, order_id: str) -> f.OrderAcked:
+        return f.OrderAcked(ts_ms=0, trade_id=_trade_id(link_id), link_id=link_id, venue_order_id=order_id)
+
+
+class LiveExecution:
+    """Live execution as the service drives it: orders go to Bybit after their facts are
+    written; answers, fills and closes come back through `reports`, stamped on arrival."""
+
+    def __init__(self, core, bybit: BybitExecution) -> None:
+        self.core = core
+        self.bybit = bybit
+        self.reports: asyncio.Queue[f.AnyFact] = asyncio.Queue()
+        self._tasks: set[asyncio.Task] = set()
+        self.sent_ns: dict[str, int] = {}  # link id -> when its request went out (latency metrics)
+
+    def market(self, event, now_ms: int) -> list[f.AnyFact]:
+        return self.core.on_market(event, now_ms) + self.core.step(now_ms)
+
+    def route(self, facts: list[f.AnyFact], now_ms: int) -> list[f.AnyFact]:
+        return facts  # sent by `dispatch`, once written
+
+    def dispatch(self, facts: list[f.AnyFact]) -> None:
+        for fact in facts:
+            if isinstance(fact, f.OrderPlaced):
+                self._spawn(self.bybit.place(fact))
+                self.sent_ns[fact.link_id] = time.time_ns()
+            elif isinstance(fact, f.CancelRequested):
+                self._spawn(self.bybit.cancel(fact.link_id))
+
+    def _spawn(self, work) -> None:
+        async def run() -> None:
+            for fact in await work:
+                self.reports.put_nowait(fact)
+
+        task = asyncio.ensure_future(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def on_message(self, message: dict) -> None:
+        for fact in await self.bybit.on_message(message):
+            self.reports.put_nowait(fact)
+
+    async def on_connected(self) -> None:
+        """(Re)connected: whatever happened to the open orders meanwhile."""
+        for link_id in list(self.bybit.orders):
+            for fact in await self.bybit.lookup(link_id):
+                self.reports.put_nowait(fact)
+
+    async def reconcile(self, now_ms: int) -> list[f.AnyFact]:
+        """After a restart: each order the facts left open, as Bybit has it (never reached it:
+        closed); then Bybit's positions against the open trades', refusing to trade on a difference."""
+        out: list[f.AnyFact] = []
+        for trade in list(self.core.trades.values()):
+            for order in trade.open_orders():
+                self.bybit.track(order.placed)
+                found = await self.bybit.lookup(order.link_id)
+                if not found:
+                    found = [f.OrderClosed(ts_ms=now_ms, trade_id=trade.id, link_id=order.link_id, status="cancelled",
+                                           reason="not at Bybit after a restart: never sent")]
+                for fact in found:
+                    out += self.core.on_report(msgspec.structs.replace(fact, ts_ms=now_ms), now_ms)
+        expected: dict[tuple[str, int], Decimal] = {}
+        for trade in self.core.trades.values():
+            for leg in ("long", "short"):
+                idx = (1 if leg == "long" else 2) if trade.taken.long_venue in self.core.config.hedge_mode_venues else 0
+                key = (trade.taken.symbol, idx)
+                expected[key] = expected.get(key, Decimal(0)) + trade.held[leg]
+        actual = {}
+        for p in await self.bybit.trading.positions():
+            size = Decimal(p.get("size") or "0")
+            if size:
+                key = (p["symbol"], int(p.get("positionIdx", 0)))
+                actual[key] = actual.get(key, Decimal(0)) + (size if p.get("side") == "Buy" else -size)
+        differ = {k: (expected.get(k, Decimal(0)), actual.get(k, Decimal(0)))
+                  for k in set(expected) | set(actual) if expected.get(k, Decimal(0)) != actual.get(k, Decimal(0))}
+        if differ:
+            self.core.halted = "positions at Bybit differ from the trades' facts: " + "; ".join(
+                f"{s} idx {i}: facts {e}, Bybit {a}" for (s, i), (e, a) in sorted(differ.items()))
+        return out + self.core.step(now_ms)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
