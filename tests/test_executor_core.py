@@ -30,8 +30,9 @@ def test_happy_path_harder_leg_first_then_active_then_exit_to_the_cent():
     taken = desk.of(f.SignalTaken)[0]
     # okx is harder than binance: the short leg goes first; 50 % of $20,000 caps the size
     assert taken.harder == "short" and taken.size_usd == D("10000.00") and taken.qty == D("0.099")
-    placed = desk.of(f.OrderPlaced)
-    assert [(o.leg, o.side, o.price) for o in placed] == [("short", "Sell", D("100700.0")), ("long", "Buy", D("100000.1"))]
+    placed = desk.of(f.OrderPlaced)  # limits 5 bps through the touch, on the tick grid
+    assert [(o.leg, o.side, o.price) for o in placed] == [("short", "Sell", D("100649.7")), ("long", "Buy", D("100050.1"))]
+    assert [x.price for x in desk.of(f.OrderFilled)] == [D("100700.0"), D("100000.1")]  # the touch had enough
     assert desk.core.trades[taken.trade_id].status == "active"
     conserved(desk)
     assert desk.core.portfolio.available == D("10000.00")
@@ -73,11 +74,11 @@ def test_easier_leg_not_filled_is_hedged_at_market_at_500_ms_and_counted_as_a_le
     desk = Desk()
     opened(desk)
     binance = desk.core.market.get("binance", SYMBOL)
-    desk.book("binance", 100_000.3, 100_000.4)  # binance moved up after the signal: the limit at .1 rests
+    desk.book("binance", 100_100.3, 100_100.4)  # binance moved up 10 bps after the signal: the limit rests
     binance.ask = 100_000.1
     desk.signal()
     trade = next(iter(desk.core.trades.values()))
-    binance.ask = 100_000.4
+    binance.ask = 100_100.4
     assert trade.status == "pending" and trade.held["short"] == D("-0.099") and not trade.held["long"]
     desk.at(499)
     assert not desk.of(f.LegOut)
@@ -87,7 +88,7 @@ def test_easier_leg_not_filled_is_hedged_at_market_at_500_ms_and_counted_as_a_le
     hedge = next(o for o in desk.of(f.OrderPlaced) if o.purpose == "hedge")
     assert hedge.order_type == "Market" and hedge.side == "Buy" and hedge.qty == D("0.099")
     assert trade.status == "active" and trade.held["long"] == D("0.099")
-    assert trade.leg_out_loss() == D("0.099") * (D("100000.4") - D("100000.1"))
+    assert trade.leg_out_loss() == D("0.099") * (D("100100.4") - D("100050.1"))  # beyond the limit it replaced
     assert desk.core.portfolio.leg_out_count == 1
 
 
@@ -119,8 +120,8 @@ def test_a_partial_fill_waits_in_the_queue_and_completes_to_the_full_quantity():
     trade = next(iter(desk.core.trades.values()))
     assert trade.held["short"] == D("-0.04")
     queue = desk.paper.resting[trade.legs("short")[0].link_id].queue
-    assert queue == QueuePosition(D("100700.0"), D(0))  # a new level at its price: first in line
-    desk.trade("okx", 100_700.0, 0.5, "buy")  # a buyer lifts the rest
+    assert queue == QueuePosition(D("100649.7"), D(0))  # a new level at its price: first in line
+    desk.trade("okx", 100_650.0, 0.5, "buy")  # a buyer lifts the rest
     assert trade.filled("short") == D("0.099") and trade.status == "active"
     assert trade.held["long"] == D("0.099")
 

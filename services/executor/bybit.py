@@ -127,7 +127,7 @@ class BybitExecution:
             return []
         if found is None:
             return []
-        return [self._acked(link_id, found.get("orderId", ""))] + await self._status(found)
+        return [self._acked(link_id, found.get("orderId", ""))] + await self._status(found, fetch=True)
 
     async def on_message(self, message: dict) -> list[f.AnyFact]:
         topic = message.get("topic", "").split(".")[0]
@@ -142,12 +142,14 @@ class BybitExecution:
                 out += await self._status(row)
         return out
 
-    async def _status(self, row: dict) -> list[f.AnyFact]:
+    async def _status(self, row: dict, fetch: bool = False) -> list[f.AnyFact]:
+        """Facts from an order's state; its executions are fetched when it has fills not heard
+        and it is closed (the stream's execution message may come later) or `fetch` says so."""
         link_id = row["orderLinkId"]
         status = CLOSED.get(row.get("orderStatus", ""))
         out: list[f.AnyFact] = []
         cum = Decimal(row.get("cumExecQty") or "0")
-        if cum > self.filled.get(link_id, Decimal(0)):  # fills not heard yet: fetch them first
+        if (fetch or status is not None) and cum > self.filled.get(link_id, Decimal(0)):
             try:
                 for e in reversed(await self.trading.executions(row["symbol"], link_id)):
                     if e.get("execType") == "Trade":

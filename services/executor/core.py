@@ -8,7 +8,8 @@ where the facts left off (a deadline that passed meanwhile is acted on at once).
 **Entry** (seed section 5): a signal is taken when it is fresh, confident (>= 70), its pair has
 no open trade, fewer than `max_concurrent_trades` are open, and the trade is still profitable
 at its actual size (sizing.py). Capital is reserved, then a limit order on the harder leg at
-the far touch (buy at the ask, sell at the bid). Once it has filled, the easier leg the same
+the far touch (buy at the ask, sell at the bid) plus `limit_slippage_bps`, so it can take a few
+levels when the touch is thin. Once it has filled, the easier leg the same
 way. Every order a venue closes with quantity left (an IOC rest, a partial fill) is sent
 again for the rest while time remains.
 - The harder leg has `leg_timeout_ms` from its first order: then it is cancelled; unfilled, the
@@ -84,6 +85,7 @@ class ExecConfig:
     confidence_min: int = 70
     signal_max_age_ms: int = 2_000
     leg_timeout_ms: int = 500
+    limit_slippage_bps: float = 5.0  # how far past the far touch a limit order may take (Property 5's cap)
     order_attempts: int = 5  # per leg and purpose, for limit orders closed with quantity left
     hedge_attempts: int = 3
     retry_gap_ms: int = 200  # between emergency-close attempts
@@ -225,8 +227,8 @@ class ExecutorCore:
                               min(s.depth_long_usd, s.depth_short_usd))
         if size < 100:
             return "too_small", f"${size} of ${available} available"
-        long_price = round_price(_dec(long_m.ask), grids[0].tick, "Buy")
-        short_price = round_price(_dec(short_m.bid), grids[1].tick, "Sell")
+        long_price = self._limit(long_m.ask, grids[0].tick, "Buy")
+        short_price = self._limit(short_m.bid, grids[1].tick, "Sell")
         try:
             qty = common_qty(size, (long_price + short_price) / 2, *grids)
         except GridError as exc:
@@ -264,7 +266,7 @@ class ExecutorCore:
             m = self.market.get(venue, symbol)
             touch = (m.ask if side == "Buy" else m.bid) if m else None
             if touch:
-                price = round_price(_dec(touch), self.grids[venue, symbol].tick, side)
+                price = self._limit(touch, self.grids[venue, symbol].tick, side)
             else:
                 market = True
         hedged = venue in self.config.hedge_mode_venues
@@ -275,10 +277,23 @@ class ExecutorCore:
             qty=qty, price=None if market else price, reduce_only=purpose in ("exit", "unwind"),
             position_idx=(1 if leg == "long" else 2) if hedged else 0))
 
+    def _limit(self, touch: float, tick: Decimal, side: str) -> Decimal:
+        """A limit price `limit_slippage_bps` through the far touch, on the tick grid (rounded
+        back towards the touch): it takes the levels within that, and rests for the rest."""
+        through = _dec(self.config.limit_slippage_bps) / 10_000
+        return round_price(_dec(touch) * (1 + through if side == "Buy" else 1 - through), tick, side)
+
     def _cancel_open(self, trade: Trade, orders: list[OrderState], now_ms: int, out: list) -> None:
+        """Cancel limit orders now; a market order (which a venue fills or cancels at once) only
+        if it is still open `leg_timeout_ms` after it was sent, so its outcome gets settled."""
         for order in orders:
-            if order.open and not order.cancel_requested and order.placed.order_type == "Limit":
+            if not order.open or order.cancel_requested:
+                continue
+            due = order.placed.ts_ms + (self.config.leg_timeout_ms if order.placed.order_type == "Market" else 0)
+            if now_ms >= due:
                 self._emit(out, f.CancelRequested(ts_ms=now_ms, trade_id=trade.id, link_id=order.link_id))
+            else:
+                self._wait_until(due)
 
     def _wait_until(self, deadline: int) -> None:
         self._wake = deadline if self._wake is None else min(self._wake, deadline)
@@ -477,11 +492,8 @@ class ExecutorCore:
                     self._place(trade, leg, "exit", abs(trade.held[leg]), now_ms, out)
             self._wait_until(deadline)
             return
-        open_limits = [o for o in trade.open_orders() if o.placed.order_type == "Limit"]
-        if open_limits:
-            return self._cancel_open(trade, open_limits, now_ms, out)
         if trade.open_orders():
-            return  # a market order on its way
+            return self._cancel_open(trade, trade.open_orders(), now_ms, out)
         flat = [leg for leg in ("long", "short") if not trade.held[leg]]
         if len(flat) == 1 and not any(lo.phase == "exit" for lo in trade.leg_outs):
             done = max((o.done_ms or now_ms) for o in trade.legs(flat[0], "exit"))

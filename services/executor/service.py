@@ -64,7 +64,8 @@ def exec_config(s: Settings, mode: str) -> ExecConfig:
                       hedge_mode_venues=frozenset({s.synthetic_venue}) if mode == "synthetic" and
                       s.execution == "live" else frozenset(),
                       starting_capital=s.starting_capital, max_concurrent_trades=s.max_concurrent_trades,
-                      leg_timeout_ms=s.leg_timeout_ms, signal_max_age_ms=s.signal_max_age_ms,
+                      leg_timeout_ms=s.leg_timeout_ms, limit_slippage_bps=s.limit_slippage_bps,
+                      signal_max_age_ms=s.signal_max_age_ms,
                       max_hold_ms=int(hold_s * 1000))
 
 
@@ -130,7 +131,8 @@ class ExecutorService:
                 await trading.hedge_mode(symbol)
         live = LiveExecution(self.core, BybitExecution(trading, self.core.grids, await min_notional(http, hosts.rest)))
         self.execution = live
-        return PrivateStream(http, hosts.ws_private, key, secret, live.on_message, live.on_connected)
+        self.private = PrivateStream(http, hosts.ws_private, key, secret, live.on_message, live.on_connected)
+        return self.private
 
     async def replay(self, client: aioredis.Redis) -> int:
         """Every fact of the events stream into the core; how many."""

@@ -5,11 +5,13 @@ changed at run time with `POST /admin/faults` (the same keys; only those given c
      "drop_ws_every_s": 30,                    # close every WebSocket this often (null: never)
      "clock_skew_ms": 2500,                    # the exchange clock runs this far ahead (or behind)
      "reject_next": 3, "reject_code": 10016,   # the next 3 signed requests answer 10016
+     "reject_skip": 1,                         # ... after letting 1 more through
      "reject_message": "Server error",
      "drop_order_responses": 2,                # the next 2 order creates are carried out, but
                                                # the connection closes before the answer
      "unfilled": true,                         # orders are accepted and never fill
      "partial_fill_fraction": 0.5,             # an order fills at most half its size
+     "partial_fill_orders": 1,                 # ... only the next order, whose rest is then cancelled
      "rate_limit_per_s": 5}                    # every signed endpoint allows 5 requests/s per key
 
 `POST /admin/drop` closes every WebSocket now. Unknown keys or bad values are refused with a
@@ -40,6 +42,8 @@ class Faults(BaseModel):
     drop_order_responses: int = Field(0, ge=0)
     unfilled: bool = False
     partial_fill_fraction: float | None = Field(None, gt=0, lt=1)
+    partial_fill_orders: int | None = Field(None, ge=0)
+    reject_skip: int = Field(0, ge=0)
     rate_limit_per_s: int | None = Field(None, ge=1)
 
     def apply(self, changes: object) -> None:
@@ -66,6 +70,9 @@ class Faults(BaseModel):
     def take_rejection(self) -> tuple[int, str] | None:
         """The retCode and message for this signed request, if it is one of the next K."""
         if self.reject_next <= 0:
+            return None
+        if self.reject_skip > 0:
+            self.reject_skip -= 1
             return None
         self.reject_next -= 1
         return self.reject_code, self.reject_message

@@ -86,6 +86,8 @@ class Order:
     reject_reason: str = "EC_NoError"
     cancel_type: str = "UNKNOWN"
     queue_ahead: int = 0  # lots ahead of this order at its price
+    cap: float | None = None  # the partial-fill fault: it fills at most this share of its size
+    cancel_rest: bool = False  # ... and what it could not fill at once is cancelled
 
     @property
     def sign(self) -> int:
@@ -172,6 +174,7 @@ class FillPolicy:
 
     unfilled: bool = False
     partial_fill_fraction: float | None = None  # each order fills at most this share of its size
+    partial_fill_orders: int | None = None  # only the next N orders, and the venue cancels their rest
 
 
 class Matching:
@@ -263,6 +266,7 @@ class Matching:
             order.reduce_only = True
         elif self._order_cost(order, order.lots) > self.available(account):
             raise Rejected(110007, "ab not enough for new order")
+        self._apply_partial_fault(order)
         account.orders[order.order_id] = account.open[order.order_id] = order
         if order.link_id:
             account.link_ids[order.link_id] = order.order_id
@@ -293,7 +297,7 @@ class Matching:
             self._fill(account, order, price, take, is_maker=False, now_ms=now_ms)
         if not order.is_open:
             return
-        if order.order_type == "Market" or order.tif in ("IOC", "FOK"):
+        if order.order_type == "Market" or order.tif in ("IOC", "FOK") or order.cancel_rest:
             reason = "EC_NoError" if order.filled_lots else "EC_NoImmediateQtyToFill"
             self._close(account, order, "Cancelled", now_ms, reason=reason)
         else:
@@ -397,12 +401,21 @@ class Matching:
         changes, self.changes = self.changes, {}
         return changes
 
-    def _fillable(self, order: Order) -> int:
+    def _apply_partial_fault(self, order: Order) -> None:
+        fraction, orders = self.policy.partial_fill_fraction, self.policy.partial_fill_orders
+        if fraction is None or orders == 0:
+            return
+        order.cap = fraction
+        if orders is not None:
+            self.policy.partial_fill_orders = orders - 1
+            order.cancel_rest = True
+
+    @staticmethod
+    def _fillable(order: Order) -> int:
         """Lots this order may still fill; the partial-fill fault caps it at a share of the size."""
-        fraction = self.policy.partial_fill_fraction
-        if fraction is None:
+        if order.cap is None:
             return order.leaves
-        return max(0, min(order.leaves, int(order.lots * fraction) - order.filled_lots))
+        return max(0, min(order.leaves, int(order.lots * order.cap) - order.filled_lots))
 
     @staticmethod
     def _closes_hedge(order: Order) -> bool:

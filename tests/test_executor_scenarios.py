@@ -1,0 +1,208 @@
+"""The synthetic test mode's execution scenarios (seed tasks 23-29) against the simulator's
+Bybit API, driving the live client: signed orders, the private stream, and the simulator's
+fault injection. Signals are written to strategy:signals as the strategy writes them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from decimal import Decimal
+
+import aiohttp
+import pytest
+
+from services.executor import facts as f
+from services.executor.service import ExecutorService
+from services.ingestor.service import Ingestor
+from services.sim.server import SimServer
+from tests.conftest import serve_app
+from tests.test_strategy_service import wait_for
+
+pytestmark = pytest.mark.redis
+SYMBOL = "BTCUSDT"
+
+
+class Venue:
+    """The simulator, a Bybit ingestor and a live synthetic executor on one Redis."""
+
+    def __init__(self, server: SimServer, base: str, settings, r, http: aiohttp.ClientSession) -> None:
+        self.server, self.base, self.settings, self.r, self.http = server, base, settings, r, http
+        self.key = settings.sim_api_key
+        self.n = 0
+
+    @property
+    def account(self):
+        return self.server.matching.account(self.key)
+
+    def order(self, link_id: str):
+        return self.account.orders[self.account.link_ids[link_id]]
+
+    def held(self) -> dict[int, int]:
+        return {idx: p.lots for (symbol, idx), p in self.account.positions.items() if symbol == SYMBOL and p.lots}
+
+    async def faults(self, **changes) -> None:
+        async with self.http.post(f"{self.base}/admin/faults", json=changes) as response:
+            assert response.status == 200, await response.text()
+
+    async def signal(self, created_ms: int | None = None) -> str:
+        self.n += 1
+        sid = f"{SYMBOL}-bybit-bybit_synthetic-{self.n}"
+        await self.r.xadd(self.settings.redis_key_prefix + "strategy:signals", {
+            "id": sid, "mode": "synthetic", "symbol": SYMBOL, "long_venue": "bybit", "short_venue": "bybit_synthetic",
+            "spread_bps": "50", "funding_delta_8h": "0.01", "confidence": "80", "depth_long_usd": "50000",
+            "depth_short_usd": "50000", "created_ms": str(created_ms or time.time_ns() // 1_000_000)})
+        return sid
+
+    def facts(self, executor: ExecutorService, kind: type) -> list:
+        return [x for x in executor.facts_written if isinstance(x, kind)]
+
+
+@pytest.fixture
+async def venue(settings, r):
+    key, secret = settings.sim_api_key, settings.sim_api_secret.get_secret_value()
+    server = SimServer([SYMBOL], seed=3, step_ms=10, api_keys={key: secret})
+    async with serve_app(server.app()) as base, aiohttp.ClientSession() as http:
+        settings = settings.model_copy(update={"sim_port": int(base.rsplit(":", 1)[1]), "symbols_to_trade": [SYMBOL],
+                                               "execution": "live", "synthetic_hold_s": 600.0})
+        stop = asyncio.Event()
+        feed = asyncio.ensure_future(Ingestor(settings, "bybit", [SYMBOL]).run(stop))
+        await wait_for(lambda: r.xlen(settings.redis_key_prefix + "md:books"))
+        try:
+            yield Venue(server, base, settings, r, http)
+        finally:
+            stop.set()
+            await feed
+
+
+@contextlib.asynccontextmanager
+async def executor_running(venue: Venue, **changes):
+    executor = ExecutorService(venue.settings.model_copy(update=changes), "synthetic")
+    executor.facts_written = []
+    write = executor._write
+
+    async def recording(conn):  # what was written, in order (the stream holds the same)
+        pending = list(executor._unwritten)
+        await write(conn)
+        executor.facts_written += pending
+
+    executor._write = recording
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(executor.run(stop))
+    try:
+        await wait_for(lambda: _ready(executor))
+        yield executor
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+
+async def _ready(executor: ExecutorService) -> bool:
+    return executor.ready.is_set()
+
+
+def _trade(executor: ExecutorService):
+    return next(iter(list(executor.core.trades.values()) + list(executor.core.closed.values())), None)
+
+
+async def _status(executor: ExecutorService, *statuses: str):
+    trade = _trade(executor)
+    return trade if trade is not None and trade.status in statuses else None
+
+
+async def test_scenario_1_happy_path_both_legs_fill_within_500_ms_and_pnl_is_tracked(venue):
+    async with executor_running(venue) as executor:
+        await venue.signal()
+        trade = await wait_for(lambda: _status(executor, "active"))
+        lots = int(trade.taken.qty / venue.server.model.states[SYMBOL].inst.lot)
+        assert venue.held() == {1: lots, 2: -lots}
+        taken, active = venue.facts(executor, f.SignalTaken)[0], venue.facts(executor, f.TradeActive)[0]
+        assert active.ts_ms - taken.ts_ms < 500
+        pnl = executor.core.unrealised_pnl(trade)
+        assert pnl is not None and -trade.fees - Decimal(50) < pnl < 0  # both legs' spreads and fees, no more
+    assert trade.status == "closed" and venue.held() == {}
+
+
+async def test_scenario_2_a_leg_that_does_not_fill_is_cancelled_and_nothing_is_left_open(venue):
+    await venue.faults(unfilled=True)
+    async with executor_running(venue) as executor:
+        await venue.signal()
+        trade = await wait_for(lambda: _status(executor, "closed"))
+    assert (trade.closed.outcome, trade.closed.reason) == ("rejected", "harder_leg_timeout")
+    assert [o.placed.purpose for o in trade.orders.values()] == ["entry"]  # the easier leg never went
+    assert venue.held() == {} and not venue.account.open_orders()
+    order = next(iter(venue.account.orders.values()))
+    assert order.status == "Cancelled" and order.link_id == trade.legs(trade.taken.harder)[0].link_id
+
+
+async def test_scenario_3_a_failed_hedge_is_closed_by_reduce_only_orders_in_under_a_second(venue):
+    async with executor_running(venue) as executor:
+        # the harder leg goes through; the easier leg and three hedges are refused; the unwind is not
+        await venue.faults(reject_skip=1, reject_next=4, reject_code=10016, reject_message="Server error")
+        await venue.signal()
+        trade = await wait_for(lambda: _status(executor, "closed"))
+    assert trade.closed.outcome == "emergency_closed"
+    purposes = [o.placed.purpose for o in trade.orders.values()]
+    assert purposes == ["entry", "entry", "hedge", "hedge", "hedge", "unwind"]
+    unwind = venue.order(trade.legs(trade.taken.harder, "unwind")[0].link_id)
+    assert unwind.reduce_only and unwind.order_type == "Market" and unwind.status == "Filled"
+    filled_at = trade.legs(trade.taken.harder, "entry")[0].done_ms
+    assert trade.closed.ts_ms - filled_at < 1_000
+    assert venue.held() == {}
+    assert executor.core.portfolio.leg_out_count == 2 and executor.core.portfolio.emergency_closes == 1
+
+
+async def test_scenario_4_a_partial_fill_is_retried_to_the_full_quantity(venue):
+    async with executor_running(venue) as executor:
+        await venue.faults(partial_fill_fraction=0.5, partial_fill_orders=1)
+        await venue.signal()
+        trade = await wait_for(lambda: _status(executor, "active"))
+    entries = trade.legs(trade.taken.harder, "entry")
+    first = entries[0]  # capped at half its size (less if the touch had less), the rest cancelled by the venue
+    assert 0 < first.filled <= first.placed.qty / 2 and first.closed_status == "cancelled"
+    assert [o.placed.qty for o in entries[1:]] == [trade.taken.qty - first.filled]  # the rest, sent again
+    assert trade.filled(trade.taken.harder, "entry") == trade.taken.qty
+
+
+async def test_scenario_5_a_burst_of_100_signals_a_second_stays_orderly(venue):
+    async with executor_running(venue, max_concurrent_trades=3) as executor:
+        for _ in range(3):
+            started = time.monotonic()
+            for _ in range(100):
+                await venue.signal()
+            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+        await venue.signal(created_ms=time.time_ns() // 1_000_000 - 60_000)  # read late: stale
+        stream = venue.settings.redis_key_prefix + "strategy:signals"
+        await wait_for(lambda: _all_read(venue, stream, executor, 301))
+    rejected = executor.core.rejections
+    open_trades, most = set(), 0
+    for fact in executor.facts_written:  # one pair: never more than one trade open at a time
+        if isinstance(fact, f.SignalTaken):
+            open_trades.add(fact.trade_id)
+        elif isinstance(fact, f.TradeClosed):
+            open_trades.discard(fact.trade_id)
+        most = max(most, len(open_trades))
+    taken = len(executor.core.closed) + len(executor.core.trades)
+    assert most == 1 and taken + rejected["pair_active"] == 300 and rejected["stale_signal"] == 1
+    assert await venue.r.xlen(stream) == 301  # nothing trimmed
+    assert venue.held() == {}  # and the trade was closed at the stop
+
+
+async def _all_read(venue: Venue, stream: str, executor: ExecutorService, n: int) -> bool:
+    groups = {g["name"]: g for g in await venue.r.xinfo_groups(stream)}
+    group = groups.get(b"executor")
+    return executor.counts["signals"] >= n and group is not None and group["pending"] == 0
+
+
+async def test_scenario_6_fills_made_while_the_private_stream_is_down_are_caught_up(venue):
+    async with executor_running(venue) as executor:
+        stream = executor.private
+        async with venue.http.post(f"{venue.base}/admin/drop") as response:  # every WebSocket closes
+            assert response.status == 200
+        await venue.signal()  # orders go over REST while the stream reconnects
+        trade = await wait_for(lambda: _status(executor, "active"), timeout_s=10)
+        assert stream.connects >= 2
+        lot = venue.server.model.states[SYMBOL].inst.lot
+        at_venue = {o.link_id: o.filled_lots * lot for o in venue.account.orders.values()}
+        assert {o.link_id: o.filled for o in trade.orders.values()} == at_venue
+        assert at_venue and all(at_venue.values())
