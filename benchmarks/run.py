@@ -21,6 +21,10 @@ written under a fresh `bench:*:` prefix and deleted afterwards.
   strategy the strategy core on replay (events/s, cross mode over a simulated 3-venue minute and
            synthetic mode over the real Bybit capture), then `arb strategy`'s service reading
            md:* from Redis while events are written at 5,000/s: XADD -> decision p50/p99
+  executor `arb sim` and `arb ingest --venue bybit` in their own processes, the executor (live,
+           synthetic, 4 symbols) here: 120+ trades at Bybit's order rate limit, their success
+           rate and failures by kind, signal -> first order sent p50/p99; then 10 trades whose
+           easier leg and hedges are refused: the emergency close's time
 
 ingest and latency run twice: on the capture as recorded (63% orderbook.200 deltas on four
 symbols) and on its tickers and publicTrade frames only.
@@ -465,6 +469,108 @@ async def bench_strategy_service(url: str, prefix: str, rate: float, seconds: fl
             f"{service.counts['consumed']:,} of {sent:,} events; strategy CPU {cpu_pct:.0f}%)")
 
 
+async def bench_executor(url: str, prefix: str, trades: int = 120, emergencies: int = 10) -> list[str]:
+    import aiohttp
+
+    from services.executor import facts as f
+    from services.executor.service import ExecutorService
+
+    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT"]
+    port = free_port()
+    settings = Settings(redis_url=url, redis_key_prefix=prefix, venue_env="sim", sim_port=port, execution="live",
+                        symbols_to_trade=symbols, synthetic_hold_s=0.3, max_concurrent_trades=4, _env_file=None)
+    env = {**os.environ, "REDIS_URL": url, "REDIS_KEY_PREFIX": prefix, "SIM_PORT": str(port), "VENUE_ENV": "sim",
+           "SIM_API_KEY": settings.sim_api_key, "SIM_API_SECRET": settings.sim_api_secret.get_secret_value()}
+    arb = str(Path(sys.executable).parent / "arb")
+    procs = [subprocess.Popen([arb, "sim", "--port", str(port), "--symbols", ",".join(symbols)], env=env,
+                              stderr=subprocess.DEVNULL)]
+    client = redis.Redis.from_url(url)
+    signals = prefix + "strategy:signals"
+    out = []
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/v5/market/time"):
+                        break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+            procs.append(subprocess.Popen([arb, "ingest", "--venue", "bybit", "--symbols", ",".join(symbols)],
+                                          env=env, stderr=subprocess.DEVNULL))
+            while client.xlen(prefix + "md:books") < 100:
+                await asyncio.sleep(0.1)
+            executor = ExecutorService(settings, "synthetic")
+            stop = asyncio.Event()
+            task = asyncio.ensure_future(executor.run(stop))
+            await executor.ready.wait()
+
+            def signal(n: int) -> None:
+                symbol = symbols[n % len(symbols)]
+                client.xadd(signals, {"id": f"bench-{n}", "mode": "synthetic", "symbol": symbol,
+                                      "long_venue": "bybit", "short_venue": "bybit_synthetic", "spread_bps": "50",
+                                      "funding_delta_8h": "0.01", "confidence": "80", "depth_long_usd": "200000",
+                                      "depth_short_usd": "200000", "created_ms": str(time.time_ns() // 1_000_000)})
+
+            n, started = 0, time.monotonic()
+            while len(executor.core.closed) < trades and time.monotonic() - started < 180:
+                signal(n)  # 2 a second: 4 creates per trade stays under Bybit's 10 creates/s
+                n += 1
+                await asyncio.sleep(0.5)
+            while executor.core.trades and time.monotonic() - started < 200:
+                await asyncio.sleep(0.1)
+            closed = list(executor.core.closed.values())
+            done = [t for t in closed if t.active is not None]
+            clean = [t for t in done if not t.leg_outs]
+            failures: dict[str, int] = {}
+            for t in closed:
+                if t.active is None:
+                    failures[f"{t.closed.outcome}:{t.closed.reason}"] = failures.get(
+                        f"{t.closed.outcome}:{t.closed.reason}", 0) + 1
+            rejected = {k: v for k, v in executor.core.rejections.items() if v}
+            lat, read = executor.order_latency, executor.read_to_order
+            out.append(f"executor live/synthetic on the sim: {len(closed)} trades from {n} signals, both legs filled "
+                       f"{len(done)} ({100 * len(done) / max(1, len(closed)):.1f} %), without a leg-out {len(clean)}; "
+                       f"failures {failures or 'none'}; signals not taken {rejected or 'none'}")
+            out.append(f"signal -> first order sent  p50 {lat.percentile_us(50):6.0f} us  "
+                       f"p99 {lat.percentile_us(99):6.0f} us   "
+                       f"(read by the executor -> sent: p50 {read.percentile_us(50):.0f} us, "
+                       f"p99 {read.percentile_us(99):.0f} us; {lat.count} trades)")
+            # the emergency close: the harder leg fills, the easier leg and three hedges are refused
+            times = []
+            for i in range(emergencies):
+                await asyncio.sleep(1.1)  # a fresh second of Bybit's 10 creates/s: the close is not paced
+                async with http.post(f"http://127.0.0.1:{port}/admin/faults",
+                                     json={"reject_skip": 1, "reject_next": 4}) as response:
+                    assert response.status == 200
+                before = len(executor.core.closed)
+                signal(n + i)
+                while len(executor.core.closed) == before and time.monotonic() - started < 260:
+                    await asyncio.sleep(0.01)
+                t = list(executor.core.closed.values())[-1]
+                harder_filled = max(o.done_ms for o in t.legs(t.taken.harder, "entry"))
+                if t.closed.outcome == "emergency_closed":
+                    times.append(t.closed.ts_ms - harder_filled)
+            times.sort()
+            out.append(f"emergency close (harder leg filled -> both legs flat): {len(times)} of {emergencies}, "
+                       f"median {times[len(times) // 2] if times else 0} ms, max {times[-1] if times else 0} ms")
+            stop.set()
+            await task
+            kinds = {}
+            for _, fields in client.xrange(prefix + "strategy:events"):
+                name = f.from_fields({k.decode(): v.decode() for k, v in fields.items()}).__class__.__name__
+                kinds[name] = kinds.get(name, 0) + 1
+            listed = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+            out.append(f"facts written: {sum(kinds.values()):,} ({listed})")
+    finally:
+        for proc in reversed(procs):  # the ingestor first, then the venue it reads
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return out
+
+
 async def main(args) -> None:
     only = set(args.only.split(","))
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
@@ -501,6 +607,9 @@ async def main(args) -> None:
                 print(line)
             print(await bench_read_floor(url, prefix + "floor:", 5_000, args.seconds))
             print(await bench_strategy_service(url, prefix, 5_000, args.seconds))
+        if "executor" in only:
+            for line in await bench_executor(url, prefix + "exec:"):
+                print(line)
         for mix in ("capture", "tickers"):
             if "ingest" in only:
                 print(await bench_ingest(url, prefix, args.seconds, mix))
@@ -523,7 +632,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--redis-url", help="Redis to measure against (default: REDIS_URL, else a private one)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each timed run")
-    parser.add_argument("--only", default="parse,sim,spreads,venues,writers,bus,ingest,latency,strategy",
+    parser.add_argument("--only", default="parse,sim,spreads,venues,writers,bus,ingest,latency,strategy,executor",
                         help="comma-separated subset")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = parser.parse_args()
