@@ -59,61 +59,75 @@ class BybitExecution:
         self.trading = trading
         self.grids = grids
         self.min_notional = min_notional or {}
-        self.orders: dict[str, f.OrderPlaced] = {}  # link id -> the order, while it may still change
+        self.orders: dict[str, f.OrderPlaced] = {}  # link id -> every order of this executor it has seen
+        self.open: set[str] = set()  # those that may still change
         self.filled: dict[str, Decimal] = {}  # link id -> quantity of the fills reported
         self.fill_ids: set[str] = set()
+        self._creating: dict[str, asyncio.Event] = {}  # link id -> set once its create has an answer
 
     def track(self, order: f.OrderPlaced) -> None:
         self.orders[order.link_id] = order
+        self.open.add(order.link_id)
         self.filled.setdefault(order.link_id, Decimal(0))
 
     async def place(self, o: f.OrderPlaced) -> list[f.AnyFact]:
         self.track(o)
-        price = o.price if o.price is not None else None
         floor = self.min_notional.get(o.symbol)
-        if floor and price is not None and o.qty * price < floor and not o.reduce_only:
+        if floor and o.price is not None and o.qty * o.price < floor and not o.reduce_only:
             return [self._closed(o.link_id, "rejected", f"below Bybit's minimum notional {floor} USDT")]
+        done = self._creating[o.link_id] = asyncio.Event()
+        try:
+            return await self._create(o)
+        finally:
+            done.set()
+            del self._creating[o.link_id]
+
+    async def _create(self, o: f.OrderPlaced) -> list[f.AnyFact]:
         try:
             await self.trading.create_order(order_params(o))
             return []  # accepted: the private stream tells what becomes of it
         except BybitApiError as exc:
             if exc.code == 110072:  # already there: this is a retry of an order Bybit has
-                return await self.lookup(o.link_id)
+                return await self.lookup(o.link_id) or []
             return [self._closed(o.link_id, "rejected", f"bybit {exc.code}: {exc.message}")]
         except BybitUnreachable as exc:
             log.warning("order %s: %s; looking it up by its orderLinkId", o.link_id, exc)
-        for attempt in range(2):
-            found = await self.lookup(o.link_id)
-            if found or attempt:
-                return found
-            try:  # not there: it never arrived, so the same orderLinkId cannot make two
-                await self.trading.create_order(order_params(o))
-                return []
-            except BybitApiError as exc:
-                if exc.code != 110072:
-                    return [self._closed(o.link_id, "rejected", f"bybit {exc.code}: {exc.message}")]
-            except BybitUnreachable:
-                pass
+        found = await self.lookup(o.link_id)
+        if found != []:
+            return found or []  # there, or Bybit cannot be asked: the leg's timeout cancels it by id
+        try:  # not there: it never arrived, so the same orderLinkId cannot make two
+            await self.trading.create_order(order_params(o))
+        except BybitApiError as exc:
+            if exc.code != 110072:
+                return [self._closed(o.link_id, "rejected", f"bybit {exc.code}: {exc.message}")]
+            return await self.lookup(o.link_id) or []
+        except BybitUnreachable:
+            pass
         return []
 
     async def cancel(self, link_id: str) -> list[f.AnyFact]:
         order = self.orders.get(link_id)
-        if order is None:
+        if order is None or link_id not in self.open:
             return []
+        if link_id in self._creating:  # its create has no answer yet: a cancel now could not find it
+            await self._creating[link_id].wait()
+            if link_id not in self.open:
+                return []
         try:
             await self.trading.cancel_order(order.symbol, link_id)
             return []
         except BybitApiError as exc:
-            if exc.code == 110001:  # no such order: it never reached Bybit
-                found = await self.lookup(link_id)
-                return found or [self._closed(link_id, "cancelled", "never reached Bybit")]
-            return await self.lookup(link_id)  # filled or closed meanwhile: what it is now
+            found = await self.lookup(link_id)  # filled or closed meanwhile, or never there
+            if found == [] and exc.code == 110001:
+                return [self._closed(link_id, "cancelled", "never reached Bybit")]
+            return found or []
         except BybitUnreachable as exc:
             log.warning("cancel %s: %s; the order stays open until Bybit says otherwise", link_id, exc)
             return []
 
-    async def lookup(self, link_id: str) -> list[f.AnyFact]:
-        """What Bybit knows of the order now, as facts: acked, its fills, closed."""
+    async def lookup(self, link_id: str) -> list[f.AnyFact] | None:
+        """What Bybit knows of the order now, as facts (acked, its fills, closed); [] when Bybit
+        has no such order; None when Bybit could not be asked."""
         order = self.orders.get(link_id)
         if order is None:
             return []
@@ -121,10 +135,11 @@ class BybitExecution:
             try:
                 found = await self.trading.order(order.symbol, link_id)
                 break
-            except BybitUnreachable:
+            except (BybitUnreachable, BybitApiError) as exc:
+                log.warning("looking up %s: %s", link_id, exc)
                 await asyncio.sleep(0.1 * (attempt + 1))
         else:
-            return []
+            return None
         if found is None:
             return []
         return [self._acked(link_id, found.get("orderId", ""))] + await self._status(found, fetch=True)
@@ -136,6 +151,7 @@ class BybitExecution:
             link_id = row.get("orderLinkId") or ""
             if link_id not in self.orders:
                 continue  # not one of this executor's orders (or funding: reported elsewhere)
+            # a fill of an order already closed still counts: the facts hold every fill at the venue
             if topic == "execution" and row.get("execType") == "Trade":
                 out += self._fill(row)
             elif topic == "order":
@@ -157,11 +173,11 @@ class BybitExecution:
             except (BybitUnreachable, BybitApiError) as exc:
                 log.warning("order %s: executions unavailable (%s); waiting for the stream", link_id, exc)
                 return out
-        if status is not None and link_id in self.orders:
+        if status is not None and link_id in self.open:
             reason = row.get("rejectReason") or row.get("cancelType") or ""
             out.append(self._closed(link_id, status, reason))
         elif row.get("orderStatus") == "Filled" and self.filled.get(link_id, 0) >= self.orders[link_id].qty:
-            del self.orders[link_id]
+            self.open.discard(link_id)
         return out
 
     def _fill(self, e: dict) -> list[f.AnyFact]:
@@ -176,7 +192,7 @@ class BybitExecution:
                               maker=bool(e.get("isMaker")))]
 
     def _closed(self, link_id: str, status: str, reason: str) -> f.OrderClosed:
-        self.orders.pop(link_id, None)
+        self.open.discard(link_id)
         return f.OrderClosed(ts_ms=0, trade_id=_trade_id(link_id), link_id=link_id, status=status, reason=reason)
 
     def _acked(self, link_id: str, order_id: str) -> f.OrderAcked:
@@ -223,8 +239,8 @@ class LiveExecution:
 
     async def on_connected(self) -> None:
         """(Re)connected: whatever happened to the open orders meanwhile."""
-        for link_id in list(self.bybit.orders):
-            for fact in await self.bybit.lookup(link_id):
+        for link_id in list(self.bybit.open):
+            for fact in await self.bybit.lookup(link_id) or []:
                 self.reports.put_nowait(fact)
 
     async def reconcile(self, now_ms: int) -> list[f.AnyFact]:
@@ -235,10 +251,10 @@ class LiveExecution:
             for order in trade.open_orders():
                 self.bybit.track(order.placed)
                 found = await self.bybit.lookup(order.link_id)
-                if not found:
+                if found == []:
                     found = [f.OrderClosed(ts_ms=now_ms, trade_id=trade.id, link_id=order.link_id, status="cancelled",
                                            reason="not at Bybit after a restart: never sent")]
-                for fact in found:
+                for fact in found or []:  # None: Bybit cannot be asked; the leg's timeout settles it
                     out += self.core.on_report(msgspec.structs.replace(fact, ts_ms=now_ms), now_ms)
         expected: dict[tuple[str, int], Decimal] = {}
         for trade in self.core.trades.values():

@@ -178,6 +178,9 @@ class ExecutorCore:
             return []
         out: list[f.AnyFact] = []
         self._emit(out, fact)
+        if isinstance(fact, f.OrderFilled) and trade.closed is not None:  # a venue fill after the close
+            self.halted = (f"trade {trade.id} was closed, then its order {fact.link_id} filled {fact.qty}: "
+                           f"its position at {trade.orders[fact.link_id].placed.venue} needs a manual check")
         return out + self.step(now_ms)
 
     def shutdown(self, now_ms: int) -> list[f.AnyFact]:
