@@ -231,3 +231,20 @@ def test_grid_is_respected_and_incompatible_lots_refused():
     assert round_price(D("100.07"), D("0.05"), "Sell") == D("100.10")
     assert harder_leg("binance", "hyperliquid") == "short" and harder_leg("bitget", "okx") == "long"
     assert harder_leg("bybit", "bybit") == "long"
+
+
+def test_a_venue_funding_settlement_is_shared_among_the_trades_holding_that_side_exactly():
+    desk = Desk(ExecConfig(max_concurrent_trades=3), venues=("binance", "okx", "bybit"))
+    opened(desk)
+    desk.book("bybit", 100_000.0, 100_000.1)
+    desk.signal("a", long_venue="bybit", short_venue="okx")  # bybit long 0.099
+    desk.signal("b", long_venue="bybit", short_venue="binance", spread=60.0)  # bybit long again, smaller
+    longs = {t.id: t.held["long"] for t in desk.core.trades.values()}
+    assert len(longs) == 2
+    # Bybit's row for the whole long position, as in venue-samples' funding executions (fee > 0: paid)
+    reports = desk.core.funding_reported("bybit", SYMBOL, "Buy", D("0.7797"), T0 + 1)
+    assert {x.trade_id for x in reports} == set(longs) and all(x.leg == "long" for x in reports)
+    assert sum(x.amount for x in reports) == D("0.7797")
+    first = reports[0]
+    assert first.amount == (D("0.7797") * longs[first.trade_id] / sum(longs.values())).quantize(D("1E-12"))
+    assert desk.core.funding_reported("bybit", SYMBOL, "Sell", D("1"), T0 + 1) == []  # no short held at bybit

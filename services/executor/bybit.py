@@ -11,7 +11,8 @@ Sending (`place`):
   existed);
 - any other refusal closes the order as rejected with Bybit's code and text.
 
-Hearing back: the private stream's `execution` messages become fills (by execId, so a fill seen
+Hearing back: the private stream's `execution` messages become fills (funding settlements,
+`execType=Funding`, are shared among the trades holding that side: core.funding_reported) (by execId, so a fill seen
 twice counts once), `order` messages with a final status close the order. A close whose
 cumulative quantity is more than the fills heard fetches the missing executions first, so the
 core never sees an order closed with fills still to come. After a reconnect, every open order
@@ -64,6 +65,7 @@ class BybitExecution:
         self.filled: dict[str, Decimal] = {}  # link id -> quantity of the fills reported
         self.fill_ids: set[str] = set()
         self._creating: dict[str, asyncio.Event] = {}  # link id -> set once its create has an answer
+        self.funding: list[dict] = []  # funding settlements heard, for the core to share among trades
 
     def track(self, order: f.OrderPlaced) -> None:
         self.orders[order.link_id] = order
@@ -149,6 +151,10 @@ class BybitExecution:
         out: list[f.AnyFact] = []
         for row in message.get("data") or []:
             link_id = row.get("orderLinkId") or ""
+            if topic == "execution" and row.get("execType") == "Funding" and row.get("execId") not in self.fill_ids:
+                self.fill_ids.add(row.get("execId"))
+                self.funding.append(row)
+                continue
             if link_id not in self.orders:
                 continue  # not one of this executor's orders (or funding: reported elsewhere)
             # a fill of an order already closed still counts: the facts hold every fill at the venue
@@ -236,6 +242,11 @@ class LiveExecution:
     async def on_message(self, message: dict) -> None:
         for fact in await self.bybit.on_message(message):
             self.reports.put_nowait(fact)
+        while self.bybit.funding:
+            row = self.bybit.funding.pop(0)
+            for fact in self.core.funding_reported("bybit", row["symbol"], row["side"], Decimal(row["execFee"]),
+                                                   int(row.get("execTime") or 0)):
+                self.reports.put_nowait(fact)
 
     async def on_connected(self) -> None:
         """(Re)connected: whatever happened to the open orders meanwhile."""

@@ -183,6 +183,22 @@ class ExecutorCore:
                            f"its position at {trade.orders[fact.link_id].placed.venue} needs a manual check")
         return out + self.step(now_ms)
 
+    def funding_reported(self, venue: str, symbol: str, side: str, amount: Decimal, now_ms: int) -> list[f.AnyFact]:
+        """A venue's funding settlement on its whole `side` position in `symbol` (paid > 0), as
+        FundingPaid reports for the open trades holding that side there, shared by quantity; the
+        last takes the remainder, so the parts add up to the venue's figure exactly."""
+        sign = 1 if side == "Buy" else -1
+        holders = [(t, leg, abs(t.held[leg])) for t in self.trades.values() if t.taken.symbol == symbol
+                   for leg in ("long", "short") if self._venue(t, leg) == venue and t.held[leg] * sign > 0]
+        total = sum((q for _, _, q in holders), ZERO)
+        out: list[f.AnyFact] = []
+        left = amount
+        for i, (trade, leg, qty) in enumerate(holders):
+            part = left if i == len(holders) - 1 else (amount * qty / total).quantize(Decimal("1E-12"))
+            left -= part
+            out.append(f.FundingPaid(ts_ms=now_ms, trade_id=trade.id, leg=leg, amount=part))
+        return out
+
     def shutdown(self, now_ms: int) -> list[f.AnyFact]:
         """Exit every active trade (pending ones finish their entry first, then exit too)."""
         self.halted = self.halted or "shutting down"
