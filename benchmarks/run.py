@@ -509,7 +509,8 @@ async def bench_executor(url: str, prefix: str, trades: int = 120, emergencies: 
                 client.xadd(signals, {"id": f"bench-{n}", "mode": "synthetic", "symbol": symbol,
                                       "long_venue": "bybit", "short_venue": "bybit_synthetic", "spread_bps": "50",
                                       "funding_delta_8h": "0.01", "confidence": "80", "depth_long_usd": "200000",
-                                      "depth_short_usd": "200000", "created_ms": str(time.time_ns() // 1_000_000)})
+                                      "depth_short_usd": "200000", "created_ms": str(time.time_ns() // 1_000_000),
+                                      "created_us": str(time.time_ns() // 1000)})
 
             n, started = 0, time.monotonic()
             while len(executor.core.closed) < trades and time.monotonic() - started < 180:

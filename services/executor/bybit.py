@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from collections.abc import Callable
 from decimal import Decimal
 
 import msgspec
@@ -56,8 +56,10 @@ def order_params(o: f.OrderPlaced) -> dict:
 
 class BybitExecution:
     def __init__(self, trading: BybitTrading, grids: dict[tuple[str, str], Grid],
-                 min_notional: dict[str, Decimal] | None = None) -> None:
+                 min_notional: dict[str, Decimal] | None = None,
+                 on_sent: Callable[[f.OrderPlaced], None] | None = None) -> None:
         self.trading = trading
+        self.on_sent = on_sent  # called as each create request goes out
         self.grids = grids
         self.min_notional = min_notional or {}
         self.orders: dict[str, f.OrderPlaced] = {}  # link id -> every order of this executor it has seen
@@ -86,7 +88,7 @@ class BybitExecution:
 
     async def _create(self, o: f.OrderPlaced) -> list[f.AnyFact]:
         try:
-            await self.trading.create_order(order_params(o))
+            await self.trading.create_order(order_params(o), on_send=self.on_sent and (lambda: self.on_sent(o)))
             return []  # accepted: the private stream tells what becomes of it
         except BybitApiError as exc:
             if exc.code == 110072:  # already there: this is a retry of an order Bybit has
@@ -214,10 +216,9 @@ class LiveExecution:
         self.bybit = bybit
         self.reports: asyncio.Queue[f.AnyFact] = asyncio.Queue()
         self._tasks: set[asyncio.Task] = set()
-        self.sent_ns: dict[str, int] = {}  # link id -> when its request went out (latency metrics)
 
     def market(self, event, now_ms: int) -> list[f.AnyFact]:
-        return self.core.on_market(event, now_ms) + self.core.step(now_ms)
+        return self.core.on_market(event, now_ms)  # the service steps once per batch
 
     def route(self, facts: list[f.AnyFact], now_ms: int) -> list[f.AnyFact]:
         return facts  # sent by `dispatch`, once written
@@ -226,7 +227,6 @@ class LiveExecution:
         for fact in facts:
             if isinstance(fact, f.OrderPlaced):
                 self._spawn(self.bybit.place(fact))
-                self.sent_ns[fact.link_id] = time.time_ns()
             elif isinstance(fact, f.CancelRequested):
                 self._spawn(self.bybit.cancel(fact.link_id))
 

@@ -67,6 +67,7 @@ class SignalIn(msgspec.Struct, frozen=True, kw_only=True):
     depth_long_usd: float
     depth_short_usd: float
     created_ms: int
+    created_us: int | None = None  # when it was written, finer (latency metrics)
 
 
 def parse_signal(fields: dict[str, str]) -> SignalIn:

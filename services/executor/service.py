@@ -129,7 +129,8 @@ class ExecutorService:
         if self.core.config.mode == "synthetic":
             for symbol in s.symbols_to_trade:
                 await trading.hedge_mode(symbol)
-        live = LiveExecution(self.core, BybitExecution(trading, self.core.grids, await min_notional(http, hosts.rest)))
+        live = LiveExecution(self.core, BybitExecution(trading, self.core.grids, await min_notional(http, hosts.rest),
+                                                       on_sent=self.order_sent))
         self.execution = live
         self.private = PrivateStream(http, hosts.ws_private, key, secret, live.on_message, live.on_connected)
         return self.private
@@ -306,7 +307,8 @@ class ExecutorService:
         facts = self.execution.route(self.core.on_signal(signal, now_ms), now_ms)
         for fact in facts:
             if isinstance(fact, f.SignalTaken):
-                self._signal_read_ns[fact.trade_id] = (signal.created_ms, read_ns)
+                created_ns = signal.created_us * 1000 if signal.created_us else signal.created_ms * 1_000_000
+                self._signal_read_ns[fact.trade_id] = (created_ns, read_ns)
             elif isinstance(fact, f.SignalRejected):
                 log.info("signal %s rejected: %s %s", signal.id, fact.reason, fact.detail)
         return facts
@@ -331,12 +333,17 @@ class ExecutorService:
         self.execution.dispatch(facts)
         self.counts["facts"] += len(facts)
         for fact in facts:
-            if isinstance(fact, f.OrderPlaced) and fact.trade_id in self._signal_read_ns:
-                created_ms, read_ns = self._signal_read_ns.pop(fact.trade_id)
-                sent_ns = time.time_ns()
-                self.order_latency.observe_ns(max(0, sent_ns - created_ms * 1_000_000))
-                self.read_to_order.observe_ns(sent_ns - read_ns)
+            if isinstance(fact, f.OrderPlaced) and self.settings.execution == "paper":
+                self.order_sent(fact)  # paper orders were "sent" by now, in-process
             self._log(fact)
+
+    def order_sent(self, order: f.OrderPlaced) -> None:
+        """The moment an order goes out: the first of a trade ends its signal's latency."""
+        times = self._signal_read_ns.pop(order.trade_id, None)
+        if times is not None:
+            sent_ns = time.time_ns()
+            self.order_latency.observe_ns(max(0, sent_ns - times[0]))
+            self.read_to_order.observe_ns(sent_ns - times[1])
 
     def _log(self, fact: f.AnyFact) -> None:
         match fact:

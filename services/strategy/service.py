@@ -154,6 +154,7 @@ class StrategyService:
 
     def signal_fields(self, signal: Signal) -> dict[str, str]:
         return {"id": signal.id, "mode": self.core.mode, "created_ms": str(signal.created_ms),
+                "created_us": str(time.time_ns() // 1000),
                 "position_usd": plain_text(self.core.config.position_usd), **opportunity_fields(signal.opportunity)}
 
     async def _scan_loop(self, conn: RespConnection, stop: asyncio.Event) -> None:

@@ -110,12 +110,16 @@ class BybitTrading:
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
 
-    async def request(self, method: str, path: str, params: dict) -> dict:
-        """Bybit's `result` for a signed request; BybitApiError / BybitUnreachable otherwise."""
+    async def request(self, method: str, path: str, params: dict, on_send: Callable[[], None] | None = None) -> dict:
+        """Bybit's `result` for a signed request; BybitApiError / BybitUnreachable otherwise.
+        `on_send` is called as the request goes out (after any wait for the rate limit)."""
         resynced = False
         for attempt in range(RATE_LIMIT_RETRIES + 1):
             while (wait := self.budget.delay(path)) > 0:
                 await asyncio.sleep(wait)
+            if on_send is not None:
+                on_send()
+                on_send = None
             code, message, result, headers = await self._send(method, path, params)
             if code == 0:
                 return result
@@ -159,8 +163,8 @@ class BybitTrading:
 
     # ------------------------------------------------------------------ endpoints
 
-    async def create_order(self, params: dict) -> dict:
-        return await self.request("POST", "/v5/order/create", {"category": "linear", **params})
+    async def create_order(self, params: dict, on_send: Callable[[], None] | None = None) -> dict:
+        return await self.request("POST", "/v5/order/create", {"category": "linear", **params}, on_send)
 
     async def cancel_order(self, symbol: str, link_id: str) -> dict:
         return await self.request("POST", "/v5/order/cancel",
