@@ -156,3 +156,27 @@ def test_an_entry_that_is_not_an_event_is_counted_and_skipped(settings, caplog):
     assert service.core.state.get("bybit", "BTCUSDT").bid == 100.0  # the good one went through
     [warning] = [r.getMessage() for r in caplog.records]  # logged once, then counted
     assert warning.startswith("skipped md:tickers 1-0: schema version '2' is not supported")
+
+
+def test_the_executors_facts_hold_a_pair_while_its_trade_is_open(settings):
+    from services.executor import facts as f
+    from services.executor.core import trade_id_for
+
+    strategy = StrategyService(settings, "cross")
+    gate, pair = strategy.core.gate, ("BTCUSDT", "bybit", "binance")
+    gate.pending[pair] = 1
+    taken = f.SignalTaken(ts_ms=2, signal_id="BTCUSDT-bybit-binance-1", trade_id=trade_id_for("x"), mode="cross",
+                          symbol="BTCUSDT", long_venue="bybit", short_venue="binance", signal_long_venue="bybit",
+                          signal_short_venue="binance", harder="long", qty=1, size_usd=100, long_price=1,
+                          short_price=2, entry_spread_bps=50.0, funding_delta_8h=0.001, projected_profit_usd=1,
+                          confidence=80, signal_ms=1)
+    strategy._executor_fact(f.to_fields(taken))
+    assert pair in gate.active and pair not in gate.pending and gate.blocked(pair, 10**12)
+    closed = f.TradeClosed(ts_ms=3, trade_id=taken.trade_id, outcome="closed", reason="profit_target", pnl_usd=1,
+                           fees_usd=0, funding_usd=0, leg_out_loss_usd=0, size_usd=100)
+    strategy._executor_fact(f.to_fields(closed))
+    assert pair not in gate.active
+    gate.pending[pair] = 5
+    strategy._executor_fact(f.to_fields(f.SignalRejected(ts_ms=6, signal_id="BTCUSDT-bybit-binance-5",
+                                                         symbol="BTCUSDT", reason="max_concurrent")))
+    assert pair not in gate.pending

@@ -8,6 +8,10 @@ venue's latency verdict (`strategy:latency:{venue}`, written by `arb latency`; m
 older than 5 s counts as stale), scans, writes the top 20 to `strategy:opportunities:{ms}`
 (a list of JSON objects, 60 s TTL; `strategy:opportunities:latest` names the newest) and
 logs the top when it changes. Redis being down pauses it; nothing read is acked unhandled.
+
+It also reads the executor's facts (`strategy:events`, from when it starts): a pair whose
+signal became a trade gets no new signal until the trade closes, and a pair whose signal was
+turned down may be signalled again (after the cooldown).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from redis.exceptions import RedisError
 
 from services.strategy.core import StrategyCore, SyntheticConfig
 from services.strategy.scanner import Opportunity, ScanConfig, ScanResult
-from services.strategy.signals import Signal, SignalGate
+from services.strategy.signals import Signal, SignalGate, pair_of
 from shared import metrics
 from shared.bus import ConsumerGroup, Entry
 from shared.codec import CodecError, from_fields, plain_text
@@ -60,7 +64,9 @@ class StrategyService:
             SignalGate(int(s.signal_cooldown_s * 1000), int(s.signal_pending_ttl_s * 1000)),
             symbols=s.symbols_to_trade if mode == "synthetic" else None, synthetic=synthetic)
         p = s.redis_key_prefix
-        self.streams = list(s.md_streams().values())
+        self.events_stream = p + s.stream_events  # the executor's facts: which pairs have a trade open
+        self.streams = [*s.md_streams().values(), self.events_stream]
+        self._pairs: dict[str, tuple[str, str, str]] = {}  # trade id -> its signal's pair
         self.signal_stream = p + s.stream_signals
         self.prefix = p
         self.consumer = consumer  # stable, so a restart re-reads what it had not acked
@@ -135,6 +141,9 @@ class StrategyService:
         """Feed entries to the core; the signals it decided."""
         core, signals = self.core, []
         for entry in entries:
+            if entry.stream == self.events_stream:
+                self._executor_fact(entry.fields)
+                continue
             consumed_ns = time.perf_counter_ns()
             now_ms = time.time_ns() // 1_000_000
             self.counts["consumed"] += 1
@@ -151,6 +160,20 @@ class StrategyService:
             self.receipt_latency.observe_ns(max(0, time.time_ns() - event.receive_ts_us * 1000))
         self.counts["signals"] += len(signals)
         return signals
+
+    def _executor_fact(self, fields: dict[str, str]) -> None:
+        """A trade opened holds its pair until it closes; a signal the executor turned down
+        frees its pair at once (the cooldown still applies)."""
+        kind = fields.get("type")
+        gate = self.core.gate
+        if kind == "signal_taken":
+            pair = (fields["symbol"], fields["signal_long_venue"], fields["signal_short_venue"])
+            self._pairs[fields["trade_id"]] = pair
+            gate.trade_opened(pair)
+        elif kind == "trade_closed" and fields.get("trade_id") in self._pairs:
+            gate.trade_closed(self._pairs.pop(fields["trade_id"]))
+        elif kind == "signal_rejected" and (pair := pair_of(fields.get("signal_id", ""))) is not None:
+            gate.pending.pop(pair, None)
 
     def signal_fields(self, signal: Signal) -> dict[str, str]:
         return {"id": signal.id, "mode": self.core.mode, "created_ms": str(signal.created_ms),

@@ -14,6 +14,16 @@ from services.strategy.scanner import Opportunity
 Pair = tuple[str, str, str]
 
 
+def signal_id(pair: Pair, now_ms: int) -> str:
+    return "-".join((*pair, str(now_ms)))
+
+
+def pair_of(signal_id: str) -> Pair | None:
+    """The pair a signal id names (None for an id this strategy did not make)."""
+    parts = signal_id.rsplit("-", 3)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 4 and parts[3].isdigit() else None
+
+
 @dataclass(frozen=True)
 class Signal:
     id: str
@@ -44,7 +54,7 @@ class SignalGate:
                 held["cooldown"] += 1
             else:
                 self.pending[o.pair] = self.last_signal_ms[o.symbol] = now_ms
-                signals.append(Signal(f"{o.symbol}-{o.long_venue}-{o.short_venue}-{now_ms}", o, now_ms))
+                signals.append(Signal(signal_id(o.pair, now_ms), o, now_ms))
         return signals, held
 
     def blocked(self, pair: Pair, now_ms: int) -> bool:
