@@ -159,7 +159,11 @@ def strategy(
                        f"SYNTHETIC_FUNDING_DELTA={settings.synthetic_funding_delta:g} and ESTIMATED_POSITION_SIZE="
                        f"{settings.estimated_position_size:g} no synthetic opportunity can ever qualify: "
                        + "; ".join(failed), err=True)
-    service = StrategyService(settings, mode)
+    _run_worker(StrategyService(settings, mode), settings, cpu, duration)
+
+
+def _run_worker(service, settings: Settings, cpu: int | None, duration: float | None) -> None:
+    """Pinned if asked, metrics served if a port is set, run until Ctrl+C, SIGTERM or `duration`."""
     if cpu is not None:
         pin_to_cpu(cpu)
     if settings.metrics_port:
@@ -206,12 +210,7 @@ def executor(
         raise _fail(f"config error: --execution live on VENUE_ENV={settings.venue_env} needs a Bybit API key and "
                     "secret: BYBIT_DEMO_API_KEY and BYBIT_DEMO_API_SECRET for demo, BYBIT_API_KEY and "
                     "BYBIT_API_SECRET for testnet and mainnet")
-    service = ExecutorService(settings, mode)
-    if cpu is not None:
-        pin_to_cpu(cpu)
-    if settings.metrics_port:
-        _serve_metrics(settings, service.register_metrics)
-    asyncio.run(_run_until_signal(service.run, duration))
+    _run_worker(ExecutorService(settings, mode), settings, cpu, duration)
 
 
 @app.command()

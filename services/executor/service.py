@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import Counter
@@ -41,7 +42,7 @@ from shared.resp import RedisReplyError, RespConnection, pack_command
 from shared.rest import RestError
 from shared.settings import ConfigError, Settings
 from shared.venues import venue
-from shared.venues.bybit.trading import BybitTrading, PrivateStream, min_notional
+from shared.venues.bybit.trading import BybitTrading, BybitUnreachable, PrivateStream, min_notional
 from shared.venues.protocol import NoSuchEnvironment, VenueError
 from shared.ws import Stopped, unless_stopped
 
@@ -124,13 +125,25 @@ class ExecutorService:
         key, secret = credentials[0], credentials[1].get_secret_value()
         hosts = s.bybit_endpoints()
         trading = BybitTrading(http, hosts.rest, key, secret)
-        offset = await trading.sync_time()
+        for attempt in itertools.count():
+            try:
+                if not self._grids_given and not any(v == "bybit" for v, _ in self.core.grids):
+                    await self.load_grids(http, ["bybit"], stop)
+                    if not any(v == "bybit" for v, _ in self.core.grids):
+                        raise BybitUnreachable("no instruments list")
+                offset = await trading.sync_time()
+                if self.core.config.mode == "synthetic":
+                    for symbol in s.symbols_to_trade:
+                        await trading.hedge_mode(symbol)
+                floors = await min_notional(http, hosts.rest)
+                break
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError, BybitUnreachable) as exc:
+                if attempt % 12 == 0:  # the first time, then every minute
+                    log.error("cannot start trading at Bybit (%s): %s: %s; retrying every 5 s", hosts.rest,
+                              type(exc).__name__, exc)
+                await unless_stopped(asyncio.sleep(5), stop)
         log.info("bybit trading at %s; clock offset %d ms", hosts.rest, offset)
-        if self.core.config.mode == "synthetic":
-            for symbol in s.symbols_to_trade:
-                await trading.hedge_mode(symbol)
-        live = LiveExecution(self.core, BybitExecution(trading, self.core.grids, await min_notional(http, hosts.rest),
-                                                       on_sent=self.order_sent))
+        live = LiveExecution(self.core, BybitExecution(trading, self.core.grids, floors, on_sent=self.order_sent))
         self.execution = live
         self.private = PrivateStream(http, hosts.ws_private, key, secret, live.on_message, live.on_connected)
         return self.private
@@ -174,8 +187,8 @@ class ExecutorService:
         private_task = None
         try:
             live = s.execution == "live"
-            if not self._grids_given:
-                await self.load_grids(http, ["bybit"] if live else s.executor_venues, stop)
+            if not self._grids_given and not live:
+                await self.load_grids(http, s.executor_venues, stop)
             if live:
                 private = await self._live(http, stop)
                 private_task = asyncio.ensure_future(private.run(stop))
