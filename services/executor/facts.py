@@ -152,7 +152,6 @@ class TradeClosed(Fact, tag="trade_closed"):
 
 AnyFact = (SignalTaken | SignalRejected | OrderPlaced | CancelRequested | OrderAcked | OrderFilled | OrderClosed
            | LegOut | TradeActive | ExitStarted | FundingPaid | TradeClosed)
-FACT_TYPES = AnyFact.__args__
 
 
 class FactError(ValueError):

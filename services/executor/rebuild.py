@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from services.executor import facts as f
 from services.executor.core import ExecutorCore
 from services.executor.projection import Projector
-from services.executor.service import REPLAY_CHUNK, exec_config
+from services.executor.service import exec_config, read_facts
 from shared.settings import Settings
 
 
@@ -57,18 +57,12 @@ async def rebuild(settings: Settings, mode: str = "cross", write: bool = True) -
                                      decode_responses=True)
     report = RebuildReport()
     try:
-        core, leg_outs, start = ExecutorCore(exec_config(settings, mode), {}), [], "-"
-        while True:
-            chunk = await client.xrange(p + settings.stream_events, start, "+", count=REPLAY_CHUNK)
-            for _, fields in chunk:
-                fact = f.from_fields(fields)
-                core.apply(fact)
-                if isinstance(fact, f.LegOut):
-                    leg_outs.append(fact)
-            report.facts += len(chunk)
-            if len(chunk) < REPLAY_CHUNK:
-                break
-            start = "(" + chunk[-1][0]
+        core, leg_outs = ExecutorCore(exec_config(settings, mode), {}), []
+        async for fact in read_facts(client, p + settings.stream_events):
+            core.apply(fact)
+            report.facts += 1
+            if isinstance(fact, f.LegOut):
+                leg_outs.append(fact)
         projector = Projector(p)
         expected = projector.everything(core, leg_outs)
         report.keys = len(expected)

@@ -70,6 +70,18 @@ def exec_config(s: Settings, mode: str) -> ExecConfig:
                       max_hold_ms=int(hold_s * 1000))
 
 
+async def read_facts(client: aioredis.Redis, stream: str):
+    """Every fact of `stream`, oldest first, read in chunks."""
+    start = "-"
+    while True:
+        chunk = await client.xrange(stream, start, "+", count=REPLAY_CHUNK)
+        for _, fields in chunk:
+            yield f.from_fields(fields)
+        if len(chunk) < REPLAY_CHUNK:
+            return
+        start = "(" + chunk[-1][0]
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -93,6 +105,7 @@ class ExecutorService:
         self._unwritten: list[f.AnyFact] = []
         self._acks: dict[str, list[str]] = {}
         self._read: asyncio.Future | None = None
+        self._read_acks: dict[str, list[str]] = {}  # acked by the read in flight
         self._signal_read_ns: dict[str, tuple[int, int]] = {}  # trade id -> (signal created ms, read ns)
         self.ready = asyncio.Event()  # replayed and reconciled: reading
 
@@ -150,18 +163,13 @@ class ExecutorService:
 
     async def replay(self, client: aioredis.Redis) -> int:
         """Every fact of the events stream into the core; how many."""
-        n, start = 0, "-"
-        while True:
-            chunk = await client.xrange(self.events_stream, start, "+", count=REPLAY_CHUNK)
-            for _, fields in chunk:
-                fact = f.from_fields(fields)
-                self.core.apply(fact)
-                if isinstance(fact, f.LegOut):
-                    self.projector.leg_out_id(fact)  # the next leg-out entry id follows on
-                n += 1
-            if len(chunk) < REPLAY_CHUNK:
-                return n
-            start = "(" + chunk[-1][0]
+        n = 0
+        async for fact in read_facts(client, self.events_stream):
+            self.core.apply(fact)
+            if isinstance(fact, f.LegOut):
+                self.projector.leg_out_id(fact)  # the next leg-out entry id follows on
+            n += 1
+        return n
 
     async def warm_up(self, client: aioredis.Redis, per_stream: int = 1_000) -> int:
         """The newest tickers and books already in md:*, into the market state only (no fills,
@@ -257,9 +265,8 @@ class ExecutorService:
         except (RedisError, OSError) as exc:
             return await self._redis_down(exc)
         if self._read is None:
-            acks, self._acks = self._acks, {}
-            self._read = asyncio.ensure_future(reader.read(count=500, block_ms=200, acks=acks))
-            self._read.acks = acks  # type: ignore[attr-defined]
+            self._read_acks, self._acks = self._acks, {}
+            self._read = asyncio.ensure_future(reader.read(count=500, block_ms=200, acks=self._read_acks))
         report = asyncio.ensure_future(self.execution.reports.get())
         deadline = self.core.next_deadline_ms()
         timeout = None if deadline is None else max(0.0, (deadline - _now_ms()) / 1000)
@@ -277,7 +284,7 @@ class ExecutorService:
             try:
                 entries = read.result()
             except (RedisError, OSError) as exc:
-                for stream, ids in read.acks.items():
+                for stream, ids in self._read_acks.items():  # not acked: with the next read
                     self._acks.setdefault(stream, []).extend(ids)
                 self._unwritten += facts
                 return await self._redis_down(exc)
