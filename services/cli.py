@@ -143,8 +143,7 @@ def strategy(
     from services.strategy.service import StrategyService
     from services.strategy.synthetic import never_qualifies
 
-    if mode not in ("cross", "synthetic"):
-        raise _fail(f"--mode: {mode!r} is not one of: cross, synthetic")
+    _check_mode(mode)
     settings = _settings({
         "strategy_scorer": ("--scorer", scorer),
         "redis_url": ("--redis-url", redis_url),
@@ -160,6 +159,11 @@ def strategy(
                        f"{settings.estimated_position_size:g} no synthetic opportunity can ever qualify: "
                        + "; ".join(failed), err=True)
     _run_worker(StrategyService(settings, mode), settings, cpu, duration)
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ("cross", "synthetic"):
+        raise _fail(f"--mode: {mode!r} is not one of: cross, synthetic")
 
 
 def _run_worker(service, settings: Settings, cpu: int | None, duration: float | None) -> None:
@@ -198,8 +202,7 @@ def executor(
     """
     from services.executor.service import ExecutorService
 
-    if mode not in ("cross", "synthetic"):
-        raise _fail(f"--mode: {mode!r} is not one of: cross, synthetic")
+    _check_mode(mode)
     settings = _settings({
         "execution": ("--execution", execution),
         "redis_url": ("--redis-url", redis_url),

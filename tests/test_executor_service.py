@@ -134,3 +134,20 @@ async def test_live_synthetic_trading_at_the_simulated_bybit_hedge_mode_then_fla
     closed = executor.core.closed[trade.id]
     assert closed.closed.reason == "shutdown" and closed.flat
     assert closed.fees == sum((o.cum_fee for o in account.orders.values()), Decimal(0))
+
+
+async def test_live_with_bybit_unreachable_says_so_and_stops_cleanly(settings, caplog):
+    from tests.conftest import free_port
+
+    settings = settings.model_copy(update={"execution": "live", "sim_port": free_port()})  # nothing listens
+    executor = ExecutorService(settings, "synthetic")
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(executor.run(stop))
+    await wait_for(lambda: _logged(caplog, "cannot start trading at Bybit"))
+    stop.set()
+    await asyncio.wait_for(task, 10)  # no traceback: the stop ends the retries
+    assert not executor.ready.is_set() and executor.counts["facts"] == 0
+
+
+async def _logged(caplog, text: str) -> bool:
+    return any(text in r.getMessage() for r in caplog.records)

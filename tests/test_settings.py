@@ -142,3 +142,16 @@ def test_venue_hosts_must_name_a_venue():
     result = CliRunner().invoke(app, ["ingest", "--venue", "okx", "--hosts", "okk=127.0.0.1:1", "--duration", "0"])
     assert result.exit_code == 2
     assert "config error: --hosts names no venue 'okk'; venues: bybit, binance" in result.output
+
+
+def test_executor_refuses_a_bad_mode_live_without_keys_and_unknown_venues(monkeypatch):
+    runner = CliRunner()
+    result = runner.invoke(app, ["executor", "--mode", "both", "--duration", "0"])
+    assert result.exit_code == 2 and "--mode: 'both' is not one of: cross, synthetic" in result.output
+    monkeypatch.setenv("VENUE_ENV", "demo")
+    monkeypatch.delenv("BYBIT_DEMO_API_KEY", raising=False)
+    result = runner.invoke(app, ["executor", "--execution", "live", "--duration", "0"])
+    assert result.exit_code == 2 and "needs a Bybit API key and secret: BYBIT_DEMO_API_KEY" in result.output
+    monkeypatch.setenv("EXECUTOR_VENUES", "okx,ftx")
+    result = runner.invoke(app, ["executor", "--duration", "0"])
+    assert result.exit_code == 2 and "EXECUTOR_VENUES" in result.output and "'ftx'" in result.output
