@@ -13,10 +13,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 VenueEnv = Literal["mainnet", "testnet", "demo", "sim"]
+Environment = Literal["development", "staging", "production"]
+
+# The deployment guide's environments, as defaults that explicit settings override. Its
+# development size ($10) buys no lot of BTC, ETH or SOL at Bybit, so development (the
+# simulator's money) has no cap; staging (demo) and production (mainnet) keep the guide's.
+ENVIRONMENTS: dict[str, dict[str, Any]] = {
+    "development": {"venue_env": "sim", "position_size_limit": None},
+    "staging": {"venue_env": "demo", "position_size_limit": Decimal(50)},
+    "production": {"venue_env": "mainnet", "position_size_limit": Decimal(100)},
+}
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,40}$")
 
@@ -50,6 +60,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", validate_default=True
     )
+
+    # --- environment (deployment guide: development, staging, production) -------------
+    environment: Environment = Field(
+        "development", description="presets VENUE_ENV and POSITION_SIZE_LIMIT (see ENVIRONMENTS); "
+        "explicit settings win")
 
     # --- venue environment -------------------------------------------------------------
     venue_env: VenueEnv = Field("sim", description="endpoint set: mainnet, testnet, demo or sim")
@@ -122,6 +137,24 @@ class Settings(BaseSettings):
     exit_max_hold_s: float = Field(8 * 3600.0, gt=0, description="exit a trade held this long")
     synthetic_hold_s: float = Field(30.0, gt=0, description="synthetic mode: exit a trade held this long")
     shutdown_timeout_s: float = Field(10.0, gt=0, description="time to close active trades on stop")
+    stream_control: str = Field("strategy:control", description="operator commands: arb stop --emergency, "
+                                "arb resume")
+
+    # --- safety (deployment guide, phase 3; services/executor/safety.py) ---------------
+    position_size_limit: Decimal | None = Field(None, gt=0, description="USD one trade may reserve at most")
+    max_daily_loss: Decimal | None = Field(None, gt=0, description="USD realised loss per UTC day that "
+                                           "stops trading")
+    safety_max_failures: int = Field(3, ge=0, description="failed trades within the window that stop "
+                                     "trading (0: off)")
+    safety_failure_window_s: float = Field(60.0, gt=0)
+    safety_min_success_rate: float = Field(0.90, ge=0, le=1, description="share of entries filling both legs "
+                                           "(0: off)")
+    safety_success_window: int = Field(20, ge=1, description="entries the success rate is taken over")
+    safety_max_p99_ms: float = Field(50.0, ge=0, description="p99 signal -> order acknowledged (0: off)")
+    safety_max_api_errors: int = Field(5, ge=0, description="orders refused by a venue within the window "
+                                       "(0: off)")
+    safety_on_stop: Literal["close", "keep"] = Field(
+        "close", description="on a stop: close the open trades at market, or keep them running hedged")
 
     # --- exchange latency monitor (seeds/spread-arbitrage-design.md section 2) ---------
     latency_poll_ms: int = Field(100, ge=10, le=60_000, description="server-time poll period per venue")
@@ -132,6 +165,13 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = Field(None, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _environment_defaults(self) -> Settings:
+        for name, value in ENVIRONMENTS[self.environment].items():
+            if name not in self.model_fields_set:
+                object.__setattr__(self, name, value)
+        return self
 
     @field_validator("symbols_to_trade", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from services.executor import facts as f
+from services.executor.projection import portfolio_fields
 from services.executor.rebuild import rebuild
 from services.executor.service import ExecutorService
 from services.ingestor.service import Ingestor
@@ -62,7 +63,7 @@ async def test_a_forced_opportunity_is_traded_on_paper_closed_on_stop_and_rebuil
     assert (await r.hgetall(f"{p}strategy:trades:closed:{trade.id}"))[b"actual_profit_usd"].decode() == \
         str(closed.closed.pnl_usd)
     state = {k.decode(): v.decode() for k, v in (await r.hgetall(f"{p}strategy:portfolio:state")).items()}
-    assert state == executor.core.portfolio.summary()
+    assert state == portfolio_fields(executor.core) and state["trading"] == "on"
     assert Decimal(state["available_capital"]) == Decimal(20_000) + closed.closed.pnl_usd
 
     report = await rebuild(settings, write=False)

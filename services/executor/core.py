@@ -27,6 +27,10 @@ above entry, or it has been held `max_hold_ms`. Exits are reduce-only limit orde
 touch on both legs; after `leg_timeout_ms` what is left goes at market (a leg-out when the
 other leg had closed).
 
+**Safety** (safety.py): when a stop condition holds, or the operator says so (`halt`), a
+`TradingHalted` fact stops new signals; with the action `close`, every trade exits at market
+as soon as it is active (pending entries finish first), as on shutdown. `resume` lifts it.
+
 **Funding** (paper execution only; a live venue reports its own): when a venue's next funding
 time moves on, each open leg there pays qty x mark x rate (a long pays a positive rate).
 """
@@ -42,7 +46,8 @@ import msgspec
 
 from services.executor import facts as f
 from services.executor.portfolio import Portfolio
-from services.executor.sizing import Grid, GridError, common_qty, harder_leg, round_price, trade_size_usd
+from services.executor.safety import Safety, SafetyLimits
+from services.executor.sizing import MIN_SIZE_USD, Grid, GridError, common_qty, harder_leg, round_price, trade_size_usd
 from services.executor.trade import ZERO, OrderState, Trade
 from services.strategy.costs import slippage_bps, taker_fee_bps
 from services.strategy.state import MarketState, VenueMarket
@@ -95,6 +100,8 @@ class ExecConfig:
     widening_bps: float = 50.0
     stop_loss_bps: float = 100.0
     max_hold_ms: int = 8 * 3_600_000
+    max_position_usd: Decimal | None = None  # POSITION_SIZE_LIMIT: the most one trade may reserve
+    safety: SafetyLimits = field(default_factory=SafetyLimits)
 
 
 def trade_id_for(signal_id: str) -> str:
@@ -117,10 +124,13 @@ class ExecutorCore:
     by_link: dict[str, Trade] = field(default_factory=dict)
     signals_seen: set[str] = field(default_factory=set)
     rejections: Counter[str] = field(default_factory=Counter)
-    halted: str = ""  # why new signals are refused (an emergency close that cannot complete)
+    halted: str = ""  # why new signals are refused (a safety stop, a fill after a close, shutting down)
+    closing: str = ""  # the exit reason every trade gets as soon as it is active ("": none)
 
     def __post_init__(self) -> None:
         self.portfolio = Portfolio(self.config.starting_capital)
+        self.safety = Safety(self.config.safety)
+        self.stopped: f.TradingHalted | None = None  # the halt in force
         self._wake: int | None = None
         self._funding: dict[tuple[str, str], tuple[int, float | None, float | None]] = {}
 
@@ -128,7 +138,15 @@ class ExecutorCore:
 
     def apply(self, fact: f.AnyFact) -> None:
         self.portfolio.apply(fact)
+        self.safety.apply(fact)
         match fact:
+            case f.TradingHalted():
+                self.stopped, self.halted = fact, f"{fact.reason}: {fact.detail}"
+                self.closing = "emergency_stop" if fact.action == "close" else self.closing
+                return
+            case f.TradingResumed():
+                self.stopped, self.halted, self.closing = None, "", ""
+                return
             case f.SignalTaken():
                 self.signals_seen.add(fact.signal_id)
                 self.trades[fact.trade_id] = Trade(fact)
@@ -203,10 +221,25 @@ class ExecutorCore:
     def shutdown(self, now_ms: int) -> list[f.AnyFact]:
         """Exit every active trade (pending ones finish their entry first, then exit too)."""
         self.halted = self.halted or "shutting down"
+        self.closing = self.closing or "shutdown"
+        return self.step(now_ms)
+
+    def halt(self, reason: str, detail: str, now_ms: int, action: str | None = None) -> list[f.AnyFact]:
+        """Stop taking signals (nothing if already halted); with the action `close`, every trade
+        exits at market."""
+        if self.stopped is not None:
+            return []
         out: list[f.AnyFact] = []
-        for trade in list(self.trades.values()):
-            if trade.status == "active":
-                self._start_exit(trade, "shutdown", now_ms, out)
+        self._emit(out, f.TradingHalted(ts_ms=now_ms, reason=reason, detail=detail,
+                                        action=action or self.config.safety.on_stop))
+        return out + self.step(now_ms)
+
+    def resume(self, now_ms: int, by: str = "operator") -> list[f.AnyFact]:
+        """Lift a halt (nothing if none is in force)."""
+        if self.stopped is None:
+            return []
+        out: list[f.AnyFact] = []
+        self._emit(out, f.TradingResumed(ts_ms=now_ms, by=by))
         return out + self.step(now_ms)
 
     def next_deadline_ms(self) -> int | None:
@@ -245,7 +278,10 @@ class ExecutorCore:
         available = self.portfolio.available
         size = trade_size_usd(s.spread_bps, s.funding_delta_8h, s.long_venue, s.short_venue, available,
                               min(s.depth_long_usd, s.depth_short_usd))
-        if size < 100:
+        floor = MIN_SIZE_USD
+        if c.max_position_usd is not None:  # POSITION_SIZE_LIMIT caps the size and, below $100, the floor
+            size, floor = min(size, c.max_position_usd), min(floor, c.max_position_usd)
+        if size < floor:
             return "too_small", f"${size} of ${available} available"
         long_price = self._limit(long_m.ask, grids[0].tick, "Buy")
         short_price = self._limit(short_m.bid, grids[1].tick, "Sell")
@@ -321,9 +357,19 @@ class ExecutorCore:
     # ------------------------------------------------------------------ the state machine
 
     def step(self, now_ms: int) -> list[f.AnyFact]:
-        """Everything the open trades should do at `now_ms`, applied."""
+        """Everything the open trades should do at `now_ms`, applied; then a safety stop if a
+        condition holds, and what the open trades do about it."""
         out: list[f.AnyFact] = []
         self._wake = None
+        self._step_trades(now_ms, out)
+        if self.stopped is None and (stop := self.safety.check(now_ms)):
+            self._emit(out, f.TradingHalted(ts_ms=now_ms, reason=stop[0], detail=stop[1],
+                                            action=self.config.safety.on_stop))
+            self._wake = None
+            self._step_trades(now_ms, out)
+        return out
+
+    def _step_trades(self, now_ms: int, out: list) -> None:
         for trade in list(self.trades.values()):
             for _ in range(8):  # a decision can enable the next at the same instant
                 n = len(out)
@@ -335,7 +381,6 @@ class ExecutorCore:
                     self._step_exit(trade, now_ms, out)
                 if len(out) == n or trade.status == "closed":
                     break
-        return out
 
     def _close(self, trade: Trade, outcome: str, reason: str, now_ms: int, out: list) -> None:
         pnl = trade.pnl()
@@ -485,7 +530,7 @@ class ExecutorCore:
         return None
 
     def _step_active(self, trade: Trade, now_ms: int, out: list) -> None:
-        reason = self.exit_reason(trade, now_ms)
+        reason = self.closing or self.exit_reason(trade, now_ms)
         if reason:
             self._start_exit(trade, reason, now_ms, out)
         else:
@@ -497,7 +542,7 @@ class ExecutorCore:
                                       spread_bps=round(spread, 4) if spread is not None else 0.0))
         for leg in ("long", "short"):
             if trade.held[leg]:
-                self._place(trade, leg, "exit", abs(trade.held[leg]), now_ms, out)
+                self._place(trade, leg, "exit", abs(trade.held[leg]), now_ms, out, market=reason == "emergency_stop")
 
     def _step_exit(self, trade: Trade, now_ms: int, out: list) -> None:
         if self._unwinding(trade):

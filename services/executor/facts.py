@@ -150,8 +150,22 @@ class TradeClosed(Fact, tag="trade_closed"):
     size_usd: Decimal  # the capital released
 
 
+class TradingHalted(Fact, tag="trading_halted"):
+    """No new signals from here on: a safety limit was reached, or the operator said stop."""
+
+    reason: str  # daily_loss, failures, success_rate, latency, api_errors, manual
+    detail: str
+    action: Literal["close", "keep"]  # close the open trades at market, or keep them (hedged) running
+
+
+class TradingResumed(Fact, tag="trading_resumed"):
+    """The operator lifted the halt (`arb resume`); the safety windows start afresh."""
+
+    by: str = "operator"
+
+
 AnyFact = (SignalTaken | SignalRejected | OrderPlaced | CancelRequested | OrderAcked | OrderFilled | OrderClosed
-           | LegOut | TradeActive | ExitStarted | FundingPaid | TradeClosed)
+           | LegOut | TradeActive | ExitStarted | FundingPaid | TradeClosed | TradingHalted | TradingResumed)
 
 
 class FactError(ValueError):

@@ -50,6 +50,14 @@ def trade_fields(trade: Trade) -> dict[str, str]:
     return out
 
 
+def portfolio_fields(core: ExecutorCore) -> dict[str, str]:
+    """`strategy:portfolio:state`: the portfolio's figures, and whether trading is halted and why."""
+    halt = core.stopped
+    return {**core.portfolio.summary(), "trading": "halted" if halt else "on",
+            "halt_reason": halt.reason if halt else "", "halt_detail": halt.detail if halt else "",
+            "halted_ms": str(halt.ts_ms) if halt else ""}
+
+
 def _daily_json(core: ExecutorCore, day: str) -> str:
     return json.dumps({k: str(v) for k, v in asdict(core.portfolio.daily[day]).items()}, sort_keys=True)
 
@@ -93,7 +101,7 @@ class Projector:
             else:
                 cmds.append(("HSET", self.key(f"trades:active:{tid}"), *_flat(trade_fields(trade))))
         if facts:
-            cmds.append(("HSET", self.key("portfolio:state"), *_flat(core.portfolio.summary())))
+            cmds.append(("HSET", self.key("portfolio:state"), *_flat(portfolio_fields(core))))
         for day in days:
             cmds.append(("HSET", self.key("metrics:daily"), day, _daily_json(core, day)))
         return cmds
@@ -107,7 +115,7 @@ class Projector:
             state = "closed" if trade.closed else "active"
             out[self.key(f"trades:{state}:{trade.id}")] = trade_fields(trade)
         if core.portfolio.last_fact_ms:
-            out[self.key("portfolio:state")] = core.portfolio.summary()
+            out[self.key("portfolio:state")] = portfolio_fields(core)
         if leg_outs:
             out[self.key("leg_out_events")] = [(self.leg_out_id(lo), _leg_out_fields(core, lo)) for lo in leg_outs]
         if core.portfolio.daily:

@@ -31,6 +31,7 @@ from services.executor.bybit import BybitExecution, LiveExecution
 from services.executor.core import ExecConfig, ExecutorCore, parse_signal
 from services.executor.paper import PaperExecution
 from services.executor.projection import Projector
+from services.executor.safety import SafetyLimits
 from services.executor.sizing import Grid
 from services.ingestor.service import load_symbols, venue_hosts
 from shared import metrics
@@ -67,7 +68,12 @@ def exec_config(s: Settings, mode: str) -> ExecConfig:
                       starting_capital=s.starting_capital, max_concurrent_trades=s.max_concurrent_trades,
                       leg_timeout_ms=s.leg_timeout_ms, limit_slippage_bps=s.limit_slippage_bps,
                       signal_max_age_ms=s.signal_max_age_ms,
-                      max_hold_ms=int(hold_s * 1000))
+                      max_hold_ms=int(hold_s * 1000), max_position_usd=s.position_size_limit,
+                      safety=SafetyLimits(max_daily_loss=s.max_daily_loss, max_failures=s.safety_max_failures,
+                                          failure_window_ms=int(s.safety_failure_window_s * 1000),
+                                          min_success_rate=s.safety_min_success_rate,
+                                          success_window=s.safety_success_window, max_p99_ms=s.safety_max_p99_ms,
+                                          max_api_errors=s.safety_max_api_errors, on_stop=s.safety_on_stop))
 
 
 async def read_facts(client: aioredis.Redis, stream: str):
@@ -96,6 +102,7 @@ class ExecutorService:
         p = s.redis_key_prefix
         self.signal_stream = p + s.stream_signals
         self.events_stream = p + s.stream_events
+        self.control_stream = p + s.stream_control
         self.md = list(s.md_streams().values())
         self.consumer = consumer
         self._grids_given = grids is not None
@@ -106,7 +113,8 @@ class ExecutorService:
         self._acks: dict[str, list[str]] = {}
         self._read: asyncio.Future | None = None
         self._read_acks: dict[str, list[str]] = {}  # acked by the read in flight
-        self._signal_read_ns: dict[str, tuple[int, int]] = {}  # trade id -> (signal created ms, read ns)
+        self._signal_read_ns: dict[str, tuple[int, int]] = {}  # trade id -> (signal created ns, read ns)
+        self._ack_wait: dict[str, int] = {}  # trade id -> its signal's creation (ns), until its first ack
         self.ready = asyncio.Event()  # replayed and reconciled: reading
 
     # ------------------------------------------------------------------ start
@@ -205,10 +213,12 @@ class ExecutorService:
             p = self.core.portfolio
             log.info("executor (%s, %s): %d facts replayed; %d trades open, available $%s, cumulative PnL $%s",
                      self.core.config.mode, s.execution, n, len(self.core.trades), p.available, p.cumulative_pnl)
-            await ConsumerGroup(client, GROUP, self.consumer, [self.signal_stream], start_id="0").ensure()
+            await ConsumerGroup(client, GROUP, self.consumer, [self.signal_stream, self.control_stream],
+                                start_id="0").ensure()
             await ConsumerGroup(client, GROUP, self.consumer, self.md, start_id="$").ensure()
             await self.warm_up(client)
-            reader = ConsumerGroup(client, GROUP, self.consumer, [self.signal_stream, *self.md], fast=fast)
+            reader = ConsumerGroup(client, GROUP, self.consumer, [self.control_stream, self.signal_stream, *self.md],
+                                   fast=fast)
             market_only = ConsumerGroup(client, GROUP, self.consumer, self.md, fast=fast)
             self._unwritten += await self.execution.reconcile(_now_ms())
             await self._write(writes)
@@ -307,6 +317,9 @@ class ExecutorService:
             if entry.stream == self.signal_stream:
                 out += self._signal(entry, now_ms)
                 continue
+            if entry.stream == self.control_stream:
+                out += self._command(entry, now_ms)
+                continue
             try:
                 event = from_fields(entry.fields)
             except CodecError:
@@ -314,6 +327,19 @@ class ExecutorService:
                 continue
             out += self.execution.market(event, now_ms)
         return out
+
+    def _command(self, entry: Entry, now_ms: int) -> list[f.AnyFact]:
+        """An operator's command: `halt` (arb stop --emergency) or `resume` (arb resume)."""
+        command, by = entry.fields.get("command"), entry.fields.get("by", "operator")
+        if command == "halt":
+            action = entry.fields.get("action") or None
+            detail = entry.fields.get("detail") or f"arb stop --emergency ({by})"
+            return self.execution.route(self.core.halt("manual", detail, now_ms, action), now_ms)
+        if command == "resume":
+            return self.execution.route(self.core.resume(now_ms, by), now_ms)
+        self.counts["bad_commands"] += 1
+        log.warning("skipped control entry %s: unknown command %r", entry.id, command)
+        return []
 
     def _signal(self, entry: Entry, now_ms: int) -> list[f.AnyFact]:
         self.counts["signals"] += 1
@@ -329,6 +355,7 @@ class ExecutorService:
             if isinstance(fact, f.SignalTaken):
                 created_ns = signal.created_us * 1000 if signal.created_us else signal.created_ms * 1_000_000
                 self._signal_read_ns[fact.trade_id] = (created_ns, read_ns)
+                self._ack_wait[fact.trade_id] = created_ns
             elif isinstance(fact, f.SignalRejected):
                 log.info("signal %s rejected: %s %s", signal.id, fact.reason, fact.detail)
         return facts
@@ -355,6 +382,8 @@ class ExecutorService:
         for fact in facts:
             if isinstance(fact, f.OrderPlaced) and self.settings.execution == "paper":
                 self.order_sent(fact)  # paper orders were "sent" by now, in-process
+            elif isinstance(fact, f.OrderAcked) and (created := self._ack_wait.pop(fact.trade_id, None)):
+                self.core.safety.observe_latency_ms((time.time_ns() - created) / 1e6)
             self._log(fact)
 
     def order_sent(self, order: f.OrderPlaced) -> None:
@@ -378,6 +407,11 @@ class ExecutorService:
                          fact.short_qty, fact.short_avg)
             case f.ExitStarted():
                 log.info("trade %s exiting: %s", fact.trade_id, fact.reason)
+            case f.TradingHalted():
+                log.error("TRADING HALTED (%s): %s; open trades: %s", fact.reason, fact.detail,
+                          "closing at market" if fact.action == "close" else "kept, hedged")
+            case f.TradingResumed():
+                log.warning("trading resumed by %s", fact.by)
             case f.TradeClosed():
                 log.info("trade %s %s (%s): PnL %s USD, fees %s, leg-out loss %s", fact.trade_id, fact.outcome,
                          fact.reason, fact.pnl_usd, fact.fees_usd, fact.leg_out_loss_usd)
@@ -398,6 +432,11 @@ class ExecutorService:
         yield metrics.counter("arb_executor_leg_outs_total", "Leg-out events", mode, p.leg_out_count)
         yield metrics.counter("arb_executor_emergency_closes_total", "Trades closed by the emergency close", mode,
                               p.emergency_closes)
+        halt = self.core.stopped is not None
+        yield metrics.gauge("arb_executor_trading_halted", "1 while a safety stop or the kill switch holds trading",
+                            mode, 1 if halt else 0)
+        yield metrics.counter_by("arb_executor_emergency_stops_total", "Trading halts, by reason", mode, "reason",
+                                 dict(self.core.safety.stops))
         yield metrics.gauge("arb_executor_active_trades", "Trades open", mode, len(self.core.trades))
         yield metrics.gauge("arb_executor_available_capital_usd", "Capital not reserved by a trade", mode,
                             float(p.available))

@@ -78,6 +78,7 @@ class StrategyService:
         self.last_scan: ScanResult | None = None
         self._top: list[tuple] = []
         self._acks: dict[str, list[str]] = {}  # handled, to ack with the next read
+        self.halted = False  # the executor halted trading (a safety stop or arb stop --emergency)
 
     async def run(self, stop: asyncio.Event) -> None:
         # decode_responses: hiredis turns the entries' bytes into text in C, cheaper than per field here
@@ -158,12 +159,16 @@ class StrategyService:
             signals += core.on_event(event, now_ms)
             self.decision_latency.observe_ns(time.perf_counter_ns() - consumed_ns)
             self.receipt_latency.observe_ns(max(0, time.time_ns() - event.receive_ts_us * 1000))
+        if self.halted and signals:
+            self.core.held["trading_halted"] += len(signals)
+            return []
         self.counts["signals"] += len(signals)
         return signals
 
     def _executor_fact(self, fields: dict[str, str]) -> None:
         """A trade opened holds its pair until it closes; a signal the executor turned down
-        frees its pair at once (the cooldown still applies)."""
+        frees its pair at once (the cooldown still applies); while trading is halted, no signal
+        is written."""
         kind = fields.get("type")
         gate = self.core.gate
         if kind == "signal_taken":
@@ -172,6 +177,8 @@ class StrategyService:
             gate.trade_opened(pair)
         elif kind == "trade_closed" and fields.get("trade_id") in self._pairs:
             gate.trade_closed(self._pairs.pop(fields["trade_id"]))
+        elif kind in ("trading_halted", "trading_resumed"):
+            self.halted = kind == "trading_halted"
         elif kind == "signal_rejected" and (pair := pair_of(fields.get("signal_id", ""))) is not None:
             gate.pending.pop(pair, None)
 

@@ -1,0 +1,122 @@
+"""The emergency-stop conditions (deployment guide, phase 3), as a fold of the executor's facts.
+
+`Safety` keeps what the conditions read, fed by the same facts as the rest of the state (so a
+restart that replays them knows what it knew), and `check(now_ms)` names the first condition
+that holds:
+
+- `daily_loss`: the realised PnL of the UTC day is at or below -MAX_DAILY_LOSS;
+- `failures`: SAFETY_MAX_FAILURES (3) failed trades within SAFETY_FAILURE_WINDOW_S (60 s);
+- `success_rate`: under SAFETY_MIN_SUCCESS_RATE (90 %) of the last SAFETY_SUCCESS_WINDOW (20)
+  entries filled both legs;
+- `latency`: the p99 of the last 100 signal -> order acknowledged times (at least 20) is above
+  SAFETY_MAX_P99_MS (50 ms);
+- `api_errors`: SAFETY_MAX_API_ERRORS (5) orders refused by a venue within the failure window.
+
+A failed trade is a taken signal whose entry did not end with both legs filled (the harder leg
+refused or timed out, or a leg-out), or a leg-out on the way out. A count or rate of 0 turns
+its condition off. After `TradingResumed` the windows start afresh, and the day's loss counts
+from the resume.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from dataclasses import dataclass
+from decimal import Decimal
+
+from services.executor import facts as f
+from services.executor.portfolio import day_of
+
+LATENCY_KEEP = 100
+LATENCY_MIN = 20
+
+
+@dataclass(frozen=True)
+class SafetyLimits:
+    max_daily_loss: Decimal | None = None  # USD; None: no limit
+    max_failures: int = 3
+    failure_window_ms: int = 60_000
+    min_success_rate: float = 0.90
+    success_window: int = 20
+    max_p99_ms: float = 50.0
+    max_api_errors: int = 5
+    on_stop: str = "close"  # or keep
+
+
+class Safety:
+    def __init__(self, limits: SafetyLimits) -> None:
+        self.limits = limits
+        self.stops: Counter[str] = Counter()  # halts by reason, ever
+        self.reset(0)
+
+    def reset(self, now_ms: int) -> None:
+        self.failures: deque[int] = deque()  # when each failed trade failed
+        self.api_errors: deque[int] = deque()
+        self.entries: deque[bool] = deque(maxlen=max(1, self.limits.success_window))  # entry filled both legs
+        self.latencies_ms: deque[float] = deque(maxlen=LATENCY_KEEP)
+        self.day, self.day_pnl = day_of(now_ms), Decimal(0)
+        self._failed: set[str] = set()
+        self._active: set[str] = set()
+
+    def apply(self, fact: f.AnyFact) -> None:
+        match fact:
+            case f.TradingHalted():
+                self.stops[fact.reason] += 1
+            case f.TradingResumed():
+                self.reset(fact.ts_ms)
+            case f.LegOut() if fact.trade_id not in self._failed:
+                self._failed.add(fact.trade_id)
+                self.failures.append(fact.ts_ms)
+                if fact.phase == "entry":
+                    self.entries.append(False)
+            case f.TradeActive():
+                self._active.add(fact.trade_id)
+                if fact.trade_id not in self._failed:
+                    self.entries.append(True)
+            case f.OrderClosed(status="rejected"):
+                self.api_errors.append(fact.ts_ms)
+            case f.TradeClosed():
+                if fact.trade_id not in self._active and fact.trade_id not in self._failed:
+                    self.failures.append(fact.ts_ms)
+                    self.entries.append(False)
+                self._active.discard(fact.trade_id)
+                self._failed.discard(fact.trade_id)
+                day = day_of(fact.ts_ms)
+                if day != self.day:
+                    self.day, self.day_pnl = day, Decimal(0)
+                self.day_pnl += fact.pnl_usd
+
+    def observe_latency_ms(self, ms: float) -> None:
+        self.latencies_ms.append(ms)
+
+    def p99_ms(self) -> float | None:
+        if len(self.latencies_ms) < LATENCY_MIN:
+            return None
+        ordered = sorted(self.latencies_ms)
+        return ordered[math.ceil(0.99 * len(ordered)) - 1]
+
+    def check(self, now_ms: int) -> tuple[str, str] | None:
+        """(reason, detail) of the first stop condition that holds at `now_ms`, else None."""
+        lim = self.limits
+        since = now_ms - lim.failure_window_ms
+        for window in (self.failures, self.api_errors):
+            while window and window[0] < since:
+                window.popleft()
+        loss = -self.day_pnl if day_of(now_ms) == self.day else Decimal(0)
+        if lim.max_daily_loss is not None and loss >= lim.max_daily_loss:
+            return "daily_loss", f"lost ${loss} today (UTC), the limit is ${lim.max_daily_loss}"
+        window_s = lim.failure_window_ms // 1000
+        if lim.max_failures and len(self.failures) >= lim.max_failures:
+            return "failures", f"{len(self.failures)} failed trades within {window_s} s"
+        if lim.min_success_rate and lim.success_window and len(self.entries) >= lim.success_window:
+            rate = sum(self.entries) / len(self.entries)
+            if rate < lim.min_success_rate:
+                return "success_rate", (f"{rate:.0%} of the last {len(self.entries)} entries filled both legs, "
+                                         f"under {lim.min_success_rate:.0%}")
+        p99 = self.p99_ms()
+        if lim.max_p99_ms and p99 is not None and p99 > lim.max_p99_ms:
+            return "latency", f"p99 signal -> order acknowledged {p99:.1f} ms, above {lim.max_p99_ms:g} ms"
+        if lim.max_api_errors and len(self.api_errors) >= lim.max_api_errors:
+            return "api_errors", f"{len(self.api_errors)} orders refused by the venue within {window_s} s"
+        return None
