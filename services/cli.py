@@ -110,7 +110,7 @@ def ingest(
     if settings.metrics_port:
         _serve_metrics(settings, ingestor.register_metrics)
     try:
-        asyncio.run(_run_until_signal(ingestor.run, duration))
+        asyncio.run(_run_until_signal(ingestor.run, duration, (settings, f"ingest-{venue}")))
     except UnknownSymbol as exc:
         raise _fail(f"--symbols: {exc}") from None
 
@@ -158,7 +158,7 @@ def strategy(
                        f"SYNTHETIC_FUNDING_DELTA={settings.synthetic_funding_delta:g} and ESTIMATED_POSITION_SIZE="
                        f"{settings.estimated_position_size:g} no synthetic opportunity can ever qualify: "
                        + "; ".join(failed), err=True)
-    _run_worker(StrategyService(settings, mode), settings, cpu, duration)
+    _run_worker(StrategyService(settings, mode), settings, cpu, duration, "strategy")
 
 
 def _check_mode(mode: str) -> None:
@@ -166,13 +166,13 @@ def _check_mode(mode: str) -> None:
         raise _fail(f"--mode: {mode!r} is not one of: cross, synthetic")
 
 
-def _run_worker(service, settings: Settings, cpu: int | None, duration: float | None) -> None:
+def _run_worker(service, settings: Settings, cpu: int | None, duration: float | None, name: str) -> None:
     """Pinned if asked, metrics served if a port is set, run until Ctrl+C, SIGTERM or `duration`."""
     if cpu is not None:
         pin_to_cpu(cpu)
     if settings.metrics_port:
         _serve_metrics(settings, service.register_metrics)
-    asyncio.run(_run_until_signal(service.run, duration))
+    asyncio.run(_run_until_signal(service.run, duration, (settings, name)))
 
 
 @app.command()
@@ -213,7 +213,7 @@ def executor(
         raise _fail(f"config error: --execution live on VENUE_ENV={settings.venue_env} needs a Bybit API key and "
                     "secret: BYBIT_DEMO_API_KEY and BYBIT_DEMO_API_SECRET for demo, BYBIT_API_KEY and "
                     "BYBIT_API_SECRET for testnet and mainnet")
-    _run_worker(ExecutorService(settings, mode), settings, cpu, duration)
+    _run_worker(ExecutorService(settings, mode), settings, cpu, duration, "executor")
 
 
 @app.command()
@@ -288,7 +288,7 @@ def latency(
         raise _fail(f"--venues: {exc}") from None
     if settings.metrics_port:
         _serve_metrics(settings, monitor.register_metrics)
-    asyncio.run(_run_until_signal(monitor.run, duration))
+    asyncio.run(_run_until_signal(monitor.run, duration, (settings, "latency")))
 
 
 def _serve_metrics(settings: Settings, register) -> None:
@@ -302,14 +302,24 @@ def _serve_metrics(settings: Settings, register) -> None:
         raise _fail(f"--metrics-port {settings.metrics_port}: {exc}") from None
 
 
-async def _run_until_signal(main, duration: float | None):
+async def _run_until_signal(main, duration: float | None, health: tuple[Settings, str] | None = None):
+    """`main(stop)` until Ctrl+C, SIGTERM or `duration`; with `health`, the service's health key
+    is kept alive meanwhile (shared/control.py)."""
+    from shared.control import heartbeat
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     if duration is not None:
         loop.call_later(duration, stop.set)
-    return await main(stop)
+    beat = asyncio.ensure_future(heartbeat(*health, stop)) if health else None
+    try:
+        return await main(stop)
+    finally:
+        if beat is not None:
+            stop.set()
+            await asyncio.gather(beat, return_exceptions=True)
 
 
 @app.command()
