@@ -172,7 +172,10 @@ def _run_worker(service, settings: Settings, cpu: int | None, duration: float | 
         pin_to_cpu(cpu)
     if settings.metrics_port:
         _serve_metrics(settings, service.register_metrics)
-    asyncio.run(_run_until_signal(service.run, duration, (settings, name)))
+    try:
+        asyncio.run(_run_until_signal(service.run, duration, (settings, name)))
+    except ConfigError as exc:
+        raise _fail(f"config error: {exc}") from None
 
 
 @app.command()

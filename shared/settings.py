@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     bybit_demo_api_secret: SecretStr | None = None
     bybit_api_key: SecretStr | None = None
     bybit_api_secret: SecretStr | None = None
+    allow_unsafe_api_key: bool = Field(False, description="trade with a key that may move funds or is bound to "
+                                       "no IP (refused otherwise)")
     sim_api_key: str = Field("sim-api-key", description="the key the simulator accepts")
     sim_api_secret: SecretStr = SecretStr("sim-api-secret")
 

@@ -152,3 +152,29 @@ async def test_live_with_bybit_unreachable_says_so_and_stops_cleanly(settings, c
 
 async def _logged(caplog, text: str) -> bool:
     return any(text in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("faults, problem", [({"key_ips": ["*"]}, "bound to no IP address"),
+                                             ({"key_wallet": True}, "may move funds \\(Wallet permission")])
+async def test_live_refuses_an_api_key_that_can_withdraw_or_is_bound_to_no_ip(settings, faults, problem):
+    from services.sim.faults import Faults
+    from shared.settings import ConfigError
+
+    key, secret = settings.sim_api_key, settings.sim_api_secret.get_secret_value()
+    server = SimServer(["BTCUSDT"], seed=3, step_ms=10, api_keys={key: secret}, faults=Faults(**faults))
+    async with serve_app(server.app()) as base:
+        settings = settings.model_copy(update={"execution": "live", "sim_port": int(base.rsplit(":", 1)[1]),
+                                               "symbols_to_trade": ["BTCUSDT"]})
+        with pytest.raises(ConfigError, match=problem):
+            await asyncio.wait_for(ExecutorService(settings, "synthetic").run(asyncio.Event()), 20)
+        allowed = ExecutorService(settings.model_copy(update={"allow_unsafe_api_key": True}), "synthetic")
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(allowed.run(stop))
+        await wait_for(lambda: _ready_event(allowed))
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert server.matching.account(key).orders == {}
+
+
+async def _ready_event(executor: ExecutorService) -> bool:
+    return executor.ready.is_set()

@@ -153,6 +153,10 @@ class ExecutorService:
                     if not any(v == "bybit" for v, _ in self.core.grids):
                         raise BybitUnreachable("no instruments list")
                 offset = await trading.sync_time()
+                if (problems := await trading.key_problems()) and not s.allow_unsafe_api_key:
+                    raise ConfigError(f"the Bybit API key for VENUE_ENV={s.venue_env} is unsafe to trade with: "
+                                      f"{'; '.join(problems)}. Make a key with Read and Trade only, bound to this "
+                                      "machine's IP, or set ALLOW_UNSAFE_API_KEY=true to accept the risk")
                 if self.core.config.mode == "synthetic":
                     for symbol in s.symbols_to_trade:
                         await trading.hedge_mode(symbol)

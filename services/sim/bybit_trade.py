@@ -203,6 +203,17 @@ def fee_rate(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
                               for name in ([symbol] if symbol else sorted(m.model.states))]}
 
 
+def query_api(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
+    """The key's own description: permissions and IP binding (`key_ips`, `key_wallet` faults)."""
+    ips = list(getattr(m.policy, "key_ips", ["127.0.0.1"]))
+    wallet = ["AccountTransfer", "SubMemberTransfer"] if getattr(m.policy, "key_wallet", False) else []
+    return 0, "", {
+        "id": "1", "note": "simulator", "apiKey": key, "readOnly": 0, "secret": "", "type": 1, "ips": ips,
+        "permissions": {"ContractTrade": ["Order", "Position"], "Spot": [], "Wallet": wallet, "Options": [],
+                        "Derivatives": [], "CopyTrading": [], "BlockTrade": [], "Exchange": [], "NFT": []},
+        "deadlineDay": 90 if ips == ["*"] else -1, "unified": 0, "uta": 1, "isMaster": True, "userID": 1}
+
+
 Handler = Callable[[Matching, str, Params, int], Answer]
 # path -> (HTTP method, handler)
 HANDLERS: dict[str, tuple[str, Handler]] = {
@@ -216,6 +227,7 @@ HANDLERS: dict[str, tuple[str, Handler]] = {
     "/v5/position/switch-mode": ("POST", switch_mode),
     "/v5/account/wallet-balance": ("GET", wallet_balance),
     "/v5/account/fee-rate": ("GET", fee_rate),
+    "/v5/user/query-api": ("GET", query_api),
 }
 
 

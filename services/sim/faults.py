@@ -12,7 +12,8 @@ changed at run time with `POST /admin/faults` (the same keys; only those given c
      "unfilled": true,                         # orders are accepted and never fill
      "partial_fill_fraction": 0.5,             # an order fills at most half its size
      "partial_fill_orders": 1,                 # ... only the next order, whose rest is then cancelled
-     "rate_limit_per_s": 5}                    # every signed endpoint allows 5 requests/s per key
+     "rate_limit_per_s": 5,                    # every signed endpoint allows 5 requests/s per key
+     "key_ips": ["*"], "key_wallet": true}     # what /v5/user/query-api says of the key
 
 `POST /admin/drop` closes every WebSocket now. Unknown keys or bad values are refused with a
 message naming them.
@@ -45,6 +46,8 @@ class Faults(BaseModel):
     partial_fill_orders: int | None = Field(None, ge=0)
     reject_skip: int = Field(0, ge=0)
     rate_limit_per_s: int | None = Field(None, ge=1)
+    key_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1"])  # /v5/user/query-api: "*" is unbound
+    key_wallet: bool = False  # the key may move funds (Wallet permission)
 
     def apply(self, changes: object) -> None:
         """Change the given settings, all or none; raises FaultError naming what is wrong."""

@@ -192,6 +192,11 @@ class BybitTrading:
                                                                  "limit": "200"})
         return result.get("list") or []
 
+    async def key_problems(self) -> list[str]:
+        """What makes this API key unsafe to trade with (`/v5/user/query-api`): a permission to
+        move funds, or no IP binding. Empty when it is fine."""
+        return key_problems(await self.request("GET", "/v5/user/query-api", {}))
+
     async def hedge_mode(self, symbol: str) -> None:
         """Both sides of `symbol` as separate positions (positionIdx 1 and 2)."""
         with contextlib.suppress(BybitApiError):  # 110025: already in that mode
@@ -219,6 +224,16 @@ async def min_notional(http: aiohttp.ClientSession, rest_url: str) -> dict[str, 
 
 
 OnMessage = Callable[[dict], Awaitable[None]]
+
+
+def key_problems(info: dict) -> list[str]:
+    """Reliability notes, section 3: refuse a key with Wallet permissions or bound to no IP."""
+    problems = []
+    if wallet := (info.get("permissions") or {}).get("Wallet"):
+        problems.append(f"it may move funds (Wallet permission: {', '.join(wallet)})")
+    if not info.get("ips") or "*" in info.get("ips", []):
+        problems.append("it is bound to no IP address (ips: *)")
+    return problems
 
 
 class PrivateStream:
