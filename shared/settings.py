@@ -153,6 +153,7 @@ class Settings(BaseSettings):
                                            "(0: off)")
     safety_success_window: int = Field(20, ge=1, description="entries the success rate is taken over")
     safety_max_p99_ms: float = Field(50.0, ge=0, description="p99 signal -> order acknowledged (0: off)")
+    safety_latency_samples: int = Field(20, ge=1, le=100, description="orders before the p99 is judged")
     safety_max_api_errors: int = Field(5, ge=0, description="orders refused by a venue within the window "
                                        "(0: off)")
     safety_on_stop: Literal["close", "keep"] = Field(

@@ -5,100 +5,23 @@ fault injection. Signals are written to strategy:signals as the strategy writes 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from decimal import Decimal
 
-import aiohttp
 import pytest
 
 from services.executor import facts as f
 from services.executor.service import ExecutorService
-from services.ingestor.service import Ingestor
-from services.sim.server import SimServer
-from tests.conftest import serve_app
+from tests.live_venue import SYMBOL, Venue, executor_running, live_venue
 from tests.test_strategy_service import wait_for
 
 pytestmark = pytest.mark.redis
-SYMBOL = "BTCUSDT"
-
-
-class Venue:
-    """The simulator, a Bybit ingestor and a live synthetic executor on one Redis."""
-
-    def __init__(self, server: SimServer, base: str, settings, r, http: aiohttp.ClientSession) -> None:
-        self.server, self.base, self.settings, self.r, self.http = server, base, settings, r, http
-        self.key = settings.sim_api_key
-        self.n = 0
-
-    @property
-    def account(self):
-        return self.server.matching.account(self.key)
-
-    def order(self, link_id: str):
-        return self.account.orders[self.account.link_ids[link_id]]
-
-    def held(self) -> dict[int, int]:
-        return {idx: p.lots for (symbol, idx), p in self.account.positions.items() if symbol == SYMBOL and p.lots}
-
-    async def faults(self, **changes) -> None:
-        async with self.http.post(f"{self.base}/admin/faults", json=changes) as response:
-            assert response.status == 200, await response.text()
-
-    async def signal(self, created_ms: int | None = None) -> str:
-        self.n += 1
-        sid = f"{SYMBOL}-bybit-bybit_synthetic-{self.n}"
-        await self.r.xadd(self.settings.redis_key_prefix + "strategy:signals", {
-            "id": sid, "mode": "synthetic", "symbol": SYMBOL, "long_venue": "bybit", "short_venue": "bybit_synthetic",
-            "spread_bps": "50", "funding_delta_8h": "0.01", "confidence": "80", "depth_long_usd": "50000",
-            "depth_short_usd": "50000", "created_ms": str(created_ms or time.time_ns() // 1_000_000)})
-        return sid
-
-    def facts(self, executor: ExecutorService, kind: type) -> list:
-        return [x for x in executor.facts_written if isinstance(x, kind)]
 
 
 @pytest.fixture
 async def venue(settings, r):
-    key, secret = settings.sim_api_key, settings.sim_api_secret.get_secret_value()
-    server = SimServer([SYMBOL], seed=3, step_ms=10, api_keys={key: secret})
-    async with serve_app(server.app()) as base, aiohttp.ClientSession() as http:
-        settings = settings.model_copy(update={"sim_port": int(base.rsplit(":", 1)[1]), "symbols_to_trade": [SYMBOL],
-                                               "execution": "live", "synthetic_hold_s": 600.0})
-        stop = asyncio.Event()
-        feed = asyncio.ensure_future(Ingestor(settings, "bybit", [SYMBOL]).run(stop))
-        await wait_for(lambda: r.xlen(settings.redis_key_prefix + "md:books"))
-        try:
-            yield Venue(server, base, settings, r, http)
-        finally:
-            stop.set()
-            await feed
-
-
-@contextlib.asynccontextmanager
-async def executor_running(venue: Venue, **changes):
-    executor = ExecutorService(venue.settings.model_copy(update=changes), "synthetic")
-    executor.facts_written = []
-    write = executor._write
-
-    async def recording(conn):  # what was written, in order (the stream holds the same)
-        pending = list(executor._unwritten)
-        await write(conn)
-        executor.facts_written += pending
-
-    executor._write = recording
-    stop = asyncio.Event()
-    task = asyncio.ensure_future(executor.run(stop))
-    try:
-        await wait_for(lambda: _ready(executor))
-        yield executor
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 20)
-
-
-async def _ready(executor: ExecutorService) -> bool:
-    return executor.ready.is_set()
+    async with live_venue(settings, r) as v:
+        yield v
 
 
 def _trade(executor: ExecutorService):

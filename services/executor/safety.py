@@ -8,7 +8,8 @@ that holds:
 - `failures`: SAFETY_MAX_FAILURES (3) failed trades within SAFETY_FAILURE_WINDOW_S (60 s);
 - `success_rate`: under SAFETY_MIN_SUCCESS_RATE (90 %) of the last SAFETY_SUCCESS_WINDOW (20)
   entries filled both legs;
-- `latency`: the p99 of the last 100 signal -> order acknowledged times (at least 20) is above
+- `latency`: the p99 of the last 100 signal -> order acknowledged times (at least
+  SAFETY_LATENCY_SAMPLES, 20) is above
   SAFETY_MAX_P99_MS (50 ms);
 - `api_errors`: SAFETY_MAX_API_ERRORS (5) orders refused by a venue within the failure window.
 
@@ -29,7 +30,6 @@ from services.executor import facts as f
 from services.executor.portfolio import day_of
 
 LATENCY_KEEP = 100
-LATENCY_MIN = 20
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class SafetyLimits:
     min_success_rate: float = 0.90
     success_window: int = 20
     max_p99_ms: float = 50.0
+    latency_samples: int = 20  # the p99 is judged once this many are in
     max_api_errors: int = 5
     on_stop: str = "close"  # or keep
 
@@ -91,7 +92,7 @@ class Safety:
         self.latencies_ms.append(ms)
 
     def p99_ms(self) -> float | None:
-        if len(self.latencies_ms) < LATENCY_MIN:
+        if len(self.latencies_ms) < max(1, self.limits.latency_samples):
             return None
         ordered = sorted(self.latencies_ms)
         return ordered[math.ceil(0.99 * len(ordered)) - 1]

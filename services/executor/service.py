@@ -43,13 +43,14 @@ from shared.resp import RedisReplyError, RespConnection, pack_command
 from shared.rest import RestError
 from shared.settings import ConfigError, Settings
 from shared.venues import venue
-from shared.venues.bybit.trading import BybitTrading, BybitUnreachable, PrivateStream, min_notional
+from shared.venues.bybit.trading import BybitApiError, BybitTrading, BybitUnreachable, PrivateStream, min_notional
 from shared.venues.protocol import NoSuchEnvironment, VenueError
 from shared.ws import Stopped, unless_stopped
 
 log = logging.getLogger("arb.executor")
 GROUP = "executor"
 REPLAY_CHUNK = 5_000
+KEY_REFUSED = {10003, 10004, 10005, 10010}  # invalid key, bad signature, no permission, IP not allowed
 
 
 def grid_of(inst: Instrument) -> Grid | None:
@@ -73,6 +74,7 @@ def exec_config(s: Settings, mode: str) -> ExecConfig:
                                           failure_window_ms=int(s.safety_failure_window_s * 1000),
                                           min_success_rate=s.safety_min_success_rate,
                                           success_window=s.safety_success_window, max_p99_ms=s.safety_max_p99_ms,
+                                          latency_samples=s.safety_latency_samples,
                                           max_api_errors=s.safety_max_api_errors, on_stop=s.safety_on_stop))
 
 
@@ -114,7 +116,7 @@ class ExecutorService:
         self._read: asyncio.Future | None = None
         self._read_acks: dict[str, list[str]] = {}  # acked by the read in flight
         self._signal_read_ns: dict[str, tuple[int, int]] = {}  # trade id -> (signal created ns, read ns)
-        self._ack_wait: dict[str, int] = {}  # trade id -> its signal's creation (ns), until its first ack
+        self._ack_wait: dict[str, int] = {}  # trade id -> its signal's creation (ns), until the venue answers
         self.ready = asyncio.Event()  # replayed and reconciled: reading
 
     # ------------------------------------------------------------------ start
@@ -162,6 +164,12 @@ class ExecutorService:
                         await trading.hedge_mode(symbol)
                 floors = await min_notional(http, hosts.rest)
                 break
+            except BybitApiError as exc:
+                if exc.code in KEY_REFUSED:
+                    raise ConfigError(f"Bybit refused the API key for VENUE_ENV={s.venue_env}: {exc}") from None
+                if attempt % 12 == 0:
+                    log.error("cannot start trading at Bybit (%s): %s; retrying every 5 s", hosts.rest, exc)
+                await unless_stopped(asyncio.sleep(5), stop)
             except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError, BybitUnreachable) as exc:
                 if attempt % 12 == 0:  # the first time, then every minute
                     log.error("cannot start trading at Bybit (%s): %s: %s; retrying every 5 s", hosts.rest,
@@ -386,7 +394,8 @@ class ExecutorService:
         for fact in facts:
             if isinstance(fact, f.OrderPlaced) and self.settings.execution == "paper":
                 self.order_sent(fact)  # paper orders were "sent" by now, in-process
-            elif isinstance(fact, f.OrderAcked) and (created := self._ack_wait.pop(fact.trade_id, None)):
+            elif isinstance(fact, f.OrderAcked | f.OrderFilled | f.OrderClosed) and (
+                    created := self._ack_wait.pop(fact.trade_id, None)):  # the venue's first word on it
                 self.core.safety.observe_latency_ms((time.time_ns() - created) / 1e6)
             self._log(fact)
 
