@@ -33,7 +33,9 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _settings(cli: dict) -> Settings:
+def _settings(cli: dict, running: bool = False) -> Settings:
+    """Settings with `cli` overrides; with `running`, the Redis of a running `arb up` (from its
+    state folder, ARB_STATE_DIR or .arb) unless REDIS_URL or --redis-url says otherwise."""
     try:
         settings = load_settings(cli)
     except ConfigError as exc:
@@ -42,6 +44,13 @@ def _settings(cli: dict) -> Settings:
     if unknown:
         origin = cli["venue_hosts"][0] if cli.get("venue_hosts", (None, None))[1] else "VENUE_HOSTS"
         raise _fail(f"config error: {origin} names no venue {unknown[0]!r}; venues: {', '.join(NAMES)}")
+    if running and "redis_url" not in settings.model_fields_set:
+        from pathlib import Path
+
+        from services.up import running_redis_url
+
+        if url := running_redis_url(Path(os.environ.get("ARB_STATE_DIR", ".arb"))):
+            settings = settings.model_copy(update={"redis_url": url})
     return settings
 
 
@@ -398,10 +407,13 @@ def up(
     symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols. Default: SYMBOLS_TO_TRADE.")] = None,
     venues: Annotated[str | None, typer.Option(
         help="Cross mode: the venues to read and trade. Default: EXECUTOR_VENUES (bybit,binance,okx).")] = None,
-    state_dir: Annotated[str, typer.Option(help="Where Redis keeps its data, the logs and the pid file.")] = ".arb",
+    state_dir: Annotated[str, typer.Option(envvar="ARB_STATE_DIR",
+                                           help="Where Redis keeps its data, the logs and the pid file.")] = ".arb",
     metrics_port: Annotated[int, typer.Option(help="First metrics port; each worker takes the next free one.")
                             ] = 9101,
     confirm_mainnet: Annotated[bool, typer.Option("--confirm-mainnet", help="Allow live mode on mainnet.")] = False,
+    sim: Annotated[bool, typer.Option(
+        help="With VENUE_ENV=sim, start the simulator; --no-sim uses the one already at SIM_HOST:SIM_PORT.")] = True,
 ) -> None:
     """Run the whole system on this machine: Redis, the simulator, the ingestors, the latency
     monitor, the strategy and the executor, each its own process.
@@ -438,7 +450,7 @@ def up(
     if (state / "up.pid").exists() and _alive(int((state / "up.pid").read_text() or 0)):
         raise _fail(f"arb up is already running from {state} (pid {(state / 'up.pid').read_text()}); "
                     "`arb stop` stops it")
-    stack = Stack(settings, stack_plan, state, "redis_url" in settings.model_fields_set, duration)
+    stack = Stack(settings, stack_plan, state, "redis_url" in settings.model_fields_set, duration, start_sim=sim)
     if symbols:
         stack.env["SYMBOLS_TO_TRADE"] = ",".join(settings.symbols_to_trade)
 
@@ -471,7 +483,8 @@ def stop(
         "(SAFETY_ON_STOP=keep keeps them); the processes keep running so you can look. `arb resume` lifts it.")
     ] = False,
     reason: Annotated[str, typer.Option(help="Why, recorded in the halt.")] = "",
-    state_dir: Annotated[str, typer.Option(help="The state folder of the `arb up` to stop.")] = ".arb",
+    state_dir: Annotated[str, typer.Option(envvar="ARB_STATE_DIR", help="The state folder of the `arb up` to stop.")
+                         ] = ".arb",
 ) -> None:
     """Stop `arb up` cleanly (as Ctrl+C does), or with --emergency halt trading everywhere.
 
@@ -484,7 +497,7 @@ def stop(
     """
     from pathlib import Path
 
-    settings = _settings({})
+    settings = _settings({}, running=True)
     if emergency:
         from shared.control import send
 
@@ -506,14 +519,12 @@ def stop(
 
 
 @app.command()
-def resume(
-    state_dir: Annotated[str, typer.Option(hidden=True)] = ".arb",
-) -> None:
+def resume() -> None:
     """Lift a trading halt (a safety stop or `arb stop --emergency`): the executor takes
     signals again, and the safety windows start afresh."""
     from shared.control import send
 
-    settings = _settings({})
+    settings = _settings({}, running=True)
     who = f"{os.environ.get('USER', 'operator')}@{os.uname().nodename}"
     try:
         entry = asyncio.run(send(settings, "resume", by=who))
@@ -528,7 +539,7 @@ def check(
 ) -> None:
     """Exit 0 if the service is alive (its health key in Redis, refreshed every second, expires
     5 s after it stops; for sim, its HTTP API answers), else 1. Docker compose's health check."""
-    settings = _settings({})
+    settings = _settings({}, running=True)
     if service == "sim":
         from services.up import _http_ok
 
@@ -545,6 +556,74 @@ def check(
         typer.echo(f"{service}: no health key (down, hung, or not started)")
         raise typer.Exit(1)
     typer.echo(f"{service}: ok (pid {record['pid']})")
+
+
+def _view(settings: Settings, closed: bool = False):
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+
+    from services.views import read_view
+
+    async def read():
+        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5,
+                                         decode_responses=True)
+        try:
+            return await read_view(client, settings.redis_key_prefix, closed)
+        finally:
+            await client.aclose()
+
+    try:
+        return asyncio.run(read())
+    except (RedisError, OSError) as exc:
+        raise _fail(f"cannot read Redis at REDIS_URL: {exc}") from None
+
+
+_REDIS_OPTION = typer.Option(help="Redis to read. Default: REDIS_URL.")
+
+
+@app.command()
+def status(redis_url: Annotated[str | None, _REDIS_OPTION] = None) -> None:
+    """Portfolio, trading on or halted, workers alive, active trades, the top opportunities and
+    each venue's latency, as Redis holds them now."""
+    from services.views import render_status
+
+    typer.echo(render_status(_view(_settings({"redis_url": ("--redis-url", redis_url)}, running=True))))
+
+
+@app.command()
+def trades(
+    closed: Annotated[bool, typer.Option("--closed", help="The closed trades, newest last.")] = False,
+    limit: Annotated[int, typer.Option(help="Show at most this many.", min=1)] = 20,
+    redis_url: Annotated[str | None, _REDIS_OPTION] = None,
+) -> None:
+    """The active trades (or with --closed the closed ones: outcome, reason, PnL) from
+    strategy:trades:*."""
+    from services.views import render_trades
+
+    view = _view(_settings({"redis_url": ("--redis-url", redis_url)}, running=True), closed)
+    typer.echo("\n".join(render_trades(view, closed, limit)))
+
+
+@app.command()
+def top(
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.", min=0.5)] = 5.0,
+    redis_url: Annotated[str | None, _REDIS_OPTION] = None,
+) -> None:
+    """A live view, refreshed every 5 s: available capital, active positions, the top 5
+    opportunities, PnL, win rate, utilization, leg-outs and exchange latency. Ctrl+C quits."""
+    import time as _time
+
+    from services.views import render_status
+
+    settings = _settings({"redis_url": ("--redis-url", redis_url)}, running=True)
+    try:
+        while True:
+            text = render_status(_view(settings))
+            stamp = _time.strftime("%H:%M:%S")
+            typer.echo("\x1b[2J\x1b[H" + f"arb top  {stamp}  (every {interval:g} s, Ctrl+C quits)\n\n" + text)
+            _time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
 
 
 @app.command()

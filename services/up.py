@@ -40,6 +40,7 @@ from shared.settings import Settings
 
 MODES = ("synthetic", "cross", "live")
 PINNED = ("strategy", "executor")  # the latency-critical workers, each on a CPU of its own
+REDIS_URL_FILE = "redis.url"  # which Redis a running `arb up` uses (for arb status, redis-cli -u)
 
 
 class StackError(Exception):
@@ -116,6 +117,14 @@ def plan(s: Settings, mode: str, venues: list[str], cpus: list[int], metrics_por
     return p
 
 
+def running_redis_url(state_dir: Path) -> str | None:
+    """The Redis of the `arb up` running from `state_dir`, if one is."""
+    try:
+        return (state_dir / REDIS_URL_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         try:
@@ -158,9 +167,10 @@ def _money(text: str | None) -> str:
 
 class Stack:
     def __init__(self, settings: Settings, plan_: Plan, state_dir: Path, redis_explicit: bool,
-                 duration: float | None, show_status: bool = True) -> None:
+                 duration: float | None, show_status: bool = True, start_sim: bool = True) -> None:
         self.settings, self.plan, self.state = settings, plan_, state_dir
         self.redis_explicit, self.duration, self.show_status = redis_explicit, duration, show_status
+        self.start_sim_ = start_sim
         self.env: dict[str, str] = {}
         self.redis_proc: asyncio.subprocess.Process | None = None
         self.fake = None
@@ -254,8 +264,14 @@ class Stack:
         totals = Totals()
         try:
             self.env["REDIS_URL"] = await self.start_redis()
-            if self.settings.venue_env == "sim":
+            (self.state / REDIS_URL_FILE).write_text(self.env["REDIS_URL"] + "\n")
+            if self.settings.venue_env == "sim" and self.start_sim_:
                 await self.start_sim()
+            elif self.settings.venue_env == "sim":
+                url = f"http://{self.settings.sim_address}/v5/market/time"
+                if not await _http_ok(url):
+                    raise StackError(f"--no-sim: no simulator answers at {url}")
+                _say(f"sim: using the simulator at {self.settings.sim_address}")
             self.env["VENUE_ENV"] = self.settings.venue_env
             cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
             if len(cpus) < 4:
@@ -268,8 +284,9 @@ class Stack:
             self.failed = str(exc)
         finally:
             await self.stop_all()
-            with contextlib.suppress(OSError):
-                pid_file.unlink()
+            for name in (pid_file, self.state / REDIS_URL_FILE):
+                with contextlib.suppress(OSError):
+                    name.unlink()
         return self.summary(time.monotonic() - started)
 
     async def watch(self, stop: asyncio.Event, started: float, totals: Totals) -> None:

@@ -1,0 +1,174 @@
+"""`arb up` and the inspection commands: the whole stack from one command on a fresh state
+folder, refusals at once, a SIGTERM that leaves nothing open at the venue, and `arb status` /
+`arb trades` printing what Redis holds."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from services.sim.server import SimServer
+from services.up import Worker, plan, refusals
+from services.views import read_view, render_status, render_trades
+from shared.settings import Settings
+from tests.conftest import free_port, serve_app
+from tests.test_strategy_service import wait_for
+
+ARB = [sys.executable, "-m", "services.cli"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(tmp_path: Path, redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
+    """The environment of an `arb up` child: its own redis-server when one is on PATH (what a
+    user gets), else the tests' Redis under this test's prefix."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "VENUE_ENV", "ENVIRONMENT")}
+    if not shutil.which("redis-server"):
+        env.update(REDIS_URL=redis_url, REDIS_KEY_PREFIX=prefix)
+    env.update({"PYTHONPATH": str(ROOT), "SIM_PORT": str(free_port()), "LOG_LEVEL": "INFO",
+                "ARB_STATE_DIR": str(tmp_path / "state"), **extra})
+    return env
+
+
+def _summary_figure(out: str, label: str) -> str:
+    match = re.search(rf"^{label}\s+(.*)$", out, re.M)
+    assert match, f"no {label!r} line in:\n{out}"
+    return match.group(1)
+
+
+@pytest.mark.slow
+def test_arb_up_on_a_fresh_state_folder_trades_on_the_simulator_and_exits_0_with_a_summary(tmp_path, redis_url,
+                                                                                          prefix):
+    env = _env(tmp_path, redis_url, prefix, SYNTHETIC_HOLD_S="3", SIGNAL_COOLDOWN_S="5")
+    done = subprocess.run([*ARB, "up", "--duration", "20", "--metrics-port", str(free_port())], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    for worker in ("ingest-bybit", "latency", "strategy", "executor"):
+        assert re.search(rf"\] {worker}: up \(pid \d+", out), out
+    trades = _summary_figure(out, "trades")
+    closed = int(trades.split()[0])
+    assert closed >= 2 and trades.endswith(", 0 open"), trades  # traded, and nothing left open
+    assert int(_summary_figure(out, "market data").split()[0].replace(",", "")) > 100
+    if shutil.which("redis-server"):  # its data stayed in the state folder, in the AOF
+        assert any((tmp_path / "state" / "redis").rglob("*.aof*"))
+    assert not (tmp_path / "state" / "up.pid").exists()
+
+
+@pytest.mark.parametrize("extra, args, message", [
+    ({"MAX_CONCURRENT_TRADES": "0"}, [], "config error: MAX_CONCURRENT_TRADES='0' is invalid: Input should be greater "
+                                         "than or equal to 1"),
+    ({}, ["--mode", "live"], "arb up: live mode needs the safety limits set: MAX_DAILY_LOSS, POSITION_SIZE_LIMIT"),
+    ({"VENUE_ENV": "mainnet", "MAX_DAILY_LOSS": "50", "POSITION_SIZE_LIMIT": "10", "BYBIT_API_KEY": "k",
+      "BYBIT_API_SECRET": "s"}, ["--mode", "live"], "arb up: live mode on VENUE_ENV=mainnet trades real money: "
+                                                    "add --confirm-mainnet"),
+    ({"VENUE_ENV": "demo"}, [], "arb up: synthetic mode places orders at Bybit on VENUE_ENV=demo: set "
+                               "BYBIT_DEMO_API_KEY and BYBIT_DEMO_API_SECRET"),
+    ({}, ["--mode", "cross", "--venues", "bybit,nasdaq"], "--venues: no venue 'nasdaq'"),
+])
+def test_a_bad_setting_stops_arb_up_at_once_with_its_one_line_error(tmp_path, redis_url, prefix, extra, args,
+                                                                    message):
+    env = _env(tmp_path, redis_url, prefix, **extra)
+    done = subprocess.run([*ARB, "up", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[0].startswith(message), done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "state").exists()  # nothing was started
+
+
+@pytest.mark.slow
+async def test_sigterm_with_active_trades_leaves_no_open_position_at_the_simulator(tmp_path, redis_url, prefix):
+    key, secret = "sim-api-key", "sim-api-secret"
+    server = SimServer(["BTCUSDT", "ETHUSDT"], seed=4, step_ms=10, api_keys={key: secret})
+    async with serve_app(server.app()) as base:
+        env = _env(tmp_path, redis_url, prefix, SIM_PORT=base.rsplit(":", 1)[1], SYMBOLS_TO_TRADE="BTCUSDT,ETHUSDT",
+                   SYNTHETIC_HOLD_S="600")
+        proc = await asyncio.create_subprocess_exec(*ARB, "up", "--no-sim", "--metrics-port", str(free_port()),
+                                                    cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.STDOUT)
+        try:
+            account = server.matching.account(key)
+            await wait_for(lambda: _open_lots(account), timeout_s=60)  # a trade is open at the venue
+            proc.send_signal(signal.SIGTERM)
+            out = (await asyncio.wait_for(proc.communicate(), 60))[0].decode()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert proc.returncode == 0, out
+    assert "stopping executor (closing its trades)" in out and _summary_figure(out, "trades").endswith(", 0 open")
+    assert {k: p.lots for k, p in account.positions.items() if p.lots} == {}
+    assert not account.open_orders()
+
+
+async def _open_lots(account) -> bool:
+    return any(p.lots for p in account.positions.values())
+
+
+def test_the_plan_pins_strategy_and_executor_only_with_four_cpus_and_skips_taken_ports():
+    s = Settings(_env_file=None, symbols_to_trade="BTCUSDT")
+    taken = {9102}
+    two = plan(s, "synthetic", ["bybit"], [0, 1], 9101, free=lambda p: p not in taken)
+    assert [(w.name, w.cpu, w.metrics_port) for w in two.workers] == [
+        ("ingest-bybit", None, 9101), ("latency", None, 9103), ("strategy", None, 9104), ("executor", None, 9105)]
+    assert two.workers[-1].argv[:5] == ["executor", "--mode", "synthetic", "--execution", "live"]
+    four = plan(s, "cross", ["bybit", "binance", "okx"], [0, 1, 2, 3], 9101)
+    pins = {w.name: w.cpu for w in four.workers if w.cpu is not None}
+    assert pins == {"strategy": 2, "executor": 3} and four.execution == "paper"
+    assert "--cpu" in next(w for w in four.workers if w.name == "executor").argv
+    assert isinstance(four.workers[0], Worker) and [w.name for w in four.workers][:3] == [
+        "ingest-bybit", "ingest-binance", "ingest-okx"]
+
+
+def test_refusals_name_what_to_set():
+    s = Settings(_env_file=None, environment="production")
+    assert s.venue_env == "mainnet" and s.position_size_limit == Decimal(100)
+    errors = refusals(s, "live", confirm_mainnet=True)
+    assert errors == ["live mode places orders at Bybit on VENUE_ENV=mainnet: set BYBIT_API_KEY and BYBIT_API_SECRET",
+                      "live mode needs the safety limits set: MAX_DAILY_LOSS (USD), e.g. MAX_DAILY_LOSS=50 "
+                      "POSITION_SIZE_LIMIT=10 (deployment guide, phase 3)"]
+    assert refusals(Settings(_env_file=None), "synthetic", False) == []  # the simulator's key is built in
+    assert refusals(s, "paper", False) == ["--mode: 'paper' is not one of: synthetic, cross, live"]
+
+
+async def test_status_and_trades_print_what_redis_holds(r, prefix, redis_url):
+    s = f"{prefix}strategy:"
+    await r.hset(s + "portfolio:state", mapping={
+        "starting_capital": "20000", "available_capital": "17500.25", "total_open_positions": "2500",
+        "active_trades": "1", "cumulative_pnl": "0.25", "fees_paid": "1.5", "funding_paid": "0", "closed_trades": "1",
+        "win_count": "1", "loss_count": "0", "win_rate": "1.0000", "utilization": "0.1250", "leg_out_count": "0",
+        "trading": "halted", "halt_reason": "daily_loss", "halt_detail": "lost $60 today (UTC), the limit is $50"})
+    await r.hset(s + "trades:active:aaa111", mapping={
+        "trade_id": "aaa111", "symbol": "ETHUSDT", "long_exchange": "binance", "short_exchange": "okx",
+        "status": "active", "qty": "0.50", "position_size_usd": "2500", "entry_spread_bps": "31.5",
+        "projected_profit_usd": "4.20", "entry_time": "1795000000000"})
+    await r.hset(s + "trades:closed:bbb222", mapping={
+        "trade_id": "bbb222", "symbol": "BTCUSDT", "long_exchange": "bybit", "short_exchange": "okx", "qty": "0.010",
+        "position_size_usd": "1000", "outcome": "closed", "close_reason": "profit_target", "actual_profit_usd": "0.25",
+        "leg_out_events": "0", "exit_time": "1795000000000"})
+    await r.hset(s + "latency:okx", mapping={"latency_ms": "12.5", "rtt_ms": "30.1", "is_stale": "1",
+                                             "reason": "no poll succeeded", "local_time_ms": "1795000000000"})
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        view = await read_view(client, prefix, closed=True)
+    finally:
+        await client.aclose()
+    text = render_status(view)
+    assert "trading        HALTED (daily_loss): lost $60 today (UTC), the limit is $50" in text
+    assert "capital        $17,500.25 available of $20,000.00; $2,500.00 in 1 active trades (utilization 12.5%)" in text
+    assert re.search(r"aaa111\s+ETHUSDT\s+binance/okx\s+active\s+0\.50\s+\$2,500\.00\s+31\.5\s+\$4\.20", text)
+    assert re.search(r"okx\s+12\.5\s+30\.1\s+STALE no poll succeeded", text)
+    closed = "\n".join(render_trades(view, closed=True))
+    assert re.search(r"bbb222\s+BTCUSDT\s+bybit/okx\s+0\.010\s+\$1,000\.00\s+closed\s+profit_target\s+\$0\.25", closed)
+
+    env = {**os.environ, "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": prefix, "PYTHONPATH": str(ROOT)}
+    shown = subprocess.run([*ARB, "trades", "--closed"], env=env, capture_output=True, text=True, timeout=30)
+    assert shown.returncode == 0 and "bbb222" in shown.stdout and "profit_target" in shown.stdout
