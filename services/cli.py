@@ -336,7 +336,9 @@ async def _run_until_signal(main, duration: float | None, health: tuple[Settings
 
 @app.command()
 def sim(
-    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1. Default: SIM_PORT (8790).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on. Default: SIM_PORT (8790).")] = None,
+    host: Annotated[str | None, typer.Option(
+        help="Address to listen on. Default: SIM_HOST (127.0.0.1); 0.0.0.0 in a container.")] = None,
     symbols: Annotated[str | None, typer.Option(
         help="Comma-separated symbols to simulate. Default: SYMBOLS_TO_TRADE.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the market model: the same seed replays the same market.")] = 1,
@@ -369,7 +371,8 @@ def sim(
     from services.sim.replay import ReplayError, load_klines
     from services.sim.server import serve
 
-    settings = _settings({"sim_port": ("--port", port), "symbols_to_trade": ("--symbols", symbols)})
+    settings = _settings({"sim_port": ("--port", port), "sim_host": ("--host", host),
+                          "symbols_to_trade": ("--symbols", symbols)})
     injected = Faults()
     if faults is not None:
         try:
