@@ -630,6 +630,29 @@ def top(
 
 
 @app.command()
+def validate(
+    venue_env: Annotated[str | None, typer.Option(
+        help="Endpoint set to check: sim, demo, testnet or mainnet. Default: VENUE_ENV.")] = None,
+) -> None:
+    """Check the configured Bybit venue before trading on it: connectivity and clock skew,
+    authentication, balance handling, rate-limit headers, error handling (a bad parameter must
+    get 10001, a wrong signature 10004), and key security (no Wallet permission, bound to an
+    IP). Prints a pass/fail table; exit code 1 if any check fails. No order is placed.
+
+    Example: VENUE_ENV=demo arb validate
+    """
+    from services.validate import table
+    from services.validate import validate as run_validate
+
+    settings = _settings({"venue_env": ("--venue-env", venue_env)})
+    checks = asyncio.run(run_validate(settings))
+    typer.echo(f"bybit on {settings.venue_env} ({settings.bybit_endpoints().rest})")
+    typer.echo(table(checks))
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+@app.command()
 def config() -> None:
     """Print the effective settings (secrets masked) and exit; 2 if any is invalid."""
     settings = _settings({})

@@ -120,7 +120,7 @@ class BybitTrading:
             if on_send is not None:
                 on_send()
                 on_send = None
-            code, message, result, headers = await self._send(method, path, params)
+            code, message, result, headers = await self.send(method, path, params)
             if code == 0:
                 return result
             if code == 10006 and attempt < RATE_LIMIT_RETRIES:
@@ -139,7 +139,9 @@ class BybitTrading:
             raise BybitApiError(code, message, path)
         raise BybitApiError(10006, "Too many visits! (still limited after retries)", path)
 
-    async def _send(self, method: str, path: str, params: dict) -> tuple[int, str, dict, dict]:
+    async def send(self, method: str, path: str, params: dict) -> tuple[int, str, dict, dict]:
+        """One signed request, answered as it is: (retCode, retMsg, result, rate-limit headers);
+        BybitUnreachable when there is no answer. No retry (`request` retries)."""
         timestamp = int(time.time() * 1000) + self.offset_ms
         if method == "GET":
             payload = urlencode(params)

@@ -1,0 +1,56 @@
+"""`arb validate` against the simulator's Bybit API: green as configured, and each check turning
+red when the simulator is made to misbehave in its way."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from services.sim.faults import Faults
+from services.sim.server import SimServer
+from services.validate import table, validate
+from tests.conftest import free_port, serve_app
+
+NAMES = ["connectivity", "authentication", "balance_handling", "rate_limits", "error_handling", "key_security"]
+
+
+async def _run(settings, **faults):
+    key, secret = settings.sim_api_key, settings.sim_api_secret.get_secret_value()
+    server = SimServer(["BTCUSDT"], seed=1, api_keys={key: secret}, faults=Faults(**faults))
+    async with serve_app(server.app()) as base:
+        port = int(base.rsplit(":", 1)[1])
+        return await validate(settings.model_copy(update={"sim_port": port})), port
+
+
+async def test_every_check_passes_against_the_simulator(settings):
+    checks, _ = await _run(settings)
+    assert [c.name for c in checks] == NAMES and all(c.ok for c in checks), table(checks)
+    assert "equity $100,000.00" in next(c.detail for c in checks if c.name == "balance_handling")
+    assert table(checks).endswith("6/6 passed")
+
+
+@pytest.mark.parametrize("faults, failing, said", [
+    ({"clock_skew_ms": 3000}, "connectivity", "clock skew +3"),
+    ({"key_ips": ["*"], "key_wallet": True}, "key_security", "it may move funds"),
+    ({"reject_next": 1, "reject_code": 10003, "reject_message": "API key is invalid."}, "authentication",
+     "Bybit 10003: API key is invalid."),
+])
+async def test_a_misbehaving_venue_fails_the_check_it_concerns(settings, faults, failing, said):
+    checks, _ = await _run(settings, **faults)
+    bad = {c.name: c.detail for c in checks if not c.ok}
+    assert failing in bad and said in bad[failing], table(checks)
+
+
+async def test_an_unreachable_venue_fails_connectivity_and_runs_nothing_else(settings):
+    checks = await validate(settings.model_copy(update={"sim_port": free_port()}))
+    assert [c.ok for c in checks] == [False] * 6 and checks[1].detail == "not run: no connection"
+
+
+def test_arb_validate_prints_the_table_and_exits_1_on_a_failure(settings):
+    env = {**os.environ, "SIM_PORT": str(free_port()), "VENUE_ENV": "sim"}
+    done = subprocess.run([sys.executable, "-m", "services.cli", "validate"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1 and "connectivity      FAIL" in done.stdout and "0/6 passed" in done.stdout
