@@ -25,6 +25,8 @@ written under a fresh `bench:*:` prefix and deleted afterwards.
            synthetic, 4 symbols) here: 120+ trades at Bybit's order rate limit, their success
            rate and failures by kind, signal -> first order sent p50/p99; then 10 trades whose
            easier leg and hedges are refused: the emergency close's time
+  stack    (not in the default set) `arb up` on the simulator for --stack-seconds (600): each
+           process's resident memory, its peak, after the warm-up and at the end
 
 ingest and latency run twice: on the capture as recorded (63% orderbook.200 deltas on four
 symbols) and on its tickers and publicTrade frames only.
@@ -572,13 +574,77 @@ async def bench_executor(url: str, prefix: str, trades: int = 120, emergencies: 
     return out
 
 
+def _rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The direct children of `pid`: pid -> a short name from the command line."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) != pid:
+                continue
+            argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        words = [w.decode(errors="replace") for w in argv if w]
+        if "services.cli" in words:
+            rest = words[words.index("services.cli") + 1:]
+            name = rest[0] + (f"-{rest[rest.index('--venue') + 1]}" if "--venue" in rest else "")
+        else:
+            name = Path(words[0]).name if words else "?"
+        out[int(stat.parent.name)] = name
+    return out
+
+
+def bench_stack(seconds: float, mode: str = "synthetic") -> list[str]:
+    """`arb up` for `seconds` on the simulator; every process's RSS sampled every 2 s: the most,
+    after the warm-up (the first sixth of the run, at most 60 s), and at the end."""
+    state = tempfile.mkdtemp(prefix="arb-stack-")
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(SYNTHETIC_HOLD_S="5", SIGNAL_COOLDOWN_S="5", SIM_PORT=str(free_port()))
+    up = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--mode", mode, "--duration", str(seconds),
+                           "--state-dir", state, "--metrics-port", str(free_port())], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    started, warm = time.monotonic(), min(60.0, seconds / 6)
+    peak: dict[str, float] = {}
+    after_warm: dict[str, float] = {}
+    last: dict[str, float] = {}
+    while up.poll() is None:
+        for pid, name in _children(up.pid).items():
+            if (rss := _rss_mb(pid)) is None:
+                continue
+            peak[name] = max(peak.get(name, 0.0), rss)
+            last[name] = rss
+            if time.monotonic() - started >= warm:
+                after_warm.setdefault(name, rss)
+        time.sleep(2)
+    out = up.stdout.read() if up.stdout else ""
+    shutil.rmtree(state, ignore_errors=True)
+    lines = [f"stack {mode} {seconds:g} s: arb up exited {up.returncode}; "
+             + "; ".join(line.strip() for line in out.splitlines() if line.startswith(("trades ", "PnL ")))]
+    for name in sorted(peak):
+        base = after_warm.get(name)
+        growth = f"{100 * (last[name] - base) / base:+.1f} %" if base else "-"
+        lines.append(f"stack rss {name:16s} max {peak[name]:6.1f} MB  after warm-up {base or 0:6.1f} MB  "
+                     f"end {last[name]:6.1f} MB  growth {growth}")
+    return lines
+
+
 async def main(args) -> None:
     only = set(args.only.split(","))
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     url = args.redis_url or os.environ.get("REDIS_URL")
     proc = None
     workdir = tempfile.mkdtemp()
-    if not url and only - {"parse", "sim", "spreads", "venues"}:
+    if not url and only - {"parse", "sim", "spreads", "venues", "stack"}:
         if not shutil.which("redis-server"):
             sys.exit("no Redis: pass --redis-url or put redis-server on PATH")
         port = free_port()
@@ -611,6 +677,9 @@ async def main(args) -> None:
         if "executor" in only:
             for line in await bench_executor(url, prefix + "exec:"):
                 print(line)
+        if "stack" in only:
+            for line in bench_stack(args.stack_seconds):
+                print(line, flush=True)
         for mix in ("capture", "tickers"):
             if "ingest" in only:
                 print(await bench_ingest(url, prefix, args.seconds, mix))
@@ -636,6 +705,8 @@ if __name__ == "__main__":
     parser.add_argument("--only", default="parse,sim,spreads,venues,writers,bus,ingest,latency,strategy,executor",
                         help="comma-separated subset")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    parser.add_argument("--stack-seconds", type=float, default=600.0,
+                        help="how long `--only stack` runs arb up (the issue's figure is for 10 minutes)")
     args = parser.parse_args()
     if args.loop == "uvloop":
         import uvloop

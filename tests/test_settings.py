@@ -155,3 +155,13 @@ def test_executor_refuses_a_bad_mode_live_without_keys_and_unknown_venues(monkey
     monkeypatch.setenv("EXECUTOR_VENUES", "okx,ftx")
     result = runner.invoke(app, ["executor", "--duration", "0"])
     assert result.exit_code == 2 and "EXECUTOR_VENUES" in result.output and "'ftx'" in result.output
+
+
+def test_the_readme_settings_table_lists_every_setting():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("## Settings"):]
+    table = table[:table.index("\n## ")]
+    missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in table]
+    assert missing == []
