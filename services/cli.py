@@ -449,7 +449,7 @@ def up(
     stack_plan = plan(settings, mode, names, cpus, metrics_port, free=port_free)
     from pathlib import Path
 
-    state = Path(state_dir)
+    state = Path(state_dir).resolve()  # redis-server changes into its data folder
     if (state / "up.pid").exists() and _alive(int((state / "up.pid").read_text() or 0)):
         raise _fail(f"arb up is already running from {state} (pid {(state / 'up.pid').read_text()}); "
                     "`arb stop` stops it")

@@ -170,7 +170,7 @@ class Stack:
                  duration: float | None, show_status: bool = True, start_sim: bool = True) -> None:
         self.settings, self.plan, self.state = settings, plan_, state_dir
         self.redis_explicit, self.duration, self.show_status = redis_explicit, duration, show_status
-        self.start_sim_ = start_sim
+        self.own_sim = start_sim
         self.env: dict[str, str] = {}
         self.redis_proc: asyncio.subprocess.Process | None = None
         self.fake = None
@@ -265,7 +265,7 @@ class Stack:
         try:
             self.env["REDIS_URL"] = await self.start_redis()
             (self.state / REDIS_URL_FILE).write_text(self.env["REDIS_URL"] + "\n")
-            if self.settings.venue_env == "sim" and self.start_sim_:
+            if self.settings.venue_env == "sim" and self.own_sim:
                 await self.start_sim()
             elif self.settings.venue_env == "sim":
                 url = f"http://{self.settings.sim_address}/v5/market/time"

@@ -9,6 +9,7 @@ Prometheus scrapes. Collectors take the registry as an argument, so tests use a 
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 
@@ -31,7 +32,7 @@ class LatencyHistogram:
         self.counts = [0] * (len(self._bounds_ns) + 1)
         self.sum_ns = 0
         self.count = 0
-        self._ring = [0] * keep
+        self._ring = array("q", bytes(8 * keep))  # fixed size: 8 bytes a sample, allocated once
         self._next = 0
 
     def observe_ns(self, value_ns: int) -> None:
@@ -42,7 +43,7 @@ class LatencyHistogram:
         self.count += 1
 
     def samples_ns(self) -> list[int]:
-        return self._ring[: min(self._next, len(self._ring))]
+        return self._ring[: min(self._next, len(self._ring))].tolist()
 
     def percentile_us(self, q: float) -> float | None:
         """The q-th percentile (0..100) of the kept samples, in microseconds."""

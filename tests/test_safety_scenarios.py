@@ -53,7 +53,7 @@ async def _done(executor, n: int) -> bool:
     # one good entry, one refused: 50 % of the last 2 entries
     ({"reject_next": 1, "reject_skip": 4, "reject_code": 10001},
      {**OFF, "safety_min_success_rate": 0.9, "safety_success_window": 2}, 2, "success_rate"),
-    # every answer 60 ms late: signal -> order acknowledged above 50 ms
+    # every answer 60 ms late: order sent -> the venue's answer above 50 ms
     ({"latency_ms": 60}, {**OFF, "safety_max_p99_ms": 50.0, "safety_latency_samples": 2}, 2, "latency"),
     # a synthetic trade pays both legs' spreads and fees: a loss above $0.01
     ({}, {**OFF, "max_daily_loss": Decimal("0.01")}, 1, "daily_loss"),

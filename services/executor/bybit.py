@@ -88,8 +88,10 @@ class BybitExecution:
 
     async def _create(self, o: f.OrderPlaced) -> list[f.AnyFact]:
         try:
-            await self.trading.create_order(order_params(o), on_send=self.on_sent and (lambda: self.on_sent(o)))
-            return []  # accepted: the private stream tells what becomes of it
+            result = await self.trading.create_order(order_params(o),
+                                                     on_send=self.on_sent and (lambda: self.on_sent(o)))
+            # accepted (the private stream tells what becomes of it); the ack also times the round trip
+            return [self._acked(o.link_id, str(result.get("orderId", "")))]
         except BybitApiError as exc:
             if exc.code == 110072:  # already there: this is a retry of an order Bybit has
                 return await self.lookup(o.link_id) or []

@@ -195,6 +195,8 @@ class ExecutorCore:
             return []  # an order this executor does not know, or a fill seen before
         if isinstance(fact, f.OrderClosed) and not trade.orders[fact.link_id].open:
             return []
+        if isinstance(fact, f.OrderAcked) and trade.orders[fact.link_id].venue_order_id:
+            return []  # acked already (the REST answer and a lookup can both say so)
         out: list[f.AnyFact] = []
         self._emit(out, fact)
         if isinstance(fact, f.OrderFilled) and trade.closed is not None:  # a venue fill after the close

@@ -8,9 +8,10 @@ that holds:
 - `failures`: SAFETY_MAX_FAILURES (3) failed trades within SAFETY_FAILURE_WINDOW_S (60 s);
 - `success_rate`: under SAFETY_MIN_SUCCESS_RATE (90 %) of the last SAFETY_SUCCESS_WINDOW (20)
   entries filled both legs;
-- `latency`: the p99 of the last 100 signal -> order acknowledged times (at least
-  SAFETY_LATENCY_SAMPLES, 20) is above
-  SAFETY_MAX_P99_MS (50 ms);
+- `latency`: the p99 of the last 100 round trips to the venue (an order sent -> the venue's
+  first answer to it: ack, fill or refusal; at least SAFETY_LATENCY_SAMPLES, 20) is above
+  SAFETY_MAX_P99_MS (50 ms): the venue or the link is slow. A wait for the venue's rate limit
+  is not counted, and the system's own latency is the benchmarks' business;
 - `api_errors`: SAFETY_MAX_API_ERRORS (5) orders refused by a venue within the failure window.
 
 A failed trade is a taken signal whose entry did not end with both legs filled (the harder leg
@@ -117,7 +118,7 @@ class Safety:
                                          f"under {lim.min_success_rate:.0%}")
         p99 = self.p99_ms()
         if lim.max_p99_ms and p99 is not None and p99 > lim.max_p99_ms:
-            return "latency", f"p99 signal -> order acknowledged {p99:.1f} ms, above {lim.max_p99_ms:g} ms"
+            return "latency", f"p99 order sent -> the venue's answer {p99:.1f} ms, above {lim.max_p99_ms:g} ms"
         if lim.max_api_errors and len(self.api_errors) >= lim.max_api_errors:
             return "api_errors", f"{len(self.api_errors)} orders refused by the venue within {window_s} s"
         return None

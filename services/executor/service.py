@@ -116,7 +116,7 @@ class ExecutorService:
         self._read: asyncio.Future | None = None
         self._read_acks: dict[str, list[str]] = {}  # acked by the read in flight
         self._signal_read_ns: dict[str, tuple[int, int]] = {}  # trade id -> (signal created ns, read ns)
-        self._ack_wait: dict[str, int] = {}  # trade id -> its signal's creation (ns), until the venue answers
+        self._sent_ns: dict[str, int] = {}  # order link id -> when it went out, until the venue first answers
         self.ready = asyncio.Event()  # replayed and reconciled: reading
 
     # ------------------------------------------------------------------ start
@@ -367,7 +367,6 @@ class ExecutorService:
             if isinstance(fact, f.SignalTaken):
                 created_ns = signal.created_us * 1000 if signal.created_us else signal.created_ms * 1_000_000
                 self._signal_read_ns[fact.trade_id] = (created_ns, read_ns)
-                self._ack_wait[fact.trade_id] = created_ns
             elif isinstance(fact, f.SignalRejected):
                 log.info("signal %s rejected: %s %s", signal.id, fact.reason, fact.detail)
         return facts
@@ -395,12 +394,14 @@ class ExecutorService:
             if isinstance(fact, f.OrderPlaced) and self.settings.execution == "paper":
                 self.order_sent(fact)  # paper orders were "sent" by now, in-process
             elif isinstance(fact, f.OrderAcked | f.OrderFilled | f.OrderClosed) and (
-                    created := self._ack_wait.pop(fact.trade_id, None)):  # the venue's first word on it
-                self.core.safety.observe_latency_ms((time.time_ns() - created) / 1e6)
+                    sent := self._sent_ns.pop(fact.link_id, None)):  # the venue's first word on the order
+                self.core.safety.observe_latency_ms((time.time_ns() - sent) / 1e6)
             self._log(fact)
 
     def order_sent(self, order: f.OrderPlaced) -> None:
-        """The moment an order goes out: the first of a trade ends its signal's latency."""
+        """The moment an order goes out: the first of a trade ends its signal's latency, and the
+        venue's first answer to it will give the round trip the latency stop watches."""
+        self._sent_ns[order.link_id] = time.time_ns()
         times = self._signal_read_ns.pop(order.trade_id, None)
         if times is not None:
             sent_ns = time.time_ns()
