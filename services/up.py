@@ -167,10 +167,9 @@ def _money(text: str | None) -> str:
 
 class Stack:
     def __init__(self, settings: Settings, plan_: Plan, state_dir: Path, redis_explicit: bool,
-                 duration: float | None, show_status: bool = True, start_sim: bool = True) -> None:
+                 duration: float | None, start_sim: bool = True) -> None:
         self.settings, self.plan, self.state = settings, plan_, state_dir
-        self.redis_explicit, self.duration, self.show_status = redis_explicit, duration, show_status
-        self.own_sim = start_sim
+        self.redis_explicit, self.duration, self.own_sim = redis_explicit, duration, start_sim
         self.env: dict[str, str] = {}
         self.redis_proc: asyncio.subprocess.Process | None = None
         self.fake = None
@@ -234,10 +233,12 @@ class Stack:
     def _log(self, w: Worker) -> Path:
         return self.state / "logs" / f"{w.name}.log"
 
-    async def start_workers(self) -> None:
+    async def start_workers(self, stop: asyncio.Event) -> None:
         total = len(self.plan.workers)
         settings = self.settings.model_copy(update={"redis_url": self.env["REDIS_URL"]})
         for i, w in enumerate(self.plan.workers, 1):
+            if stop.is_set():
+                raise StackError("stopped while starting")
             await self._spawn(w)
             if not await _until(lambda w=w: health(settings, w.health), 30, w):
                 raise StackError(f"{w.name} did not come up: {self._tail(w)}")
@@ -276,7 +277,7 @@ class Stack:
             cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
             if len(cpus) < 4:
                 _say(f"{len(cpus) or 'unknown'} CPUs: the workers share them (pinning needs 4 or more)")
-            await self.start_workers()
+            await self.start_workers(stop)
             _say(f"{self.plan.mode} mode ({self.plan.execution} execution on {self.settings.venue_env}) is up; "
                  f"Ctrl+C or `arb stop` stops it" + (f", or after {self.duration:g} s" if self.duration else ""))
             await self.watch(stop, started, totals)
@@ -291,7 +292,7 @@ class Stack:
 
     async def watch(self, stop: asyncio.Event, started: float, totals: Totals) -> None:
         client = aioredis.Redis.from_url(self.env["REDIS_URL"], socket_timeout=5, decode_responses=True)
-        deadline = started + self.duration if self.duration else None
+        deadline = time.monotonic() + self.duration if self.duration else None  # counted from "up"
         tty = sys.stdout.isatty()
         last_print, last_ticks = 0.0, (started, 0)
         try:
@@ -307,13 +308,13 @@ class Stack:
                 now = time.monotonic()
                 rate = (totals.ticks - last_ticks[1]) / max(1e-3, now - last_ticks[0])
                 last_ticks = (now, totals.ticks)
-                if self.show_status and (tty or now - last_print >= 10):
+                if tty or now - last_print >= 10:
                     line = totals.line(now - started, rate)
                     print("\r" + line[:160].ljust(160) if tty else line, end="" if tty else "\n", flush=True)
                     last_print = now
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
-            if tty and self.show_status:
+            if tty:
                 print()
         finally:
             await client.aclose()
