@@ -33,7 +33,9 @@ def plain_text(value: object) -> str:
     return format(Decimal(text), "f") if "e" in text and type(value) is float else text
 
 
-@lru_cache(maxsize=1 << 16)
+# 4,096 levels: the books' current levels and more. 65,536 held ~22 MB of tuples, floats and
+# text in a 10-minute run, for no more throughput (benchmarks/run.py --only bus, A/B).
+@lru_cache(maxsize=1 << 12)
 def _level_text(level: Level) -> str:
     return f"{plain_text(level[0])}:{plain_text(level[1])}"
 
