@@ -197,16 +197,8 @@ class Stack:
             await _ping(url, "the private redis-server", attempts=50)
             _say(f"redis: redis-server on 127.0.0.1:{port}, data in {data} (AOF, fsync every second)")
             return url
-        try:
-            from fakeredis import TcpFakeServer
-        except ImportError:
-            raise StackError("no Redis: set REDIS_URL, or install redis-server (apt-get install redis-server), "
-                             "or pip install fakeredis for one that keeps nothing") from None
-        import threading
-
         port = free_port()
-        self.fake = TcpFakeServer(("127.0.0.1", port), server_type="redis")
-        threading.Thread(target=self.fake.serve_forever, daemon=True).start()
+        self.fake = fake_redis_server(port)
         _say(f"redis: WARNING no redis-server on PATH and no REDIS_URL: an in-process fakeredis on 127.0.0.1:{port}; "
              "nothing persists when this stops")
         return f"redis://127.0.0.1:{port}/0"
@@ -380,6 +372,47 @@ class Stack:
             _say("exit codes    " + ", ".join(f"{n} {c}" for n, c in bad.items()))
         _say(f"logs          {self.state / 'logs'}")
         return 0 if ok else 1
+
+
+def fake_redis_server(port: int):
+    """fakeredis over TCP on 127.0.0.1:`port`, serving from a thread of this process. Its
+    handler closes the connection after any error reply (BUSYGROUP, say); this one answers
+    the error and keeps the connection, as Redis does."""
+    import select
+    import threading
+
+    from redis.exceptions import ResponseError
+
+    try:
+        from fakeredis import TcpFakeServer
+        from fakeredis._clients._tcp_server import TCPFakeRequestHandler
+    except ImportError:
+        raise StackError("no Redis: set REDIS_URL, or install redis-server (apt-get install redis-server), "
+                         "or pip install fakeredis for one that keeps nothing") from None
+
+    class KeepOpen(TCPFakeRequestHandler):
+        def handle(self) -> None:
+            while not self.server._shutdown_event.is_set():
+                try:
+                    if self.current_client.can_read():
+                        self.writer.dump(self.current_client.read_response())
+                        continue
+                    data = self.rfile.readline()
+                    if data == b"":
+                        if not select.select([self.connection], [], [], 0.01)[0]:
+                            continue
+                        if (data := self.rfile.readline()) == b"":
+                            return  # the client closed
+                    self.current_client.get_socket().sendall(data)
+                except ConnectionError:
+                    return
+                except ResponseError as exc:
+                    self.writer.dump(exc)
+
+    server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
+    server.RequestHandlerClass = KeepOpen
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 async def read_totals(client: aioredis.Redis, prefix: str, totals: Totals) -> Totals:

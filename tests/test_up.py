@@ -172,3 +172,19 @@ async def test_status_and_trades_print_what_redis_holds(r, prefix, redis_url):
     env = {**os.environ, "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": prefix, "PYTHONPATH": str(ROOT)}
     shown = subprocess.run([*ARB, "trades", "--closed"], env=env, capture_output=True, text=True, timeout=30)
     assert shown.returncode == 0 and "bbb222" in shown.stdout and "profit_target" in shown.stdout
+
+
+@pytest.mark.slow
+def test_without_redis_server_arb_up_runs_on_an_in_process_fakeredis_and_says_nothing_persists(tmp_path, redis_url,
+                                                                                              prefix):
+    bare = tmp_path / "bin"  # a PATH with Python only: no redis-server to find
+    bare.mkdir()
+    (bare / "python").symlink_to(sys.executable)
+    env = _env(tmp_path, redis_url, prefix, PATH=str(bare))
+    env.pop("REDIS_URL", None)
+    env.pop("REDIS_KEY_PREFIX", None)
+    done = subprocess.run([*ARB, "up", "--duration", "12", "--metrics-port", str(free_port())], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "an in-process fakeredis" in done.stdout and "nothing persists" in done.stdout
+    assert int(_summary_figure(done.stdout, "trades").split()[0]) >= 1  # it traded through it
