@@ -178,3 +178,16 @@ async def test_live_refuses_an_api_key_that_can_withdraw_or_is_bound_to_no_ip(se
 
 async def _ready_event(executor: ExecutorService) -> bool:
     return executor.ready.is_set()
+
+
+async def test_with_redis_down_at_start_the_executor_waits_and_says_so(settings, caplog):
+    from tests.conftest import free_port
+
+    settings = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    executor = ExecutorService(settings, "synthetic", grids={})
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(executor.run(stop))
+    await wait_for(lambda: _logged(caplog, "redis unavailable at start"))
+    stop.set()
+    await asyncio.wait_for(task, 10)  # no traceback
+    assert not executor.ready.is_set()

@@ -221,6 +221,7 @@ class ExecutorService:
                 private = await self._live(http, stop)
                 private_task = asyncio.ensure_future(private.run(stop))
                 await unless_stopped(private.connected.wait(), stop)
+            await self._redis_ready(client, stop)
             n = await self.replay(client)
             p = self.core.portfolio
             log.info("executor (%s, %s): %d facts replayed; %d trades open, available $%s, cumulative PnL $%s",
@@ -254,6 +255,18 @@ class ExecutorService:
             for conn in (fast, writes):
                 await conn.close()
         log.info("executor stopped: %s", dict(self.counts))
+
+    async def _redis_ready(self, client: aioredis.Redis, stop: asyncio.Event) -> None:
+        """Wait for Redis before replaying (a start while it is down waits, and says so)."""
+        for attempt in itertools.count():
+            try:
+                await client.ping()
+                return
+            except (RedisError, OSError) as exc:
+                if attempt % 30 == 0:
+                    log.error("redis unavailable at start (%s); nothing is read or traded until it is; "
+                              "retrying every second", exc)
+                await unless_stopped(asyncio.sleep(1), stop)
 
     async def _cancel_read(self) -> None:
         if self._read is not None:
