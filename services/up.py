@@ -354,13 +354,16 @@ class Stack:
         if self.failed:
             _say(f"stopped because {self.failed}")
         _say(f"market data   {self.final.ticks:,} tickers; {self.final.signals:,} signals")
-        _say(f"trades        {p.get('closed_trades', '0')} closed ({p.get('win_count', '0')} won, "
-             f"{p.get('loss_count', '0')} lost), {p.get('rejected_trades', '0')} rejected, "
-             f"{p.get('active_trades', '0')} open")
-        _say(f"PnL           ${_money(p.get('cumulative_pnl'))} (fees ${_money(p.get('fees_paid'))}, funding "
-             f"${_money(p.get('funding_paid'))}); capital ${_money(p.get('available_capital'))} available")
-        _say(f"leg-outs      {p.get('leg_out_count', '0')} (loss ${_money(p.get('leg_out_total_loss'))}); "
-             f"emergency closes {p.get('emergency_closes', '0')}")
+        if not p:
+            _say("trades        none: the executor wrote no fact")
+        else:
+            _say(f"trades        {p.get('closed_trades', '0')} closed ({p.get('win_count', '0')} won, "
+                 f"{p.get('loss_count', '0')} lost), {p.get('rejected_trades', '0')} rejected, "
+                 f"{p.get('active_trades', '0')} open")
+            _say(f"PnL           ${_money(p.get('cumulative_pnl'))} (fees ${_money(p.get('fees_paid'))}, funding "
+                 f"${_money(p.get('funding_paid'))}); capital ${_money(p.get('available_capital'))} available")
+            _say(f"leg-outs      {p.get('leg_out_count', '0')} (loss ${_money(p.get('leg_out_total_loss'))}); "
+                 f"emergency closes {p.get('emergency_closes', '0')}")
         if p.get("trading") == "halted":
             _say(f"trading       HALTED ({p.get('halt_reason')}): {p.get('halt_detail')}; `arb resume` lifts it")
         if p.get("active_trades", "0") != "0":
