@@ -248,3 +248,34 @@ def test_a_venue_funding_settlement_is_shared_among_the_trades_holding_that_side
     first = reports[0]
     assert first.amount == (D("0.7797") * longs[first.trade_id] / sum(longs.values())).quantize(D("1E-12"))
     assert desk.core.funding_reported("bybit", SYMBOL, "Sell", D("1"), T0 + 1) == []  # no short held at bybit
+
+
+def test_the_tally_counts_what_the_seed_counts_and_is_the_same_after_a_replay():
+    desk = Desk()
+    opened(desk)
+    desk.signal("good")  # both legs fill at once
+    desk.book("binance", 100_300.0, 100_300.1)  # ... and it exits at the profit target
+    desk.book("okx", 100_300.0, 100_300.1)
+    desk.now += 60_000
+    opened(desk)  # the next one's harder leg (okx) rests unfilled: cancelled at 500 ms
+    desk.book("okx", 100_600.0, 100_600.1, size=0.0)
+    desk.core.market.get("okx", SYMBOL).bid = 100_700.0
+    desk.signal("timeout")
+    desk.at(desk.now - T0 + 500)
+    desk.now += 60_000
+    opened(desk)  # the third one's easier leg (binance) rests: a leg-out, hedged at market
+    binance = desk.core.market.get("binance", SYMBOL)
+    desk.book("binance", 100_100.3, 100_100.4)
+    binance.ask = 100_000.1
+    desk.signal("leg-out")
+    binance.ask = 100_100.4
+    desk.at(desk.now - T0 + 500)
+    counts = desk.core.tally.counts
+    assert {k: counts[k] for k in ("trades_executed", "trades_successful", "trades_failed", "timeouts")} == \
+        {"trades_executed": 3, "trades_successful": 1, "trades_failed": 2, "timeouts": 1}
+    assert counts["cancellations"] == len([x for x in desk.facts if isinstance(x, f.OrderClosed)]) == 2
+    assert desk.core.tally.hedge.count == 1  # the hedge filled at once: 0 ms after the leg-out
+    again = ExecutorCore(desk.core.config, desk.core.grids)
+    for fact in desk.facts:
+        again.apply(fact)
+    assert again.tally.counts == counts

@@ -48,6 +48,7 @@ from services.executor import facts as f
 from services.executor.portfolio import Portfolio
 from services.executor.safety import Safety, SafetyLimits
 from services.executor.sizing import MIN_SIZE_USD, Grid, GridError, common_qty, harder_leg, round_price, trade_size_usd
+from services.executor.tally import Tally
 from services.executor.trade import ZERO, OrderState, Trade
 from services.strategy.costs import slippage_bps, taker_fee_bps
 from services.strategy.state import MarketState, VenueMarket
@@ -130,6 +131,7 @@ class ExecutorCore:
     def __post_init__(self) -> None:
         self.portfolio = Portfolio(self.config.starting_capital)
         self.safety = Safety(self.config.safety)
+        self.tally = Tally()
         self.stopped: f.TradingHalted | None = None  # the halt in force
         self._wake: int | None = None
         self._funding: dict[tuple[str, str], tuple[int, float | None, float | None]] = {}
@@ -139,6 +141,7 @@ class ExecutorCore:
     def apply(self, fact: f.AnyFact) -> None:
         self.portfolio.apply(fact)
         self.safety.apply(fact)
+        self.tally.apply(fact)
         match fact:
             case f.TradingHalted():
                 self.stopped, self.halted = fact, f"{fact.reason}: {fact.detail}"

@@ -111,6 +111,7 @@ class ExecutorService:
         self.counts: Counter[str] = Counter()
         self.order_latency = LatencyHistogram()  # signal created -> its first order sent
         self.read_to_order = LatencyHistogram()  # signal read by the executor -> its first order sent
+        self.venue_latency = LatencyHistogram()  # order sent -> the venue's first answer
         self._unwritten: list[f.AnyFact] = []
         self._acks: dict[str, list[str]] = {}
         self._read: asyncio.Future | None = None
@@ -408,7 +409,9 @@ class ExecutorService:
                 self.order_sent(fact)  # paper orders were "sent" by now, in-process
             elif isinstance(fact, f.OrderAcked | f.OrderFilled | f.OrderClosed) and (
                     sent := self._sent_ns.pop(fact.link_id, None)):  # the venue's first word on the order
-                self.core.safety.observe_latency_ms((time.time_ns() - sent) / 1e6)
+                round_trip = time.time_ns() - sent
+                self.core.safety.observe_latency_ms(round_trip / 1e6)
+                self.venue_latency.observe_ns(round_trip)
             self._log(fact)
 
     def order_sent(self, order: f.OrderPlaced) -> None:
@@ -459,9 +462,11 @@ class ExecutorService:
         yield metrics.counter("arb_executor_leg_outs_total", "Leg-out events", mode, p.leg_out_count)
         yield metrics.counter("arb_executor_emergency_closes_total", "Trades closed by the emergency close", mode,
                               p.emergency_closes)
-        halt = self.core.stopped is not None
+        halt = self.core.stopped
         yield metrics.gauge("arb_executor_trading_halted", "1 while a safety stop or the kill switch holds trading",
                             mode, 1 if halt else 0)
+        yield metrics.gauge_by("arb_executor_halt_reason", "1 for the reason of the halt in force (none: no sample)",
+                               mode, "reason", {halt.reason: 1} if halt else {})
         yield metrics.counter_by("arb_executor_emergency_stops_total", "Trading halts, by reason", mode, "reason",
                                  dict(self.core.safety.stops))
         yield metrics.gauge("arb_executor_active_trades", "Trades open", mode, len(self.core.trades))
@@ -469,6 +474,23 @@ class ExecutorService:
                             float(p.available))
         yield metrics.gauge("arb_executor_cumulative_pnl_usd", "PnL of every closed trade", mode,
                             float(p.cumulative_pnl))
+        tally = self.core.tally.counts
+        for name, doc in (("trades_executed", "Signals taken: trades begun"),
+                          ("trades_successful", "Entries that filled both legs without a leg-out"),
+                          ("trades_failed", "Entries that did not fill both legs (refused, timed out, leg-out)"),
+                          ("orders_placed", "Orders sent (written first as facts)"),
+                          ("timeouts", "Entries whose harder leg was unfilled at the leg timeout"),
+                          ("cancellations", "Orders closed by a cancel"),
+                          ("partial_fills", "Orders cancelled after a partial fill"),
+                          ("order_rejections", "Orders the venue refused")):
+            yield metrics.counter(f"arb_executor_{name}_total", doc, mode, tally[name])
+        yield metrics.gauge("arb_executor_open_exposure_usd", "Capital reserved by open trades", mode,
+                            float(p.open_exposure))
+        yield metrics.gauge("arb_executor_starting_capital_usd", "STARTING_CAPITAL", mode, float(p.starting_capital))
+        yield self.core.tally.hedge.family("arb_executor_hedge_seconds", "Leg-out to the trade standing hedged",
+                                           mode)
+        yield self.venue_latency.family("arb_executor_order_ack_seconds",
+                                        "Order sent to the venue's first answer (ack, fill or refusal)", mode)
         yield metrics.gauge("arb_executor_unwritten_facts", "Facts held while Redis is unavailable", mode,
                             len(self._unwritten))
         yield self.order_latency.family("arb_executor_signal_to_order_seconds",
