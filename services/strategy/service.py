@@ -79,6 +79,7 @@ class StrategyService:
         self._top: list[tuple] = []
         self._acks: dict[str, list[str]] = {}  # handled, to ack with the next read
         self.halted = False  # the executor halted trading (a safety stop or arb stop --emergency)
+        self.lag: dict[str, int] = {}  # md stream -> entries not yet read by the group
 
     async def run(self, stop: asyncio.Event) -> None:
         # decode_responses: hiredis turns the entries' bytes into text in C, cheaper than per field here
@@ -200,7 +201,19 @@ class StrategyService:
                     log.warning("scan could not reach redis: %s", exc)
                 failing = True
 
+    async def read_lag(self, conn: RespConnection) -> None:
+        """How far the group `strategy` is behind on each md:* stream (Redis's own `lag`)."""
+        streams = self.streams[:-1]  # not the executor's facts
+        replies = _check(await conn.execute(b"".join(pack_command("XINFO", "GROUPS", s) for s in streams),
+                                            len(streams)))
+        for stream, groups in zip(streams, replies, strict=True):
+            for g in groups or []:
+                fields = dict(zip(g[::2], g[1::2], strict=False))
+                if fields.get("name") == GROUP and fields.get("lag") is not None:
+                    self.lag[stream] = int(fields["lag"])
+
     async def scan_once(self, conn: RespConnection) -> ScanResult:
+        await self.read_lag(conn)
         now_ms = time.time_ns() // 1_000_000
         self.core.set_stale(await self.read_stale(conn, now_ms))
         result = self.last_scan = self.core.scan(now_ms)
@@ -250,6 +263,8 @@ class StrategyService:
                                  "reason", dict(self.rejections))
         yield metrics.counter_by("arb_strategy_held_total", "Opportunities not signalled, by why", mode, "why",
                                  dict(self.core.held))
+        yield metrics.gauge_by("arb_stream_lag_entries", "Entries added to a stream that the group has not read",
+                               {"group": GROUP}, "stream", self.lag)
         yield metrics.gauge("arb_strategy_opportunities", "Opportunities in the latest scan", mode,
                             len(self.last_scan.opportunities) if self.last_scan else 0)
         yield self.queue_latency.family("arb_strategy_queue_seconds", "XADD to consumed by the strategy", mode)
