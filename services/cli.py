@@ -119,7 +119,8 @@ def ingest(
     if settings.metrics_port:
         _serve_metrics(settings, ingestor.register_metrics)
     try:
-        asyncio.run(_run_until_signal(ingestor.run, duration, (settings, f"ingest-{venue}")))
+        asyncio.run(_run_until_signal(ingestor.run, duration,
+                                      (settings, f"ingest-{venue}", ingestor.register_metrics)))
     except UnknownSymbol as exc:
         raise _fail(f"--symbols: {exc}") from None
 
@@ -182,7 +183,7 @@ def _run_worker(service, settings: Settings, cpu: int | None, duration: float | 
     if settings.metrics_port:
         _serve_metrics(settings, service.register_metrics)
     try:
-        asyncio.run(_run_until_signal(service.run, duration, (settings, name)))
+        asyncio.run(_run_until_signal(service.run, duration, (settings, name, service.register_metrics)))
     except ConfigError as exc:
         raise _fail(f"config error: {exc}") from None
 
@@ -300,7 +301,7 @@ def latency(
         raise _fail(f"--venues: {exc}") from None
     if settings.metrics_port:
         _serve_metrics(settings, monitor.register_metrics)
-    asyncio.run(_run_until_signal(monitor.run, duration, (settings, "latency")))
+    asyncio.run(_run_until_signal(monitor.run, duration, (settings, "latency", monitor.register_metrics)))
 
 
 def _serve_metrics(settings: Settings, register) -> None:
@@ -314,9 +315,10 @@ def _serve_metrics(settings: Settings, register) -> None:
         raise _fail(f"--metrics-port {settings.metrics_port}: {exc}") from None
 
 
-async def _run_until_signal(main, duration: float | None, health: tuple[Settings, str] | None = None):
-    """`main(stop)` until Ctrl+C, SIGTERM or `duration`; with `health`, the service's health key
-    is kept alive meanwhile (shared/control.py)."""
+async def _run_until_signal(main, duration: float | None, health: tuple | None = None):
+    """`main(stop)` until Ctrl+C, SIGTERM or `duration`; with `health` (settings, service name,
+    and its register_metrics), the service's health key and metrics snapshots are kept until
+    `main` has returned (shared/control.py)."""
     from shared.control import heartbeat
 
     stop = asyncio.Event()
@@ -325,12 +327,13 @@ async def _run_until_signal(main, duration: float | None, health: tuple[Settings
         loop.add_signal_handler(sig, stop.set)
     if duration is not None:
         loop.call_later(duration, stop.set)
-    beat = asyncio.ensure_future(heartbeat(*health, stop)) if health else None
+    done = asyncio.Event()
+    beat = asyncio.ensure_future(heartbeat(health[0], health[1], done, *health[2:])) if health else None
     try:
         return await main(stop)
     finally:
         if beat is not None:
-            stop.set()
+            done.set()
             await asyncio.gather(beat, return_exceptions=True)
 
 
@@ -605,6 +608,34 @@ def trades(
 
     view = _view(_settings({"redis_url": ("--redis-url", redis_url)}, running=True), closed)
     typer.echo("\n".join(render_trades(view, closed, limit)))
+
+
+@app.command()
+def report(redis_url: Annotated[str | None, _REDIS_OPTION] = None) -> None:
+    """The metrics report (seed task 15) from the workers' snapshots in Redis: opportunities,
+    trades, success rate, p50/p95/p99 of every stage, and the edge cases. Works for a running
+    system and for a finished one whose Redis is still there. `arb up` prints it every 60 s."""
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+
+    from services.report import read_samples, render
+
+    settings = _settings({"redis_url": ("--redis-url", redis_url)}, running=True)
+
+    async def read():
+        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, decode_responses=True)
+        try:
+            return await read_samples(client, settings.redis_key_prefix)
+        finally:
+            await client.aclose()
+
+    try:
+        samples = asyncio.run(read())
+    except (RedisError, OSError) as exc:
+        raise _fail(f"cannot read Redis at REDIS_URL: {exc}") from None
+    if not samples.services:
+        raise _fail("no metrics snapshots in Redis (metrics:*): no worker has run against it")
+    typer.echo(render(samples))
 
 
 @app.command()

@@ -35,11 +35,13 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from services.report import read_samples, render
 from shared.control import health
 from shared.settings import Settings
 
 MODES = ("synthetic", "cross", "live")
 PINNED = ("strategy", "executor")  # the latency-critical workers, each on a CPU of its own
+REPORT_EVERY_S = 60.0  # the metrics report (seed task 15)
 REDIS_URL_FILE = "redis.url"  # which Redis a running `arb up` uses (for arb status, redis-cli -u)
 
 
@@ -177,6 +179,7 @@ class Stack:
         self.exit_codes: dict[str, int | None] = {}
         self.failed: str = ""
         self.final = Totals()
+        self.final_report = ""
 
     # ------------------------------------------------------------------ start
 
@@ -286,7 +289,7 @@ class Stack:
         client = aioredis.Redis.from_url(self.env["REDIS_URL"], socket_timeout=5, decode_responses=True)
         deadline = time.monotonic() + self.duration if self.duration else None  # counted from "up"
         tty = sys.stdout.isatty()
-        last_print, last_ticks = 0.0, (started, 0)
+        last_print, last_ticks, last_report = 0.0, (started, 0), time.monotonic()
         try:
             while not stop.is_set():
                 if deadline and time.monotonic() >= deadline:
@@ -300,6 +303,11 @@ class Stack:
                 now = time.monotonic()
                 rate = (totals.ticks - last_ticks[1]) / max(1e-3, now - last_ticks[0])
                 last_ticks = (now, totals.ticks)
+                if now - last_report >= REPORT_EVERY_S:
+                    with contextlib.suppress(RedisError, OSError):
+                        text = render(await read_samples(client, self.settings.redis_key_prefix))
+                        print(("\n" if tty else "") + text + "\n", flush=True)
+                    last_report = now
                 if tty or now - last_print >= 10:
                     line = totals.line(now - started, rate)
                     print("\r" + line[:160].ljust(160) if tty else line, end="" if tty else "\n", flush=True)
@@ -339,6 +347,7 @@ class Stack:
             client = aioredis.Redis.from_url(url, socket_timeout=5, decode_responses=True)
             with contextlib.suppress(RedisError, OSError):
                 await read_totals(client, self.settings.redis_key_prefix, self.final)
+                self.final_report = render(await read_samples(client, self.settings.redis_key_prefix))
             await client.aclose()
         if self.redis_proc is not None and self.redis_proc.returncode is None:
             self.redis_proc.send_signal(signal.SIGTERM)  # redis-server flushes its AOF and exits
@@ -373,6 +382,8 @@ class Stack:
         if bad:
             ok = False
             _say("exit codes    " + ", ".join(f"{n} {c}" for n, c in bad.items()))
+        if self.final_report:
+            _say("\n" + self.final_report)
         _say(f"logs          {self.state / 'logs'}")
         return 0 if ok else 1
 

@@ -3,6 +3,9 @@
 - **Health.** Each worker sets `health:{service}` (JSON: pid, started and written times) every
   `HEARTBEAT_S` with a TTL of `HEALTH_TTL_S`; `arb check <service>` (docker compose's health
   check) succeeds while the key exists. A worker that hangs or dies lets it expire.
+- **Metrics snapshots.** Every 5 s and at the stop, each worker's metrics (what Prometheus
+  scrapes) go to `metrics:{service}` as JSON, so `arb report` can summarise a running or
+  finished system from Redis alone.
 - **Commands.** `arb stop --emergency` and `arb resume` append to the stream
   `strategy:control`, which the executor reads with its consumer group (so a command given
   while it is down is carried out when it starts) and turns into the facts `TradingHalted`
@@ -13,19 +16,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
 import time
 
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
+from shared.metrics import snapshot
 from shared.settings import Settings
 
 log = logging.getLogger("arb.control")
 HEARTBEAT_S = 1.0
 HEALTH_TTL_S = 5
+SNAPSHOT_EVERY = 5  # beats between metrics snapshots
 
 
 def health_key(settings: Settings, service: str) -> str:
@@ -37,15 +44,25 @@ def _client(settings: Settings) -> aioredis.Redis:
                                    decode_responses=True)
 
 
-async def heartbeat(settings: Settings, service: str, stop: asyncio.Event) -> None:
-    """Keep `health:{service}` alive until `stop`; delete it on the way out."""
+async def heartbeat(settings: Settings, service: str, stop: asyncio.Event, register=None) -> None:
+    """Keep `health:{service}` alive until `stop`; delete it on the way out. With `register`
+    (a service's `register_metrics`), its metrics go to `metrics:{service}` every
+    SNAPSHOT_EVERY beats and once more at the stop, for `arb report`."""
     client, key = _client(settings), health_key(settings, service)
     started_ms, failing = int(time.time() * 1000), False
+    registry = None
+    if register is not None:
+        registry = CollectorRegistry()
+        register(registry)
     try:
-        while not stop.is_set():
+        for beat in itertools.count():
+            if stop.is_set():
+                break
             value = json.dumps({"pid": os.getpid(), "started_ms": started_ms, "ts_ms": int(time.time() * 1000)})
             try:
                 await client.set(key, value, ex=HEALTH_TTL_S)
+                if registry is not None and beat % SNAPSHOT_EVERY == 0:
+                    await _snapshot(client, settings, service, registry)
                 failing = False
             except (RedisError, OSError) as exc:
                 if not failing:
@@ -55,8 +72,19 @@ async def heartbeat(settings: Settings, service: str, stop: asyncio.Event) -> No
                 await asyncio.wait_for(stop.wait(), HEARTBEAT_S)
         with contextlib.suppress(RedisError, OSError):
             await client.delete(key)
+            if registry is not None:
+                await _snapshot(client, settings, service, registry)
     finally:
         await client.aclose()
+
+
+async def _snapshot(client: aioredis.Redis, settings: Settings, service: str, registry: CollectorRegistry) -> None:
+    data = {"ts_ms": int(time.time() * 1000), "pid": os.getpid(), "families": snapshot(registry)}
+    await client.set(metrics_key(settings, service), json.dumps(data, allow_nan=True))
+
+
+def metrics_key(settings: Settings, service: str) -> str:
+    return f"{settings.redis_key_prefix}metrics:{service}"
 
 
 async def health(settings: Settings, service: str) -> dict | None:

@@ -105,3 +105,29 @@ def gauge(name: str, doc: str, labels: dict[str, str], value: float) -> GaugeMet
 def serve(registry: CollectorRegistry, host: str, port: int) -> None:
     """Expose `registry` on http://host:port/metrics (127.0.0.1 unless configured)."""
     start_http_server(port, addr=host, registry=registry)
+
+
+def snapshot(registry: CollectorRegistry) -> dict[str, list[list]]:
+    """Every sample of `registry` as JSON-able data: metric family -> [sample name, labels, value]
+    (what `arb report` reads back from Redis)."""
+    return {family.name: [[s.name, s.labels, s.value] for s in family.samples] for family in registry.collect()}
+
+
+def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """The q-quantile (0..1) of a histogram's cumulative (upper bound, count) buckets, as
+    Prometheus's histogram_quantile interpolates it: linearly inside the bucket it falls in; in
+    the +Inf bucket, the highest finite bound. None without observations."""
+    buckets = sorted(buckets)
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if bound == math.inf:
+                return lower_bound
+            if count == lower_count:
+                return bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (count - lower_count)
+        lower_bound, lower_count = bound, count
+    return lower_bound

@@ -5,6 +5,7 @@ alert expression evaluates."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -12,12 +13,16 @@ import signal
 import subprocess
 import sys
 import time
+from bisect import bisect_left
 from pathlib import Path
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 import yaml
 
+from services.report import STAGES, read_samples
+from shared.metrics import LATENCY_BUCKETS_S, bucket_quantile
 from tests.conftest import free_port
 from tests.test_strategy_service import wait_for
 
@@ -45,6 +50,40 @@ def _queries() -> list[tuple[str, str]]:
 def _alert_exprs() -> list[tuple[str, str]]:
     groups = yaml.safe_load(ALERTS.read_text())["groups"]
     return [(rule["alert"], rule["expr"]) for group in groups for rule in group["rules"]]
+
+
+async def _report_agrees_with_prometheus(query, tmp_path: Path, env: dict) -> None:
+    """Each stage's p50/p95/p99 in `arb report` (from the snapshots in Redis) and Prometheus's
+    histogram_quantile over the same histogram fall in the same bucket, or the next one (the
+    snapshot is up to 5 s older than the scrape)."""
+    url = env.get("REDIS_URL") or (tmp_path / "state" / "redis.url").read_text().strip()
+    client = aioredis.Redis.from_url(url, decode_responses=True)
+    try:
+        samples = await read_samples(client, env.get("REDIS_KEY_PREFIX", ""))
+    finally:
+        await client.aclose()
+    compared = 0
+    for name, label in STAGES:
+        for q in (0.5, 0.95, 0.99):
+            mine = samples.quantile(name, q)
+            body = await query(f"histogram_quantile({q}, sum by (le) ({name}_bucket))")
+            result = body["data"]["result"]
+            if mine is None or not result or result[0]["value"][1] == "NaN":
+                continue
+            theirs = float(result[0]["value"][1])
+            assert abs(bisect_left(LATENCY_BUCKETS_S, mine) - bisect_left(LATENCY_BUCKETS_S, theirs)) <= 1, \
+                (label, q, mine, theirs)
+            compared += 1
+    assert compared >= 12  # every stage that saw traffic
+
+
+def test_the_report_interpolates_buckets_as_prometheus_does():
+    # the alert test's histogram: 98 of 100 under 5 ms, 2 between 25 and 50 ms (promtool: 37.5 ms)
+    buckets = [(0.005, 98), (0.025, 98), (0.05, 100), (math.inf, 100)]
+    assert bucket_quantile(0.99, buckets) == pytest.approx(0.0375)
+    assert bucket_quantile(0.5, buckets) == pytest.approx(0.005 * 50 / 98)
+    assert bucket_quantile(1.0, [(0.001, 1), (math.inf, 2)]) == 0.001  # the +Inf bucket: the highest bound
+    assert bucket_quantile(0.5, [(0.001, 0), (math.inf, 0)]) is None
 
 
 def test_the_alert_rules_pass_their_unit_tests_and_the_config_checks():
@@ -140,6 +179,7 @@ async def test_prometheus_scraping_arb_up_has_data_for_every_panel_and_evaluates
             for name, expr in _alert_exprs():
                 body = await query(expr)
                 assert body["status"] == "success", (name, body)
+            await _report_agrees_with_prometheus(query, tmp_path, env)
             async with http.get(f"{api}/rules") as response:
                 rules = [r for g in (await response.json())["data"]["groups"] for r in g["rules"]]
             assert len(rules) == len(_alert_exprs()) and all(r["health"] == "ok" for r in rules), rules
@@ -154,3 +194,35 @@ async def test_prometheus_scraping_arb_up_has_data_for_every_panel_and_evaluates
                     proc.wait()
         if up.stdout:
             up.stdout.close()
+
+
+async def test_arb_report_prints_what_the_snapshots_in_redis_hold(r, prefix, redis_url):
+    from prometheus_client import CollectorRegistry
+
+    from shared import metrics
+
+    hist = metrics.LatencyHistogram()
+    for us in (100, 200, 300, 40_000):
+        hist.observe_ns(us * 1000)
+    registry = CollectorRegistry()
+    registry.register(metrics.CallbackCollector(lambda: [
+        metrics.counter("arb_executor_trades_executed_total", "", {}, 4),
+        metrics.counter("arb_executor_trades_successful_total", "", {}, 3),
+        metrics.counter("arb_executor_trades_failed_total", "", {}, 1),
+        metrics.counter("arb_executor_timeouts_total", "", {}, 1),
+        hist.family("arb_executor_signal_to_order_seconds", "", {})]))
+    await r.set(f"{prefix}metrics:executor", json.dumps({"ts_ms": 1, "families": metrics.snapshot(registry)}))
+    env = {**os.environ, "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": prefix, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "services.cli", "report"], env=env, capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "4 executed: 3 successful, 1 failed (success rate 75.0%)" in done.stdout
+    assert "timeouts 1" in done.stdout
+    # cumulative: <= 100 us 1, <= 250 us 2, <= 500 us 3, <= 50 ms 4. p50 (rank 2) ends the 250 us
+    # bucket; p95 (rank 3.8) and p99 (3.96) interpolate inside (25, 50] ms: 45 and 49 ms
+    row = next(line for line in done.stdout.splitlines() if line.startswith("signal -> order sent"))
+    assert row.split()[-4:] == ["4", "0.250", "45.0", "49.0"], row
+    await r.delete(f"{prefix}metrics:executor")
+    empty = subprocess.run([sys.executable, "-m", "services.cli", "report"], env=env, capture_output=True, text=True,
+                           timeout=30)
+    assert empty.returncode == 2 and "no metrics snapshots" in empty.stderr
