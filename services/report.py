@@ -25,6 +25,7 @@ STAGES = [  # (histogram, what it times), in pipeline order; the seed's targets 
     ("arb_strategy_receipt_to_decision_seconds", "receive -> decision"),
     ("arb_executor_signal_to_order_seconds", "signal -> order sent"),
     ("arb_executor_order_ack_seconds", "order sent -> venue's answer"),
+    ("arb_executor_end_to_end_seconds", "exchange stamp -> venue's answer"),
     ("arb_executor_hedge_seconds", "leg-out -> hedged"),
 ]
 EDGE_CASES = [("arb_executor_partial_fills_total", "partial fills"),

@@ -74,6 +74,7 @@ class SignalIn(msgspec.Struct, frozen=True, kw_only=True):
     depth_short_usd: float
     created_ms: int
     created_us: int | None = None  # when it was written, finer (latency metrics)
+    source_exchange_ts_ms: int | None = None  # the venue's stamp on the market event that decided it
 
 
 def parse_signal(fields: dict[str, str]) -> SignalIn:

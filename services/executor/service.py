@@ -112,6 +112,8 @@ class ExecutorService:
         self.order_latency = LatencyHistogram()  # signal created -> its first order sent
         self.read_to_order = LatencyHistogram()  # signal read by the executor -> its first order sent
         self.venue_latency = LatencyHistogram()  # order sent -> the venue's first answer
+        self.end_to_end = LatencyHistogram()  # the deciding event's exchange stamp -> the venue's first answer
+        self._source_ms: dict[str, int] = {}  # trade id -> its signal's source exchange stamp (ms)
         self._unwritten: list[f.AnyFact] = []
         self._acks: dict[str, list[str]] = {}
         self._read: asyncio.Future | None = None
@@ -381,6 +383,8 @@ class ExecutorService:
             if isinstance(fact, f.SignalTaken):
                 created_ns = signal.created_us * 1000 if signal.created_us else signal.created_ms * 1_000_000
                 self._signal_read_ns[fact.trade_id] = (created_ns, read_ns)
+                if signal.source_exchange_ts_ms:
+                    self._source_ms[fact.trade_id] = signal.source_exchange_ts_ms
             elif isinstance(fact, f.SignalRejected):
                 log.info("signal %s rejected: %s %s", signal.id, fact.reason, fact.detail)
         return facts
@@ -409,9 +413,11 @@ class ExecutorService:
                 self.order_sent(fact)  # paper orders were "sent" by now, in-process
             elif isinstance(fact, f.OrderAcked | f.OrderFilled | f.OrderClosed) and (
                     sent := self._sent_ns.pop(fact.link_id, None)):  # the venue's first word on the order
-                round_trip = time.time_ns() - sent
-                self.core.safety.observe_latency_ms(round_trip / 1e6)
-                self.venue_latency.observe_ns(round_trip)
+                now_ns = time.time_ns()
+                self.core.safety.observe_latency_ms((now_ns - sent) / 1e6)
+                self.venue_latency.observe_ns(now_ns - sent)
+                if (source := self._source_ms.pop(fact.trade_id, None)) is not None:  # the trade's first answer
+                    self.end_to_end.observe_ns(max(0, now_ns - source * 1_000_000))
             self._log(fact)
 
     def order_sent(self, order: f.OrderPlaced) -> None:
@@ -489,6 +495,9 @@ class ExecutorService:
         yield metrics.gauge("arb_executor_starting_capital_usd", "STARTING_CAPITAL", mode, float(p.starting_capital))
         yield self.core.tally.hedge.family("arb_executor_hedge_seconds", "Leg-out to the trade standing hedged",
                                            mode)
+        yield self.end_to_end.family("arb_executor_end_to_end_seconds",
+                                     "The exchange's stamp on the event that decided a signal to the venue's first "
+                                     "answer to its trade's first order (venue clock vs ours)", mode)
         yield self.venue_latency.family("arb_executor_order_ack_seconds",
                                         "Order sent to the venue's first answer (ack, fill or refusal)", mode)
         yield metrics.gauge("arb_executor_unwritten_facts", "Facts held while Redis is unavailable", mode,

@@ -80,6 +80,7 @@ class StrategyService:
         self._acks: dict[str, list[str]] = {}  # handled, to ack with the next read
         self.halted = False  # the executor halted trading (a safety stop or arb stop --emergency)
         self.lag: dict[str, int] = {}  # md stream -> entries not yet read by the group
+        self._source_ms: dict[str, int] = {}  # signal id -> exchange_ts_ms of the event that decided it
 
     async def run(self, stop: asyncio.Event) -> None:
         # decode_responses: hiredis turns the entries' bytes into text in C, cheaper than per field here
@@ -157,7 +158,9 @@ class StrategyService:
                 if self.counts["bad_entries"] == 1:
                     log.warning("skipped %s %s: %s (further ones are counted)", entry.stream, entry.id, exc)
                 continue
-            signals += core.on_event(event, now_ms)
+            for signal in core.on_event(event, now_ms):
+                self._source_ms[signal.id] = event.exchange_ts_ms  # the venue's stamp of what decided it
+                signals.append(signal)
             self.decision_latency.observe_ns(time.perf_counter_ns() - consumed_ns)
             self.receipt_latency.observe_ns(max(0, time.time_ns() - event.receive_ts_us * 1000))
         if self.halted and signals:
@@ -184,8 +187,10 @@ class StrategyService:
             gate.pending.pop(pair, None)
 
     def signal_fields(self, signal: Signal) -> dict[str, str]:
+        source = self._source_ms.pop(signal.id, None)
         return {"id": signal.id, "mode": self.core.mode, "created_ms": str(signal.created_ms),
                 "created_us": str(time.time_ns() // 1000),
+                **({"source_exchange_ts_ms": str(source)} if source else {}),
                 "position_usd": plain_text(self.core.config.position_usd), **opportunity_fields(signal.opportunity)}
 
     async def _scan_loop(self, conn: RespConnection, stop: asyncio.Event) -> None:
