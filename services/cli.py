@@ -470,6 +470,11 @@ def up(
     raise typer.Exit(code)
 
 
+def _operator() -> str:
+    """Who gave an operator command, as recorded with it."""
+    return f"{os.environ.get('USER', 'operator')}@{os.uname().nodename}"
+
+
 def _alive(pid: int) -> bool:
     if pid <= 0:
         return False
@@ -507,7 +512,7 @@ def stop(
     if emergency:
         from shared.control import send
 
-        who = f"{os.environ.get('USER', 'operator')}@{os.uname().nodename}"
+        who = _operator()
         fields = {"by": who, "detail": f"arb stop --emergency by {who}" + (f": {reason}" if reason else "")}
         try:
             entry = asyncio.run(send(settings, "halt", **fields))
@@ -531,7 +536,7 @@ def resume() -> None:
     from shared.control import send
 
     settings = _settings({}, running=True)
-    who = f"{os.environ.get('USER', 'operator')}@{os.uname().nodename}"
+    who = _operator()
     try:
         entry = asyncio.run(send(settings, "resume", by=who))
     except OSError as exc:
@@ -564,24 +569,29 @@ def check(
     typer.echo(f"{service}: ok (pid {record['pid']})")
 
 
-def _view(settings: Settings, closed: bool = False):
+def _read_redis(settings: Settings, read):
+    """`await read(client, prefix)` on a client of settings' Redis; a clear error if it is down."""
     import redis.asyncio as aioredis
     from redis.exceptions import RedisError
 
-    from services.views import read_view
-
-    async def read():
+    async def run():
         client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5,
                                          decode_responses=True)
         try:
-            return await read_view(client, settings.redis_key_prefix, closed)
+            return await read(client, settings.redis_key_prefix)
         finally:
             await client.aclose()
 
     try:
-        return asyncio.run(read())
+        return asyncio.run(run())
     except (RedisError, OSError) as exc:
         raise _fail(f"cannot read Redis at REDIS_URL: {exc}") from None
+
+
+def _view(settings: Settings, closed: bool = False):
+    from services.views import read_view
+
+    return _read_redis(settings, lambda client, prefix: read_view(client, prefix, closed))
 
 
 _REDIS_OPTION = typer.Option(help="Redis to read. Default: REDIS_URL.")
@@ -615,24 +625,9 @@ def report(redis_url: Annotated[str | None, _REDIS_OPTION] = None) -> None:
     """The metrics report (seed task 15) from the workers' snapshots in Redis: opportunities,
     trades, success rate, p50/p95/p99 of every stage, and the edge cases. Works for a running
     system and for a finished one whose Redis is still there. `arb up` prints it every 60 s."""
-    import redis.asyncio as aioredis
-    from redis.exceptions import RedisError
-
     from services.report import read_samples, render
 
-    settings = _settings({"redis_url": ("--redis-url", redis_url)}, running=True)
-
-    async def read():
-        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, decode_responses=True)
-        try:
-            return await read_samples(client, settings.redis_key_prefix)
-        finally:
-            await client.aclose()
-
-    try:
-        samples = asyncio.run(read())
-    except (RedisError, OSError) as exc:
-        raise _fail(f"cannot read Redis at REDIS_URL: {exc}") from None
+    samples = _read_redis(_settings({"redis_url": ("--redis-url", redis_url)}, running=True), read_samples)
     if not samples.services:
         raise _fail("no metrics snapshots in Redis (metrics:*): no worker has run against it")
     typer.echo(render(samples))
