@@ -1,0 +1,145 @@
+"""The backtester's money: Bybit's fees against hand-computed cases and real executions, funding
+accrual over the real 2025-2026 Bybit funding file against an independent computation, and a
+position forced past its liquidation price liquidated at the right bar of real klines."""
+
+from __future__ import annotations
+
+import csv
+import json
+from decimal import Decimal as D
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from services.backtest.data import DataError, load_funding, load_klines
+from services.backtest.fees import FeeError, FeeSchedule
+from services.backtest.funding import FundingRate, accrue, payment
+from services.backtest.margin import MarginError, RiskTier, crossed, distance, liquidation_price, tiers_from_risk_limit
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SAMPLES = SHARED / "venue-samples" / "bybit"
+DATA = SHARED / "market-data"
+FUNDING_2025 = DATA / "bybit/funding/bybit_linear_funding_BTC_ETH_SOL_2025-08-21_2026-08-21.csv"
+BTC_1M = DATA / "bybit/klines_1m/BTCUSDT_1m_2025-05-30_2025-06-29.csv"
+
+
+def _executions(name: str):
+    def walk(x):
+        if isinstance(x, dict):
+            if "execFee" in x:
+                yield x
+            for v in x.values():
+                yield from walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                yield from walk(v)
+
+    return list(walk(json.loads((SAMPLES / name).read_text())))
+
+
+def test_fee_tiers_by_hand():
+    vip0 = FeeSchedule.tier("VIP0")
+    assert (vip0.taker, vip0.maker) == (D("0.00055"), D("0.00020"))
+    # 0.099 BTC at 100,000.1: taker 0.099 x 100,000.1 x 0.00055 = 5.445005445
+    assert vip0.fee(D("0.099"), D("100000.1"), maker=False) == D("5.44500544500")
+    assert FeeSchedule.tier("SupremeVIP").fee(D(1), D(50_000), maker=True) == 0
+    assert FeeSchedule.tier("VIP2", "spot").taker == D("0.000775")
+    with pytest.raises(FeeError, match="tiers: VIP0"):
+        FeeSchedule.tier("VIP9")
+    answer = json.loads((SAMPLES / "docexample_rest_account_fee_rate.json").read_text())["result"]
+    assert FeeSchedule.from_fee_rate(answer, "ETHUSDT") == FeeSchedule(D("0.0006"), D("0.0001"))
+    with pytest.raises(FeeError, match="has no BTCUSDT"):
+        FeeSchedule.from_fee_rate(answer, "BTCUSDT")
+
+
+def test_computed_trade_fees_equal_bybits_recorded_execution_fees():
+    trades = [e for e in _executions("ccxtrec_rest_orders_executions.json") if e["execType"] == "Trade"]
+    assert trades
+    for e in trades:
+        schedule = FeeSchedule(D(e["feeRate"]), D(e["feeRate"]))
+        assert schedule.fee(D(e["execQty"]), D(e["execPrice"]), e["isMaker"]) == D(e["execFee"])
+        assert D(e["feeRate"]) == FeeSchedule.tier("VIP0").taker  # a VIP0 account, as the table says
+
+
+def test_funding_sign_and_a_recorded_settlement():
+    assert payment(D(1), D(100), D("0.0001")) == D("0.0100")  # a long pays a positive rate
+    assert payment(D(-1), D(100), D("0.0001")) == D("-0.0100")  # a short receives it
+    assert payment(D(1), D(100), D("-0.0002")) == D("-0.0200")  # a long receives a negative rate
+    recorded = next(e for e in _executions("ccxtrec_rest_orders_executions.json")
+                    if e["execType"] == "Funding" and D(e["execValue"]) == D(e["execQty"]) * D(e["execPrice"])
+                    and D(e["execFee"]) == D(e["execValue"]) * D(e["feeRate"]))
+    assert payment(D(recorded["execQty"]), D(recorded["execPrice"]), D(recorded["feeRate"])) == D(recorded["execFee"])
+
+
+def test_funding_over_the_real_2025_2026_file_equals_an_independent_sum():
+    rates = load_funding(FUNDING_2025)
+    assert len(rates) == 3_285 and {r.symbol for r in rates} == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+    btc = [r for r in rates if r.symbol == "BTCUSDT"]
+    # long 0.5 BTC all year, marked at 100,000 at every settlement; short 3 ETH for the second half
+    half = btc[len(btc) // 2].ts_ms
+    paid = accrue(btc, lambda ts: D("0.5"), lambda ts: D(100_000))
+    eth = [r for r in rates if r.symbol == "ETHUSDT"]
+    received = accrue(eth, lambda ts: D(-3) if ts >= half else D(0), lambda ts: D(4_000))
+    independent_btc, independent_eth = Fraction(0), Fraction(0)
+    with FUNDING_2025.open(newline="") as file:
+        for row in csv.DictReader(file):
+            rate = Fraction(row["fundingRate"])
+            if row["symbol"] == "BTCUSDT":
+                independent_btc += Fraction(1, 2) * 100_000 * rate
+            elif row["symbol"] == "ETHUSDT" and int(row["fundingRateTimestamp"]) >= half:
+                independent_eth += -3 * 4_000 * rate
+    assert len(paid) == 1_095 and Fraction(sum(p for _, p in paid)) == independent_btc
+    assert Fraction(sum(p for _, p in received)) == independent_eth and len(received) == 1_095 - 547
+
+
+def test_funding_needs_a_mark_and_local_dates_need_their_offset(tmp_path):
+    with pytest.raises(ValueError, match="no mark price"):
+        accrue([FundingRate("BTCUSDT", 1, D("0.0001"))], lambda ts: D(1), lambda ts: None)
+    original = DATA / "bybit/funding/supervik/BTC-USDT_bybit_2021-01-01_2024-01-01_funding_history.csv"
+    with pytest.raises(DataError, match="utc_offset_hours"):
+        load_funding(original)
+    shifted = load_funding(original, utc_offset_hours=3)
+    utc = load_funding(original.with_name(original.stem + "_utc.csv"))
+    assert [(r.ts_ms, r.rate) for r in shifted] == [(r.ts_ms, r.rate) for r in utc]  # the derived file agrees
+    assert all(r.ts_ms % (8 * 3_600_000) == 0 for r in shifted)  # 00:00, 08:00, 16:00 UTC
+    bad = tmp_path / "bad.csv"
+    bad.write_text("symbol,fundingRateTimestamp,fundingRate\nBTCUSDT,1,abc\n")
+    with pytest.raises(DataError, match=r"bad\.csv:2"):
+        load_funding(bad)
+
+
+TIERS = [RiskTier(D(2_000_000), D("0.005"), D(100)), RiskTier(D(10_000_000), D("0.01"), D(50), D(10_000))]
+
+
+def test_liquidation_price_by_hand():
+    # 1 BTC long at 100,000 x10: IM 10,000, MM 500: 100,000 - 9,500 = 90,500
+    assert liquidation_price("long", D(100_000), D(1), D(10), TIERS) == D(90_500)
+    assert liquidation_price("short", D(100_000), D(1), D(10), TIERS) == D(109_500)
+    # 30 BTC (3,000,000 USDT, tier 2): IM 300,000, MM 30,000 - 10,000 = 20,000: 100,000 - 280,000/30
+    assert liquidation_price("long", D(100_000), D(30), D(10), TIERS) == D(100_000) - D(280_000) / 30
+    with pytest.raises(MarginError, match="above the tier's maximum 50"):
+        liquidation_price("long", D(100_000), D(30), D(100), TIERS)
+    with pytest.raises(MarginError, match="above the highest risk limit"):
+        liquidation_price("long", D(100_000), D(200), D(2), TIERS)
+    assert distance("long", D(90_500), D(100_000)) == D("0.095")
+    rows = [{"riskLimitValue": "2000000", "maintenanceMargin": "0.005", "maxLeverage": "100.00", "mmDeduction": ""},
+            {"riskLimitValue": "10000000", "maintenanceMargin": "0.01", "maxLeverage": "50.00", "mmDeduction": "10000"}]
+    assert tiers_from_risk_limit(reversed(rows)) == TIERS
+
+
+def test_a_position_forced_past_its_liquidation_price_is_liquidated_at_the_right_bar():
+    bars = load_klines(BTC_1M)
+    assert len(bars) == 43_200
+    entry = bars[0].close
+    for side, leverage in (("long", D(50)), ("short", D(50))):
+        liq = liquidation_price(side, entry, D("0.1"), leverage, TIERS)
+        hit = next(i for i, b in enumerate(bars[1:], 1) if crossed(side, liq, b.low, b.high))
+        # independently: the first bar after entry whose low (long) or high (short) reaches the price
+        with BTC_1M.open(newline="") as file:
+            rows = list(csv.DictReader(file))[1:]
+        want = next(i for i, row in enumerate(rows, 1)
+                    if (D(row["low"]) <= liq if side == "long" else D(row["high"]) >= liq))
+        assert hit == want
+        before = bars[hit - 1]
+        assert not crossed(side, liq, before.low, before.high)
