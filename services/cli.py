@@ -678,6 +678,74 @@ def validate(
         raise typer.Exit(1)
 
 
+def _day_ms(text: str, option: str) -> int:
+    from datetime import UTC, datetime
+
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"{option}: {text!r} is not a date like 2025-06-01 or 2025-06-01T08:00") from None
+    return int((stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+@app.command()
+def history(
+    kind: Annotated[str, typer.Argument(help="klines or funding.")],
+    symbol: Annotated[str, typer.Option(help="Canonical symbol, e.g. BTCUSDT.")] = "BTCUSDT",
+    start: Annotated[str, typer.Option(help="First day or instant (UTC), e.g. 2025-06-01.")] = "",
+    end: Annotated[str, typer.Option(help="Last instant (UTC), e.g. 2025-07-01.")] = "",
+    interval: Annotated[str, typer.Option(help="Kline interval: 1, 3, 5, 15, 30, 60, 120, 240, 360, 720, D.")] = "1",
+    cache_dir: Annotated[str, typer.Option(help="Where downloads are kept and reused.")] = ".arb/history",
+    venue_env: Annotated[str | None, typer.Option(
+        help="Where from: mainnet (needs internet) or sim. Default: VENUE_ENV.")] = None,
+) -> None:
+    """Download Bybit's kline or funding history into the cache (CSV, as `arb backtest` and the
+    loaders read it). Paginated and paced; Ctrl+C keeps what arrived, and running the same
+    command again carries on from there. A range already in the cache is not fetched again.
+
+    Example: VENUE_ENV=mainnet arb history klines --symbol ETHUSDT --start 2025-06-01 --end 2025-07-01
+    """
+    from pathlib import Path
+
+    import aiohttp
+
+    from services.backtest.history import Downloader, HistoryError
+    from services.ingestor.service import venue_hosts
+    from shared.venues import venue as venue_of
+
+    if kind not in ("klines", "funding"):
+        raise _fail(f"kind: {kind!r} is not klines or funding")
+    if not start or not end:
+        raise _fail("--start and --end: both are needed, e.g. --start 2025-06-01 --end 2025-07-01")
+    start_ms, end_ms = _day_ms(start, "--start"), _day_ms(end, "--end")
+    if end_ms <= start_ms:
+        raise _fail(f"--end {end} is not after --start {start}")
+    settings = _settings({"venue_env": ("--venue-env", venue_env)})
+    rest = venue_hosts(settings, venue_of("bybit")).rest
+
+    async def main():
+        with typer.progressbar(length=1000, label=f"{kind} {symbol}") as bar:
+            done = [0]
+
+            def progress(share: float) -> None:
+                bar.update(int(share * 1000) - done[0])
+                done[0] = int(share * 1000)
+
+            async with aiohttp.ClientSession() as http:
+                down = Downloader(http, rest, Path(cache_dir), progress=progress)
+                if kind == "klines":
+                    return await down.klines(symbol.upper(), interval, start_ms, end_ms), down.requests
+                return await down.funding(symbol.upper(), start_ms, end_ms), down.requests
+
+    try:
+        path, requests = asyncio.run(main())
+    except HistoryError as exc:
+        raise _fail(f"history: {exc}") from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted: what arrived is kept; the same command carries on from there") from None
+    typer.echo(f"{path} ({requests} requests)")
+
+
 @app.command()
 def config() -> None:
     """Print the effective settings (secrets masked) and exit; 2 if any is invalid."""
