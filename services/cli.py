@@ -746,8 +746,13 @@ def history(
     typer.echo(f"{path} ({requests} requests)")
 
 
-@app.command()
-def backtest(
+backtest_app = typer.Typer(help="Backtests: the funding arbitrage over funding histories, and the spread strategy "
+                           "over a recording of the market-data streams.", no_args_is_help=True)
+app.add_typer(backtest_app, name="backtest")
+
+
+@backtest_app.command("funding")
+def backtest_funding(
     bybit: Annotated[str, typer.Option(help="Bybit funding history CSV (arb history funding, or market-data).")],
     binance: Annotated[str, typer.Option(help="Binance funding history CSV with markPrice.")],
     capital: Annotated[float, typer.Option(help="USD the returns, drawdown and APR are measured on.", min=1)
@@ -776,7 +781,7 @@ def backtest(
     utilization and APR; writes report.txt and trades.csv to --out. The same inputs give the
     same files, byte for byte.
 
-    Example: arb backtest --bybit bybit_funding.csv --binance binance_funding.csv --entry-bps 3
+    Example: arb backtest funding --bybit bybit_funding.csv --binance binance_funding.csv --entry-bps 3
     """
     from decimal import Decimal
     from pathlib import Path
@@ -809,6 +814,112 @@ def backtest(
     (folder / "trades.csv").write_text(trades_csv(result.trades))
     typer.echo(report)
     typer.echo(f"written: {folder / 'report.txt'}, {folder / 'trades.csv'}")
+
+
+@backtest_app.command("spread")
+def backtest_spread(
+    recording: Annotated[str, typer.Argument(help="A recording made by `arb record`.")],
+    out: Annotated[str, typer.Option(help="Folder for report.txt and facts.jsonl.")] = ".arb/backtest",
+) -> None:
+    """Replay a recording of the market-data streams through the live strategy core and the
+    live executor core with paper fills (queue position, book walking), on the recording's
+    own clock. Settings (STARTING_CAPITAL, LEG_TIMEOUT_MS, ESTIMATED_POSITION_SIZE, ...) are
+    the live ones. At the end of the recording, open trades are closed as on a shutdown.
+
+    Prints the portfolio (PnL, fees, funding, trades, win rate, leg-outs) and writes the facts,
+    as the executor would have written them to strategy:events, to facts.jsonl.
+
+    Example: arb record --out day.jsonl --duration 3600; arb backtest spread day.jsonl
+    """
+    from pathlib import Path
+
+    import msgspec
+
+    from services.backtest.replay import RecordingError, read_recording, run
+    from services.executor.service import exec_config
+    from services.strategy.scanner import ScanConfig
+    from services.strategy.signals import SignalGate
+
+    settings = _settings({})
+    try:
+        grids, events, skipped = read_recording(recording)
+        result = run(events, grids, exec_config(settings, "cross"),
+                     ScanConfig(position_usd=settings.estimated_position_size, depth_bps=settings.strategy_depth_bps,
+                                scorer=settings.strategy_scorer),
+                     SignalGate(int(settings.signal_cooldown_s * 1000), int(settings.signal_pending_ttl_s * 1000)))
+    except RecordingError as exc:
+        raise _fail(f"backtest: {exc}") from None
+    p = result.core.portfolio.summary()
+    lines = [f"events          {result.events:,} replayed ({skipped[0]} unreadable lines skipped); "
+             f"{result.signals} signals",
+             f"trades          {p['closed_trades']} closed ({p['win_count']} won, {p['loss_count']} lost), "
+             f"{p['rejected_trades']} rejected; leg-outs {p['leg_out_count']}, emergency closes "
+             f"{p['emergency_closes']}",
+             f"PnL             ${p['cumulative_pnl']} (fees ${p['fees_paid']}, funding ${p['funding_paid']}); "
+             f"leg-out loss ${p['leg_out_total_loss']}",
+             f"capital         ${p['available_capital']} available of ${p['starting_capital']}"]
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.txt").write_text("\n".join(lines) + "\n")
+    with (folder / "facts.jsonl").open("w") as file:
+        for fact in result.facts:
+            file.write(msgspec.json.encode(fact).decode() + "\n")
+    typer.echo("\n".join(lines))
+    typer.echo(f"written: {folder / 'report.txt'}, {folder / 'facts.jsonl'}")
+
+
+@app.command()
+def record(
+    out: Annotated[str, typer.Option(help="The recording file (JSON lines).")] = "recording.jsonl",
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0)] = None,
+) -> None:
+    """Record the md:* streams from now on into a file, with the order grids of EXECUTOR_VENUES
+    first, for `arb backtest spread` and `arb replay`. Ctrl+C stops it; what was written stays.
+
+    Example: arb record --out day.jsonl --duration 86400
+    """
+    from pathlib import Path
+
+    from services.backtest.recording import record as run_record
+
+    settings = _settings({}, running=True)
+
+    async def main(stop: asyncio.Event) -> int:
+        return await run_record(settings, Path(out), stop)
+
+    try:
+        n = asyncio.run(_run_until_signal(main, duration))
+    except OSError as exc:
+        raise _fail(f"record: {exc}") from None
+    typer.echo(f"{n:,} entries recorded to {out}")
+
+
+@app.command()
+def replay(
+    recording: Annotated[str, typer.Argument(help="A recording made by `arb record`.")],
+    speed: Annotated[float, typer.Option(help="0: as fast as Redis takes them; else the recorded pace x this.",
+                                         min=0)] = 0.0,
+) -> None:
+    """Feed a recording back into the md:* streams, as the ingestors would have written it, for
+    the live strategy and executor to read.
+
+    Example: arb replay day.jsonl --speed 10
+    """
+    from pathlib import Path
+
+    from services.backtest.recording import replay_into_streams
+    from services.backtest.replay import RecordingError
+
+    settings = _settings({}, running=True)
+
+    async def main(stop: asyncio.Event) -> int:
+        return await replay_into_streams(settings, Path(recording), speed, stop)
+
+    try:
+        n = asyncio.run(_run_until_signal(main, None))
+    except (RecordingError, OSError) as exc:
+        raise _fail(f"replay: {exc}") from None
+    typer.echo(f"{n:,} entries written to {', '.join(settings.md_streams().values())}")
 
 
 @app.command()

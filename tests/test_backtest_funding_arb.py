@@ -76,7 +76,7 @@ def test_arb_backtest_writes_the_same_report_and_trades_twice(tmp_path):
     import subprocess
     import sys
 
-    args = [sys.executable, "-m", "services.cli", "backtest",
+    args = [sys.executable, "-m", "services.cli", "backtest", "funding",
             "--bybit", str(DATA / "bybit/funding/bybit_linear_funding_BTC_ETH_SOL_2025-08-21_2026-08-21.csv"),
             "--binance", str(DATA / "binance/funding/binance_usdm_funding_BTC_ETH_SOL_2025-08-21_2026-08-21.csv")]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -88,5 +88,5 @@ def test_arb_backtest_writes_the_same_report_and_trades_twice(tmp_path):
         assert "PnL             $" in done.stdout and "Sharpe" in done.stdout
         outputs.append(((tmp_path / name / "report.txt").read_bytes(), (tmp_path / name / "trades.csv").read_bytes()))
     assert outputs[0] == outputs[1]
-    missing = subprocess.run([*args[:5], "nope.csv", *args[6:]], env=env, capture_output=True, text=True, timeout=60)
+    missing = subprocess.run([*args[:6], "nope.csv", *args[7:]], env=env, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and missing.stderr.strip() == "backtest: nope.csv: No such file or directory"
