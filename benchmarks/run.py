@@ -25,6 +25,8 @@ written under a fresh `bench:*:` prefix and deleted afterwards.
            synthetic, 4 symbols) here: 120+ trades at Bybit's order rate limit, their success
            rate and failures by kind, signal -> first order sent p50/p99; then 10 trades whose
            easier leg and hedges are refused: the emergency close's time
+  backtest the funding-arbitrage backtest over 2 years of 1-minute bars of 3 symbols (the real
+           30-day files repeated) with the real funding histories: its time and events/s
   stack    (not in the default set) `arb up` on the simulator for --stack-seconds (600): each
            process's resident memory, its peak, after the warm-up and at the end
 
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import shutil
 import subprocess
@@ -46,6 +49,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"  # ../shared: the recorded samples and market data
 sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
@@ -638,13 +642,59 @@ def bench_stack(seconds: float, mode: str = "synthetic") -> list[str]:
     return lines
 
 
+def bench_backtest(years: float = 2.0) -> list[str]:
+    """`arb backtest funding` with bars: the real 30-day 1-minute files of BTC, ETH and SOL
+    repeated to `years`, with the real 2025-2026 Bybit and Binance funding repeated alongside."""
+    from decimal import Decimal
+
+    from services.backtest.data import Bar, load_funding, load_klines
+    from services.backtest.fees import FeeSchedule
+    from services.backtest.funding import FundingRate
+    from services.backtest.funding_arb import run
+    from services.backtest.margin import RiskTier
+
+    data = SHARED / "market-data"
+    year_ms = 365 * 86_400_000
+    start = 1_755_763_200_000  # the funding files' first settlement, 2025-08-21 08:00 UTC
+    end = start + int(years * year_ms)
+    funding = {}
+    for venue, name in (("bybit", "bybit/funding/bybit_linear_funding_BTC_ETH_SOL_2025-08-21_2026-08-21.csv"),
+                        ("binance", "binance/funding/binance_usdm_funding_BTC_ETH_SOL_2025-08-21_2026-08-21.csv")):
+        one = load_funding(data / name)
+        # marks from the bars (the repeated month), not the file's: the two come from different months
+        funding[venue] = [FundingRate(r.symbol, r.ts_ms + k * year_ms, r.rate)
+                          for k in range(math.ceil(years)) for r in one if r.ts_ms + k * year_ms < end]
+    month = {s: load_klines(data / f"bybit/klines_1m/{s}_1m_2025-05-30_2025-06-29.csv") for s in
+             ("BTCUSDT", "ETHUSDT", "SOLUSDT")}
+
+    def repeated(bars: list[Bar]):
+        span = bars[-1].ts_ms - bars[0].ts_ms + 60_000
+        k = 0
+        while True:
+            for b in bars:
+                ts = start + k * span + (b.ts_ms - bars[0].ts_ms)
+                if ts >= end:
+                    return
+                yield Bar(ts, b.open, b.high, b.low, b.close, b.volume)
+            k += 1
+
+    fees = {"bybit": FeeSchedule.tier("VIP0"), "binance": FeeSchedule(Decimal("0.0005"), Decimal("0.0002"))}
+    t0 = time.perf_counter()
+    result = run(funding, fees, [RiskTier(Decimal(10) ** 9, Decimal("0.005"), Decimal(100))],
+                 bars={s: repeated(b) for s, b in month.items()})
+    elapsed = time.perf_counter() - t0
+    events = result.bars + result.settlements
+    return [f"backtest  {years:g} years, 3 symbols: {result.bars:,} 1-minute bars + {result.settlements:,} "
+            f"settlements in {elapsed:.1f} s = {events / elapsed:,.0f} events/s; {len(result.trades)} trades"]
+
+
 async def main(args) -> None:
     only = set(args.only.split(","))
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     url = args.redis_url or os.environ.get("REDIS_URL")
     proc = None
     workdir = tempfile.mkdtemp()
-    if not url and only - {"parse", "sim", "spreads", "venues", "stack"}:
+    if not url and only - {"parse", "sim", "spreads", "venues", "stack", "backtest"}:
         if not shutil.which("redis-server"):
             sys.exit("no Redis: pass --redis-url or put redis-server on PATH")
         port = free_port()
@@ -677,6 +727,9 @@ async def main(args) -> None:
         if "executor" in only:
             for line in await bench_executor(url, prefix + "exec:"):
                 print(line)
+        if "backtest" in only:
+            for line in bench_backtest():
+                print(line, flush=True)
         if "stack" in only:
             for line in bench_stack(args.stack_seconds):
                 print(line, flush=True)
@@ -702,7 +755,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--redis-url", help="Redis to measure against (default: REDIS_URL, else a private one)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each timed run")
-    parser.add_argument("--only", default="parse,sim,spreads,venues,writers,bus,ingest,latency,strategy,executor",
+    parser.add_argument("--only", default="parse,sim,spreads,venues,writers,bus,ingest,latency,strategy,executor,"
+                        "backtest",
                         help="comma-separated subset")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--stack-seconds", type=float, default=600.0,

@@ -90,3 +90,21 @@ def test_arb_backtest_writes_the_same_report_and_trades_twice(tmp_path):
     assert outputs[0] == outputs[1]
     missing = subprocess.run([*args[:6], "nope.csv", *args[7:]], env=env, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and missing.stderr.strip() == "backtest: nope.csv: No such file or directory"
+
+
+def test_with_bars_a_leg_is_liquidated_at_the_first_bar_that_reaches_its_price():
+    from services.backtest.data import Bar
+    from services.backtest.margin import liquidation_price
+
+    config = FundingArbConfig(leverage=D(5))
+    liq = liquidation_price("long", D(100), D(100), D(5), TIERS)  # 80.5
+    lows = ["99", "90", "80.6", "80.4", "70"]  # the fourth bar is the first to reach 80.5
+    bars = {"XUSDT": [Bar(T0 + i * 60_000, D(100), D(101), D(low), D(low), D(1)) for i, low in enumerate(lows)],
+            "YUSDT": [Bar(T0 + i * 60_000, D(100), D(100), D(100), D(100), D(1)) for i in range(5)]}  # untraded
+    result = run(history(("0.001", "0", "100"), ("0", "0", "100")), FEES, TIERS, config, bars)
+    (trade,) = result.trades
+    assert trade.liquidated and trade.closed_ms == T0 + 4 * 60_000  # the close of the bar opened at minute 3
+    # the long's margin (2,000) is gone; the short is closed at the liquidation price: +100 x 19.5
+    assert trade.price_pnl_usd == -D(2_000) + D(100) * (D(100) - liq)
+    assert trade.closest_to_liquidation == (D("80.6") - liq) / D("80.6")
+    assert result.bars == 10

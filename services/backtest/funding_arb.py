@@ -12,16 +12,19 @@ is paid or received at every later settlement on each leg at that settlement's m
 (funding.py). Both legs are marked at the same price (the history holds one mark), so the
 price PnL of a hedged pair is zero and the basis between the venues is not in these results:
 only funding and fees are. Each leg is isolated at `leverage`; its liquidation price
-(margin.py) is checked at every settlement's mark, and the closest approach is reported.
+(margin.py) is checked at every settlement's mark and, when bars are given, against every
+bar's low (long) or high (short); the closest approach is reported.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 
+from services.backtest.data import Bar
 from services.backtest.fees import FeeSchedule
 from services.backtest.funding import FundingRate, payment
 from services.backtest.margin import RiskTier, crossed, distance, liquidation_price
@@ -87,6 +90,7 @@ class FundingArbResult:
     equity: list[tuple[int, Decimal]] = field(default_factory=list)  # (time, realised + open funding - fees)
     exposure: list[tuple[int, Decimal]] = field(default_factory=list)  # (time, margin held by open positions)
     settlements: int = 0
+    bars: int = 0
 
 
 def _aligned(ts_ms: int) -> int:
@@ -95,25 +99,45 @@ def _aligned(ts_ms: int) -> int:
 
 
 def run(rates: dict[str, Sequence[FundingRate]], fees: dict[str, FeeSchedule], tiers: Sequence[RiskTier],
-        config: FundingArbConfig = FundingArbConfig()) -> FundingArbResult:
-    """`rates`: venue -> its settlements (any symbols). The venues are two; a settlement counts
-    when both venues have the symbol at that slot and one of them has a mark."""
+        config: FundingArbConfig = FundingArbConfig(), bars: dict[str, Iterable[Bar]] | None = None,
+        bar_ms: int = 60_000) -> FundingArbResult:
+    """`rates`: venue -> its settlements (any symbols); the venues are two, and a settlement
+    counts when both have the symbol at that slot. `bars` (symbol -> bars, oldest first, each
+    `bar_ms` long) are optional: with them an open leg is liquidated at the first bar whose
+    range reaches its price, and a settlement without a mark takes the last bar's close."""
     (venue_a, venue_b) = sorted(rates)
     slots: dict[tuple[str, int], dict[str, FundingRate]] = defaultdict(dict)
     for venue, rows in rates.items():
         for r in rows:
             slots[r.symbol, _aligned(r.ts_ms)][venue] = r
+    settlements = sorted(((ts, 1, symbol), pair) for (symbol, ts), pair in slots.items() if len(pair) == 2)
+    streams = [iter(settlements)] + [_bar_events(symbol, rows, bar_ms) for symbol, rows in sorted((bars or {}).items())]
     result = FundingArbResult()
     open_: dict[str, Position] = {}
+    last_mark: dict[str, Decimal] = {}
     realised = Decimal(0)
-    for (symbol, ts), pair in sorted(slots.items(), key=lambda item: (item[0][1], item[0][0])):
-        if len(pair) < 2:
+    for (ts, kind, symbol), item in heapq.merge(*streams, key=lambda event: event[0]):
+        position = open_.get(symbol)
+        if kind == 0:  # a bar
+            result.bars += 1
+            last_mark[symbol] = item.close
+            if position is None:
+                continue
+            legs = ((position.long, item.low), (position.short, item.high))
+            hit = next((leg for leg, extreme in legs if crossed(leg.side, leg.liquidation, extreme, extreme)), None)
+            if hit is not None:
+                realised += _close(position, ts, hit.liquidation, fees, result, "liquidated", liquidated=True)
+                del open_[symbol]
+            else:
+                position.closest_to_liquidation = min(position.closest_to_liquidation, *(
+                    distance(leg.side, leg.liquidation, extreme) for leg, extreme in legs))
             continue
-        mark = next((r.mark for r in (pair[venue_a], pair[venue_b]) if r.mark is not None), None)
+        pair = item
+        mark = next((r.mark for r in (pair[venue_a], pair[venue_b]) if r.mark is not None), last_mark.get(symbol))
         if mark is None:
             continue
+        last_mark[symbol] = mark
         result.settlements += 1
-        position = open_.get(symbol)
         had_position = position is not None
         if position is not None:  # this settlement's funding on both legs, then the liquidation check
             legs = (position.long, position.short)
@@ -145,16 +169,16 @@ def run(rates: dict[str, Sequence[FundingRate]], fees: dict[str, FeeSchedule], t
         result.exposure.append((ts, margin))
     last = max((ts for _, ts in slots), default=0)
     for symbol, position in sorted(open_.items()):  # closed at the last mark the history has
-        realised += _close(position, last, _last_mark(slots, symbol), fees, result, "end_of_history")
+        realised += _close(position, last, last_mark[symbol], fees, result, "end_of_history")
     if open_:
         result.equity.append((last, realised))
     return result
 
 
-def _last_mark(slots, symbol: str) -> Decimal:
-    marks = [(ts, r.mark) for (s, ts), pair in slots.items() if s == symbol for r in pair.values()
-             if r.mark is not None]
-    return max(marks)[1]
+def _bar_events(symbol: str, bars: Iterable[Bar], bar_ms: int):
+    """A symbol's bars as merge events; a bar counts at its close."""
+    for bar in bars:
+        yield (bar.ts_ms + bar_ms, 0, symbol), bar
 
 
 def _open(symbol: str, ts: int, mark: Decimal, qty: Decimal, long_venue: str, short_venue: str,
