@@ -765,7 +765,11 @@ def backtest_funding(
     leverage: Annotated[float, typer.Option(help="Isolated leverage of each leg.", min=1, max=100)] = 5.0,
     fee_tier: Annotated[str, typer.Option(help="Bybit VIP tier: VIP0..VIP5, SupremeVIP.")] = "VIP0",
     binance_taker_bps: Annotated[float, typer.Option(help="Binance's taker fee.")] = 5.0,
-    out: Annotated[str, typer.Option(help="Folder for report.txt and trades.csv.")] = ".arb/backtest",
+    bars: Annotated[list[str] | None, typer.Option(
+        help="Kline CSVs named SYMBOL_*.csv (repeatable): liquidation is checked on every bar, and a "
+        "settlement without a mark takes the last close.")] = None,
+    out: Annotated[str, typer.Option(help="Folder for report.txt, trades.csv, equity.png, report.html.")
+                   ] = ".arb/backtest",
 ) -> None:
     """Backtest the cross-venue funding arbitrage over Bybit's and Binance's funding histories.
 
@@ -778,19 +782,20 @@ def backtest_funding(
     history's one mark, so the venues' basis is not in the result: funding and fees are.
 
     Prints PnL split into price, fees and funding, Sharpe, Sortino, max drawdown, win rate,
-    utilization and APR; writes report.txt and trades.csv to --out. The same inputs give the
-    same files, byte for byte.
+    utilization and APR; writes report.txt, trades.csv, the equity curve (equity.png) and a
+    self-contained report.html to --out. The same inputs give the same files, byte for byte.
 
     Example: arb backtest funding --bybit bybit_funding.csv --binance binance_funding.csv --entry-bps 3
     """
     from decimal import Decimal
     from pathlib import Path
 
-    from services.backtest.data import DataError, load_funding
+    from services.backtest.charts import equity_png, report_html
+    from services.backtest.data import DataError, load_funding, load_klines
     from services.backtest.fees import FeeError, FeeSchedule
     from services.backtest.funding_arb import FundingArbConfig, run
     from services.backtest.margin import MarginError, RiskTier
-    from services.backtest.results import render, trades_csv
+    from services.backtest.results import render, summary, trades_csv
 
     def dec(x: float) -> Decimal:
         return Decimal(repr(x))
@@ -799,21 +804,25 @@ def backtest_funding(
         fees = {"bybit": FeeSchedule.tier(fee_tier),
                 "binance": FeeSchedule(dec(binance_taker_bps) / 10_000, Decimal("0.0002"))}
         rates = {"bybit": load_funding(bybit), "binance": load_funding(binance)}
+        klines = {Path(p).name.split("_")[0].upper(): load_klines(p) for p in bars or []}
     except (DataError, FeeError) as exc:
         raise _fail(f"backtest: {exc}") from None
     config = FundingArbConfig(notional_usd=dec(notional), entry_8h=dec(entry_bps) / 10_000,
                               exit_8h=dec(exit_bps) / 10_000, leverage=dec(leverage))
     try:
-        result = run(rates, fees, [RiskTier(Decimal(10) ** 9, Decimal("0.005"), Decimal(100))], config)
+        result = run(rates, fees, [RiskTier(Decimal(10) ** 9, Decimal("0.005"), Decimal(100))], config, klines)
     except MarginError as exc:
         raise _fail(f"backtest: {exc}") from None
-    report = render(result, dec(capital))
+    report, trades = render(result, dec(capital)), trades_csv(result.trades)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.txt").write_text(report + "\n")
-    (folder / "trades.csv").write_text(trades_csv(result.trades))
+    (folder / "trades.csv").write_text(trades)
+    (folder / "equity.png").write_bytes(equity_png(result.equity))
+    (folder / "report.html").write_text(report_html("Funding arbitrage backtest: Bybit / Binance",
+                                                    summary(result, dec(capital)), result.equity, trades))
     typer.echo(report)
-    typer.echo(f"written: {folder / 'report.txt'}, {folder / 'trades.csv'}")
+    typer.echo(f"written to {folder}: report.txt, trades.csv, equity.png, report.html")
 
 
 @backtest_app.command("spread")

@@ -86,8 +86,12 @@ def test_arb_backtest_writes_the_same_report_and_trades_twice(tmp_path):
                               timeout=60)
         assert done.returncode == 0, done.stderr
         assert "PnL             $" in done.stdout and "Sharpe" in done.stdout
-        outputs.append(((tmp_path / name / "report.txt").read_bytes(), (tmp_path / name / "trades.csv").read_bytes()))
+        outputs.append(tuple((tmp_path / name / f).read_bytes()
+                             for f in ("report.txt", "trades.csv", "equity.png", "report.html")))
     assert outputs[0] == outputs[1]
+    png, page = outputs[0][2], outputs[0][3].decode()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and b"IDAT" in png
+    assert "<polyline" in page and "SOLUSDT" in page and "http" not in page.replace("http://www.w3.org", "")
     missing = subprocess.run([*args[:6], "nope.csv", *args[7:]], env=env, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and missing.stderr.strip() == "backtest: nope.csv: No such file or directory"
 
