@@ -143,3 +143,14 @@ def test_a_position_forced_past_its_liquidation_price_is_liquidated_at_the_right
         assert hit == want
         before = bars[hit - 1]
         assert not crossed(side, liq, before.low, before.high)
+
+
+def test_the_parquet_funding_file_agrees_with_the_csv_derived_from_it():
+    parquet = load_funding(DATA / "bybit/funding/zushen_venue=bybit_data.parquet")
+    csv_rows = load_funding(FUNDING_2025)
+    wanted = {(r.symbol, r.ts_ms) for r in csv_rows}
+    picked = [r for r in parquet if (r.symbol, r.ts_ms) in wanted]
+    assert [(r.symbol, r.ts_ms, r.rate) for r in picked] == [(r.symbol, r.ts_ms, r.rate) for r in csv_rows]
+    assert len({r.symbol for r in parquet}) >= 40  # the whole file: 51 symbols
+    binance = load_funding(DATA / "binance/funding/zushen_venue=binance_data.parquet")
+    assert all(r.mark is not None for r in binance[:100])

@@ -3,7 +3,8 @@ prices and rates are read as the decimals written.
 
 - Klines: `timestamp` (ISO with offset, the candle's open time), open, high, low, close, volume.
 - Funding: `symbol, fundingRateTimestamp (ms, UTC), fundingRate[, markPrice]` (the Bybit and
-  Binance files), or the supervik originals `Symbol, Date, Funding Rate` whose naive dates are
+  Binance files); the zushen parquet files (with pyarrow, the `parquet` extra); or the supervik
+  originals `Symbol, Date, Funding Rate` whose naive dates are
   local time: they need `utc_offset_hours` (3 for those files), and are refused without it.
 
 A malformed row stops the load with the file and line (`DataError`), never a silent skip.
@@ -68,8 +69,10 @@ def load_klines(path: str | Path) -> list[Bar]:
 
 
 def load_funding(path: str | Path, utc_offset_hours: float | None = None) -> list[FundingRate]:
-    """Every settlement in the file, oldest first per symbol."""
+    """Every settlement in the file (CSV, or parquet), oldest first per symbol."""
     path = Path(path)
+    if path.suffix == ".parquet":
+        return _funding_parquet(path)
     try:
         with path.open(encoding="utf-8") as file:
             header = file.readline()
@@ -97,4 +100,26 @@ def load_funding(path: str | Path, utc_offset_hours: float | None = None) -> lis
                                        mark))
             except (ValueError, InvalidOperation) as exc:
                 raise DataError(f"{path}:{line}: {exc}") from None
+    return sorted(out, key=lambda r: (r.symbol, r.ts_ms))
+
+
+def _funding_parquet(path: Path) -> list[FundingRate]:
+    """The zushen parquet files (SOURCES.md 1a): venue_symbol, settlement_ts (UTC), rate_raw,
+    mark_price; predicted rates are left out. Floats come back as the decimals they print as."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(f"{path}: reading parquet needs pyarrow: pip install -e '.[parquet]'") from None
+    try:
+        table = pq.read_table(path, columns=["venue_symbol", "settlement_ts", "rate_raw", "mark_price",
+                                             "is_predicted"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{path}: {exc}") from None
+    out = []
+    for row in table.to_pylist():
+        if row["is_predicted"] or row["rate_raw"] is None:
+            continue
+        mark = row["mark_price"]
+        out.append(FundingRate(row["venue_symbol"], int(row["settlement_ts"].timestamp() * 1000),
+                               Decimal(repr(row["rate_raw"])), Decimal(repr(mark)) if mark is not None else None))
     return sorted(out, key=lambda r: (r.symbol, r.ts_ms))
