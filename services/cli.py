@@ -835,8 +835,9 @@ def backtest_spread(
     own clock. Settings (STARTING_CAPITAL, LEG_TIMEOUT_MS, ESTIMATED_POSITION_SIZE, ...) are
     the live ones. At the end of the recording, open trades are closed as on a shutdown.
 
-    Prints the portfolio (PnL, fees, funding, trades, win rate, leg-outs) and writes the facts,
-    as the executor would have written them to strategy:events, to facts.jsonl.
+    Prints the PnL split into price, fees and funding, Sharpe, Sortino, max drawdown, win rate,
+    utilization, APR and the leg-outs; writes report.txt, trades.csv, equity.png, report.html,
+    and the facts as the executor would have written them to strategy:events (facts.jsonl).
 
     Example: arb record --out day.jsonl --duration 3600; arb backtest spread day.jsonl
     """
@@ -844,7 +845,9 @@ def backtest_spread(
 
     import msgspec
 
+    from services.backtest.charts import equity_png, report_html
     from services.backtest.replay import RecordingError, read_recording, run
+    from services.backtest.results import render, summary, trades_csv
     from services.executor.service import exec_config
     from services.strategy.scanner import ScanConfig
     from services.strategy.signals import SignalGate
@@ -859,22 +862,27 @@ def backtest_spread(
     except RecordingError as exc:
         raise _fail(f"backtest: {exc}") from None
     p = result.core.portfolio.summary()
+    trades = result.backtest()
+    capital = settings.starting_capital
     lines = [f"events          {result.events:,} replayed ({skipped[0]} unreadable lines skipped); "
-             f"{result.signals} signals",
-             f"trades          {p['closed_trades']} closed ({p['win_count']} won, {p['loss_count']} lost), "
-             f"{p['rejected_trades']} rejected; leg-outs {p['leg_out_count']}, emergency closes "
-             f"{p['emergency_closes']}",
-             f"PnL             ${p['cumulative_pnl']} (fees ${p['fees_paid']}, funding ${p['funding_paid']}); "
-             f"leg-out loss ${p['leg_out_total_loss']}",
-             f"capital         ${p['available_capital']} available of ${p['starting_capital']}"]
+             f"{result.signals} signals; {p['rejected_trades']} entries rejected",
+             f"leg-outs        {p['leg_out_count']} (loss ${p['leg_out_total_loss']}, leg-out loss rate "
+             f"{p['leg_out_loss_rate'] or '-'}); emergency closes {p['emergency_closes']}",
+             render(trades, capital)]
+    text = "\n".join(lines)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.txt").write_text("\n".join(lines) + "\n")
+    (folder / "report.txt").write_text(text + "\n")
+    (folder / "trades.csv").write_text(trades_csv(trades.trades))
+    (folder / "equity.png").write_bytes(equity_png(trades.equity))
+    (folder / "report.html").write_text(report_html("Spread strategy backtest (replay)", {
+        **summary(trades, capital), "leg_outs": p["leg_out_count"], "leg_out_loss_usd": p["leg_out_total_loss"]},
+        trades.equity, trades_csv(trades.trades)))
     with (folder / "facts.jsonl").open("w") as file:
         for fact in result.facts:
             file.write(msgspec.json.encode(fact).decode() + "\n")
-    typer.echo("\n".join(lines))
-    typer.echo(f"written: {folder / 'report.txt'}, {folder / 'facts.jsonl'}")
+    typer.echo(text)
+    typer.echo(f"written to {folder}: report.txt, trades.csv, equity.png, report.html, facts.jsonl")
 
 
 @app.command()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal as D
 
 import aiohttp
 import pytest
@@ -65,6 +66,9 @@ async def test_a_recording_replays_through_the_live_cores_to_the_same_facts(sett
     p = first.core.portfolio
     assert not first.core.trades and p.closed_trades + p.rejected_trades == len(taken)  # all closed at the end
     assert p.available + p.open_exposure == p.starting_capital + p.cumulative_pnl
+    trades = first.backtest()  # the shape the results take: the same money, split
+    assert sum((t.pnl_usd for t in trades.trades), D(0)) == p.cumulative_pnl == trades.equity[-1][1]
+    assert all(t.pnl_usd == t.price_pnl_usd - t.fees_usd + t.funding_usd for t in trades.trades)
 
     before = await r.xlen(settings.redis_key_prefix + "md:books")
     written = await replay_into_streams(settings, path, 0, asyncio.Event())

@@ -85,7 +85,7 @@ class ClosedTrade:
 
 
 @dataclass
-class FundingArbResult:
+class BacktestResult:
     trades: list[ClosedTrade] = field(default_factory=list)
     equity: list[tuple[int, Decimal]] = field(default_factory=list)  # (time, realised + open funding - fees)
     exposure: list[tuple[int, Decimal]] = field(default_factory=list)  # (time, margin held by open positions)
@@ -100,7 +100,7 @@ def _aligned(ts_ms: int) -> int:
 
 def run(rates: dict[str, Sequence[FundingRate]], fees: dict[str, FeeSchedule], tiers: Sequence[RiskTier],
         config: FundingArbConfig = FundingArbConfig(), bars: dict[str, Iterable[Bar]] | None = None,
-        bar_ms: int = 60_000) -> FundingArbResult:
+        bar_ms: int = 60_000) -> BacktestResult:
     """`rates`: venue -> its settlements (any symbols); the venues are two, and a settlement
     counts when both have the symbol at that slot. `bars` (symbol -> bars, oldest first, each
     `bar_ms` long) are optional: with them an open leg is liquidated at the first bar whose
@@ -112,7 +112,7 @@ def run(rates: dict[str, Sequence[FundingRate]], fees: dict[str, FeeSchedule], t
             slots[r.symbol, _aligned(r.ts_ms)][venue] = r
     settlements = sorted(((ts, 1, symbol), pair) for (symbol, ts), pair in slots.items() if len(pair) == 2)
     streams = [iter(settlements)] + [_bar_events(symbol, rows, bar_ms) for symbol, rows in sorted((bars or {}).items())]
-    result = FundingArbResult()
+    result = BacktestResult()
     open_: dict[str, Position] = {}
     last_mark: dict[str, Decimal] = {}
     realised = Decimal(0)
@@ -192,7 +192,7 @@ def _open(symbol: str, ts: int, mark: Decimal, qty: Decimal, long_venue: str, sh
     return position
 
 
-def _close(p: Position, ts: int, mark: Decimal, fees: dict[str, FeeSchedule], result: FundingArbResult,
+def _close(p: Position, ts: int, mark: Decimal, fees: dict[str, FeeSchedule], result: BacktestResult,
            reason: str, liquidated: bool = False) -> Decimal:
     """Both legs closed at `mark` as takers; a liquidated leg instead loses its margin (and pays
     no closing fee of ours), the other is closed at the mark."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from services.backtest.funding_arb import BacktestResult, ClosedTrade
 from services.executor import facts as f
 from services.executor.core import ExecConfig, ExecutorCore, SignalIn
 from services.executor.paper import PaperVenue, market_event, route
@@ -75,6 +76,31 @@ class ReplayResult:
     facts: list[f.AnyFact] = field(default_factory=list)
     events: int = 0
     signals: int = 0
+
+    def backtest(self) -> BacktestResult:
+        """The closed trades, the equity after each close and the capital reserved over time,
+        in the shape the results and charts take."""
+        out = BacktestResult()
+        reserved: dict[str, Decimal] = {}
+        opened: dict[str, f.SignalTaken] = {}
+        equity = Decimal(0)
+        for fact in self.facts:
+            if isinstance(fact, f.SignalTaken):
+                opened[fact.trade_id] = fact
+                reserved[fact.trade_id] = fact.size_usd
+            elif isinstance(fact, f.TradeClosed):
+                t = opened.pop(fact.trade_id)
+                reserved.pop(fact.trade_id, None)
+                equity += fact.pnl_usd
+                out.equity.append((fact.ts_ms, equity))
+                out.trades.append(ClosedTrade(
+                    t.symbol, t.long_venue, t.short_venue, t.ts_ms, fact.ts_ms, t.qty, t.size_usd, fact.fees_usd,
+                    -fact.funding_usd, fact.pnl_usd + fact.fees_usd + fact.funding_usd, fact.pnl_usd, Decimal(1),
+                    False, f"{fact.outcome}:{fact.reason}"))
+            else:
+                continue
+            out.exposure.append((fact.ts_ms, sum(reserved.values(), Decimal(0))))
+        return out
 
 
 def run(events: Iterable[MarketEvent], grids: dict[tuple[str, str], Grid], config: ExecConfig,

@@ -11,7 +11,7 @@ import math
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from services.backtest.funding_arb import ClosedTrade, FundingArbResult
+from services.backtest.funding_arb import BacktestResult, ClosedTrade
 
 DAY_MS = 86_400_000
 
@@ -62,7 +62,7 @@ def max_drawdown(equity: list[tuple[int, Decimal]], capital: Decimal) -> Decimal
     return worst
 
 
-def summary(result: FundingArbResult, capital: Decimal) -> dict[str, str]:
+def summary(result: BacktestResult, capital: Decimal) -> dict[str, str]:
     trades = result.trades
     price = sum((t.price_pnl_usd for t in trades), Decimal(0))
     fees = sum((t.fees_usd for t in trades), Decimal(0))
@@ -92,7 +92,7 @@ def summary(result: FundingArbResult, capital: Decimal) -> dict[str, str]:
     }
 
 
-def render(result: FundingArbResult, capital: Decimal) -> str:
+def render(result: BacktestResult, capital: Decimal) -> str:
     s = summary(result, capital)
     return "\n".join([
         f"trades          {s['trades']} (win rate {s['win_rate']}); liquidations {s['liquidations']}, closest "
