@@ -765,6 +765,9 @@ def backtest_funding(
     leverage: Annotated[float, typer.Option(help="Isolated leverage of each leg.", min=1, max=100)] = 5.0,
     fee_tier: Annotated[str, typer.Option(help="Bybit VIP tier: VIP0..VIP5, SupremeVIP.")] = "VIP0",
     binance_taker_bps: Annotated[float, typer.Option(help="Binance's taker fee.")] = 5.0,
+    risk_limit: Annotated[str | None, typer.Option(
+        help="A saved /v5/market/risk-limit answer (JSON): each symbol's maintenance-margin tiers. Default: one "
+        "tier at 0.5 %.")] = None,
     bars: Annotated[list[str] | None, typer.Option(
         help="Kline CSVs named SYMBOL_*.csv (repeatable): liquidation is checked on every bar, and a "
         "settlement without a mark takes the last close.")] = None,
@@ -778,7 +781,8 @@ def backtest_funding(
     difference reaches ENTRY_BPS per 8 h and nine intervals of it pay the fees; it closes when
     the difference falls below EXIT_BPS. Fills are takers at the settlement's mark (Bybit's
     VIP tier, Binance's taker fee); funding is paid at every settlement on each leg; a leg whose
-    isolated liquidation price (MMR 0.5 %) is crossed loses its margin. Both legs share the
+    isolated liquidation price (--risk-limit tiers, else 0.5 % MMR) is crossed, at a
+    settlement or on a --bars bar, loses its margin. Both legs share the
     history's one mark, so the venues' basis is not in the result: funding and fees are.
 
     Prints PnL split into price, fees and funding, Sharpe, Sortino, max drawdown, win rate,
@@ -794,7 +798,7 @@ def backtest_funding(
     from services.backtest.data import DataError, load_funding, load_klines
     from services.backtest.fees import FeeError, FeeSchedule
     from services.backtest.funding_arb import FundingArbConfig, run
-    from services.backtest.margin import MarginError, RiskTier
+    from services.backtest.margin import DEFAULT_TIERS, MarginError, tiers_by_symbol
     from services.backtest.results import render, summary, trades_csv
 
     def dec(x: float) -> Decimal:
@@ -805,12 +809,13 @@ def backtest_funding(
                 "binance": FeeSchedule(dec(binance_taker_bps) / 10_000, Decimal("0.0002"))}
         rates = {"bybit": load_funding(bybit), "binance": load_funding(binance)}
         klines = {Path(p).name.split("_")[0].upper(): load_klines(p) for p in bars or []}
-    except (DataError, FeeError) as exc:
+        tiers = tiers_by_symbol(json.loads(Path(risk_limit).read_text())) if risk_limit else DEFAULT_TIERS
+    except (DataError, FeeError, MarginError, OSError, ValueError) as exc:
         raise _fail(f"backtest: {exc}") from None
     config = FundingArbConfig(notional_usd=dec(notional), entry_8h=dec(entry_bps) / 10_000,
                               exit_8h=dec(exit_bps) / 10_000, leverage=dec(leverage))
     try:
-        result = run(rates, fees, [RiskTier(Decimal(10) ** 9, Decimal("0.005"), Decimal(100))], config, klines)
+        result = run(rates, fees, tiers, config, klines)
     except MarginError as exc:
         raise _fail(f"backtest: {exc}") from None
     report, trades = render(result, dec(capital)), trades_csv(result.trades)

@@ -154,3 +154,21 @@ def test_the_parquet_funding_file_agrees_with_the_csv_derived_from_it():
     assert len({r.symbol for r in parquet}) >= 40  # the whole file: 51 symbols
     binance = load_funding(DATA / "binance/funding/zushen_venue=binance_data.parquet")
     assert all(r.mark is not None for r in binance[:100])
+
+
+def test_risk_limit_answers_give_each_symbols_tiers():
+    from services.backtest.margin import tiers_by_symbol
+
+    answer = {"retCode": 0, "result": {"category": "linear", "list": [
+        {"id": 1, "symbol": "BTCUSDT", "riskLimitValue": "2000000", "maintenanceMargin": "0.005",
+         "initialMargin": "0.01", "isLowestRisk": 1, "maxLeverage": "100.00", "mmDeduction": ""},
+        {"id": 2, "symbol": "BTCUSDT", "riskLimitValue": "10000000", "maintenanceMargin": "0.01",
+         "initialMargin": "0.02", "isLowestRisk": 0, "maxLeverage": "50.00", "mmDeduction": "10000"},
+        {"id": 1, "symbol": "SOLUSDT", "riskLimitValue": "200000", "maintenanceMargin": "0.01",
+         "initialMargin": "0.02", "isLowestRisk": 1, "maxLeverage": "50.00", "mmDeduction": ""}]}}
+    tiers = tiers_by_symbol(answer)
+    assert tiers["BTCUSDT"] == TIERS and tiers["SOLUSDT"] == [RiskTier(D(200_000), D("0.01"), D(50))]
+    # SOL at x10: IM 10 %, MM 1 %: liquidated 9 % below the entry
+    assert liquidation_price("long", D(100), D(10), D(10), tiers["SOLUSDT"]) == D(91)
+    with pytest.raises(MarginError, match="no list"):
+        tiers_by_symbol({"result": {}})

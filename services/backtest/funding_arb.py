@@ -27,7 +27,7 @@ from decimal import ROUND_DOWN, Decimal
 from services.backtest.data import Bar
 from services.backtest.fees import FeeSchedule
 from services.backtest.funding import FundingRate, payment
-from services.backtest.margin import RiskTier, crossed, distance, liquidation_price
+from services.backtest.margin import DEFAULT_TIERS, RiskTier, crossed, distance, liquidation_price
 
 EIGHT_HOURS_MS = 8 * 3_600_000
 
@@ -98,11 +98,13 @@ def _aligned(ts_ms: int) -> int:
     return round(ts_ms / EIGHT_HOURS_MS) * EIGHT_HOURS_MS
 
 
-def run(rates: dict[str, Sequence[FundingRate]], fees: dict[str, FeeSchedule], tiers: Sequence[RiskTier],
+def run(rates: dict[str, Sequence[FundingRate]], fees: dict[str, FeeSchedule],
+        tiers: Sequence[RiskTier] | dict[str, Sequence[RiskTier]],
         config: FundingArbConfig = FundingArbConfig(), bars: dict[str, Iterable[Bar]] | None = None,
         bar_ms: int = 60_000) -> BacktestResult:
     """`rates`: venue -> its settlements (any symbols); the venues are two, and a settlement
-    counts when both have the symbol at that slot. `bars` (symbol -> bars, oldest first, each
+    counts when both have the symbol at that slot. `tiers` are the risk-limit tiers of every
+    symbol, or per symbol (DEFAULT_TIERS for one not given). `bars` (symbol -> bars, oldest first, each
     `bar_ms` long) are optional: with them an open leg is liquidated at the first bar whose
     range reaches its price, and a settlement without a mark takes the last bar's close."""
     (venue_a, venue_b) = sorted(rates)
@@ -162,7 +164,8 @@ def run(rates: dict[str, Sequence[FundingRate]], fees: dict[str, FeeSchedule], t
             qty = (config.notional_usd / mark).quantize(config.qty_step, ROUND_DOWN)
             round_trip = 2 * qty * mark * (fees[long_venue].taker + fees[short_venue].taker)
             if qty > 0 and abs(delta) * qty * mark * config.hold_intervals > round_trip:
-                open_[symbol] = _open(symbol, ts, mark, qty, long_venue, short_venue, fees, tiers, config)
+                symbol_tiers = tiers.get(symbol, DEFAULT_TIERS) if isinstance(tiers, dict) else tiers
+                open_[symbol] = _open(symbol, ts, mark, qty, long_venue, short_venue, fees, symbol_tiers, config)
         margin = sum((p.long.margin + p.short.margin for p in open_.values()), Decimal(0))
         unrealised = sum((-p.funding - p.fees for p in open_.values()), Decimal(0))
         result.equity.append((ts, realised + unrealised))

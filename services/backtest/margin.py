@@ -42,6 +42,20 @@ def tiers_from_risk_limit(rows: Iterable[dict]) -> list[RiskTier]:
     return sorted(tiers, key=lambda t: t.limit_usd)
 
 
+DEFAULT_TIERS = [RiskTier(Decimal(10) ** 9, Decimal("0.005"), Decimal(100))]  # one tier at 0.5 % MMR
+
+
+def tiers_by_symbol(answer: dict) -> dict[str, list[RiskTier]]:
+    """A saved `/v5/market/risk-limit` answer (its `result`, or the whole body): symbol -> its tiers."""
+    rows = (answer.get("result") or answer).get("list")
+    if not isinstance(rows, list):
+        raise MarginError("not a /v5/market/risk-limit answer: no list")
+    by_symbol: dict[str, list[dict]] = {}
+    for row in rows:
+        by_symbol.setdefault(str(row.get("symbol")), []).append(row)
+    return {symbol: tiers_from_risk_limit(group) for symbol, group in by_symbol.items()}
+
+
 def tier_for(value: Decimal, tiers: Sequence[RiskTier]) -> RiskTier:
     for tier in tiers:
         if value <= tier.limit_usd:
