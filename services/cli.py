@@ -40,10 +40,6 @@ def _settings(cli: dict, running: bool = False) -> Settings:
         settings = load_settings(cli)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    unknown = sorted(set(settings.venue_hosts) - set(NAMES))
-    if unknown:
-        origin = cli["venue_hosts"][0] if cli.get("venue_hosts", (None, None))[1] else "VENUE_HOSTS"
-        raise _fail(f"config error: {origin} names no venue {unknown[0]!r}; venues: {', '.join(NAMES)}")
     if running and "redis_url" not in settings.model_fields_set:
         from pathlib import Path
 

@@ -228,7 +228,27 @@ class Settings(BaseSettings):
                 raise ValueError(f"{part!r}: give host:port, or an http(s) and a ws(s) base URL without a path "
                                  f"joined by |, like okx=https://www.okx.com|wss://ws.okx.com:8443")
             hosts[name.strip().lower()] = (rest, ws)
+        from shared.venues import NAMES
+
+        if unknown := sorted(set(hosts) - set(NAMES)):
+            raise ValueError(f"names no venue {unknown[0]!r}; venues: {', '.join(NAMES)}")
         return hosts
+
+    @field_validator("synthetic_venue")
+    @classmethod
+    def _known_venue(cls, value: str) -> str:
+        from shared.venues import NAMES
+
+        if value not in NAMES:
+            raise ValueError(f"no venue {value!r}; venues: {', '.join(NAMES)}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not re.match(r"^(rediss?|unix)://", value):
+            raise ValueError("a Redis URL: redis://[user:password@]host:port/db, rediss://... or unix:///path")
+        return value
 
     @field_validator("bybit_ws_private_url")
     @classmethod

@@ -141,7 +141,7 @@ def test_cli_metrics_port_in_use_exits_2(taken_port):
 def test_venue_hosts_must_name_a_venue():
     result = CliRunner().invoke(app, ["ingest", "--venue", "okx", "--hosts", "okk=127.0.0.1:1", "--duration", "0"])
     assert result.exit_code == 2
-    assert "config error: --hosts names no venue 'okk'; venues: bybit, binance" in result.output
+    assert "config error: --hosts='okk=127.0.0.1:1' is invalid: names no venue 'okk'; venues: bybit, binance" in result.output
 
 
 def test_executor_refuses_a_bad_mode_live_without_keys_and_unknown_venues(monkeypatch):
