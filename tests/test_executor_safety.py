@@ -151,3 +151,22 @@ def test_p99_latency_and_venue_refusals_halt():
     for i in range(5):
         core.safety.apply(f.OrderClosed(ts_ms=T0 + i, trade_id="t", link_id=f"l{i}", status="rejected"))
     assert core.step(T0 + 10)[0].reason == "api_errors"
+
+
+def test_live_a_signal_is_taken_only_with_room_for_both_legs_within_the_order_rate():
+    desk = Desk(ExecConfig(order_rate_per_s=10, order_headroom=2, max_concurrent_trades=10),
+                venues=("binance", "okx", "bybit", "gate"))
+    pairs = [("binance", "okx"), ("binance", "bybit"), ("okx", "bybit"), ("binance", "gate"), ("okx", "gate")]
+    quotes(desk)
+    desk.book("bybit", 100_700.0, 100_700.1)
+    desk.book("gate", 100_700.0, 100_700.1)
+    for i, (long_venue, short_venue) in enumerate(pairs):
+        desk.signal(f"s{i}", long_venue=long_venue, short_venue=short_venue)
+    placed = desk.of(f.OrderPlaced)
+    rejected = [x for x in desk.of(f.SignalRejected) if x.reason == "rate_limit"]
+    # 2 orders a trade, 2 kept free: 4 trades fill 8 of the 10; the fifth would need 12
+    assert len(desk.of(f.SignalTaken)) == 4 and len(placed) == 8 and len(rejected) == 1
+    assert rejected[0].detail == "8 orders in the last second of 10"
+    desk.now += 1_001  # a second later the window is empty again
+    desk.signal("later", long_venue="okx", short_venue="gate")
+    assert desk.of(f.SignalTaken)[-1].signal_id == "later"

@@ -7,7 +7,8 @@ where the facts left off (a deadline that passed meanwhile is acted on at once).
 
 **Entry** (seed section 5): a signal is taken when it is fresh, confident (>= 70), its pair has
 no open trade, fewer than `max_concurrent_trades` are open, and the trade is still profitable
-at its actual size (sizing.py). Capital is reserved, then a limit order on the harder leg at
+at its actual size (sizing.py), and (live) the venue's order rate leaves room for both legs
+and `order_headroom` more in the current second. Capital is reserved, then a limit order on the harder leg at
 the far touch (buy at the ask, sell at the bid) plus `limit_slippage_bps`, so it can take a few
 levels when the touch is thin. Once it has filled, the easier leg the same
 way. Every order a venue closes with quantity left (an IOC rest, a partial fill) is sent
@@ -38,7 +39,7 @@ time moves on, each open leg there pays qty x mark x rate (a long pays a positiv
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -103,6 +104,8 @@ class ExecConfig:
     stop_loss_bps: float = 100.0
     max_hold_ms: int = 8 * 3_600_000
     max_position_usd: Decimal | None = None  # POSITION_SIZE_LIMIT: the most one trade may reserve
+    order_rate_per_s: int | None = None  # the venue's order-create limit; None: no limit (paper)
+    order_headroom: int = 2  # orders per second kept free for hedges and exits
     safety: SafetyLimits = field(default_factory=SafetyLimits)
 
 
@@ -133,6 +136,7 @@ class ExecutorCore:
         self.portfolio = Portfolio(self.config.starting_capital)
         self.safety = Safety(self.config.safety)
         self.tally = Tally()
+        self._order_times: deque[int] = deque()  # when each recent order was placed (ms)
         self.stopped: f.TradingHalted | None = None  # the halt in force
         self._wake: int | None = None
         self._funding: dict[tuple[str, str], tuple[int, float | None, float | None]] = {}
@@ -165,6 +169,9 @@ class ExecutorCore:
         trade.apply(fact)
         if isinstance(fact, f.OrderPlaced):
             self.by_link[fact.link_id] = trade
+            self._order_times.append(fact.ts_ms)
+            while self._order_times[0] <= fact.ts_ms - 1_000:  # the last second's only
+                self._order_times.popleft()
         elif isinstance(fact, f.TradeClosed):
             self.closed[trade.id] = self.trades.pop(trade.id)
 
@@ -271,6 +278,11 @@ class ExecutorCore:
             return "confidence", f"{s.confidence} < {c.confidence_min}"
         if len(self.trades) >= c.max_concurrent_trades:
             return "max_concurrent", f"{len(self.trades)} trades open"
+        if c.order_rate_per_s is not None:  # both legs, and room left for hedges, within the venue's limit
+            while self._order_times and self._order_times[0] <= now_ms - 1_000:
+                self._order_times.popleft()
+            if len(self._order_times) + 2 + c.order_headroom > c.order_rate_per_s:
+                return "rate_limit", f"{len(self._order_times)} orders in the last second of {c.order_rate_per_s}"
         if any(t.taken.symbol == s.symbol and t.taken.signal_long_venue == s.long_venue
                and t.taken.signal_short_venue == s.short_venue for t in self.trades.values()):
             return "pair_active", ""

@@ -70,6 +70,7 @@ def exec_config(s: Settings, mode: str) -> ExecConfig:
                       leg_timeout_ms=s.leg_timeout_ms, limit_slippage_bps=s.limit_slippage_bps,
                       signal_max_age_ms=s.signal_max_age_ms,
                       max_hold_ms=int(hold_s * 1000), max_position_usd=s.position_size_limit,
+                      order_rate_per_s=s.order_rate_limit_per_s if s.execution == "live" else None,
                       safety=SafetyLimits(max_daily_loss=s.max_daily_loss, max_failures=s.safety_max_failures,
                                           failure_window_ms=int(s.safety_failure_window_s * 1000),
                                           min_success_rate=s.safety_min_success_rate,
