@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from services.executor import facts as f
-from services.executor.portfolio import day_of
+from services.executor.portfolio import DAY_MS
 
 LATENCY_KEEP = 100
 
@@ -57,7 +57,8 @@ class Safety:
         self.api_errors: deque[int] = deque()
         self.entries: deque[bool] = deque(maxlen=max(1, self.limits.success_window))  # entry filled both legs
         self.latencies_ms: deque[float] = deque(maxlen=LATENCY_KEEP)
-        self.day, self.day_pnl = day_of(now_ms), Decimal(0)
+        self._p99: float | None = None  # of latencies_ms, kept as they come (check runs on every step)
+        self.day, self.day_pnl = now_ms // DAY_MS, Decimal(0)  # the UTC day, as a number
         self._failed: set[str] = set()
         self._active: set[str] = set()
 
@@ -84,19 +85,19 @@ class Safety:
                     self.entries.append(False)
                 self._active.discard(fact.trade_id)
                 self._failed.discard(fact.trade_id)
-                day = day_of(fact.ts_ms)
+                day = fact.ts_ms // DAY_MS
                 if day != self.day:
                     self.day, self.day_pnl = day, Decimal(0)
                 self.day_pnl += fact.pnl_usd
 
     def observe_latency_ms(self, ms: float) -> None:
         self.latencies_ms.append(ms)
+        if len(self.latencies_ms) >= max(1, self.limits.latency_samples):
+            ordered = sorted(self.latencies_ms)
+            self._p99 = ordered[math.ceil(0.99 * len(ordered)) - 1]
 
     def p99_ms(self) -> float | None:
-        if len(self.latencies_ms) < max(1, self.limits.latency_samples):
-            return None
-        ordered = sorted(self.latencies_ms)
-        return ordered[math.ceil(0.99 * len(ordered)) - 1]
+        return self._p99
 
     def check(self, now_ms: int) -> tuple[str, str] | None:
         """(reason, detail) of the first stop condition that holds at `now_ms`, else None."""
@@ -105,9 +106,8 @@ class Safety:
         for window in (self.failures, self.api_errors):
             while window and window[0] < since:
                 window.popleft()
-        loss = -self.day_pnl if day_of(now_ms) == self.day else Decimal(0)
-        if lim.max_daily_loss is not None and loss >= lim.max_daily_loss:
-            return "daily_loss", f"lost ${loss} today (UTC), the limit is ${lim.max_daily_loss}"
+        if lim.max_daily_loss is not None and now_ms // DAY_MS == self.day and -self.day_pnl >= lim.max_daily_loss:
+            return "daily_loss", f"lost ${-self.day_pnl} today (UTC), the limit is ${lim.max_daily_loss}"
         window_s = lim.failure_window_ms // 1000
         if lim.max_failures and len(self.failures) >= lim.max_failures:
             return "failures", f"{len(self.failures)} failed trades within {window_s} s"
