@@ -75,7 +75,7 @@ class Downloader:
             raise HistoryError(f"interval {interval!r}: one of {', '.join(INTERVAL_MS)}")
 
         def rows(page: list) -> list[tuple[int, list[str]]]:
-            return [(int(r[0]), r[:6]) for r in page]
+            return [(int(r[0]), [_utc(int(r[0])).isoformat(sep=" "), *r[1:6]]) for r in page]
 
         async def page(end: int, limit: int) -> list:
             return await self._get("/v5/market/kline", {
@@ -83,14 +83,18 @@ class Downloader:
                 "end": str(end), "limit": str(limit)})
 
         return await self._download(f"klines/{symbol}_{interval}_{start_ms}_{end_ms}.csv", KLINE_COLUMNS,
-                                    start_ms, end_ms, self.kline_page, rows, page, _kline_row)
+                                    start_ms, end_ms, self.kline_page, rows, page)
 
     async def funding(self, symbol: str, start_ms: int, end_ms: int) -> Path:
         """The settlements in [start_ms, end_ms], cached as a funding CSV."""
 
         def rows(page: list) -> list[tuple[int, list[str]]]:
-            return [(int(r["fundingRateTimestamp"]), [r["symbol"], r["fundingRateTimestamp"], r["fundingRate"]])
-                    for r in page]
+            out = []
+            for r in page:
+                t = int(r["fundingRateTimestamp"])
+                out.append((t, [r["symbol"], str(t), _utc(t).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                                r["fundingRate"]]))
+            return out
 
         async def page(end: int, limit: int) -> list:
             return await self._get("/v5/market/funding/history", {
@@ -98,12 +102,13 @@ class Downloader:
                 "limit": str(limit)})
 
         return await self._download(f"funding/{symbol}_{start_ms}_{end_ms}.csv", FUNDING_COLUMNS, start_ms, end_ms,
-                                    self.funding_page, rows, page, _funding_row)
+                                    self.funding_page, rows, page)
 
-    async def _download(self, name: str, columns, start_ms: int, end_ms: int, limit: int, rows, page,
-                        final_row) -> Path:
+    async def _download(self, name: str, columns, start_ms: int, end_ms: int, limit: int, rows, page) -> Path:
+        """`rows(page)` gives (time, the row as the file has it); the `.part` file holds each with
+        its time in front, so a resumed download reads back exactly what it wrote."""
         if end_ms > time.time() * 1000:
-            ends = datetime.fromtimestamp(end_ms / 1000, UTC)
+            ends = _utc(end_ms)
             raise HistoryError(f"the range ends in the future ({ends:%Y-%m-%d %H:%M} UTC): the cache keeps only "
                                "finished ranges")
         path = self.cache_dir / "bybit" / name
@@ -113,9 +118,8 @@ class Downloader:
         part = path.with_name(path.name + ".part")
         got: dict[int, list[str]] = {}
         if part.exists():  # an interrupted download: carry on below its oldest whole row
-            width = len(columns) + (1 if columns is KLINE_COLUMNS else 0)
             with part.open(newline="") as file:
-                got = {int(r[0]): r[1:] for r in csv.reader(file) if len(r) == width and r[0].isdigit()}
+                got = {int(r[0]): r[1:] for r in csv.reader(file) if len(r) == len(columns) + 1 and r[0].isdigit()}
         end = min(got) - 1 if got else end_ms
         with part.open("a", newline="") as file:
             out = csv.writer(file)
@@ -134,16 +138,11 @@ class Downloader:
         with tmp.open("w", newline="") as file:
             out = csv.writer(file)
             out.writerow(columns)
-            for t in sorted(got):
-                out.writerow(final_row(t, got[t]))
+            out.writerows(got[t] for t in sorted(got))
         tmp.replace(path)
         part.unlink()
         return path
 
 
-def _kline_row(t: int, r: list[str]) -> list[str]:
-    return [datetime.fromtimestamp(t / 1000, UTC).isoformat(sep=" "), *r[1:6]]
-
-
-def _funding_row(t: int, r: list[str]) -> list[str]:
-    return [r[0], str(t), datetime.fromtimestamp(t / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z", r[2]]
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
