@@ -188,3 +188,28 @@ def test_without_redis_server_arb_up_runs_on_an_in_process_fakeredis_and_says_no
     assert done.returncode == 0, done.stdout + done.stderr
     assert "an in-process fakeredis" in done.stdout and "nothing persists" in done.stdout
     assert int(_summary_figure(done.stdout, "trades").split()[0]) >= 1  # it traded through it
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["stop", "--state-dir", "nowhere"], 2, "no `arb up` running from nowhere (no live pid in nowhere/up.pid)"),
+    (["check", "executor"], 1, "executor: no health key (down, hung, or not started)"),
+    (["history", "prices", "--start", "2025-06-01", "--end", "2025-06-02"], 2, "kind: 'prices' is not klines or funding"),
+    (["history", "klines"], 2, "--start and --end: both are needed"),
+    (["history", "klines", "--start", "2025-06-02", "--end", "2025-06-01"], 2, "--end 2025-06-01 is not after --start"),
+    (["history", "klines", "--start", "June", "--end", "2025-06-01"], 2, "--start: 'June' is not a date"),
+    (["history", "klines", "--start", "2025-06-01", "--end", "2999-01-01"], 2,
+     "history: the range ends in the future (2999-01-01 00:00 UTC)"),
+    (["replay", "nope.jsonl"], 2, "replay: nope.jsonl: No such file or directory"),
+    (["backtest", "spread", "nope.jsonl"], 2, "backtest: nope.jsonl: No such file or directory"),
+])
+def test_operator_commands_refuse_with_one_clear_line(args, code, message, redis_url, prefix, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, args, env={"REDIS_URL": redis_url, "REDIS_KEY_PREFIX": prefix,
+                                                "ARB_STATE_DIR": str(tmp_path / "none")})
+    assert result.exit_code == code, result.output
+    assert result.output.strip().splitlines()[-1].startswith(message), result.output
+    assert "Traceback" not in result.output
