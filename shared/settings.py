@@ -22,13 +22,10 @@ Environment = Literal["development", "staging", "production"]
 # The deployment guide's environments, as defaults that explicit settings override. Its
 # development size ($10) buys no lot of BTC, ETH or SOL at Bybit, so development (the
 # simulator's money) has no cap; staging (demo) and production (mainnet) keep the guide's.
-# The latency stop watches the venue's round trip; in development the venue is the local
-# simulator sharing the CPUs with the whole stack, whose p99 under load says nothing of a
-# venue, so it is stopped only at 250 ms there.
 ENVIRONMENTS: dict[str, dict[str, Any]] = {
-    "development": {"venue_env": "sim", "position_size_limit": None, "safety_max_p99_ms": 250.0},
-    "staging": {"venue_env": "demo", "position_size_limit": Decimal(50), "safety_max_p99_ms": 50.0},
-    "production": {"venue_env": "mainnet", "position_size_limit": Decimal(100), "safety_max_p99_ms": 50.0},
+    "development": {"venue_env": "sim", "position_size_limit": None},
+    "staging": {"venue_env": "demo", "position_size_limit": Decimal(50)},
+    "production": {"venue_env": "mainnet", "position_size_limit": Decimal(100)},
 }
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,40}$")
