@@ -65,6 +65,7 @@ from tests.conftest import (  # noqa: E402
     spread_openings,
     start_redis_server,
 )
+from tests.sim_frames import SIM_SYMBOLS, SIM_TOPICS, sim_instruments, simulated_frames  # noqa: E402
 
 FRAMES = [f for f in capture_frames() if b'"op":"subscribe"' not in f]
 
@@ -82,42 +83,6 @@ def _parse_rate(name: str, make_parser, frames: list[bytes], what: str, min_seco
     return f"parse {name:<11} {messages / elapsed:>9,.0f} msgs/s  {events / elapsed:>9,.0f} events/s   ({what})"
 
 
-# what each venue's feed subscribes, as the simulator's dialects name topics
-_SIM_TOPICS = {
-    "bybit": ("tickers.{S}", "orderbook.50.{S}", "publicTrade.{S}"),
-    "binance": ("{s}@bookTicker", "{s}@depth20@100ms", "{s}@aggTrade", "{s}@markPrice@1s"),
-    "okx": ("tickers:{B}-USDT-SWAP", "books5:{B}-USDT-SWAP", "trades:{B}-USDT-SWAP", "funding-rate:{B}-USDT-SWAP",
-            "mark-price:{B}-USDT-SWAP", "index-tickers:{B}-USDT-SWAP", "open-interest:{B}-USDT-SWAP"),
-    "bitget": ("ticker:{S}", "books15:{S}", "trade:{S}"),
-    "hyperliquid": ("bbo:{B}", "l2Book:{B}", "trades:{B}", "activeAssetCtx:{B}"),
-    "gate": ("futures.book_ticker:{B}_USDT", "futures.tickers:{B}_USDT", "futures.order_book:{B}_USDT",
-             "futures.trades:{B}_USDT"),
-    "kucoin": ("/contractMarket/tickerV2:{K}USDTM", "/contractMarket/level2Depth50:{K}USDTM",
-               "/contractMarket/execution:{K}USDTM", "/contract/instrument:{K}USDTM"),
-    "paradex": ("bbo.{B}-USD-PERP", "markets_summary.{B}-USD-PERP", "order_book.{B}-USD-PERP.snapshot@15@100ms",
-                "trades.{B}-USD-PERP"),
-}
-
-
-SIM_SYMBOLS = ["BTCUSDT", "ETHUSDT"]
-
-
-def simulated_frames(venue_name: str, symbols: list[str], seconds: float = 60.0) -> list[bytes]:
-    """A minute of the simulator's market in `venue_name`'s wire format (Binance's combined)."""
-    from services.sim.market import MarketModel
-    from services.sim.server import DIALECTS
-
-    model = MarketModel(symbols, seed=3, start_ms=1_800_000_000_000)
-    dialect = DIALECTS[venue_name](model)
-    topics = {t.format(S=s, s=s.lower(), B=s.removesuffix("USDT"), K=s.removesuffix("USDT").replace("BTC", "XBT"))
-              for s in symbols for t in _SIM_TOPICS[venue_name]}
-    sent = [(t, f) for t in sorted(topics) for f in dialect.snapshot(t)]  # what a subscribe answers first
-    for _ in range(int(seconds * 50)):
-        model.step(model.now_ms + 20)
-        sent += [(topic, f) for topic, out in dialect.step_frames(topics).items() for f in out]
-    return [b'{"stream":"%s","data":%s}' % (t.encode(), f) if venue_name == "binance" else f for t, f in sent]
-
-
 def bench_parse() -> list[str]:
     from shared.instruments import SymbolMap
     from shared.venues import venue
@@ -132,29 +97,14 @@ def bench_parse() -> list[str]:
     frames = capture("okx", "ws_capture_UNI-USD-SWAP_2022_cryptofeed.jsonl")
     out.append(_parse_rate("okx", lambda: venue("okx").feed.parser(okx_map()), frames,
                            f"{len(frames)} frames of the 2022 capture, incremental 400-level book"))
-    for name in _SIM_TOPICS:
+    for name in SIM_TOPICS:
         v = venue(name)
         symbols = bybit_instruments() if name == "bybit" else SymbolMap(name, v.rest.instruments(
-            _sim_instruments(name, SIM_SYMBOLS)))
+            sim_instruments(name, SIM_SYMBOLS)))
         frames = simulated_frames(name, SIM_SYMBOLS)
         out.append(_parse_rate(name, lambda v=v, symbols=symbols: v.feed.parser(symbols), frames,
                                f"{len(frames)} simulated frames, 2 symbols, 60 s"))
     return out
-
-
-def _sim_instruments(name: str, symbols: list[str]) -> list[bytes]:
-    """The simulator's answers to the venue's instruments calls, as its REST sends them."""
-    import json
-
-    from services.sim.market import MarketModel
-    from services.sim.server import DIALECTS
-    from shared.venues import venue
-
-    dialect = DIALECTS[name](MarketModel(symbols, seed=3))
-    get, post = dialect.rest(), dialect.rest_post()
-    answers = [post[c.path](dict(c.json)) if c.json else get[c.path](dict(c.params))
-               for c in venue(name).rest.INSTRUMENTS]
-    return [json.dumps(body).encode() for _, body in answers]
 
 
 async def bench_bus(url: str, prefix: str, seconds: float, batch: int) -> str:

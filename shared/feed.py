@@ -2,7 +2,10 @@
 
 A parser is pure: `feed(raw, receive_ts_us)` returns market events and control items
 (`SubscribeResult`, `Pong`, `Resync`). Bad input never raises out of `feed`: it is counted in
-`FeedStats` by kind, logged the first time that kind is seen, and skipped.
+`FeedStats` by kind, logged the first time that kind is seen, and skipped. A frame that gives
+nothing and was not counted otherwise (a message with an empty data list) is counted as
+ignored `empty_{kind}`; an error the parser did not foresee is counted as `parser_error` and
+logged with its traceback the first time, so a parser bug costs one frame, not the feed.
 """
 
 from __future__ import annotations
@@ -58,13 +61,16 @@ class FeedStats:
     awaiting_snapshot: int = 0  # deltas dropped between a resync request and its snapshot
     ignored: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    noted: int = 0  # ignored + errors + awaiting_snapshot: whether a frame that gave nothing was counted
 
     def ignore(self, kind: str) -> None:
         if not self.ignored[kind]:
-            log.info("%s: ignoring %s messages (not a subscribed kind)", self.venue, kind)
+            log.info("%s: ignoring %s messages (not a subscribed kind, or empty)", self.venue, kind)
         self.ignored[kind] += 1
+        self.noted += 1
 
     def error(self, kind: str, detail: str, raw: bytes | str = b"") -> None:
+        self.noted += 1
         if not self.errors[kind]:
             sample = raw[:200] if raw else b""
             log.warning("%s: skipped %s: %s; sample %r (further ones are counted, not logged)",
@@ -91,6 +97,13 @@ def number(text: str | None, name: str, low: float = 0.0, positive: bool = False
         raise BadValue(f"{name}={text!r} is not a number") from None
     if not isfinite(value) or value < low or (positive and not value):
         raise BadValue(f"{name}={text!r} is out of range")
+    return value
+
+
+def amount(value: float, name: str) -> float:
+    """A size or amount the venue sent as a JSON number: finite and >= 0, else BadValue."""
+    if not (isfinite(value) and value >= 0):
+        raise BadValue(f"{name}={value!r} is out of range")
     return value
 
 
@@ -126,14 +139,23 @@ class FrameParser:
 
     def feed(self, raw: bytes | str, receive_ts_us: int) -> list[MarketEvent | Control]:
         """Parse one frame; bad input is counted in `stats` and gives `[]`."""
-        self.stats.messages += 1
+        stats = self.stats
+        stats.messages += 1
         self.kind = ""
+        noted = stats.noted
         try:
             out = self.parse(raw, receive_ts_us)
         except (msgspec.DecodeError, msgspec.ValidationError, BadValue) as exc:
-            self.stats.error(f"bad_{self.kind}" if self.kind else "malformed_message", str(exc), raw)
+            stats.error(f"bad_{self.kind}" if self.kind else "malformed_message", str(exc), raw)
             return []
-        self.stats.events += sum(1 for item in out if hasattr(item, "TYPE"))
+        except Exception as exc:  # a parser bug: one frame lost, counted, the feed goes on
+            if not stats.errors["parser_error"]:
+                log.exception("%s: parser error on %s; sample %r", self.venue, self.kind or "a frame", raw[:200])
+            stats.error("parser_error", f"{type(exc).__name__}: {exc}", raw)
+            return []
+        if not out and noted == stats.noted:
+            stats.ignore(f"empty_{self.kind or 'message'}")
+        stats.events += sum(1 for item in out if hasattr(item, "TYPE"))
         return out
 
     def parse(self, raw: bytes | str, receive_ts_us: int) -> list[MarketEvent | Control]:
@@ -161,6 +183,7 @@ class FrameParser:
         if waited is not None and waited < self.resync_again_after:
             self._awaiting[topic] = waited + 1
             self.stats.awaiting_snapshot += 1
+            self.stats.noted += 1
             return []
         self._awaiting[topic] = 0
         if kind:

@@ -109,6 +109,7 @@ def test_single_sample_frames_parse(path):
         if kind == "tickers":
             snap = json.loads((BYBIT_SAMPLES / "ws_linear_tickers_snapshot.json").read_bytes())
             snap["topic"] = json.loads(frame)["topic"]
+            snap["data"]["symbol"] = snap["topic"].split(".")[1]  # a snapshot names its topic's symbol
             parser.feed(json.dumps(snap).encode(), 0)
     out = parser.feed(frame, 0)
     assert parser.stats.error_count == 0, parser.stats.errors

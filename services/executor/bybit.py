@@ -33,6 +33,29 @@ from services.executor.sizing import Grid
 from shared.venues.bybit.trading import BybitApiError, BybitTrading, BybitUnreachable
 
 log = logging.getLogger("arb.executor.bybit")
+
+
+class BadRow(ValueError):
+    """A row of Bybit's (private stream or REST) without what its kind must hold."""
+
+
+def _decimal(row: dict, name: str, low: Decimal | None = Decimal(0), positive: bool = False) -> Decimal:
+    """`row[name]`, a decimal string, finite and >= `low` (> 0 when `positive`); BadRow otherwise."""
+    text = row.get(name)
+    try:
+        value = Decimal(text) if isinstance(text, str) and text.strip() else None
+    except ArithmeticError:
+        value = None
+    if value is None or not value.is_finite() or (low is not None and value < low) or (positive and not value):
+        raise BadRow(f"{name}={text!r}")
+    return value
+
+
+def _text(row: dict, name: str) -> str:
+    value = row.get(name)
+    if not isinstance(value, str) or not value:
+        raise BadRow(f"{name}={value!r}")
+    return value
 CLOSED = {"Cancelled": "cancelled", "Rejected": "rejected", "Deactivated": "cancelled",
           "PartiallyFilledCanceled": "cancelled"}
 LOOKUP_TRIES = 3
@@ -68,6 +91,14 @@ class BybitExecution:
         self.fill_ids: set[str] = set()
         self._creating: dict[str, asyncio.Event] = {}  # link id -> set once its create has an answer
         self.funding: list[dict] = []  # funding settlements heard, for the core to share among trades
+        self.bad_rows: dict[str, int] = {}  # rows skipped because they were malformed, by kind
+
+    def _bad(self, kind: str, detail: str, row: object) -> list[f.AnyFact]:
+        if kind not in self.bad_rows:
+            log.warning("skipped a malformed %s row from Bybit (%s): %.200r; further ones are counted", kind, detail,
+                        row)
+        self.bad_rows[kind] = self.bad_rows.get(kind, 0) + 1
+        return []
 
     def track(self, order: f.OrderPlaced) -> None:
         self.orders[order.link_id] = order
@@ -148,58 +179,90 @@ class BybitExecution:
             return None
         if found is None:
             return []
-        return [self._acked(link_id, found.get("orderId", ""))] + await self._status(found, fetch=True)
+        if not isinstance(found, dict) or found.get("orderLinkId") != link_id:
+            return self._bad("order", "the lookup answered another order", found) or None
+        try:
+            return [self._acked(link_id, str(found.get("orderId", "")))] + await self._status(found, fetch=True)
+        except BadRow as exc:
+            return self._bad("order", str(exc), found) or None
 
     async def on_message(self, message: dict) -> list[f.AnyFact]:
-        topic = message.get("topic", "").split(".")[0]
+        """Facts from one private-stream message; malformed rows are counted in `bad_rows` and
+        skipped (a fill missed that way is fetched when its order closes)."""
+        topic = message.get("topic") if isinstance(message, dict) else None
+        rows = message.get("data") if isinstance(message, dict) else None
+        if not isinstance(topic, str) or not isinstance(rows, list):
+            return self._bad("message", "no topic or no data list", message)
+        topic = topic.split(".")[0]
         out: list[f.AnyFact] = []
-        for row in message.get("data") or []:
-            link_id = row.get("orderLinkId") or ""
-            if topic == "execution" and row.get("execType") == "Funding" and row.get("execId") not in self.fill_ids:
-                self.fill_ids.add(row.get("execId"))
-                self.funding.append(row)
-                continue
-            if link_id not in self.orders:
-                continue  # not one of this executor's orders (or funding: reported elsewhere)
-            # a fill of an order already closed still counts: the facts hold every fill at the venue
-            if topic == "execution" and row.get("execType") == "Trade":
-                out += self._fill(row)
-            elif topic == "order":
-                out += await self._status(row)
+        for row in rows:
+            try:
+                out += await self._row(topic, row)
+            except BadRow as exc:
+                self._bad(topic, str(exc), row)
         return out
+
+    async def _row(self, topic: str, row: object) -> list[f.AnyFact]:
+        if not isinstance(row, dict):
+            raise BadRow("not an object")
+        link_id = row.get("orderLinkId")
+        if topic == "execution" and row.get("execType") == "Funding":
+            exec_id = _text(row, "execId")
+            if exec_id not in self.fill_ids:
+                _text(row, "symbol"), _decimal(row, "execFee", low=None)
+                if row.get("side") not in ("Buy", "Sell"):
+                    raise BadRow(f"side={row.get('side')!r}")
+                self.fill_ids.add(exec_id)
+                self.funding.append(row)
+            return []
+        if not isinstance(link_id, str) or link_id not in self.orders:
+            return []  # not one of this executor's orders
+        # a fill of an order already closed still counts: the facts hold every fill at the venue
+        if topic == "execution" and row.get("execType") == "Trade":
+            return self._fill(row)
+        if topic == "order":
+            return await self._status(row)
+        return []
 
     async def _status(self, row: dict, fetch: bool = False) -> list[f.AnyFact]:
         """Facts from an order's state; its executions are fetched when it has fills not heard
         and it is closed (the stream's execution message may come later) or `fetch` says so."""
-        link_id = row["orderLinkId"]
-        status = CLOSED.get(row.get("orderStatus", ""))
+        link_id = _text(row, "orderLinkId")
+        status = CLOSED.get(row.get("orderStatus")) if isinstance(row.get("orderStatus"), str) else None
         out: list[f.AnyFact] = []
-        cum = Decimal(row.get("cumExecQty") or "0")
+        cum = _decimal(row, "cumExecQty") if row.get("cumExecQty") else Decimal(0)
         if (fetch or status is not None) and cum > self.filled.get(link_id, Decimal(0)):
             try:
-                for e in reversed(await self.trading.executions(row["symbol"], link_id)):
-                    if e.get("execType") == "Trade":
-                        out += self._fill(e)
+                for e in reversed(await self.trading.executions(_text(row, "symbol"), link_id)):
+                    try:
+                        if isinstance(e, dict) and e.get("execType") == "Trade":
+                            out += self._fill(e)
+                    except BadRow as exc:
+                        self._bad("execution", str(exc), e)
             except (BybitUnreachable, BybitApiError) as exc:
                 log.warning("order %s: executions unavailable (%s); waiting for the stream", link_id, exc)
                 return out
         if status is not None and link_id in self.open:
             reason = row.get("rejectReason") or row.get("cancelType") or ""
             out.append(self._closed(link_id, status, reason))
-        elif row.get("orderStatus") == "Filled" and self.filled.get(link_id, 0) >= self.orders[link_id].qty:
+        elif row.get("orderStatus") == "Filled" and self.filled.get(link_id, Decimal(0)) >= self.orders[link_id].qty:
             self.open.discard(link_id)
         return out
 
     def _fill(self, e: dict) -> list[f.AnyFact]:
-        link_id, exec_id = e["orderLinkId"], e["execId"]
+        """A Trade execution as a fill, once per execId; BadRow unless it holds a quantity and
+        a price > 0 and a fee (a rebate is < 0)."""
+        link_id, exec_id = _text(e, "orderLinkId"), _text(e, "execId")
         if exec_id in self.fill_ids or link_id not in self.orders:
             return []
+        qty, price = _decimal(e, "execQty", positive=True), _decimal(e, "execPrice", positive=True)
+        fee = _decimal(e, "execFee", low=None)
+        exec_time = e.get("execTime")
+        ts_ms = int(exec_time) if isinstance(exec_time, str) and exec_time.isdigit() else 0
         self.fill_ids.add(exec_id)
-        qty = Decimal(e["execQty"])
         self.filled[link_id] = self.filled.get(link_id, Decimal(0)) + qty
-        return [f.OrderFilled(ts_ms=int(e.get("execTime") or 0), trade_id=_trade_id(link_id), link_id=link_id,
-                              fill_id=exec_id, qty=qty, price=Decimal(e["execPrice"]), fee=Decimal(e["execFee"]),
-                              maker=bool(e.get("isMaker")))]
+        return [f.OrderFilled(ts_ms=ts_ms, trade_id=_trade_id(link_id), link_id=link_id, fill_id=exec_id, qty=qty,
+                              price=price, fee=fee, maker=e.get("isMaker") is True)]
 
     def _closed(self, link_id: str, status: str, reason: str) -> f.OrderClosed:
         self.open.discard(link_id)

@@ -501,6 +501,10 @@ class ExecutorService:
                                      "answer to its trade's first order (venue clock vs ours)", mode)
         yield self.venue_latency.family("arb_executor_order_ack_seconds",
                                         "Order sent to the venue's first answer (ack, fill or refusal)", mode)
+        if isinstance(self.execution, LiveExecution):
+            yield metrics.counter_by("arb_executor_bad_venue_rows_total",
+                                     "Malformed rows from the venue, skipped, by kind", mode, "kind",
+                                     dict(self.execution.bybit.bad_rows))
         yield metrics.gauge("arb_executor_unwritten_facts", "Facts held while Redis is unavailable", mode,
                             len(self._unwritten))
         yield self.order_latency.family("arb_executor_signal_to_order_seconds",

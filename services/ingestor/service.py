@@ -71,7 +71,7 @@ def venue_hosts(settings: Settings, v: Venue) -> Hosts:
 async def load_symbols(v: Venue, hosts: Hosts, http: aiohttp.ClientSession) -> SymbolMap:
     """The venue's live perpetuals from its instruments list; raises RestError or VenueError."""
     bodies = [await fetch(http, hosts.rest, call) for call in v.rest.INSTRUMENTS]
-    return SymbolMap(v.name, v.rest.instruments(bodies))
+    return SymbolMap(v.name, v.instruments(bodies))
 
 
 class Ingestor:

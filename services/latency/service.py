@@ -71,7 +71,7 @@ class LatencyMonitor:
         while not stop.is_set():
             sent = time.time()
             try:
-                server_ms = v.rest.server_time_ms(await fetch(http, base, v.rest.SERVER_TIME, timeout))
+                server_ms = v.server_time_ms(await fetch(http, base, v.rest.SERVER_TIME, timeout))
             except (RestError, VenueError, msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
                 window.failed(str(exc))
             else:

@@ -87,11 +87,20 @@ _TAKER_SIDE = {"Buy": "buy", "Sell": "sell"}
 _LIQUIDATED = {"Buy": "long", "Sell": "short"}
 
 
+def _on_topic(topic: str, symbol: str | None) -> str:
+    """The symbol of a message on `topic` (tickers.BTCUSDT: BTCUSDT); BadValue when the
+    message names another."""
+    subscribed = topic.rpartition(".")[2]
+    if symbol and symbol != subscribed:
+        raise BadValue(f"symbol {symbol!r} on topic {topic!r}")
+    return subscribed
+
+
 class Parser(FrameParser):
     """Turns raw frames of one public linear connection into events and control items.
 
     Bybit's linear symbols are the canonical names and its sizes are base units, so symbols
-    pass through as they are."""
+    pass through as they are, once they agree with the topic the message came on."""
 
     venue = VENUE
 
@@ -138,7 +147,7 @@ class Parser(FrameParser):
             raise BadValue(f"funding times {interval_h!r}/{next_funding!r} are not integers") from None
         ticker = Ticker(
             venue=VENUE,
-            symbol=get("symbol") or env.topic.partition(".")[2],
+            symbol=_on_topic(env.topic, get("symbol")),
             exchange_ts_ms=env.ts,
             receive_ts_us=receive_ts_us,
             bid=number(get("bid1Price"), "bid1Price", positive=True),
@@ -159,6 +168,7 @@ class Parser(FrameParser):
 
     def _book(self, env: _Envelope, receive_ts_us: int) -> list[MarketEvent | Control]:
         data = _decode_book(env.data)
+        symbol = _on_topic(env.topic, data.s)
         book = self._books.get(env.topic)
         try:
             if env.type == "snapshot" or data.u == 1:
@@ -183,7 +193,7 @@ class Parser(FrameParser):
         return [
             BookUpdate(
                 venue=VENUE,
-                symbol=data.s,
+                symbol=symbol,
                 kind="snapshot",
                 update_id=data.u,
                 seq=data.seq,
@@ -196,12 +206,14 @@ class Parser(FrameParser):
 
     def _trades(self, env: _Envelope, receive_ts_us: int) -> list[MarketEvent | Control]:
         trades = _decode_trades(env.data)
+        symbol = _on_topic(env.topic, None)
         for t in trades:
             check_fill(t.p, t.v)
+            _on_topic(env.topic, t.s)
         return [
             Trade(
                 venue=VENUE,
-                symbol=t.s,
+                symbol=symbol,
                 trade_id=t.i,
                 price=t.p,
                 size=t.v,
@@ -215,12 +227,14 @@ class Parser(FrameParser):
     def _liquidations(self, env: _Envelope, receive_ts_us: int) -> list[MarketEvent | Control]:
         data = _decode_liquidations(env.data)
         items = data if isinstance(data, list) else [data]
+        symbol = _on_topic(env.topic, None)
         for item in items:
             check_fill(item.p, item.v)
+            _on_topic(env.topic, item.s)
         return [
             Liquidation(
                 venue=VENUE,
-                symbol=item.s,
+                symbol=symbol,
                 position_side=enum(_LIQUIDATED, item.S, "S"),
                 price=item.p,
                 size=item.v,

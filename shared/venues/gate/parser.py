@@ -27,7 +27,7 @@ from typing import ClassVar
 import msgspec
 
 from shared.events import BookUpdate, MarketEvent, Ticker, Trade
-from shared.feed import Control, FrameParser, Pong, SubscribeResult, check_fill, number
+from shared.feed import Control, FrameParser, Pong, SubscribeResult, amount, check_fill, number
 
 VENUE = "gate"
 
@@ -109,7 +109,8 @@ class Parser(FrameParser):
         inst = self.instrument(m.s)
         bid, ask = number(m.b, "b", positive=True), number(m.a, "a", positive=True)
         return [Ticker(venue=VENUE, symbol=inst.symbol, exchange_ts_ms=m.t, receive_ts_us=receive_ts_us, bid=bid,
-                       ask=ask, bid_size=inst.base_size(m.B, bid or 1.0), ask_size=inst.base_size(m.A, ask or 1.0))]
+                       ask=ask, bid_size=inst.base_size(amount(m.B, "B"), bid or 1.0),
+                       ask_size=inst.base_size(amount(m.A, "A"), ask or 1.0))]
 
     def _tickers(self, env: _Envelope, receive_ts_us: int) -> list[MarketEvent]:
         out = []

@@ -185,23 +185,27 @@ class Parser(FrameParser):
         inst = self.instrument(env.arg.instId)
         out = []
         for b in _books(env.data):
-            bids, asks = self._levels(inst, b.bids), self._levels(inst, b.asks)
+            bids, asks = self._levels(inst, b.bids, whole=True), self._levels(inst, b.asks, whole=True)
             out.append(BookUpdate(venue=VENUE, symbol=inst.symbol, kind="snapshot", update_id=b.seqId or b.ts,
                                   exchange_ts_ms=b.ts, receive_ts_us=receive_ts_us,
                                   bids=bids[: self.book_levels], asks=asks[: self.book_levels]))
         return out
 
     @staticmethod
-    def _levels(inst, rows: list[list[float]]) -> tuple[tuple[float, float], ...]:
+    def _levels(inst, rows: list[list[float]], whole: bool = False) -> tuple[tuple[float, float], ...]:
+        """[price, size, ..] rows in base units; a snapshot's (`whole`) sizes are all > 0."""
         for row in rows:
-            if len(row) < 2 or not (0 < row[0] < inf and 0 <= row[1] < inf):
+            if len(row) < 2 or not (0 < row[0] < inf and 0 <= row[1] < inf) or (whole and not row[1]):
                 raise BadValue(f"book level {row} is not [price, size, ..] in range")
         return tuple((row[0], inst.base_size(row[1], row[0])) for row in rows)
 
     def _book(self, env: _Envelope, receive_ts_us: int) -> list[MarketEvent | Control]:
         inst = self.instrument(env.arg.instId)
         topic = f"books:{env.arg.instId}"
-        [b] = _books(env.data)
+        books = _books(env.data)
+        if len(books) != 1:
+            raise BadValue(f"{len(books)} books in one message, not 1")
+        b = books[0]
         book = self._books.get(topic)
         bids, asks = self._levels(inst, b.bids), self._levels(inst, b.asks)
         try:
