@@ -343,8 +343,9 @@ def sim(
     seed: Annotated[int, typer.Option(help="Seed of the market model: the same seed replays the same market.")] = 1,
     faults: Annotated[str | None, typer.Option(
         help="JSON file of faults to inject from the start (latency_ms, jitter_ms, drop_ws_every_s, "
-        "clock_skew_ms, reject_next, reject_code, reject_message, drop_order_responses, unfilled, "
-        "partial_fill_fraction, rate_limit_per_s); change them later with POST /admin/faults.")] = None,
+        "clock_skew_ms, reject_next, reject_code, reject_message, drop_order_responses, "
+        "drop_order_responses_fraction, reject_link_ids, unfilled, partial_fill_fraction, rate_limit_per_s); "
+        "change them later with POST /admin/faults.")] = None,
     klines: Annotated[str | None, typer.Option(
         help="Comma-separated kline CSVs named SYMBOL_*.csv (timestamp,open,high,low,close,volume, as in "
         "market-data/bybit/klines_1m): those symbols replay the recorded prices instead of a random walk.")] = None,

@@ -134,8 +134,9 @@ class Settings(BaseSettings):
         default_factory=lambda: ["bybit", "binance", "okx"],
         description="venues whose order grids the executor loads (cross mode trades only these)")
     leg_timeout_ms: int = Field(500, ge=50, le=60_000, description="wait for a leg's fill before cancel or hedge")
-    order_rate_limit_per_s: int = Field(10, ge=3, le=1000, description="live: the venue's order creates per "
-                                        "second (Bybit linear: 10); a signal is taken only with room for both legs")
+    order_rate_limit_per_s: int = Field(10, ge=6, le=1000, description="live: the venue's order creates per "
+                                        "second (Bybit linear: 10); a signal is taken only with room for both legs "
+                                        "and a leg-out's 4 orders")
     limit_slippage_bps: float = Field(5.0, ge=0, le=100, description="how far past the touch a limit may take")
     signal_max_age_ms: int = Field(2_000, ge=1, description="older signals are rejected as stale")
     exit_max_hold_s: float = Field(8 * 3600.0, gt=0, description="exit a trade held this long")

@@ -1,5 +1,6 @@
 """The simulator's Bybit API with a Bybit ingestor in front, and a live synthetic executor
-against it: the harness of the execution scenarios and the safety stops."""
+against it: the harness of the execution scenarios, the safety stops and the reliability
+suite's order-path tests."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from tests.conftest import serve_app
 from tests.test_strategy_service import wait_for
 
 SYMBOL = "BTCUSDT"
+# the safety stops off: for tests that cause failures on purpose and check what follows
+SAFETY_OFF = {"safety_max_failures": 0, "safety_min_success_rate": 0.0, "safety_max_p99_ms": 0.0,
+              "safety_max_api_errors": 0}
 
 
 class Venue:
@@ -25,6 +29,10 @@ class Venue:
         self.server, self.base, self.settings, self.r, self.http = server, base, settings, r, http
         self.key = settings.sim_api_key
         self.n = 0
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        """Every position the account holds at the venue, in lots: {} when flat."""
+        return {k: p.lots for k, p in self.account.positions.items() if p.lots}
 
     @property
     def account(self):
@@ -40,11 +48,11 @@ class Venue:
         async with self.http.post(f"{self.base}/admin/faults", json=changes) as response:
             assert response.status == 200, await response.text()
 
-    async def signal(self, created_ms: int | None = None) -> str:
+    async def signal(self, created_ms: int | None = None, symbol: str = SYMBOL) -> str:
         self.n += 1
-        sid = f"{SYMBOL}-bybit-bybit_synthetic-{self.n}"
+        sid = f"{symbol}-bybit-bybit_synthetic-{self.n}"
         await self.r.xadd(self.settings.redis_key_prefix + "strategy:signals", {
-            "id": sid, "mode": "synthetic", "symbol": SYMBOL, "long_venue": "bybit", "short_venue": "bybit_synthetic",
+            "id": sid, "mode": "synthetic", "symbol": symbol, "long_venue": "bybit", "short_venue": "bybit_synthetic",
             "spread_bps": "50", "funding_delta_8h": "0.01", "confidence": "80", "depth_long_usd": "50000",
             "depth_short_usd": "50000", "created_ms": str(created_ms or time.time_ns() // 1_000_000)})
         return sid
@@ -54,15 +62,16 @@ class Venue:
 
 
 @contextlib.asynccontextmanager
-async def live_venue(settings, r):
+async def live_venue(settings, r, symbols: tuple[str, ...] = (SYMBOL,)):
     """The simulator (BTCUSDT), its Bybit ingestor, and settings for a live synthetic executor."""
     key, secret = settings.sim_api_key, settings.sim_api_secret.get_secret_value()
-    server = SimServer([SYMBOL], seed=3, step_ms=10, api_keys={key: secret})
+    server = SimServer(list(symbols), seed=3, step_ms=10, api_keys={key: secret})
     async with serve_app(server.app()) as base, aiohttp.ClientSession() as http:
-        settings = settings.model_copy(update={"sim_port": int(base.rsplit(":", 1)[1]), "symbols_to_trade": [SYMBOL],
-                                               "execution": "live", "synthetic_hold_s": 600.0})
+        settings = settings.model_copy(update={"sim_port": int(base.rsplit(":", 1)[1]),
+                                               "symbols_to_trade": list(symbols), "execution": "live",
+                                               "synthetic_hold_s": 600.0})
         stop = asyncio.Event()
-        feed = asyncio.ensure_future(Ingestor(settings, "bybit", [SYMBOL]).run(stop))
+        feed = asyncio.ensure_future(Ingestor(settings, "bybit", list(symbols)).run(stop))
         await wait_for(lambda: r.xlen(settings.redis_key_prefix + "md:books"))
         try:
             yield Venue(server, base, settings, r, http)

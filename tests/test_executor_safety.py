@@ -166,7 +166,7 @@ def test_live_a_signal_is_taken_only_with_room_for_both_legs_within_the_order_ra
     rejected = [x for x in desk.of(f.SignalRejected) if x.reason == "rate_limit"]
     # 2 orders a trade, 2 kept free: 4 trades fill 8 of the 10; the fifth would need 12
     assert len(desk.of(f.SignalTaken)) == 4 and len(placed) == 8 and len(rejected) == 1
-    assert rejected[0].detail == "8 orders in the last second of 10"
-    desk.now += 1_001  # a second later the window is empty again
+    assert rejected[0].detail == "8 orders in the last 1100 ms; the limit is 10"
+    desk.now += 1_101  # a window later it is empty again
     desk.signal("later", long_venue="okx", short_venue="gate")
     assert desk.of(f.SignalTaken)[-1].signal_id == "later"

@@ -8,10 +8,11 @@ where the facts left off (a deadline that passed meanwhile is acted on at once).
 **Entry** (seed section 5): a signal is taken when it is fresh, confident (>= 70), its pair has
 no open trade, fewer than `max_concurrent_trades` are open, and the trade is still profitable
 at its actual size (sizing.py), and (live) the venue's order rate leaves room for both legs
-and `order_headroom` more in the current second. Capital is reserved, then a limit order on the harder leg at
-the far touch (buy at the ask, sell at the bid) plus `limit_slippage_bps`, so it can take a few
-levels when the touch is thin. Once it has filled, the easier leg the same
-way. Every order a venue closes with quantity left (an IOC rest, a partial fill) is sent
+and `order_headroom` more within `order_rate_window_ms`: enough for a leg-out's hedges and its
+unwind, so a naked leg never waits on the rate the entries used. Capital is reserved, then a
+limit order on the harder leg at the far touch (buy at the ask, sell at the bid) plus
+`limit_slippage_bps`, so it can take a few levels when the touch is thin. Once it has filled,
+the easier leg the same way. Every order a venue closes with quantity left (an IOC rest, a partial fill) is sent
 again for the rest while time remains.
 - The harder leg has `leg_timeout_ms` from its first order: then it is cancelled; unfilled, the
   trade is rejected; partly filled, the trade goes on with the filled quantity when both lots
@@ -105,7 +106,9 @@ class ExecConfig:
     max_hold_ms: int = 8 * 3_600_000
     max_position_usd: Decimal | None = None  # POSITION_SIZE_LIMIT: the most one trade may reserve
     order_rate_per_s: int | None = None  # the venue's order-create limit; None: no limit (paper)
-    order_headroom: int = 2  # orders per second kept free for hedges and exits
+    order_headroom: int = 4  # orders kept free for a leg-out: its 3 hedges and the unwind
+    # Bybit's second plus the margin of the client's budget (shared.venues.bybit.trading.Budget)
+    order_rate_window_ms: int = 1_100
     safety: SafetyLimits = field(default_factory=SafetyLimits)
 
 
@@ -170,7 +173,7 @@ class ExecutorCore:
         if isinstance(fact, f.OrderPlaced):
             self.by_link[fact.link_id] = trade
             self._order_times.append(fact.ts_ms)
-            while self._order_times[0] <= fact.ts_ms - 1_000:  # the last second's only
+            while self._order_times[0] <= fact.ts_ms - self.config.order_rate_window_ms:  # the window's only
                 self._order_times.popleft()
         elif isinstance(fact, f.TradeClosed):
             self.closed[trade.id] = self.trades.pop(trade.id)
@@ -279,10 +282,11 @@ class ExecutorCore:
         if len(self.trades) >= c.max_concurrent_trades:
             return "max_concurrent", f"{len(self.trades)} trades open"
         if c.order_rate_per_s is not None:  # both legs, and room left for hedges, within the venue's limit
-            while self._order_times and self._order_times[0] <= now_ms - 1_000:
+            while self._order_times and self._order_times[0] <= now_ms - c.order_rate_window_ms:
                 self._order_times.popleft()
             if len(self._order_times) + 2 + c.order_headroom > c.order_rate_per_s:
-                return "rate_limit", f"{len(self._order_times)} orders in the last second of {c.order_rate_per_s}"
+                return "rate_limit", (f"{len(self._order_times)} orders in the last {c.order_rate_window_ms} ms; "
+                                      f"the limit is {c.order_rate_per_s}")
         if any(t.taken.symbol == s.symbol and t.taken.signal_long_venue == s.long_venue
                and t.taken.signal_short_venue == s.short_venue for t in self.trades.values()):
             return "pair_active", ""

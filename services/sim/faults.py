@@ -9,6 +9,9 @@ changed at run time with `POST /admin/faults` (the same keys; only those given c
      "reject_message": "Server error",
      "drop_order_responses": 2,                # the next 2 order creates are carried out, but
                                                # the connection closes before the answer
+     "drop_order_responses_fraction": 0.3,     # ... and so is this share of every create, at random
+     "reject_link_ids": "E2$",                 # creates whose orderLinkId matches this regular
+                                               # expression answer reject_code / reject_message
      "unfilled": true,                         # orders are accepted and never fill
      "partial_fill_fraction": 0.5,             # an order fills at most half its size
      "partial_fill_orders": 1,                 # ... only the next order, whose rest is then cancelled
@@ -22,8 +25,9 @@ message naming them.
 from __future__ import annotations
 
 import random
+import re
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class FaultError(ValueError):
@@ -41,6 +45,8 @@ class Faults(BaseModel):
     reject_code: int = Field(10016, ge=1)
     reject_message: str = "Server error"
     drop_order_responses: int = Field(0, ge=0)
+    drop_order_responses_fraction: float = Field(0.0, ge=0, le=1)
+    reject_link_ids: str | None = None
     unfilled: bool = False
     partial_fill_fraction: float | None = Field(None, gt=0, lt=1)
     partial_fill_orders: int | None = Field(None, ge=0)
@@ -48,6 +54,16 @@ class Faults(BaseModel):
     rate_limit_per_s: int | None = Field(None, ge=1)
     key_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1"])  # /v5/user/query-api: "*" is unbound
     key_wallet: bool = False  # the key may move funds (Wallet permission)
+
+    @field_validator("reject_link_ids")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value
 
     def apply(self, changes: object) -> None:
         """Change the given settings, all or none; raises FaultError naming what is wrong."""
@@ -63,12 +79,19 @@ class Faults(BaseModel):
     def delay_s(self, rng: random.Random) -> float:
         return max(0.0, self.latency_ms + rng.uniform(-self.jitter_ms, self.jitter_ms)) / 1000
 
-    def take_dropped_response(self) -> bool:
-        """Whether this order create's answer is to be lost (one of the next K)."""
-        if self.drop_order_responses <= 0:
-            return False
-        self.drop_order_responses -= 1
-        return True
+    def take_dropped_response(self, rng: random.Random) -> bool:
+        """Whether this order create's answer is to be lost (one of the next K, or by chance)."""
+        if self.drop_order_responses > 0:
+            self.drop_order_responses -= 1
+            return True
+        return self.drop_order_responses_fraction > 0 and rng.random() < self.drop_order_responses_fraction
+
+    def rejects_link_id(self, link_id: object) -> tuple[int, str] | None:
+        """The retCode and message for a create with this orderLinkId, if `reject_link_ids` matches it."""
+        if self.reject_link_ids is None or not isinstance(link_id, str) or not re.search(self.reject_link_ids,
+                                                                                          link_id):
+            return None
+        return self.reject_code, self.reject_message
 
     def take_rejection(self) -> tuple[int, str] | None:
         """The retCode and message for this signed request, if it is one of the next K."""

@@ -21,6 +21,8 @@ import logging
 import random
 import time
 import uuid
+from collections import deque
+from typing import NamedTuple
 
 import msgspec
 from aiohttp import WSMsgType, web
@@ -44,6 +46,19 @@ from services.sim.paradex_public import ParadexDialect
 
 log = logging.getLogger("arb.sim")
 MAX_QUEUED = 10_000
+JOURNAL_MAX = 200_000  # signed requests remembered (SimServer.journal), newest kept
+
+
+class Request(NamedTuple):
+    """One signed request as the venue saw it: what the reliability tests count."""
+
+    ts_ms: int
+    path: str
+    api_key: str | None
+    ret_code: int
+    link_id: str | None = None  # orderLinkId, where the request named one
+    reduce_only: bool = False
+    dropped: bool = False  # carried out, its answer lost (drop_order_responses)
 _encode = msgspec.json.encode
 
 
@@ -87,6 +102,7 @@ class SimServer:
                  speed: float = 60.0) -> None:
         self.clock = clock
         self.faults = faults or Faults()
+        self.journal: deque[Request] = deque(maxlen=JOURNAL_MAX)
         self._fault_rng = random.Random(seed + 1)
         self.clients: set[_Client] = set()
         self.gate = Gate(api_keys or {})
@@ -217,18 +233,27 @@ class SimServer:
             now = self._now_ms()
             verdict = self.gate.check(request.path, request.headers, payload, now, self.faults.rate_limit_per_s)
             if verdict.ret_code:
+                self.journal.append(Request(now, request.path, verdict.api_key, verdict.ret_code))
                 body = bybit_rest.envelope(verdict.ret_code, verdict.message, {}, now)
                 return web.json_response(body, status=verdict.http_status, headers=verdict.headers)
             if (rejection := self.faults.take_rejection()) is not None:
+                self.journal.append(Request(now, request.path, verdict.api_key, rejection[0]))
                 body = bybit_rest.envelope(*rejection, {}, now)
                 return web.json_response(body, headers=verdict.headers)
             params = _params(request, payload)
+            create = request.path == "/v5/order/create"
+            link_id = params.get("orderLinkId") if isinstance(params, dict) else None
             if isinstance(params, str):
                 code, message, result = 10001, params, {}
+            elif create and (refusal := self.faults.rejects_link_id(link_id)) is not None:
+                code, message, result = *refusal, {}
             else:
                 code, message, result = bybit_trade.answer(handler, self.matching, verdict.api_key, params, now)
                 self._push_private(now)
-            if request.path == "/v5/order/create" and self.faults.take_dropped_response():
+            dropped = create and self.faults.take_dropped_response(self._fault_rng)
+            self.journal.append(Request(now, request.path, verdict.api_key, code, link_id, params.get("reduceOnly") is
+                                        True if isinstance(params, dict) else False, dropped))
+            if dropped:
                 log.info("fault: order %s carried out, its answer dropped", result.get("orderId"))
                 request.transport.abort()
                 raise ConnectionResetError("answer dropped by the drop_order_responses fault")
