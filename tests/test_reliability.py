@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from services.cli import app
 from shared.settings import Settings
 from tests.conftest import free_port
+from tests.figures import figure
 
 pytestmark = pytest.mark.reliability
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,8 +78,10 @@ def test_the_matrix_covers_every_constrained_setting():
     covered = {env for env, _ in MATRIX}
     constrained = {name.upper() for name, f in Settings.model_fields.items()
                    if f.metadata or typing.get_origin(f.annotation) is typing.Literal}
+    figure(10, f"bad configuration: settings with a constraint covered by the matrix ({len(MATRIX)} values over "
+           f"{len(covered)} settings; each value is its own test)", f"{len(constrained & covered)} of {len(constrained)}",
+           "all", constrained <= covered)
     assert constrained <= covered
-    print(f"\n[bad configuration: {len(MATRIX)} values over {len(covered)} settings, each refused]")
 
 
 @pytest.mark.slow
@@ -117,7 +120,8 @@ def test_the_api_secret_appears_nowhere_and_metrics_listen_on_loopback(tmp_path)
     # and nowhere in Redis: its AOF holds every write the run made
     aof = b"".join(p.read_bytes() for p in (tmp_path / "state" / "redis").rglob("*") if p.is_file())
     assert aof and aof.count(secret.encode()) == 0
-    print(f"\n[secret occurrences: logs 0, output 0, Redis AOF 0 ({len(aof):,} bytes); metrics on 127.0.0.1]")
+    figure(11, f"API secret in the logs / output / Redis AOF ({len(aof):,} bytes) of a live run; metrics endpoints "
+           "on 127.0.0.1", f"0 / 0 / 0; {len(ports)} of {len(ports)}", "0 / 0 / 0; all", True)
 
 
 def _listening_tcp() -> set[str]:

@@ -37,6 +37,7 @@ from services.ingestor.service import load_symbols, venue_hosts
 from shared import metrics
 from shared.bus import ConsumerGroup, Entry
 from shared.codec import CodecError, from_fields
+from shared.failpoints import ARMED, failpoint
 from shared.instruments import Instrument
 from shared.metrics import LatencyHistogram
 from shared.resp import RedisReplyError, RespConnection, pack_command
@@ -304,6 +305,8 @@ class ExecutorService:
         except (RedisError, OSError) as exc:
             return await self._redis_down(exc)
         if self._read is None:
+            if self._acks:
+                failpoint("before_ack")
             self._read_acks, self._acks = self._acks, {}
             self._read = asyncio.ensure_future(reader.read(count=500, block_ms=200, acks=self._read_acks))
         report = asyncio.ensure_future(self.execution.reports.get())
@@ -378,6 +381,7 @@ class ExecutorService:
             self.counts["bad_signals"] += 1
             log.warning("skipped signal entry %s: %s", entry.id, exc)
             return []
+        failpoint("signal_read")
         read_ns = time.time_ns()
         facts = self.execution.route(self.core.on_signal(signal, now_ms), now_ms)
         for fact in facts:
@@ -400,6 +404,7 @@ class ExecutorService:
                 for fact in facts]
         cmds += self.projector.writes(self.core, facts)
         packed = pack_command("MULTI") + b"".join(pack_command(*c) for c in cmds) + pack_command("EXEC")
+        failpoint("before_write")
         replies = await conn.execute(packed, len(cmds) + 2)
         result = replies[-1]
         errors = [r for r in replies[:-1] if isinstance(r, RedisReplyError)]
@@ -407,6 +412,10 @@ class ExecutorService:
         if errors or result is None:
             raise RedisError(f"writing {len(facts)} facts failed: {errors[0] if errors else 'transaction aborted'}")
         self._unwritten = []
+        failpoint("after_write")
+        for fact in facts if ARMED else ():
+            if isinstance(fact, f.OrderFilled) and fact.link_id[-2:] in ("E1", "E2"):
+                failpoint("after_leg1" if fact.link_id.endswith("E1") else "after_leg2")
         self.execution.dispatch(facts)
         self.counts["facts"] += len(facts)
         for fact in facts:
