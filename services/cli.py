@@ -133,6 +133,10 @@ def strategy(
     metrics_port: Annotated[int | None, typer.Option(
         help="Serve Prometheus metrics on METRICS_HOST (127.0.0.1) at this port.")] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0)] = None,
+    consumer: Annotated[str, typer.Option(
+        help="This worker's consumer name in the group `strategy`: keep it across restarts (a restart "
+        "re-reads what it had not acked); a second worker needs its own, and takes over what a dead one "
+        "left unacked after STRATEGY_CLAIM_IDLE_MS.")] = "strategy-1",
 ) -> None:
     """Find opportunities in the market-data streams and write signals.
 
@@ -164,7 +168,7 @@ def strategy(
                        f"SYNTHETIC_FUNDING_DELTA={settings.synthetic_funding_delta:g} and ESTIMATED_POSITION_SIZE="
                        f"{settings.estimated_position_size:g} no synthetic opportunity can ever qualify: "
                        + "; ".join(failed), err=True)
-    _run_worker(StrategyService(settings, mode), settings, cpu, duration, "strategy")
+    _run_worker(StrategyService(settings, mode, consumer), settings, cpu, duration, "strategy")
 
 
 def _check_mode(mode: str) -> None:

@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     strategy_scorer: Literal["confluence", "dashboard"] = "confluence"
     strategy_depth_bps: float = Field(10.0, gt=0, le=500, description="depth window of the hard constraint")
     strategy_scan_interval_s: float = Field(1.0, gt=0, le=60)
+    strategy_claim_idle_ms: int = Field(10_000, ge=100, le=3_600_000, description="entries another strategy "
+                                        "consumer left unacked this long are taken over (XAUTOCLAIM)")
+    strategy_max_event_age_ms: int = Field(2_000, ge=1, description="an older market event (the ingestor's "
+                                           "receipt) updates the market state but decides no signal")
     signal_cooldown_s: float = Field(60.0, ge=0, description="per symbol, after each signal")
     signal_pending_ttl_s: float = Field(30.0, gt=0, description="a signal no trade answered stops blocking")
     stream_signals: str = "strategy:signals"

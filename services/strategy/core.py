@@ -35,7 +35,7 @@ class SyntheticConfig:
 class StrategyCore:
     def __init__(self, mode: str = "cross", scan_config: ScanConfig | None = None, gate: SignalGate | None = None,
                  symbols: list[str] | None = None, synthetic: SyntheticConfig | None = None,
-                 state_config: StateConfig | None = None) -> None:
+                 state_config: StateConfig | None = None, max_event_age_ms: int | None = None) -> None:
         if mode not in ("cross", "synthetic"):
             raise ValueError(f"mode {mode!r} is not cross or synthetic")
         self.mode = mode
@@ -47,6 +47,9 @@ class StrategyCore:
         self.stale: dict[str, bool] = {}
         self.held: Counter[str] = Counter()  # opportunities not signalled, by why
         self.events = 0
+        # an event received longer ago than this (a backlog, entries taken over from a dead
+        # consumer) updates the state but decides nothing: no signal from stale prices
+        self.max_event_age_ms = max_event_age_ms
 
     def set_stale(self, stale: dict[str, bool]) -> None:
         """Each venue's latency verdict (a venue missing is stale)."""
@@ -58,6 +61,9 @@ class StrategyCore:
             return []
         market = self.state.apply(event)
         if event.TYPE not in ("ticker", "book"):
+            return []
+        if self.max_event_age_ms is not None and now_ms - event.receive_ts_us // 1000 > self.max_event_age_ms:
+            self.held["stale_event"] += 1
             return []
         if self.mode == "synthetic":
             found = self._synthetic(market, now_ms)

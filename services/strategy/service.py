@@ -62,7 +62,8 @@ class StrategyService:
             mode, ScanConfig(position_usd=s.estimated_position_size, depth_bps=s.strategy_depth_bps,
                              scorer=s.strategy_scorer),
             SignalGate(int(s.signal_cooldown_s * 1000), int(s.signal_pending_ttl_s * 1000)),
-            symbols=s.symbols_to_trade if mode == "synthetic" else None, synthetic=synthetic)
+            symbols=s.symbols_to_trade if mode == "synthetic" else None, synthetic=synthetic,
+            max_event_age_ms=s.strategy_max_event_age_ms)
         p = s.redis_key_prefix
         self.events_stream = p + s.stream_events  # the executor's facts: which pairs have a trade open
         self.streams = [*s.md_streams().values(), self.events_stream]
@@ -81,6 +82,7 @@ class StrategyService:
         self.halted = False  # the executor halted trading (a safety stop or arb stop --emergency)
         self.lag: dict[str, int] = {}  # md stream -> entries not yet read by the group
         self._source_ms: dict[str, int] = {}  # signal id -> exchange_ts_ms of the event that decided it
+        self._next_claim = 0.0  # monotonic time of the next takeover round
 
     async def run(self, stop: asyncio.Event) -> None:
         # decode_responses: hiredis turns the entries' bytes into text in C, cheaper than per field here
@@ -125,6 +127,8 @@ class StrategyService:
         """Read (acking what the last step handled in the same round trip), decide, write."""
         acks, self._acks = self._acks, {}
         entries = await group.read(count=1000, block_ms=200, acks=acks)
+        if time.monotonic() >= self._next_claim:
+            entries += await self._take_over(group)
         if not entries:
             return
         signals = self.handle(entries)
@@ -139,6 +143,23 @@ class StrategyService:
                          o.short_price, o.spread_bps, o.confidence, o.projected_profit_after_slippage_usd)
         for entry in entries:  # handled and its signals written: acked with the next read
             self._acks.setdefault(entry.stream, []).append(entry.id)
+
+    async def _take_over(self, group: ConsumerGroup) -> list[Entry]:
+        """Entries another consumer of the group read and left unacked for STRATEGY_CLAIM_IDLE_MS
+        (it died): now this one's, handled like the rest. Being that old they update the market
+        state and decide nothing (STRATEGY_MAX_EVENT_AGE_MS). IDs trimmed before anyone acked
+        them are counted as `claim_deleted`."""
+        idle = self.settings.strategy_claim_idle_ms
+        self._next_claim = time.monotonic() + idle / 4000
+        taken: list[Entry] = []
+        for stream in self.streams:
+            claimed, deleted = await group.reclaim(stream, idle, count=1000)
+            taken += claimed
+            self.counts["claim_deleted"] += len(deleted)
+        if taken:
+            self.counts["claimed"] += len(taken)
+            log.warning("took over %d entries another strategy consumer left unacked for %d ms", len(taken), idle)
+        return taken
 
     def handle(self, entries: list[Entry]) -> list[Signal]:
         """Feed entries to the core; the signals it decided."""
@@ -263,6 +284,10 @@ class StrategyService:
         yield metrics.counter("arb_strategy_bad_entries_total", "Stream entries that were not events", mode,
                               c["bad_entries"])
         yield metrics.counter("arb_strategy_signals_total", "Signals written", mode, c["signals"])
+        yield metrics.counter("arb_strategy_claimed_total", "Entries taken over from a consumer that left them unacked",
+                              mode, c["claimed"])
+        yield metrics.counter("arb_strategy_claim_deleted_total", "Entries trimmed before any consumer acked them "
+                              "(XAUTOCLAIM's deleted IDs)", mode, c["claim_deleted"])
         yield metrics.counter("arb_strategy_scans_total", "Scans of every symbol and pair", mode, c["scans"])
         yield metrics.counter_by("arb_strategy_rejections_total", "Pairs rejected by a scan, by first reason", mode,
                                  "reason", dict(self.rejections))
