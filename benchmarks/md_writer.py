@@ -4,7 +4,7 @@ verdicts fresh; a separate process, so the reader being measured has the event l
 Commands are packed by shared/resp.py (a few µs each), and the stamp is taken as each batch
 of one millisecond is packed.
 
-    python benchmarks/md_writer.py --redis-url URL --prefix P --rate 5000 --seconds 10
+    python benchmarks/md_writer.py --redis-url URL --prefix P --rate 5000 --seconds 10 [--maxlen 100000]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tests.test_strategy_replay import simulated_events  # noqa: E402
 
 async def write(args) -> int:
     streams = Settings(redis_key_prefix=args.prefix, _env_file=None).md_streams()
-    entries = [(("XADD", streams[e.TYPE], "MAXLEN", "~", "100000", "*"), to_fields(e))
+    entries = [(("XADD", streams[e.TYPE], "MAXLEN", "~", str(args.maxlen), "*"), to_fields(e))
                for e in simulated_events(seed=21)]
     conn = RespConnection(args.redis_url)
     await conn.connect()
@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--rate", type=float, default=5000.0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--maxlen", type=int, default=100_000, help="each md:* stream's cap (XADD MAXLEN ~)")
     print(asyncio.run(write(parser.parse_args())), flush=True)
 
 
