@@ -136,6 +136,7 @@ async def test_2_redis_killed_10_times_loses_no_acknowledged_event(settings, tmp
            f"{lost} of {written:,} / {len(differences)}", "0 / 0", lost == 0 and not differences)
     assert taken >= KILLS, "too few trades to mean anything"
     assert lost == 0 and differences == []
+    assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
     assert {k: pos.lots for k, pos in sim.matching.account(key).positions.items() if pos.lots} == {}
 
 
