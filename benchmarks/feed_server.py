@@ -3,9 +3,12 @@
     python benchmarks/feed_server.py --port 8901 --rate 10000 --seconds 10
 
 Waits for a subscribe, acknowledges it, then sends the capture's frames in a loop, `rate`
-frames per second (0 = as fast as the client reads), for `seconds`, and closes. Frames are
-encoded once and written to the socket in chunks, so the server costs little CPU; it runs as
-its own process so that it does not share the measured ingestor's event loop.
+frames per second (0 = as fast as the client reads), until `seconds` after it started, and
+closes. Frames are encoded once and written to the socket in chunks, so the server costs
+little CPU; it runs as its own process so that it does not share the measured ingestor's
+event loop. Plain HTTP on the same port answers the two Bybit REST calls an ingestor makes
+first (the recorded instruments list, the server time), so `VENUE_HOSTS=bybit=127.0.0.1:8901`
+points a whole stack's Bybit market data here (the reliability soak).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import websockets
 
 SHARED = Path(os.environ.get("ARB_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
 CAPTURE = SHARED / "venue-samples/bybit/ws_linear_capture_2026-08_cryptofeed.jsonl"
+INSTRUMENTS = SHARED / "venue-samples/bybit/rest_instruments_info_linear_trimmed_2026-08.json"
 
 
 def frames(mix: str = "capture") -> list[bytes]:
@@ -52,9 +56,21 @@ def _ws_frame(payload: bytes) -> bytes:
     return header + payload
 
 
+def _rest(connection, request):
+    """The Bybit REST answers an ingestor needs before it subscribes; None for the WebSocket."""
+    path = request.path.split("?", 1)[0]
+    if path == "/v5/market/instruments-info":
+        return connection.respond(200, INSTRUMENTS.read_text())
+    if path == "/v5/market/time":
+        now_ns = time.time_ns()
+        return connection.respond(200, json.dumps({"retCode": 0, "retMsg": "OK", "result": {
+            "timeSecond": str(now_ns // 10**9), "timeNano": str(now_ns)}, "time": now_ns // 10**6}))
+    return None
+
+
 async def serve(port: int, rate: float, seconds: float, mix: str) -> None:
     data = frames(mix)
-    done = asyncio.Event()
+    until = time.perf_counter() + seconds
 
     async def handler(ws) -> None:
         request = json.loads(await ws.recv())
@@ -65,7 +81,8 @@ async def serve(port: int, rate: float, seconds: float, mix: str) -> None:
         start = time.perf_counter()
         sent = 0
         try:
-            while (elapsed := time.perf_counter() - start) < seconds:
+            while time.perf_counter() < until and not transport.is_closing():
+                elapsed = time.perf_counter() - start
                 due = 256 if rate <= 0 else int(rate * elapsed) - sent
                 if due > 0:
                     transport.write(b"".join(data[(sent + i) % len(data)] for i in range(due)))
@@ -74,20 +91,21 @@ async def serve(port: int, rate: float, seconds: float, mix: str) -> None:
                     await asyncio.sleep(0.001)
                 await asyncio.sleep(0 if rate <= 0 else max(0.0, (sent + 1) / rate - elapsed))
             await ws.close()
-        except websockets.ConnectionClosed:
+        except (websockets.ConnectionClosed, RuntimeError):  # the client went: RuntimeError after write_eof
             pass
         finally:
             drain.cancel()
-            done.set()
 
-    async with websockets.serve(handler, "127.0.0.1", port, compression=None):
+    async with websockets.serve(handler, "127.0.0.1", port, compression=None, process_request=_rest):
         print("ready", flush=True)
-        await done.wait()
+        await asyncio.sleep(max(0.0, until - time.perf_counter()))
 
 
 async def _ignore_requests(ws) -> None:
-    async for _ in ws:  # unsubscribe/subscribe on resync, pings
-        pass
+    """Resubscribes are ignored (the loop brings the snapshots round again); pings answered."""
+    async for message in ws:
+        if '"ping"' in message:
+            await ws.send(json.dumps({"success": True, "ret_msg": "pong", "conn_id": "bench", "op": "ping"}))
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ from tests.conftest import (  # noqa: E402
     spread_openings,
     start_redis_server,
 )
+from tests.processes import children, rss_mb  # noqa: E402
 from tests.sim_frames import SIM_SYMBOLS, SIM_TOPICS, sim_instruments, simulated_frames  # noqa: E402
 
 FRAMES = [f for f in capture_frames() if b'"op":"subscribe"' not in f]
@@ -528,36 +529,6 @@ async def bench_executor(url: str, prefix: str, trades: int = 120, emergencies: 
     return out
 
 
-def _rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-def _children(pid: int) -> dict[int, str]:
-    """The direct children of `pid`: pid -> a short name from the command line."""
-    out = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) != pid:
-                continue
-            argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        words = [w.decode(errors="replace") for w in argv if w]
-        if "services.cli" in words:
-            rest = words[words.index("services.cli") + 1:]
-            name = rest[0] + (f"-{rest[rest.index('--venue') + 1]}" if "--venue" in rest else "")
-        else:
-            name = Path(words[0]).name if words else "?"
-        out[int(stat.parent.name)] = name
-    return out
-
-
 def bench_stack(seconds: float, mode: str = "synthetic") -> list[str]:
     """`arb up` for `seconds` on the simulator; every process's RSS sampled every 2 s: the most,
     after the warm-up (the first sixth of the run, at most 60 s), and at the end."""
@@ -572,8 +543,8 @@ def bench_stack(seconds: float, mode: str = "synthetic") -> list[str]:
     after_warm: dict[str, float] = {}
     last: dict[str, float] = {}
     while up.poll() is None:
-        for pid, name in _children(up.pid).items():
-            if (rss := _rss_mb(pid)) is None:
+        for pid, name in children(up.pid).items():
+            if (rss := rss_mb(pid)) is None:
                 continue
             peak[name] = max(peak.get(name, 0.0), rss)
             last[name] = rss

@@ -395,7 +395,7 @@ def sim(
     async def main(stop: asyncio.Event) -> None:
         keys = {settings.sim_api_key: settings.sim_api_secret.get_secret_value()}
         await serve(settings.sim_host, settings.sim_port, settings.symbols_to_trade, seed, stop, keys, injected,
-                    paths, speed)
+                    paths, speed, settings.sim_step_ms)
 
     try:
         asyncio.run(_run_until_signal(main, duration))

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     venue_env: VenueEnv = Field("sim", description="endpoint set: mainnet, testnet, demo or sim")
     sim_host: str = "127.0.0.1"
     sim_port: int = Field(8790, ge=1, le=65535)
+    sim_step_ms: int = Field(20, ge=1, le=10_000, description="arb sim: how often the market moves and every "
+                             "subscribed topic is pushed (5: four times the default message rate)")
     venue_hosts: Annotated[dict[str, tuple[str, str]], NoDecode] = Field(
         default_factory=dict,
         description="per venue market-data hosts instead of VENUE_ENV's: "

@@ -5,7 +5,9 @@
   constrained setting just outside its bounds, of the wrong type, or not among its choices, and
   the settings whose values must name something real.
 - Security [occurrences of the API secret in logs, output and Redis = 0; metrics on loopback]:
-  `arb up` trading live on the simulator with a distinctive secret and DEBUG logs.
+  `arb up` trading live on the simulator with a distinctive secret and DEBUG logs; and
+  [a Redis with a password, or an ACL user with the default user off, works; its password
+  appears nowhere]: `arb up` against such a Redis.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import typing
 from pathlib import Path
 
@@ -135,3 +138,52 @@ def _listening_tcp() -> set[str]:
         ip = ".".join(str(int(ip_hex[i:i + 2], 16)) for i in (6, 4, 2, 0))
         out.add(f"{ip}:{int(port_hex, 16)}")
     return out
+
+
+REDIS_PASSWORD = "r3dis-PASS-9b2e"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("auth", ["requirepass", "acl"])
+def test_a_redis_with_a_password_or_an_acl_user_works_and_its_password_is_never_shown(tmp_path, auth):
+    if not shutil.which("redis-server"):
+        pytest.skip("needs redis-server")
+    port = free_port()
+    access = (["--requirepass", REDIS_PASSWORD] if auth == "requirepass" else
+              ["--user", "default", "off", "--user", "arb", "on", f">{REDIS_PASSWORD}", "~*", "&*", "+@all"])
+    server = subprocess.Popen([shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--dir", str(tmp_path), *access], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    user = "arb:" if auth == "acl" else ":"
+    url = f"redis://{user}{REDIS_PASSWORD}@127.0.0.1:{port}/0"
+    try:
+        bare = redis.Redis(port=port, socket_connect_timeout=2)
+        for _ in range(200):  # up, and refusing whoever has no password
+            try:
+                bare.ping()
+            except redis.AuthenticationError:
+                break
+            except redis.ResponseError as exc:  # NOAUTH, or the default user off
+                if "auth" in str(exc).lower() or "NOPERM" in str(exc):
+                    break
+                raise
+            except redis.ConnectionError:
+                time.sleep(0.025)
+            else:
+                raise AssertionError("the Redis under test answers without a password")
+        env = {k: v for k, v in os.environ.items() if k not in ("VENUE_ENV", "ENVIRONMENT")}
+        env.update(PYTHONPATH=str(ROOT), REDIS_URL=url, SIM_PORT=str(free_port()), ARB_STATE_DIR=str(tmp_path / "s"),
+                   LOG_LEVEL="DEBUG", SYNTHETIC_HOLD_S="2", SIGNAL_COOLDOWN_S="2")
+        run = subprocess.run([sys.executable, "-m", "services.cli", "up", "--duration", "10", "--metrics-port",
+                              str(free_port())], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        output = run.stdout + run.stderr
+        logs = output + "".join(p.read_text(errors="replace") for p in (tmp_path / "s" / "logs").glob("*"))
+        trades = int(next(x for x in output.splitlines() if x.startswith("trades ")).split()[1])
+        shown = logs.count(REDIS_PASSWORD)
+        figure(11, f"Redis with {'an ACL user (default user off)' if auth == 'acl' else 'requirepass'}: arb up "
+               "trades / its password in the output and logs", f"{trades} trades / {shown}", ">= 1 / 0",
+               run.returncode == 0 and trades >= 1 and shown == 0)
+        assert run.returncode == 0, output[-3000:]
+        assert trades >= 1 and shown == 0
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -442,14 +442,15 @@ def _params(request: web.Request, payload: str) -> dict | str:
 
 async def serve(host: str, port: int, symbols: list[str], seed: int, stop: asyncio.Event,
                 api_keys: dict[str, str] | None = None, faults: Faults | None = None, paths: dict | None = None,
-                speed: float = 60.0) -> None:
-    server = SimServer(symbols, seed=seed, api_keys=api_keys, faults=faults, paths=paths, speed=speed)
+                speed: float = 60.0, step_ms: int = 20) -> None:
+    server = SimServer(symbols, seed=seed, step_ms=step_ms, api_keys=api_keys, faults=faults, paths=paths,
+                       speed=speed)
     runner = web.AppRunner(server.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    log.info("simulated venues on http://%s:%d (Bybit V5, Binance USD-M, OKX, Bitget), symbols %s, seed %d%s",
-             host, port, ",".join(symbols), seed,
+    log.info("simulated venues on http://%s:%d (Bybit V5, Binance USD-M, OKX, Bitget), symbols %s, seed %d, "
+             "a step every %d ms%s", host, port, ",".join(symbols), seed, step_ms,
              f", replaying {','.join(paths)} at {speed:g}x" if paths else "")
     try:
         await stop.wait()
