@@ -11,9 +11,6 @@ venue without their fact; the replay of the facts equals the read models.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import re
 import shutil
 import signal
 import subprocess
@@ -30,6 +27,17 @@ from services.executor.rebuild import rebuild
 from services.ingestor.service import Ingestor
 from services.sim.server import SimServer
 from tests.conftest import free_port, serve_app
+from tests.executor_process import (
+    Signals,
+    executor_env,
+    facts_of,
+    facts_written,
+    finish,
+    kill,
+    positions,
+    taken_one,
+    venue_losses,
+)
 from tests.figures import figure
 from tests.test_strategy_service import wait_for
 
@@ -65,43 +73,22 @@ async def test_2_redis_killed_10_times_loses_no_acknowledged_event(settings, tmp
     sim = SimServer(SYMBOLS, seed=6, step_ms=10, api_keys={key: secret})
     log_path = tmp_path / "executor.log"
     async with serve_app(sim.app()) as base:
-        sim_port = base.rsplit(":", 1)[1]
-        settings = settings.model_copy(update={"redis_url": url, "sim_port": int(sim_port), "symbols_to_trade": SYMBOLS})
-        p = settings.redis_key_prefix
-        signals, events = p + "strategy:signals", p + "strategy:events"
-        env = {**os.environ, "REDIS_URL": url, "REDIS_KEY_PREFIX": p, "VENUE_ENV": "sim", "SIM_PORT": sim_port,
-               "SYMBOLS_TO_TRADE": ",".join(SYMBOLS), "EXECUTION": "live", "SYNTHETIC_HOLD_S": "0.5",
-               "SIM_API_KEY": key, "SIM_API_SECRET": secret, "LOG_LEVEL": "INFO", "SAFETY_MAX_FAILURES": "0",
-               "SAFETY_MIN_SUCCESS_RATE": "0", "SAFETY_MAX_P99_MS": "0", "SAFETY_MAX_API_ERRORS": "0"}
+        settings = settings.model_copy(update={"redis_url": url, "sim_port": int(base.rsplit(":", 1)[1]),
+                                               "symbols_to_trade": SYMBOLS})
+        events = settings.redis_key_prefix + "strategy:events"
         stop = asyncio.Event()
         feed = asyncio.ensure_future(Ingestor(settings, "bybit", SYMBOLS).run(stop))
         executor = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.cli", "executor", "--mode", "synthetic", env=env,
-            stderr=log_path.open("ab"))
-        n, sent_while_down, outages = 0, 0, []
-
-        async def signals_for(seconds: float) -> None:
-            nonlocal n, sent_while_down
-            until = time.monotonic() + seconds
-            while time.monotonic() < until:
-                try:
-                    await r.xadd(signals, {"id": f"k{n}", "mode": "synthetic", "symbol": SYMBOLS[n % 2],
-                                           "long_venue": "bybit", "short_venue": "bybit_synthetic", "spread_bps": "50",
-                                           "funding_delta_8h": "0.01", "confidence": "80",
-                                           "depth_long_usd": "200000", "depth_short_usd": "200000",
-                                           "created_ms": str(time.time_ns() // 1_000_000)})
-                    n += 1
-                except (RedisError, OSError):
-                    sent_while_down += 1
-                await asyncio.sleep(0.2)
-
+            sys.executable, "-m", "services.cli", "executor", "--mode", "synthetic",
+            env=executor_env(settings, settings.sim_port, SYNTHETIC_HOLD_S="0.5"), stderr=log_path.open("ab"))
+        signals, outages = Signals(r, settings, "k"), []
         try:
             started = time.monotonic()
-            while not await _taken_one(r, events):  # the executor is up and trading
+            while not await taken_one(r, events):  # the executor is up and trading
                 assert time.monotonic() - started < 40, log_path.read_text()[-3000:]
-                await signals_for(0.4)
+                await signals.keep_on(0.4)
             for _ in range(KILLS):
-                await signals_for(1.5)
+                await signals.keep_on(1.5)
                 server_proc.send_signal(signal.SIGKILL)
                 server_proc.wait()
                 down = time.monotonic()
@@ -109,27 +96,19 @@ async def test_2_redis_killed_10_times_loses_no_acknowledged_event(settings, tmp
                 server_proc = _redis(port, data, fsync)
                 await wait_for(lambda: _up(r), timeout_s=20)
                 outages.append(time.monotonic() - down)
-            await signals_for(2.0)
-            with contextlib.suppress(TimeoutError):
-                await wait_for(lambda: _all_closed(r, events), timeout_s=30)
-            executor.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(executor.wait(), 40) == 0, log_path.read_text()[-3000:]
+            await signals.keep_on(2.0)
+            await finish(executor, r, events, log_path)
         finally:
             stop.set()
             await feed
-            if executor.returncode is None:
-                executor.kill()
-                await executor.wait()
-        facts = [f.from_fields({k.decode(): v.decode() for k, v in fields.items()})
-                 for _, fields in await r.xrange(events)]
-        written = _written(log_path.read_text())
+            await kill(executor)
+        facts = await facts_of(r, events)
+        written = facts_written(log_path.read_text())
         differences = (await rebuild(settings, "synthetic", write=False)).differences
         await r.aclose()
         server_proc.terminate()
         server_proc.wait()
-    placed = {x.link_id for x in facts if isinstance(x, f.OrderPlaced)}
-    orphans = [o.link_id for o in sim.matching.account(key).orders.values() if o.link_id not in placed]
-    lost = max(0, written - len(facts)) + len(orphans)
+    lost = max(0, written - len(facts)) + len(venue_losses(facts, sim))
     taken = sum(isinstance(x, f.SignalTaken) for x in facts)
     figure(2, f"redis-server SIGKILLed {KILLS} times (appendfsync {fsync}; outages {min(outages):.1f}-"
            f"{max(outages):.1f} s) over {taken} trades: acknowledged events lost / read models != replay",
@@ -137,25 +116,4 @@ async def test_2_redis_killed_10_times_loses_no_acknowledged_event(settings, tmp
     assert taken >= KILLS, "too few trades to mean anything"
     assert lost == 0 and differences == []
     assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
-    assert {k: pos.lots for k, pos in sim.matching.account(key).positions.items() if pos.lots} == {}
-
-
-async def _taken_one(r, events: str) -> bool:
-    return any(fields.get(b"type") == b"signal_taken" for _, fields in await r.xrange(events))
-
-
-async def _all_closed(r, events: str) -> bool:
-    try:
-        facts = [f.from_fields({k.decode(): v.decode() for k, v in fields.items()})
-                 for _, fields in await r.xrange(events)]
-    except (RedisError, OSError):
-        return False
-    taken = {x.trade_id for x in facts if isinstance(x, f.SignalTaken)}
-    return bool(taken) and taken == {x.trade_id for x in facts if isinstance(x, f.TradeClosed)}
-
-
-def _written(log: str) -> int:
-    """The facts the executor counted as written (its last line says so)."""
-    found = re.findall(r"executor stopped: \{.*'facts': (\d+)", log)
-    assert found, log[-2000:]
-    return int(found[-1])
+    assert positions(sim) == {}

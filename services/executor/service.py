@@ -51,6 +51,9 @@ from shared.ws import Stopped, unless_stopped
 log = logging.getLogger("arb.executor")
 GROUP = "executor"
 REPLAY_CHUNK = 5_000
+# a signal handed to this consumer this often without being acked killed every start that read
+# it (or its batch): it is decided as rejected, unread, so that it cannot keep the executor down
+MAX_DELIVERIES = 5
 KEY_REFUSED = {10003, 10004, 10005, 10010}  # invalid key, bad signature, no permission, IP not allowed
 
 
@@ -234,6 +237,7 @@ class ExecutorService:
             await ConsumerGroup(client, GROUP, self.consumer, [self.signal_stream, self.control_stream],
                                 start_id="0").ensure()
             await ConsumerGroup(client, GROUP, self.consumer, self.md, start_id="$").ensure()
+            await self._dead_letter(client, writes)
             await self.warm_up(client)
             reader = ConsumerGroup(client, GROUP, self.consumer, [self.control_stream, self.signal_stream, *self.md],
                                    fast=fast)
@@ -260,6 +264,27 @@ class ExecutorService:
             for conn in (fast, writes):
                 await conn.close()
         log.info("executor stopped: %s", dict(self.counts))
+
+    async def _dead_letter(self, client: aioredis.Redis, writes: RespConnection) -> None:
+        """Signals this consumer has been handed MAX_DELIVERIES times and never acked: each start
+        that read them died before it could. They are rejected (`redelivered`) without being
+        handled, and acked, so one entry that kills the executor cannot stop it for good."""
+        pending = await client.xpending_range(self.signal_stream, GROUP, "-", "+", 10_000, consumername=self.consumer)
+        doomed = [p["message_id"] for p in pending if p["times_delivered"] >= MAX_DELIVERIES]
+        if not doomed:
+            return
+        now = _now_ms()
+        for entry_id in doomed:
+            fields = dict(next(iter(await client.xrange(self.signal_stream, entry_id, entry_id)), ("", {}))[1])
+            fact = f.SignalRejected(ts_ms=now, signal_id=str(fields.get("id") or entry_id),
+                                    symbol=str(fields.get("symbol", "")), reason="redelivered",
+                                    detail=f"handed to {self.consumer} {MAX_DELIVERIES}+ times, never acked")
+            self.core.apply(fact)
+            self._unwritten.append(fact)
+        await self._write(writes)
+        await client.xack(self.signal_stream, GROUP, *doomed)
+        log.error("rejected %d signals that every start since died on (delivered %d+ times): %s", len(doomed),
+                  MAX_DELIVERIES, ", ".join(doomed[:5]))
 
     async def _redis_ready(self, client: aioredis.Redis, stop: asyncio.Event) -> None:
         """Wait for Redis before replaying (a start while it is down waits, and says so)."""
