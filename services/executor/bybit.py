@@ -323,15 +323,17 @@ class LiveExecution:
         """After a restart: each order the facts left open, as Bybit has it (never reached it:
         closed); then Bybit's positions against the open trades', refusing to trade on a difference."""
         out: list[f.AnyFact] = []
-        for trade in list(self.core.trades.values()):
-            for order in trade.open_orders():
-                self.bybit.track(order.placed)
-                found = await self.bybit.lookup(order.link_id)
-                if found == []:
-                    found = [f.OrderClosed(ts_ms=now_ms, trade_id=trade.id, link_id=order.link_id, status="cancelled",
-                                           reason="not at Bybit after a restart: never sent")]
-                for fact in found or []:  # None: Bybit cannot be asked; the leg's timeout settles it
-                    out += self.core.on_report(msgspec.structs.replace(fact, ts_ms=now_ms), now_ms)
+        # the orders the facts left open, listed first: a report below steps the core, which may
+        # place new orders (an exit due meanwhile); those are not sent yet, so not to be looked up
+        left_open = [(trade, order) for trade in self.core.trades.values() for order in trade.open_orders()]
+        for trade, order in left_open:
+            self.bybit.track(order.placed)
+            found = await self.bybit.lookup(order.link_id)
+            if found == []:
+                found = [f.OrderClosed(ts_ms=now_ms, trade_id=trade.id, link_id=order.link_id, status="cancelled",
+                                       reason="not at Bybit after a restart: never sent")]
+            for fact in found or []:  # None: Bybit cannot be asked; the leg's timeout settles it
+                out += self.core.on_report(msgspec.structs.replace(fact, ts_ms=now_ms), now_ms)
         expected: dict[tuple[str, int], Decimal] = {}
         for trade in self.core.trades.values():
             for leg in ("long", "short"):
