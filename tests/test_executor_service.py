@@ -191,3 +191,32 @@ async def test_with_redis_down_at_start_the_executor_waits_and_says_so(settings,
     stop.set()
     await asyncio.wait_for(task, 10)  # no traceback
     assert not executor.ready.is_set()
+
+
+async def test_a_signal_every_start_died_on_is_rejected_unread_as_redelivered(settings, r):
+    """Five starts read it and none acked it (each died in its batch): the next start decides it
+    rejected without handling it, and acks it, instead of dying on it again."""
+    from services.executor.service import GROUP, MAX_DELIVERIES
+
+    stream = settings.redis_key_prefix + "strategy:signals"
+    await r.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    await r.xadd(stream, {"id": "poison-1", "symbol": "BTCUSDT", "mode": "synthetic"})
+    for i in range(MAX_DELIVERIES):  # delivered, never acked: the first read, then the restarts' re-reads
+        await r.xreadgroup(GROUP, "executor-1", {stream: ">" if i == 0 else "0"})
+    executor = ExecutorService(settings.model_copy(update={"symbols_to_trade": ["BTCUSDT"]}), "synthetic", grids={})
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(executor.run(stop))
+    try:
+        await wait_for(lambda: _is_ready(executor))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+    assert executor.core.rejections["redelivered"] == 1
+    assert (await r.xpending(stream, GROUP))["pending"] == 0
+    facts = [f.from_fields({k.decode(): v.decode() for k, v in fields.items()})
+             for _, fields in await r.xrange(settings.redis_key_prefix + "strategy:events")]
+    assert [(x.signal_id, x.reason) for x in facts if isinstance(x, f.SignalRejected)] == [("poison-1", "redelivered")]
+
+
+async def _is_ready(executor: ExecutorService) -> bool:
+    return executor.ready.is_set()

@@ -33,6 +33,10 @@ def test_fault_settings_are_validated_all_or_nothing():
         faults.apply({"partial_fill_fraction": 1.5})
     with pytest.raises(FaultError, match="rate_limit_per_s: Input should be greater than or equal to 1"):
         faults.apply({"rate_limit_per_s": 0})
+    with pytest.raises(FaultError, match=r"reject_link_ids: .*not a regular expression"):
+        faults.apply({"reject_link_ids": "E2(("})
+    faults.apply({"reject_link_ids": "E2$", "reject_code": 110007})
+    assert faults.rejects_link_id("t1-SE2") == (110007, "Server error") and faults.rejects_link_id("t1-LE1") is None
 
 
 @pytest.fixture

@@ -97,3 +97,18 @@ def test_a_simulated_three_venue_market_gives_the_same_cross_signals_every_time(
     signals = run_cross(events)
     assert signals == run_cross(simulated_events(seed=21))
     assert signals and all(short == "okx" for _, _, short, _ in signals)  # OKX was forced 70 bps dearer
+
+
+def test_an_event_received_longer_ago_than_the_max_age_updates_the_state_and_decides_nothing():
+    events = capture_events()  # receive_ts_us is the frame's index: received at 0-n µs
+    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT"]
+
+    def signals(now_ms: int) -> tuple[int, StrategyCore]:
+        core = StrategyCore("synthetic", ScanConfig(position_usd=1000.0), SignalGate(cooldown_ms=0),
+                            symbols=symbols, max_event_age_ms=2_000)
+        return sum(len(core.on_event(e, now_ms)) for e in events), core
+
+    fresh, _ = signals(1_000)  # every event under 2 s old
+    stale, core = signals(10_000)  # every event 10 s old: a backlog, or entries taken over
+    assert fresh > 0 and stale == 0
+    assert core.held["stale_event"] > 0 and core.state.by_symbol.keys() >= set(symbols)  # the state still moved

@@ -275,7 +275,8 @@ class ExecutorService:
             return
         now = _now_ms()
         for entry_id in doomed:
-            fields = dict(next(iter(await client.xrange(self.signal_stream, entry_id, entry_id)), ("", {}))[1])
+            found = await client.xrange(self.signal_stream, entry_id, entry_id)
+            fields = found[0][1] if found else {}
             fact = f.SignalRejected(ts_ms=now, signal_id=str(fields.get("id") or entry_id),
                                     symbol=str(fields.get("symbol", "")), reason="redelivered",
                                     detail=f"handed to {self.consumer} {MAX_DELIVERIES}+ times, never acked")

@@ -16,7 +16,6 @@ import logging
 import time
 
 import aiohttp
-import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -72,7 +71,7 @@ class LatencyMonitor:
             sent = time.time()
             try:
                 server_ms = v.server_time_ms(await fetch(http, base, v.rest.SERVER_TIME, timeout))
-            except (RestError, VenueError, msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            except (RestError, VenueError) as exc:  # Venue.server_time_ms raises only VenueError
                 window.failed(str(exc))
             else:
                 received = time.time()

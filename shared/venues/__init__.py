@@ -18,6 +18,8 @@ from shared.venues.protocol import VenueError, VenueFeed
 log = logging.getLogger("arb.venues")
 # a server time outside these (2015-01-01 .. 2100-01-01, ms) is no clock's
 PLAUSIBLE_TIME_MS = (1_420_070_400_000, 4_102_444_800_000)
+# what a venue module's pure parsing raises on an answer of the wrong shape
+MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, ArithmeticError)
 
 NAMES = ("bybit", "binance", "okx", "bitget", "kucoin", "gate", "hyperliquid", "paradex")
 MODULES = ("feed", "parser", "rest")  # what every venue package holds
@@ -39,7 +41,7 @@ class Venue:
         logged, so that no order is ever sized on it."""
         try:
             listed = self.rest.instruments(bodies)
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError, ArithmeticError) as exc:
+        except MALFORMED as exc:
             raise VenueError(f"{self.name}: the instruments answer is malformed: {type(exc).__name__}: {exc}") from None
         usable = [i for i in listed if _usable(i)]
         if len(usable) < len(listed):
@@ -53,7 +55,7 @@ class Venue:
         one or a time no clock could show."""
         try:
             ms = self.rest.server_time_ms(body)
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError, ArithmeticError) as exc:
+        except MALFORMED as exc:
             raise VenueError(f"{self.name}: the server time answer is malformed: {type(exc).__name__}: {exc}") from None
         if not (isinstance(ms, int) and PLAUSIBLE_TIME_MS[0] <= ms <= PLAUSIBLE_TIME_MS[1]):
             raise VenueError(f"{self.name}: server time {ms!r} ms is not a plausible clock")
