@@ -210,8 +210,9 @@ class Ingestor:
                               "Events dropped by the ingestor's own buffer cap (Redis down)", venue, ws.dropped)
         yield metrics.counter_by("arb_ingest_parse_errors_total", "Frames skipped as bad input", venue, "kind",
                                  dict(fs.errors))
-        yield metrics.counter_by("arb_ingest_ignored_total", "Frames of kinds not subscribed", venue, "kind",
-                                 dict(fs.ignored))
+        yield metrics.counter_by("arb_ingest_ignored_total",
+                                 "Frames of kinds not subscribed, or that carried nothing (empty_{kind})", venue,
+                                 "kind", dict(fs.ignored))
         yield metrics.counter("arb_ingest_write_errors_total", "XADDs Redis refused", venue, ws.errors)
         yield metrics.counter("arb_ingest_book_gaps_total", "Order-book sequence gaps (resynced)", venue, fs.gaps)
         connects = sum(session.connects for session in self.sessions.values())
