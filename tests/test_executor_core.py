@@ -112,6 +112,28 @@ def test_a_failed_hedge_becomes_an_emergency_close_with_reduce_only_orders_withi
     conserved(desk)
 
 
+def test_a_refused_emergency_close_is_retried_until_flat_at_doubling_gaps_up_to_the_cap():
+    desk = Desk(ExecConfig(max_retry_gap_ms=3_000))
+    opened(desk)
+    binance = desk.core.market.get("binance", SYMBOL)
+    binance.asks = ()  # the long leg and its hedges cannot be bought: the short leg is unwound
+    okx = desk.core.market.get("okx", SYMBOL)
+    okx_asks, okx.asks = okx.asks, ()  # and nothing to buy it back with either: each unwind is refused
+    desk.signal()
+    for ms in range(0, 20_001, 100):
+        desk.at(ms)
+    unwinds = [o.ts_ms - T0 for o in desk.of(f.OrderPlaced) if o.purpose == "unwind"]
+    # 200 ms doubled for each refusal in a row (400 after the first), never over 3 s
+    assert unwinds == [0, 400, 1_200, 2_800, 5_800, 8_800, 11_800, 14_800, 17_800]
+    trade = next(iter(desk.core.trades.values()))
+    assert trade.held["short"] == D("-0.099")  # still naked, so still being closed
+    okx.asks = okx_asks  # the venue takes it again
+    desk.at(20_800)
+    closed = desk.of(f.TradeClosed)[0]
+    assert closed.outcome == "emergency_closed" and closed.ts_ms == T0 + 20_800 and trade.flat
+    conserved(desk)
+
+
 def test_a_partial_fill_waits_in_the_queue_and_completes_to_the_full_quantity():
     desk = Desk()
     desk.book("binance", 100_000.0, 100_000.1)

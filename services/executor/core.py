@@ -20,7 +20,9 @@ again for the rest while time remains.
 - The easier leg has `leg_timeout_ms` from the harder leg's fill: then it is cancelled, a leg-out
   is recorded and the rest is bought or sold at market (the hedge). A hedge that fails
   `hedge_attempts` times turns into the emergency close: reduce-only market orders flatten both
-  legs, retried every `retry_gap_ms` until flat.
+  legs, retried until flat: `retry_gap_ms` after an attempt, twice that after each one the venue
+  refused in a row, at most `max_retry_gap_ms` (a venue that keeps saying the position is not
+  there, 110017, is asked every 10 s and not five times a second).
 
 **Positions and exits** (sections 6-7): an active trade exits when its funding delta falls below
 0.005 % per 8 h, its PnL at the exit-side prices reaches 90 % of its projection, its spread
@@ -98,7 +100,8 @@ class ExecConfig:
     limit_slippage_bps: float = 5.0  # how far past the far touch a limit order may take (Property 5's cap)
     order_attempts: int = 5  # per leg and purpose, for limit orders closed with quantity left
     hedge_attempts: int = 3
-    retry_gap_ms: int = 200  # between emergency-close attempts
+    retry_gap_ms: int = 200  # between emergency-close attempts; doubled per refusal in a row
+    max_retry_gap_ms: int = 10_000
     funding_exit_8h: float = 0.00005
     profit_target_share: float = 0.9
     widening_bps: float = 50.0
@@ -116,6 +119,16 @@ def trade_id_for(signal_id: str) -> str:
     """12 hex digits from the signal id: the same signal always makes the same trade id, so a
     redelivered signal finds its trade and every order link id is stable across restarts."""
     return hashlib.sha256(signal_id.encode()).hexdigest()[:12]
+
+
+def _refused_in_a_row(orders: list[OrderState]) -> int:
+    """How many of the last orders (in placement order) the venue refused, back to one it did not."""
+    n = 0
+    for order in reversed(orders):
+        if order.closed_status != "rejected":
+            break
+        n += 1
+    return n
 
 
 def _dec(x: float) -> Decimal:
@@ -423,10 +436,13 @@ class ExecutorCore:
             self._close(trade, "emergency_closed", "leg_out_unwound", now_ms, out)
             return
         unwinds = trade.legs("long", "unwind") + trade.legs("short", "unwind")
-        last = max((o.placed.ts_ms for o in unwinds), default=None)
-        if last is not None and now_ms < last + self.config.retry_gap_ms:
-            self._wait_until(last + self.config.retry_gap_ms)
-            return
+        if unwinds:
+            last = max(o.placed.ts_ms for o in unwinds)
+            refused = max(_refused_in_a_row(trade.legs(leg, "unwind")) for leg in ("long", "short"))
+            gap = min(self.config.retry_gap_ms << min(refused, 20), self.config.max_retry_gap_ms)
+            if now_ms < last + gap:
+                self._wait_until(last + gap)
+                return
         for leg in ("long", "short"):
             held = trade.held[leg]
             if held:
