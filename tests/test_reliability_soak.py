@@ -52,9 +52,12 @@ def test_12_the_stack_at_10x_the_seeds_rate_does_not_crash_grow_or_drop(tmp_path
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "VENUE_ENV", "ENVIRONMENT")}
     env.update(PYTHONPATH=str(ROOT), SIM_PORT=str(free_port()), VENUE_HOSTS=f"bybit=127.0.0.1:{feed_port}",
                EXECUTOR_VENUES="bybit,binance", SYMBOLS_TO_TRADE="BTCUSDT,ETHUSDT,SOLUSDT,DOGEUSDT")
+    # its output to a file: an hour of status lines and reports overflows a pipe nobody reads until the end,
+    # and `arb up` would block writing to it, past its --duration
+    log = (tmp_path / "up.log").open("w")
     up = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--mode", "cross", "--venues", "bybit,binance",
                            "--duration", str(seconds), "--state-dir", str(state), "--metrics-port", str(free_port())],
-                          cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                          cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     peak: dict[str, float] = {}
     after_warm: dict[str, float] = {}
     last: dict[str, float] = {}
@@ -74,13 +77,14 @@ def test_12_the_stack_at_10x_the_seeds_rate_does_not_crash_grow_or_drop(tmp_path
             if stats is None and started is not None and time.monotonic() - started >= seconds - 10:
                 stats = _stats((state / "redis.url").read_text().strip())
             time.sleep(2)
-        output = up.stdout.read()
     finally:
         if up.poll() is None:
             up.terminate()
             up.wait(60)
         feed.terminate()
         feed.wait(10)
+        log.close()
+    output = (tmp_path / "up.log").read_text()
     assert stats is not None, output[-3000:]
     ours = {n: v for n, v in peak.items() if n != "redis-server"}
     growth = {n: 100 * (last[n] - after_warm[n]) / after_warm[n] for n in ours if after_warm.get(n)}
