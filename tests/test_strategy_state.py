@@ -73,6 +73,19 @@ def test_vwap_and_deviation_in_standard_deviations():
     assert short.vwap == 250.0  # the first second left the 2 s window
 
 
+def test_vwap_counts_a_late_trade_inside_its_window_and_forgets_what_left_it():
+    m = VenueMarket("okx", "BTCUSDT", StateConfig(vwap_window_s=10))
+    m.apply(trade(T0 + 5_000, 100.0))
+    m.apply(trade(T0 + 2_000, 110.0))  # 3 s late, a second with no trade yet: still inside the window
+    assert m.vwap == 105.0
+    m.apply(trade(T0 - 6_000, 500.0))  # 11 s before the newest: outside it
+    assert m.vwap == 105.0
+    m.apply(trade(T0 + 13_000, 120.0, 2.0))  # the window is now (T0 + 3 s, T0 + 13 s]
+    assert m.vwap == pytest.approx((100 + 240) / 3)
+    m.apply(trade(T0 + 60_000, 90.0))  # more than a window later: only itself
+    assert m.vwap == 90.0
+
+
 def test_atr_over_one_minute_bars_and_its_trend():
     m = VenueMarket("okx", "BTCUSDT")
     # 21 bars: each opens at 100, high 100 + r, low 100 - r, closes at 100; r shrinks from 21 to 1

@@ -20,6 +20,7 @@ within N bps, from -1 (all asks) to 1 (all bids). Only the levels the feed carri
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -61,38 +62,42 @@ class _MinuteSamples:
 
 
 class _Vwap:
-    """Per-second sums of trades over a window: VWAP and the volume-weighted price spread."""
+    """Per-second sums of trades over a window: VWAP and the volume-weighted price spread.
+
+    The sums live in a ring of `window_s` slots (a second's slot is its number modulo the
+    window), allocated at the first trade: memory does not grow as the window fills, and the
+    readings are C-speed sums over three arrays. A slot is cleared when the newest second
+    passes it, so every slot holds only seconds inside the window."""
 
     def __init__(self, window_s: int) -> None:
         self.window_s = window_s
-        self._seconds: deque[list] = deque()  # [second, sum pq, sum q, sum p2q]
+        self._newest: int | None = None  # the newest trade's second
+        self._pq = self._q = self._p2q = array("d")
 
     def add(self, ts_ms: int, price: float, size: float) -> None:
-        second = ts_ms // 1000
-        seconds = self._seconds
-        if seconds and seconds[-1][0] == second:
-            bucket = seconds[-1]
-        elif not seconds or second > seconds[-1][0]:
-            bucket = [second, 0.0, 0.0, 0.0]
-            seconds.append(bucket)
-        else:  # a late trade: count it in the second it belongs to if that is still kept
-            bucket = next((b for b in reversed(seconds) if b[0] == second), None)
-            if bucket is None:
-                return
-        bucket[1] += price * size
-        bucket[2] += size
-        bucket[3] += price * price * size
-        while seconds and seconds[0][0] <= second - self.window_s:
-            seconds.popleft()
+        second, w = ts_ms // 1000, self.window_s
+        if self._newest is None:
+            self._pq, self._q, self._p2q = (array("d", bytes(8 * w)) for _ in range(3))
+            self._newest = second
+        elif second > self._newest:
+            for s in range(max(self._newest + 1, second - w + 1), second + 1):
+                i = s % w
+                self._pq[i] = self._q[i] = self._p2q[i] = 0.0
+            self._newest = second
+        elif second <= self._newest - w:
+            return  # a late trade older than the window
+        i = second % w
+        self._pq[i] += price * size
+        self._q[i] += size
+        self._p2q[i] += price * price * size
 
     def stats(self) -> tuple[float, float] | None:
         """(VWAP, standard deviation of trade prices around it), or None without trades."""
-        pq = math.fsum(b[1] for b in self._seconds)
-        q = math.fsum(b[2] for b in self._seconds)
+        q = math.fsum(self._q)
         if q <= 0:
             return None
-        vwap = pq / q
-        variance = math.fsum(b[3] for b in self._seconds) / q - vwap * vwap
+        vwap = math.fsum(self._pq) / q
+        variance = math.fsum(self._p2q) / q - vwap * vwap
         return vwap, math.sqrt(max(variance, 0.0))
 
 
