@@ -208,8 +208,9 @@ def executor(
     the stream strategy:events, never trimmed; the read models follow it:
     strategy:trades:active:{id}, strategy:trades:closed:{id}, strategy:portfolio:state,
     strategy:leg_out_events and strategy:metrics:daily (redis-cli HGETALL
-    strategy:portfolio:state). On start it replays strategy:events; on stop (Ctrl+C) it
-    closes the active trades first.
+    strategy:portfolio:state). strategy:marks values the open trades at the market every
+    second. On start it replays strategy:events; on stop (Ctrl+C) it closes the active trades
+    first.
 
     Example: arb executor --mode synthetic --metrics-port 9104
     """

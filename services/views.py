@@ -20,6 +20,7 @@ from shared.venues import NAMES
 @dataclass
 class View:
     portfolio: dict[str, str] = field(default_factory=dict)
+    marks: dict[str, str] = field(default_factory=dict)  # strategy:marks: the open trades valued now
     active: list[dict[str, str]] = field(default_factory=list)
     closed: list[dict[str, str]] = field(default_factory=list)
     opportunities: list[dict[str, str]] = field(default_factory=list)
@@ -41,6 +42,7 @@ async def read_view(client: aioredis.Redis, prefix: str = "", closed: bool = Fal
     s = f"{prefix}strategy:"
     view = View(now_ms=int(time.time() * 1000))
     view.portfolio = await client.hgetall(s + "portfolio:state")
+    view.marks = await client.hgetall(s + "marks")
     view.active = sorted(await _hashes(client, s + "trades:active:*"), key=lambda t: int(t.get("entry_time", 0)))
     if closed:
         view.closed = sorted(await _hashes(client, s + "trades:closed:*"), key=lambda t: int(t.get("exit_time", 0)))
@@ -85,7 +87,18 @@ def render_portfolio(v: View) -> list[str]:
         f"{p.get('rejected_trades', '0')} entries rejected",
         f"leg-outs       {p.get('leg_out_count', '0')} (loss {_money(p.get('leg_out_total_loss'))}); "
         f"emergency closes {p.get('emergency_closes', '0')}",
+        *render_marks(v),
     ]
+
+
+def render_marks(v: View) -> list[str]:
+    m = v.marks
+    if not m:
+        return []
+    unpriced = int(m.get("unpriced_trades", 0))
+    return [f"unrealised     {_money(m.get('unrealised_pnl_usd'))} on {m.get('open_trades', '0')} open trades"
+            f"{f' ({unpriced} not priced yet)' if unpriced else ''}; equity {_money(m.get('equity_usd'))} "
+            f"(marked {_age(v, m.get('ts_ms'))} ago)"]
 
 
 def _age(v: View, ms: str | None) -> str:
@@ -104,11 +117,16 @@ def render_trades(v: View, closed: bool = False, limit: int = 20) -> list[str]:
                  t.get("qty", ""), _money(t.get("position_size_usd")), t.get("outcome", ""), t.get("close_reason", ""),
                  _money(t.get("actual_profit_usd")), t.get("leg_out_events", "0")] for t in trades]
         return _table(rows, ["trade", "symbol", "long/short", "qty", "size", "outcome", "reason", "PnL", "leg-outs"])
+    def now(t: dict[str, str], name: str) -> str | None:
+        return v.marks.get(f"{t.get('trade_id')}:{name}")
+
     rows = [[t.get("trade_id", ""), t.get("symbol", ""), f"{t.get('long_exchange')}/{t.get('short_exchange')}",
              t.get("status", ""), t.get("qty", ""), _money(t.get("position_size_usd")),
-             f"{float(t.get('entry_spread_bps', 0)):.1f}", _money(t.get("projected_profit_usd")),
+             f"{float(t.get('entry_spread_bps', 0)):.1f}", f"{float(x):.1f}" if (x := now(t, "spread_bps")) else "-",
+             _money(t.get("projected_profit_usd")), _money(x) if (x := now(t, "unrealised_pnl_usd")) else "-",
              _age(v, t.get("entry_time"))] for t in trades]
-    return _table(rows, ["trade", "symbol", "long/short", "status", "qty", "size", "spread bps", "projected", "age"])
+    return _table(rows, ["trade", "symbol", "long/short", "status", "qty", "size", "entry bps", "now bps",
+                         "projected", "unrealised", "age"])
 
 
 def render_opportunities(v: View, n: int = 5) -> list[str]:

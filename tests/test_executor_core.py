@@ -10,6 +10,7 @@ import pytest
 from services.executor import facts as f
 from services.executor.core import ExecConfig, ExecutorCore
 from services.executor.paper import PaperVenue, QueuePosition
+from services.executor.projection import marks
 from tests.executor_market import GRID, SYMBOL, T0, Desk
 
 
@@ -50,6 +51,30 @@ def test_happy_path_harder_leg_first_then_active_then_exit_to_the_cent():
     p = desk.core.portfolio
     assert p.cumulative_pnl == closed.pnl_usd and p.available == D("20051.39881109") and p.wins == 1
     conserved(desk)
+
+
+def test_an_open_trade_is_marked_at_the_touch_to_the_cent_and_the_mark_follows_the_market():
+    desk = Desk()
+    opened(desk)
+    desk.signal()
+    trade = next(iter(desk.core.trades.values()))
+    desk.now += 1_000
+    desk.book("binance", 100_100.0, 100_100.1)  # the long leg would sell at 100,100.0
+    desk.book("okx", 100_500.0, 100_500.1)  # the short leg would buy back at 100,500.1
+    assert trade.status == "active"
+    m = marks(desk.core, desk.now)
+    cash = D("0.099") * (D("100700.0") - D("100000.1"))
+    fees = D("0.099") * (D("100700.0") * D("0.0005") + D("100000.1") * D("0.0004"))
+    unrealised = cash - fees + D("0.099") * (D("100100.0") - D("100500.1"))
+    assert unrealised == D("20.73554604")
+    assert m == {"ts_ms": str(desk.now), "open_trades": "1", f"{trade.id}:spread_bps": "39.88",
+                 f"{trade.id}:unrealised_pnl_usd": "20.73554604", "unrealised_pnl_usd": "20.73554604",
+                 "equity_usd": "20020.73554604", "unpriced_trades": "0"}
+    desk.book("okx", 100_600.0, 100_600.1)
+    assert marks(desk.core, desk.now)["unrealised_pnl_usd"] == str(unrealised - D("0.099") * 100)
+    desk.core.market.get("okx", SYMBOL).ask = None  # no price to buy the short leg back at
+    m = marks(desk.core, desk.now)
+    assert (m["unpriced_trades"], m["unrealised_pnl_usd"], m["equity_usd"]) == ("1", "0", "20000")
 
 
 def test_harder_leg_not_filled_in_500_ms_is_cancelled_and_the_trade_rejected():

@@ -48,6 +48,7 @@ async def test_a_forced_opportunity_is_traded_on_paper_closed_on_stop_and_rebuil
             trade = await wait_for(lambda: _active(executor), timeout_s=10)
             key = f"{settings.redis_key_prefix}strategy:trades:active:{trade.id}"
             stored = await wait_for(lambda: r.hgetall(key))
+            marked = await wait_for(lambda: _marked(r, settings.redis_key_prefix, trade.id))
             stop_executor.set()
             await asyncio.wait_for(trading, 15)
         finally:
@@ -65,6 +66,13 @@ async def test_a_forced_opportunity_is_traded_on_paper_closed_on_stop_and_rebuil
     state = {k.decode(): v.decode() for k, v in (await r.hgetall(f"{p}strategy:portfolio:state")).items()}
     assert state == portfolio_fields(executor.core) and state["trading"] == "on"
     assert Decimal(state["available_capital"]) == Decimal(20_000) + closed.closed.pnl_usd
+    # valued at the market while open; once flat, nothing is left to value
+    assert Decimal(marked[f"{trade.id}:unrealised_pnl_usd"]) == Decimal(marked["unrealised_pnl_usd"])
+    assert Decimal(marked["equity_usd"]) == Decimal(20_000) + Decimal(marked["unrealised_pnl_usd"])
+    assert abs(float(marked[f"{trade.id}:spread_bps"])) < 500
+    final = await _marked(r, p, None)
+    assert (final["open_trades"], final["unrealised_pnl_usd"]) == ("0", "0")
+    assert Decimal(final["equity_usd"]) == Decimal(20_000) + closed.closed.pnl_usd
 
     report = await rebuild(settings, write=False)
     assert report.differences == [] and report.facts == await r.xlen(f"{p}strategy:events")
@@ -95,6 +103,12 @@ async def _ready(strategy: StrategyService, executor: ExecutorService) -> bool:
     quoted = len(executor.core.market.by_symbol.get("BTCUSDT", {})) == 2
     return executor.ready.is_set() and quoted and len(state) == 2 and strategy.core.stale == {
         "binance": False, "bybit": False}
+
+
+async def _marked(r, prefix: str, trade_id: str | None) -> dict[str, str] | None:
+    """strategy:marks, once it values `trade_id` (None: as it stands)."""
+    fields = {k.decode(): v.decode() for k, v in (await r.hgetall(f"{prefix}strategy:marks")).items()}
+    return fields if trade_id is None or f"{trade_id}:unrealised_pnl_usd" in fields else None
 
 
 async def _active(executor: ExecutorService):

@@ -150,6 +150,10 @@ async def test_status_and_trades_print_what_redis_holds(r, prefix, redis_url):
         "trade_id": "aaa111", "symbol": "ETHUSDT", "long_exchange": "binance", "short_exchange": "okx",
         "status": "active", "qty": "0.50", "position_size_usd": "2500", "entry_spread_bps": "31.5",
         "projected_profit_usd": "4.20", "entry_time": "1795000000000"})
+    await r.hset(s + "marks", mapping={
+        "ts_ms": "1795000000000", "open_trades": "1", "aaa111:spread_bps": "12.25",
+        "aaa111:unrealised_pnl_usd": "-1.0375", "unrealised_pnl_usd": "-1.0375", "equity_usd": "19999.2125",
+        "unpriced_trades": "0"})
     await r.hset(s + "trades:closed:bbb222", mapping={
         "trade_id": "bbb222", "symbol": "BTCUSDT", "long_exchange": "bybit", "short_exchange": "okx", "qty": "0.010",
         "position_size_usd": "1000", "outcome": "closed", "close_reason": "profit_target", "actual_profit_usd": "0.25",
@@ -164,7 +168,9 @@ async def test_status_and_trades_print_what_redis_holds(r, prefix, redis_url):
     text = render_status(view)
     assert "trading        HALTED (daily_loss): lost $60 today (UTC), the limit is $50" in text
     assert "capital        $17,500.25 available of $20,000.00; $2,500.00 in 1 active trades (utilization 12.5%)" in text
-    assert re.search(r"aaa111\s+ETHUSDT\s+binance/okx\s+active\s+0\.50\s+\$2,500\.00\s+31\.5\s+\$4\.20", text)
+    assert re.search(r"aaa111\s+ETHUSDT\s+binance/okx\s+active\s+0\.50\s+\$2,500\.00\s+31\.5\s+12\.2\s+\$4\.20\s+"
+                     r"\$-1\.04", text)
+    assert re.search(r"unrealised     \$-1\.04 on 1 open trades; equity \$19,999\.21 \(marked \S+ ago\)", text)
     assert re.search(r"okx\s+12\.5\s+30\.1\s+STALE no poll succeeded", text)
     closed = "\n".join(render_trades(view, closed=True))
     assert re.search(r"bbb222\s+BTCUSDT\s+bybit/okx\s+0\.010\s+\$1,000\.00\s+closed\s+profit_target\s+\$0\.25", closed)

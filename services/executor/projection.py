@@ -9,6 +9,10 @@
 
 Everything is text; money is exact. The same facts always give the same projections, which is
 what `arb rebuild --check` verifies against Redis.
+
+`strategy:marks` is apart: the open trades valued at the market now (`marks`), so it comes from
+the prices as well as the facts. The executor replaces it every second and whenever a trade
+opens or closes; a rebuild leaves it alone.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import asdict
 from services.executor import facts as f
 from services.executor.core import ExecutorCore
 from services.executor.portfolio import day_of
-from services.executor.trade import Trade
+from services.executor.trade import ZERO, Trade
 
 
 def trade_fields(trade: Trade) -> dict[str, str]:
@@ -56,6 +60,27 @@ def portfolio_fields(core: ExecutorCore) -> dict[str, str]:
     return {**core.portfolio.summary(), "trading": "halted" if halt else "on",
             "halt_reason": halt.reason if halt else "", "halt_detail": halt.detail if halt else "",
             "halted_ms": str(halt.ts_ms) if halt else ""}
+
+
+def marks(core: ExecutorCore, now_ms: int) -> dict[str, str]:
+    """`strategy:marks`: for each open trade its spread now (`{id}:spread_bps`) and its PnL if both
+    legs closed now at the touch (`{id}:unrealised_pnl_usd`, exact; fees and funding paid so far
+    included); their sum, and the equity: starting capital + closed PnL + that sum. A trade with
+    no price on a venue yet is counted in `unpriced_trades` and left out of the sum."""
+    out = {"ts_ms": str(now_ms), "open_trades": str(len(core.trades))}
+    total, unpriced = ZERO, 0
+    for tid, trade in core.trades.items():
+        if (spread := core.spread_bps(trade)) is not None:
+            out[f"{tid}:spread_bps"] = f"{spread:.2f}"
+        if (pnl := core.unrealised_pnl(trade)) is None:
+            unpriced += 1
+            continue
+        out[f"{tid}:unrealised_pnl_usd"] = str(pnl)
+        total += pnl
+    p = core.portfolio
+    out.update(unrealised_pnl_usd=str(total), equity_usd=str(p.starting_capital + p.cumulative_pnl + total),
+               unpriced_trades=str(unpriced))
+    return out
 
 
 def _daily_json(core: ExecutorCore, day: str) -> str:

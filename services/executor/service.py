@@ -30,7 +30,7 @@ from services.executor import facts as f
 from services.executor.bybit import BybitExecution, LiveExecution
 from services.executor.core import ExecConfig, ExecutorCore, parse_signal
 from services.executor.paper import PaperExecution
-from services.executor.projection import Projector
+from services.executor.projection import Projector, marks
 from services.executor.safety import SafetyLimits
 from services.executor.sizing import Grid
 from services.ingestor.service import load_symbols, venue_hosts
@@ -54,6 +54,7 @@ REPLAY_CHUNK = 5_000
 # a signal handed to this consumer this often without being acked killed every start that read
 # it (or its batch): it is decided as rejected, unread, so that it cannot keep the executor down
 MAX_DELIVERIES = 5
+MARK_INTERVAL_MS = 1_000  # strategy:marks is replaced this often (seed: the spread every second)
 KEY_REFUSED = {10003, 10004, 10005, 10010}  # invalid key, bad signature, no permission, IP not allowed
 
 
@@ -99,6 +100,17 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+async def _transaction(conn: RespConnection, cmds: list[tuple], what: str) -> None:
+    """`cmds` in one MULTI/EXEC; RedisError when any of them, or the transaction, failed."""
+    packed = pack_command("MULTI") + b"".join(pack_command(*c) for c in cmds) + pack_command("EXEC")
+    replies = await conn.execute(packed, len(cmds) + 2)
+    result = replies[-1]
+    errors = [r for r in replies[:-1] if isinstance(r, RedisReplyError)]
+    errors += [r for r in (result or []) if isinstance(r, RedisReplyError)]
+    if errors or result is None:
+        raise RedisError(f"writing {what} failed: {errors[0] if errors else 'transaction aborted'}")
+
+
 class ExecutorService:
     def __init__(self, settings: Settings, mode: str = "cross", consumer: str = "executor-1",
                  grids: dict[tuple[str, str], Grid] | None = None) -> None:
@@ -126,6 +138,9 @@ class ExecutorService:
         self._signal_read_ns: dict[str, tuple[int, int]] = {}  # trade id -> (signal created ns, read ns)
         self._sent_ns: dict[str, int] = {}  # order link id -> when it went out, until the venue first answers
         self.ready = asyncio.Event()  # replayed and reconciled: reading
+        self.marks: dict[str, str] = {}  # as last written to strategy:marks
+        self._marks_due = 0
+        self._marked: frozenset[str] = frozenset()  # the open trades it valued
 
     # ------------------------------------------------------------------ start
 
@@ -362,6 +377,16 @@ class ExecutorService:
         self._unwritten += facts + self.execution.route(self.core.step(now), now)
         with contextlib.suppress(RedisError, OSError):
             await self._write(writes)
+            await self._mark(writes, now)
+
+    async def _mark(self, conn: RespConnection, now_ms: int) -> None:
+        """Replace strategy:marks every MARK_INTERVAL_MS, and at once when a trade opened or closed."""
+        if now_ms < self._marks_due and self._marked == self.core.trades.keys():
+            return
+        fields = marks(self.core, now_ms)
+        key = self.projector.key("marks")
+        await _transaction(conn, [("DEL", key), ("HSET", key, *[x for kv in fields.items() for x in kv])], "marks")
+        self.marks, self._marks_due, self._marked = fields, now_ms + MARK_INTERVAL_MS, frozenset(self.core.trades)
 
     async def _redis_down(self, exc: Exception) -> None:
         self.counts["redis_errors"] += 1
@@ -429,14 +454,8 @@ class ExecutorService:
         cmds = [("XADD", self.events_stream, "*", *[x for kv in f.to_fields(fact).items() for x in kv])
                 for fact in facts]
         cmds += self.projector.writes(self.core, facts)
-        packed = pack_command("MULTI") + b"".join(pack_command(*c) for c in cmds) + pack_command("EXEC")
         failpoint("before_write")
-        replies = await conn.execute(packed, len(cmds) + 2)
-        result = replies[-1]
-        errors = [r for r in replies[:-1] if isinstance(r, RedisReplyError)]
-        errors += [r for r in (result or []) if isinstance(r, RedisReplyError)]
-        if errors or result is None:
-            raise RedisError(f"writing {len(facts)} facts failed: {errors[0] if errors else 'transaction aborted'}")
+        await _transaction(conn, cmds, f"{len(facts)} facts")
         self._unwritten = []
         failpoint("after_write")
         for fact in facts if ARMED else ():
@@ -516,6 +535,11 @@ class ExecutorService:
                             float(p.available))
         yield metrics.gauge("arb_executor_cumulative_pnl_usd", "PnL of every closed trade", mode,
                             float(p.cumulative_pnl))
+        if marked := self.marks:
+            yield metrics.gauge("arb_executor_unrealised_pnl_usd", "The open trades' PnL if closed now at the touch",
+                                mode, float(marked["unrealised_pnl_usd"]))
+            yield metrics.gauge("arb_executor_equity_usd", "Starting capital + closed PnL + unrealised PnL", mode,
+                                float(marked["equity_usd"]))
         tally = self.core.tally.counts
         for name, doc in (("trades_executed", "Signals taken: trades begun"),
                           ("trades_successful", "Entries that filled both legs without a leg-out"),
