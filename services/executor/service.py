@@ -331,6 +331,7 @@ class ExecutorService:
         await self._cancel_read()
         with contextlib.suppress(RedisError, OSError):
             await self._write(writes)
+            await self._mark(writes, _now_ms())
             for stream, ids in self._acks.items():
                 await reader.ack(stream, ids)
         for trade in self.core.trades.values():
