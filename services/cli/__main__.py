@@ -1,0 +1,5 @@
+"""`python -m services.cli ...`: the same as `arb ...`."""
+
+from services.cli import app
+
+app()

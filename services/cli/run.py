@@ -1,0 +1,176 @@
+"""Running the whole system: `arb up`, `arb stop`, `arb resume`, `arb check`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import Annotated
+
+import typer
+
+from services.cli.common import _fail, _run_until_signal, _settings
+from shared.venues import NAMES
+
+
+def up(
+    mode: Annotated[str, typer.Option(
+        help="synthetic: made-up opportunities on Bybit alone, both legs there, orders at the simulator (or "
+        "demo, testnet); cross: every venue's real spreads, paper execution; live: real orders at Bybit on "
+        "VENUE_ENV (needs keys and MAX_DAILY_LOSS, POSITION_SIZE_LIMIT; mainnet needs --confirm-mainnet).")
+    ] = "synthetic",
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0)] = None,
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols. Default: SYMBOLS_TO_TRADE.")] = None,
+    venues: Annotated[str | None, typer.Option(
+        help="Cross mode: the venues to read and trade. Default: EXECUTOR_VENUES (bybit,binance,okx).")] = None,
+    state_dir: Annotated[str, typer.Option(envvar="ARB_STATE_DIR",
+                                           help="Where Redis keeps its data, the logs and the pid file.")] = ".arb",
+    metrics_port: Annotated[int, typer.Option(help="First metrics port; each worker takes the next free one.")
+                            ] = 9101,
+    confirm_mainnet: Annotated[bool, typer.Option("--confirm-mainnet", help="Allow live mode on mainnet.")] = False,
+    sim: Annotated[bool, typer.Option(
+        help="With VENUE_ENV=sim, start the simulator; --no-sim uses the one already at SIM_HOST:SIM_PORT.")] = True,
+) -> None:
+    """Run the whole system on this machine: Redis, the simulator, the ingestors, the latency
+    monitor, the strategy and the executor, each its own process.
+
+    Redis is REDIS_URL when set; else a private redis-server from PATH with its data (AOF) under
+    --state-dir; else an in-process fakeredis that keeps nothing. With VENUE_ENV=sim (the default)
+    the simulator is the venue. Each worker's log is in STATE_DIR/logs. A status line shows
+    tickers, signals, trades and PnL as they happen. Ctrl+C, SIGTERM or `arb stop` stops new
+    entries, closes every open trade (both legs), stops the rest, prints a summary, and exits 0.
+    A worker that dies stops the stack with its last log lines and exit code 1.
+
+    Settings come from the environment and ./.env; ENVIRONMENT=development|staging|production
+    presets VENUE_ENV (sim, demo, mainnet) and POSITION_SIZE_LIMIT (none, $50, $100).
+
+    Example: arb up --duration 60            (synthetic trading on the simulator for a minute)
+    Example: arb up --mode cross --venues bybit,binance,okx
+    """
+    from services.up import Stack, StackError, plan, port_free, refusals
+
+    settings = _settings({"symbols_to_trade": ("--symbols", symbols)})
+    if errors := refusals(settings, mode, confirm_mainnet):
+        raise _fail("\n".join(f"arb up: {e}" for e in errors))
+    names = [v.strip().lower() for v in (venues or ",".join(settings.executor_venues)).split(",") if v.strip()]
+    if unknown := [v for v in names if v not in NAMES]:
+        raise _fail(f"--venues: no venue {unknown[0]!r}; venues: {', '.join(NAMES)}")
+    if mode == "cross" and (missing := [v for v in settings.executor_venues if v not in names]):
+        raise _fail(f"--venues: the executor trades EXECUTOR_VENUES, and {', '.join(missing)} would have no market "
+                    f"data; add it or set EXECUTOR_VENUES={','.join(names)}")
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    stack_plan = plan(settings, mode, names, cpus, metrics_port, free=port_free)
+    from pathlib import Path
+
+    state = Path(state_dir).resolve()  # redis-server changes into its data folder
+    if (state / "up.pid").exists() and _alive(int((state / "up.pid").read_text() or 0)):
+        raise _fail(f"arb up is already running from {state} (pid {(state / 'up.pid').read_text()}); "
+                    "`arb stop` stops it")
+    stack = Stack(settings, stack_plan, state, "redis_url" in settings.model_fields_set, duration, start_sim=sim)
+    if symbols:
+        stack.env["SYMBOLS_TO_TRADE"] = ",".join(settings.symbols_to_trade)
+
+    async def main(stop: asyncio.Event) -> int:
+        return await stack.run(stop)
+
+    try:
+        code = asyncio.run(_run_until_signal(main, None))
+    except StackError as exc:
+        raise _fail(f"arb up: {exc}") from None
+    raise typer.Exit(code)
+
+
+def _operator() -> str:
+    """Who gave an operator command, as recorded with it."""
+    return f"{os.environ.get('USER', 'operator')}@{os.uname().nodename}"
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop(
+    emergency: Annotated[bool, typer.Option(
+        "--emergency", help="The kill switch: trading halts at once and every open trade is closed at market "
+        "(SAFETY_ON_STOP=keep keeps them); the processes keep running so you can look. `arb resume` lifts it.")
+    ] = False,
+    reason: Annotated[str, typer.Option(help="Why, recorded in the halt.")] = "",
+    state_dir: Annotated[str, typer.Option(envvar="ARB_STATE_DIR", help="The state folder of the `arb up` to stop.")
+                         ] = ".arb",
+) -> None:
+    """Stop `arb up` cleanly (as Ctrl+C does), or with --emergency halt trading everywhere.
+
+    The emergency halt is a command on the stream strategy:control: the executor turns it into
+    a TradingHalted fact within a second, even if it is down now (it reads it when it starts),
+    and the strategy stops its signals when it sees that fact. It works the same under
+    docker compose.
+
+    Example: arb stop --emergency --reason "exchange incident"
+    """
+    from pathlib import Path
+
+    settings = _settings({}, running=True)
+    if emergency:
+        from shared.control import send
+
+        who = _operator()
+        fields = {"by": who, "detail": f"arb stop --emergency by {who}" + (f": {reason}" if reason else "")}
+        try:
+            entry = asyncio.run(send(settings, "halt", **fields))
+        except OSError as exc:
+            raise _fail(f"cannot reach Redis at REDIS_URL: {exc}") from None
+        typer.echo(f"halt sent ({settings.redis_key_prefix + settings.stream_control} {entry}); "
+                   "`arb status` shows when trading is halted and the trades closed")
+        return
+    pid_file = Path(state_dir) / "up.pid"
+    pid = int(pid_file.read_text() or 0) if pid_file.exists() else 0
+    if not _alive(pid):
+        raise _fail(f"no `arb up` running from {state_dir} (no live pid in {pid_file})")
+    os.kill(pid, signal.SIGTERM)
+    typer.echo(f"asked arb up (pid {pid}) to stop: it closes the open trades first")
+
+
+def resume() -> None:
+    """Lift a trading halt (a safety stop or `arb stop --emergency`): the executor takes
+    signals again, and the safety windows start afresh."""
+    from shared.control import send
+
+    settings = _settings({}, running=True)
+    who = _operator()
+    try:
+        entry = asyncio.run(send(settings, "resume", by=who))
+    except OSError as exc:
+        raise _fail(f"cannot reach Redis at REDIS_URL: {exc}") from None
+    typer.echo(f"resume sent ({entry})")
+
+
+def check(
+    service: Annotated[str, typer.Argument(help="executor, strategy, latency, ingest-<venue>, or sim.")],
+) -> None:
+    """Exit 0 if the service is alive (its health key in Redis, refreshed every second, expires
+    5 s after it stops; for sim, its HTTP API answers), else 1. Docker compose's health check."""
+    settings = _settings({}, running=True)
+    if service == "sim":
+        from services.up import _http_ok
+
+        ok = asyncio.run(_http_ok(f"http://{settings.sim_address}/v5/market/time"))
+        typer.echo(f"sim: {'ok' if ok else 'not answering at ' + settings.sim_address}")
+        raise typer.Exit(0 if ok else 1)
+    from shared.control import health
+
+    try:
+        record = asyncio.run(health(settings, service))
+    except OSError as exc:
+        raise _fail(f"{service}: cannot reach Redis: {exc}") from None
+    if record is None:
+        typer.echo(f"{service}: no health key (down, hung, or not started)")
+        raise typer.Exit(1)
+    typer.echo(f"{service}: ok (pid {record['pid']})")
