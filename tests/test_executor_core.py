@@ -9,7 +9,7 @@ import pytest
 
 from services.executor import facts as f
 from services.executor.core import ExecConfig, ExecutorCore
-from services.executor.paper import PaperVenue, QueuePosition
+from services.executor.paper import PaperVenue, QueuePosition, route
 from services.executor.projection import marks
 from tests.executor_market import GRID, SYMBOL, T0, Desk
 
@@ -326,3 +326,95 @@ def test_the_tally_counts_what_the_seed_counts_and_is_the_same_after_a_replay():
     for fact in desk.facts:
         again.apply(fact)
     assert again.tally.counts == counts
+
+
+def _held_at(desk: Desk, venue: str) -> dict:
+    """What `venue` holds of the open trades' legs, as its positions list would say (one-way mode)."""
+    out: dict = {}
+    for trade in desk.core.trades.values():
+        for leg in ("long", "short"):
+            if desk.core._venue(trade, leg) == venue and trade.held[leg]:
+                out[(SYMBOL, 0)] = out.get((SYMBOL, 0), D(0)) + trade.held[leg]
+    return out
+
+
+def _reconciled(desk: Desk, venue: str | None, held_there: dict) -> tuple[list, str]:
+    facts, unexplained = desk.core.reconcile_positions(held_there if venue is None else {venue: held_there},
+                                                       desk.now)
+    desk.facts += route(desk.core, desk.paper, facts, desk.now)
+    return facts, unexplained
+
+
+def test_a_leg_the_venue_no_longer_holds_is_recorded_as_closed_outside_at_the_touch_and_the_other_leg_exits():
+    desk = Desk()
+    opened(desk)
+    desk.signal()
+    trade = next(iter(desk.core.trades.values()))
+    assert trade.status == "active" and _held_at(desk, "okx") == {(SYMBOL, 0): D("-0.099")}
+    desk.now += 1_000
+    desk.book("okx", 100_500.0, 100_500.1)
+    assert _reconciled(desk, "okx", _held_at(desk, "okx")) == ([], "")  # the venue agrees: nothing happens
+    facts, unexplained = _reconciled(desk, "okx", {})  # okx restarted empty: the short leg is gone
+    gone = [x for x in facts if isinstance(x, f.PositionGone)]
+    assert unexplained == "" and len(gone) == 1
+    assert (gone[0].leg, gone[0].qty, gone[0].price, gone[0].price_source) == ("short", D("0.099"), D("100500.1"),
+                                                                               "touch")
+    assert trade.held["short"] == 0
+    exit_ = desk.of(f.ExitStarted)[0]
+    assert exit_.reason == "closed_outside"
+    exits = [o for o in desk.of(f.OrderPlaced) if o.purpose == "exit"]
+    assert [(o.leg, o.side, o.qty, o.reduce_only) for o in exits] == [("long", "Sell", D("0.099"), True)]
+    closed = desk.of(f.TradeClosed)[0]  # the paper venue fills the exit at once: flat, closed
+    assert (closed.outcome, closed.reason) == ("closed", "closed_outside")
+    long_exit = [x for x in desk.of(f.OrderFilled) if x.link_id == exits[0].link_id][0]
+    cash = D("0.099") * (D("100700.0") - D("100000.1") - D("100500.1") + long_exit.price)
+    assert closed.pnl_usd == cash - closed.fees_usd
+    conserved(desk)
+
+
+def test_both_legs_gone_close_the_trade_with_no_order_and_more_than_the_facts_hold_is_not_explained():
+    desk = Desk()
+    opened(desk)
+    desk.signal()
+    trade = next(iter(desk.core.trades.values()))
+    sent = len(desk.of(f.OrderPlaced))
+    desk.core.market.get("binance", SYMBOL).bid = None  # no quote there: priced at the entry, no price PnL
+    facts, _ = _reconciled(desk, None, {"binance": {}, "okx": {}})
+    gone = [x for x in facts if isinstance(x, f.PositionGone)]
+    assert [(g.leg, g.price, g.price_source) for g in gone] == [("long", D("100000.1"), "entry"),
+                                                                ("short", D("100700.1"), "touch")]
+    assert len(desk.of(f.OrderPlaced)) == sent and trade.status == "closed"
+    assert trade.closed.reason == "closed_outside"
+    conserved(desk)
+    # more than the facts hold, or the other side: not explained by a close outside; nothing recorded
+    desk2 = Desk()
+    opened(desk2)
+    desk2.signal()
+    facts, unexplained = _reconciled(desk2, "okx", {(SYMBOL, 0): D("-0.2")})
+    assert facts == [] and unexplained == "BTCUSDT idx 0: facts -0.099, okx -0.2"
+    facts, unexplained = _reconciled(desk2, "okx", {(SYMBOL, 0): D("0.05")})
+    assert facts == [] and unexplained == "BTCUSDT idx 0: facts -0.099, okx 0.05"
+
+
+def test_a_partly_gone_position_is_taken_from_the_newest_trade_first_and_replays_to_the_same_state():
+    desk = Desk(venues=("binance", "okx", "bybit"))
+    opened(desk)
+    desk.book("bybit", 100_700.0, 100_700.1)
+    desk.signal("s1")
+    desk.signal("s2", long_venue="binance", short_venue="bybit")  # both trades hold a long leg at binance
+    first, second = desk.core.trades.values()
+    held = first.held["long"], second.held["long"]
+    assert all(held) and _held_at(desk, "binance") == {(SYMBOL, 0): held[0] + held[1]}
+    desk.now += 1_000
+    facts, unexplained = _reconciled(desk, "binance", {(SYMBOL, 0): held[0] - D("0.01")})
+    gone = [x for x in facts if isinstance(x, f.PositionGone)]
+    assert unexplained == ""
+    assert [(g.trade_id, g.qty) for g in gone] == [(second.id, held[1]), (first.id, D("0.01"))]
+    assert second.status == "exiting" or second.closed  # its short leg at bybit exits
+    replayed = ExecutorCore(ExecConfig(), {(v, SYMBOL): GRID for v in ("binance", "okx", "bybit")})
+    for fact in desk.facts:
+        replayed.apply(fact)
+    for tid, trade in [*desk.core.trades.items(), *desk.core.closed.items()]:
+        again = replayed.trades.get(tid) or replayed.closed[tid]
+        assert (again.held, again.cash, again.status) == (trade.held, trade.cash, trade.status)
+    conserved(desk)

@@ -321,7 +321,9 @@ class LiveExecution:
 
     async def reconcile(self, now_ms: int) -> list[f.AnyFact]:
         """After a restart: each order the facts left open, as Bybit has it (never reached it:
-        closed); then Bybit's positions against the open trades', refusing to trade on a difference."""
+        closed); then Bybit's positions against the open trades' (core.reconcile_positions): a leg
+        Bybit no longer holds was closed outside this system and is recorded so; a position the
+        facts do not explain halts new signals until the operator has looked."""
         out: list[f.AnyFact] = []
         # the orders the facts left open, listed first: a report below steps the core, which may
         # place new orders (an exit due meanwhile); those are not sent yet, so not to be looked up
@@ -334,24 +336,18 @@ class LiveExecution:
                                        reason="not at Bybit after a restart: never sent")]
             for fact in found or []:  # None: Bybit cannot be asked; the leg's timeout settles it
                 out += self.core.on_report(msgspec.structs.replace(fact, ts_ms=now_ms), now_ms)
-        expected: dict[tuple[str, int], Decimal] = {}
-        for trade in self.core.trades.values():
-            for leg in ("long", "short"):
-                idx = (1 if leg == "long" else 2) if trade.taken.long_venue in self.core.config.hedge_mode_venues else 0
-                key = (trade.taken.symbol, idx)
-                expected[key] = expected.get(key, Decimal(0)) + trade.held[leg]
-        actual = {}
+        actual: dict[tuple[str, int], Decimal] = {}
         for p in await self.bybit.trading.positions():
             size = Decimal(p.get("size") or "0")
             if size:
                 key = (p["symbol"], int(p.get("positionIdx", 0)))
                 actual[key] = actual.get(key, Decimal(0)) + (size if p.get("side") == "Buy" else -size)
-        differ = {k: (expected.get(k, Decimal(0)), actual.get(k, Decimal(0)))
-                  for k in set(expected) | set(actual) if expected.get(k, Decimal(0)) != actual.get(k, Decimal(0))}
-        if differ:
-            self.core.halted = "positions at Bybit differ from the trades' facts: " + "; ".join(
-                f"{s} idx {i}: facts {e}, Bybit {a}" for (s, i), (e, a) in sorted(differ.items()))
-        return out + self.core.step(now_ms)
+        gone, unexplained = self.core.reconcile_positions({"bybit": actual}, now_ms)
+        if unexplained:
+            gone += self.core.halt("reconcile", "Bybit holds positions the trades' facts do not explain (opened "
+                                   f"outside this system?): {unexplained}. Close them at Bybit, then `arb resume`",
+                                   now_ms, action="keep")
+        return out + gone
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -247,6 +247,64 @@ class ExecutorCore:
             out.append(f.FundingPaid(ts_ms=now_ms, trade_id=trade.id, leg=leg, amount=part))
         return out
 
+    def reconcile_positions(self, positions: dict[str, dict[tuple[str, int], Decimal]],
+                            now_ms: int) -> tuple[list[f.AnyFact], str]:
+        """Each venue's positions, venue -> (symbol, position idx) -> signed size, against the open
+        trades' legs there (a venue not named is not checked). Where a venue holds less than the
+        facts, the difference was closed outside this system: a PositionGone per leg (the newest
+        trades' first), priced at the touch now, or at the leg's entry price when there is no
+        quote; then a trade left flat closes (`closed_outside`), an active one exits what it
+        still holds, and a pending one unwinds. Returns the facts and what cannot be explained
+        that way ('' when nothing): a venue holding more than the facts, or the other side."""
+        holders: dict[tuple[str, str, int], list[tuple[Trade, str]]] = {}
+        for trade in self.trades.values():
+            for leg in ("long", "short"):
+                venue = self._venue(trade, leg)
+                if venue in positions and trade.held[leg]:
+                    idx = (1 if leg == "long" else 2) if venue in self.config.hedge_mode_venues else 0
+                    holders.setdefault((venue, trade.taken.symbol, idx), []).append((trade, leg))
+        there = {(venue, *key): size for venue, held in positions.items() for key, size in held.items() if size}
+        out: list[f.AnyFact] = []
+        unexplained = []
+        for key in sorted(set(holders) | set(there)):
+            venue, symbol, idx = key
+            expected = sum((t.held[leg] for t, leg in holders.get(key, [])), ZERO)
+            actual = there.get(key, ZERO)
+            if actual == expected:
+                continue
+            if actual * expected < 0 or abs(actual) > abs(expected):
+                unexplained.append(f"{symbol} idx {idx}: facts {expected}, {venue} {actual}")
+                continue
+            missing = abs(expected) - abs(actual)
+            for trade, leg in reversed(holders[key]):
+                qty = min(missing, abs(trade.held[leg]))
+                if qty:
+                    missing -= qty
+                    price, source = self._gone_price(trade, leg)
+                    self._emit(out, f.PositionGone(
+                        ts_ms=now_ms, trade_id=trade.id, leg=leg, qty=qty, price=price, price_source=source,
+                        detail=f"{venue} holds {actual} {symbol} (idx {idx}), the facts {expected}"))
+        for trade in {fact.trade_id: self.trades[fact.trade_id] for fact in out}.values():
+            if trade.flat and not trade.open_orders():
+                self._close(trade, "closed", "closed_outside", now_ms, out)
+            elif trade.status == "active":
+                self._start_exit(trade, "closed_outside", now_ms, out)
+            elif trade.status == "pending" and not self._unwinding(trade):
+                gone = trade.gone[-1].leg
+                self._start_unwind(trade, "entry", OTHER[gone], now_ms, now_ms, out)
+        return out + self.step(now_ms), "; ".join(unexplained)
+
+    def _gone_price(self, trade: Trade, leg: str) -> tuple[Decimal, str]:
+        """What a leg that vanished is taken to have closed at: its closing side's touch now, else
+        the average price it was entered at (no price PnL)."""
+        m = self.market.get(self._venue(trade, leg), trade.taken.symbol)
+        touch = (m.bid if leg == "long" else m.ask) if m else None
+        if touch:
+            return _dec(touch), "touch"
+        orders = [o for o in trade.legs(leg, "entry", "hedge") if o.filled]
+        value, qty = sum((o.value for o in orders), ZERO), sum((o.filled for o in orders), ZERO)
+        return (value / qty if qty else trade.taken.long_price if leg == "long" else trade.taken.short_price), "entry"
+
     def shutdown(self, now_ms: int) -> list[f.AnyFact]:
         """Exit every active trade (pending ones finish their entry first, then exit too)."""
         self.halted = self.halted or "shutting down"

@@ -137,6 +137,19 @@ class FundingPaid(Fact, tag="funding_paid"):
     amount: Decimal  # paid; negative when received
 
 
+class PositionGone(Fact, tag="position_gone"):
+    """The venue no longer holds (part of) a leg the facts hold: it was closed outside this system
+    (by hand at the venue, a liquidation, or a simulator that restarted empty). Found when the
+    executor compares the venue's positions with its facts after a restart."""
+
+    trade_id: str
+    leg: Leg
+    qty: Decimal  # how much of the leg is gone, base units (> 0)
+    price: Decimal  # what it is taken to have closed at
+    price_source: str  # venue (its own record), touch (the market when it was found), entry (no price known)
+    detail: str = ""
+
+
 class TradeClosed(Fact, tag="trade_closed"):
     """The trade is flat on both legs: what it made, and the capital it gives back."""
 
@@ -165,7 +178,8 @@ class TradingResumed(Fact, tag="trading_resumed"):
 
 
 AnyFact = (SignalTaken | SignalRejected | OrderPlaced | CancelRequested | OrderAcked | OrderFilled | OrderClosed
-           | LegOut | TradeActive | ExitStarted | FundingPaid | TradeClosed | TradingHalted | TradingResumed)
+           | LegOut | TradeActive | ExitStarted | FundingPaid | PositionGone | TradeClosed | TradingHalted
+           | TradingResumed)
 
 
 class FactError(ValueError):

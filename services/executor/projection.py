@@ -44,6 +44,8 @@ def trade_fields(trade: Trade) -> dict[str, str]:
     if trade.leg_outs:
         lo = trade.leg_outs[0]
         out.update(leg_out_filled=lo.filled_leg, leg_out_action=lo.action, leg_out_phase=lo.phase)
+    if trade.gone:
+        out["closed_outside"] = "; ".join(f"{g.leg} {g.qty} at {g.price} ({g.price_source})" for g in trade.gone)
     if trade.exit:
         out.update(exit_reason=trade.exit.reason, exit_started=str(trade.exit.ts_ms),
                    exit_spread_bps=repr(trade.exit.spread_bps))

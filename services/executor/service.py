@@ -499,6 +499,10 @@ class ExecutorService:
                          fact.short_qty, fact.short_avg)
             case f.ExitStarted():
                 log.info("trade %s exiting: %s", fact.trade_id, fact.reason)
+            case f.PositionGone():
+                log.warning("trade %s: %s of its %s leg is no longer at the venue, closed outside this system (%s); "
+                            "taken as closed at %s (%s)", fact.trade_id, fact.qty, fact.leg, fact.detail, fact.price,
+                            fact.price_source)
             case f.TradingHalted():
                 log.error("TRADING HALTED (%s): %s; open trades: %s", fact.reason, fact.detail,
                           "closing at market" if fact.action == "close" else "kept, hedged")

@@ -57,6 +57,7 @@ class Trade:
     exit: f.ExitStarted | None = None
     closed: f.TradeClosed | None = None
     funding_settled: dict[str, int] = field(default_factory=dict)  # leg -> last settlement time paid
+    gone: list[f.PositionGone] = field(default_factory=list)  # closed outside this system
 
     @property
     def id(self) -> str:
@@ -115,6 +116,11 @@ class Trade:
                 self.status, self.active = "active", fact
             case f.ExitStarted():
                 self.status, self.exit = "exiting", fact
+            case f.PositionGone():
+                sign = 1 if self.held[fact.leg] > 0 else -1
+                self.held[fact.leg] -= sign * fact.qty
+                self.cash += sign * fact.qty * fact.price
+                self.gone.append(fact)
             case f.FundingPaid():
                 self.funding += fact.amount
                 self.funding_settled[fact.leg] = fact.ts_ms
