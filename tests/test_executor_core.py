@@ -366,7 +366,7 @@ def test_a_leg_the_venue_no_longer_holds_is_recorded_as_closed_outside_at_the_to
     assert [(o.leg, o.side, o.qty, o.reduce_only) for o in exits] == [("long", "Sell", D("0.099"), True)]
     closed = desk.of(f.TradeClosed)[0]  # the paper venue fills the exit at once: flat, closed
     assert (closed.outcome, closed.reason) == ("closed", "closed_outside")
-    long_exit = [x for x in desk.of(f.OrderFilled) if x.link_id == exits[0].link_id][0]
+    long_exit = next(x for x in desk.of(f.OrderFilled) if x.link_id == exits[0].link_id)
     cash = D("0.099") * (D("100700.0") - D("100000.1") - D("100500.1") + long_exit.price)
     assert closed.pnl_usd == cash - closed.fees_usd
     conserved(desk)
