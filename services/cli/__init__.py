@@ -16,11 +16,32 @@ The modules import their heavy dependencies inside each command, so `arb --help`
 from __future__ import annotations
 
 import typer
+import typer.core
 
 from services.cli import backtest, inspection, run, sim, workers
 from services.cli.common import pin_to_cpu
 
 __all__ = ["app", "pin_to_cpu"]
+
+
+def _flags_without_type() -> None:
+    """Show a flag as a plain flag (`--closed`, `--sim/--no-sim`) in the rich help.
+
+    Typer 0.29's rich help prints each option's value type beside it, and a flag's too
+    (`--help <bool>`), though a flag takes no value; its plain help leaves flags out, as
+    earlier versions did. Older typer has no `display_type_rich`, and nothing is changed."""
+    shown = getattr(typer.core.TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "flags_without_type", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich.flags_without_type = True
+    typer.core.TyperOption.display_type_rich = display_type_rich
+
+
+_flags_without_type()
 
 app = typer.Typer(
     help="Crypto perpetual-futures arbitrage on Redis Streams. Settings come from env vars and "

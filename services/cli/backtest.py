@@ -36,7 +36,7 @@ def history(
     loaders read it). Paginated and paced; Ctrl+C keeps what arrived, and running the same
     command again carries on from there. A range already in the cache is not fetched again.
 
-    Example: VENUE_ENV=mainnet arb history klines --symbol ETHUSDT --start 2025-06-01 --end 2025-07-01
+    Example: `VENUE_ENV=mainnet arb history klines --symbol ETHUSDT --start 2025-06-01 --end 2025-07-01`
     """
     from pathlib import Path
 
@@ -121,7 +121,7 @@ def backtest_funding(
     utilization and APR; writes report.txt, trades.csv, the equity curve (equity.png) and a
     self-contained report.html to --out. The same inputs give the same files, byte for byte.
 
-    Example: arb backtest funding --bybit bybit_funding.csv --binance binance_funding.csv --entry-bps 3
+    Example: `arb backtest funding --bybit bybit_funding.csv --binance binance_funding.csv --entry-bps 3`
     """
     from decimal import Decimal
     from pathlib import Path
@@ -176,7 +176,10 @@ def backtest_spread(
     utilization, APR and the leg-outs; writes report.txt, trades.csv, equity.png, report.html,
     and the facts as the executor would have written them to strategy:events (facts.jsonl).
 
-    Example: arb record --out day.jsonl --duration 3600; arb backtest spread day.jsonl
+    Example, an hour of the market recorded, then backtested:
+
+    - `arb record --out day.jsonl --duration 3600`
+    - `arb backtest spread day.jsonl`
     """
     from pathlib import Path
 
@@ -229,7 +232,7 @@ def record(
     """Record the md:* streams from now on into a file, with the order grids of EXECUTOR_VENUES
     first, for `arb backtest spread` and `arb replay`. Ctrl+C stops it; what was written stays.
 
-    Example: arb record --out day.jsonl --duration 86400
+    Example: `arb record --out day.jsonl --duration 86400`
     """
     from pathlib import Path
 
@@ -255,7 +258,7 @@ def replay(
     """Feed a recording back into the md:* streams, as the ingestors would have written it, for
     the live strategy and executor to read.
 
-    Example: arb replay day.jsonl --speed 10
+    Example: `arb replay day.jsonl --speed 10`
     """
     from pathlib import Path
 

@@ -40,7 +40,7 @@ def trades(
 
 
 def report(redis_url: Annotated[str | None, _REDIS_OPTION] = None) -> None:
-    """The metrics report (seed task 15) from the workers' snapshots in Redis: opportunities,
+    """The metrics report from the workers' snapshots in Redis: opportunities,
     trades, success rate, p50/p95/p99 of every stage, and the edge cases. Works for a running
     system and for a finished one whose Redis is still there. `arb up` prints it every 60 s."""
     from services.report import read_samples, render
@@ -91,7 +91,7 @@ def validate(
     get 10001, a wrong signature 10004), and key security (no Wallet permission, bound to an
     IP). Prints a pass/fail table; exit code 1 if any check fails. No order is placed.
 
-    Example: VENUE_ENV=demo arb validate
+    Example: `VENUE_ENV=demo arb validate`
     """
     from services.validate import table
     from services.validate import validate as run_validate

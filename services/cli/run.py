@@ -44,8 +44,10 @@ def up(
     Settings come from the environment and ./.env; ENVIRONMENT=development|staging|production
     presets VENUE_ENV (sim, demo, mainnet) and POSITION_SIZE_LIMIT (none, $50, $100).
 
-    Example: arb up --duration 60            (synthetic trading on the simulator for a minute)
-    Example: arb up --mode cross --venues bybit,binance,okx
+    Examples:
+
+    - `arb up --duration 60`: synthetic trading on the simulator for a minute
+    - `arb up --mode cross --venues bybit,binance,okx`: every venue's real spreads, paper execution
     """
     from services.up import Stack, StackError, plan, port_free, refusals
 
@@ -113,7 +115,7 @@ def stop(
     and the strategy stops its signals when it sees that fact. It works the same under
     docker compose.
 
-    Example: arb stop --emergency --reason "exchange incident"
+    Example: `arb stop --emergency --reason "exchange incident"`
     """
     from pathlib import Path
 
@@ -153,7 +155,8 @@ def resume() -> None:
 
 
 def check(
-    service: Annotated[str, typer.Argument(help="executor, strategy, latency, ingest-<venue>, or sim.")],
+    service: Annotated[str, typer.Argument(
+        help="executor, strategy, latency, `ingest-<venue>` (e.g. ingest-bybit), or sim.")],
 ) -> None:
     """Exit 0 if the service is alive (its health key in Redis, refreshed every second, expires
     5 s after it stops; for sim, its HTTP API answers), else 1. Docker compose's health check."""

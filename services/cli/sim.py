@@ -32,17 +32,25 @@ def sim(
     """Run a local exchange: Bybit V5 (market data, trading, private stream) and the market
     data of Binance USD-M, OKX and Bitget, for offline runs and tests.
 
-    Bybit: ws://127.0.0.1:PORT/v5/public/linear and /v5/private; REST /v5/market/...,
-    /v5/order/..., /v5/execution/list, /v5/position/..., /v5/account/... (signed with SIM_API_KEY /
-    SIM_API_SECRET; orders fill against the simulated book, with fees and funding).
-    Binance: /public/ws|stream (bookTicker, depth), /market/ws|stream (markPrice, aggTrade),
-    /fapi/v1/.... OKX: /ws/v5/public, /api/v5/public/.... Bitget: /v2/ws/public, /api/v2/....
+    Endpoints (PORT is --port):
+
+    - Bybit: ws://127.0.0.1:PORT/v5/public/linear and /v5/private; REST /v5/market/...,
+      /v5/order/..., /v5/execution/list, /v5/position/..., /v5/account/... (signed with
+      SIM_API_KEY / SIM_API_SECRET; orders fill against the simulated book, with fees and funding).
+    - Binance: /public/ws|stream (bookTicker, depth), /market/ws|stream (markPrice, aggTrade),
+      /fapi/v1/....
+    - OKX: /ws/v5/public, /api/v5/public/....
+    - Bitget: /v2/ws/public, /api/v2/....
+
     The venues' prices are correlated; cross-venue spreads open and close on their own, and
     POST /admin/opportunity {"symbol": "BTCUSDT", "venue": "binance", "spread_bps": 30,
     "funding_delta": 0.0005, "seconds": 60} forces one. With VENUE_ENV=sim (the default),
     `arb ingest` connects to it.
 
-    Example: arb sim --symbols BTCUSDT,ETHUSDT & arb ingest --symbols BTCUSDT,ETHUSDT
+    Example, the simulator and an ingestor reading it:
+
+    - in one shell: `arb sim --symbols BTCUSDT,ETHUSDT`
+    - in another: `arb ingest --symbols BTCUSDT,ETHUSDT`
     """
     from services.sim.faults import FaultError, Faults
     from services.sim.replay import ReplayError, load_klines

@@ -41,7 +41,7 @@ def ingest(
     with the venue. Ticker fields are kept per symbol in the venue's hash, e.g.
     okx:swap:tickers:{SYMBOL}. Ctrl+C or SIGTERM flushes what was received and exits 0.
 
-    Example: VENUE_ENV=mainnet arb ingest --venue okx --symbols BTCUSDT,ETHUSDT --metrics-port 9101
+    Example: `VENUE_ENV=mainnet arb ingest --venue okx --symbols BTCUSDT,ETHUSDT --metrics-port 9101`
     """
     from services.ingestor.service import Ingestor
 
@@ -73,7 +73,10 @@ def strategy(
         help="cross: every symbol and venue pair; synthetic: one venue's mid -/+ SYNTHETIC_SPREAD_BPS/2 "
         "for SYMBOLS_TO_TRADE.")] = "cross",
     scorer: Annotated[str | None, typer.Option(
-        help="Confidence scorer: confluence (seed section 3) or dashboard. Default: STRATEGY_SCORER.")] = None,
+        help="Confidence scorer: confluence (hard limits on depth, latency and funding, then a weighted score of "
+        "funding, book imbalance, open interest, VWAP, volatility and liquidations) or dashboard (spread and "
+        "funding, boosted by the books' lean, open interest and time to funding). Default: STRATEGY_SCORER.")
+    ] = None,
     redis_url: Annotated[str | None, typer.Option(help="Redis to read and write. Default: REDIS_URL.")] = None,
     cpu: Annotated[int | None, typer.Option(help="Pin the process to this CPU (Linux).")] = None,
     metrics_port: Annotated[int | None, typer.Option(
@@ -94,7 +97,7 @@ def strategy(
     running: a venue without a fresh latency verdict is stale, and a stale venue gives
     confidence 0.
 
-    Example: arb strategy --mode synthetic --metrics-port 9103
+    Example: `arb strategy --mode synthetic --metrics-port 9103`
     """
     from services.strategy.service import StrategyService
     from services.strategy.synthetic import never_qualifies
@@ -157,7 +160,7 @@ def executor(
     second. On start it replays strategy:events; on stop (Ctrl+C) it closes the active trades
     first.
 
-    Example: arb executor --mode synthetic --metrics-port 9104
+    Example: `arb executor --mode synthetic --metrics-port 9104`
     """
     from services.executor.service import ExecutorService
 
@@ -186,7 +189,7 @@ def rebuild(
     and strategy:metrics:daily whose content the facts do not give, then rewrites those
     (unless --check). Exit code 1 with --check when anything differs.
 
-    Example: arb rebuild --check
+    Example: `arb rebuild --check`
     """
     from services.executor.rebuild import rebuild as run_rebuild
 
@@ -226,7 +229,7 @@ def latency(
     strategy:latency:{exchange} (redis-cli hgetall strategy:latency:okx) and to the metrics
     arb_exchange_latency_ms and arb_exchange_stale; turning stale and recovering are logged.
 
-    Example: VENUE_ENV=mainnet arb latency --venues bybit,okx --metrics-port 9102
+    Example: `VENUE_ENV=mainnet arb latency --venues bybit,okx --metrics-port 9102`
     """
     from services.latency.service import LatencyMonitor
 
