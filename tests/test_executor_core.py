@@ -418,3 +418,27 @@ def test_a_partly_gone_position_is_taken_from_the_newest_trade_first_and_replays
         again = replayed.trades.get(tid) or replayed.closed[tid]
         assert (again.held, again.cash, again.status) == (trade.held, trade.cash, trade.status)
     conserved(desk)
+
+
+def test_a_cancel_with_no_answer_is_asked_again_each_second_until_the_venue_says_what_became_of_the_order():
+    desk = Desk()
+    opened(desk)
+    desk.signal()
+    trade = next(iter(desk.core.trades.values()))
+    t = desk.now
+    exits = desk.core.shutdown(t)  # not routed: the venue never answers these exits, nor their cancels
+    placed = [x for x in exits if isinstance(x, f.OrderPlaced)]
+    assert len(placed) == 2 and all(o.purpose == "exit" for o in placed)
+
+    def cancels(at: int) -> list[str]:
+        return [x.link_id for x in desk.core.step(t + at) if isinstance(x, f.CancelRequested)]
+
+    assert cancels(499) == [] and sorted(cancels(500)) == sorted(o.link_id for o in placed)
+    assert desk.core.next_deadline_ms() == t + 1_500  # the next ask, if nothing is heard
+    assert cancels(1_499) == [] and len(cancels(1_500)) == 2 and cancels(2_000) == [] and len(cancels(2_500)) == 2
+    after = []
+    for order in placed:  # the venue finally says: cancelled; the exit goes on at market
+        after += desk.core.on_report(f.OrderClosed(ts_ms=t + 2_600, trade_id=trade.id, link_id=order.link_id,
+                                                   status="cancelled"), t + 2_600)
+    assert [o.order_type for o in after if isinstance(o, f.OrderPlaced)] == ["Market", "Market"]
+    assert not set(cancels(10_000)) & {o.link_id for o in placed}  # the first two are never asked about again

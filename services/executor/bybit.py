@@ -144,8 +144,10 @@ class BybitExecution:
 
     async def cancel(self, link_id: str) -> list[f.AnyFact]:
         order = self.orders.get(link_id)
-        if order is None or link_id not in self.open:
+        if order is None:
             return []
+        if link_id not in self.open:  # closed here, yet asked again: its close may not have reached the core
+            return await self.lookup(link_id) or []
         if link_id in self._creating:  # its create has no answer yet: a cancel now could not find it
             await self._creating[link_id].wait()
             if link_id not in self.open:

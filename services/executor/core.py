@@ -100,6 +100,7 @@ class ExecConfig:
     limit_slippage_bps: float = 5.0  # how far past the far touch a limit order may take (Property 5's cap)
     order_attempts: int = 5  # per leg and purpose, for limit orders closed with quantity left
     hedge_attempts: int = 3
+    cancel_retry_ms: int = 1_000  # a cancel not answered in this long is sent again
     retry_gap_ms: int = 200  # between emergency-close attempts; doubled per refusal in a row
     max_retry_gap_ms: int = 10_000
     funding_exit_8h: float = 0.00005
@@ -434,11 +435,17 @@ class ExecutorCore:
 
     def _cancel_open(self, trade: Trade, orders: list[OrderState], now_ms: int, out: list) -> None:
         """Cancel limit orders now; a market order (which a venue fills or cancels at once) only
-        if it is still open `leg_timeout_ms` after it was sent, so its outcome gets settled."""
+        if it is still open `leg_timeout_ms` after it was sent, so its outcome gets settled. A
+        cancel with no answer after `cancel_retry_ms` is asked again (the venue answers a cancel
+        of an order it no longer holds by saying what became of it): no order waits for ever on
+        an answer that was lost."""
         for order in orders:
-            if not order.open or order.cancel_requested:
+            if not order.open:
                 continue
-            due = order.placed.ts_ms + (self.config.leg_timeout_ms if order.placed.order_type == "Market" else 0)
+            if order.cancel_requested:
+                due = order.cancel_ms + self.config.cancel_retry_ms
+            else:
+                due = order.placed.ts_ms + (self.config.leg_timeout_ms if order.placed.order_type == "Market" else 0)
             if now_ms >= due:
                 self._emit(out, f.CancelRequested(ts_ms=now_ms, trade_id=trade.id, link_id=order.link_id))
             else:

@@ -24,6 +24,7 @@ class OrderState:
     fee: Decimal = ZERO
     open: bool = True  # until filled in full or closed by the venue
     cancel_requested: bool = False
+    cancel_ms: int = 0  # when the last cancel was asked for
     venue_order_id: str = ""
     closed_status: str = ""
     closed_reason: str = ""
@@ -89,7 +90,8 @@ class Trade:
             case f.OrderPlaced():
                 self.orders[fact.link_id] = OrderState(fact)
             case f.CancelRequested():
-                self.orders[fact.link_id].cancel_requested = True
+                order = self.orders[fact.link_id]
+                order.cancel_requested, order.cancel_ms = True, fact.ts_ms
             case f.OrderAcked():
                 self.orders[fact.link_id].venue_order_id = fact.venue_order_id
             case f.OrderFilled():
