@@ -81,7 +81,8 @@ def render(s: Samples) -> str:
         f"{v['arb_strategy_signals_total']:.0f} signals written",
         f"trades         {v['arb_executor_trades_executed_total']:.0f} executed: {ok:.0f} successful, {failed:.0f} "
         f"failed (success rate {rate}); {v['arb_executor_active_trades']:.0f} open",
-        f"PnL            ${v['arb_executor_cumulative_pnl_usd']:,.2f}",
+        f"PnL            {'-' if v['arb_executor_cumulative_pnl_usd'] < 0 else ''}"
+        f"${abs(v['arb_executor_cumulative_pnl_usd']):,.2f}",
         "edge cases     " + ", ".join(f"{label} {v[name]:.0f}" for name, label in EDGE_CASES),
         "",
         f"{'stage':34s} {'count':>9s} {'p50 ms':>9s} {'p95 ms':>9s} {'p99 ms':>9s}",

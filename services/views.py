@@ -57,8 +57,9 @@ async def read_view(client: aioredis.Redis, prefix: str = "", closed: bool = Fal
     return view
 
 
-def _money(text: str | None) -> str:
-    return f"${Decimal(text or 0):,.2f}"
+def money(text: str | None) -> str:
+    value = Decimal(text or 0)
+    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
 
 
 def _pct(text: str | None) -> str:
@@ -78,17 +79,25 @@ def render_portfolio(v: View) -> list[str]:
     trading = f"HALTED ({p.get('halt_reason')}): {p.get('halt_detail')}" if p.get("trading") == "halted" else "on"
     return [
         f"trading        {trading}",
-        f"capital        {_money(p.get('available_capital'))} available of {_money(p.get('starting_capital'))}; "
-        f"{_money(p.get('total_open_positions'))} in {p.get('active_trades', '0')} active trades "
+        f"capital        {money(p.get('available_capital'))} available of {money(p.get('starting_capital'))}; "
+        f"{money(p.get('total_open_positions'))} in {p.get('active_trades', '0')} active trades "
         f"(utilization {_pct(p.get('utilization'))})",
-        f"PnL            {_money(p.get('cumulative_pnl'))} over {p.get('closed_trades', '0')} closed trades "
-        f"(fees {_money(p.get('fees_paid'))}, funding {_money(p.get('funding_paid'))})",
-        f"win rate       {_pct(p.get('win_rate'))} ({p.get('win_count', '0')} won, {p.get('loss_count', '0')} lost); "
-        f"{p.get('rejected_trades', '0')} entries rejected",
-        f"leg-outs       {p.get('leg_out_count', '0')} (loss {_money(p.get('leg_out_total_loss'))}); "
+        f"PnL            {money(p.get('cumulative_pnl'))} over {p.get('closed_trades', '0')} closed trades "
+        f"(fees {money(p.get('fees_paid'))}, funding {money(p.get('funding_paid'))})",
+        f"win rate       {_pct(p.get('win_rate'))} ({p.get('win_count', '0')} won, {p.get('loss_count', '0')} lost)",
+        f"signals        {signal_counts(p)}",
+        f"leg-outs       {p.get('leg_out_count', '0')} (loss {money(p.get('leg_out_total_loss'))}); "
         f"emergency closes {p.get('emergency_closes', '0')}",
         *render_marks(v),
     ]
+
+
+def signal_counts(p: dict[str, str]) -> str:
+    """The executor's signals, as every view shows them (the counts of strategy:portfolio:state,
+    whose daily parts are strategy:metrics:daily)."""
+    taken, rejected = int(p.get("signals_taken", 0)), int(p.get("rejected_signals", 0))
+    return (f"{taken + rejected:,} read: {taken:,} taken, {rejected:,} rejected; "
+            f"{int(p.get('rejected_trades', 0)):,} taken were never filled")
 
 
 def render_marks(v: View) -> list[str]:
@@ -96,8 +105,8 @@ def render_marks(v: View) -> list[str]:
     if not m:
         return []
     unpriced = int(m.get("unpriced_trades", 0))
-    return [f"unrealised     {_money(m.get('unrealised_pnl_usd'))} on {m.get('open_trades', '0')} open trades"
-            f"{f' ({unpriced} not priced yet)' if unpriced else ''}; equity {_money(m.get('equity_usd'))} "
+    return [f"unrealised     {money(m.get('unrealised_pnl_usd'))} on {m.get('open_trades', '0')} open trades"
+            f"{f' ({unpriced} not priced yet)' if unpriced else ''}; equity {money(m.get('equity_usd'))} "
             f"(marked {_age(v, m.get('ts_ms'))} ago)"]
 
 
@@ -114,16 +123,16 @@ def render_trades(v: View, closed: bool = False, limit: int = 20) -> list[str]:
         return [f"no {'closed' if closed else 'active'} trades"]
     if closed:
         rows = [[t.get("trade_id", ""), t.get("symbol", ""), f"{t.get('long_exchange')}/{t.get('short_exchange')}",
-                 t.get("qty", ""), _money(t.get("position_size_usd")), t.get("outcome", ""), t.get("close_reason", ""),
-                 _money(t.get("actual_profit_usd")), t.get("leg_out_events", "0")] for t in trades]
+                 t.get("qty", ""), money(t.get("position_size_usd")), t.get("outcome", ""), t.get("close_reason", ""),
+                 money(t.get("actual_profit_usd")), t.get("leg_out_events", "0")] for t in trades]
         return _table(rows, ["trade", "symbol", "long/short", "qty", "size", "outcome", "reason", "PnL", "leg-outs"])
     def now(t: dict[str, str], name: str) -> str | None:
         return v.marks.get(f"{t.get('trade_id')}:{name}")
 
     rows = [[t.get("trade_id", ""), t.get("symbol", ""), f"{t.get('long_exchange')}/{t.get('short_exchange')}",
-             t.get("status", ""), t.get("qty", ""), _money(t.get("position_size_usd")),
+             t.get("status", ""), t.get("qty", ""), money(t.get("position_size_usd")),
              f"{float(t.get('entry_spread_bps', 0)):.1f}", f"{float(x):.1f}" if (x := now(t, "spread_bps")) else "-",
-             _money(t.get("projected_profit_usd")), _money(x) if (x := now(t, "unrealised_pnl_usd")) else "-",
+             money(t.get("projected_profit_usd")), money(x) if (x := now(t, "unrealised_pnl_usd")) else "-",
              _age(v, t.get("entry_time"))] for t in trades]
     return _table(rows, ["trade", "symbol", "long/short", "status", "qty", "size", "entry bps", "now bps",
                          "projected", "unrealised", "age"])

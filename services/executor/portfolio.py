@@ -13,7 +13,8 @@ twice.
 Metrics: win rate = wins / (wins + losses) (a trade that made exactly 0, or never filled, is
 neither); average profit = cumulative PnL / closed trades that filled; utilization = open
 exposure / starting capital; leg-out loss rate = leg-out loss / cumulative PnL; APR =
-(cumulative PnL / starting capital) / (days from the first trade to the newest fact / 365).
+(cumulative PnL / starting capital) / (days from the first trade to the newest fact / 365),
+given once a day has passed (before that it would say nothing).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class Portfolio:
     losses: int = 0
     closed_trades: int = 0  # that filled at all
     rejected_trades: int = 0  # taken, then nothing filled
+    signals_taken: int = 0
+    rejected_signals: int = 0  # not taken (stale, halted, too small ...): the daily figures' sum
     emergency_closes: int = 0
     leg_out_count: int = 0
     leg_out_total_loss: Decimal = ZERO
@@ -77,9 +80,11 @@ class Portfolio:
         match fact:
             case f.SignalTaken():
                 self.reserved[fact.trade_id] = fact.size_usd
+                self.signals_taken += 1
                 if self.first_trade_ms is None:
                     self.first_trade_ms = fact.ts_ms
             case f.SignalRejected():
+                self.rejected_signals += 1
                 self.daily[day_of(fact.ts_ms)].rejected_signals += 1
             case f.LegOut():
                 self.leg_out_count += 1
@@ -113,7 +118,8 @@ class Portfolio:
         fact, so the same facts always give the same state."""
         decided = self.wins + self.losses
         days = (self.last_fact_ms - self.first_trade_ms) / DAY_MS if self.first_trade_ms is not None else 0.0
-        apr = (float(self.cumulative_pnl / self.starting_capital) / (days / 365)) if days > 0 else 0.0
+        # an APR from less than a day of trading says nothing: none until a day has passed
+        apr = f"{float(self.cumulative_pnl / self.starting_capital) / (days / 365):.4f}" if days >= 1 else ""
         return {
             "starting_capital": str(self.starting_capital),
             "available_capital": str(self.available),
@@ -124,6 +130,8 @@ class Portfolio:
             "funding_paid": str(self.funding),
             "closed_trades": str(self.closed_trades),
             "rejected_trades": str(self.rejected_trades),
+            "signals_taken": str(self.signals_taken),
+            "rejected_signals": str(self.rejected_signals),
             "win_count": str(self.wins),
             "loss_count": str(self.losses),
             "win_rate": f"{self.wins / decided:.4f}" if decided else "",
@@ -132,9 +140,16 @@ class Portfolio:
             "utilization": f"{float(self.open_exposure / self.starting_capital):.4f}",
             "leg_out_count": str(self.leg_out_count),
             "leg_out_total_loss": str(self.leg_out_total_loss),
-            "leg_out_loss_rate": f"{float(self.leg_out_total_loss / self.cumulative_pnl):.4f}"
-            if self.cumulative_pnl else "",
+            "leg_out_loss_rate": _ratio(self.leg_out_total_loss, self.cumulative_pnl),
             "emergency_closes": str(self.emergency_closes),
-            "realistic_apr": f"{apr:.4f}",
+            "realistic_apr": apr,
             "updated_ms": str(self.last_fact_ms),
         }
+
+
+def _ratio(part: Decimal, whole: Decimal) -> str:
+    """part / whole to 4 places ('' when whole is 0), never the '-0.0000' of a tiny negative."""
+    if not whole:
+        return ""
+    text = f"{float(part / whole):.4f}"
+    return "0.0000" if text == "-0.0000" else text
