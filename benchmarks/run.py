@@ -533,7 +533,7 @@ def bench_stack(seconds: float, mode: str = "synthetic") -> list[str]:
     """`arb up` for `seconds` on the simulator; every process's RSS sampled every 2 s: the most,
     after the warm-up (the first sixth of the run, at most 60 s), and at the end."""
     state = tempfile.mkdtemp(prefix="arb-stack-")
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}  # arb up starts its own there
     env.update(SYNTHETIC_HOLD_S="5", SIGNAL_COOLDOWN_S="5", SIM_PORT=str(free_port()))
     up = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--mode", mode, "--duration", str(seconds),
                            "--state-dir", state, "--metrics-port", str(free_port())], env=env,

@@ -44,10 +44,13 @@ def _client(settings: Settings) -> aioredis.Redis:
                                    decode_responses=True)
 
 
-async def heartbeat(settings: Settings, service: str, stop: asyncio.Event, register=None) -> None:
+async def heartbeat(settings: Settings, service: str, stop: asyncio.Event, register=None,
+                    ready: asyncio.Event | None = None) -> None:
     """Keep `health:{service}` alive until `stop`; delete it on the way out. With `register`
     (a service's `register_metrics`), its metrics go to `metrics:{service}` every
-    SNAPSHOT_EVERY beats and once more at the stop, for `arb report`."""
+    SNAPSHOT_EVERY beats and once more at the stop, for `arb report`. With `ready` (set once the
+    service takes work: the executor after its replay and reconcile), the record says whether it
+    is, and is written again the moment it becomes so: `arb up` starts the strategy only then."""
     client, key = _client(settings), health_key(settings, service)
     started_ms, failing = int(time.time() * 1000), False
     registry = None
@@ -58,7 +61,10 @@ async def heartbeat(settings: Settings, service: str, stop: asyncio.Event, regis
         for beat in itertools.count():
             if stop.is_set():
                 break
-            value = json.dumps({"pid": os.getpid(), "started_ms": started_ms, "ts_ms": int(time.time() * 1000)})
+            record = {"pid": os.getpid(), "started_ms": started_ms, "ts_ms": int(time.time() * 1000)}
+            if ready is not None:
+                record["ready"] = ready.is_set()
+            value = json.dumps(record)
             try:
                 await client.set(key, value, ex=HEALTH_TTL_S)
                 if registry is not None and beat % SNAPSHOT_EVERY == 0:
@@ -68,8 +74,11 @@ async def heartbeat(settings: Settings, service: str, stop: asyncio.Event, regis
                 if not failing:
                     log.warning("health key %s not written: %s", key, exc)
                 failing = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), HEARTBEAT_S)
+            waits = [stop.wait()] + ([ready.wait()] if ready is not None and not record["ready"] else [])
+            tasks = [asyncio.ensure_future(w) for w in waits]
+            await asyncio.wait(tasks, timeout=HEARTBEAT_S, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                task.cancel()
         with contextlib.suppress(RedisError, OSError):
             await client.delete(key)
             if registry is not None:

@@ -125,7 +125,9 @@ async def test_prometheus_scraping_arb_up_has_data_for_every_panel_and_evaluates
     prometheus = _tool("prometheus")
     base = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "VENUE_ENV", "ENVIRONMENT")}
-    if not shutil.which("redis-server"):
+    if shutil.which("redis-server"):  # arb up starts its own there
+        env.update(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    else:
         env.update(REDIS_URL=redis_url, REDIS_KEY_PREFIX=prefix)
     env.update(PYTHONPATH=str(ROOT), SIM_PORT=str(free_port()), ARB_STATE_DIR=str(tmp_path / "state"),
                SYNTHETIC_HOLD_S="2", SIGNAL_COOLDOWN_S="2", MAX_CONCURRENT_TRADES="1")  # rejections too

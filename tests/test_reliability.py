@@ -94,7 +94,7 @@ def test_the_api_secret_appears_nowhere_and_metrics_listen_on_loopback(tmp_path)
     secret = "s3cr3t-NEVER-SHOWN-7f3a9c1e"
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "VENUE_ENV", "ENVIRONMENT")}
     env.update(PYTHONPATH=str(ROOT), SIM_PORT=str(free_port()), ARB_STATE_DIR=str(tmp_path / "state"),
-               SIM_API_SECRET=secret, LOG_LEVEL="DEBUG", SYNTHETIC_HOLD_S="2", SIGNAL_COOLDOWN_S="2")
+               REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", SIM_API_SECRET=secret, LOG_LEVEL="DEBUG", SYNTHETIC_HOLD_S="2", SIGNAL_COOLDOWN_S="2")
     base = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--duration", "12", "--metrics-port",
                              str(base)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

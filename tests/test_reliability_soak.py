@@ -50,7 +50,7 @@ def test_12_the_stack_at_10x_the_seeds_rate_does_not_crash_grow_or_drop(tmp_path
                              "--rate", str(RATE), "--seconds", str(seconds + 120)], stdout=subprocess.PIPE)
     assert feed.stdout.readline().strip() == b"ready"
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "VENUE_ENV", "ENVIRONMENT")}
-    env.update(PYTHONPATH=str(ROOT), SIM_PORT=str(free_port()), VENUE_HOSTS=f"bybit=127.0.0.1:{feed_port}",
+    env.update(PYTHONPATH=str(ROOT), SIM_PORT=str(free_port()), REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", VENUE_HOSTS=f"bybit=127.0.0.1:{feed_port}",
                EXECUTOR_VENUES="bybit,binance", SYMBOLS_TO_TRADE="BTCUSDT,ETHUSDT,SOLUSDT,DOGEUSDT")
     # its output to a file: an hour of status lines and reports overflows a pipe nobody reads until the end,
     # and `arb up` would block writing to it, past its --duration

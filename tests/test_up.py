@@ -29,10 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env(tmp_path: Path, redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
-    """The environment of an `arb up` child: its own redis-server when one is on PATH (what a
-    user gets), else the tests' Redis under this test's prefix."""
+    """The environment of an `arb up` child: its own redis-server on a free port when one is on
+    PATH (what a user gets where nothing answers at REDIS_URL), else the tests' Redis under this
+    test's prefix. Never 127.0.0.1:6379, which may be somebody else's."""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "VENUE_ENV", "ENVIRONMENT")}
-    if not shutil.which("redis-server"):
+    if shutil.which("redis-server"):  # nothing answers there: arb up starts its own redis-server
+        env.update(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    else:
         env.update(REDIS_URL=redis_url, REDIS_KEY_PREFIX=prefix)
     env.update({"PYTHONPATH": str(ROOT), "SIM_PORT": str(free_port()), "LOG_LEVEL": "INFO",
                 "ARB_STATE_DIR": str(tmp_path / "state"), **extra})
@@ -104,7 +107,7 @@ async def test_sigterm_with_active_trades_leaves_no_open_position_at_the_simulat
                 proc.kill()
                 await proc.wait()
     assert proc.returncode == 0, out
-    assert "stopping executor (closing its trades)" in out and _summary_figure(out, "trades").endswith(", 0 open")
+    assert "stopping executor (closing its open trades)" in out and _summary_figure(out, "trades").endswith(", 0 open")
     assert {k: p.lots for k, p in account.positions.items() if p.lots} == {}
     assert not account.open_orders()
 
@@ -118,8 +121,8 @@ def test_the_plan_pins_strategy_and_executor_only_with_four_cpus_and_skips_taken
     taken = {9102}
     two = plan(s, "synthetic", ["bybit"], [0, 1], 9101, free=lambda p: p not in taken)
     assert [(w.name, w.cpu, w.metrics_port) for w in two.workers] == [
-        ("ingest-bybit", None, 9101), ("latency", None, 9103), ("strategy", None, 9104), ("executor", None, 9105)]
-    assert two.workers[-1].argv[:5] == ["executor", "--mode", "synthetic", "--execution", "live"]
+        ("ingest-bybit", None, 9101), ("latency", None, 9103), ("executor", None, 9104), ("strategy", None, 9105)]
+    assert two.workers[2].argv[:5] == ["executor", "--mode", "synthetic", "--execution", "live"]
     four = plan(s, "cross", ["bybit", "binance", "okx"], [0, 1, 2, 3], 9101)
     pins = {w.name: w.cpu for w in four.workers if w.cpu is not None}
     assert pins == {"strategy": 2, "executor": 3} and four.execution == "paper"
@@ -169,8 +172,8 @@ async def test_status_and_trades_print_what_redis_holds(r, prefix, redis_url):
     assert "trading        HALTED (daily_loss): lost $60 today (UTC), the limit is $50" in text
     assert "capital        $17,500.25 available of $20,000.00; $2,500.00 in 1 active trades (utilization 12.5%)" in text
     assert re.search(r"aaa111\s+ETHUSDT\s+binance/okx\s+active\s+0\.50\s+\$2,500\.00\s+31\.5\s+12\.2\s+\$4\.20\s+"
-                     r"\$-1\.04", text)
-    assert re.search(r"unrealised     \$-1\.04 on 1 open trades; equity \$19,999\.21 \(marked \S+ ago\)", text)
+                     r"-\$1\.04", text)
+    assert re.search(r"unrealised     -\$1\.04 on 1 open trades; equity \$19,999\.21 \(marked \S+ ago\)", text)
     assert re.search(r"okx\s+12\.5\s+30\.1\s+STALE no poll succeeded", text)
     closed = "\n".join(render_trades(view, closed=True))
     assert re.search(r"bbb222\s+BTCUSDT\s+bybit/okx\s+0\.010\s+\$1,000\.00\s+closed\s+profit_target\s+\$0\.25", closed)
@@ -187,7 +190,7 @@ def test_without_redis_server_arb_up_runs_on_an_in_process_fakeredis_and_says_no
     bare.mkdir()
     (bare / "python").symlink_to(sys.executable)
     env = _env(tmp_path, redis_url, prefix, PATH=str(bare))
-    env.pop("REDIS_URL", None)
+    env.update(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")  # nothing answers there
     env.pop("REDIS_KEY_PREFIX", None)
     done = subprocess.run([*ARB, "up", "--duration", "12", "--metrics-port", str(free_port())], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)

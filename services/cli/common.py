@@ -23,20 +23,45 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _settings(cli: dict, running: bool = False) -> Settings:
-    """Settings with `cli` overrides; with `running`, the Redis of a running `arb up` (from its
-    state folder, ARB_STATE_DIR or .arb) unless REDIS_URL or --redis-url says otherwise."""
+    """Settings with `cli` overrides; with `running`, the Redis of a running `arb up` (its state
+    folder: ARB_STATE_DIR or .arb) unless REDIS_URL or --redis-url says otherwise, named on stderr."""
+    if not running:
+        return _load(cli)
+    settings, where, _ = _redis_settings(cli)
+    typer.echo(f"redis: {where}", err=True)
+    return settings
+
+
+def _load(cli: dict) -> Settings:
     try:
-        settings = load_settings(cli)
+        return load_settings(cli)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    if running and "redis_url" not in settings.model_fields_set:
-        from pathlib import Path
 
-        from services.up import running_redis_url
 
-        if url := running_redis_url(Path(os.environ.get("ARB_STATE_DIR", ".arb"))):
-            settings = settings.model_copy(update={"redis_url": url})
-    return settings
+def _state_dir():
+    from pathlib import Path
+
+    return Path(os.environ.get("ARB_STATE_DIR", ".arb"))
+
+
+def _redis_settings(cli: dict) -> tuple[Settings, str, bool]:
+    """Settings whose REDIS_URL is the one to read: --redis-url or REDIS_URL when given, else the
+    running `arb up`'s; with where it is and why, and whether anything said which (False: only
+    the default is left)."""
+    from services.up import running_redis_url
+    from services.up.redis_place import where_to
+
+    settings = _load(cli)
+    if "redis_url" in settings.model_fields_set:
+        given = "--redis-url" if cli.get("redis_url", (None, None))[1] else "REDIS_URL"
+        return settings, f"{where_to(settings.redis_url)} ({given})", True
+    state = _state_dir()
+    if url := running_redis_url(state):
+        return (settings.model_copy(update={"redis_url": url}),
+                f"{where_to(url)} (the arb up running from {state.resolve()})", True)
+    return settings, f"{where_to(settings.redis_url)} (REDIS_URL's default; no arb up is running from " \
+                     f"{state.resolve()})", False
 
 
 def _logging(level: str) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from services.cli.common import _fail, _run_until_signal, _settings
+from services.cli.common import _fail, _redis_settings, _settings, _state_dir
 from shared.venues import NAMES
 
 
@@ -24,22 +24,29 @@ def up(
     venues: Annotated[str | None, typer.Option(
         help="Cross mode: the venues to read and trade. Default: EXECUTOR_VENUES (bybit,binance,okx).")] = None,
     state_dir: Annotated[str, typer.Option(envvar="ARB_STATE_DIR",
-                                           help="Where Redis keeps its data, the logs and the pid file.")] = ".arb",
+                                           help="Where the logs, the pid file and (when arb up starts its own "
+                                           "Redis) Redis's data are kept.")] = ".arb",
     metrics_port: Annotated[int, typer.Option(help="First metrics port; each worker takes the next free one.")
                             ] = 9101,
     confirm_mainnet: Annotated[bool, typer.Option("--confirm-mainnet", help="Allow live mode on mainnet.")] = False,
     sim: Annotated[bool, typer.Option(
         help="With VENUE_ENV=sim, start the simulator; --no-sim uses the one already at SIM_HOST:SIM_PORT.")] = True,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="Start from a clean state: delete this system's keys (facts, trades, portfolio, market "
+        "data) from the Redis it uses, and nothing else. Refused while trades are open at a real venue.")] = False,
 ) -> None:
     """Run the whole system on this machine: Redis, the simulator, the ingestors, the latency
-    monitor, the strategy and the executor, each its own process.
+    monitor, the executor and the strategy, each its own process.
 
-    Redis is REDIS_URL when set; else a private redis-server from PATH with its data (AOF) under
-    --state-dir; else an in-process fakeredis that keeps nothing. With VENUE_ENV=sim (the default)
-    the simulator is the venue. Each worker's log is in STATE_DIR/logs. A status line shows
-    tickers, signals, trades and PnL as they happen. Ctrl+C, SIGTERM or `arb stop` stops new
-    entries, closes every open trade (both legs), stops the rest, prints a summary, and exits 0.
-    A worker that dies stops the stack with its last log lines and exit code 1.
+    Redis is the one at REDIS_URL (default 127.0.0.1:6379), so `redis-cli` reaches its data; when
+    none answers there, arb up starts a redis-server there with its data (AOF) in --state-dir,
+    and stops it last. With VENUE_ENV=sim (the default) the simulator is the venue. Each
+    worker's log is in STATE_DIR/logs. A status line shows tickers, signals, trades and PnL.
+
+    Ctrl+C, SIGTERM or `arb stop` stops the strategy, closes every open trade (both legs), stops
+    the rest, prints a summary, and exits 0 if nothing is left open (else 1, naming what is).
+    A second Ctrl+C says what it is waiting for; a third stops at once. After a crash, the next
+    `arb up` in the same folder reconciles the facts with the venue and carries on.
 
     Settings come from the environment and ./.env; ENVIRONMENT=development|staging|production
     presets VENUE_ENV (sim, demo, mainnet) and POSITION_SIZE_LIMIT (none, $50, $100).
@@ -47,13 +54,19 @@ def up(
     Examples:
 
     - `arb up --duration 60`: synthetic trading on the simulator for a minute
+    - `arb up --fresh`: the same, forgetting every earlier run's trades first
     - `arb up --mode cross --venues bybit,binance,okx`: every venue's real spreads, paper execution
     """
-    from services.up import Stack, StackError, plan, port_free, refusals
+    from pathlib import Path
+
+    from services.sim.market import unmodelled
+    from services.up import Stack, StackError, pid_alive, plan, port_free, refusals
 
     settings = _settings({"symbols_to_trade": ("--symbols", symbols)})
     if errors := refusals(settings, mode, confirm_mainnet):
         raise _fail("\n".join(f"arb up: {e}" for e in errors))
+    if settings.venue_env == "sim" and (why := unmodelled(settings.symbols_to_trade)):
+        raise _fail(f"arb up: {why}")
     names = [v.strip().lower() for v in (venues or ",".join(settings.executor_venues)).split(",") if v.strip()]
     if unknown := [v for v in names if v not in NAMES]:
         raise _fail(f"--venues: no venue {unknown[0]!r}; venues: {', '.join(NAMES)}")
@@ -62,21 +75,20 @@ def up(
                     f"data; add it or set EXECUTOR_VENUES={','.join(names)}")
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     stack_plan = plan(settings, mode, names, cpus, metrics_port, free=port_free)
-    from pathlib import Path
-
     state = Path(state_dir).resolve()  # redis-server changes into its data folder
-    if (state / "up.pid").exists() and _alive(int((state / "up.pid").read_text() or 0)):
-        raise _fail(f"arb up is already running from {state} (pid {(state / 'up.pid').read_text()}); "
-                    "`arb stop` stops it")
-    stack = Stack(settings, stack_plan, state, "redis_url" in settings.model_fields_set, duration, start_sim=sim)
+    pid_file = state / "up.pid"
+    last = int(pid_file.read_text() or 0) if pid_file.exists() else 0
+    if pid_alive(last):
+        raise _fail(f"arb up is already running from {state} (pid {last}); `arb stop` stops it")
+    if last:
+        typer.echo(f"the last arb up from {state} (pid {last}) did not stop cleanly: its facts are replayed and "
+                   "checked against the venue")
+    stack = Stack(settings, stack_plan, state, "redis_url" in settings.model_fields_set, duration, start_sim=sim,
+                  fresh=fresh)
     if symbols:
         stack.env["SYMBOLS_TO_TRADE"] = ",".join(settings.symbols_to_trade)
-
-    async def main(stop: asyncio.Event) -> int:
-        return await stack.run(stop)
-
     try:
-        code = asyncio.run(_run_until_signal(main, None))
+        code = asyncio.run(stack.run())
     except StackError as exc:
         raise _fail(f"arb up: {exc}") from None
     raise typer.Exit(code)
@@ -85,18 +97,6 @@ def up(
 def _operator() -> str:
     """Who gave an operator command, as recorded with it."""
     return f"{os.environ.get('USER', 'operator')}@{os.uname().nodename}"
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def stop(
@@ -119,22 +119,15 @@ def stop(
     """
     from pathlib import Path
 
-    settings = _settings({}, running=True)
-    if emergency:
-        from shared.control import send
+    from services.up import pid_alive
 
-        who = _operator()
-        fields = {"by": who, "detail": f"arb stop --emergency by {who}" + (f": {reason}" if reason else "")}
-        try:
-            entry = asyncio.run(send(settings, "halt", **fields))
-        except OSError as exc:
-            raise _fail(f"cannot reach Redis at REDIS_URL: {exc}") from None
-        typer.echo(f"halt sent ({settings.redis_key_prefix + settings.stream_control} {entry}); "
-                   "`arb status` shows when trading is halted and the trades closed")
+    if emergency:
+        _command("halt", "arb stop --emergency", detail=f"arb stop --emergency by {_operator()}"
+                 + (f": {reason}" if reason else ""))
         return
     pid_file = Path(state_dir) / "up.pid"
     pid = int(pid_file.read_text() or 0) if pid_file.exists() else 0
-    if not _alive(pid):
+    if not pid_alive(pid):
         raise _fail(f"no `arb up` running from {state_dir} (no live pid in {pid_file})")
     os.kill(pid, signal.SIGTERM)
     typer.echo(f"asked arb up (pid {pid}) to stop: it closes the open trades first")
@@ -143,15 +136,25 @@ def stop(
 def resume() -> None:
     """Lift a trading halt (a safety stop or `arb stop --emergency`): the executor takes
     signals again, and the safety windows start afresh."""
+    _command("resume", "arb resume")
+
+
+def _command(name: str, what: str, **fields: str) -> None:
+    """An operator command onto strategy:control of the running stack's Redis, or of REDIS_URL
+    when it is set; refused when neither says which Redis (it would land in an unrelated one)."""
     from shared.control import send
 
-    settings = _settings({}, running=True)
-    who = _operator()
+    settings, where, known = _redis_settings({})
+    if not known:
+        raise _fail(f"{what}: no `arb up` is running from {_state_dir()} and REDIS_URL is not set, so there is no "
+                    f"system to send it to; set REDIS_URL to its Redis (e.g. REDIS_URL=redis://127.0.0.1:6379/0 "
+                    f"{what}), or ARB_STATE_DIR to the folder of the arb up that runs")
     try:
-        entry = asyncio.run(send(settings, "resume", by=who))
+        entry = asyncio.run(send(settings, name, by=_operator(), **fields))
     except OSError as exc:
-        raise _fail(f"cannot reach Redis at REDIS_URL: {exc}") from None
-    typer.echo(f"resume sent ({entry})")
+        raise _fail(f"{what}: cannot reach Redis at {where}: {exc}") from None
+    typer.echo(f"{name} sent to {where} ({settings.redis_key_prefix + settings.stream_control} {entry}); "
+               "`arb status` shows when the executor has acted on it")
 
 
 def check(
@@ -162,9 +165,9 @@ def check(
     5 s after it stops; for sim, its HTTP API answers), else 1. Docker compose's health check."""
     settings = _settings({}, running=True)
     if service == "sim":
-        from services.up import _http_ok
+        from services.up import http_ok
 
-        ok = asyncio.run(_http_ok(f"http://{settings.sim_address}/v5/market/time"))
+        ok = asyncio.run(http_ok(f"http://{settings.sim_address}/v5/market/time"))
         typer.echo(f"sim: {'ok' if ok else 'not answering at ' + settings.sim_address}")
         raise typer.Exit(0 if ok else 1)
     from shared.control import health

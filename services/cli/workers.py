@@ -132,7 +132,8 @@ def _run_worker(service, settings: Settings, cpu: int | None, duration: float | 
     if settings.metrics_port:
         _serve_metrics(settings, service.register_metrics)
     try:
-        asyncio.run(_run_until_signal(service.run, duration, (settings, name, service.register_metrics)))
+        asyncio.run(_run_until_signal(service.run, duration, (settings, name, service.register_metrics,
+                                                                      getattr(service, "ready", None))))
     except ConfigError as exc:
         raise _fail(f"config error: {exc}") from None
 

@@ -8,6 +8,7 @@ is exact at the instrument's own precision.
 
 from __future__ import annotations
 
+import difflib
 import math
 import random
 from collections import deque
@@ -60,6 +61,19 @@ INSTRUMENTS = {
 
 def instrument(symbol: str) -> Instrument:
     return INSTRUMENTS.get(symbol) or Instrument(symbol, Decimal("0.0001"), Decimal("0.1"), Decimal("1.0000"), 4)
+
+
+def unmodelled(symbols: list[str]) -> str:
+    """Why the simulator cannot stand in for a venue on `symbols` ('' when it can): it models
+    the perpetuals of INSTRUMENTS only, and anything else is most likely a typo."""
+    missing = [s for s in symbols if s not in INSTRUMENTS]
+    if not missing:
+        return ""
+    close = {s: difflib.get_close_matches(s, INSTRUMENTS, n=2, cutoff=0.8) for s in missing}
+    hints = "; ".join(f"{s}: did you mean {' or '.join(c)}?" for s, c in close.items() if c)
+    return (f"{', '.join(missing)} {'is not a perpetual' if len(missing) == 1 else 'are not perpetuals'} the "
+            "simulator lists "
+            f"(it lists {', '.join(INSTRUMENTS)})" + (f"; {hints}" if hints else ""))
 
 
 BARS_KEPT = 1000

@@ -1,0 +1,70 @@
+"""What `arb up` shows while it runs and when it stops, read from Redis: the status line, the
+summary, and the open trades by name. The counts are the executor's (strategy:portfolio:state),
+rendered as `arb status` renders them, so every view says the same."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from services.views import money, signal_counts
+
+
+@dataclass
+class Totals:
+    ticks: int = 0  # tickers written to md:tickers since this run started
+    portfolio: dict[str, str] = field(default_factory=dict)
+    open_trades: list[dict[str, str]] = field(default_factory=list)
+
+    def line(self, elapsed_s: float, rate: float) -> str:
+        p = self.portfolio
+        halted = p.get("trading") == "halted"
+        taken, rejected = int(p.get("signals_taken", 0)), int(p.get("rejected_signals", 0))
+        return (f"{elapsed_s:6.0f}s | ticks {self.ticks:,} ({rate:,.0f}/s) | signals {taken:,} taken, {rejected:,} "
+                f"rejected | trades open {p.get('active_trades', '0')}, closed {p.get('closed_trades', '0')} | "
+                f"PnL {money(p.get('cumulative_pnl'))} | leg-outs {p.get('leg_out_count', '0')}"
+                + (f" | HALTED: {p.get('halt_reason')}" if halted else ""))
+
+    def summary(self) -> list[str]:
+        p = self.portfolio
+        lines = [f"market data   {self.ticks:,} tickers this run"]
+        if not p:
+            return [*lines, "trades        none: the executor wrote no fact"]
+        return [
+            *lines,
+            f"signals       {signal_counts(p)}",
+            f"trades        {p.get('closed_trades', '0')} closed ({p.get('win_count', '0')} won, "
+            f"{p.get('loss_count', '0')} lost), {p.get('active_trades', '0')} open",
+            f"PnL           {money(p.get('cumulative_pnl'))} (fees {money(p.get('fees_paid'))}, funding "
+            f"{money(p.get('funding_paid'))}); capital {money(p.get('available_capital'))} available",
+            f"leg-outs      {p.get('leg_out_count', '0')} (loss {money(p.get('leg_out_total_loss'))}); "
+            f"emergency closes {p.get('emergency_closes', '0')}",
+        ]
+
+    def open_lines(self) -> list[str]:
+        """Each open trade: what it holds, where."""
+        return [f"  {t.get('trade_id')} {t.get('symbol')} ({t.get('status')}): long {t.get('long_held')} at "
+                f"{t.get('long_exchange')}, short {t.get('short_held')} at {t.get('short_exchange')}"
+                for t in self.open_trades]
+
+
+async def tickers_added(client: aioredis.Redis, stream: str) -> int:
+    """How many entries the stream has ever had added (its length on an older Redis)."""
+    try:
+        info = await client.xinfo_stream(stream)
+    except RedisError:  # no such stream yet
+        return 0
+    return int(info.get("entries-added", info.get("length", 0)))
+
+
+async def read_totals(client: aioredis.Redis, prefix: str, totals: Totals, ticks_before: int) -> Totals:
+    totals.ticks = max(0, await tickers_added(client, prefix + "md:tickers") - ticks_before)
+    totals.portfolio = await client.hgetall(prefix + "strategy:portfolio:state")
+    return totals
+
+
+async def read_open_trades(client: aioredis.Redis, prefix: str) -> list[dict[str, str]]:
+    keys = sorted([k async for k in client.scan_iter(match=f"{prefix}strategy:trades:active:*", count=1000)])
+    return [h for h in [await client.hgetall(k) for k in keys] if h]
