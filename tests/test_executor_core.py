@@ -442,3 +442,25 @@ def test_a_cancel_with_no_answer_is_asked_again_each_second_until_the_venue_says
                                                    status="cancelled"), t + 2_600)
     assert [o.order_type for o in after if isinstance(o, f.OrderPlaced)] == ["Market", "Market"]
     assert not set(cancels(10_000)) & {o.link_id for o in placed}  # the first two are never asked about again
+
+
+def test_a_trades_hash_shows_its_average_entry_prices_at_the_venues_tick_and_keeps_money_exact():
+    from services.executor.projection import trade_fields
+    from services.executor.sizing import Grid, at_step
+
+    assert at_step(D("1919.848269230769230769230769"), D("0.01")) == "1919.85"
+    assert at_step(D("64915.65"), D("0.10")) == "64915.6"  # half to even, to the tick's decimals
+    assert at_step(D("0.000012345"), D("0.00001")) == "0.00001" and at_step(D("33.3"), D("1")) == "33"
+    assert at_step(D("1.23456"), None) == "1.23456"
+    desk = Desk()
+    opened(desk)
+    desk.signal()
+    trade = next(iter(desk.core.trades.values()))
+    active = trade.active
+    trade.active = f.TradeActive(ts_ms=active.ts_ms, trade_id=trade.id, long_qty=active.long_qty,
+                                 short_qty=active.short_qty, long_avg=D(100_000) / 3, short_avg=D("100700.04"))
+    grids = {**desk.core.grids, ("okx", SYMBOL): Grid(D("0.01"), D("0.001"), D("0.001"))}
+    fields = trade_fields(trade, grids)
+    assert (fields["entry_long_price"], fields["entry_short_price"]) == ("33333.3", "100700.04")
+    assert fields["fees_usd"] == str(trade.fees)  # money is not rounded
+    assert trade_fields(trade)["entry_long_price"] == str(D(100_000) / 3)  # no grid known: as it is

@@ -32,7 +32,7 @@ from services.executor.core import ExecConfig, ExecutorCore, parse_signal
 from services.executor.paper import PaperExecution
 from services.executor.projection import Projector, marks
 from services.executor.safety import SafetyLimits
-from services.executor.sizing import Grid
+from services.executor.sizing import Grid, at_step
 from services.ingestor.service import load_symbols, venue_hosts
 from shared import metrics
 from shared.bus import ConsumerGroup, Entry
@@ -495,8 +495,11 @@ class ExecutorService:
                 log.warning("trade %s: leg-out in %s, %s filled, %s not: %s", fact.trade_id, fact.phase,
                             fact.filled_leg, fact.unfilled_leg, fact.action)
             case f.TradeActive():
-                log.info("trade %s active: long %s @ %s, short %s @ %s", fact.trade_id, fact.long_qty, fact.long_avg,
-                         fact.short_qty, fact.short_avg)
+                taken = (self.core.trades.get(fact.trade_id) or self.core.closed[fact.trade_id]).taken
+                ticks = [g.tick if (g := self.core.grids.get((v, taken.symbol))) else None
+                         for v in (taken.long_venue, taken.short_venue)]
+                log.info("trade %s active: long %s @ %s, short %s @ %s", fact.trade_id, fact.long_qty,
+                         at_step(fact.long_avg, ticks[0]), fact.short_qty, at_step(fact.short_avg, ticks[1]))
             case f.ExitStarted():
                 log.info("trade %s exiting: %s", fact.trade_id, fact.reason)
             case f.PositionGone():
@@ -509,7 +512,7 @@ class ExecutorService:
             case f.TradingResumed():
                 log.warning("trading resumed by %s", fact.by)
             case f.TradeClosed():
-                log.info("trade %s %s (%s): PnL %s USD, fees %s, leg-out loss %s", fact.trade_id, fact.outcome,
+                log.info("trade %s %s (%s): PnL %.2f USD, fees %.2f, leg-out loss %.2f", fact.trade_id, fact.outcome,
                          fact.reason, fact.pnl_usd, fact.fees_usd, fact.leg_out_loss_usd)
 
     # ------------------------------------------------------------------ metrics

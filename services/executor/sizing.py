@@ -59,6 +59,14 @@ class Grid:
     min_qty: Decimal
 
 
+def at_step(value: Decimal, step: Decimal | None) -> str:
+    """`value` as a person reads it: to the decimals of `step` (a tick or a lot), exact values
+    kept elsewhere; as it is when there is no step."""
+    if step is None:
+        return str(value)
+    return str(value.quantize(Decimal(1).scaleb(min(0, step.normalize().as_tuple().exponent))))
+
+
 class GridError(ValueError):
     """The two venues' lots cannot carry one quantity, or the size is below a minimum."""
 
