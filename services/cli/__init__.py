@@ -45,7 +45,7 @@ _flags_without_type()
 
 app = typer.Typer(
     help="Crypto perpetual-futures arbitrage on Redis Streams. Settings come from env vars and "
-    "./.env (see README); command-line options override them.",
+    "./.env (every setting: `arb config`, and docs/operations.md); command-line options override them.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
