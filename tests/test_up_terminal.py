@@ -5,6 +5,7 @@ same folder, and the README's redis-cli lines typed while it runs."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import select
@@ -101,14 +102,20 @@ def _summary(out: str, label: str) -> str:
 
 
 def _facts(port: int, state: Path) -> list[dict[str, str]]:
-    """The facts the run left, read from its AOF by a redis-server started on its data folder."""
+    return _stored(port, state)[0]
+
+
+def _stored(port: int, state: Path) -> tuple[list[dict[str, str]], dict[str, str], dict[str, str]]:
+    """The facts, the portfolio and the daily figures the run left, read from its AOF by a
+    redis-server started on its data folder."""
     server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir",
                                str(state / "redis"), "--appendonly", "yes", "--save", ""], stdout=subprocess.DEVNULL)
     try:
         client = redis.Redis(port=port, decode_responses=True)
         for _ in range(100):
             try:
-                return [fields for _, fields in client.xrange("strategy:events")]
+                return ([fields for _, fields in client.xrange("strategy:events")],
+                        client.hgetall("strategy:portfolio:state"), client.hgetall("strategy:metrics:daily"))
             except redis.ConnectionError:
                 time.sleep(0.05)
         raise AssertionError("the redis-server on the run's data did not answer")
@@ -135,9 +142,19 @@ def test_ctrl_c_in_a_terminal_closes_every_trade_and_the_next_start_trades_again
     assert closed >= 3 and trades.endswith(", 0 open"), trades
     assert "OPEN TRADES LEFT" not in out and "HALTED" not in out
     assert not (state / "up.pid").exists()
-    facts = _facts(free_port(), state)
+    facts, portfolio, daily = _stored(free_port(), state)
     shutdown = [x for x in facts if x["type"] == "exit_started" and x["reason"] == "shutdown"]
     assert len(shutdown) >= 3  # the executor closed them, at the simulator that was still running
+    # the summary, the last status line, the portfolio and the daily figures say the same
+    taken = sum(x["type"] == "signal_taken" for x in facts)
+    rejected = sum(x["type"] == "signal_rejected" for x in facts)
+    days = [json.loads(v) for v in daily.values()]
+    assert (portfolio["signals_taken"], portfolio["rejected_signals"]) == (str(taken), str(rejected))
+    assert sum(int(d["rejected_signals"]) for d in days) == rejected
+    assert sum(int(d["trades"]) for d in days) == int(portfolio["closed_trades"]) == closed
+    assert _summary(out, "signals").startswith(f"{taken + rejected} read: {taken} taken, {rejected} rejected")
+    last_status = re.findall(r"signals (\d+) taken, (\d+) rejected \| trades open (\d+), closed (\d+)", out)[-1]
+    assert int(last_status[0]) <= taken and int(last_status[1]) <= rejected  # it can only lag the end
 
     again = subprocess.run([*ARB, "up", "--duration", "15", "--metrics-port", str(free_port())], cwd=tmp_path,
                            env=_env(state, port, SYNTHETIC_HOLD_S="2"), capture_output=True, text=True, timeout=180)
