@@ -257,7 +257,8 @@ class Stack:
             if w.proc.returncode is None:
                 timeout = self.settings.shutdown_timeout_s + 15 if w.name == "executor" else 15.0
                 doing = "closing its open trades" if w.name == "executor" else "stopping"
-                self.stage = f"waiting for the {w.name} (pid {w.proc.pid}), {doing}, up to {timeout:g} s"
+                who = {"latency": "latency monitor", "sim": "simulator"}.get(w.name, w.name)
+                self.stage = f"waiting for the {who} (pid {w.proc.pid}), {doing}, up to {timeout:g} s"
                 say(f"stopping {w.name}" + (" (closing its open trades)" if w.name == "executor" else ""))
                 if outcome := await processes.stop(w, timeout, self.force):
                     say(f"{w.name}: {outcome}")
