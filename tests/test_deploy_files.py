@@ -40,7 +40,7 @@ def _fresh(value):
         return value
 
     def default(m: re.Match) -> str:
-        name, op, arg = m.groups()
+        _name, op, arg = m.groups()
         assert op in (":-", "-"), f"{m.group(0)}: a fresh clone has no .env, so every variable needs a default"
         return arg
 

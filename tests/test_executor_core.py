@@ -446,21 +446,20 @@ def test_a_cancel_with_no_answer_is_asked_again_each_second_until_the_venue_says
 
 def test_a_trades_hash_shows_its_average_entry_prices_at_the_venues_tick_and_keeps_money_exact():
     from services.executor.projection import trade_fields
-    from services.executor.sizing import Grid, at_step
+    from services.executor.sizing import at_step
 
     assert at_step(D("1919.848269230769230769230769"), D("0.01")) == "1919.85"
-    assert at_step(D("64915.65"), D("0.10")) == "64915.6"  # half to even, to the tick's decimals
+    assert at_step(D("64915.65"), D("0.1")) == "64915.6"  # half to even, to the step's decimals
+    assert at_step(D("64915.66666"), D("100649.70")) == "64915.67"  # a price on the grid gives its decimals
     assert at_step(D("0.000012345"), D("0.00001")) == "0.00001" and at_step(D("33.3"), D("1")) == "33"
-    assert at_step(D("1.23456"), None) == "1.23456"
     desk = Desk()
     opened(desk)
     desk.signal()
     trade = next(iter(desk.core.trades.values()))
     active = trade.active
+    assert (trade.taken.long_price, trade.taken.short_price) == (D("100050.1"), D("100649.7"))
     trade.active = f.TradeActive(ts_ms=active.ts_ms, trade_id=trade.id, long_qty=active.long_qty,
                                  short_qty=active.short_qty, long_avg=D(100_000) / 3, short_avg=D("100700.04"))
-    grids = {**desk.core.grids, ("okx", SYMBOL): Grid(D("0.01"), D("0.001"), D("0.001"))}
-    fields = trade_fields(trade, grids)
-    assert (fields["entry_long_price"], fields["entry_short_price"]) == ("33333.3", "100700.04")
+    fields = trade_fields(trade)
+    assert (fields["entry_long_price"], fields["entry_short_price"]) == ("33333.3", "100700.0")
     assert fields["fees_usd"] == str(trade.fees)  # money is not rounded
-    assert trade_fields(trade)["entry_long_price"] == str(D(100_000) / 3)  # no grid known: as it is

@@ -152,16 +152,27 @@ def test_executor_refuses_a_bad_mode_live_without_keys_and_unknown_venues(monkey
     monkeypatch.delenv("BYBIT_DEMO_API_KEY", raising=False)
     result = runner.invoke(app, ["executor", "--execution", "live", "--duration", "0"])
     assert result.exit_code == 2 and "needs a Bybit API key and secret: BYBIT_DEMO_API_KEY" in result.output
+    # on mainnet, an executor started alone (as docker compose starts it) asks what arb up --mode live asks
+    for name in ("MAX_DAILY_LOSS", "POSITION_SIZE_LIMIT", "ENVIRONMENT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("VENUE_ENV", "mainnet")
+    monkeypatch.setenv("BYBIT_API_KEY", "k")
+    monkeypatch.setenv("BYBIT_API_SECRET", "s")
+    result = runner.invoke(app, ["executor", "--mode", "synthetic", "--execution", "live", "--duration", "0"])
+    assert result.exit_code == 2, result.output
+    assert "arb executor: live mode on VENUE_ENV=mainnet trades real money: add --confirm-mainnet" in result.output
+    assert "arb executor: live mode needs the safety limits set: MAX_DAILY_LOSS, POSITION_SIZE_LIMIT" in result.output
+    monkeypatch.setenv("VENUE_ENV", "demo")
     monkeypatch.setenv("EXECUTOR_VENUES", "okx,ftx")
     result = runner.invoke(app, ["executor", "--duration", "0"])
     assert result.exit_code == 2 and "EXECUTOR_VENUES" in result.output and "'ftx'" in result.output
 
 
-def test_the_readme_settings_table_lists_every_setting():
+def test_the_operations_guide_settings_table_lists_every_setting():
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    table = readme[readme.index("## Settings"):]
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text() + "\n## "
+    table = guide[guide.index("## Settings"):]
     table = table[:table.index("\n## ")]
     missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in table]
     assert missing == []

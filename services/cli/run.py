@@ -74,7 +74,7 @@ def up(
         raise _fail(f"--venues: the executor trades EXECUTOR_VENUES, and {', '.join(missing)} would have no market "
                     f"data; add it or set EXECUTOR_VENUES={','.join(names)}")
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    stack_plan = plan(settings, mode, names, cpus, metrics_port, free=port_free)
+    stack_plan = plan(settings, mode, names, cpus, metrics_port, free=port_free, confirm_mainnet=confirm_mainnet)
     state = Path(state_dir).resolve()  # redis-server changes into its data folder
     pid_file = state / "up.pid"
     last = int(pid_file.read_text() or 0) if pid_file.exists() else 0

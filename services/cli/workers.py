@@ -149,6 +149,9 @@ def executor(
     metrics_port: Annotated[int | None, typer.Option(
         help="Serve Prometheus metrics on METRICS_HOST (127.0.0.1) at this port.")] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0)] = None,
+    confirm_mainnet: Annotated[bool, typer.Option(
+        "--confirm-mainnet", help="Allow live execution on VENUE_ENV=mainnet (real money; MAX_DAILY_LOSS and "
+        "POSITION_SIZE_LIMIT must be set too).")] = False,
 ) -> None:
     """Trade the strategy's signals: two legs, harder first, never a naked leg.
 
@@ -176,6 +179,11 @@ def executor(
         raise _fail(f"config error: --execution live on VENUE_ENV={settings.venue_env} needs a Bybit API key and "
                     "secret: BYBIT_DEMO_API_KEY and BYBIT_DEMO_API_SECRET for demo, BYBIT_API_KEY and "
                     "BYBIT_API_SECRET for testnet and mainnet")
+    if settings.execution == "live" and settings.venue_env == "mainnet":  # as `arb up --mode live` asks
+        from services.up import refusals
+
+        if errors := refusals(settings, "live", confirm_mainnet):
+            raise _fail("\n".join(f"arb executor: {e}" for e in errors))
     _run_worker(ExecutorService(settings, mode), settings, cpu, duration, "executor")
 
 

@@ -27,11 +27,10 @@ from services.executor.sizing import at_step
 from services.executor.trade import ZERO, Trade
 
 
-def trade_fields(trade: Trade, grids: dict | None = None) -> dict[str, str]:
-    """A trade's hash; its average entry prices to the venue's tick (`grids`), the rest exact."""
+def trade_fields(trade: Trade) -> dict[str, str]:
+    """A trade's hash; its average entry prices to the decimals of its limit prices (the
+    venue's tick), the rest exact."""
     t = trade.taken
-    tick = {leg: g.tick if (g := (grids or {}).get((venue, t.symbol))) else None
-            for leg, venue in (("long", t.long_venue), ("short", t.short_venue))}
     out = {
         "trade_id": t.trade_id, "signal_id": t.signal_id, "mode": t.mode, "symbol": t.symbol,
         "long_exchange": t.long_venue, "short_exchange": t.short_venue, "status": trade.status,
@@ -44,8 +43,8 @@ def trade_fields(trade: Trade, grids: dict | None = None) -> dict[str, str]:
     }
     if trade.active:
         a = trade.active
-        out.update(active_time=str(a.ts_ms), entry_long_price=at_step(a.long_avg, tick["long"]),
-                   entry_short_price=at_step(a.short_avg, tick["short"]))
+        out.update(active_time=str(a.ts_ms), entry_long_price=at_step(a.long_avg, t.long_price),
+                   entry_short_price=at_step(a.short_avg, t.short_price))
     if trade.leg_outs:
         lo = trade.leg_outs[0]
         out.update(leg_out_filled=lo.filled_leg, leg_out_action=lo.action, leg_out_phase=lo.phase)
@@ -129,9 +128,9 @@ class Projector:
                 continue
             if trade.closed:
                 cmds.append(("DEL", self.key(f"trades:active:{tid}")))
-                cmds.append(("HSET", self.key(f"trades:closed:{tid}"), *_flat(trade_fields(trade, core.grids))))
+                cmds.append(("HSET", self.key(f"trades:closed:{tid}"), *_flat(trade_fields(trade))))
             else:
-                cmds.append(("HSET", self.key(f"trades:active:{tid}"), *_flat(trade_fields(trade, core.grids))))
+                cmds.append(("HSET", self.key(f"trades:active:{tid}"), *_flat(trade_fields(trade))))
         if facts:
             cmds.append(("HSET", self.key("portfolio:state"), *_flat(portfolio_fields(core))))
         for day in days:
@@ -145,7 +144,7 @@ class Projector:
         out: dict[str, object] = {}
         for trade in list(core.trades.values()) + list(core.closed.values()):
             state = "closed" if trade.closed else "active"
-            out[self.key(f"trades:{state}:{trade.id}")] = trade_fields(trade, core.grids)
+            out[self.key(f"trades:{state}:{trade.id}")] = trade_fields(trade)
         if core.portfolio.last_fact_ms:
             out[self.key("portfolio:state")] = portfolio_fields(core)
         if leg_outs:

@@ -496,10 +496,9 @@ class ExecutorService:
                             fact.filled_leg, fact.unfilled_leg, fact.action)
             case f.TradeActive():
                 taken = (self.core.trades.get(fact.trade_id) or self.core.closed[fact.trade_id]).taken
-                ticks = [g.tick if (g := self.core.grids.get((v, taken.symbol))) else None
-                         for v in (taken.long_venue, taken.short_venue)]
                 log.info("trade %s active: long %s @ %s, short %s @ %s", fact.trade_id, fact.long_qty,
-                         at_step(fact.long_avg, ticks[0]), fact.short_qty, at_step(fact.short_avg, ticks[1]))
+                         at_step(fact.long_avg, taken.long_price), fact.short_qty,
+                         at_step(fact.short_avg, taken.short_price))
             case f.ExitStarted():
                 log.info("trade %s exiting: %s", fact.trade_id, fact.reason)
             case f.PositionGone():

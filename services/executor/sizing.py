@@ -59,12 +59,10 @@ class Grid:
     min_qty: Decimal
 
 
-def at_step(value: Decimal, step: Decimal | None) -> str:
-    """`value` as a person reads it: to the decimals of `step` (a tick or a lot), exact values
-    kept elsewhere; as it is when there is no step."""
-    if step is None:
-        return str(value)
-    return str(value.quantize(Decimal(1).scaleb(min(0, step.normalize().as_tuple().exponent))))
+def at_step(value: Decimal, step: Decimal) -> str:
+    """`value` as a person reads it: to as many decimals as `step` is written with (a tick, or
+    a price on the tick grid); the exact value is kept elsewhere."""
+    return str(value.quantize(Decimal(1).scaleb(min(0, step.as_tuple().exponent))))
 
 
 class GridError(ValueError):

@@ -54,7 +54,7 @@ def refusals(s: Settings, mode: str, confirm_mainnet: bool) -> list[str]:
 
 
 def plan(s: Settings, mode: str, venues: list[str], cpus: list[int], metrics_port: int,
-         free=lambda port: True) -> Plan:
+         free=lambda port: True, confirm_mainnet: bool = False) -> Plan:
     """The workers of `mode`, in the order they start: the market data and the latency monitor,
     then the executor (ready once it has replayed its facts and reconciled with the venue), then
     the strategy. Synthetic and live trade SYMBOLS_TO_TRADE on Bybit alone (both legs there);
@@ -76,7 +76,8 @@ def plan(s: Settings, mode: str, venues: list[str], cpus: list[int], metrics_por
     for v in p.venues:
         add(f"ingest-{v}", ["ingest", "--venue", v, "--symbols", symbols], f"ingest-{v}")
     add("latency", ["latency", "--venues", ",".join(p.venues)], "latency")
-    add("executor", ["executor", "--mode", p.strategy_mode, "--execution", p.execution], "executor")
+    add("executor", ["executor", "--mode", p.strategy_mode, "--execution", p.execution]
+        + (["--confirm-mainnet"] if confirm_mainnet else []), "executor")
     add("strategy", ["strategy", "--mode", p.strategy_mode], "strategy")
     for w in p.workers:
         w.argv += ["--metrics-port", str(w.metrics_port)] + (["--cpu", str(w.cpu)] if w.cpu is not None else [])

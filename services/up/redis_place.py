@@ -166,7 +166,7 @@ def _fake(url: str, port: int) -> RedisPlace:
 
     p = RedisPlace(url, fake=fake_redis_server(port))
     say(f"redis: WARNING no Redis answers at {where_to(url)} and there is no redis-server on PATH: an in-process "
-        "fakeredis there, which keeps nothing when this stops (apt-get install redis-server)")
+        "fakeredis there: nothing persists when this stops (apt-get install redis-server)")
     return p
 
 
