@@ -222,3 +222,23 @@ def test_operator_commands_refuse_with_one_clear_line(args, code, message, redis
     assert result.exit_code == code, result.output
     assert result.output.strip().splitlines()[-1].startswith(message), result.output
     assert "Traceback" not in result.output
+
+
+def test_the_summary_names_what_is_left_open_and_where_and_is_clean_only_with_nothing_open_and_exit_0():
+    from services.up.totals import Totals
+
+    t = Totals(ticks=12, portfolio={"signals_taken": "3", "rejected_signals": "1", "closed_trades": "2",
+                                    "active_trades": "1", "cumulative_pnl": "-1.5", "trading": "halted",
+                                    "halt_reason": "manual", "halt_detail": "arb stop --emergency"})
+    assert t.verdict({"executor": 0}, "sim")[1] is True
+    t.open_trades = [{"trade_id": "abc123def456", "symbol": "ETHUSDT", "status": "exiting", "long_held": "0",
+                      "long_exchange": "bybit", "short_held": "-1.3", "short_exchange": "bybit"}]
+    lines, clean = t.verdict({"executor": 0, "sim": -9}, "demo")
+    assert not clean
+    assert "signals       4 read: 3 taken, 1 rejected; 0 taken were never filled" in lines
+    assert any(line.startswith("trading       HALTED (manual): arb stop --emergency. No new trades until `arb resume`")
+               for line in lines)
+    assert "OPEN TRADES LEFT at the venue (VENUE_ENV=demo); the next `arb up` in this folder picks them up:" in lines
+    assert "  abc123def456 ETHUSDT (exiting): long 0 at bybit, short -1.3 at bybit" in lines
+    assert lines[-1] == "exit codes    sim -9"
+    assert not Totals(open_trades=[]).verdict({"executor": 1}, "sim")[1]

@@ -28,6 +28,29 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
+class Interrupts:
+    """Ctrl+C (or SIGTERM) pressed during a run: the first asks for the stop in order, the
+    second says what the stop is waiting for (`stage`), the third forces it."""
+
+    def __init__(self) -> None:
+        self.stop, self.force = asyncio.Event(), asyncio.Event()
+        self.count = 0
+        self.stage = "starting"  # what the supervisor is doing now
+
+    def press(self, sig: int) -> None:
+        self.count += 1
+        what = "Ctrl+C" if sig == signal.SIGINT else "SIGTERM"
+        if self.count == 1:
+            self.stop.set()
+            say(f"\n{what}: stopping in order; the executor closes the open trades first "
+                f"({what} again: what it waits for; a third time: stop at once, leaving what is open)")
+        elif self.count == 2:
+            say(f"\n{what}: still {self.stage}. {what} once more stops at once and leaves it as it is")
+        else:
+            self.force.set()
+            say(f"\n{what}: stopping at once (was {self.stage}); the summary names what is left open")
+
+
 def die_with_parent(sig: signal.Signals):
     """A preexec_fn that has the kernel send `sig` to the child when arb up dies (Linux's
     PR_SET_PDEATHSIG; elsewhere None: children outlive a killed arb up there)."""

@@ -24,9 +24,9 @@ from redis.exceptions import RedisError
 from services.report import read_samples, render
 from services.up import processes
 from services.up.plan import Plan, Worker
-from services.up.processes import StackError, say
+from services.up.processes import Interrupts, StackError, say
 from services.up.redis_place import RedisPlace, place, where_to
-from services.up.totals import Totals, read_open_trades, read_totals, tickers_added
+from services.up.totals import Totals, halt_text, read_open_trades, read_totals, tickers_added
 from shared.control import health
 from shared.keyspace import delete_own
 from shared.settings import Settings
@@ -59,9 +59,7 @@ class Stack:
         self.env: dict[str, str] = {}
         self.redis: RedisPlace | None = None
         self.sim: Worker | None = None
-        self.stop_asked, self.force = asyncio.Event(), asyncio.Event()
-        self.interrupts = 0
-        self.stage = "starting"  # what it is doing now, for a second Ctrl+C
+        self.keys = Interrupts()
         self.exit_codes: dict[str, int | None] = {}
         self.failed = ""  # why it stopped, when that was not asked for
         self.note = ""  # why it stopped early, when it was asked
@@ -74,28 +72,12 @@ class Stack:
     def prefix(self) -> str:
         return self.settings.redis_key_prefix
 
-    # ------------------------------------------------------------------ signals
-
-    def interrupt(self, sig: int) -> None:
-        """Ctrl+C or SIGTERM: the first stops in order, the second says what it waits for, the third forces."""
-        self.interrupts += 1
-        what = "Ctrl+C" if sig == signal.SIGINT else "SIGTERM"
-        if self.interrupts == 1:
-            self.stop_asked.set()
-            say(f"\n{what}: stopping in order; the executor closes the open trades first "
-                f"({what} again: what it waits for; a third time: stop at once, leaving what is open)")
-        elif self.interrupts == 2:
-            say(f"\n{what}: still {self.stage}. {what} once more stops at once and leaves it as it is")
-        else:
-            self.force.set()
-            say(f"\n{what}: stopping at once (was {self.stage}); the summary names what is left open")
-
     # ------------------------------------------------------------------ run
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.interrupt, sig)
+            loop.add_signal_handler(sig, self.keys.press, sig)
         (self.state / "logs").mkdir(parents=True, exist_ok=True)
         pid_file, url_file = self.state / "up.pid", self.state / REDIS_URL_FILE
         pid_file.write_text(str(os.getpid()))
@@ -175,9 +157,9 @@ class Stack:
         total = len(self.plan.workers)
         settings = self.settings.model_copy(update={"redis_url": self.env["REDIS_URL"]})
         for i, w in enumerate(self.plan.workers, 1):
-            if self.stop_asked.is_set():
+            if self.keys.stop.is_set():
                 raise Interrupted(f"stopped while starting, before {w.name} was up")
-            self.stage = f"starting {w.name}"
+            self.keys.stage = f"starting {w.name}"
             await self.spawn(w)
 
             async def ready(w: Worker = w) -> bool:
@@ -186,7 +168,7 @@ class Stack:
 
             timeout = READY_TIMEOUT_S.get(w.name, READY_TIMEOUT_DEFAULT_S)
             if not await processes.until(ready, timeout, w):
-                if self.stop_asked.is_set():
+                if self.keys.stop.is_set():
                     raise Interrupted(f"stopped while starting, before {w.name} was up")
                 raise StackError(f"{w.name} did not come up in {timeout:g} s: {self.tail(w)}")
             pin = f", CPU {w.cpu}" if w.cpu is not None else ""
@@ -205,14 +187,14 @@ class Stack:
     # ------------------------------------------------------------------ watch
 
     async def watch(self, started: float) -> None:
-        self.stage = "running"
+        self.keys.stage = "running"
         client = aioredis.Redis.from_url(self.env["REDIS_URL"], socket_timeout=5, decode_responses=True)
         deadline = time.monotonic() + self.duration if self.duration else None  # counted from "up"
         tty = sys.stdout.isatty()
         totals = Totals()
         last_print, last_ticks, last_report = 0.0, (started, 0), time.monotonic()
         try:
-            while not self.stop_asked.is_set():
+            while not self.keys.stop.is_set():
                 if deadline and time.monotonic() >= deadline:
                     break
                 if dead := [w for w in self.all() if w.proc and w.proc.returncode is not None]:
@@ -236,7 +218,7 @@ class Stack:
                     print("\r" + line[:160].ljust(160) if tty else line, end="" if tty else "\n", flush=True)
                     last_print = now
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop_asked.wait(), 1.0)
+                    await asyncio.wait_for(self.keys.stop.wait(), 1.0)
             if tty:
                 print()
         finally:
@@ -258,13 +240,13 @@ class Stack:
                 timeout = self.settings.shutdown_timeout_s + 15 if w.name == "executor" else 15.0
                 doing = "closing its open trades" if w.name == "executor" else "stopping"
                 who = {"latency": "latency monitor", "sim": "simulator"}.get(w.name, w.name)
-                self.stage = f"waiting for the {who} (pid {w.proc.pid}), {doing}, up to {timeout:g} s"
+                self.keys.stage = f"waiting for the {who} (pid {w.proc.pid}), {doing}, up to {timeout:g} s"
                 say(f"stopping {w.name}" + (" (closing its open trades)" if w.name == "executor" else ""))
-                if outcome := await processes.stop(w, timeout, self.force):
+                if outcome := await processes.stop(w, timeout, self.keys.force):
                     say(f"{w.name}: {outcome}")
             self.exit_codes[w.name] = w.proc.returncode
         if self.redis is not None:
-            self.stage = "reading the summary from Redis"
+            self.keys.stage = "reading the summary from Redis"
             client = aioredis.Redis.from_url(self.redis.url, socket_timeout=5, decode_responses=True)
             with contextlib.suppress(RedisError, OSError):
                 await read_totals(client, self.prefix, self.final, self.ticks_before)
@@ -272,39 +254,16 @@ class Stack:
                 self.final_report = render(await read_samples(client, self.prefix))
             await client.aclose()
             if self.redis.owned:
-                self.stage = "stopping Redis (writing its AOF)"
+                self.keys.stage = "stopping Redis (writing its AOF)"
                 await self.redis.stop()
 
     def summary(self, elapsed_s: float) -> int:
         """The run's figures; 0 when every worker stopped cleanly and no trade is open."""
-        ok = not self.failed
         say(f"\n=== arb up: {self.plan.mode} mode, {elapsed_s:.0f} s ===")
-        if self.failed:
-            say(f"stopped early: {self.failed}")
-        elif self.note:
-            say(self.note)
-        for line in self.final.summary():
+        if self.failed or self.note:
+            say(f"stopped early: {self.failed}" if self.failed else self.note)
+        lines, clean = self.final.verdict(self.exit_codes, self.settings.venue_env)
+        for line in lines + (["", self.final_report] if self.final_report else []):
             say(line)
-        p = self.final.portfolio
-        if p.get("trading") == "halted":
-            say(halt_text(p))
-        if self.final.open_trades:
-            ok = False
-            where = "at the simulator, which has stopped" if self.settings.venue_env == "sim" else \
-                f"at the venue (VENUE_ENV={self.settings.venue_env})"
-            say(f"OPEN TRADES LEFT {where}; the next `arb up` in this folder picks them up:")
-            for line in self.final.open_lines():
-                say(line)
-        bad = {name: code for name, code in self.exit_codes.items() if code not in (0, None)}
-        if bad:
-            ok = False
-            say("exit codes    " + ", ".join(f"{n} {c}" for n, c in bad.items()))
-        if self.final_report:
-            say("\n" + self.final_report)
         say(f"logs          {self.state / 'logs'}")
-        return 0 if ok else 1
-
-
-def halt_text(p: dict[str, str]) -> str:
-    return (f"trading       HALTED ({p.get('halt_reason')}): {p.get('halt_detail')}. No new trades until "
-            "`arb resume` (while arb up runs); the halt is kept across restarts")
+        return 0 if clean and not self.failed else 1

@@ -43,11 +43,28 @@ class Totals:
             f"emergency closes {p.get('emergency_closes', '0')}",
         ]
 
-    def open_lines(self) -> list[str]:
-        """Each open trade: what it holds, where."""
-        return [f"  {t.get('trade_id')} {t.get('symbol')} ({t.get('status')}): long {t.get('long_held')} at "
-                f"{t.get('long_exchange')}, short {t.get('short_held')} at {t.get('short_exchange')}"
-                for t in self.open_trades]
+    def verdict(self, exit_codes: dict[str, int | None], venue_env: str) -> tuple[list[str], bool]:
+        """The summary's lines, a halt and what is left open named; clean when no trade is open
+        and every worker exited 0."""
+        lines = self.summary()
+        if self.portfolio.get("trading") == "halted":
+            lines.append(halt_text(self.portfolio))
+        if self.open_trades:
+            where = ("at the simulator, which has stopped" if venue_env == "sim"
+                     else f"at the venue (VENUE_ENV={venue_env})")
+            lines.append(f"OPEN TRADES LEFT {where}; the next `arb up` in this folder picks them up:")
+            lines += [f"  {t.get('trade_id')} {t.get('symbol')} ({t.get('status')}): long {t.get('long_held')} at "
+                      f"{t.get('long_exchange')}, short {t.get('short_held')} at {t.get('short_exchange')}"
+                      for t in self.open_trades]
+        bad = {name: code for name, code in exit_codes.items() if code not in (0, None)}
+        if bad:
+            lines.append("exit codes    " + ", ".join(f"{n} {c}" for n, c in bad.items()))
+        return lines, not self.open_trades and not bad
+
+
+def halt_text(p: dict[str, str]) -> str:
+    return (f"trading       HALTED ({p.get('halt_reason')}): {p.get('halt_detail')}. No new trades until "
+            "`arb resume` (while arb up runs); the halt is kept across restarts")
 
 
 async def tickers_added(client: aioredis.Redis, stream: str) -> int:
