@@ -384,7 +384,7 @@ def test_both_legs_gone_close_the_trade_with_no_order_and_more_than_the_facts_ho
     assert [(g.leg, g.price, g.price_source) for g in gone] == [("long", D("100000.1"), "entry"),
                                                                 ("short", D("100700.1"), "touch")]
     assert len(desk.of(f.OrderPlaced)) == sent and trade.status == "closed"
-    assert trade.closed.reason == "closed_outside"
+    assert trade.closed.reason == "closed_outside" and desk.of(f.ExitStarted) == []  # closed at once: nothing to exit
     conserved(desk)
     # more than the facts hold, or the other side: not explained by a close outside; nothing recorded
     desk2 = Desk()
@@ -463,3 +463,41 @@ def test_a_trades_hash_shows_its_average_entry_prices_at_the_venues_tick_and_kee
     fields = trade_fields(trade)
     assert (fields["entry_long_price"], fields["entry_short_price"]) == ("33333.3", "100700.0")
     assert fields["fees_usd"] == str(trade.fees)  # money is not rounded
+
+
+def test_on_a_venue_in_hedge_mode_each_leg_is_reconciled_against_its_own_position_index():
+    desk = Desk(ExecConfig(mode="synthetic", synthetic_venue="binance", hedge_mode_venues=frozenset({"binance"})),
+                venues=("binance",))
+    desk.book("binance", 100_000.0, 100_000.1)
+    desk.signal(long_venue="binance", short_venue="binance_synthetic", mode="synthetic")
+    trade = next(iter(desk.core.trades.values()))
+    assert trade.status == "active"
+    qty = trade.held["long"]
+    both = {(SYMBOL, 1): qty, (SYMBOL, 2): -qty}  # hedge mode: the long at index 1, the short at index 2
+    assert _reconciled(desk, "binance", both) == ([], "")
+    facts, unexplained = _reconciled(desk, "binance", {(SYMBOL, 1): qty})  # the short's index is empty
+    assert unexplained == ""
+    assert [(g.leg, g.qty) for g in facts if isinstance(g, f.PositionGone)] == [("short", qty)]
+
+
+def test_the_portfolio_counts_signals_taken_and_rejected_and_gives_no_apr_or_negative_zero_before_it_means_something():
+    from services.executor.portfolio import DAY_MS, _ratio
+
+    desk = Desk()
+    opened(desk)
+    desk.signal("s1")
+    desk.signal("s2")  # the same pair: rejected
+    desk.signal("s3", created_ms=T0 - 5_000)  # stale: rejected
+    p = desk.core.portfolio.summary()
+    assert (p["signals_taken"], p["rejected_signals"]) == ("1", "2")
+    assert sum(d.rejected_signals for d in desk.core.portfolio.daily.values()) == 2
+    assert p["realistic_apr"] == ""  # minutes of trading say nothing about a year
+    desk.now += 5_000
+    desk.book("binance", 100_300.0, 100_300.1)
+    desk.book("okx", 100_300.0, 100_300.1)  # profit target: closed
+    portfolio = desk.core.portfolio
+    assert portfolio.closed_trades == 1 and portfolio.summary()["realistic_apr"] == ""
+    portfolio.last_fact_ms = portfolio.first_trade_ms + DAY_MS  # a day later
+    apr = float(portfolio.cumulative_pnl / portfolio.starting_capital) * 365
+    assert portfolio.summary()["realistic_apr"] == f"{apr:.4f}"
+    assert _ratio(D("-0.00001"), D(100)) == "0.0000" and _ratio(D(1), D(0)) == "" and _ratio(D(1), D(4)) == "0.2500"

@@ -77,6 +77,8 @@ def test_arb_up_on_a_fresh_state_folder_trades_on_the_simulator_and_exits_0_with
     ({"VENUE_ENV": "demo"}, [], "arb up: synthetic mode places orders at Bybit on VENUE_ENV=demo: set "
                                "BYBIT_DEMO_API_KEY and BYBIT_DEMO_API_SECRET"),
     ({}, ["--mode", "cross", "--venues", "bybit,nasdaq"], "--venues: no venue 'nasdaq'"),
+    ({}, ["--symbols", "BTCUSD,FOOUSDT"], "arb up: BTCUSD, FOOUSDT are not perpetuals the simulator lists (it lists "
+                                          "BTCUSDT, ETHUSDT, SOLUSDT, DOGEUSDT); BTCUSD: did you mean BTCUSDT?"),
 ])
 def test_a_bad_setting_stops_arb_up_at_once_with_its_one_line_error(tmp_path, redis_url, prefix, extra, args,
                                                                     message):
@@ -242,3 +244,27 @@ def test_the_summary_names_what_is_left_open_and_where_and_is_clean_only_with_no
     assert "  abc123def456 ETHUSDT (exiting): long 0 at bybit, short -1.3 at bybit" in lines
     assert lines[-1] == "exit codes    sim -9"
     assert not Totals(open_trades=[]).verdict({"executor": 1}, "sim")[1]
+    assert not Totals(open_trades=t.open_trades).verdict({"executor": 0}, "sim")[1]  # open: not clean
+
+
+def test_a_symbol_the_simulator_does_not_list_is_refused_with_the_real_names_close_to_it():
+    from services.sim.market import unmodelled
+
+    assert unmodelled(["BTCUSDT", "ETHUSDT"]) == ""
+    assert unmodelled(["BTCUSD"]).endswith("; BTCUSD: did you mean BTCUSDT?")
+    assert unmodelled(["FOOUSDT"]) == ("FOOUSDT is not a perpetual the simulator lists (it lists BTCUSDT, ETHUSDT, "
+                                       "SOLUSDT, DOGEUSDT)")  # nothing close: no guess
+
+
+@pytest.mark.parametrize("args", [["stop", "--emergency", "--reason", "test"], ["resume"]])
+def test_an_operator_command_with_no_stack_running_and_no_redis_url_refuses_instead_of_writing_somewhere(
+        args, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    result = CliRunner().invoke(app, args, env={"ARB_STATE_DIR": str(tmp_path / "none")})
+    assert result.exit_code == 2, result.output
+    assert f"no `arb up` is running from {tmp_path / 'none'} and REDIS_URL is not set" in result.output
