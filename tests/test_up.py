@@ -268,3 +268,32 @@ def test_an_operator_command_with_no_stack_running_and_no_redis_url_refuses_inst
     result = CliRunner().invoke(app, args, env={"ARB_STATE_DIR": str(tmp_path / "none")})
     assert result.exit_code == 2, result.output
     assert f"no `arb up` is running from {tmp_path / 'none'} and REDIS_URL is not set" in result.output
+
+
+@pytest.mark.redis
+async def test_fresh_deletes_this_systems_keys_only_and_refuses_while_a_real_venue_holds_open_trades(
+        r, prefix, settings, tmp_path):
+    from services.up.processes import StackError
+    from services.up.redis_place import RedisPlace
+    from services.up.stack import Stack
+
+    ours = [f"{prefix}md:tickers", f"{prefix}strategy:events", f"{prefix}strategy:trades:active:abc",
+            f"{prefix}health:executor", f"{prefix}metrics:executor", f"{prefix}bybit:linear:tickers:BTCUSDT",
+            f"{prefix}okx:swap:tickers:BTCUSDT"]
+    theirs = [f"{prefix}sessions:42", f"{prefix}queue:jobs", f"{prefix}strategyx"]
+    for key in ours + theirs:
+        await r.set(key, "1") if "trades" not in key else await r.hset(key, mapping={"trade_id": "abc"})
+    client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        live = Stack(settings.model_copy(update={"venue_env": "demo"}), plan(settings, "synthetic", ["bybit"], [], 1),
+                     tmp_path, True, None, fresh=True)
+        live.redis = RedisPlace(settings.redis_url)
+        with pytest.raises(StackError, match="--fresh: the facts hold 1 open trades on VENUE_ENV=demo"):
+            await live.clear(client)
+        assert await r.exists(*ours) == len(ours)  # nothing deleted
+        sim = Stack(settings, plan(settings, "synthetic", ["bybit"], [], 1), tmp_path, True, None, fresh=True)
+        sim.redis = RedisPlace(settings.redis_url)
+        await sim.clear(client)
+    finally:
+        await client.aclose()
+    assert await r.exists(*ours) == 0 and await r.exists(*theirs) == len(theirs)
