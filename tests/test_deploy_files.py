@@ -199,13 +199,23 @@ def test_grafana_is_provisioned_with_the_shipped_dashboards():
         json.loads(dashboard.read_text())
 
 
+def _option_env_names() -> set[str]:
+    """The environment variables the arb commands' own options read (e.g. ARB_CONFIRM_MAINNET)."""
+    out = set()
+    for command in _cli().commands.values():
+        for param in command.params:
+            env = param.envvar
+            out |= set(env if isinstance(env, list | tuple) else [env] if env else [])
+    return out
+
+
 def test_env_example_names_only_real_settings():
     text = (ROOT / ".env.example").read_text()
     names = re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, re.M)
-    assert names and not [n for n in names if n not in SETTINGS | COMPOSE_ONLY]
+    assert names and not [n for n in names if n not in SETTINGS | COMPOSE_ONLY | _option_env_names()]
     # a live run's settings are all there
     for name in ("VENUE_ENV", "BYBIT_DEMO_API_KEY", "BYBIT_DEMO_API_SECRET", "BYBIT_API_KEY", "BYBIT_API_SECRET",
-                 "MAX_DAILY_LOSS", "POSITION_SIZE_LIMIT"):
+                 "MAX_DAILY_LOSS", "POSITION_SIZE_LIMIT", "ARB_CONFIRM_MAINNET"):
         assert name in names, name
     # copied as it is, it starts nothing live and sets nothing compose must keep for itself
     active = dict(re.findall(r"^([A-Z][A-Z0-9_]+)=(.*)$", text, re.M))

@@ -162,6 +162,13 @@ def test_executor_refuses_a_bad_mode_live_without_keys_and_unknown_venues(monkey
     assert result.exit_code == 2, result.output
     assert "arb executor: live mode on VENUE_ENV=mainnet trades real money: add --confirm-mainnet" in result.output
     assert "arb executor: live mode needs the safety limits set: MAX_DAILY_LOSS, POSITION_SIZE_LIMIT" in result.output
+    monkeypatch.setenv("ARB_CONFIRM_MAINNET", "1")  # said in .env, as docker compose passes it
+    monkeypatch.setenv("MAX_DAILY_LOSS", "50")
+    result = runner.invoke(app, ["executor", "--mode", "synthetic", "--execution", "live", "--duration", "0"])
+    assert result.exit_code == 2 and "add --confirm-mainnet" not in result.output, result.output
+    assert "live mode needs the safety limits set: POSITION_SIZE_LIMIT (USD)" in result.output
+    monkeypatch.delenv("ARB_CONFIRM_MAINNET")
+    monkeypatch.delenv("MAX_DAILY_LOSS")
     monkeypatch.setenv("VENUE_ENV", "demo")
     monkeypatch.setenv("EXECUTOR_VENUES", "okx,ftx")
     result = runner.invoke(app, ["executor", "--duration", "0"])

@@ -150,8 +150,9 @@ def executor(
         help="Serve Prometheus metrics on METRICS_HOST (127.0.0.1) at this port.")] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0)] = None,
     confirm_mainnet: Annotated[bool, typer.Option(
-        "--confirm-mainnet", help="Allow live execution on VENUE_ENV=mainnet (real money; MAX_DAILY_LOSS and "
-        "POSITION_SIZE_LIMIT must be set too).")] = False,
+        "--confirm-mainnet", envvar="ARB_CONFIRM_MAINNET", help="Allow live execution on VENUE_ENV=mainnet (real "
+        "money; MAX_DAILY_LOSS and POSITION_SIZE_LIMIT must be set too). Under docker compose: "
+        "ARB_CONFIRM_MAINNET=1 in .env.")] = False,
 ) -> None:
     """Trade the strategy's signals: two legs, harder first, never a naked leg.
 
