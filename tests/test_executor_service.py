@@ -234,3 +234,25 @@ async def test_a_signal_every_start_died_on_is_rejected_unread_as_redelivered(se
 
 async def _is_ready(executor: ExecutorService) -> bool:
     return executor.ready.is_set()
+
+
+async def test_a_cancel_asked_again_for_an_order_the_venue_already_closed_reports_that_close_to_the_core():
+    """The close of an order reached the Bybit client but not the core (lost between them): the
+    core's cancel, asked again, is answered by a lookup that says cancelled, at the simulator."""
+    from services.executor.bybit import BybitExecution
+    from shared.venues.bybit.trading import BybitTrading
+
+    key, secret = "k-cancel", "s-cancel"
+    server = SimServer(["BTCUSDT"], seed=3, step_ms=10, api_keys={key: secret})
+    async with serve_app(server.app()) as base, aiohttp.ClientSession() as http:
+        trading = BybitTrading(http, base, key, secret)
+        bybit = BybitExecution(trading, {})
+        order = f.OrderPlaced(ts_ms=0, trade_id="abc123def456", link_id="abc123def456-LE1", leg="long",
+                              purpose="entry", venue="bybit", symbol="BTCUSDT", side="Buy", order_type="Limit",
+                              qty=Decimal("0.010"), price=Decimal("30000.0"))  # far below the market: it rests
+        assert [type(x) for x in await bybit.place(order)] == [f.OrderAcked]
+        await trading.cancel_order("BTCUSDT", order.link_id)  # closed at the venue ...
+        bybit.open.discard(order.link_id)  # ... and known to the client, but the core never heard
+        again = await bybit.cancel(order.link_id)
+        closed = [x for x in again if isinstance(x, f.OrderClosed)]
+        assert [(x.link_id, x.status) for x in closed] == [(order.link_id, "cancelled")]

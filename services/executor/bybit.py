@@ -147,6 +147,7 @@ class BybitExecution:
         if order is None:
             return []
         if link_id not in self.open:  # closed here, yet asked again: its close may not have reached the core
+            self.open.add(link_id)  # so that the lookup reports the close again (the core ignores a repeat)
             return await self.lookup(link_id) or []
         if link_id in self._creating:  # its create has no answer yet: a cancel now could not find it
             await self._creating[link_id].wait()
@@ -338,6 +339,9 @@ class LiveExecution:
                                        reason="not at Bybit after a restart: never sent")]
             for fact in found or []:  # None: Bybit cannot be asked; the leg's timeout settles it
                 out += self.core.on_report(msgspec.structs.replace(fact, ts_ms=now_ms), now_ms)
+        while not self.reports.empty():  # fills the stream brought meanwhile count before the positions
+            fact = self.reports.get_nowait()
+            out += self.core.on_report(msgspec.structs.replace(fact, ts_ms=now_ms), now_ms)
         actual: dict[tuple[str, int], Decimal] = {}
         for p in await self.bybit.trading.positions():
             size = Decimal(p.get("size") or "0")
@@ -346,6 +350,7 @@ class LiveExecution:
                 actual[key] = actual.get(key, Decimal(0)) + (size if p.get("side") == "Buy" else -size)
         gone, unexplained = self.core.reconcile_positions({"bybit": actual}, now_ms)
         if unexplained:
+            log.error("Bybit holds positions the trades' facts do not explain: %s", unexplained)
             gone += self.core.halt("reconcile", "Bybit holds positions the trades' facts do not explain (opened "
                                    f"outside this system?): {unexplained}. Close them at Bybit, then `arb resume`",
                                    now_ms, action="keep")

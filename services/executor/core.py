@@ -251,12 +251,14 @@ class ExecutorCore:
     def reconcile_positions(self, positions: dict[str, dict[tuple[str, int], Decimal]],
                             now_ms: int) -> tuple[list[f.AnyFact], str]:
         """Each venue's positions, venue -> (symbol, position idx) -> signed size, against the open
-        trades' legs there (a venue not named is not checked). Where a venue holds less than the
+        trades' legs there (a venue not named is not checked, nor a position a holder still has
+        orders open on: their fills are still to come). Where a venue holds less than the
         facts, the difference was closed outside this system: a PositionGone per leg (the newest
-        trades' first), priced at the touch now, or at the leg's entry price when there is no
-        quote; then a trade left flat closes (`closed_outside`), an active one exits what it
-        still holds, and a pending one unwinds. Returns the facts and what cannot be explained
-        that way ('' when nothing): a venue holding more than the facts, or the other side."""
+        trades' first), priced at a fresh touch, or at the leg's entry price; then a trade left
+        flat closes (`closed_outside`), an active one exits what it still holds at market (that
+        leg is naked), and a pending one unwinds. Returns the facts and what cannot be explained
+        that way ('' when nothing): a venue holding more than the facts, the other side, or
+        trades on both sides netted in one position."""
         holders: dict[tuple[str, str, int], list[tuple[Trade, str]]] = {}
         for trade in self.trades.values():
             for leg in ("long", "short"):
@@ -268,12 +270,17 @@ class ExecutorCore:
         out: list[f.AnyFact] = []
         unexplained = []
         for key in sorted(set(holders) | set(there)):
+            if any(trade.open_orders(leg) for trade, leg in holders.get(key, [])):
+                continue
             venue, symbol, idx = key
             expected = sum((t.held[leg] for t, leg in holders.get(key, [])), ZERO)
             actual = there.get(key, ZERO)
             if actual == expected:
                 continue
-            if actual * expected < 0 or abs(actual) > abs(expected):
+            signs = {t.held[leg] > 0 for t, leg in holders.get(key, [])}
+            if actual * expected < 0 or abs(actual) > abs(expected) or len(signs) > 1:
+                # more than the facts hold, the other side, or trades on both sides netted in one
+                # position: which leg went cannot be told
                 unexplained.append(f"{symbol} idx {idx}: facts {expected}, {venue} {actual}")
                 continue
             missing = abs(expected) - abs(actual)
@@ -281,7 +288,7 @@ class ExecutorCore:
                 qty = min(missing, abs(trade.held[leg]))
                 if qty:
                     missing -= qty
-                    price, source = self._gone_price(trade, leg)
+                    price, source = self._gone_price(trade, leg, now_ms)
                     self._emit(out, f.PositionGone(
                         ts_ms=now_ms, trade_id=trade.id, leg=leg, qty=qty, price=price, price_source=source,
                         detail=f"{venue} holds {actual} {symbol} (idx {idx}), the facts {expected}"))
@@ -295,11 +302,13 @@ class ExecutorCore:
                 self._start_unwind(trade, "entry", OTHER[gone], now_ms, now_ms, out)
         return out + self.step(now_ms), "; ".join(unexplained)
 
-    def _gone_price(self, trade: Trade, leg: str) -> tuple[Decimal, str]:
-        """What a leg that vanished is taken to have closed at: its closing side's touch now, else
+    def _gone_price(self, trade: Trade, leg: str, now_ms: int) -> tuple[Decimal, str]:
+        """What a leg that vanished is taken to have closed at: its closing side's touch, when
+        the quote is fresh (`signal_max_age_ms`; after a long stop the newest one is old), else
         the average price it was entered at (no price PnL)."""
         m = self.market.get(self._venue(trade, leg), trade.taken.symbol)
-        touch = (m.bid if leg == "long" else m.ask) if m else None
+        fresh = m is not None and now_ms - m.top_ts_ms <= self.config.signal_max_age_ms
+        touch = (m.bid if leg == "long" else m.ask) if fresh else None
         if touch:
             return _dec(touch), "touch"
         orders = [o for o in trade.legs(leg, "entry", "hedge") if o.filled]
@@ -436,14 +445,15 @@ class ExecutorCore:
     def _cancel_open(self, trade: Trade, orders: list[OrderState], now_ms: int, out: list) -> None:
         """Cancel limit orders now; a market order (which a venue fills or cancels at once) only
         if it is still open `leg_timeout_ms` after it was sent, so its outcome gets settled. A
-        cancel with no answer after `cancel_retry_ms` is asked again (the venue answers a cancel
-        of an order it no longer holds by saying what became of it): no order waits for ever on
-        an answer that was lost."""
+        cancel with no answer after `cancel_retry_ms` is asked again, then at doubling gaps up to
+        `max_retry_gap_ms` (the venue answers a cancel of an order it no longer holds by saying
+        what became of it): no order waits for ever on an answer that was lost."""
         for order in orders:
             if not order.open:
                 continue
-            if order.cancel_requested:
-                due = order.cancel_ms + self.config.cancel_retry_ms
+            if order.cancel_requested:  # asked again, at doubling gaps up to max_retry_gap_ms
+                gap = self.config.cancel_retry_ms << min(order.cancels - 1, 20)
+                due = order.cancel_ms + min(gap, self.config.max_retry_gap_ms)
             else:
                 due = order.placed.ts_ms + (self.config.leg_timeout_ms if order.placed.order_type == "Market" else 0)
             if now_ms >= due:
@@ -643,9 +653,10 @@ class ExecutorCore:
         spread = self.spread_bps(trade)
         self._emit(out, f.ExitStarted(ts_ms=now_ms, trade_id=trade.id, reason=reason,
                                       spread_bps=round(spread, 4) if spread is not None else 0.0))
+        naked = reason in ("emergency_stop", "closed_outside")  # at market: no waiting on a limit
         for leg in ("long", "short"):
             if trade.held[leg]:
-                self._place(trade, leg, "exit", abs(trade.held[leg]), now_ms, out, market=reason == "emergency_stop")
+                self._place(trade, leg, "exit", abs(trade.held[leg]), now_ms, out, market=naked)
 
     def _step_exit(self, trade: Trade, now_ms: int, out: list) -> None:
         if self._unwinding(trade):
@@ -663,7 +674,8 @@ class ExecutorCore:
         if trade.open_orders():
             return self._cancel_open(trade, trade.open_orders(), now_ms, out)
         flat = [leg for leg in ("long", "short") if not trade.held[leg]]
-        if len(flat) == 1 and not any(lo.phase == "exit" for lo in trade.leg_outs):
+        # a leg-out: one leg's exit filled and the other's did not (not a leg that vanished outside)
+        if len(flat) == 1 and trade.legs(flat[0], "exit") and not any(lo.phase == "exit" for lo in trade.leg_outs):
             done = max((o.done_ms or now_ms) for o in trade.legs(flat[0], "exit"))
             self._emit(out, f.LegOut(ts_ms=now_ms, trade_id=trade.id, phase="exit", filled_leg=flat[0],
                                      unfilled_leg=OTHER[flat[0]], filled_at_ms=done, action="hedge"))

@@ -146,7 +146,7 @@ class PositionGone(Fact, tag="position_gone"):
     leg: Leg
     qty: Decimal  # how much of the leg is gone, base units (> 0)
     price: Decimal  # what it is taken to have closed at
-    price_source: str  # venue (its own record), touch (the market when it was found), entry (no price known)
+    price_source: str  # touch (a fresh quote when it was found), entry (no fresh price: no price PnL)
     detail: str = ""
 
 

@@ -25,6 +25,7 @@ class OrderState:
     open: bool = True  # until filled in full or closed by the venue
     cancel_requested: bool = False
     cancel_ms: int = 0  # when the last cancel was asked for
+    cancels: int = 0  # how many times
     venue_order_id: str = ""
     closed_status: str = ""
     closed_reason: str = ""
@@ -92,6 +93,7 @@ class Trade:
             case f.CancelRequested():
                 order = self.orders[fact.link_id]
                 order.cancel_requested, order.cancel_ms = True, fact.ts_ms
+                order.cancels += 1
             case f.OrderAcked():
                 self.orders[fact.link_id].venue_order_id = fact.venue_order_id
             case f.OrderFilled():
