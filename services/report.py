@@ -62,7 +62,12 @@ async def read_samples(client: aioredis.Redis, prefix: str = "") -> Samples:
     out = Samples()
     async for key in client.scan_iter(match=f"{prefix}metrics:*", count=100):
         if raw := await client.get(key):
-            out.add(key.removeprefix(f"{prefix}metrics:"), json.loads(raw))
+            try:
+                snapshot = json.loads(raw)
+            except ValueError:  # some other program's metrics:* key on a shared Redis
+                continue
+            if isinstance(snapshot, dict) and isinstance(snapshot.get("families"), dict):
+                out.add(key.removeprefix(f"{prefix}metrics:"), snapshot)
     return out
 
 

@@ -202,7 +202,7 @@ def test_without_redis_server_arb_up_runs_on_an_in_process_fakeredis_and_says_no
 
 
 @pytest.mark.parametrize("args, code, message", [
-    (["stop", "--state-dir", "nowhere"], 2, "no `arb up` running from nowhere (no live pid in nowhere/up.pid)"),
+    (["stop", "--state-dir", "nowhere"], 2, "no `arb up` running from nowhere (nothing holds nowhere/up.pid)"),
     (["check", "executor"], 1, "executor: no health key (down, hung, or not started)"),
     (["history", "prices", "--start", "2025-06-01", "--end", "2025-06-02"], 2, "kind: 'prices' is not klines or funding"),
     (["history", "klines"], 2, "--start and --end: both are needed"),
@@ -280,7 +280,8 @@ async def test_fresh_deletes_this_systems_keys_only_and_refuses_while_a_real_ven
     ours = [f"{prefix}md:tickers", f"{prefix}strategy:events", f"{prefix}strategy:trades:active:abc",
             f"{prefix}health:executor", f"{prefix}metrics:executor", f"{prefix}bybit:linear:tickers:BTCUSDT",
             f"{prefix}okx:swap:tickers:BTCUSDT"]
-    theirs = [f"{prefix}sessions:42", f"{prefix}queue:jobs", f"{prefix}strategyx"]
+    theirs = [f"{prefix}sessions:42", f"{prefix}queue:jobs", f"{prefix}strategyx", f"{prefix}health:web",
+              f"{prefix}metrics:requests"]  # health:* and metrics:* of some other program
     for key in ours + theirs:
         await r.set(key, "1") if "trades" not in key else await r.hset(key, mapping={"trade_id": "abc"})
     client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
@@ -297,3 +298,75 @@ async def test_fresh_deletes_this_systems_keys_only_and_refuses_while_a_real_ven
     finally:
         await client.aclose()
     assert await r.exists(*ours) == 0 and await r.exists(*theirs) == len(theirs)
+
+
+def test_a_running_arb_up_is_known_by_the_lock_on_its_pid_file_not_by_a_pid_that_may_be_reused(tmp_path):
+    from services.up.processes import PidLock, StackError, running_pid
+
+    assert running_pid(tmp_path) == 0  # no file
+    (tmp_path / "up.pid").write_text("1")  # left by a killed run; pid 1 is alive, but holds no lock
+    assert running_pid(tmp_path) == 0
+    lock = PidLock(tmp_path)
+    lock.acquire()
+    try:
+        assert running_pid(tmp_path) == os.getpid()
+        with pytest.raises(StackError, match=re.escape(f"arb up is already running from {tmp_path} (pid {os.getpid()})")):
+            PidLock(tmp_path).acquire()
+    finally:
+        lock.release()
+    assert running_pid(tmp_path) == 0 and not (tmp_path / "up.pid").exists()
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="starts a redis-server")
+async def test_the_redis_arb_up_starts_takes_the_urls_password_without_showing_it_in_the_process_list(tmp_path):
+    from urllib.parse import quote
+
+    from services.up.redis_place import place
+
+    port, password = free_port(), 'pa ss"wo\\rd'
+    url = f"redis://:{quote(password, safe='')}@127.0.0.1:{port}/0"
+    (tmp_path / "logs").mkdir()
+    settings = Settings(_env_file=None, redis_url=url)
+    where = await place(settings, tmp_path, explicit=True)
+    try:
+        assert where.proc is not None and where.cli_line() == f"redis-cli -p {port} --askpass"
+        assert password.encode() not in Path(f"/proc/{where.proc.pid}/cmdline").read_bytes()
+        client = aioredis.Redis(port=port, password=password)
+        try:
+            assert await client.ping()
+        finally:
+            await client.aclose()
+        bare = aioredis.Redis(port=port)
+        try:
+            with pytest.raises(Exception, match=r"(?i)auth"):
+                await bare.ping()
+        finally:
+            await bare.aclose()
+    finally:
+        await where.stop()
+
+
+def test_a_summary_that_could_not_be_read_is_not_a_clean_stop():
+    from services.up.totals import Totals
+
+    lines, clean = Totals(unread="ConnectionError: Connection refused").verdict({"executor": 0}, "sim")
+    assert not clean and any(line.startswith("UNKNOWN       the final figures could not be read") for line in lines)
+
+
+@pytest.mark.redis
+async def test_arb_up_refuses_to_start_a_second_system_on_a_redis_where_one_runs(r, prefix, settings, tmp_path):
+    from services.up.processes import StackError
+    from services.up.redis_place import RedisPlace
+    from services.up.stack import Stack
+
+    await r.set(f"{prefix}health:executor", '{"pid": 4242}')  # kept fresh by a running executor
+    stack = Stack(settings, plan(settings, "synthetic", ["bybit"], [], 1), tmp_path, True, None)
+    stack.redis = RedisPlace(settings.redis_url)
+    client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        with pytest.raises(StackError, match=r"another system is running on the Redis at .* \(its executor keep"):
+            await stack.alone(client)
+        await r.delete(f"{prefix}health:executor")  # it stopped: its key went
+        await stack.alone(client)
+    finally:
+        await client.aclose()

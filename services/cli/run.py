@@ -8,6 +8,7 @@ import signal
 from typing import Annotated
 
 import typer
+from redis.exceptions import RedisError
 
 from services.cli.common import _fail, _redis_settings, _settings, _state_dir
 from shared.venues import NAMES
@@ -60,7 +61,7 @@ def up(
     from pathlib import Path
 
     from services.sim.market import unmodelled
-    from services.up import Stack, StackError, pid_alive, plan, port_free, refusals
+    from services.up import Stack, StackError, plan, port_free, refusals, running_pid
 
     settings = _settings({"symbols_to_trade": ("--symbols", symbols)})
     if errors := refusals(settings, mode, confirm_mainnet):
@@ -76,13 +77,11 @@ def up(
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     stack_plan = plan(settings, mode, names, cpus, metrics_port, free=port_free, confirm_mainnet=confirm_mainnet)
     state = Path(state_dir).resolve()  # redis-server changes into its data folder
-    pid_file = state / "up.pid"
-    last = int(pid_file.read_text() or 0) if pid_file.exists() else 0
-    if pid_alive(last):
-        raise _fail(f"arb up is already running from {state} (pid {last}); `arb stop` stops it")
-    if last:
-        typer.echo(f"the last arb up from {state} (pid {last}) did not stop cleanly: its facts are replayed and "
-                   "checked against the venue")
+    if running := running_pid(state):
+        raise _fail(f"arb up is already running from {state} (pid {running}); `arb stop` stops it")
+    if (state / "up.pid").exists():  # left by an arb up that could not remove it: it was killed
+        typer.echo(f"the last arb up from {state} did not stop cleanly: its facts are replayed and checked against "
+                   "the venue")
     stack = Stack(settings, stack_plan, state, "redis_url" in settings.model_fields_set, duration, start_sim=sim,
                   fresh=fresh)
     if symbols:
@@ -119,16 +118,15 @@ def stop(
     """
     from pathlib import Path
 
-    from services.up import pid_alive
+    from services.up import running_pid
 
     if emergency:
         _command("halt", "arb stop --emergency", detail=f"arb stop --emergency by {_operator()}"
                  + (f": {reason}" if reason else ""))
         return
-    pid_file = Path(state_dir) / "up.pid"
-    pid = int(pid_file.read_text() or 0) if pid_file.exists() else 0
-    if not pid_alive(pid):
-        raise _fail(f"no `arb up` running from {state_dir} (no live pid in {pid_file})")
+    pid = running_pid(Path(state_dir))
+    if pid <= 0:
+        raise _fail(f"no `arb up` running from {state_dir} (nothing holds {Path(state_dir) / 'up.pid'})")
     os.kill(pid, signal.SIGTERM)
     typer.echo(f"asked arb up (pid {pid}) to stop: it closes the open trades first")
 
@@ -151,7 +149,7 @@ def _command(name: str, what: str, **fields: str) -> None:
                     f"{what}), or ARB_STATE_DIR to the folder of the arb up that runs")
     try:
         entry = asyncio.run(send(settings, name, by=_operator(), **fields))
-    except OSError as exc:
+    except (RedisError, OSError) as exc:
         raise _fail(f"{what}: cannot reach Redis at {where}: {exc}") from None
     typer.echo(f"{name} sent to {where} ({settings.redis_key_prefix + settings.stream_control} {entry}); "
                "`arb status` shows when the executor has acted on it")
@@ -174,7 +172,7 @@ def check(
 
     try:
         record = asyncio.run(health(settings, service))
-    except OSError as exc:
+    except (RedisError, OSError) as exc:
         raise _fail(f"{service}: cannot reach Redis: {exc}") from None
     if record is None:
         typer.echo(f"{service}: no health key (down, hung, or not started)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import socket
@@ -91,16 +92,52 @@ async def stop(w: Worker, timeout_s: float, force: asyncio.Event) -> str:
     return "killed (forced)" if force.is_set() else f"did not stop in {timeout_s:g} s: killed"
 
 
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
+class PidLock:
+    """STATE/up.pid, locked (flock) for as long as arb up runs: whether a stack runs from a state
+    folder is whether the lock is held, never whether a pid that may have been reused is alive.
+    The kernel drops the lock when arb up dies, however it dies."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "up.pid"
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            pid = running_pid(self.path.parent)
+            raise StackError(f"arb up is already running from {self.path.parent} (pid {pid}); `arb stop` stops it"
+                             ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(self.fd)
+            self.fd = None
+
+
+def running_pid(state_dir: Path) -> int:
+    """The pid of the arb up running from `state_dir`; 0 when none runs (its lock is free)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        fd = os.open(state_dir / "up.pid", os.O_RDONLY)
+    except OSError:
+        return 0
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:  # held: running
+            text = os.read(fd, 32).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return 0
+    finally:
+        os.close(fd)
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -121,11 +158,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def until(check, timeout_s: float, worker: Worker | None = None) -> bool:
-    """Poll `check` (async, truthy when done) every 100 ms; False on timeout or if `worker` exits."""
+async def until(check, timeout_s: float, worker: Worker | None = None, stop: asyncio.Event | None = None) -> bool:
+    """Poll `check` (async, truthy when done) every 100 ms; False on timeout, if `worker` exits,
+    or once `stop` is set (Ctrl+C while starting)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if worker is not None and worker.proc is not None and worker.proc.returncode is not None:
+            return False
+        if stop is not None and stop.is_set():
             return False
         with contextlib.suppress(RedisError, OSError):
             if await check():

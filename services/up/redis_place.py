@@ -20,7 +20,7 @@ import shutil
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
@@ -76,7 +76,7 @@ class RedisPlace:
             self.fake.shutdown()
 
 
-async def place(settings: Settings, state: Path, explicit: bool) -> RedisPlace:
+async def place(settings: Settings, state: Path, explicit: bool, stop: asyncio.Event | None = None) -> RedisPlace:
     """Find or start the Redis at REDIS_URL, saying which and what to know about it."""
     url, where = settings.redis_url, "REDIS_URL" if explicit else "REDIS_URL's default"
     u = urlsplit(url)
@@ -94,7 +94,7 @@ async def place(settings: Settings, state: Path, explicit: bool) -> RedisPlace:
                 pass  # nothing answers there
             else:
                 return await _existing(client, settings, url, where, data)
-            if host not in LOCAL or port_free(port, bind):
+            if host not in LOCAL or port_free(port, bind) or (stop is not None and stop.is_set()):
                 break
             if attempt == 0:  # a Redis still writing its AOF on the way out (a restart right after a crash)
                 say(f"redis: {host}:{port} is taken by something that does not answer as Redis; waiting up to "
@@ -112,7 +112,7 @@ async def place(settings: Settings, state: Path, explicit: bool) -> RedisPlace:
         raise StackError(f"REDIS_URL names the user {u.username!r}, but no Redis answers at {host}:{port}; arb up "
                          "starts one only with the default user (a password alone is fine)")
     if server := shutil.which("redis-server"):
-        return await _start(server, url, bind, port, u.password, data, state)
+        return await _start(server, url, bind, port, unquote(u.password) if u.password else None, data, state)
     return _fake(url, port)
 
 
@@ -150,11 +150,14 @@ async def _start(server: str, url: str, bind: str, port: int, password: str | No
     args = [server, "--bind", bind, "--port", str(port), "--dir", str(data),
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes",
             "--logfile", str((state / "logs" / "redis.log").resolve())]
-    if password:
-        args += ["--requirepass", password]
-    proc = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.DEVNULL, start_new_session=True,  # Ctrl+C is for arb up alone
+    proc = await asyncio.create_subprocess_exec(  # its config on stdin ("-"): no password in the process list
+        server, "-", *args[1:], stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl+C is for arb up alone
         preexec_fn=die_with_parent(signal.SIGTERM))  # killed with it, it still writes its AOF
+    if password:  # quoted as redis.conf reads a string
+        quoted = password.replace("\\", "\\\\").replace('"', '\\"')
+        proc.stdin.write(f'requirepass "{quoted}"\n'.encode())
+    proc.stdin.close()
     p = RedisPlace(url, proc=proc)
     await ping(url, "the redis-server arb up started", attempts=50)
     say(f"redis: started redis-server at {where_to(url)}, data in {data} (AOF, fsync every second)")

@@ -27,8 +27,8 @@ from services.up.plan import Plan, Worker
 from services.up.processes import Interrupts, StackError, say
 from services.up.redis_place import RedisPlace, place, where_to
 from services.up.totals import Totals, halt_text, read_open_trades, read_totals, tickers_added
-from shared.control import health
-from shared.keyspace import delete_own
+from shared.control import HEALTH_TTL_S, health
+from shared.keyspace import WORKERS, delete_own
 from shared.settings import Settings
 
 REPORT_EVERY_S = 60.0  # the metrics report while it runs
@@ -44,10 +44,8 @@ class Interrupted(Exception):
 def running_redis_url(state_dir: Path) -> str | None:
     """The Redis of the `arb up` running from `state_dir`, if one is (not one that was killed)."""
     try:
-        if not processes.pid_alive(int((state_dir / "up.pid").read_text() or 0)):
-            return None
-        return (state_dir / REDIS_URL_FILE).read_text().strip() or None
-    except (OSError, ValueError):
+        return ((state_dir / REDIS_URL_FILE).read_text().strip() or None) if processes.running_pid(state_dir) else None
+    except OSError:
         return None
 
 
@@ -79,8 +77,8 @@ class Stack:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.keys.press, sig)
         (self.state / "logs").mkdir(parents=True, exist_ok=True)
-        pid_file, url_file = self.state / "up.pid", self.state / REDIS_URL_FILE
-        pid_file.write_text(str(os.getpid()))
+        lock, url_file = processes.PidLock(self.state), self.state / REDIS_URL_FILE
+        lock.acquire()
         started = time.monotonic()
         try:
             await self.start()
@@ -93,21 +91,23 @@ class Stack:
             self.note = str(exc)
         finally:
             await self.stop_all()
-            for name in (pid_file, url_file):
-                with contextlib.suppress(OSError):
-                    name.unlink()
+            with contextlib.suppress(OSError):
+                url_file.unlink()
+            lock.release()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
         return self.summary(time.monotonic() - started)
 
     async def start(self) -> None:
-        self.redis = await place(self.settings, self.state, self.redis_explicit)
+        self.redis = await place(self.settings, self.state, self.redis_explicit, self.keys.stop)
         url = self.env["REDIS_URL"] = self.redis.url
-        (self.state / REDIS_URL_FILE).write_text(url + "\n")
+        with open(os.open(self.state / REDIS_URL_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(url + "\n")  # it may hold the password: this user's only
         say(f"inspect:  {self.redis.cli_line()} HGETALL {self.prefix}strategy:portfolio:state   "
             f"(`arb status` finds it by itself)")
         client = aioredis.Redis.from_url(url, socket_timeout=5, decode_responses=True)
         try:
+            await self.alone(client)
             if self.fresh:
                 await self.clear(client)
             self.ticks_before = await tickers_added(client, self.prefix + "md:tickers")
@@ -126,6 +126,26 @@ class Stack:
             say(f"{len(cpus) or 'unknown'} CPUs: the workers share them (pinning needs 4 or more)")
         await self.start_workers()
 
+    async def alone(self, client: aioredis.Redis) -> None:
+        """Refuse to start a second system where one already runs (another arb up, or docker
+        compose, on this Redis and prefix): two executors would trade one account from two
+        folds of the facts. A killed run's health keys expire within HEALTH_TTL_S: waited for."""
+        keys = [f"{self.prefix}health:{name}" for name in WORKERS]
+        for attempt in range(int(HEALTH_TTL_S / 0.2) + 5):
+            live = {key.rsplit(":", 1)[1]: value for key, value in zip(keys, await client.mget(keys), strict=True)
+                    if value}
+            if not live:
+                return
+            if attempt == 0:
+                say(f"redis: workers' health keys are there ({', '.join(live)}); waiting up to {HEALTH_TTL_S + 1:g} s "
+                    "for them to expire, as a stopped or killed run's do")
+            if self.keys.stop.is_set():
+                raise Interrupted("stopped while starting, before anything was started")
+            await asyncio.sleep(0.2)
+        raise StackError(f"another system is running on the Redis at {where_to(self.redis.url)} (its "
+                         f"{', '.join(live)} keep their health keys fresh): stop it first (`arb stop`, or docker "
+                         "compose down), or give this one another REDIS_URL or REDIS_KEY_PREFIX")
+
     async def clear(self, client: aioredis.Redis) -> None:
         """--fresh: this system's keys go (on a real venue, only when no trade is open there)."""
         if self.settings.venue_env != "sim" and (open_ := await read_open_trades(client, self.prefix)):
@@ -142,7 +162,9 @@ class Stack:
         self.sim = Worker("sim", ["sim", "--symbols", ",".join(s.symbols_to_trade)])
         await self.spawn(self.sim)
         url = f"http://{s.sim_host}:{port}/v5/market/time"
-        if not await processes.until(lambda: processes.http_ok(url), 15, self.sim):
+        if not await processes.until(lambda: processes.http_ok(url), 15, self.sim, self.keys.stop):
+            if self.keys.stop.is_set():
+                raise Interrupted("stopped while starting, before the simulator was up")
             raise StackError(f"the simulator did not answer {url}: {self.tail(self.sim)}")
         moved = "" if port == s.sim_port else f" (SIM_PORT {s.sim_port} is taken)"
         say(f"sim: the local exchange on {s.sim_host}:{port}{moved}")
@@ -162,12 +184,12 @@ class Stack:
             self.keys.stage = f"starting {w.name}"
             await self.spawn(w)
 
-            async def ready(w: Worker = w) -> bool:
+            async def ready(w: Worker = w) -> bool:  # its own record: not one a killed run left behind
                 record = await health(settings, w.health)
-                return record is not None and record.get("ready", True)
+                return record is not None and record.get("pid") == w.proc.pid and record.get("ready", True)
 
             timeout = READY_TIMEOUT_S.get(w.name, READY_TIMEOUT_DEFAULT_S)
-            if not await processes.until(ready, timeout, w):
+            if not await processes.until(ready, timeout, w, self.keys.stop):
                 if self.keys.stop.is_set():
                     raise Interrupted(f"stopped while starting, before {w.name} was up")
                 raise StackError(f"{w.name} did not come up in {timeout:g} s: {self.tail(w)}")
@@ -209,7 +231,7 @@ class Stack:
                     self.halt_said = True
                     say(("\n" if tty else "") + halt_text(totals.portfolio))
                 if now - last_report >= REPORT_EVERY_S:
-                    with contextlib.suppress(RedisError, OSError):
+                    with contextlib.suppress(RedisError, OSError, ValueError):
                         text = render(await read_samples(client, self.prefix))
                         say(("\n" if tty else "") + text + "\n")
                     last_report = now
@@ -248,11 +270,14 @@ class Stack:
         if self.redis is not None:
             self.keys.stage = "reading the summary from Redis"
             client = aioredis.Redis.from_url(self.redis.url, socket_timeout=5, decode_responses=True)
-            with contextlib.suppress(RedisError, OSError):
+            try:
                 await read_totals(client, self.prefix, self.final, self.ticks_before)
                 self.final.open_trades = await read_open_trades(client, self.prefix)
                 self.final_report = render(await read_samples(client, self.prefix))
-            await client.aclose()
+            except (RedisError, OSError, ValueError) as exc:  # the figures are lost, not the stop
+                self.final.unread = f"{type(exc).__name__}: {exc}"
+            finally:
+                await client.aclose()
             if self.redis.owned:
                 self.keys.stage = "stopping Redis (writing its AOF)"
                 await self.redis.stop()

@@ -17,6 +17,7 @@ class Totals:
     ticks: int = 0  # tickers written to md:tickers since this run started
     portfolio: dict[str, str] = field(default_factory=dict)
     open_trades: list[dict[str, str]] = field(default_factory=list)
+    unread: str = ""  # why the final figures could not be read ('' when they were)
 
     def line(self, elapsed_s: float, rate: float) -> str:
         p = self.portfolio
@@ -47,6 +48,9 @@ class Totals:
         """The summary's lines, a halt and what is left open named; clean when no trade is open
         and every worker exited 0."""
         lines = self.summary()
+        if self.unread:
+            lines.append(f"UNKNOWN       the final figures could not be read from Redis ({self.unread}): what is open "
+                         "is not known; `arb trades` shows it once Redis answers")
         if self.portfolio.get("trading") == "halted":
             lines.append(halt_text(self.portfolio))
         if self.open_trades:
@@ -59,7 +63,7 @@ class Totals:
         bad = {name: code for name, code in exit_codes.items() if code not in (0, None)}
         if bad:
             lines.append("exit codes    " + ", ".join(f"{n} {c}" for n, c in bad.items()))
-        return lines, not self.open_trades and not bad
+        return lines, not self.open_trades and not bad and not self.unread
 
 
 def halt_text(p: dict[str, str]) -> str:
