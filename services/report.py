@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
-from shared.metrics import bucket_quantile
+from shared.metrics import LATENCY_BUCKETS_S, bucket_quantile
 
 STAGES = [  # (histogram, what it times), in pipeline order; the seed's targets in the README
     ("arb_ingest_ws_to_stream_seconds", "WebSocket -> queue (XADD acked)"),
@@ -55,7 +55,13 @@ class Samples:
                     self.values[name] += value
 
     def quantile(self, histogram: str, q: float) -> float | None:
-        return bucket_quantile(q, list(self.buckets.get(histogram, {}).items()))
+        """The q-quantile in seconds; inf when it lies above the highest finite bucket (only a
+        lower bound is known there)."""
+        buckets = self.buckets.get(histogram, {})
+        finite = [b for b in buckets if b != math.inf]
+        if finite and buckets.get(math.inf, 0) and q * buckets[math.inf] > buckets[max(finite)]:
+            return math.inf
+        return bucket_quantile(q, list(buckets.items()))
 
 
 async def read_samples(client: aioredis.Redis, prefix: str = "") -> Samples:
@@ -74,20 +80,23 @@ async def read_samples(client: aioredis.Redis, prefix: str = "") -> Samples:
 def _ms(seconds: float | None) -> str:
     if seconds is None or math.isnan(seconds):
         return "-"
+    if seconds == math.inf:
+        return f">{LATENCY_BUCKETS_S[-1] * 1000:g}"
     return f"{seconds * 1000:.3f}" if seconds < 0.01 else f"{seconds * 1000:.1f}"
 
 
-def render(s: Samples) -> str:
+def render(s: Samples, trades: bool = True) -> str:
+    """The report; without `trades` (arb up's summary, which has its own), no trades and PnL lines."""
     v = s.values
     ok, failed = v["arb_executor_trades_successful_total"], v["arb_executor_trades_failed_total"]
     rate = f"{ok / (ok + failed):.1%}" if ok + failed else "-"
     lines = [
         f"opportunities  {v['arb_strategy_opportunities']:.0f} in the latest scan; "
         f"{v['arb_strategy_signals_total']:.0f} signals written",
-        f"trades         {v['arb_executor_trades_executed_total']:.0f} executed: {ok:.0f} successful, {failed:.0f} "
-        f"failed (success rate {rate}); {v['arb_executor_active_trades']:.0f} open",
-        f"PnL            {'-' if v['arb_executor_cumulative_pnl_usd'] < 0 else ''}"
-        f"${abs(v['arb_executor_cumulative_pnl_usd']):,.2f}",
+        *([f"trades         {v['arb_executor_trades_executed_total']:.0f} executed: {ok:.0f} successful, "
+           f"{failed:.0f} failed (success rate {rate}); {v['arb_executor_active_trades']:.0f} open",
+           f"PnL            {'-' if v['arb_executor_cumulative_pnl_usd'] < 0 else ''}"
+           f"${abs(v['arb_executor_cumulative_pnl_usd']):,.2f}"] if trades else []),
         "edge cases     " + ", ".join(f"{label} {v[name]:.0f}" for name, label in EDGE_CASES),
         "",
         f"{'stage':34s} {'count':>9s} {'p50 ms':>9s} {'p95 ms':>9s} {'p99 ms':>9s}",

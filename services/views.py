@@ -87,7 +87,8 @@ def render_portfolio(v: View) -> list[str]:
         f"win rate       {_pct(p.get('win_rate'))} ({p.get('win_count', '0')} won, {p.get('loss_count', '0')} lost)",
         f"signals        {signal_counts(p)}",
         f"leg-outs       {p.get('leg_out_count', '0')} (loss {money(p.get('leg_out_total_loss'))}); "
-        f"emergency closes {p.get('emergency_closes', '0')}",
+        f"emergency closes {p.get('emergency_closes', '0')}"
+        + (f"; {n} closed outside this system" if (n := p.get("closed_outside_trades", "0")) != "0" else ""),
         *render_marks(v),
     ]
 

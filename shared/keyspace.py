@@ -40,13 +40,16 @@ def _escaped(prefix: str) -> str:
 async def own_keys(client: aioredis.Redis, settings: Settings) -> tuple[list[str], int]:
     """This system's keys, and how many keys the database holds besides (one SCAN)."""
     prefix, ours = settings.redis_key_prefix, patterns(settings)
-    found = []
+    found, scanned = [], 0
     async for key in client.scan_iter(match=_escaped(prefix) + "*", count=1_000):
+        scanned += 1
         name = key if isinstance(key, str) else key.decode(errors="replace")
         if any(fnmatchcase(name[len(prefix):], p) for p in ours):
             found.append(name)
-    others = await client.dbsize() - len(found)
-    return sorted(found), max(0, others)
+    # SCAN passes over keys that expired and are not yet reclaimed; DBSIZE counts them, so it
+    # is asked only for the keys outside a prefix
+    outside = max(0, await client.dbsize() - scanned) if prefix else 0
+    return sorted(found), scanned - len(found) + outside
 
 
 async def other_keys(client: aioredis.Redis, settings: Settings) -> int:

@@ -544,3 +544,28 @@ def test_trades_on_both_sides_of_one_position_stale_quotes_and_open_orders_are_n
                                    purpose="exit", venue="okx", symbol=SYMBOL, side="Buy", order_type="Limit",
                                    qty=D("0.099"), price=D("100600.0"), reduce_only=True))
     assert desk3.core.reconcile_positions({"okx": {}}, desk3.now) == ([], "")
+
+
+def test_a_restart_settles_the_exits_left_open_and_the_vanished_legs_before_deciding_so_it_sends_nothing():
+    """Stopped by force while exiting; the venue restarted empty. Every report first (the exits
+    were never sent), then the positions, then one step: closed outside, and no order sent to
+    a venue that would refuse it (refusals that would halt trading on their own)."""
+    desk = Desk()
+    opened(desk)
+    desk.signal()
+    trade = next(iter(desk.core.trades.values()))
+    t = desk.now
+    left = [o for o in desk.core.shutdown(t) if isinstance(o, f.OrderPlaced)]  # never answered: forced stop
+    assert trade.status == "exiting" and len(trade.open_orders()) == 2
+    restarted = t + 60_000
+    out = []
+    for order in left:
+        out += desk.core.on_report(f.OrderClosed(ts_ms=restarted, trade_id=trade.id, link_id=order.link_id,
+                                                 status="cancelled", reason="not at the venue after a restart"),
+                                   restarted, then_step=False)
+    assert not [x for x in out if isinstance(x, f.OrderPlaced)]  # nothing decided yet
+    facts, unexplained = desk.core.reconcile_positions({"binance": {}, "okx": {}}, restarted)
+    assert unexplained == "" and not [x for x in facts if isinstance(x, f.OrderPlaced)]
+    assert trade.closed is not None and trade.closed.reason == "closed_outside"
+    assert desk.core.portfolio.closed_outside == 1
+    conserved(desk)

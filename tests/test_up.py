@@ -241,10 +241,20 @@ def test_the_summary_names_what_is_left_open_and_where_and_is_clean_only_with_no
     assert any(line.startswith("trading       HALTED (manual): arb stop --emergency. No new trades until `arb resume`")
                for line in lines)
     assert "OPEN TRADES LEFT at the venue (VENUE_ENV=demo); the next `arb up` in this folder picks them up:" in lines
-    assert "  abc123def456 ETHUSDT (exiting): long 0 at bybit, short -1.3 at bybit" in lines
+    assert "  abc123def456 ETHUSDT (exiting): long 0 at bybit, short 1.3 at bybit" in lines
+    assert "this run      3 signals taken, 1 rejected; 2 trades closed, PnL -$1.50" in lines  # nothing before it
     assert lines[-1] == "exit codes    sim -9"
     assert not Totals(open_trades=[]).verdict({"executor": 1}, "sim")[1]
     assert not Totals(open_trades=t.open_trades).verdict({"executor": 0}, "sim")[1]  # open: not clean
+    t.before = {"signals_taken": "1", "rejected_signals": "1", "closed_trades": "1", "cumulative_pnl": "-2.5",
+                "closed_outside_trades": "0"}
+    t.portfolio["closed_outside_trades"] = "1"
+    lines = t.verdict({}, "sim")[0]
+    assert lines[1:4] == [
+        "this run      2 signals taken, 0 rejected; 1 trades closed, PnL $1.00",
+        "              1 of them found closed outside this system: the venue no longer held their legs "
+        "(`arb trades --closed`, reason closed_outside)",
+        "all runs      (this Redis's portfolio, strategy:portfolio:state)"]
 
 
 def test_a_symbol_the_simulator_does_not_list_is_refused_with_the_real_names_close_to_it():
@@ -370,3 +380,50 @@ async def test_arb_up_refuses_to_start_a_second_system_on_a_redis_where_one_runs
         await stack.alone(client)
     finally:
         await client.aclose()
+
+
+async def test_arb_reset_asks_deletes_this_systems_keys_only_and_refuses_while_a_stack_runs(r, redis_url, prefix,
+                                                                                             tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from services.cli import app
+    from services.up.processes import PidLock
+
+    await r.set(f"{prefix}strategy:portfolio:state", "1")
+    await r.xadd(f"{prefix}strategy:events", {"v": "1"})
+    await r.set(f"{prefix}queue:jobs", "theirs")
+    monkeypatch.chdir(tmp_path)
+    env = {"REDIS_URL": redis_url, "REDIS_KEY_PREFIX": prefix, "ARB_STATE_DIR": str(tmp_path / "state")}
+
+    def arb(*args: str, **kw):  # the command runs its own event loop: in a thread of its own
+        return asyncio.to_thread(CliRunner().invoke, app, list(args), env=env, **kw)
+
+    (tmp_path / "state").mkdir()
+    lock = PidLock(tmp_path / "state")
+    lock.acquire()
+    try:
+        running = await arb("reset", "--yes")
+    finally:
+        lock.release()
+    assert running.exit_code == 2 and "arb up is running from" in running.output
+    asked = await arb("reset", input="n\n")
+    assert asked.exit_code == 2 and "add --yes" in asked.output  # not a terminal: nobody to ask
+    done = await arb("reset", "--yes")
+    assert done.exit_code == 0 and "deleted this system's 2 keys" in done.output, done.output
+    assert await r.get(f"{prefix}queue:jobs") == b"theirs"
+
+
+def test_arb_reset_with_no_redis_running_deletes_the_data_arb_ups_own_redis_left(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "state" / "redis"
+    data.mkdir(parents=True)
+    (data / "appendonly.aof").write_text("*1\r\n")
+    env = {"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "ARB_STATE_DIR": str(tmp_path / "state")}
+    done = CliRunner().invoke(app, ["reset", "--yes"], env=env)
+    assert done.exit_code == 0 and "the next arb up starts clean" in done.output and not data.exists()
+    again = CliRunner().invoke(app, ["reset", "--yes"], env=env)
+    assert again.exit_code == 0 and "nothing to reset" in again.output

@@ -5,7 +5,7 @@ from one module per area:
 
 - workers.py: ingest, strategy, executor, rebuild, latency (the long-running workers)
 - sim.py: sim (the local exchange)
-- run.py: up, stop, resume, check (the whole system on this machine)
+- run.py: up, stop, resume, reset, check (the whole system on this machine)
 - inspection.py: status, trades, report, top, validate, config (looking at a system)
 - backtest.py: history, record, replay and the group `backtest` (funding, spread)
 - common.py: what they share (settings, logging, CPU pinning, run until a signal, metrics)
@@ -55,7 +55,7 @@ app = typer.Typer(
 for command in (
     workers.ingest, workers.strategy, workers.executor, workers.rebuild, workers.latency,
     sim.sim,
-    run.up, run.stop, run.resume, run.check,
+    run.up, run.stop, run.resume, run.reset, run.check,
     inspection.status, inspection.trades, inspection.report, inspection.top, inspection.validate,
     backtest.history,
     backtest.record, backtest.replay,

@@ -1,10 +1,11 @@
-"""Running the whole system: `arb up`, `arb stop`, `arb resume`, `arb check`."""
+"""Running the whole system: `arb up`, `arb stop`, `arb resume`, `arb reset`, `arb check`."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import sys
 from typing import Annotated
 
 import typer
@@ -135,6 +136,87 @@ def resume() -> None:
     """Lift a trading halt (a safety stop or `arb stop --emergency`): the executor takes
     signals again, and the safety windows start afresh."""
     _command("resume", "arb resume")
+
+
+def reset(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask first.")] = False,
+    state_dir: Annotated[str, typer.Option(envvar="ARB_STATE_DIR", help="The state folder of the arb up to reset.")
+                         ] = ".arb",
+) -> None:
+    """Forget every earlier run: delete this system's keys (facts, trades, portfolio, market data)
+    from its Redis, and nothing else, without starting anything (`arb up --fresh` does the same
+    and then starts). When no Redis answers at REDIS_URL, the data arb up's own redis-server left
+    in the state folder is deleted instead. Refused while an arb up runs from the folder, and
+    while the facts hold trades open at a real venue. Asks first, unless --yes.
+
+    Example: `arb reset --yes`
+    """
+    import shutil
+    from pathlib import Path
+
+    import redis.asyncio as aioredis
+
+    from services.up import running_pid
+    from services.up.redis_place import where_to
+    from services.up.totals import read_open_trades
+    from shared.keyspace import delete_own, own_keys
+
+    state = Path(state_dir)
+    if pid := running_pid(state):
+        raise _fail(f"arb reset: arb up is running from {state} (pid {pid}); stop it first (`arb stop`)")
+    settings = _settings({})
+    where = where_to(settings.redis_url)
+
+    async def keys_and_open_trades() -> tuple[list[str], list] | None:
+        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2,
+                                         decode_responses=True)
+        try:
+            await client.ping()
+        except (RedisError, OSError):
+            return None  # no Redis there
+        try:
+            return (await own_keys(client, settings))[0], await read_open_trades(client, settings.redis_key_prefix)
+        finally:
+            await client.aclose()
+
+    async def delete() -> int:
+        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, decode_responses=True)
+        try:
+            return await delete_own(client, settings)
+        finally:
+            await client.aclose()
+
+    try:
+        found = asyncio.run(keys_and_open_trades())
+    except (RedisError, OSError) as exc:
+        raise _fail(f"arb reset: cannot read the Redis at {where}: {exc}") from None
+    if found is None:
+        data = state / "redis"
+        if not data.is_dir():
+            typer.echo(f"nothing to reset: no Redis answers at {where}, and {data} holds no data")
+            return
+        _confirm(yes, f"no Redis answers at {where}: delete arb up's own Redis data in {data.resolve()}?")
+        shutil.rmtree(data)
+        typer.echo(f"deleted {data.resolve()}: the next arb up starts clean")
+        return
+    keys, open_trades = found
+    if open_trades and settings.venue_env != "sim":
+        raise _fail(f"arb reset: the facts hold {len(open_trades)} open trades on VENUE_ENV={settings.venue_env}, with "
+                    "real positions at the venue: run `arb up` and stop it with Ctrl+C (it closes them) first")
+    if not keys:
+        typer.echo(f"nothing to reset: {where} holds no key of this system")
+        return
+    _confirm(yes, f"delete this system's {len(keys):,} keys from the Redis at {where} (no other key)?")
+    typer.echo(f"deleted this system's {asyncio.run(delete()):,} keys from {where}; other keys are untouched")
+
+
+def _confirm(yes: bool, question: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise _fail(f"arb reset: {question} Nobody at a terminal to ask: add --yes")
+    if not typer.confirm(question):
+        raise typer.Exit(1)
 
 
 def _command(name: str, what: str, **fields: str) -> None:

@@ -328,8 +328,8 @@ class LiveExecution:
         Bybit no longer holds was closed outside this system and is recorded so; a position the
         facts do not explain halts new signals until the operator has looked."""
         out: list[f.AnyFact] = []
-        # the orders the facts left open, listed first: a report below steps the core, which may
-        # place new orders (an exit due meanwhile); those are not sent yet, so not to be looked up
+        # every report is applied before anything is decided (no step until the positions are
+        # compared): an exit stepped on a leg that is in fact gone would send orders the venue refuses
         left_open = [(trade, order) for trade in self.core.trades.values() for order in trade.open_orders()]
         for trade, order in left_open:
             self.bybit.track(order.placed)
@@ -338,10 +338,10 @@ class LiveExecution:
                 found = [f.OrderClosed(ts_ms=now_ms, trade_id=trade.id, link_id=order.link_id, status="cancelled",
                                        reason="not at Bybit after a restart: never sent")]
             for fact in found or []:  # None: Bybit cannot be asked; the leg's timeout settles it
-                out += self.core.on_report(msgspec.structs.replace(fact, ts_ms=now_ms), now_ms)
+                out += self.core.on_report(msgspec.structs.replace(fact, ts_ms=now_ms), now_ms, then_step=False)
         while not self.reports.empty():  # fills the stream brought meanwhile count before the positions
             fact = self.reports.get_nowait()
-            out += self.core.on_report(msgspec.structs.replace(fact, ts_ms=now_ms), now_ms)
+            out += self.core.on_report(msgspec.structs.replace(fact, ts_ms=now_ms), now_ms, then_step=False)
         actual: dict[tuple[str, int], Decimal] = {}
         for p in await self.bybit.trading.positions():
             size = Decimal(p.get("size") or "0")

@@ -216,8 +216,9 @@ class ExecutorCore:
                                              detail=detail))
         return out + self.step(now_ms)
 
-    def on_report(self, fact: f.AnyFact, now_ms: int) -> list[f.AnyFact]:
-        """A venue's report (OrderAcked, OrderFilled, OrderClosed, FundingPaid), then what follows."""
+    def on_report(self, fact: f.AnyFact, now_ms: int, then_step: bool = True) -> list[f.AnyFact]:
+        """A venue's report (OrderAcked, OrderFilled, OrderClosed, FundingPaid), then what follows
+        (unless `then_step` is False: a restart settles every report and the positions first)."""
         trade = self.by_link.get(getattr(fact, "link_id", "")) or self.trades.get(fact.trade_id)
         if trade is None or (isinstance(fact, f.OrderFilled) and fact.fill_id in trade.fill_ids):
             return []  # an order this executor does not know, or a fill seen before
@@ -230,7 +231,7 @@ class ExecutorCore:
         if isinstance(fact, f.OrderFilled) and trade.closed is not None:  # a venue fill after the close
             self.halted = (f"trade {trade.id} was closed, then its order {fact.link_id} filled {fact.qty}: "
                            f"its position at {trade.orders[fact.link_id].placed.venue} needs a manual check")
-        return out + self.step(now_ms)
+        return out + self.step(now_ms) if then_step else out
 
     def funding_reported(self, venue: str, symbol: str, side: str, amount: Decimal, now_ms: int) -> list[f.AnyFact]:
         """A venue's funding settlement on its whole `side` position in `symbol` (paid > 0), as

@@ -61,6 +61,7 @@ class Portfolio:
     signals_taken: int = 0
     rejected_signals: int = 0  # not taken (stale, halted, too small ...): the daily figures' sum
     emergency_closes: int = 0
+    closed_outside: int = 0  # found closed at the venue by something else (PositionGone), after a restart
     leg_out_count: int = 0
     leg_out_total_loss: Decimal = ZERO
     first_trade_ms: int | None = None
@@ -106,6 +107,7 @@ class Portfolio:
                 self.closed_trades += 1
                 day.trades += 1
                 self.emergency_closes += fact.outcome == "emergency_closed"
+                self.closed_outside += fact.reason == "closed_outside"
                 if fact.pnl_usd > 0:
                     self.wins += 1
                     day.wins += 1
@@ -142,6 +144,7 @@ class Portfolio:
             "leg_out_total_loss": str(self.leg_out_total_loss),
             "leg_out_loss_rate": _ratio(self.leg_out_total_loss, self.cumulative_pnl),
             "emergency_closes": str(self.emergency_closes),
+            "closed_outside_trades": str(self.closed_outside),
             "realistic_apr": apr,
             "updated_ms": str(self.last_fact_ms),
         }

@@ -131,7 +131,8 @@ async def _existing(client: aioredis.Redis, settings: Settings, url: str, where:
         return p
     say(f"redis: the Redis already running at {where_to(url)} ({where})")
     if others := await other_keys(client, settings):
-        say(f"redis: it holds {others:,} keys that are not this system's; arb touches only its own")
+        say(f"redis: it holds {others:,} {'key' if others == 1 else 'keys'} that {'is' if others == 1 else 'are'} not "
+            "this system's; arb touches only its own")
     if not config:
         say("redis: WARNING cannot read its persistence settings (CONFIG not allowed): make sure it keeps an AOF, "
             "or acknowledged facts (trades, portfolio) can be lost when it restarts")

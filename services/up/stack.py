@@ -111,6 +111,7 @@ class Stack:
             if self.fresh:
                 await self.clear(client)
             self.ticks_before = await tickers_added(client, self.prefix + "md:tickers")
+            self.final.before = await client.hgetall(self.prefix + "strategy:portfolio:state")
         finally:
             await client.aclose()
         s = self.settings
@@ -273,7 +274,7 @@ class Stack:
             try:
                 await read_totals(client, self.prefix, self.final, self.ticks_before)
                 self.final.open_trades = await read_open_trades(client, self.prefix)
-                self.final_report = render(await read_samples(client, self.prefix))
+                self.final_report = render(await read_samples(client, self.prefix), trades=False)
             except (RedisError, OSError, ValueError) as exc:  # the figures are lost, not the stop
                 self.final.unread = f"{type(exc).__name__}: {exc}"
             finally:

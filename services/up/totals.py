@@ -5,6 +5,7 @@ rendered as `arb status` renders them, so every view says the same."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -18,6 +19,7 @@ class Totals:
     portfolio: dict[str, str] = field(default_factory=dict)
     open_trades: list[dict[str, str]] = field(default_factory=list)
     unread: str = ""  # why the final figures could not be read ('' when they were)
+    before: dict[str, str] = field(default_factory=dict)  # the portfolio when this run started
 
     def line(self, elapsed_s: float, rate: float) -> str:
         p = self.portfolio
@@ -28,11 +30,23 @@ class Totals:
                 f"PnL {money(p.get('cumulative_pnl'))} | leg-outs {p.get('leg_out_count', '0')}"
                 + (f" | HALTED: {p.get('halt_reason')}" if halted else ""))
 
+    def this_run(self, name: str) -> int:
+        return int(self.portfolio.get(name, 0)) - int(self.before.get(name, 0))
+
     def summary(self) -> list[str]:
         p = self.portfolio
         lines = [f"market data   {self.ticks:,} tickers this run"]
         if not p:
             return [*lines, "trades        none: the executor wrote no fact"]
+        pnl = Decimal(p.get("cumulative_pnl") or 0) - Decimal(self.before.get("cumulative_pnl") or 0)
+        lines.append(f"this run      {self.this_run('signals_taken'):,} signals taken, "
+                     f"{self.this_run('rejected_signals'):,} rejected; {self.this_run('closed_trades'):,} trades "
+                     f"closed, PnL {money(str(pnl))}")
+        if gone := self.this_run("closed_outside_trades"):
+            lines.append(f"              {gone} of them found closed outside this system: the venue no longer held "
+                         "their legs (`arb trades --closed`, reason closed_outside)")
+        if self.before.get("signals_taken"):
+            lines.append("all runs      (this Redis's portfolio, strategy:portfolio:state)")
         return [
             *lines,
             f"signals       {signal_counts(p)}",
@@ -58,8 +72,8 @@ class Totals:
                      else f"at the venue (VENUE_ENV={venue_env})")
             lines.append(f"OPEN TRADES LEFT {where}; the next `arb up` in this folder picks them up:")
             lines += [f"  {t.get('trade_id')} {t.get('symbol')} ({t.get('status')}): long {t.get('long_held')} at "
-                      f"{t.get('long_exchange')}, short {t.get('short_held')} at {t.get('short_exchange')}"
-                      for t in self.open_trades]
+                      f"{t.get('long_exchange')}, short {str(t.get('short_held', '')).lstrip('-')} at "
+                      f"{t.get('short_exchange')}" for t in self.open_trades]
         bad = {name: code for name, code in exit_codes.items() if code not in (0, None)}
         if bad:
             lines.append("exit codes    " + ", ".join(f"{n} {c}" for n, c in bad.items()))
