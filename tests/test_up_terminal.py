@@ -4,6 +4,7 @@ same folder, and the README's redis-cli lines typed while it runs."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -162,11 +163,13 @@ def test_ctrl_c_in_a_terminal_closes_every_trade_and_the_next_start_trades_again
     assert int(signals.split()[2]) > closed, signals  # taken, all runs: more than the first run's
 
 
-def test_a_second_ctrl_c_says_what_it_waits_for_and_a_third_stops_at_once_naming_what_is_left(tmp_path):
+def test_a_second_ctrl_c_says_what_it_waits_for_a_third_stops_at_once_and_the_next_start_closes_what_it_left(
+        tmp_path):
     state = tmp_path / "state"
     # the executor takes SHUTDOWN_TIMEOUT_S to give up on a venue that never answers; here the
     # simulator is stopped first by hand, so the closing orders cannot be answered
-    term = Terminal(["up", "--metrics-port", str(free_port())], _env(state, free_port(), SHUTDOWN_TIMEOUT_S="60"),
+    redis_port = free_port()
+    term = Terminal(["up", "--metrics-port", str(free_port())], _env(state, redis_port, SHUTDOWN_TIMEOUT_S="60"),
                     tmp_path)
     try:
         _three_open(term)
@@ -184,7 +187,19 @@ def test_a_second_ctrl_c_says_what_it_waits_for_and_a_third_stops_at_once_naming
             os.killpg(term.proc.pid, signal.SIGKILL)
     assert code == 1
     assert "OPEN TRADES LEFT" in term.out
-    assert len(re.findall(r"^\s+\w{12} \w+USDT \((active|exiting)\): long", term.out.replace("\r", "\n"), re.M)) >= 1
+    left = re.findall(r"^\s+(\w{12}) \w+USDT \((?:active|exiting)\): long", term.out.replace("\r", "\n"), re.M)
+    assert left
+    with contextlib.suppress(ProcessLookupError):  # the hung simulator was killed with the rest
+        os.kill(sim_pid, signal.SIGCONT)
+
+    # the next start, at a simulator that holds nothing: the trades left exiting are found closed
+    # outside, no order is sent for them, and trading goes on without a halt
+    again = subprocess.run([*ARB, "up", "--duration", "15", "--metrics-port", str(free_port())], cwd=tmp_path,
+                           env=_env(state, redis_port, SYNTHETIC_HOLD_S="2"), capture_output=True, text=True,
+                           timeout=180)
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr
+    assert "HALTED" not in again.stdout
+    assert f"{len(left)} of them found closed outside this system" in again.stdout
 
 
 def _pid_of(name: str, state: Path) -> int:
