@@ -75,6 +75,13 @@ class Terminal:
             assert self.proc.poll() is None, f"arb up exited {self.proc.returncode} first:\n{self.out}"
         raise AssertionError(f"no {pattern!r} in {timeout_s:g} s:\n{self.out[-4000:]}")
 
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:  # a failed test leaves nothing running
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
     def type_ctrl_c(self) -> None:
         os.write(self.master, b"\x03")  # the line discipline turns it into SIGINT to the foreground group
 
@@ -127,15 +134,11 @@ def _stored(port: int, state: Path) -> tuple[list[dict[str, str]], dict[str, str
 
 def test_ctrl_c_in_a_terminal_closes_every_trade_and_the_next_start_trades_again_without_a_halt(tmp_path):
     state, port = tmp_path / "state", free_port()
-    term = Terminal(["up", "--metrics-port", str(free_port())], _env(state, port), tmp_path)
-    try:
+    with Terminal(["up", "--metrics-port", str(free_port())], _env(state, port), tmp_path) as term:
         _three_open(term)
         term.type_ctrl_c()
         term.wait_for(r"Ctrl\+C: stopping in order", 10)
         code = term.finish(90)
-    finally:
-        if term.proc.poll() is None:
-            os.killpg(term.proc.pid, signal.SIGKILL)
     out = term.out
     assert code == 0, out[-4000:]
     trades = _summary(out, "trades")
@@ -169,9 +172,8 @@ def test_a_second_ctrl_c_says_what_it_waits_for_a_third_stops_at_once_and_the_ne
     # the executor takes SHUTDOWN_TIMEOUT_S to give up on a venue that never answers; here the
     # simulator is stopped first by hand, so the closing orders cannot be answered
     redis_port = free_port()
-    term = Terminal(["up", "--metrics-port", str(free_port())], _env(state, redis_port, SHUTDOWN_TIMEOUT_S="60"),
-                    tmp_path)
-    try:
+    with Terminal(["up", "--metrics-port", str(free_port())], _env(state, redis_port, SHUTDOWN_TIMEOUT_S="60"),
+                  tmp_path) as term:
         _three_open(term)
         sim_pid = _pid_of("sim", state)
         os.kill(sim_pid, signal.SIGSTOP)  # the venue hangs: the exits wait on it
@@ -182,9 +184,6 @@ def test_a_second_ctrl_c_says_what_it_waits_for_a_third_stops_at_once_and_the_ne
         term.type_ctrl_c()
         term.wait_for(r"Ctrl\+C: stopping at once", 10)
         code = term.finish(60)
-    finally:
-        if term.proc.poll() is None:
-            os.killpg(term.proc.pid, signal.SIGKILL)
     assert code == 1
     assert "OPEN TRADES LEFT" in term.out
     left = re.findall(r"^\s+(\w{12}) \w+USDT \((?:active|exiting)\): long", term.out.replace("\r", "\n"), re.M)
