@@ -87,3 +87,35 @@ def test_the_harder_leg_of_every_venue_pair_is_on_the_venue_least_likely_to_fill
     assert harder_leg("paradex", "binance") == "long" and harder_leg("binance", "paradex") == "short"
     assert harder_leg("bybit", "bybit") == "long"  # synthetic mode: one venue, the long leg first
     assert harder_leg("binance", "newdex") == "short"  # an unknown venue counts as hardest
+
+
+def test_the_profit_target_counts_the_exit_fees_so_the_close_realises_90_percent_of_the_projection():
+    from decimal import Decimal
+
+    from services.executor import facts as f
+
+    desk, trade = _active()
+    target = trade.taken.projected_profit_usd * Decimal("0.9")
+    long_m, short_m = desk.core.market.get("binance", SYMBOL), desk.core.market.get("okx", SYMBOL)
+
+    def at(gap: float) -> tuple[Decimal, Decimal]:
+        """Binance's bid and OKX's ask `gap` apart; the mark and the value after the exit's fees."""
+        long_m.bid, long_m.ask = 100_300.0, 100_300.1
+        short_m.bid, short_m.ask = 100_300.0 + gap - 0.1, 100_300.0 + gap
+        return desk.core.unrealised_pnl(trade), desk.core.exit_value(trade)
+
+    # where the mark has reached the target but what a close would realise has not: no exit
+    gap = next(g / 10 for g in range(2_000, -2_000, -1) if at(g / 10)[0] >= target)
+    mark, value = at(gap)
+    assert mark >= target > value and desk.core.exit_reason(trade, desk.now) is None
+    # where the value after fees reaches it: the exit, and the close realises that value
+    gap = next(g / 10 for g in range(int(gap * 10), -2_000, -1) if at(g / 10)[1] >= target)
+    value = at(gap)[1]
+    assert desk.core.exit_reason(trade, desk.now) == "profit_target"
+    desk.now += 1_000  # the same prices as books the paper venue fills from (OKX's last: the exit then)
+    desk.book("okx", 100_700.0, 100_700.1)
+    desk.book("binance", 100_300.0, 100_300.1)
+    assert desk.of(f.TradeClosed) == []
+    desk.book("okx", 100_300.0 + gap - 0.1, 100_300.0 + gap)
+    closed = desk.of(f.TradeClosed)[0]
+    assert closed.reason == "profit_target" and closed.pnl_usd == value >= target

@@ -25,11 +25,11 @@ again for the rest while time remains.
   there, 110017, is asked every 10 s and not five times a second).
 
 **Positions and exits** (sections 6-7): an active trade exits when its funding delta falls below
-0.005 % per 8 h, its PnL at the exit-side prices reaches 90 % of its projection, its spread
-(short mid - long mid, over their mean) is 50 bps (`spread_widening`) or 100 bps (`stop_loss`)
-above entry, or it has been held `max_hold_ms`. Exits are reduce-only limit orders at the far
-touch on both legs; after `leg_timeout_ms` what is left goes at market (a leg-out when the
-other leg had closed).
+0.005 % per 8 h, what closing at the touch would realise after the exit's taker fees reaches
+90 % of its projection, its spread (short mid - long mid, over their mean) is 50 bps
+(`spread_widening`) or 100 bps (`stop_loss`) above entry, or it has been held `max_hold_ms`.
+Exits are reduce-only limit orders at the far touch on both legs; after `leg_timeout_ms` what
+is left goes at market (a leg-out when the other leg had closed).
 
 **Safety** (safety.py): when a stop condition holds, or the operator says so (`halt`), a
 `TradingHalted` fact stops new signals; with the action `close`, every trade exits at market
@@ -624,6 +624,17 @@ class ExecutorCore:
             return None
         return trade.pnl() + trade.held["long"] * _dec(long_m.bid) + trade.held["short"] * _dec(short_m.ask)
 
+    def exit_value(self, trade: Trade) -> Decimal | None:
+        """What the trade would realise if both legs closed now at the touch, after the exit's
+        taker fees (None without a quote on a leg)."""
+        pnl = self.unrealised_pnl(trade)
+        if pnl is None:
+            return None
+        long_m, short_m = self._markets(trade)
+        fees = (abs(trade.held["long"]) * _dec(long_m.bid) * _dec(taker_fee_bps(trade.taken.long_venue))
+                + abs(trade.held["short"]) * _dec(short_m.ask) * _dec(taker_fee_bps(trade.taken.short_venue)))
+        return pnl - fees / 10_000
+
     def exit_reason(self, trade: Trade, now_ms: int) -> str | None:
         c, t = self.config, trade.taken
         if now_ms - trade.active.ts_ms >= c.max_hold_ms:
@@ -634,7 +645,9 @@ class ExecutorCore:
                 return "stop_loss"
             if spread >= t.entry_spread_bps + c.widening_bps:
                 return "spread_widening"
-        pnl, target = self.unrealised_pnl(trade), t.projected_profit_usd * _dec(c.profit_target_share)
+        # what closing now would realise: the mark less the exit's taker fees, which the projection
+        # counts too (else the exit fires 90 % of the way to a target the fees then take back)
+        pnl, target = self.exit_value(trade), t.projected_profit_usd * _dec(c.profit_target_share)
         if pnl is not None and target > 0 and pnl >= target:
             return "profit_target"
         long_m, short_m = self._markets(trade)
