@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -37,9 +38,17 @@ LINEAR_CAPTURE = BYBIT_SAMPLES / "ws_linear_capture_2026-08_cryptofeed.jsonl"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range (32768-60999 here), so that no outgoing
+    connection takes it between now and when a child process listens on it (a port the kernel
+    hands out for bind(0) is in that range, and arb up binds its ports seconds later)."""
+    for port in random.SystemRandom().sample(range(20_000, 32_000), 500):  # whatever seed a test set
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32000")
 
 
 def start_redis_server(port: int, workdir: str) -> subprocess.Popen:
