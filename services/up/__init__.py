@@ -8,22 +8,8 @@
 """
 
 from services.up.plan import MODES, Plan, Worker, plan, refusals
-from services.up.processes import StackError, free_port, http_ok, port_free, running_pid
-from services.up.redis_place import masked
+from services.up.processes import StackError, http_ok, port_free, running_pid
 from services.up.stack import Stack, running_redis_url
 
-__all__ = [
-           "MODES",
-           "Plan",
-           "Stack",
-           "StackError",
-           "Worker",
-           "free_port",
-           "http_ok",
-           "masked",
-           "plan",
-           "port_free",
-           "refusals",
-           "running_pid",
-           "running_redis_url",
-]
+__all__ = ["MODES", "Plan", "Stack", "StackError", "Worker", "http_ok", "plan", "port_free", "refusals", "running_pid",
+           "running_redis_url"]
