@@ -8,11 +8,13 @@ secrets are `SecretStr`, so they never appear in a repr, a log line or an error.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -29,6 +31,25 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
 }
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,40}$")
+
+_STOP_RULES = ("the stop rules, which are always on: MAX_DAILY_LOSS, MAX_WEEKLY_LOSS, MAX_MONTHLY_LOSS, "
+               "SAFETY_MAX_FAILURES, SAFETY_MIN_SUCCESS_RATE, SAFETY_MAX_P99_MS, SAFETY_MAX_API_ERRORS "
+               "(0 turns one off)")
+_NOT_YET = ("nothing yet: live trading is at Bybit (BYBIT_API_KEY, BYBIT_API_SECRET); Bitget's market data needs "
+            "no key")
+# Names the seeds and the deployment guide give to settings this system spells otherwise (or
+# has no use for yet). Given at start, each is refused with what to set instead, so a value
+# under the guide's name is never ignored in silence.
+REPLACED: dict[str, str] = {
+    "POSITION_SIZE": "ESTIMATED_POSITION_SIZE (USD per trade; POSITION_SIZE_LIMIT caps it)",
+    "BYBIT_API_URL": "VENUE_ENV (demo, testnet or mainnet), or BYBIT_REST_URL for another host",
+    "ENABLE_DEBUG_LOGGING": "LOG_LEVEL=DEBUG",
+    "RUST_LOG": "LOG_LEVEL (DEBUG, INFO, WARNING or ERROR)",
+    "ENABLE_EMERGENCY_STOP": _STOP_RULES,
+    "ENABLE_ALL_SAFETY_FEATURES": _STOP_RULES,
+    "BITGET_API_KEY": _NOT_YET,
+    "BITGET_API_SECRET": _NOT_YET,
+}
 
 
 class ConfigError(Exception):
@@ -94,7 +115,9 @@ class Settings(BaseSettings):
     # these are the smallest round values whose opportunities do.
     synthetic_spread_bps: float = Field(50.0, gt=0, le=10_000)
     synthetic_funding_delta: float = Field(0.01, gt=0, lt=1)
-    estimated_position_size: float = Field(1000.0, gt=0, description="USD per trade")
+    estimated_position_size: Decimal = Field(
+        Decimal(1000), gt=0, description="USD per trade: the size the executor trades (paper, live and "
+        "backtest) within the seed's limits and MAX_TRADE_RISK, and the size the strategy prices opportunities at")
     max_concurrent_trades: int = Field(3, ge=1, le=1000)
     symbols_to_trade: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
@@ -121,6 +144,8 @@ class Settings(BaseSettings):
     # --- strategy (seeds/spread-arbitrage-design.md sections 3 and 4) -------------------
     strategy_scorer: Literal["confluence", "dashboard"] = "confluence"
     strategy_depth_bps: float = Field(10.0, gt=0, le=500, description="depth window of the hard constraint")
+    minimum_spread_bps: float = Field(5.0, ge=0, le=10_000, description="cross mode: the least spread an "
+                                      "opportunity may have, whatever its fees (deployment guide, live: 20)")
     strategy_scan_interval_s: float = Field(1.0, gt=0, le=60)
     strategy_claim_idle_ms: int = Field(10_000, ge=100, le=3_600_000, description="entries another strategy "
                                         "consumer left unacked this long are taken over (XAUTOCLAIM)")
@@ -152,9 +177,15 @@ class Settings(BaseSettings):
                                 "arb resume")
 
     # --- safety (deployment guide, phase 3; services/executor/safety.py) ---------------
+    max_trade_risk: Decimal = Field(Decimal("0.01"), gt=0, le=1, description="share of the account one trade "
+                                    "may lose at its stop loss (deployment guide: never more than 1 %)")
     position_size_limit: Decimal | None = Field(None, gt=0, description="USD one trade may reserve at most")
     max_daily_loss: Decimal | None = Field(None, gt=0, description="USD realised loss per UTC day that "
                                            "stops trading")
+    max_weekly_loss: Decimal | None = Field(None, gt=0, description="USD realised loss per UTC week (from Monday) "
+                                            "that stops trading")
+    max_monthly_loss: Decimal | None = Field(None, gt=0, description="USD realised loss per UTC calendar month "
+                                             "that stops trading")
     safety_max_failures: int = Field(3, ge=0, description="failed trades within the window that stop "
                                      "trading (0: off)")
     safety_failure_window_s: float = Field(60.0, gt=0)
@@ -321,10 +352,22 @@ def _describe(error: dict[str, Any], origins: dict[str, str]) -> str:
     return f"config error: {name}={value} is invalid: {allowed}"
 
 
+def _replaced_names() -> list[str]:
+    """The error lines for names in REPLACED given in the environment or in `.env`."""
+    given = set(os.environ)
+    if os.path.isfile(".env"):
+        given |= set(dotenv_values(".env"))
+    return [f"config error: {name} is not a setting of this system; set {instead}"
+            for name, instead in REPLACED.items() if name in given]
+
+
 def load_settings(cli: dict[str, tuple[str, Any]] | None = None) -> Settings:
     """Read and validate settings; `cli` maps field -> (option name, value) overrides.
 
-    Raises ConfigError naming each bad variable (or command-line option)."""
+    Raises ConfigError naming each bad variable (or command-line option), and each name of
+    REPLACED that is given."""
+    if replaced := _replaced_names():
+        raise ConfigError("\n".join(replaced))
     cli = {k: v for k, v in (cli or {}).items() if v[1] is not None}
     try:
         return Settings(**{field: value for field, (_, value) in cli.items()})

@@ -107,3 +107,25 @@ def test_a_lost_signal_stops_blocking_its_pair_after_the_ttl():
     assert len(gate.decide([o], T0)[0]) == 1
     assert gate.decide([o], T0 + 29_999)[1]["pending"] == 1
     assert len(gate.decide([o], T0 + 30_000)[0]) == 1
+
+
+def test_a_spread_that_only_pays_the_fees_is_rejected_and_the_least_spread_is_a_setting():
+    import math
+
+    state = MarketState()
+    quote(state, "binance", "BTCUSDT", 99.99, 100.0, size=1000.0, lean=1)
+    quote(state, "bybit", "BTCUSDT", 100.40, 100.41, funding=0.001, size=1000.0, lean=-1)
+    [o] = scan(state, FRESH, ScanConfig(position_usd=1000.0), T0).opportunities
+    long, short = state.get("binance", "BTCUSDT"), state.get("bybit", "BTCUSDT")
+
+    def with_fees(fees_bps: float, config: ScanConfig = ScanConfig(position_usd=1000.0)):
+        long.fee_bps = short.fee_bps = fees_bps / 4  # round trip: 2 x (long + short)
+        return scan(state, FRESH, config, T0)
+
+    # the funding is in favour (no cost): the spread must be above the fees, not equal to them
+    assert with_fees(o.spread_bps).rejections == {"spread_below_costs": 1}
+    assert len(with_fees(math.nextafter(o.spread_bps, 0)).opportunities) == 1
+    # MINIMUM_SPREAD_BPS: the spread (39.9 bps) must be at least it, whatever the fees
+    assert with_fees(0.0, ScanConfig(position_usd=1000.0, min_spread_bps=o.spread_bps)).opportunities
+    assert with_fees(0.0, ScanConfig(position_usd=1000.0, min_spread_bps=math.nextafter(o.spread_bps, 99))
+                     ).rejections == {"spread_below_costs": 1}

@@ -189,15 +189,14 @@ def backtest_spread(
     from services.backtest.replay import RecordingError, read_recording, run
     from services.backtest.results import render, summary, trades_csv
     from services.executor.service import exec_config
-    from services.strategy.scanner import ScanConfig
+    from services.strategy.service import scan_config
     from services.strategy.signals import SignalGate
 
     settings = _settings({})
     try:
         grids, events, skipped = read_recording(recording)
         result = run(events, grids, exec_config(settings, "cross"),
-                     ScanConfig(position_usd=settings.estimated_position_size, depth_bps=settings.strategy_depth_bps,
-                                scorer=settings.strategy_scorer),
+                     scan_config(settings),
                      SignalGate(int(settings.signal_cooldown_s * 1000), int(settings.signal_pending_ttl_s * 1000)))
     except RecordingError as exc:
         raise _fail(f"backtest: {exc}") from None

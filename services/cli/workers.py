@@ -111,7 +111,7 @@ def strategy(
     _logging(settings.log_level)
     if mode == "synthetic":
         failed = never_qualifies(settings.synthetic_spread_bps, settings.synthetic_funding_delta,
-                                 settings.estimated_position_size)
+                                 float(settings.estimated_position_size))
         if failed:
             typer.echo(f"warning: with SYNTHETIC_SPREAD_BPS={settings.synthetic_spread_bps:g}, "
                        f"SYNTHETIC_FUNDING_DELTA={settings.synthetic_funding_delta:g} and ESTIMATED_POSITION_SIZE="

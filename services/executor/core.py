@@ -51,7 +51,15 @@ import msgspec
 from services.executor import facts as f
 from services.executor.portfolio import Portfolio
 from services.executor.safety import Safety, SafetyLimits
-from services.executor.sizing import MIN_SIZE_USD, Grid, GridError, common_qty, harder_leg, round_price, trade_size_usd
+from services.executor.sizing import (
+    Grid,
+    GridError,
+    Sizing,
+    common_qty,
+    harder_leg,
+    round_price,
+    trade_size_usd,
+)
 from services.executor.tally import Tally
 from services.executor.trade import ZERO, OrderState, Trade
 from services.strategy.costs import slippage_bps, taker_fee_bps
@@ -108,7 +116,7 @@ class ExecConfig:
     widening_bps: float = 50.0
     stop_loss_bps: float = 100.0
     max_hold_ms: int = 8 * 3_600_000
-    max_position_usd: Decimal | None = None  # POSITION_SIZE_LIMIT: the most one trade may reserve
+    sizing: Sizing = field(default_factory=Sizing)  # ESTIMATED_POSITION_SIZE, MAX_TRADE_RISK, POSITION_SIZE_LIMIT
     order_rate_per_s: int | None = None  # the venue's order-create limit; None: no limit (paper)
     order_headroom: int = 4  # orders kept free for a leg-out: its 3 hedges and the unwind
     # Bybit's second plus the margin of the client's budget (shared.venues.bybit.trading.Budget)
@@ -379,13 +387,12 @@ class ExecutorCore:
         long_m, short_m = self.market.get(long_venue, s.symbol), self.market.get(short_venue, s.symbol)
         if not (long_m and long_m.ask and short_m and short_m.bid):
             return "no_market", "no quote yet on a leg's venue"
-        available = self.portfolio.available
+        p = self.portfolio
+        available = p.available
         size = trade_size_usd(s.spread_bps, s.funding_delta_8h, s.long_venue, s.short_venue, available,
-                              min(s.depth_long_usd, s.depth_short_usd))
-        floor = MIN_SIZE_USD
-        if c.max_position_usd is not None:  # POSITION_SIZE_LIMIT caps the size and, below $100, the floor
-            size, floor = min(size, c.max_position_usd), min(floor, c.max_position_usd)
-        if size < floor:
+                              p.starting_capital + p.cumulative_pnl, min(s.depth_long_usd, s.depth_short_usd),
+                              c.sizing, c.stop_loss_bps)
+        if size < c.sizing.floor_usd:
             return "too_small", f"${size} of ${available} available"
         long_price = self._limit(long_m.ask, grids[0].tick, "Buy")
         short_price = self._limit(short_m.bid, grids[1].tick, "Sell")

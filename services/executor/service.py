@@ -32,7 +32,7 @@ from services.executor.core import ExecConfig, ExecutorCore, parse_signal
 from services.executor.paper import PaperExecution
 from services.executor.projection import Projector, marks
 from services.executor.safety import SafetyLimits
-from services.executor.sizing import Grid, at_step
+from services.executor.sizing import Grid, Sizing, at_step
 from services.ingestor.service import load_symbols, venue_hosts
 from shared import metrics
 from shared.bus import ConsumerGroup, Entry
@@ -74,9 +74,11 @@ def exec_config(s: Settings, mode: str) -> ExecConfig:
                       starting_capital=s.starting_capital, max_concurrent_trades=s.max_concurrent_trades,
                       leg_timeout_ms=s.leg_timeout_ms, limit_slippage_bps=s.limit_slippage_bps,
                       signal_max_age_ms=s.signal_max_age_ms,
-                      max_hold_ms=int(hold_s * 1000), max_position_usd=s.position_size_limit,
+                      max_hold_ms=int(hold_s * 1000),
+                      sizing=Sizing(s.estimated_position_size, s.max_trade_risk, s.position_size_limit),
                       order_rate_per_s=s.order_rate_limit_per_s if s.execution == "live" else None,
-                      safety=SafetyLimits(max_daily_loss=s.max_daily_loss, max_failures=s.safety_max_failures,
+                      safety=SafetyLimits(max_daily_loss=s.max_daily_loss, max_weekly_loss=s.max_weekly_loss,
+                                          max_monthly_loss=s.max_monthly_loss, max_failures=s.safety_max_failures,
                                           failure_window_ms=int(s.safety_failure_window_s * 1000),
                                           min_success_rate=s.safety_min_success_rate,
                                           success_window=s.safety_success_window, max_p99_ms=s.safety_max_p99_ms,

@@ -5,10 +5,15 @@ first, so that if it does not fill nothing needs undoing. From hardest to easies
 (Hyperliquid, Paradex), Bitget, Gate, KuCoin, OKX, Bybit, Binance; an unknown venue counts as
 hardest; on a tie (one venue, synthetic mode) the long leg goes first.
 
-**Size** (seed section 5): (spread - fees - funding cost) / spread x available capital, at
-most half the available capital, at most half the thinner leg's depth (the depth hard
-constraint asks for 2x the position), and at least $100. Fees are the taker fees of both legs,
-in and out; a funding delta against the trade is a cost.
+**Size**: the trade size the settings give (`ESTIMATED_POSITION_SIZE`, USD per trade), within
+the seed's limits (section 5): at most (spread - fees - funding cost) / spread x available
+capital, at most half the available capital, at most half the thinner leg's depth (the depth
+hard constraint asks for 2x the position); and within the deployment guide's risk rule: what
+the trade loses at its stop loss (the spread 100 bps wider than at entry, plus the round-trip
+fees) is at most 1 % of the account (`MAX_TRADE_RISK`). Fees are the taker fees of both legs,
+in and out; a funding delta against the trade is a cost. A size below $100 (the seed's dust
+floor) is refused, unless the trade size asked for is itself smaller: the guide's first live
+phase trades $10.
 
 **Quantity**: size / the leg prices' mean, rounded down to a multiple of the coarser lot of
 the two venues, which must be a multiple of the finer one so both legs carry the same
@@ -37,16 +42,36 @@ def round_trip_fees_bps(long_venue: str, short_venue: str) -> float:
     return 2 * (taker_fee_bps(long_venue) + taker_fee_bps(short_venue))
 
 
+@dataclass(frozen=True)
+class Sizing:
+    """The settings a trade's size comes from."""
+
+    target_usd: Decimal | None = None  # ESTIMATED_POSITION_SIZE; None: as much as the limits allow
+    max_risk_share: Decimal = Decimal("0.01")  # MAX_TRADE_RISK: of the account, lost at the stop loss
+    limit_usd: Decimal | None = None  # POSITION_SIZE_LIMIT: a hard cap, also on the floor
+
+    @property
+    def floor_usd(self) -> Decimal:
+        return min(MIN_SIZE_USD, self.target_usd or MIN_SIZE_USD, self.limit_usd or MIN_SIZE_USD)
+
+
 def trade_size_usd(spread_bps: float, funding_delta_8h: float, long_venue: str, short_venue: str,
-                   available: Decimal, depth_usd: float) -> Decimal:
-    """The USD to commit, to the cent; 0 when the edge is gone (the caller rejects below $100)."""
+                   available: Decimal, equity: Decimal, depth_usd: float, sizing: Sizing,
+                   stop_loss_bps: float) -> Decimal:
+    """The USD to commit, to the cent; 0 when the edge is gone (the caller refuses a size
+    below `sizing.floor_usd`). `equity` is the account: starting capital plus realised PnL;
+    `stop_loss_bps` the exit rule the risk is measured at."""
     if spread_bps <= 0 or available <= 0:
         return Decimal(0)
+    fees = round_trip_fees_bps(long_venue, short_venue)
     funding_cost = max(0.0, -funding_delta_8h * 10_000.0)
-    edge = (spread_bps - round_trip_fees_bps(long_venue, short_venue) - funding_cost) / spread_bps
+    edge = (spread_bps - fees - funding_cost) / spread_bps
     if edge <= 0:
         return Decimal(0)
-    size = min(Decimal(repr(edge)) * available, available * MAX_SHARE, Decimal(repr(max(depth_usd, 0.0))) / 2)
+    at_risk = Decimal(repr(stop_loss_bps + fees)) / 10_000  # lost per USD at the stop loss
+    caps = [Decimal(repr(edge)) * available, available * MAX_SHARE, Decimal(repr(max(depth_usd, 0.0))) / 2,
+            max(equity, Decimal(0)) * sizing.max_risk_share / at_risk]
+    size = min(caps + [x for x in (sizing.target_usd, sizing.limit_usd) if x is not None])
     return size.quantize(CENT, ROUND_DOWN)
 
 

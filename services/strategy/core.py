@@ -78,12 +78,13 @@ class StrategyCore:
     def _cross(self, symbol: str, venue: str, now_ms: int) -> list[Opportunity]:
         venues = self.state.by_symbol[symbol]
         mine = venues[venue]
-        found = []
+        found, least = [], self.config.min_spread_bps
         for name, other in venues.items():
             if name == venue:
                 continue
             for long, short in ((mine, other), (other, mine)):
-                if not spread_covers_fees(long, short) or self.gate.blocked((symbol, long.venue, short.venue), now_ms):
+                if not spread_covers_fees(long, short, least) or self.gate.blocked((symbol, long.venue, short.venue),
+                                                                                    now_ms):
                     continue  # most of the time: no need to look further
                 outcome = evaluate(long, short, self.stale, self.config, now_ms)
                 if not isinstance(outcome, str):

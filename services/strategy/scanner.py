@@ -8,7 +8,8 @@ first one failed is the rejection reason:
 
 1. `hard_depth`, `hard_latency`, `hard_funding`: the hard constraints (confluence.py);
 2. `spread_below_costs`: the spread must exceed the round-trip taker fees (both legs, in and
-   out) plus any funding cost, and be at least 5 bps;
+   out) plus any funding cost (strictly: a spread that only pays the fees makes nothing), and
+   be at least `MINIMUM_SPREAD_BPS` (5 by default; the deployment guide's live phase: 20);
 3. `confidence`: at least 70;
 4. `unprofitable`: projected profit after slippage (both legs, in and out) must be > 0;
 5. `thin_book`: at least $50,000 within 2 bps of the touch on both venues.
@@ -30,7 +31,7 @@ from services.strategy.costs import slippage_bps
 from services.strategy.state import MarketState, VenueMarket
 from services.strategy.synthetic import LONG_VENUE, SHORT_VENUE, synthetic_quote
 
-MIN_EDGE_BPS = 5.0
+MIN_SPREAD_BPS = 5.0
 CONFIDENCE_MIN = 70
 LIQUID_BPS = 2.0
 LIQUID_MIN_USD = 50_000.0
@@ -43,6 +44,7 @@ class ScanConfig:
     depth_bps: float = 10.0  # the hard constraint's depth window
     scorer: str = "confluence"  # or "dashboard"
     top_n: int = TOP_N
+    min_spread_bps: float = MIN_SPREAD_BPS  # MINIMUM_SPREAD_BPS
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ def evaluate(long: VenueMarket, short: VenueMarket, stale: dict[str, bool], conf
         return "hard_" + c.hard.failures()[0]
     fees = 2 * (long.fee_bps + short.fee_bps)
     funding_cost = max(0.0, -c.funding_delta_8h * 10_000.0)
-    if c.spread_bps < max(fees + funding_cost, MIN_EDGE_BPS):
+    if not c.spread_bps > fees + funding_cost or c.spread_bps < config.min_spread_bps:
         return "spread_below_costs"
     confidence = c.confidence
     if config.scorer == "dashboard":
@@ -117,13 +119,14 @@ def evaluate(long: VenueMarket, short: VenueMarket, stale: dict[str, bool], conf
         depth_short_usd=c.depth_short_usd, detected_ms=now_ms, scores=c.scores)
 
 
-def spread_covers_fees(long: VenueMarket, short: VenueMarket) -> bool:
-    """The cheap first look: can the spread pay the round-trip fees at all? (Funding can only
-    add a cost, so a spread below the fees is rejected whatever else holds.)"""
+def spread_covers_fees(long: VenueMarket, short: VenueMarket, min_spread_bps: float = MIN_SPREAD_BPS) -> bool:
+    """The cheap first look: can the spread pay the round-trip fees at all, and is it the
+    minimum? (Funding can only add a cost, so a spread below the fees is rejected whatever
+    else holds; `evaluate` decides the boundary exactly.)"""
     bid, ask = short.bid, long.ask
     if ask is None or bid is None or bid <= ask:
         return False
-    return (bid - ask) * 20_000.0 >= max(2 * (long.fee_bps + short.fee_bps), MIN_EDGE_BPS) * (bid + ask)
+    return (bid - ask) * 20_000.0 >= max(2 * (long.fee_bps + short.fee_bps), min_spread_bps) * (bid + ask)
 
 
 def _direction_value(long: VenueMarket, short: VenueMarket) -> float:

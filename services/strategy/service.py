@@ -54,13 +54,17 @@ def opportunity_fields(o: Opportunity) -> dict[str, str]:
     return out
 
 
+def scan_config(s: Settings) -> ScanConfig:
+    return ScanConfig(position_usd=float(s.estimated_position_size), depth_bps=s.strategy_depth_bps,
+                      scorer=s.strategy_scorer, min_spread_bps=s.minimum_spread_bps)
+
+
 class StrategyService:
     def __init__(self, settings: Settings, mode: str = "cross", consumer: str = "strategy-1") -> None:
         s = self.settings = settings
         synthetic = SyntheticConfig(s.synthetic_venue, s.synthetic_spread_bps, s.synthetic_funding_delta)
         self.core = StrategyCore(
-            mode, ScanConfig(position_usd=s.estimated_position_size, depth_bps=s.strategy_depth_bps,
-                             scorer=s.strategy_scorer),
+            mode, scan_config(s),
             SignalGate(int(s.signal_cooldown_s * 1000), int(s.signal_pending_ttl_s * 1000)),
             symbols=s.symbols_to_trade if mode == "synthetic" else None, synthetic=synthetic,
             max_event_age_ms=s.strategy_max_event_age_ms)
