@@ -8,7 +8,7 @@ from decimal import Decimal as D
 
 from services.executor import facts as f
 from services.executor.core import ExecConfig, ExecutorCore
-from services.executor.safety import SafetyLimits
+from services.executor.safety import Safety, SafetyLimits
 from tests.executor_market import T0, Desk
 
 
@@ -170,3 +170,53 @@ def test_live_a_signal_is_taken_only_with_room_for_both_legs_within_the_order_ra
     desk.now += 1_101  # a window later it is empty again
     desk.signal("later", long_venue="okx", short_venue="gate")
     assert desk.of(f.SignalTaken)[-1].signal_id == "later"
+
+
+def _utc_ms(text: str) -> int:
+    import datetime as dt
+
+    return int(dt.datetime.fromisoformat(text + "+00:00").timestamp() * 1000)
+
+
+def _losses(limits: SafetyLimits, *closes: tuple[str, str]) -> Safety:
+    safety = Safety(limits)
+    for i, (when, pnl) in enumerate(closes):
+        safety.apply(f.TradeClosed(ts_ms=_utc_ms(when), trade_id=f"t{i}", outcome="closed", reason="stop_loss",
+                                   pnl_usd=D(pnl), fees_usd=D(0), funding_usd=D(0), leg_out_loss_usd=D(0),
+                                   size_usd=D(1000)))
+        safety._active.add(f"t{i}")  # as if each had filled both legs: only the loss limits can speak
+    return safety
+
+
+def test_the_weekly_loss_limit_counts_from_monday_utc():
+    weekly = SafetyLimits(max_weekly_loss=D(100))
+    # 2026-11-30 is a Monday: Monday's and Wednesday's losses are one week's
+    safety = _losses(weekly, ("2026-11-30T00:00:00", "-60"), ("2026-12-02T10:00:00", "-40"))
+    assert safety.check(_utc_ms("2026-12-02T10:00:01")) == (
+        "weekly_loss", "lost $100 this week (UTC, from Monday), the limit is $100")
+    # a second before Monday is the week before
+    safety = _losses(weekly, ("2026-11-29T23:59:59", "-60"), ("2026-12-02T10:00:00", "-40"))
+    assert safety.check(_utc_ms("2026-12-02T10:00:01")) is None
+    # a cent short of the limit
+    safety = _losses(weekly, ("2026-11-30T00:00:00", "-60"), ("2026-12-02T10:00:00", "-39.99"))
+    assert safety.check(_utc_ms("2026-12-02T10:00:01")) is None
+    # next Monday the week starts afresh, with no new loss
+    safety = _losses(weekly, ("2026-11-30T00:00:00", "-60"), ("2026-12-02T10:00:00", "-40"))
+    assert safety.check(_utc_ms("2026-12-07T00:00:00")) is None
+
+
+def test_the_monthly_loss_limit_counts_the_calendar_month_utc():
+    monthly = SafetyLimits(max_monthly_loss=D(100))
+    safety = _losses(monthly, ("2026-12-01T00:00:00", "-70"), ("2026-12-31T23:00:00", "-30"))
+    assert safety.check(_utc_ms("2026-12-31T23:00:01")) == (
+        "monthly_loss", "lost $100 this month (UTC), the limit is $100")
+    safety = _losses(monthly, ("2026-11-30T23:59:59", "-70"), ("2026-12-01T00:00:00", "-30"))
+    assert safety.check(_utc_ms("2026-12-01T00:00:01")) is None
+    # a gain in the month counts against the losses
+    safety = _losses(monthly, ("2026-12-01T00:00:00", "-70"), ("2026-12-02T00:00:00", "20"),
+                     ("2026-12-03T00:00:00", "-45"))
+    assert safety.check(_utc_ms("2026-12-03T00:00:01")) is None
+    # the daily limit is the day's alone
+    safety = _losses(SafetyLimits(max_daily_loss=D(50)), ("2026-12-01T23:59:59", "-40"),
+                     ("2026-12-02T00:00:00", "-40"))
+    assert safety.check(_utc_ms("2026-12-02T00:00:01")) is None

@@ -166,7 +166,7 @@ class TradeClosed(Fact, tag="trade_closed"):
 class TradingHalted(Fact, tag="trading_halted"):
     """No new signals from here on: a safety limit was reached, or the operator said stop."""
 
-    reason: str  # daily_loss, failures, success_rate, latency, api_errors, manual
+    reason: str  # daily_loss, weekly_loss, monthly_loss, failures, success_rate, latency, api_errors, manual
     detail: str
     action: Literal["close", "keep"]  # close the open trades at market, or keep them (hedged) running
 

@@ -4,7 +4,8 @@
 restart that replays them knows what it knew), and `check(now_ms)` names the first condition
 that holds:
 
-- `daily_loss`: the realised PnL of the UTC day is at or below -MAX_DAILY_LOSS;
+- `daily_loss`, `weekly_loss`, `monthly_loss`: the realised PnL of the UTC day (week from
+  Monday, calendar month) is at or below -MAX_DAILY_LOSS (-MAX_WEEKLY_LOSS, -MAX_MONTHLY_LOSS);
 - `failures`: SAFETY_MAX_FAILURES (3) failed trades within SAFETY_FAILURE_WINDOW_S (60 s);
 - `success_rate`: under SAFETY_MIN_SUCCESS_RATE (90 %) of the last SAFETY_SUCCESS_WINDOW (20)
   entries filled both legs;
@@ -16,14 +17,16 @@ that holds:
 
 A failed trade is a taken signal whose entry did not end with both legs filled (the harder leg
 refused or timed out, or a leg-out), or a leg-out on the way out. A count or rate of 0 turns
-its condition off. After `TradingResumed` the windows start afresh, and the day's loss counts
-from the resume.
+its condition off. After `TradingResumed` the windows start afresh, and the day's, week's and
+month's losses count from the resume.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -33,9 +36,24 @@ from services.executor.portfolio import DAY_MS
 LATENCY_KEEP = 100
 
 
+def _month(ts_ms: int) -> int:
+    d = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC)
+    return d.year * 12 + d.month - 1
+
+
+# loss-limit periods, each a number that changes when a new one starts (UTC; 1970-01-01 was a Thursday)
+PERIODS: dict[str, tuple[str, Callable[[int], int]]] = {
+    "daily_loss": ("today (UTC)", lambda ts: ts // DAY_MS),
+    "weekly_loss": ("this week (UTC, from Monday)", lambda ts: (ts // DAY_MS + 3) // 7),
+    "monthly_loss": ("this month (UTC)", _month),
+}
+
+
 @dataclass(frozen=True)
 class SafetyLimits:
     max_daily_loss: Decimal | None = None  # USD; None: no limit
+    max_weekly_loss: Decimal | None = None
+    max_monthly_loss: Decimal | None = None
     max_failures: int = 3
     failure_window_ms: int = 60_000
     min_success_rate: float = 0.90
@@ -58,7 +76,7 @@ class Safety:
         self.entries: deque[bool] = deque(maxlen=max(1, self.limits.success_window))  # entry filled both legs
         self.latencies_ms: deque[float] = deque(maxlen=LATENCY_KEEP)
         self._p99: float | None = None  # of latencies_ms, kept as they come (check runs on every step)
-        self.day, self.day_pnl = now_ms // DAY_MS, Decimal(0)  # the UTC day, as a number
+        self.period_pnl = {name: (period(now_ms), Decimal(0)) for name, (_, period) in PERIODS.items()}
         self._failed: set[str] = set()
         self._active: set[str] = set()
 
@@ -85,10 +103,9 @@ class Safety:
                     self.entries.append(False)
                 self._active.discard(fact.trade_id)
                 self._failed.discard(fact.trade_id)
-                day = fact.ts_ms // DAY_MS
-                if day != self.day:
-                    self.day, self.day_pnl = day, Decimal(0)
-                self.day_pnl += fact.pnl_usd
+                for name, (_, period) in PERIODS.items():
+                    now, (then, pnl) = period(fact.ts_ms), self.period_pnl[name]
+                    self.period_pnl[name] = (now, (pnl if now == then else Decimal(0)) + fact.pnl_usd)
 
     def observe_latency_ms(self, ms: float) -> None:
         self.latencies_ms.append(ms)
@@ -106,8 +123,12 @@ class Safety:
         for window in (self.failures, self.api_errors):
             while window and window[0] < since:
                 window.popleft()
-        if lim.max_daily_loss is not None and now_ms // DAY_MS == self.day and -self.day_pnl >= lim.max_daily_loss:
-            return "daily_loss", f"lost ${-self.day_pnl} today (UTC), the limit is ${lim.max_daily_loss}"
+        for name, limit in (("daily_loss", lim.max_daily_loss), ("weekly_loss", lim.max_weekly_loss),
+                            ("monthly_loss", lim.max_monthly_loss)):
+            words, period = PERIODS[name]
+            key, pnl = self.period_pnl[name]
+            if limit is not None and period(now_ms) == key and -pnl >= limit:
+                return name, f"lost ${-pnl} {words}, the limit is ${limit}"
         window_s = lim.failure_window_ms // 1000
         if lim.max_failures and len(self.failures) >= lim.max_failures:
             return "failures", f"{len(self.failures)} failed trades within {window_s} s"
