@@ -13,8 +13,9 @@ from services.backtest.funding import FundingRate
 from services.backtest.funding_arb import EIGHT_HOURS_MS, FundingArbConfig, run
 from services.backtest.margin import RiskTier
 from services.backtest.results import render, summary, trades_csv
+from tests.conftest import SHARED
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "market-data"
+DATA = SHARED / "market-data"
 FEES = {"a": FeeSchedule(D("0.0005"), D("0.0002")), "b": FeeSchedule(D("0.0005"), D("0.0002"))}
 TIERS = [RiskTier(D(10_000_000), D("0.005"), D(100))]
 T0 = 1_760_000_000_000 - 1_760_000_000_000 % EIGHT_HOURS_MS

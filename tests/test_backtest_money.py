@@ -8,7 +8,6 @@ import csv
 import json
 from decimal import Decimal as D
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,8 @@ from services.backtest.data import DataError, load_funding, load_klines
 from services.backtest.fees import FeeError, FeeSchedule
 from services.backtest.funding import FundingRate, accrue, payment
 from services.backtest.margin import MarginError, RiskTier, crossed, distance, liquidation_price, tiers_from_risk_limit
+from tests.conftest import SHARED
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 SAMPLES = SHARED / "venue-samples" / "bybit"
 DATA = SHARED / "market-data"
 FUNDING_2025 = DATA / "bybit/funding/bybit_linear_funding_BTC_ETH_SOL_2025-08-21_2026-08-21.csv"
