@@ -28,7 +28,7 @@ pytestmark = pytest.mark.redis
 def _replay(settings, path):
     grids, events, skipped = read_recording(path)
     result = run(events, grids, exec_config(settings, "cross"),
-                 ScanConfig(position_usd=settings.estimated_position_size, scorer="dashboard"), SignalGate(60_000, 30_000))
+                 ScanConfig(position_usd=float(settings.estimated_position_size), scorer="dashboard"), SignalGate(60_000, 30_000))
     return result, skipped[0]
 
 

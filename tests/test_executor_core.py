@@ -10,7 +10,8 @@ import pytest
 from services.executor import facts as f
 from services.executor.core import ExecConfig, ExecutorCore
 from services.executor.paper import PaperVenue, QueuePosition, route
-from services.executor.projection import marks
+from services.executor.projection import Projector, marks, trade_fields
+from services.executor.trade import Trade
 from tests.executor_market import GRID, SYMBOL, T0, Desk
 
 
@@ -113,8 +114,74 @@ def test_easier_leg_not_filled_is_hedged_at_market_at_500_ms_and_counted_as_a_le
     hedge = next(o for o in desk.of(f.OrderPlaced) if o.purpose == "hedge")
     assert hedge.order_type == "Market" and hedge.side == "Buy" and hedge.qty == D("0.099")
     assert trade.status == "active" and trade.held["long"] == D("0.099")
-    assert trade.leg_out_loss() == D("0.099") * (D("100100.4") - D("100050.1"))  # beyond the limit it replaced
+    # against the market the leg was priced from (the ask of 100,000.1 when it was sent), not its
+    # limit 5 bps through it: the 10 bps the market moved away and the hedge's price are the loss
+    assert trade.leg_out_loss() == D("0.099") * (D("100100.4") - D("100000.1")) == D("9.9297")
     assert desk.core.portfolio.leg_out_count == 1
+
+
+def test_the_leg_out_event_is_written_once_settled_with_the_hedge_price_and_a_rebuild_writes_it_the_same():
+    desk = Desk()
+    opened(desk)
+    binance = desk.core.market.get("binance", SYMBOL)
+    desk.book("binance", 100_100.3, 100_100.4)
+    binance.ask = 100_000.1
+    desk.signal()
+    binance.ask = 100_100.4
+    before = desk.facts[:]
+    writes = Projector().writes(desk.core, before)
+    assert not [c for c in writes if c[0] == "XADD"]  # the leg-out has not happened
+    desk.at(500)
+    active = desk.of(f.TradeActive)[0]
+    [xadd] = [c for c in Projector().writes(desk.core, desk.facts[len(before):]) if c[0] == "XADD"]
+    fields = dict(zip(xadd[3::2], xadd[4::2], strict=True))
+    assert xadd[1:3] == ("strategy:leg_out_events", f"{active.ts_ms}-0")
+    assert {k: fields[k] for k in ("phase", "filled_leg", "action", "hedge_executed", "hedge_qty", "hedge_price",
+                                   "loss_usd")} == {
+        "phase": "entry", "filled_leg": "short", "action": "hedge", "hedge_executed": "true", "hedge_qty": "0.099",
+        "hedge_price": "100100.4", "loss_usd": "9.9297"}
+    leg_out = desk.of(f.LegOut)[0]
+    assert Projector().everything(desk.core, [(active.ts_ms, leg_out)])["strategy:leg_out_events"] == [
+        (f"{active.ts_ms}-0", fields)]
+    trade = desk.core.trades[active.trade_id]
+    assert trade_fields(trade)["hedge_price"] == "100100.4"
+
+
+def _legged_out(hedge_price: str, side: str = "Buy") -> Trade:
+    """A trade whose easier leg (long, priced from an ask of 100,000.1, its limit 100,050.1) was
+    refused, hedged at market at `hedge_price` (`side` Sell: the mirror, short priced from a bid)."""
+    leg, other = ("long", "short") if side == "Buy" else ("short", "long")
+    touch, limit = (D("100000.1"), D("100050.1")) if side == "Buy" else (D("100700.0"), D("100649.7"))
+    base = dict(trade_id="t", venue="binance", symbol=SYMBOL, qty=D("0.099"))
+    trade = Trade(f.SignalTaken(
+        ts_ms=T0, signal_id="s", trade_id="t", mode="cross", symbol=SYMBOL, long_venue="binance",
+        short_venue="okx", signal_long_venue="binance", signal_short_venue="okx", harder=other, qty=D("0.099"),
+        size_usd=D(10_000), long_price=D("100050.1"), short_price=D("100649.7"), entry_spread_bps=70.0,
+        funding_delta_8h=0.0, projected_profit_usd=D(1), confidence=80, signal_ms=T0))
+    for fact in (
+        f.OrderPlaced(ts_ms=T0, link_id="t-1", leg=leg, purpose="entry", side=side, order_type="Limit",
+                      price=limit, touch=touch, **base),
+        f.OrderClosed(ts_ms=T0, trade_id="t", link_id="t-1", status="rejected"),
+        f.LegOut(ts_ms=T0, trade_id="t", phase="entry", filled_leg=other, unfilled_leg=leg, filled_at_ms=T0,
+                 action="hedge"),
+        f.OrderPlaced(ts_ms=T0, link_id="t-2", leg=leg, purpose="hedge", side=side, order_type="Market",
+                      touch=touch, **base),
+        f.OrderFilled(ts_ms=T0, trade_id="t", link_id="t-2", fill_id="x", qty=D("0.099"), price=D(hedge_price),
+                      fee=D(0), maker=False),
+    ):
+        trade.apply(fact)
+    return trade
+
+
+def test_a_leg_out_loss_is_what_the_hedge_paid_beyond_the_market_and_is_never_negative():
+    assert _legged_out("100000.1").leg_out_loss() == 0  # at the touch: nothing lost
+    assert _legged_out("100010.1").leg_out_loss() == D("0.099") * 10 == D("0.990")  # a buy 10 dearer
+    assert _legged_out("100700.0", "Sell").leg_out_loss() == 0
+    assert _legged_out("100690.0", "Sell").leg_out_loss() == D("0.990")  # a sell 10 cheaper
+    # a hedge that did better than the market (inside the limit, as happens when the book moves
+    # back) lost nothing; measured against the limit it counted as a gain of 0.099 x 60 = 5.94
+    assert _legged_out("99990.1").leg_out_loss() == 0
+    assert _legged_out("100710.0", "Sell").leg_out_loss() == 0
 
 
 def test_a_failed_hedge_becomes_an_emergency_close_with_reduce_only_orders_within_the_deadline():
@@ -569,3 +636,25 @@ def test_a_restart_settles_the_exits_left_open_and_the_vanished_legs_before_deci
     assert trade.closed is not None and trade.closed.reason == "closed_outside"
     assert desk.core.portfolio.closed_outside == 1
     conserved(desk)
+
+
+@pytest.mark.parametrize(("size", "projected"), [
+    # 50 - 11 fees - 10 funding cost - (2 + 1,000 / 50,000 x 3 = 2.06) = 26.94 bps of $1,000
+    (1_000, "2.69"),
+    # slippage 2 + 10,000 / 50,000 x 3 = 2.6: 26.4 bps of $10,000 (counting the funding delta
+    # as +100 bps of income, as before, recorded $117.60)
+    (10_000, "26.40"),
+])
+def test_a_synthetic_trade_projects_what_the_strategy_projects_for_its_opportunity(size, projected):
+    from services.executor.sizing import Sizing
+    from services.strategy.synthetic import synthetic_quote
+
+    desk = Desk(ExecConfig(mode="synthetic", synthetic_venue="bybit", sizing=Sizing(target_usd=D(size))),
+                venues=("bybit",))
+    desk.book("bybit", 100_000.0, 100_000.1)
+    desk.signal(long_venue="bybit", short_venue="bybit_synthetic", mode="synthetic", spread=50.0, funding=0.01,
+                depth=50_000.0)
+    taken = desk.of(f.SignalTaken)[0]
+    assert taken.size_usd == size and taken.projected_profit_usd == D(projected)
+    quote = synthetic_quote(SYMBOL, 100_000.0, 100_000.1, 50.0, 0.01, float(size))
+    assert taken.projected_profit_usd == (D(size) * D(repr(quote.profit_bps)) / 10_000).quantize(D("0.01"))

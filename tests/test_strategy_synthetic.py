@@ -13,7 +13,7 @@ from shared.settings import Settings
 def test_the_defaults_qualify_with_the_arithmetic_the_readme_shows():
     s = Settings(_env_file=None)
     q = synthetic_quote("BTCUSDT", 64999.0, 65001.0, s.synthetic_spread_bps, s.synthetic_funding_delta,
-                        s.estimated_position_size)
+                        float(s.estimated_position_size))
     assert q.qualifies and q.confidence == 80  # 100 x 0.5 + 100 x 0.3
     assert (q.fees_bps, q.depth_usd) == (11.0, 50_000.0)
     assert q.slippage_bps == pytest.approx(2.06)  # 2 + 1,000 / 50,000 x 3

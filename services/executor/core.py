@@ -64,6 +64,7 @@ from services.executor.tally import Tally
 from services.executor.trade import ZERO, OrderState, Trade
 from services.strategy.costs import slippage_bps, taker_fee_bps
 from services.strategy.state import MarketState, VenueMarket
+from services.strategy.synthetic import synthetic_profit_bps
 from shared.events import MarketEvent
 
 OTHER = {"long": "short", "short": "long"}
@@ -400,9 +401,12 @@ class ExecutorCore:
             qty = common_qty(size, (long_price + short_price) / 2, *grids)
         except GridError as exc:
             return "grid", str(exc)
-        fees = 2 * (taker_fee_bps(s.long_venue) + taker_fee_bps(s.short_venue))
-        slippage = 2 * (slippage_bps(float(size), s.depth_long_usd) + slippage_bps(float(size), s.depth_short_usd))
-        profit = size * _dec(s.spread_bps - fees + s.funding_delta_8h * 10_000 - slippage) / 10_000
+        if c.mode == "synthetic":  # the strategy's own projection at this size (synthetic.py)
+            profit = size * _dec(synthetic_profit_bps(s.spread_bps, float(size))) / 10_000
+        else:
+            fees = 2 * (taker_fee_bps(s.long_venue) + taker_fee_bps(s.short_venue))
+            slippage = 2 * (slippage_bps(float(size), s.depth_long_usd) + slippage_bps(float(size), s.depth_short_usd))
+            profit = size * _dec(s.spread_bps - fees + s.funding_delta_8h * 10_000 - slippage) / 10_000
         if profit <= 0:
             return "unprofitable_at_size", f"${profit:.2f} at ${size}"
         taken = self._emit(out, f.SignalTaken(
@@ -429,9 +433,9 @@ class ExecutorCore:
         venue, symbol = self._venue(trade, leg), trade.taken.symbol
         side = side or (ENTRY_SIDE[leg] if purpose in ("entry", "hedge") else ENTRY_SIDE[OTHER[leg]])
         market = market or purpose in ("hedge", "unwind")
+        m = self.market.get(venue, symbol)
+        touch = (m.ask if side == "Buy" else m.bid) if m else None
         if not market and price is None:
-            m = self.market.get(venue, symbol)
-            touch = (m.ask if side == "Buy" else m.bid) if m else None
             if touch:
                 price = self._limit(touch, self.grids[venue, symbol].tick, side)
             else:
@@ -442,7 +446,7 @@ class ExecutorCore:
             ts_ms=now_ms, trade_id=trade.id, link_id=link_id, leg=leg, purpose=purpose, venue=venue, symbol=symbol,
             side=side, order_type="Market" if market else "Limit",
             qty=qty, price=None if market else price, reduce_only=purpose in ("exit", "unwind"),
-            position_idx=(1 if leg == "long" else 2) if hedged else 0))
+            position_idx=(1 if leg == "long" else 2) if hedged else 0, touch=_dec(touch) if touch else None))
 
     def _limit(self, touch: float, tick: Decimal, side: str) -> Decimal:
         """A limit price `limit_slippage_bps` through the far touch, on the tick grid (rounded
@@ -502,7 +506,7 @@ class ExecutorCore:
 
     def _close(self, trade: Trade, outcome: str, reason: str, now_ms: int, out: list) -> None:
         pnl = trade.pnl()
-        loss = -pnl if outcome == "emergency_closed" else trade.leg_out_loss()
+        loss = max(-pnl, ZERO) if outcome == "emergency_closed" else trade.leg_out_loss()
         self._emit(out, f.TradeClosed(ts_ms=now_ms, trade_id=trade.id, outcome=outcome, reason=reason, pnl_usd=pnl,
                                       fees_usd=trade.fees, funding_usd=trade.funding, leg_out_loss_usd=loss,
                                       size_usd=trade.taken.size_usd))

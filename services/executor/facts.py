@@ -72,6 +72,7 @@ class OrderPlaced(Fact, tag="order_placed"):
     price: Decimal | None = None  # the limit; None for a market order
     reduce_only: bool = False
     position_idx: int = 0  # 1 long / 2 short on a venue in hedge mode, else 0
+    touch: Decimal | None = None  # the far touch on its venue when sent: the market it was priced from
 
 
 class CancelRequested(Fact, tag="cancel_requested"):

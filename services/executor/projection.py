@@ -3,8 +3,10 @@
 - `strategy:trades:active:{trade_id}`: a hash per open trade (deleted when it closes);
 - `strategy:trades:closed:{trade_id}`: a hash per closed trade, kept;
 - `strategy:portfolio:state`: a hash of the portfolio's figures (portfolio.py);
-- `strategy:leg_out_events`: a stream, one entry per leg-out, with ids from the leg-out's time
-  (`{ts_ms}-{n}`), so a rebuild writes the very same entries;
+- `strategy:leg_out_events`: a stream, one entry per leg-out, written once it is settled (the
+  trade active after its hedge filled, or the trade closed) so that it carries what the hedge
+  did: `hedge_executed`, `hedge_qty`, `hedge_price`, `loss_usd`. Its id is from the settling
+  fact's time (`{ts_ms}-{n}`), so a rebuild writes the very same entries;
 - `strategy:metrics:daily`: a hash, one field per UTC day holding that day's figures as JSON.
 
 Everything is text; money is exact. The same facts always give the same projections, which is
@@ -47,7 +49,8 @@ def trade_fields(trade: Trade) -> dict[str, str]:
                    entry_short_price=at_step(a.short_avg, t.short_price))
     if trade.leg_outs:
         lo = trade.leg_outs[0]
-        out.update(leg_out_filled=lo.filled_leg, leg_out_action=lo.action, leg_out_phase=lo.phase)
+        out.update(leg_out_filled=lo.filled_leg, leg_out_action=lo.action, leg_out_phase=lo.phase,
+                   **_hedge_fields(trade, lo))
     if trade.gone:
         out["closed_outside"] = "; ".join(f"{g.leg} {g.qty} at {g.price} ({g.price_source})" for g in trade.gone)
     if trade.exit:
@@ -103,9 +106,9 @@ class Projector:
     def key(self, name: str) -> str:
         return f"{self.prefix}strategy:{name}"
 
-    def leg_out_id(self, fact: f.LegOut) -> str:
+    def leg_out_id(self, ts_ms: int) -> str:
         ms, n = self._leg_out_id
-        self._leg_out_id = (fact.ts_ms, 0) if fact.ts_ms > ms else (ms, n + 1)
+        self._leg_out_id = (ts_ms, 0) if ts_ms > ms else (ms, n + 1)
         return "%d-%d" % self._leg_out_id
 
     def writes(self, core: ExecutorCore, facts: list[f.AnyFact]) -> list[tuple]:
@@ -119,9 +122,9 @@ class Projector:
                 touched[tid] = None
             if isinstance(fact, f.LegOut | f.TradeClosed | f.SignalRejected):
                 days[day_of(fact.ts_ms)] = None
-            if isinstance(fact, f.LegOut):
-                cmds.append(("XADD", self.key("leg_out_events"), self.leg_out_id(fact),
-                             *_flat(_leg_out_fields(core, fact))))
+            for leg_out in settled_leg_outs(core, fact):
+                cmds.append(("XADD", self.key("leg_out_events"), self.leg_out_id(fact.ts_ms),
+                             *_flat(_leg_out_fields(core, leg_out))))
         for tid in touched:
             trade = core.trades.get(tid) or core.closed.get(tid)
             if trade is None:
@@ -137,9 +140,9 @@ class Projector:
             cmds.append(("HSET", self.key("metrics:daily"), day, _daily_json(core, day)))
         return cmds
 
-    def everything(self, core: ExecutorCore, leg_outs: list[f.LegOut]) -> dict[str, object]:
+    def everything(self, core: ExecutorCore, leg_outs: list[tuple[int, f.LegOut]]) -> dict[str, object]:
         """Every read model, key -> hash (dict) or stream (list of (id, fields)), as a rebuild
-        computes it from all the facts; `leg_outs` in the order they were written."""
+        computes it from all the facts; `leg_outs` (settled at ms, leg-out) in the order settled."""
         self._leg_out_id = (-1, -1)
         out: dict[str, object] = {}
         for trade in list(core.trades.values()) + list(core.closed.values()):
@@ -148,10 +151,36 @@ class Projector:
         if core.portfolio.last_fact_ms:
             out[self.key("portfolio:state")] = portfolio_fields(core)
         if leg_outs:
-            out[self.key("leg_out_events")] = [(self.leg_out_id(lo), _leg_out_fields(core, lo)) for lo in leg_outs]
+            out[self.key("leg_out_events")] = [(self.leg_out_id(ms), _leg_out_fields(core, lo)) for ms, lo in leg_outs]
         if core.portfolio.daily:
             out[self.key("metrics:daily")] = {day: _daily_json(core, day) for day in core.portfolio.daily}
         return out
+
+
+def settled_leg_outs(core: ExecutorCore, fact: f.AnyFact) -> list[f.LegOut]:
+    """The leg-outs `fact` settles (after the core applied it): an entry leg-out when its trade
+    goes active (the hedge filled); any other when its trade closes."""
+    if not isinstance(fact, f.TradeActive | f.TradeClosed):
+        return []
+    trade = core.trades.get(fact.trade_id) or core.closed.get(fact.trade_id)
+    if trade is None:
+        return []
+    if isinstance(fact, f.TradeActive):
+        return [lo for lo in trade.leg_outs if lo.phase == "entry"]
+    return [lo for lo in trade.leg_outs if not (lo.phase == "entry" and trade.active)]
+
+
+def _hedge_fields(trade: Trade, leg_out: f.LegOut) -> dict[str, str]:
+    """What the leg-out's hedge did: quantity, average price (to the leg's tick) and the loss."""
+    hedges = trade.hedges(leg_out)
+    qty, value = sum((o.filled for o in hedges), ZERO), sum((o.value for o in hedges), ZERO)
+    step = trade.taken.long_price if leg_out.unfilled_leg == "long" else trade.taken.short_price
+    if leg_out.action == "unwind":
+        loss = trade.closed.leg_out_loss_usd if trade.closed else None
+    else:
+        loss = trade.leg_out_loss(leg_out.phase)
+    return {"hedge_executed": "true" if qty else "false", "hedge_qty": str(qty),
+            "hedge_price": at_step(value / qty, step) if qty else "", "loss_usd": "" if loss is None else str(loss)}
 
 
 def _leg_out_fields(core: ExecutorCore, fact: f.LegOut) -> dict[str, str]:
@@ -160,7 +189,7 @@ def _leg_out_fields(core: ExecutorCore, fact: f.LegOut) -> dict[str, str]:
     fields.pop("v")
     fields.pop("type")
     fields.update(symbol=trade.taken.symbol, long_exchange=trade.taken.long_venue,
-                  short_exchange=trade.taken.short_venue)
+                  short_exchange=trade.taken.short_venue, **_hedge_fields(trade, fact))
     return fields
 
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
-from services.executor import facts as f
 from services.executor.core import ExecutorCore
-from services.executor.projection import Projector
+from services.executor.projection import Projector, settled_leg_outs
 from services.executor.service import exec_config, read_facts
 from shared.settings import Settings
 
@@ -61,8 +60,7 @@ async def rebuild(settings: Settings, mode: str = "cross", write: bool = True) -
         async for fact in read_facts(client, p + settings.stream_events):
             core.apply(fact)
             report.facts += 1
-            if isinstance(fact, f.LegOut):
-                leg_outs.append(fact)
+            leg_outs += [(fact.ts_ms, lo) for lo in settled_leg_outs(core, fact)]
         projector = Projector(p)
         expected = projector.everything(core, leg_outs)
         report.keys = len(expected)

@@ -30,7 +30,7 @@ from services.executor import facts as f
 from services.executor.bybit import BybitExecution, LiveExecution
 from services.executor.core import ExecConfig, ExecutorCore, parse_signal
 from services.executor.paper import PaperExecution
-from services.executor.projection import Projector, marks
+from services.executor.projection import Projector, marks, settled_leg_outs
 from services.executor.safety import SafetyLimits
 from services.executor.sizing import Grid, Sizing, at_step
 from services.ingestor.service import load_symbols, venue_hosts
@@ -211,8 +211,8 @@ class ExecutorService:
         n = 0
         async for fact in read_facts(client, self.events_stream):
             self.core.apply(fact)
-            if isinstance(fact, f.LegOut):
-                self.projector.leg_out_id(fact)  # the next leg-out entry id follows on
+            for _ in settled_leg_outs(self.core, fact):
+                self.projector.leg_out_id(fact.ts_ms)  # the next leg-out entry id follows on
             n += 1
         return n
 

@@ -131,19 +131,26 @@ class Trade:
             case f.TradeClosed():
                 self.status, self.closed = "closed", fact
 
-    def leg_out_loss(self) -> Decimal:
-        """What leg-outs cost: for each market order sent after a leg-out (an entry hedge, or a
-        market exit once the other leg's exit filled), the price paid beyond the limit it replaced.
-        An emergency close is priced by the caller: everything such a trade lost."""
-        phases = {lo.phase for lo in self.leg_outs}
+    def hedges(self, leg_out: f.LegOut) -> list[OrderState]:
+        """The market orders a leg-out sent on its unfilled leg: the entry hedges, or the market
+        exit once the other leg's exit filled (none when the leg-out was unwound)."""
+        purpose = "hedge" if leg_out.phase == "entry" else "exit"
+        return [o for o in self.legs(leg_out.unfilled_leg, purpose) if o.placed.order_type == "Market"]
+
+    def leg_out_loss(self, phase: str | None = None) -> Decimal:
+        """What the leg-outs (of `phase`, or all) cost against the market: each hedge's fills
+        beyond the touch its leg was first priced from in that phase (the market the trade
+        planned to trade at), so a hedge that took 5 bps through that touch lost 5 bps. A
+        leg-out whose hedge did better than that market lost nothing (0; the gain stays in the
+        trade's profit). An emergency close is priced by the caller: everything it lost."""
         loss = ZERO
-        for order in self.orders.values():
-            p = order.placed
-            phase = {"hedge": "entry", "exit": "exit"}.get(p.purpose)
-            if p.order_type != "Market" or not order.filled or phase not in phases:
+        for leg_out in self.leg_outs:
+            if phase not in (None, leg_out.phase):
                 continue
-            ref = next((o.placed.price for o in self.legs(p.leg, phase)
-                        if o.placed.price is not None), None)
-            if ref is not None:
-                loss += SIGN[p.side] * (order.value - ref * order.filled)
+            planned = next((o.placed.touch for o in self.legs(leg_out.unfilled_leg, leg_out.phase)
+                            if o.placed.touch is not None), None)
+            if planned is None:
+                continue
+            cost = sum((SIGN[o.placed.side] * (o.value - planned * o.filled) for o in self.hedges(leg_out)), ZERO)
+            loss += max(cost, ZERO)
         return loss

@@ -68,14 +68,27 @@ def dashboard_confidence(spread_bps: float, funding_delta: float) -> int:
     return int(spread_score * 0.5 + funding_score * 0.3)
 
 
+def synthetic_costs_bps(spread_bps: float, position_usd: float) -> tuple[float, float]:
+    """(fees, slippage) of a synthetic opportunity, in bps: both legs' taker fees, and the
+    slippage of `position_usd` into the depth estimated from the spread."""
+    return taker_fee_bps(LONG_VENUE) + taker_fee_bps(SHORT_VENUE), slippage_bps(position_usd,
+                                                                                estimated_depth_usd(spread_bps))
+
+
+def synthetic_profit_bps(spread_bps: float, position_usd: float) -> float:
+    """The dashboard's projected profit: spread - fees - 10 bps funding cost - slippage. The
+    funding delta is not income here: the dashboard counts funding as a cost."""
+    fees, slippage = synthetic_costs_bps(spread_bps, position_usd)
+    return spread_bps - fees - FUNDING_COST_BPS - slippage
+
+
 def synthetic_quote(symbol: str, bid: float, ask: float, spread_bps: float, funding_delta: float,
                     position_usd: float) -> SyntheticQuote:
     mid = (bid + ask) / 2.0
     depth = estimated_depth_usd(spread_bps)
     confidence = dashboard_confidence(spread_bps, funding_delta)
-    fees = taker_fee_bps(LONG_VENUE) + taker_fee_bps(SHORT_VENUE)
-    slippage = slippage_bps(position_usd, depth)
-    profit = spread_bps - fees - FUNDING_COST_BPS - slippage
+    fees, slippage = synthetic_costs_bps(spread_bps, position_usd)
+    profit = synthetic_profit_bps(spread_bps, position_usd)
     failed: dict[str, str] = {}
     if not abs(funding_delta) > FUNDING_MIN:
         failed["funding"] = f"funding delta {funding_delta:g} is not above {FUNDING_MIN:g} per 8 h"
