@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 from pathlib import Path
 
-from services.backtest.data import load_funding
+from services.backtest.data import Bar, load_funding
 from services.backtest.fees import FeeSchedule
 from services.backtest.funding import FundingRate
 from services.backtest.funding_arb import EIGHT_HOURS_MS, FundingArbConfig, run
@@ -113,3 +113,146 @@ def test_with_bars_a_leg_is_liquidated_at_the_first_bar_that_reaches_its_price()
     assert trade.price_pnl_usd == -D(2_000) + D(100) * (D(100) - liq)
     assert trade.closest_to_liquidation == (D("80.6") - liq) / D("80.6")
     assert result.bars == 10
+
+
+def rates(symbol: str, *rows: tuple[str, str, str | None], start: int = 0) -> dict[str, list[FundingRate]]:
+    """(rate at a, rate at b, mark at a or None) per settlement, 8 h apart from slot `start`."""
+    at = [T0 + (start + i) * EIGHT_HOURS_MS for i in range(len(rows))]
+    return {"a": [FundingRate(symbol, t, D(a), D(m) if m else None) for t, (a, _, m) in zip(at, rows, strict=True)],
+            "b": [FundingRate(symbol, t + 3, D(b)) for t, (_, b, _) in zip(at, rows, strict=True)]}
+
+
+def merged(*histories: dict[str, list[FundingRate]]) -> dict[str, list[FundingRate]]:
+    return {v: [r for h in histories for r in h[v]] for v in ("a", "b")}
+
+
+def test_both_legs_funding_the_equity_and_the_margin_while_open_by_hand():
+    # slot 0, mark 100: a pays 0.08 % more: short 100 X at a, long at b; entry fees 2 x 100 x 100 x 0.05 % = 10;
+    #   margin 100 x 100 / 5 on each leg: 4,000; liquidation: long 100 - (2,000 - 50) / 100 = 80.5, short 119.5
+    # slot 1, mark 90: the long pays 100 x 90 x 0.02 % = 1.8, the short receives 100 x 90 x 0.1 % = 9;
+    #   closest approach: the long's (90 - 80.5) / 90
+    # slot 2, mark 105: the long pays 2.1, the short receives 10.5: 15.6 received in all
+    # slot 3, mark 105: 0.01 % on both (paid and received: 0); nothing in its favour: closed at 105,
+    #   the long +500 and the short -500; exit fees 2 x 100 x 105 x 0.05 % = 10.5
+    result = run(rates("XUSDT", ("0.001", "0.0002", "100"), ("0.001", "0.0002", "90"), ("0.001", "0.0002", "105"),
+                       ("0.0001", "0.0001", "105")), FEES, TIERS)
+    (trade,) = result.trades
+    assert (trade.symbol, trade.long_venue, trade.short_venue, trade.qty, trade.notional_usd) == (
+        "XUSDT", "b", "a", D(100), D(10_000))
+    assert (trade.fees_usd, trade.funding_usd, trade.price_pnl_usd, trade.pnl_usd) == (
+        D("20.5"), D("15.6"), D(0), D("-4.9"))
+    assert trade.closest_to_liquidation == (D(90) - D("80.5")) / D(90)
+    assert (trade.closed_ms, trade.reason, trade.liquidated) == (T0 + 3 * EIGHT_HOURS_MS, "funding_converged", False)
+    # equity: realised + funding received so far - fees paid so far
+    slots = [T0 + i * EIGHT_HOURS_MS for i in range(4)]
+    assert result.equity == list(zip(slots, [D(-10), D("-2.8"), D("5.6"), D("-4.9")], strict=True))
+    assert result.exposure == list(zip(slots, [D(4_000), D(4_000), D(4_000), D(0)], strict=True))
+    assert result.settlements == 4
+
+
+def test_the_venue_with_the_higher_rate_is_the_short_and_equal_rates_are_no_opportunity():
+    (trade,) = run(rates("XUSDT", ("0", "0.001", "100"), ("0", "0", "100")), FEES, TIERS).trades
+    assert (trade.short_venue, trade.long_venue, trade.funding_usd) == ("b", "a", 0)
+    # 0.03 % on both venues: high, but nothing between them to earn
+    assert run(rates("XUSDT", ("0.0003", "0.0003", "100"), ("0.0003", "0.0003", "100")), FEES, TIERS).trades == []
+
+
+def test_entry_and_exit_at_their_boundaries():
+    # a delta of exactly entry_8h (0.02 %) is enough, when the intervals held pay the round trip:
+    # 11 x 0.02 % x 10,000 = 22 > 2 x 10,000 x 0.1 % = 20 of fees; 10 intervals (20, not above 20) are not
+    two = (("0.0002", "0", "100"), ("0.0002", "0", "100"))
+    (trade,) = run(rates("XUSDT", *two), FEES, TIERS, FundingArbConfig(hold_intervals=11)).trades
+    assert trade.opened_ms == T0
+    assert run(rates("XUSDT", *two), FEES, TIERS, FundingArbConfig(hold_intervals=10)).trades == []
+    # a delta in its favour of exactly exit_8h (0.005 %) keeps it open: it closes only below
+    (trade,) = run(rates("XUSDT", ("0.001", "0", "100"), ("0.00005", "0", "100")), FEES, TIERS).trades
+    assert trade.reason == "end_of_history"
+
+
+def test_the_quantity_is_the_notional_over_the_mark_rounded_down_to_the_step():
+    # 10,000 / 6 = 1,666.666...: 1,666.666 (rounding to nearest would give 1,666.667)
+    (trade,) = run(rates("XUSDT", ("0.001", "0", "6"), ("0", "0", "6")), FEES, TIERS).trades
+    assert (trade.qty, trade.notional_usd) == (D("1666.666"), D("9999.996"))
+    # a quantity below one unit: 10,000 / 100,000 = 0.1
+    (trade,) = run(rates("XUSDT", ("0.001", "0", "100000"), ("0", "0", "100000")), FEES, TIERS).trades
+    assert trade.qty == D("0.1")
+
+
+ROUND_TRIP = (("0.001", "0", "100"), ("0", "0", "100"))  # open, then closed at the next: -20 of fees
+
+
+def test_a_position_open_at_the_end_is_closed_at_the_last_mark_and_counts_in_the_equity():
+    # a first trade (-20 of fees), then at slot 2 a second: entry fees 10; the short receives
+    # 100 x 110 x 0.1 % = 11 at slot 3 (mark 110), where the history ends: closed there at 110,
+    # the long +1,000 and the short -1,000, exit fees 2 x 100 x 110 x 0.05 % = 11
+    result = run(merged(rates("XUSDT", *ROUND_TRIP), rates("XUSDT", ("0.001", "0", "100"), ("0.001", "0", "110"),
+                                                           start=2)), FEES, TIERS)
+    first, second = result.trades
+    assert first.pnl_usd == -20
+    assert (second.opened_ms, second.closed_ms, second.reason, second.liquidated) == (
+        T0 + 2 * EIGHT_HOURS_MS, T0 + 3 * EIGHT_HOURS_MS, "end_of_history", False)
+    assert (second.fees_usd, second.funding_usd, second.price_pnl_usd, second.pnl_usd) == (D(21), D(11), 0, D(-10))
+    # at slot 3 the open one counts what it has received and paid (11 - 10), then its close realises it
+    assert result.equity[-2:] == [(T0 + 3 * EIGHT_HOURS_MS, D(-19)), (T0 + 3 * EIGHT_HOURS_MS, D(-30))]
+
+
+def test_a_short_leg_liquidated_at_a_settlement_after_an_earlier_trade():
+    # after the round trip (-20), a trade opened at slot 2; at slot 3 the mark is 130, past the
+    # short's 119.5: the short received 100 x 130 x 0.1 % = 13 at that settlement, then loses its
+    # margin (2,000); the long is closed at 130: +3,000, fee 100 x 130 x 0.05 % = 6.5 (16.5 in all)
+    result = run(merged(rates("XUSDT", *ROUND_TRIP), rates("XUSDT", ("0.001", "0", "100"), ("0.001", "0", "130"),
+                                                           start=2)), FEES, TIERS)
+    _, second = result.trades
+    assert (second.closed_ms, second.reason, second.liquidated) == (T0 + 3 * EIGHT_HOURS_MS, "liquidated", True)
+    assert (second.price_pnl_usd, second.fees_usd, second.funding_usd, second.pnl_usd) == (
+        D(1_000), D("16.5"), D(13), D("996.5"))
+    assert result.equity[-1] == (T0 + 3 * EIGHT_HOURS_MS, D("976.5"))  # -20 + 996.5; not opened again there
+
+
+def test_with_bars_a_short_is_liquidated_at_the_first_high_that_reaches_it_after_an_earlier_trade():
+    # the second trade opens at slot 2 (short liquidation 119.5); bars of its first three minutes:
+    # highs 110 (the closest: 9.5 / 110), 101, 120 (reaches 119.5). The short loses its margin, the
+    # long is closed at 119.5: +1,950, fee 100 x 119.5 x 0.05 % = 5.975
+    t2 = T0 + 2 * EIGHT_HOURS_MS
+    bars = {"XUSDT": [Bar(t2 + i * 60_000, D(100), D(high), D(99), D(100), D(1))
+                      for i, high in enumerate(["110", "101", "120"])]}
+    result = run(merged(rates("XUSDT", *ROUND_TRIP), rates("XUSDT", ("0.001", "0", "100"), ("0", "0", "100"),
+                                                           start=2)), FEES, TIERS, bars=bars)
+    _, second = result.trades
+    assert (second.closed_ms, second.reason, second.liquidated) == (t2 + 3 * 60_000, "liquidated", True)
+    assert second.closest_to_liquidation == (D("119.5") - D(110)) / D(110)
+    assert (second.price_pnl_usd, second.fees_usd, second.pnl_usd) == (D(-50), D("15.975"), D("-65.975"))
+    assert result.equity[-1] == (T0 + 3 * EIGHT_HOURS_MS, D("-85.975"))  # -20 - 65.975
+
+
+def test_a_settlement_without_a_mark_takes_the_last_bars_close_and_one_without_any_is_skipped():
+    # slot -1: no mark anywhere yet: skipped. A bar closing at slot 0 at 50: the settlement there
+    # has no mark of its own and trades 10,000 / 50 = 200 X; slot 1 has none either: 50 again
+    history = {"a": [FundingRate("XUSDT", T0 + i * EIGHT_HOURS_MS, D(r)) for i, r in ((-1, "0.001"), (0, "0.001"),
+                                                                                  (1, "0"))],
+               "b": [FundingRate("XUSDT", T0 + i * EIGHT_HOURS_MS, D(0)) for i in (-1, 0, 1)]}
+    bars = {"XUSDT": [Bar(T0 - 60_000, D(49), D(51), D(49), D(50), D(1))]}
+    result = run(history, FEES, TIERS, bars=bars)
+    (trade,) = result.trades
+    assert (trade.opened_ms, trade.qty, trade.closed_ms, trade.reason) == (
+        T0, D(200), T0 + EIGHT_HOURS_MS, "funding_converged")
+    assert (result.settlements, result.bars) == (2, 1)
+
+
+def test_risk_limit_tiers_per_symbol_and_the_default_for_a_symbol_without_its_own():
+    # XUSDT's own tier: 5 % maintenance: at x5 the long is liquidated at 100 - (2,000 - 500) / 100 = 85;
+    # YUSDT has none given: the default tier (0.5 %), 80.5. Both marked at 84 at slot 1.
+    tiers = {"XUSDT": [RiskTier(D(10_000_000), D("0.05"), D(10))]}
+    history = merged(rates("XUSDT", ("0.001", "0", "100"), ("0.001", "0", "84")),
+                     rates("YUSDT", ("0.001", "0", "100"), ("0.001", "0", "84")))
+    result = run(history, FEES, tiers)
+    by_symbol = {t.symbol: t for t in result.trades}
+    assert by_symbol["XUSDT"].liquidated and by_symbol["XUSDT"].closed_ms == T0 + EIGHT_HOURS_MS
+    assert not by_symbol["YUSDT"].liquidated and by_symbol["YUSDT"].reason == "end_of_history"
+    assert by_symbol["YUSDT"].closest_to_liquidation == (D(84) - D("80.5")) / D(84)
+
+
+def test_no_common_settlement_no_trade():
+    assert run({"a": [], "b": []}, FEES, TIERS).trades == []
+    one_sided = run({"a": rates("XUSDT", ("0.001", "0", "100"))["a"], "b": []}, FEES, TIERS)
+    assert (one_sided.trades, one_sided.equity, one_sided.settlements) == ([], [], 0)
