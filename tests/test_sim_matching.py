@@ -75,7 +75,7 @@ def test_a_resting_order_waits_for_the_size_ahead_then_fills_in_part_as_a_maker(
     assert order.status == "Filled" and order.filled_lots == 5
 
 
-def test_a_level_that_shrinks_shortens_the_queue_and_a_book_moving_through_fills_the_rest():
+def test_a_level_that_shrinks_shortens_the_queue_and_an_ask_arriving_there_uses_the_rest():
     m = engine()
     state = m.model.states["BTCUSDT"]
     bid = max(state.bids) - 3
@@ -84,10 +84,36 @@ def test_a_level_that_shrinks_shortens_the_queue_and_a_book_moving_through_fills
     state.trades.clear()
     m.on_step(T0 + 1)
     assert order.queue_ahead == 1 and order.filled_lots == 0
-    state.asks[bid] = 10  # an ask at or below our bid: the market came through
+    state.asks[bid] = 10  # sellers came down to our bid: 1 lot for the queue, then our 4
     m.on_step(T0 + 2)
     assert order.status == "Filled"
     assert m.account(KEY).executions[-1].price == state.inst.tick * bid
+
+
+@pytest.mark.parametrize("side", ["Buy", "Sell"])
+def test_the_other_side_arriving_at_a_resting_price_is_volume_for_its_queue_and_through_it_a_fill(side):
+    """A venue's book never stays crossed: an ask at our bid traded there, the queue ahead
+    first; an ask below our bid took everything at our price (shared/fills.py)."""
+    m = engine()
+    state = m.model.states["BTCUSDT"]
+    own, other, sign = (state.bids, state.asks, 1) if side == "Buy" else (state.asks, state.bids, -1)
+    price = max(own) if side == "Buy" else min(own)
+    own[price] = 10_000  # 10 BTC ahead of us
+    order = m.create(KEY, limit(side, 5, price), T0)
+    assert order.queue_ahead == 10_000
+    state.trades.clear()
+    other[price] = 500  # 0.5 BTC arrives at our price, nothing traded: the old rule filled us here
+    m.on_step(T0 + 1)
+    assert (order.filled_lots, order.queue_ahead) == (0, 9_500)
+    m.on_step(T0 + 2)  # the same 0.5 BTC in the next book: not counted again
+    assert (order.filled_lots, order.queue_ahead) == (0, 9_500)
+    other[price] = 10_002  # 9,502 lots more: the queue's last 9,500, then 2 of ours
+    m.on_step(T0 + 3)
+    assert (order.filled_lots, order.queue_ahead, order.status) == (2, 0, "PartiallyFilled")
+    other[price - sign] = 1  # one lot past our price: all that rested there traded
+    m.on_step(T0 + 4)
+    assert (order.filled_lots, order.status) == (5, "Filled")
+    assert all(e.is_maker and e.price == state.inst.tick * price for e in m.account(KEY).executions)
 
 
 def test_post_only_ioc_and_fok_cancel_as_bybit_does():

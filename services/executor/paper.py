@@ -7,8 +7,10 @@
   The rest rests with a queue position (seed QueuePosition, Property 4): the size already
   resting at its price when placed. It fills, at its price and as a maker, once the volume
   traded at or through that price since it was placed reaches 20 % of that resting size (the
-  first such trade when the level was empty), or when the other side of the book moves onto
-  its price.
+  first such trade when the level was empty). The other side of the book arriving at its
+  price counts as volume traded there, its size not counted before; the other side moving
+  strictly through its price fills it (shared/fills.py: a real venue's book never stays
+  crossed, so both are trades, the queue ahead first).
 - Within one book, what an order took is taken: a second order until the next book update
   finds those levels that much thinner.
 
@@ -26,6 +28,7 @@ from services.executor import facts as f
 from services.strategy.costs import taker_fee_bps
 from services.strategy.state import MarketState
 from shared.events import MarketEvent
+from shared.fills import Crossing, book_crossing
 
 FILL_THRESHOLD = Decimal("0.2")
 MAKER_FEE = Decimal("0.0002")
@@ -36,14 +39,30 @@ def _dec(x: float) -> Decimal:
     return Decimal(repr(x))
 
 
+def _crossing(m, o: f.OrderPlaced, seen: Decimal) -> Crossing:
+    """What the other side of `m`'s book, at its top, says of the resting order `o`."""
+    other, size = (m.ask, m.ask_size) if o.side == "Buy" else (m.bid, m.bid_size)
+    return book_crossing(o.side, o.price, None if other is None else _dec(other),
+                         None if size is None else _dec(size), seen)
+
+
 @dataclass
 class QueuePosition:
     price: Decimal
     resting_depth_at_entry: Decimal
     traded_at_price: Decimal = ZERO
+    crossing_seen: Decimal = ZERO  # the other side's size at the price, counted already
 
     def should_fill(self) -> bool:
         return self.traded_at_price > 0 and self.traded_at_price >= self.resting_depth_at_entry * FILL_THRESHOLD
+
+    def crossed(self, c: Crossing) -> bool:
+        """Count what the other side of the book says traded at the price; whether that fills."""
+        self.crossing_seen = c.seen
+        self.traded_at_price += c.volume
+        if c.through:  # all that rested at the price traded, the queue ahead and this order
+            self.traded_at_price = max(self.traded_at_price, self.resting_depth_at_entry)
+        return c.through or self.should_fill()
 
 
 @dataclass
@@ -81,7 +100,8 @@ class PaperVenue:
             return out
         own = (m.bids if order.side == "Buy" else m.asks)
         depth = next((_dec(size) for price, size in own if _dec(price) == order.price), ZERO)
-        p.queue = QueuePosition(order.price, depth)
+        seen = _crossing(m, order, ZERO).seen  # what the book shows at its price now is not news later
+        p.queue = QueuePosition(order.price, depth, crossing_seen=seen)
         self.resting[order.link_id] = p
         return out
 
@@ -111,9 +131,7 @@ class PaperVenue:
                     p.queue.traded_at_price += _dec(event.size)
                 fill = p.queue.should_fill()
             else:
-                m = self.market.get(o.venue, o.symbol)
-                other = m.ask if o.side == "Buy" else m.bid
-                fill = other is not None and (_dec(other) <= o.price if o.side == "Buy" else _dec(other) >= o.price)
+                fill = p.queue.crossed(_crossing(self.market.get(o.venue, o.symbol), o, p.queue.crossing_seen))
             if fill:
                 self._fill(p, o.qty - p.filled, o.price, True, now_ms, out)
                 del self.resting[link_id]

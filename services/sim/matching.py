@@ -12,8 +12,10 @@ Orders take from the model's own book (a market order walks it; a crossing limit
 takes up to its price) and the sizes they take leave the book. A limit order that rests
 gets a queue position: the size already at its price when placed. Trades the model prints
 at or through that price use up the queue first and then fill the order, possibly in
-part; a level that shrinks shortens the queue; a book that moves through the price fills
-the rest. Resting orders are not shown in the public book.
+part; a level that shrinks shortens the queue. The other side of the book arriving at the
+price counts as volume traded there (its size not counted before), the same way; the other
+side moving strictly through the price fills the rest (shared/fills.py, the rule the paper
+venue uses too). Resting orders are not shown in the public book.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from services.sim.market import Instrument, MarketModel, SymbolState
+from shared.fills import book_crossing
 
 TAKER_FEE, MAKER_FEE = Decimal("0.00055"), Decimal("0.0002")  # Bybit VIP0 derivatives
 START_BALANCE_USDT = Decimal("100000")
@@ -86,6 +89,7 @@ class Order:
     reject_reason: str = "EC_NoError"
     cancel_type: str = "UNKNOWN"
     queue_ahead: int = 0  # lots ahead of this order at its price
+    crossing_seen: int = 0  # lots the other side showed at its price, counted already
     cap: float | None = None  # the partial-fill fault: it fills at most this share of its size
     cancel_rest: bool = False  # ... and what it could not fill at once is cancelled
 
@@ -352,23 +356,30 @@ class Matching:
     def _match_resting(self, account: Account, order: Order, state: SymbolState, now_ms: int) -> None:
         own, other = (state.bids, state.asks) if order.sign > 0 else (state.asks, state.bids)
         order.queue_ahead = min(order.queue_ahead, own.get(order.price_ticks, 0))
-        best_other = min(other) if order.sign > 0 else max(other)
-        if (best_other - order.price_ticks) * order.sign <= 0:  # the book moved through the price
+        best_other = (min(other) if order.sign > 0 else max(other)) if other else None
+        crossing = book_crossing(order.side, order.price_ticks, best_other, other.get(order.price_ticks, 0),
+                                 order.crossing_seen)
+        order.crossing_seen = crossing.seen
+        if crossing.through:  # everything at the price traded, the queue ahead and this order
+            order.queue_ahead = 0
             self._fill(account, order, order.price_ticks, self._fillable(order), is_maker=True, now_ms=now_ms)
+        else:
+            self._traded_at_price(account, order, crossing.volume, now_ms)
         for trade in state.trades:
             if not order.is_open:
                 break
-            hits_us = trade.side != order.side and (order.price_ticks - trade.price_ticks) * order.sign >= 0
-            if not hits_us:
-                continue
-            volume = trade.lots
-            ahead = min(order.queue_ahead, volume)
-            order.queue_ahead -= ahead
-            take = min(volume - ahead, self._fillable(order))
-            if take > 0:
-                self._fill(account, order, order.price_ticks, take, is_maker=True, now_ms=now_ms)
+            if trade.side != order.side and (order.price_ticks - trade.price_ticks) * order.sign >= 0:
+                self._traded_at_price(account, order, trade.lots, now_ms)
         if order.filled_lots:
             self._touch_position(account.key, self.position(account, order.symbol, order.position_idx), now_ms)
+
+    def _traded_at_price(self, account: Account, order: Order, lots: int, now_ms: int) -> None:
+        """`lots` traded at the order's price (or through it): the queue ahead first, then the order."""
+        ahead = min(order.queue_ahead, lots)
+        order.queue_ahead -= ahead
+        take = min(lots - ahead, self._fillable(order))
+        if take > 0:
+            self._fill(account, order, order.price_ticks, take, is_maker=True, now_ms=now_ms)
 
     def _settle_funding(self, symbol: str, rate: Decimal, now_ms: int) -> None:
         inst = self.model.states[symbol].inst
