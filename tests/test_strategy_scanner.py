@@ -118,14 +118,31 @@ def test_a_spread_that_only_pays_the_fees_is_rejected_and_the_least_spread_is_a_
     [o] = scan(state, FRESH, ScanConfig(position_usd=1000.0), T0).opportunities
     long, short = state.get("binance", "BTCUSDT"), state.get("bybit", "BTCUSDT")
 
-    def with_fees(fees_bps: float, config: ScanConfig = ScanConfig(position_usd=1000.0)):
+    def with_fees(fees_bps: float, min_spread_bps: float = 5.0):
         long.fee_bps = short.fee_bps = fees_bps / 4  # round trip: 2 x (long + short)
-        return scan(state, FRESH, config, T0)
+        return scan(state, FRESH, ScanConfig(position_usd=1000.0, min_spread_bps=min_spread_bps), T0)
 
     # the funding is in favour (no cost): the spread must be above the fees, not equal to them
     assert with_fees(o.spread_bps).rejections == {"spread_below_costs": 1}
     assert len(with_fees(math.nextafter(o.spread_bps, 0)).opportunities) == 1
     # MINIMUM_SPREAD_BPS: the spread (39.9 bps) must be at least it, whatever the fees
-    assert with_fees(0.0, ScanConfig(position_usd=1000.0, min_spread_bps=o.spread_bps)).opportunities
-    assert with_fees(0.0, ScanConfig(position_usd=1000.0, min_spread_bps=math.nextafter(o.spread_bps, 99))
-                     ).rejections == {"spread_below_costs": 1}
+    assert with_fees(0.0, min_spread_bps=o.spread_bps).opportunities
+    assert with_fees(0.0, min_spread_bps=math.nextafter(o.spread_bps, 99)).rejections == {"spread_below_costs": 1}
+
+
+def test_the_top_20_are_kept_and_logged_one_line_each_best_first():
+    from services.strategy.scanner import top_text
+
+    state = MarketState()
+    symbols = [f"S{i:02d}USDT" for i in range(21)]
+    for i, symbol in enumerate(symbols):  # each symbol's funding a little more: S20 ranks first
+        quote(state, "binance", symbol, 99.99, 100.0, size=1000.0, lean=1)
+        quote(state, "bybit", symbol, 100.40, 100.41, funding=0.001 + i * 0.00001, size=1000.0, lean=-1)
+    result = scan(state, FRESH, ScanConfig(position_usd=1000.0), T0)
+    assert result.candidates == 21 and [o.symbol for o in result.opportunities] == symbols[:0:-1]  # S00 is 21st
+    lines = top_text(result).splitlines()
+    assert lines[0] == "top 20 of 21 pairs:" and len(lines) == 21
+    assert lines[1].startswith("  1. S20USDT long binance @ 100, short bybit @ 100.4: spread 39.9 bps, funding "
+                               "+0.1200 %/8h, confidence ")
+    assert lines[20].startswith(" 20. S01USDT ") and lines[1].endswith(" after slippage")
+    assert top_text(scan(MarketState(), FRESH, ScanConfig(), T0)) == "top 0 of 0 pairs: none"

@@ -180,3 +180,38 @@ def test_the_executors_facts_hold_a_pair_while_its_trade_is_open(settings):
     strategy._executor_fact(f.to_fields(f.SignalRejected(ts_ms=6, signal_id="BTCUSDT-bybit-binance-5",
                                                          symbol="BTCUSDT", reason="max_concurrent")))
     assert pair not in gate.pending
+
+
+async def test_each_scan_keeps_its_top_20_for_60_s_and_logs_them_on_a_change_or_a_minute_on(settings, r, caplog):
+    import logging
+
+    from shared.resp import RespConnection
+    from tests.test_strategy_scanner import quote
+
+    service = StrategyService(settings, "cross")
+    for stream in settings.md_streams().values():  # the group the service makes when it runs
+        await r.xgroup_create(stream, "strategy", id="$", mkstream=True)
+    now_ms = time.time_ns() // 1_000_000
+    for venue in ("binance", "bybit"):
+        await r.hset(settings.redis_key_prefix + f"strategy:latency:{venue}",
+                     mapping={"is_stale": "0", "local_time_ms": str(now_ms)})
+    for i in range(21):
+        quote(service.core.state, "binance", f"S{i:02d}USDT", 99.99, 100.0, size=1000.0, lean=1, ts=now_ms)
+        quote(service.core.state, "bybit", f"S{i:02d}USDT", 100.40, 100.41, funding=0.001 + i * 0.00001,
+              size=1000.0, lean=-1, ts=now_ms)
+    conn = RespConnection(settings.redis_url, encoding="utf-8")  # as the service's own
+    try:
+        with caplog.at_level(logging.INFO, logger="arb.strategy"):
+            await service.scan_once(conn)
+            await service.scan_once(conn)  # the same ranking a moment later: not logged again
+            service._top_logged_ms -= 60_000  # a minute on: logged again, unchanged
+            await service.scan_once(conn)
+    finally:
+        await conn.close()
+    latest = (await r.get(settings.redis_key_prefix + "strategy:opportunities:latest")).decode()
+    assert await r.llen(latest) == 20
+    assert 58 <= await r.ttl(latest) <= 60 and 58 <= await r.ttl(settings.redis_key_prefix +
+                                                                 "strategy:opportunities:latest") <= 60
+    logged = [rec.getMessage() for rec in caplog.records if rec.getMessage().startswith("top ")]
+    assert len(logged) == 2 and logged[0].splitlines()[0] == "top 20 of 21 pairs:"
+    assert len(logged[0].splitlines()) == 21

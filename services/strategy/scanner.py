@@ -119,6 +119,17 @@ def evaluate(long: VenueMarket, short: VenueMarket, stale: dict[str, bool], conf
         depth_short_usd=c.depth_short_usd, detected_ms=now_ms, scores=c.scores)
 
 
+def top_text(result: ScanResult) -> str:
+    """The ranking as the seed logs it: a line for the scan, then one per opportunity, best first."""
+    lines = [f"top {len(result.opportunities)} of {result.candidates} pairs"
+             + (":" if result.opportunities else ": none")]
+    lines += [f"{n:>3}. {o.symbol} long {o.long_venue} @ {o.long_price:g}, short {o.short_venue} @ {o.short_price:g}: "
+              f"spread {o.spread_bps:.1f} bps, funding {o.funding_delta_8h * 100:+.4f} %/8h, "
+              f"confidence {o.confidence}, ${o.projected_profit_after_slippage_usd:.2f} after slippage"
+              for n, o in enumerate(result.opportunities, start=1)]
+    return "\n".join(lines)
+
+
 def spread_covers_fees(long: VenueMarket, short: VenueMarket, min_spread_bps: float = MIN_SPREAD_BPS) -> bool:
     """The cheap first look: can the spread pay the round-trip fees at all, and is it the
     minimum? (Funding can only add a cost, so a spread below the fees is rejected whatever

@@ -7,7 +7,8 @@ next read. Once a second it reads every
 venue's latency verdict (`strategy:latency:{venue}`, written by `arb latency`; missing or
 older than 5 s counts as stale), scans, writes the top 20 to `strategy:opportunities:{ms}`
 (a list of JSON objects, 60 s TTL; `strategy:opportunities:latest` names the newest) and
-logs the top when it changes. Redis being down pauses it; nothing read is acked unhandled.
+logs the top 20, one line each, when the ranking changes and at least once a minute. Redis
+being down pauses it; nothing read is acked unhandled.
 
 It also reads the executor's facts (`strategy:events`, from when it starts): a pair whose
 signal became a trade gets no new signal until the trade closes, and a pair whose signal was
@@ -28,7 +29,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from services.strategy.core import StrategyCore, SyntheticConfig
-from services.strategy.scanner import Opportunity, ScanConfig, ScanResult
+from services.strategy.scanner import Opportunity, ScanConfig, ScanResult, top_text
 from services.strategy.signals import Signal, SignalGate, pair_of
 from shared import metrics
 from shared.bus import ConsumerGroup, Entry
@@ -81,11 +82,14 @@ class StrategyService:
         self.rejections: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()  # consumed, bad_entries, signals, scans, opportunities
         self.last_scan: ScanResult | None = None
-        self._top: list[tuple] = []
+        self._top: list[tuple] = []  # the ranking last logged, and when: again on a change or a minute on
+        self._top_logged_ms = 0
         self._acks: dict[str, list[str]] = {}  # handled, to ack with the next read
         self.halted = False  # the executor halted trading (a safety stop or arb stop --emergency)
         self.lag: dict[str, int] = {}  # md stream -> entries not yet read by the group
-        self._source_ms: dict[str, int] = {}  # signal id -> exchange_ts_ms of the event that decided it
+        # signal id -> the event that decided it: its exchange stamp (latency) and its entry (identity;
+        # the stamp is not one: every frame of a venue's update can carry the same ms)
+        self._source: dict[str, tuple[int, str, str]] = {}
         self._next_claim = 0.0  # monotonic time of the next takeover round
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -98,6 +102,11 @@ class StrategyService:
         group = ConsumerGroup(client, GROUP, self.consumer, self.streams, fast=fast)
         log.info("strategy (%s, %s scorer) reading %s as %s/%s; signals to %s", self.core.mode,
                  self.settings.strategy_scorer, ",".join(self.streams), GROUP, self.consumer, self.signal_stream)
+        s = self.settings
+        if s.strategy_claim_idle_ms <= s.strategy_max_event_age_ms:  # a claimed entry is at least claim-idle old
+            log.warning("STRATEGY_CLAIM_IDLE_MS (%d) is not above STRATEGY_MAX_EVENT_AGE_MS (%d): an entry taken "
+                        "over from a dead worker can still decide, though that worker may have decided it already "
+                        "(a second signal, under a new id)", s.strategy_claim_idle_ms, s.strategy_max_event_age_ms)
         scanner = asyncio.ensure_future(self._scan_loop(scans, stop))
         try:
             down_since = None
@@ -184,12 +193,14 @@ class StrategyService:
                     log.warning("skipped %s %s: %s (further ones are counted)", entry.stream, entry.id, exc)
                 continue
             for signal in core.on_event(event, now_ms):
-                self._source_ms[signal.id] = event.exchange_ts_ms  # the venue's stamp of what decided it
+                self._source[signal.id] = (event.exchange_ts_ms, entry.stream, entry.id)
                 signals.append(signal)
             self.decision_latency.observe_ns(time.perf_counter_ns() - consumed_ns)
             self.receipt_latency.observe_ns(max(0, time.time_ns() - event.receive_ts_us * 1000))
         if self.halted and signals:
             self.core.held["trading_halted"] += len(signals)
+            for signal in signals:
+                del self._source[signal.id]
             return []
         self.counts["signals"] += len(signals)
         return signals
@@ -212,10 +223,13 @@ class StrategyService:
             gate.pending.pop(pair, None)
 
     def signal_fields(self, signal: Signal) -> dict[str, str]:
-        source = self._source_ms.pop(signal.id, None)
+        """The signal as written; `source_stream` and `source_entry_id` name the market-data entry
+        that decided it (unique, unlike its exchange stamp)."""
+        exchange_ms, stream, entry_id = self._source.pop(signal.id, (0, "", ""))
+        source = {"source_stream": stream, "source_entry_id": entry_id} if entry_id else {}
         return {"id": signal.id, "mode": self.core.mode, "created_ms": str(signal.created_ms),
                 "created_us": str(time.time_ns() // 1000),
-                **({"source_exchange_ts_ms": str(source)} if source else {}),
+                **({"source_exchange_ts_ms": str(exchange_ms)} if exchange_ms else {}), **source,
                 "position_usd": plain_text(self.core.config.position_usd), **opportunity_fields(signal.opportunity)}
 
     async def _scan_loop(self, conn: RespConnection, stop: asyncio.Event) -> None:
@@ -257,12 +271,9 @@ class StrategyService:
                 + pack_command("EXPIRE", key, ttl)
                 + pack_command("SET", f"{self.prefix}strategy:opportunities:latest", key, "EX", ttl), 3))
         top = [(o.symbol, o.long_venue, o.short_venue) for o in result.opportunities]
-        if top != self._top:
-            self._top = top
-            log.info("top %d of %d pairs: %s", len(top), result.candidates,
-                     "; ".join(f"{o.symbol} {o.long_venue}->{o.short_venue} conf {o.confidence} "
-                               f"${o.projected_profit_after_slippage_usd:.2f}" for o in result.opportunities[:5])
-                     or "none")
+        if top != self._top or now_ms - self._top_logged_ms >= OPPORTUNITIES_TTL_S * 1000:
+            self._top, self._top_logged_ms = top, now_ms
+            log.info("%s", top_text(result))
         return result
 
     async def read_stale(self, conn: RespConnection, now_ms: int) -> dict[str, bool]:
