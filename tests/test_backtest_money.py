@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
+import time
+from datetime import UTC, datetime
 from decimal import Decimal as D
 from fractions import Fraction
 
@@ -14,7 +17,15 @@ import pytest
 from services.backtest.data import DataError, load_funding, load_klines
 from services.backtest.fees import FeeError, FeeSchedule
 from services.backtest.funding import FundingRate, accrue, payment
-from services.backtest.margin import MarginError, RiskTier, crossed, distance, liquidation_price, tiers_from_risk_limit
+from services.backtest.margin import (
+    MarginError,
+    RiskTier,
+    crossed,
+    distance,
+    liquidation_price,
+    tiers_by_symbol,
+    tiers_from_risk_limit,
+)
 from tests.conftest import SHARED
 
 SAMPLES = SHARED / "venue-samples" / "bybit"
@@ -156,8 +167,6 @@ def test_the_parquet_funding_file_agrees_with_the_csv_derived_from_it():
 
 
 def test_risk_limit_answers_give_each_symbols_tiers():
-    from services.backtest.margin import tiers_by_symbol
-
     answer = {"retCode": 0, "result": {"category": "linear", "list": [
         {"id": 1, "symbol": "BTCUSDT", "riskLimitValue": "2000000", "maintenanceMargin": "0.005",
          "initialMargin": "0.01", "isLowestRisk": 1, "maxLeverage": "100.00", "mmDeduction": ""},
@@ -171,3 +180,130 @@ def test_risk_limit_answers_give_each_symbols_tiers():
     assert liquidation_price("long", D(100), D(10), D(10), tiers["SOLUSDT"]) == D(91)
     with pytest.raises(MarginError, match="no list"):
         tiers_by_symbol({"result": {}})
+
+
+def test_the_default_fee_tier_and_errors_that_list_what_there_is():
+    assert FeeSchedule.tier() == FeeSchedule(D("0.00055"), D("0.00020"))  # VIP0 perpetual, as the table says
+    with pytest.raises(FeeError, match=r"^no product 'options'; products: perpetual, spot$"):
+        FeeSchedule.tier("VIP0", "options")
+    with pytest.raises(FeeError, match=r"^no spot tier 'VIP9'; tiers: VIP0, VIP1, VIP2, VIP3, VIP4, VIP5, SupremeVIP$"):
+        FeeSchedule.tier("VIP9", "spot")
+
+
+def test_funding_takes_the_historys_own_mark_else_the_mark_at_that_settlement():
+    rates = [FundingRate("XUSDT", 1_000, D("0.0001"), D(200)), FundingRate("XUSDT", 2_000, D("0.0001")),
+             FundingRate("XUSDT", 3_000, D("0.0001"))]
+    marks = {1_000: D(1), 2_000: D(300), 3_000: D(400)}  # what the bars say; the history's 200 wins at 1,000
+    paid = accrue(rates, lambda ts: D(0) if ts == 3_000 else D(2), marks.get)
+    # 2 x 200 x 0.01 % = 0.04; 2 x 300 x 0.01 % = 0.06; nothing open at 3,000
+    assert [(r.ts_ms, p) for r, p in paid] == [(1_000, D("0.04")), (2_000, D("0.06"))]
+
+
+THREE_TIERS = [*TIERS, RiskTier(D(20_000_000), D("0.02"), D(25), D(110_000))]
+
+
+def test_liquidation_price_refuses_what_is_not_a_position_and_takes_any_positive_one():
+    for qty, entry, leverage in ((0, 100, 10), (-1, 100, 10), (1, 0, 10), (1, 100, 0)):
+        with pytest.raises(MarginError, match=r"^qty, entry and leverage must be positive$"):
+            liquidation_price("long", D(entry), D(qty), D(leverage), TIERS)
+    # a price below 1 (DOGE) at x1: 10,000 at 0.1, IM 1,000, MM 5: 0.1 - 995 / 10,000 = 0.0005
+    assert liquidation_price("long", D("0.1"), D(10_000), D(1), TIERS) == D("0.0005")
+    # x100 is the first tier's maximum, so allowed: 1 BTC at 100,000, IM 1,000, MM 500: 100,000 - 500
+    assert liquidation_price("long", D(100_000), D(1), D(100), TIERS) == D(99_500)
+    # exactly the first tier's limit (20 x 100,000 = 2,000,000) is the first tier, where x75 is allowed
+    # (the second allows x50): IM 2,000,000 / 75, MM 10,000
+    assert liquidation_price("long", D(100_000), D(20), D(75), TIERS) == D(100_000) - (D(2_000_000) / 75 - D(10_000)) / 20
+    with pytest.raises(MarginError, match=r"^a position of \$30000000 is above the highest risk limit \$20000000$"):
+        liquidation_price("long", D(100_000), D(300), D(2), THREE_TIERS)
+
+
+def test_a_short_is_reached_at_its_price_and_its_distance_is_above_the_mark():
+    assert crossed("short", D(110), D(100), D(110)) and not crossed("short", D(110), D(100), D("109.9"))
+    assert crossed("long", D(90), D(90), D(100)) and not crossed("long", D(90), D("90.1"), D(100))
+    assert distance("short", D(109_500), D(100_000)) == D("0.095")
+
+
+def test_risk_limit_answers_that_are_not_say_so():
+    with pytest.raises(MarginError, match=r"^not a /v5/market/risk-limit answer: no list$"):
+        tiers_by_symbol({"result": {}})
+    with pytest.raises(MarginError, match=r"^not a risk-limit entry: 'maintenanceMargin'$"):
+        tiers_from_risk_limit([{"riskLimitValue": "2000000", "maxLeverage": "100"}])
+
+
+def test_a_history_file_that_is_missing_or_lacks_a_column_is_named_with_what_it_has(tmp_path):
+    for load in (load_klines, load_funding):
+        with pytest.raises(DataError, match=rf"^{tmp_path}/nope\.csv: No such file or directory$"):
+            load(tmp_path / "nope.csv")
+    one = tmp_path / "one.csv"
+    one.write_text("symbol,fundingRateTimestamp\nBTCUSDT,1\n")
+    with pytest.raises(DataError, match=r"one\.csv: no column fundingRate \(has symbol, fundingRateTimestamp\)$"):
+        load_funding(one)
+    two = tmp_path / "two.csv"
+    two.write_text("timestamp,open,high,low\n")
+    with pytest.raises(DataError, match=r"two\.csv: no column close, volume \(has timestamp, open, high, low\)$"):
+        load_klines(two)
+
+
+def test_local_dates_are_shifted_by_their_offset_whatever_the_machines_zone(tmp_path, monkeypatch):
+    original = DATA / "bybit/funding/supervik/BTC-USDT_bybit_2021-01-01_2024-01-01_funding_history.csv"
+    with pytest.raises(DataError, match=r"its dates are local time without an offset; give utc_offset_hours "
+                                        r"\(3 for the supervik files: SOURCES\.md\)$"):
+        load_funding(original)
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        shifted = load_funding(original, utc_offset_hours=3)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    utc = load_funding(original.with_name(original.stem + "_utc.csv"))
+    assert [(r.symbol, r.ts_ms, r.rate) for r in shifted] == [(r.symbol, r.ts_ms, r.rate) for r in utc]
+    assert {r.symbol for r in shifted} == {"BTCUSDT"}  # BTC-USDT in the file
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Symbol,Date,Funding Rate\nBTC-USDT,2021-01-01 03:00:00,0.0001\nBTC-USDT,yesterday,0.0001\n")
+    with pytest.raises(DataError, match=r"bad\.csv:3: Invalid isoformat string: 'yesterday'$"):
+        load_funding(bad, utc_offset_hours=3)
+
+
+def test_kline_rows_are_checked_and_a_bad_one_is_named_by_its_line(tmp_path):
+    bars = load_klines(BTC_1M)
+    assert bars[0].ts_ms == int(datetime(2025, 5, 30, 16, 39, tzinfo=UTC).timestamp()) * 1000  # the first row's
+    assert bars[1].ts_ms - bars[0].ts_ms == 60_000
+    header = "timestamp,open,high,low,close,volume\n"
+    good = "2025-05-30 16:39:00+00:00,0.2,0.3,0.1,0.25,5\n"  # prices below 1 (DOGE) are prices
+    path = tmp_path / "k.csv"
+    for rows, error in (
+            ("2025-05-30 16:39:00,1,1,1,1,1\n", r"k\.csv:2: timestamp '2025-05-30 16:39:00' has no UTC offset$"),
+            ("2025-05-30 16:39:00+00:00,1,1,x,1,1\n", r"k\.csv:2: "),
+            ("2025-05-30 16:39:00+00:00,0,1,0,1,1\n", r"k\.csv:2: prices must be positive with low <= open, close <= high$"),
+            ("2025-05-30 16:39:00+00:00,1,1.5,1,2,1\n", r"k\.csv:2: prices must be positive"),  # close above high
+            (good + good, r"k\.csv:3: timestamps must rise$")):
+        path.write_text(header + rows)
+        with pytest.raises(DataError, match=error):
+            load_klines(path)
+    path.write_text(header + good)
+    assert [(b.low, b.close) for b in load_klines(path)] == [(D("0.1"), D("0.25"))]
+
+
+def test_parquet_rows_predicted_or_without_a_rate_are_left_out(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    at = [datetime(2026, 1, 1, h, tzinfo=UTC) for h in (0, 8, 16)] + [datetime(2026, 1, 2, tzinfo=UTC)]
+    table = pa.table({"venue_symbol": ["XUSDT"] * 4,
+                      "settlement_ts": pa.array(at, pa.timestamp("us", tz="UTC")),
+                      "rate_raw": [0.0001, 0.0003, None, -0.00005],
+                      "mark_price": [100.5, None, None, 101.25],
+                      "is_predicted": [False, True, False, False]})
+    path = tmp_path / "x.parquet"
+    pq.write_table(table, path)
+    assert [(r.symbol, r.ts_ms, r.rate, r.mark) for r in load_funding(path)] == [
+        ("XUSDT", int(at[0].timestamp()) * 1000, D("0.0001"), D("100.5")),
+        ("XUSDT", int(at[3].timestamp()) * 1000, D("-0.00005"), D("101.25"))]
+    not_parquet = tmp_path / "bad.parquet"
+    not_parquet.write_text("symbol,fundingRateTimestamp,fundingRate\n")
+    with pytest.raises(DataError, match=r"bad\.parquet: "):
+        load_funding(not_parquet)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # as without the parquet extra
+    with pytest.raises(DataError, match=r"x\.parquet: reading parquet needs pyarrow: pip install -e '\.\[parquet\]'$"):
+        load_funding(path)
