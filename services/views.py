@@ -125,8 +125,13 @@ def render_trades(v: View, closed: bool = False, limit: int = 20) -> list[str]:
     if closed:
         rows = [[t.get("trade_id", ""), t.get("symbol", ""), f"{t.get('long_exchange')}/{t.get('short_exchange')}",
                  t.get("qty", ""), money(t.get("position_size_usd")), t.get("outcome", ""), t.get("close_reason", ""),
-                 money(t.get("actual_profit_usd")), t.get("leg_out_events", "0")] for t in trades]
-        return _table(rows, ["trade", "symbol", "long/short", "qty", "size", "outcome", "reason", "PnL", "leg-outs"])
+                 f"{t.get('entry_long_price', '-')}/{t.get('entry_short_price', '-')}",
+                 f"{t.get('exit_long_price', '-')}/{t.get('exit_short_price', '-')}",
+                 money(t.get("projected_profit_usd")), money(t.get("price_pnl_usd")), money(t.get("fees_usd")),
+                 money(t.get("funding_usd")), money(t.get("actual_profit_usd")), t.get("leg_out_events", "0")]
+                for t in trades]
+        return _table(rows, ["trade", "symbol", "long/short", "qty", "size", "outcome", "reason", "entry long/short",
+                             "exit long/short", "projected", "price", "fees", "funding", "PnL", "leg-outs"])
     def now(t: dict[str, str], name: str) -> str | None:
         return v.marks.get(f"{t.get('trade_id')}:{name}")
 

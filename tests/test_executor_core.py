@@ -658,3 +658,25 @@ def test_a_synthetic_trade_projects_what_the_strategy_projects_for_its_opportuni
     assert taken.size_usd == size and taken.projected_profit_usd == D(projected)
     quote = synthetic_quote(SYMBOL, 100_000.0, 100_000.1, 50.0, 0.01, float(size))
     assert taken.projected_profit_usd == (D(size) * D(repr(quote.profit_bps)) / 10_000).quantize(D("0.01"))
+
+
+def test_a_closed_trade_shows_its_fills_and_the_arithmetic_of_its_pnl():
+    from services.executor.projection import close_text
+
+    desk = Desk()
+    opened(desk)
+    desk.signal()
+    desk.now += 5_000
+    desk.book("binance", 100_300.0, 100_300.1)
+    desk.book("okx", 100_300.0, 100_300.1)
+    trade = next(iter(desk.core.closed.values()))
+    fields = trade_fields(trade)
+    assert (fields["entry_long_price"], fields["entry_short_price"]) == ("100000.1", "100700.0")
+    assert (fields["exit_long_price"], fields["exit_short_price"]) == ("100300.0", "100300.1")
+    cash = D("0.099") * (D("100700.0") - D("100000.1") + D("100300.0") - D("100300.1"))
+    assert D(fields["price_pnl_usd"]) == cash
+    assert D(fields["actual_profit_usd"]) == cash - D(fields["fees_usd"]) - D(fields["funding_usd"])
+    assert close_text(trade) == (
+        f"long bought 0.099 @ 100000.1 then sold 0.099 @ 100300.0; short sold 0.099 @ 100700.0 then bought 0.099 @ "
+        f"100300.1: sells - buys {cash} - fees {trade.fees} - funding 0 = PnL {trade.closed.pnl_usd} USD "
+        f"(projected {trade.taken.projected_profit_usd}); leg-out loss 0")

@@ -162,7 +162,9 @@ async def test_status_and_trades_print_what_redis_holds(r, prefix, redis_url):
     await r.hset(s + "trades:closed:bbb222", mapping={
         "trade_id": "bbb222", "symbol": "BTCUSDT", "long_exchange": "bybit", "short_exchange": "okx", "qty": "0.010",
         "position_size_usd": "1000", "outcome": "closed", "close_reason": "profit_target", "actual_profit_usd": "0.25",
-        "leg_out_events": "0", "exit_time": "1795000000000"})
+        "leg_out_events": "0", "exit_time": "1795000000000", "entry_long_price": "100000.0",
+        "entry_short_price": "100070.0", "exit_long_price": "100039.9", "exit_short_price": "100050.0",
+        "projected_profit_usd": "0.31", "price_pnl_usd": "0.599", "fees_usd": "0.349", "funding_usd": "0"})
     await r.hset(s + "latency:okx", mapping={"latency_ms": "12.5", "rtt_ms": "30.1", "is_stale": "1",
                                              "reason": "no poll succeeded", "local_time_ms": "1795000000000"})
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
@@ -178,7 +180,11 @@ async def test_status_and_trades_print_what_redis_holds(r, prefix, redis_url):
     assert re.search(r"unrealised     -\$1\.04 on 1 open trades; equity \$19,999\.21 \(marked \S+ ago\)", text)
     assert re.search(r"okx\s+12\.5\s+30\.1\s+STALE no poll succeeded", text)
     closed = "\n".join(render_trades(view, closed=True))
-    assert re.search(r"bbb222\s+BTCUSDT\s+bybit/okx\s+0\.010\s+\$1,000\.00\s+closed\s+profit_target\s+\$0\.25", closed)
+    # what a reader recomputes the PnL from: the price PnL 0.010 x (100,039.9 - 100,000.0 + 100,070.0 - 100,050.0)
+    # = 0.599, then PnL = price - fees - funding = 0.599 - 0.349 - 0 = 0.25
+    assert re.search(r"bbb222\s+BTCUSDT\s+bybit/okx\s+0\.010\s+\$1,000\.00\s+closed\s+profit_target\s+"
+                     r"100000\.0/100070\.0\s+100039\.9/100050\.0\s+\$0\.31\s+\$0\.60\s+\$0\.35\s+\$0\.00\s+\$0\.25\s+0",
+                     closed)
 
     env = {**os.environ, "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": prefix, "PYTHONPATH": str(ROOT)}
     shown = subprocess.run([*ARB, "trades", "--closed"], env=env, capture_output=True, text=True, timeout=30)

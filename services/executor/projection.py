@@ -59,8 +59,27 @@ def trade_fields(trade: Trade) -> dict[str, str]:
     if trade.closed:
         c = trade.closed
         out.update(outcome=c.outcome, close_reason=c.reason, exit_time=str(c.ts_ms), actual_profit_usd=str(c.pnl_usd),
-                   leg_out_loss_usd=str(c.leg_out_loss_usd))
+                   leg_out_loss_usd=str(c.leg_out_loss_usd), price_pnl_usd=str(trade.cash))
+        for leg, side in (("long", "Sell"), ("short", "Buy")):
+            qty, value = trade.traded(leg, side)
+            if qty:
+                out[f"exit_{leg}_price"] = at_step(value / qty, t.long_price if leg == "long" else t.short_price)
     return out
+
+
+def close_text(trade: Trade) -> str:
+    """A closed trade's account, so that its PnL can be checked by hand: what each leg bought and
+    sold (quantity @ average price), the cash that made, the fees and funding, and the projection."""
+    t, c = trade.taken, trade.closed
+    legs = []
+    for leg, first, then in (("long", "Buy", "Sell"), ("short", "Sell", "Buy")):
+        step = t.long_price if leg == "long" else t.short_price
+        moves = [f"{'bought' if side == 'Buy' else 'sold'} {qty} @ {at_step(value / qty, step)}"
+                 for side in (first, then) for qty, value in [trade.traded(leg, side)] if qty]
+        legs.append(f"{leg} {' then '.join(moves) or 'nothing'}")
+    gone = f" ({len(trade.gone)} closed outside)" if trade.gone else ""
+    return (f"{'; '.join(legs)}{gone}: sells - buys {trade.cash} - fees {trade.fees} - funding {trade.funding} "
+            f"= PnL {c.pnl_usd} USD (projected {t.projected_profit_usd}); leg-out loss {c.leg_out_loss_usd}")
 
 
 def portfolio_fields(core: ExecutorCore) -> dict[str, str]:

@@ -30,7 +30,7 @@ from services.executor import facts as f
 from services.executor.bybit import BybitExecution, LiveExecution
 from services.executor.core import ExecConfig, ExecutorCore, parse_signal
 from services.executor.paper import PaperExecution
-from services.executor.projection import Projector, marks, settled_leg_outs
+from services.executor.projection import Projector, close_text, marks, settled_leg_outs
 from services.executor.safety import SafetyLimits
 from services.executor.sizing import Grid, Sizing, at_step
 from services.ingestor.service import load_symbols, venue_hosts
@@ -491,8 +491,9 @@ class ExecutorService:
     def _log(self, fact: f.AnyFact) -> None:
         match fact:
             case f.SignalTaken():
-                log.info("trade %s: %s long %s / short %s, %s (%s USD), %s leg first", fact.trade_id, fact.symbol,
-                         fact.long_venue, fact.short_venue, fact.qty, fact.size_usd, fact.harder)
+                log.info("trade %s: %s long %s / short %s, %s (%s USD) at a spread of %.1f bps, projected %s USD; "
+                         "%s leg first", fact.trade_id, fact.symbol, fact.long_venue, fact.short_venue, fact.qty,
+                         fact.size_usd, fact.entry_spread_bps, fact.projected_profit_usd, fact.harder)
             case f.LegOut():
                 log.warning("trade %s: leg-out in %s, %s filled, %s not: %s", fact.trade_id, fact.phase,
                             fact.filled_leg, fact.unfilled_leg, fact.action)
@@ -513,8 +514,8 @@ class ExecutorService:
             case f.TradingResumed():
                 log.warning("trading resumed by %s", fact.by)
             case f.TradeClosed():
-                log.info("trade %s %s (%s): PnL %.2f USD, fees %.2f, leg-out loss %.2f", fact.trade_id, fact.outcome,
-                         fact.reason, fact.pnl_usd, fact.fees_usd, fact.leg_out_loss_usd)
+                log.info("trade %s %s (%s): %s", fact.trade_id, fact.outcome, fact.reason,
+                         close_text(self.core.closed[fact.trade_id]))
 
     # ------------------------------------------------------------------ metrics
 

@@ -72,6 +72,11 @@ class Trade:
     def filled(self, leg: str, *purposes: str) -> Decimal:
         return sum((o.filled for o in self.legs(leg, *purposes)), ZERO)
 
+    def traded(self, leg: str, side: str) -> tuple[Decimal, Decimal]:
+        """(quantity, value) of the leg's fills on `side`: what it bought or sold in all."""
+        orders = [o for o in self.legs(leg) if o.placed.side == side]
+        return sum((o.filled for o in orders), ZERO), sum((o.value for o in orders), ZERO)
+
     def open_orders(self, leg: str | None = None) -> list[OrderState]:
         return [o for o in self.orders.values() if o.open and (leg is None or o.placed.leg == leg)]
 
