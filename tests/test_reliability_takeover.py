@@ -8,6 +8,11 @@ STRATEGY_CLAIM_IDLE_MS. Figures: the dead worker's pending entries handled (clai
 within the claim idle time + 5 s; duplicate effects = 0: no signal id twice, and no signal
 decided from an entry the dead worker held (those are stale by then: they update the market
 state and decide nothing).
+
+A signal's source is the entry that decided it (`source_stream`, `source_entry_id`), not its
+exchange stamp: the simulator stamps every frame of a step with the same ms, so the worker
+can die holding one symbol's ticker while the other's, same stamp, is still unread; strategy-2
+reads that one fresh and rightly decides from it (what once failed here as "1 duplicate").
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from tests.test_strategy_service import wait_for
 pytestmark = [pytest.mark.reliability, pytest.mark.redis]
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 CLAIM_IDLE_MS = 2_000
+MAX_EVENT_AGE_MS = 1_000  # below the claim idle time, so a claimed entry is stale by a margin, never at the edge
 
 
 async def _pending(r, stream: str, consumer: str) -> int:
@@ -44,11 +50,13 @@ async def test_4_a_dead_workers_pending_entries_are_taken_over_in_time_with_no_d
     async with serve_app(server.app()) as base:
         port = base.rsplit(":", 1)[1]
         settings = settings.model_copy(update={"sim_port": int(port), "symbols_to_trade": SYMBOLS,
-                                               "signal_cooldown_s": 1.0, "strategy_claim_idle_ms": CLAIM_IDLE_MS})
+                                               "signal_cooldown_s": 1.0, "strategy_claim_idle_ms": CLAIM_IDLE_MS,
+                                               "strategy_max_event_age_ms": MAX_EVENT_AGE_MS})
         p = settings.redis_key_prefix
         books, signals = p + "md:books", p + "strategy:signals"
         env = {**os.environ, "REDIS_URL": settings.redis_url, "REDIS_KEY_PREFIX": p, "VENUE_ENV": "sim",
-               "SIM_PORT": port, "SYMBOLS_TO_TRADE": ",".join(SYMBOLS), "SIGNAL_COOLDOWN_S": "1", "LOG_LEVEL": "INFO"}
+               "SIM_PORT": port, "SYMBOLS_TO_TRADE": ",".join(SYMBOLS), "SIGNAL_COOLDOWN_S": "1",
+               "STRATEGY_MAX_EVENT_AGE_MS": str(MAX_EVENT_AGE_MS), "LOG_LEVEL": "INFO"}
         stop = asyncio.Event()
         feed = asyncio.ensure_future(Ingestor(settings, "bybit", SYMBOLS).run(stop))
         try:
@@ -62,8 +70,8 @@ async def test_4_a_dead_workers_pending_entries_are_taken_over_in_time_with_no_d
                 first.kill()
                 killed_at = time.monotonic()
                 await first.wait()
-                held_ts = await _held_stamps(r, [books, p + "md:tickers", p + "md:trades"])
-                held = len(held_ts)
+                held_entries = await _held_entries(r, [books, p + "md:tickers", p + "md:trades"])
+                held = len(held_entries)
                 if held:
                     break
             assert held, "never caught the worker holding entries"
@@ -84,7 +92,8 @@ async def test_4_a_dead_workers_pending_entries_are_taken_over_in_time_with_no_d
     ids = [fields[b"id"] for _, fields in entries]
     repeated = len(ids) - len(set(ids))
     new = [fields for _, fields in entries if fields[b"id"] not in written_before]
-    from_held = [x for x in new if x.get(b"source_exchange_ts_ms") in held_ts]
+    assert new and all(b"source_entry_id" in x for x in new)  # so the check below has something to check
+    from_held = [x for x in new if (x[b"source_stream"], x[b"source_entry_id"]) in held_entries]
     limit_s = CLAIM_IDLE_MS / 1000 + 5
     figure(4, f"strategy worker SIGKILLed holding {held} entries: taken over and acked after / duplicate "
            f"effects (claim idle {CLAIM_IDLE_MS / 1000:.0f} s)", f"{handled_s:.1f} s / {repeated + len(from_held)}",
@@ -95,14 +104,10 @@ async def test_4_a_dead_workers_pending_entries_are_taken_over_in_time_with_no_d
     assert second.core.held["stale_event"] >= 1  # the claimed entries reached the core, and decided nothing
 
 
-async def _held_stamps(r, streams: list[str]) -> list[bytes]:
-    """The exchange stamps of the entries strategy-1 holds (read, not acked)."""
-    stamps = []
-    for stream in streams:
-        for item in await r.xpending_range(stream, "strategy", "-", "+", 10_000, consumername="strategy-1"):
-            for _, fields in await r.xrange(stream, item["message_id"], item["message_id"]):
-                stamps.append(fields[b"exchange_ts_ms"])
-    return stamps
+async def _held_entries(r, streams: list[str]) -> set[tuple[bytes, bytes]]:
+    """(stream, entry id) of each entry strategy-1 holds (read, not acked)."""
+    return {(stream.encode(), item["message_id"]) for stream in streams
+            for item in await r.xpending_range(stream, "strategy", "-", "+", 10_000, consumername="strategy-1")}
 
 
 async def _none_pending(r, stream: str, consumer: str) -> bool:

@@ -158,6 +158,25 @@ def test_an_entry_that_is_not_an_event_is_counted_and_skipped(settings, caplog):
     assert warning.startswith("skipped md:tickers 1-0: schema version '2' is not supported")
 
 
+def test_a_signal_names_the_entry_that_decided_it_not_only_its_exchange_stamp(settings):
+    """Every frame of a simulator step (and of many venue updates) carries the same ms, so two
+    signals can share `source_exchange_ts_ms`; `source_stream` + `source_entry_id` tell them
+    apart (the takeover test matches the dead worker's entries by them)."""
+    from shared.bus import Entry
+
+    service = StrategyService(settings, "synthetic")
+    now_us = time.time_ns() // 1000
+    tick = {"v": "1", "type": "ticker", "venue": "bybit", "exchange_ts_ms": str(now_us // 1000 - 5),
+            "receive_ts_us": str(now_us), "bid": "100", "ask": "100.1"}
+    entries = [Entry("md:tickers", "7-0", tick | {"symbol": "BTCUSDT"}),
+               Entry("md:tickers", "7-1", tick | {"symbol": "ETHUSDT"})]
+    fields = [service.signal_fields(s) for s in service.handle(entries)]
+    assert [(f["symbol"], f["source_stream"], f["source_entry_id"]) for f in fields] == [
+        ("BTCUSDT", "md:tickers", "7-0"), ("ETHUSDT", "md:tickers", "7-1")]
+    assert fields[0]["source_exchange_ts_ms"] == fields[1]["source_exchange_ts_ms"] == tick["exchange_ts_ms"]
+    assert service._source == {}  # popped as written
+
+
 def test_the_executors_facts_hold_a_pair_while_its_trade_is_open(settings):
     from services.executor import facts as f
     from services.executor.core import trade_id_for
