@@ -10,7 +10,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from services.backtest.replay import grid_line, read_recording, run
+from services.backtest.replay import RecordingError, grid_line, read_recording, run
 from services.executor import facts as f
 from services.executor.core import ExecConfig
 from services.executor.service import grid_of
@@ -28,11 +28,11 @@ TOPICS = {"bybit": ["tickers.BTCUSDT", "orderbook.50.BTCUSDT"],
           "binance": ["btcusdt@bookTicker", "btcusdt@depth20@100ms", "btcusdt@markPrice@1s"]}
 
 
-def record(path, seconds: int = 30, forced: tuple[tuple[int, int], ...] = ((0, 30),)) -> int:
-    """A recording of `seconds` of the simulated market at `path`, Binance 100 bps dearer in
-    each `forced` window (from, to in s); how many events it holds."""
-    model = MarketModel(["BTCUSDT"], seed=11, start_ms=T0)
-    windows = {T0 + start * 1000: T0 + end * 1000 for start, end in forced}
+def record(path, seconds: int = 30, forced: tuple[tuple[int, int], ...] = ((0, 30),), start_ms: int = T0) -> int:
+    """A recording of `seconds` of the simulated market from `start_ms` at `path`, Binance 100 bps
+    dearer in each `forced` window (from, to in s after the start); how many events it holds."""
+    model = MarketModel(["BTCUSDT"], seed=11, start_ms=start_ms)
+    windows = {start_ms + start * 1000: start_ms + end * 1000 for start, end in forced}
     dialects, parsers, grids = {}, {}, {}
     for name in TOPICS:
         dialects[name] = DIALECTS[name](model)
@@ -76,11 +76,14 @@ def replay(path, config: ExecConfig | None = None, gate: SignalGate | None = Non
     return grids, result, skipped[0]
 
 
+START = T0 - 15_000  # T0 is a funding settlement (every 8 h)
+
+
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory):
-    """30 s with Binance forced dearer throughout, and how many events it holds."""
+    """30 s across a funding settlement, Binance forced dearer throughout, and how many events it holds."""
     path = tmp_path_factory.mktemp("replay") / "rec.jsonl"
-    return path, record(path)
+    return path, record(path, start_ms=START)
 
 
 def test_a_recording_replays_in_process_to_the_same_facts_and_the_forced_trade(recording):
@@ -95,6 +98,8 @@ def test_a_recording_replays_in_process_to_the_same_facts_and_the_forced_trade(r
     taken = [x for x in first.facts if isinstance(x, f.SignalTaken)]
     assert taken and first.signals >= len(taken)
     assert taken[0].short_venue == "binance" and taken[0].long_venue == "bybit"  # Binance was forced dearer
+    # on the recording's clock: each event's receive time, in ms
+    assert all(START <= x.ts_ms <= START + 30_000 for x in first.facts)
     for t in taken:  # the signal the strategy made is the one the executor took
         assert (t.mode, pair_of(t.signal_id)) == ("cross", (t.symbol, t.signal_long_venue, t.signal_short_venue))
         assert t.signal_ms == int(t.signal_id.rsplit("-", 1)[1]) and 70 <= t.confidence <= 100
@@ -128,6 +133,9 @@ def test_the_backtest_of_a_replay_reports_the_facts_trades(recording):
         equity += fact.pnl_usd
         assert (at, value) == (fact.ts_ms, equity)  # the running sum of the closed trades' PnL
     assert equity == result.core.portfolio.cumulative_pnl
+    # the trade open at the settlement received funding: short on Binance, forced 0.5 % dearer
+    (funded,) = [t for t in report.trades if t.funding_usd]
+    assert funded.funding_usd > 0 and funded.short_venue == "binance"
     # the capital reserved: each taken trade's size from its taking to its close
     reserved, expected = {}, []
     for x in result.facts:
@@ -169,3 +177,23 @@ def test_the_strategy_learns_from_the_facts_which_pairs_are_taken_as_it_does_liv
                         SignalGate(cooldown_ms=1_000, pending_ttl_ms=5_000))
     rejected = [x for x in poor.facts if isinstance(x, f.SignalRejected)]
     assert len(rejected) == poor.signals == 30 and {x.reason for x in rejected} == {"too_small"}
+
+
+def test_exits_still_working_when_the_recording_ends_finish_on_the_clock(tmp_path):
+    # limits at the far touch (no slippage allowed): at the end one exit leg fills, the other's
+    # limit rests; the replay moves the clock on to the leg timeout, where it is cancelled and
+    # closed at market
+    path = tmp_path / "rec.jsonl"
+    record(path, seconds=10, forced=((0, 10),))
+    _, result, _ = replay(path, ExecConfig(starting_capital=D(20_000), limit_slippage_bps=0.0))
+    end = T0 + 10_000
+    (closed,) = [x for x in result.facts if isinstance(x, f.TradeClosed)]
+    assert (closed.ts_ms, closed.reason) == (end + 500, "shutdown") and not result.core.trades
+    after = [x for x in result.facts if x.ts_ms > end]
+    assert {type(x).__name__ for x in after} >= {"CancelRequested", "LegOut", "OrderFilled", "TradeClosed"}
+    assert [x.order_type for x in after if isinstance(x, f.OrderPlaced)] == ["Market"]
+
+
+def test_a_recording_that_is_not_there_is_named(tmp_path):
+    with pytest.raises(RecordingError, match=rf"^{tmp_path}/nope\.jsonl: No such file or directory$"):
+        read_recording(tmp_path / "nope.jsonl")

@@ -183,6 +183,30 @@ def test_the_equity_png_draws_the_curve_and_the_zero_line_where_they_belong():
     assert (len(pixels), len(pixels[0])) == (320, 900) and pixels[300][20] == pixels[20][880] == BLUE
 
 
+def test_the_curve_is_scaled_from_its_own_first_time_and_from_zero_and_drawn_without_gaps():
+    def blue(equity, width=60, height=50):
+        return {(x, y) for y, row in enumerate(decode_png(equity_png(equity, width, height)))
+                for x, p in enumerate(row) if p == BLUE}
+
+    # from t 100 to 200, values 5 to 10 (0 kept in range): (20, 30 - 5) to (40, 20)
+    assert {(20, 25), (40, 20)} <= blue([(100, D(5)), (200, D(10))])
+    # two points 1 ms apart span the width
+    assert {(20, 30), (40, 20)} <= blue([(0, D(0)), (1, D(10))])
+    # steeper than wide: one pixel on every row it crosses, 20 to 100 (81), not one per column (21)
+    assert len(blue([(0, D(0)), (100, D(10))], 60, 120)) == 81
+    # two points on the same pixel: that pixel
+    assert blue([(5, D(0)), (5, D(0))]) == {(20, 30)}
+
+
+def test_a_canvas_smaller_than_its_margins_clips_the_curve_to_it():
+    # 20 x 20 with margins of 20: times 0, 50, 100 at x 20, 10, 0; values 0, 10, 0 at y 0, 20, 0.
+    # What falls on the canvas is drawn, to its very edges (x 0, y 0); what falls off (x 20, y 20) is not
+    pixels = decode_png(equity_png([(0, D(0)), (50, D(10)), (100, D(0))], 20, 20))
+    assert (len(pixels), len(pixels[0])) == (20, 20)
+    assert pixels[0][0] == pixels[1][0] == pixels[19][10] == pixels[2][19] == BLUE
+    assert pixels[0][19] == pixels[19][0] == WHITE
+
+
 def test_the_html_report_escapes_what_it_shows_and_holds_the_curve_and_both_tables():
     page = report_html("Funding <arb> & co", {"trades": "2", "pnl<x": "a&b"}, [(0, D(0)), (100, D(10))],
                        "symbol,reason\nBTCUSDT,a<b\nETHUSDT,end\n")
