@@ -88,13 +88,98 @@ def test_the_report_interpolates_buckets_as_prometheus_does():
 
 def test_the_alert_rules_pass_their_unit_tests_and_the_config_checks():
     promtool = _tool("promtool")
-    for args in (["check", "rules", str(ALERTS)], ["test", "rules", str(ROOT / "prometheus" / "alerts_test.yml")],
+    tests = [str(ROOT / "prometheus" / name) for name in ("alerts_test.yml", "alerts_test_daily.yml")]
+    for args in (["check", "rules", str(ALERTS)], ["test", "rules", *tests],
                  ["check", "config", "--syntax-only", str(ROOT / "prometheus" / "prometheus.yml")]):
         done = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stdout + done.stderr
     for name, _ in _alert_exprs():  # every alert has a runbook line
         rule = next(r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"] if r["alert"] == name)
-        assert rule["annotations"]["runbook"] and rule["labels"]["severity"] in ("critical", "warning")
+        assert rule["annotations"]["runbook"] and rule["labels"]["severity"] in ("critical", "warning", "info")
+
+
+# The deployment guide's tiers ("Alerts": critical, warning, info): each rule's severity and every
+# comparison in its expression, in order (the thresholds, and the floors on how many trades or
+# orders make a rate worth judging). A changed threshold or operator fails here even where
+# promtool is not installed to run prometheus/alerts_test.yml.
+TIERS = {
+    "SuccessRateCritical": ("critical", [("<", 0.90), (">=", 10)]),
+    "SuccessRateLow": ("warning", [("<", 0.95), (">=", 10)]),
+    "SuccessRateFair": ("info", [(">=", 0.95), ("<", 0.98), (">=", 10)]),
+    "LatencyHigh": ("warning", [(">", 0.015)]),
+    "LatencyElevated": ("info", [(">", 0.010), ("<=", 0.015)]),
+    "ErrorRateHigh": ("warning", [(">", 0.03), (">=", 20)]),
+    # the last hour > 3x the 23 hours before's hourly average, at least 20, and a day of history
+    "UnusualTradeVolume": ("warning", [(">", 3), (">=", 20), (">=", 0)]),
+}
+COMPARISON = re.compile(r"(<=|>=|==|!=|<|>)\s*(\d+(?:\.\d+)?)")
+
+
+def _rules() -> dict[str, dict]:
+    return {r["alert"]: r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]}
+
+
+def _comparisons(expr: str) -> list[tuple[str, float]]:
+    return [(op, float(n)) for op, n in COMPARISON.findall(expr)]
+
+
+def test_each_alert_tier_has_the_deployment_guides_thresholds():
+    rules = _rules()
+    for name, (severity, comparisons) in TIERS.items():
+        assert rules[name]["labels"]["severity"] == severity, name
+        assert _comparisons(rules[name]["expr"]) == comparisons, name
+    for name in ("LatencyHigh", "LatencyElevated"):  # the p99 of signal -> order sent
+        assert rules[name]["expr"].count("histogram_quantile(0.99, sum by (le) (rate("
+                                         "arb_executor_signal_to_order_seconds_bucket[5m])))") == len(TIERS[name][1])
+    # one quantity's tiers meet without a gap or an overlap: < 90 % critical, < 95 % warning,
+    # 95-98 % info; p99 > 15 ms warning, 10-15 ms info
+    assert TIERS["SuccessRateFair"][1][0] == (">=", TIERS["SuccessRateLow"][1][0][1])
+    assert TIERS["LatencyElevated"][1][1] == ("<=", TIERS["LatencyHigh"][1][0][1])
+    assert {r["labels"]["severity"] for r in rules.values()} == {"critical", "warning", "info"}
+    normal = rules["NormalOperation"]
+    assert normal["labels"]["severity"] == "info"
+    assert normal["expr"] == 'vector(1) unless on() ALERTS{alertstate="firing", severity=~"critical|warning"}'
+
+
+def test_latency_alerts_compare_at_a_bucket_bound():
+    """histogram_quantile interpolates inside a bucket: at a bound, "p99 > 15 ms" means fewer
+    than 99 % of the observations took 15 ms or less, whatever their spread."""
+    checked = 0
+    for name, rule in _rules().items():
+        if "_seconds_bucket" in rule["expr"]:
+            for _, threshold in _comparisons(rule["expr"]):
+                assert threshold in LATENCY_BUCKETS_S, (name, threshold)
+                checked += 1
+    assert checked >= 4
+
+
+def test_every_series_an_alert_reads_is_exported_by_a_service():
+    from prometheus_client import CollectorRegistry
+
+    from services.executor.service import ExecutorService
+    from services.ingestor.service import Ingestor
+    from services.latency.service import LatencyMonitor
+    from services.strategy.service import StrategyService
+    from shared.settings import Settings
+
+    settings = Settings(redis_url="redis://127.0.0.1:1/0", venue_env="sim", _env_file=None)
+    registry = CollectorRegistry()
+    for service in (ExecutorService(settings), StrategyService(settings), Ingestor(settings, "bybit", ["BTCUSDT"]),
+                    LatencyMonitor(settings, ["bybit"])):
+        service.register_metrics(registry)
+    families = list(registry.collect())  # a family with no sample yet (halt_reason) counts by its name
+    exported = {f.name for f in families} | {sample.name for f in families for sample in f.samples}
+    read = {m for _, expr in _alert_exprs() for m in re.findall(r"\barb_[a-z0-9_]+", expr)}
+    assert read and read <= exported, sorted(read - exported)
+
+
+def test_alertmanager_repeats_each_tier_at_its_review_interval():
+    route = yaml.safe_load((ROOT / "prometheus" / "alertmanager.yml").read_text())["route"]
+    by_severity = {r["matchers"][0]: r for r in route["routes"]}
+    assert by_severity['severity="critical"']["repeat_interval"] == "15m"  # immediate action
+    assert route["repeat_interval"] == "1h"  # warnings: review within the hour
+    assert by_severity['severity="info"']["repeat_interval"] == "24h"  # review daily, in one message
+    assert by_severity['severity="info"']["group_by"] == ["severity"]
 
 
 def test_the_dashboards_are_provisionable_grafana_json():
