@@ -3,6 +3,7 @@ and restarts (hypothesis stateful testing of the executor core with paper execut
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 
 from hypothesis import settings
@@ -132,5 +133,7 @@ class Executor(RuleBasedStateMachine):
         assert again.portfolio.summary() == d.core.portfolio.summary()
 
 
-Executor.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+# ARB_HYPOTHESIS_EXAMPLES: fewer for a mutation run (tools/mutation.py), which runs this once per mutant
+Executor.TestCase.settings = settings(max_examples=int(os.environ.get("ARB_HYPOTHESIS_EXAMPLES", 150)),
+                                      stateful_step_count=40, deadline=None)
 TestExecutorProperties = Executor.TestCase

@@ -4,6 +4,7 @@
     python tools/mutation.py strategy --max-children 2
     python tools/mutation.py backtest --keep NAME...  # run only these mutants again (after a new test)
     python tools/mutation.py backtest --keep --diffs  # the score and each survivor's diff, no run
+    python tools/mutation.py executor --only paper.py,trade.py --folder executor-paper  # a part, apart
 
 The files to mutate and the fast tests are `[tool.mutmut]` in pyproject.toml (all three cores);
 this narrows them to one core: its modules (`services/<core>/*` minus `do_not_mutate`) and its
@@ -36,8 +37,9 @@ LINKED = ("services", "shared", "tests", "pyproject.toml")  # what mutmut copies
 KILLED = {"killed", "timeout", "caught by type check"}
 
 
-def core_config(base, core: str):
-    """`base` (the [tool.mutmut] config) narrowed to one core's modules and test files."""
+def core_config(base, core: str, modules: list[str] | None = None):
+    """`base` (the [tool.mutmut] config) narrowed to one core's modules (or only `modules` of
+    it, file names like paper.py) and test files."""
     ours = f"tests/test_{core}_"
     selection, args = [], list(base.pytest_add_cli_args_test_selection)
     while args:
@@ -50,12 +52,13 @@ def core_config(base, core: str):
             selection.append(arg)
     if not any(a.startswith(ours) for a in selection):
         raise SystemExit(f"mutation: no tests/test_{core}_*.py in [tool.mutmut] pytest_add_cli_args_test_selection")
-    return dataclasses.replace(base, only_mutate=[f"services/{core}/*"], pytest_add_cli_args_test_selection=selection)
+    only = [f"services/{core}/{m}" for m in modules] if modules else [f"services/{core}/*"]
+    return dataclasses.replace(base, only_mutate=only, pytest_add_cli_args_test_selection=selection)
 
 
-def workdir(core: str, fresh: bool) -> Path:
-    """mutants/<core>/ with links to what mutmut copies; emptied first when `fresh`."""
-    folder = ROOT / "mutants" / core
+def workdir(name: str, fresh: bool) -> Path:
+    """mutants/<name>/ with links to what mutmut copies; emptied first when `fresh`."""
+    folder = ROOT / "mutants" / name
     if fresh and folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -87,16 +90,21 @@ def main() -> int:
     parser.add_argument("--max-children", type=int, default=1, help="workers (default 1: the machine is shared)")
     parser.add_argument("--keep", action="store_true", help="keep mutants/<core>/ and the verdicts in it")
     parser.add_argument("--diffs", action="store_true", help="print each survivor's diff")
+    parser.add_argument("--only", default="", help="only these modules, comma-separated (paper.py,trade.py)")
+    parser.add_argument("--folder", default="", help="work in mutants/FOLDER/ (default: the core's name), so that "
+                        "runs over different modules of one core do not share verdicts")
     args = parser.parse_args()
     keep = args.keep or bool(args.mutants)
 
     os.environ.setdefault("ARB_SHARED_DIR", str(ROOT.parent / "shared"))
-    os.chdir(workdir(args.core, fresh=not keep))
+    os.environ.setdefault("ARB_HYPOTHESIS_EXAMPLES", "25")  # the property tests, shorter: run once per mutant
+    os.chdir(workdir(args.folder or args.core, fresh=not keep))
 
     import mutmut.configuration
     from mutmut.__main__ import _run, get_diff_for_mutant
 
-    mutmut.configuration._config = core_config(mutmut.configuration._load_config(), args.core)
+    modules = [m.strip() for m in args.only.split(",") if m.strip()]
+    mutmut.configuration._config = core_config(mutmut.configuration._load_config(), args.core, modules)
     started, ran = time.monotonic(), not (args.keep and args.diffs and not args.mutants)
     if ran:
         _run(args.mutants, args.max_children)
