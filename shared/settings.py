@@ -271,6 +271,16 @@ class Settings(BaseSettings):
             raise ValueError(f"names no venue {unknown[0]!r}; venues: {', '.join(NAMES)}")
         return hosts
 
+    @field_validator("strategy_max_event_age_ms")
+    @classmethod
+    def _below_claim_idle(cls, value: int, info: Any) -> int:
+        idle = info.data.get("strategy_claim_idle_ms")
+        if idle is not None and value >= idle:
+            raise ValueError(f"must be below STRATEGY_CLAIM_IDLE_MS ({idle}): an entry taken over from a dead "
+                             "strategy worker is at least that old, and must be too old to decide a signal that "
+                             "worker may have decided already")
+        return value
+
     @field_validator("synthetic_venue")
     @classmethod
     def _known_venue(cls, value: str) -> str:

@@ -183,3 +183,13 @@ def test_the_operations_guide_settings_table_lists_every_setting():
     table = table[:table.index("\n## ")]
     missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in table]
     assert missing == []
+
+
+def test_a_taken_over_entry_must_be_too_old_to_decide(monkeypatch):
+    monkeypatch.setenv("STRATEGY_CLAIM_IDLE_MS", "2000")
+    monkeypatch.setenv("STRATEGY_MAX_EVENT_AGE_MS", "2000")
+    with pytest.raises(ConfigError, match=r"^config error: STRATEGY_MAX_EVENT_AGE_MS='2000' is invalid: must be below "
+                       r"STRATEGY_CLAIM_IDLE_MS \(2000\)"):
+        load_settings()
+    monkeypatch.setenv("STRATEGY_MAX_EVENT_AGE_MS", "1999")
+    assert load_settings().strategy_max_event_age_ms == 1999

@@ -102,11 +102,6 @@ class StrategyService:
         group = ConsumerGroup(client, GROUP, self.consumer, self.streams, fast=fast)
         log.info("strategy (%s, %s scorer) reading %s as %s/%s; signals to %s", self.core.mode,
                  self.settings.strategy_scorer, ",".join(self.streams), GROUP, self.consumer, self.signal_stream)
-        s = self.settings
-        if s.strategy_claim_idle_ms <= s.strategy_max_event_age_ms:  # a claimed entry is at least claim-idle old
-            log.warning("STRATEGY_CLAIM_IDLE_MS (%d) is not above STRATEGY_MAX_EVENT_AGE_MS (%d): an entry taken "
-                        "over from a dead worker can still decide, though that worker may have decided it already "
-                        "(a second signal, under a new id)", s.strategy_claim_idle_ms, s.strategy_max_event_age_ms)
         scanner = asyncio.ensure_future(self._scan_loop(scans, stop))
         try:
             down_since = None
