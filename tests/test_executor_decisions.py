@@ -1,2 +1,203 @@
 """The executor core's decisions (core.py), each at and either side of its boundary: which signals
-are taken, how orders are placed, timed, retried, cancelled and hedged, exits and restarts."""
+are taken, how orders are placed, timed, retried, cancelled and hedged, exits and restarts.
+
+The market: binance 100,000.0 / 100,000.1 (long leg), okx 100,700.0 / 100,700.1 (short leg),
+20 levels of 2 BTC. Taker fees: binance 4 bps, okx 5 bps (services/strategy/costs.py), so a
+round trip costs 2 x (4 + 5) = 18 bps. The default signal: 70 bps, +0.0004 funding per 8 h,
+depth $200,000 a leg: size min(0.5 x $20,000, (70 - 18) / 70 x $20,000, $100,000, 1 % x $20,000 /
+118 bps = $16,949) = $10,000; limits 5 bps through the touch on the 0.1 tick: the long buys at
+100,000.1 x 1.0005 = 100,050.15 -> 100,050.1 (down), the short sells at 100,700.0 x 0.9995 =
+100,649.65 -> 100,649.7 (up); qty $10,000 / 100,349.9 (their mean) = 0.09965 -> 0.099 BTC.
+
+Most tests drive the core alone ("bare"): its orders go to no venue, and each test writes the
+venue's reports (fills, closes) itself, at the millisecond it wants.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from decimal import Decimal as D
+
+import pytest
+
+from services.executor import facts as f
+from services.executor.core import ExecConfig, ExecutorCore, SignalIn
+from services.executor.sizing import Grid
+from tests.executor_market import GRID, SYMBOL, T0, Desk
+
+QTY = D("0.099")
+_fill_ids = itertools.count()
+
+
+def _books(desk: Desk) -> Desk:
+    desk.book("binance", 100_000.0, 100_000.1)
+    desk.book("okx", 100_700.0, 100_700.1)
+    return desk
+
+
+def _signal(sid: str = "s1", long_venue: str = "binance", short_venue: str = "okx", spread: float = 70.0,
+            funding: float = 0.0004, confidence: int = 80, depth: float = 200_000.0, created_ms: int = T0,
+            mode: str = "cross") -> SignalIn:
+    return SignalIn(id=sid, mode=mode, symbol=SYMBOL, long_venue=long_venue, short_venue=short_venue,
+                    spread_bps=spread, funding_delta_8h=funding, confidence=confidence, depth_long_usd=depth,
+                    depth_short_usd=depth, created_ms=created_ms)
+
+
+def _bare(config: ExecConfig | None = None, venues=("binance", "okx", "bybit")) -> Desk:
+    """A desk whose books are set; the core's orders are not routed to its paper venue."""
+    return _books(Desk(config, venues))
+
+
+def _send(desk: Desk, signal: SignalIn | None = None, at: int = 0) -> list:
+    return desk.core.on_signal(signal or _signal(), T0 + at)
+
+
+def _placed(facts: list) -> list[f.OrderPlaced]:
+    return [x for x in facts if isinstance(x, f.OrderPlaced)]
+
+
+def _of(facts: list, kind: type) -> list:
+    return [x for x in facts if isinstance(x, kind)]
+
+
+def _fill(desk: Desk, order: f.OrderPlaced, at: int, qty: D | None = None, price: D | None = None) -> list:
+    """The venue fills `order` (all of it unless `qty`) at T0 + `at`, at its limit unless `price`."""
+    fill = f.OrderFilled(ts_ms=T0 + at, trade_id=order.trade_id, link_id=order.link_id,
+                         fill_id=f"x{next(_fill_ids)}", qty=order.qty if qty is None else qty,
+                         price=price or order.price or D(100_000), fee=D(0), maker=False)
+    return desk.core.on_report(fill, T0 + at)
+
+
+def _close(desk: Desk, order: f.OrderPlaced, at: int, status: str = "cancelled") -> list:
+    return desk.core.on_report(f.OrderClosed(ts_ms=T0 + at, trade_id=order.trade_id, link_id=order.link_id,
+                                             status=status), T0 + at)
+
+
+def _rejection(facts: list) -> tuple[str, str] | None:
+    rejected = _of(facts, f.SignalRejected)
+    return (rejected[0].reason, rejected[0].detail) if rejected else None
+
+
+# ---------------------------------------------------------------------- which signals are taken
+
+
+@pytest.mark.parametrize("change, rejection", [
+    (dict(created_ms=T0 - 2_000), None),  # 2 s old: still fresh (the seed: older than 2 s is stale)
+    (dict(created_ms=T0 - 2_001), ("stale_signal", "2001 ms old")),
+    (dict(confidence=70), None),  # the seed's minimum confidence, 70, is enough
+    (dict(confidence=69), ("confidence", "69 < 70")),
+    (dict(mode="synthetic"), ("mode", "a synthetic signal, this executor trades cross")),
+    (dict(long_venue="gate"), ("no_instrument", "no order grid for BTCUSDT on gate")),
+    (dict(short_venue="gate"), ("no_instrument", "no order grid for BTCUSDT on gate")),
+    # depth $199.98: half of it, $99.99, is below the $100 floor
+    (dict(depth=199.98), ("too_small", "$99.99 of $20000 available")),
+    # depth $200: $100.00 is the floor itself, so it is sized; 100 / 100,349.9 = 0.000996 BTC is no lot
+    (dict(depth=200.0), ("grid", "$100.00 at 100349.9 is 0.000, below the minimum quantity 0.001")),
+    # 20 bps, no funding: size (20 - 18) / 20 x $20,000 = $2,000; slippage 2 x 2 x (2 + 2,000 /
+    # 200,000 x 3) = 8.12 bps; 20 - 18 - 8.12 = -6.12 bps of $2,000 = -$1.224
+    (dict(spread=20.0, funding=0.0), ("unprofitable_at_size", "$-1.22 at $2000.00")),
+])
+def test_a_signal_is_rejected_with_the_reason_and_detail_the_rejected_signals_stream_shows(change, rejection):
+    desk = _bare()
+    facts = _send(desk, _signal(**change))
+    assert _rejection(facts) == rejection
+    assert bool(_placed(facts)) == (rejection is None)  # a rejected signal sends no order
+    if rejection:
+        assert desk.core.rejections == {rejection[0]: 1} and not desk.core.trades
+
+
+def test_a_taken_signal_reserves_its_size_and_sends_the_harder_leg_first_at_the_far_touch_through_5_bps():
+    desk = _bare()
+    facts = _send(desk)
+    [taken] = _of(facts, f.SignalTaken)
+    trade_id = hashlib.sha256(b"s1").hexdigest()[:12]
+    # projected: 70 - 18 fees + 4 funding - 2 x 2 x (2 + 10,000 / 200,000 x 3 = 2.15) = 47.4 bps of $10,000
+    assert (taken.trade_id, taken.harder, taken.qty, taken.size_usd, taken.long_price, taken.short_price,
+            taken.projected_profit_usd) == (trade_id, "short", QTY, D("10000.00"), D("100050.1"), D("100649.7"),
+                                            D("47.40"))
+    assert (taken.long_venue, taken.short_venue, taken.signal_long_venue, taken.signal_short_venue, taken.mode,
+            taken.entry_spread_bps, taken.funding_delta_8h, taken.confidence, taken.signal_ms) == (
+        "binance", "okx", "binance", "okx", "cross", 70.0, 0.0004, 80, T0)
+    # okx is harder to fill than binance: only the short leg goes, a sell at the bid through 5 bps
+    assert _placed(facts) == [f.OrderPlaced(
+        ts_ms=T0, trade_id=trade_id, link_id=f"{trade_id}-SE1", leg="short", purpose="entry", venue="okx",
+        symbol=SYMBOL, side="Sell", order_type="Limit", qty=QTY, price=D("100649.7"), reduce_only=False,
+        position_idx=0, touch=D("100700.0"))]
+    assert desk.core.portfolio.available == D("10000.00")
+    assert desk.core.next_deadline_ms() == T0 + 500  # the harder leg's timeout
+
+
+def test_a_long_harder_leg_buys_at_the_ask_through_5_bps_rounded_down_to_the_tick():
+    desk = _bare()
+    # long okx, short binance: okx (the long leg) is harder. Buy at 100,700.1 x 1.0005 = 100,750.45005
+    # -> 100,750.4; the short sells at 100,000.0 x 0.9995 = 99,950.0 (on the tick already)
+    [taken] = _of(_send(desk, _signal(long_venue="okx", short_venue="binance")),
+                  f.SignalTaken)
+    [order] = desk.core.trades[taken.trade_id].orders.values()
+    assert (taken.harder, taken.long_price, taken.short_price) == ("long", D("100750.4"), D("99950.0"))
+    assert (order.placed.leg, order.placed.side, order.placed.venue, order.placed.price, order.placed.touch,
+            order.placed.link_id) == ("long", "Buy", "okx", D("100750.4"), D("100700.1"), f"{taken.trade_id}-LE1")
+
+
+def test_a_halted_executor_rejects_signals_with_why_and_takes_them_again_once_resumed():
+    desk = _bare()
+    halt = desk.core.halt("manual", "the operator's word", T0, action="keep")
+    assert [(h.reason, h.detail, h.action) for h in _of(halt, f.TradingHalted)] == [
+        ("manual", "the operator's word", "keep")]
+    assert desk.core.halt("manual", "again", T0) == []  # halted already: nothing new
+    assert _rejection(_send(desk, _signal("a"))) == ("halted", "manual: the operator's word")
+    assert [x.by for x in _of(desk.core.resume(T0 + 1, by="ops"), f.TradingResumed)] == ["ops"]
+    assert desk.core.resume(T0 + 2) == []  # nothing in force
+    assert _rejection(_send(desk, _signal("b"), at=2)) is None
+
+
+def test_shutting_down_rejects_new_signals():
+    desk = _bare()
+    desk.core.shutdown(T0)
+    assert _rejection(_send(desk)) == ("halted", "shutting down")
+
+
+def test_at_most_max_concurrent_trades_are_open_and_one_per_pair():
+    desk = _bare(ExecConfig(max_concurrent_trades=2))
+    assert _rejection(_send(desk, _signal("a"))) is None
+    assert _rejection(_send(desk, _signal("b"))) == ("pair_active", "")  # the same symbol and venues
+    assert _rejection(_send(desk, _signal("c", long_venue="okx", short_venue="binance", spread=70.0))) is None
+    assert _rejection(_send(desk, _signal("d", short_venue="bybit"))) == ("max_concurrent", "2 trades open")
+    assert _send(desk, _signal("a")) == []  # read twice: handled once
+
+
+@pytest.mark.parametrize("unquoted", ["long market", "long ask", "short market", "short bid"])
+def test_a_signal_without_a_quote_to_price_either_leg_from_is_rejected(unquoted):
+    desk = Desk(venues=("binance", "okx"))
+    if unquoted != "long market":
+        desk.book("binance", 100_000.0, 100_000.1)
+    if unquoted != "short market":
+        desk.book("okx", 100_700.0, 100_700.1)
+    if unquoted == "long ask":
+        desk.core.market.get("binance", SYMBOL).ask = None
+    if unquoted == "short bid":
+        desk.core.market.get("okx", SYMBOL).bid = None
+    assert _rejection(_send(desk)) == ("no_market", "no quote yet on a leg's venue")
+
+
+def test_incompatible_lots_reject_the_signal_with_the_grids_reason():
+    desk = _bare()
+    desk.core.grids = {("binance", SYMBOL): Grid(D("0.1"), D("0.003"), D("0.003")),
+                       ("okx", SYMBOL): Grid(D("0.1"), D("0.002"), D("0.002"))}
+    assert _rejection(_send(desk)) == ("grid", "lots 0.003 and 0.002 have no common multiple to trade on both venues")
+
+
+def test_a_signal_is_taken_only_with_room_for_both_legs_and_four_more_orders_in_the_venue_rate_window():
+    # 8 orders a second: 2 entries + 4 kept for a leg-out leave room for 2 more orders in the window
+    desk = _books(Desk(ExecConfig(order_rate_per_s=8, max_concurrent_trades=5), venues=("binance", "okx", "bybit")))
+    desk.book("bybit", 100_700.0, 100_700.1)
+    desk.signal("a")  # paper: both legs fill at once, 2 orders at T0
+    assert len(desk.of(f.OrderPlaced)) == 2
+    desk.signal("b", short_venue="bybit")  # 2 + 2 + 4 = 8, not over 8: taken, 2 more orders at T0
+    assert len(desk.of(f.OrderPlaced)) == 4
+    desk.now = T0 + 1_099  # the 4 orders are still within the last 1,100 ms: 4 + 2 + 4 > 8
+    assert _rejection(desk.signal("c", long_venue="okx", short_venue="bybit", created_ms=desk.now)) == (
+        "rate_limit", "4 orders in the last 1100 ms; the limit is 8")
+    desk.now = T0 + 1_100  # they left the window
+    assert _rejection(desk.signal("d", long_venue="okx", short_venue="bybit", created_ms=desk.now)) is None
