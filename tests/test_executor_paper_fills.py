@@ -17,7 +17,7 @@ from services.executor.paper import MAKER_FEE, PaperVenue
 from services.sim.market import MarketModel
 from services.sim.matching import Matching, OrderRequest
 from services.strategy.state import MarketState
-from shared.events import BookUpdate, Ticker
+from shared.events import BookUpdate, Liquidation, Ticker, Trade
 from shared.fills import Crossing, book_crossing
 
 T0 = 1_800_000_000_000
@@ -211,3 +211,170 @@ def test_the_paper_venue_and_the_simulator_count_the_same_book_moves_and_fill_on
     assert order.status == "Filled" and (execution.price, execution.qty, execution.is_maker) == (
         sim.inst.tick * bid, D("0.005"), True)
     assert [(x.price, x.qty, x.maker) for x in fills] == [(execution.price, execution.qty, True)]
+
+
+# The paper venue's own rules, by hand: market orders walk the book, limit orders take what they
+# cross and rest in the queue (seed Property 4), fees to the last digit. okx: 5 bps taker, 2 bps maker.
+
+def order(side: str, qty: str, price: float | None = None, link: str = "t-1", venue: str = VENUE,
+          symbol: str = SYMBOL) -> f.OrderPlaced:
+    return f.OrderPlaced(ts_ms=T0, trade_id="t", link_id=link, leg="long", purpose="entry", venue=venue,
+                         symbol=symbol, side=side, order_type="Limit" if price is not None else "Market", qty=D(qty),
+                         price=None if price is None else D(repr(price)))
+
+
+def fills(reports: list) -> list[tuple]:
+    return [(x.fill_id, x.qty, x.price, x.fee, x.maker) for x in reports if isinstance(x, f.OrderFilled)]
+
+
+def trade_print(paper: Paper, price: float, size: float, side: str, venue: str = VENUE) -> list:
+    return paper.send(Trade(venue=venue, symbol=SYMBOL, exchange_ts_ms=paper.now, receive_ts_us=0, price=price,
+                            size=size, side=side, trade_id=str(paper.now)))
+
+
+ASKS = [(100_000.0, 0.3), (100_000.1, 0.5), (100_000.2, 1.0)]
+BIDS = [(99_999.9, 0.2), (99_999.8, 0.1)]
+
+
+def test_a_market_buy_walks_the_asks_level_by_level_and_pays_the_taker_fee_on_each():
+    paper = Paper()
+    paper.book(BIDS, ASKS)
+    reports = paper.venue.place(order("Buy", "1.0"), paper.now)
+    assert reports[0] == f.OrderAcked(ts_ms=paper.now, trade_id="t", link_id="t-1", venue_order_id="paper-t-1")
+    assert all(x.ts_ms == paper.now and x.trade_id == "t" and x.link_id == "t-1" for x in reports)
+    # 0.3 x 100,000.0 x 0.0005 = 15.0; 0.5 x 100,000.1 x 0.0005 = 25.000025; 0.2 x 100,000.2 x 0.0005 = 10.00002
+    assert fills(reports) == [("t-1-1", D("0.3"), D("100000.0"), D("15.0"), False),
+                              ("t-1-2", D("0.5"), D("100000.1"), D("25.000025"), False),
+                              ("t-1-3", D("0.2"), D("100000.2"), D("10.00002"), False)]
+    assert len(reports) == 4 and paper.venue.resting == {}  # filled in full: nothing closed, nothing rests
+
+
+def test_a_market_sell_the_bids_cannot_fill_is_filled_as_far_as_they_go_and_the_rest_cancelled():
+    paper = Paper()
+    paper.book(BIDS, ASKS)
+    reports = paper.venue.place(order("Sell", "0.5"), paper.now)
+    # 0.2 x 99,999.9 x 0.0005 = 9.99999; 0.1 x 99,999.8 x 0.0005 = 4.99999
+    assert fills(reports) == [("t-1-1", D("0.2"), D("99999.9"), D("9.99999"), False),
+                              ("t-1-2", D("0.1"), D("99999.8"), D("4.99999"), False)]
+    assert reports[-1] == f.OrderClosed(ts_ms=paper.now, trade_id="t", link_id="t-1", status="cancelled",
+                                        reason="paper: the book's carried levels ran out")
+    assert paper.venue.resting == {}
+
+
+def test_the_taker_fee_is_the_order_venues_own():
+    paper = Paper()
+    paper.send(BookUpdate(venue="binance", symbol=SYMBOL, kind="snapshot", update_id=1, exchange_ts_ms=paper.now,
+                          receive_ts_us=0, bids=tuple(BIDS), asks=tuple(ASKS)))
+    reports = paper.venue.place(order("Buy", "0.1", venue="binance"), paper.now)
+    assert fills(reports) == [("t-1-1", D("0.1"), D("100000.0"), D("4.0"), False)]  # 0.1 x 100,000 x 4 bps
+
+
+def test_an_order_with_no_book_on_its_side_is_rejected():
+    paper = Paper()
+
+    def rejected() -> list:
+        return [f.OrderAcked(ts_ms=paper.now, trade_id="t", link_id="t-1", venue_order_id="paper-t-1"),
+                f.OrderClosed(ts_ms=paper.now, trade_id="t", link_id="t-1", status="rejected",
+                              reason="paper: no order book for this symbol yet")]
+
+    assert paper.venue.place(order("Buy", "0.1"), paper.now) == rejected()  # no market at all
+    paper.book(BIDS, [])  # bids but no asks
+    assert paper.venue.place(order("Buy", "0.1", price=100_000.0), paper.now) == rejected()
+    assert paper.venue.place(order("Buy", "0.1", symbol="ETHUSDT"), paper.now) == rejected()
+    assert paper.venue.resting == {}
+    assert fills(paper.venue.place(order("Sell", "0.1"), paper.now))  # the bids are there
+
+
+def test_within_one_book_what_an_order_took_is_gone_and_the_next_book_brings_it_back():
+    paper = Paper()
+    paper.book(BIDS, ASKS)
+    assert [x[1:3] for x in fills(paper.venue.place(order("Buy", "0.4", link="a"), paper.now))] == [
+        (D("0.3"), D("100000.0")), (D("0.1"), D("100000.1"))]
+    # 0.4 of the 0.5 at 100,000.1 are left, then 100,000.2
+    assert [x[1:3] for x in fills(paper.venue.place(order("Buy", "0.5", link="b"), paper.now))] == [
+        (D("0.4"), D("100000.1")), (D("0.1"), D("100000.2"))]
+    # the bids were not touched
+    assert [x[1:3] for x in fills(paper.venue.place(order("Sell", "0.2", link="c"), paper.now))] == [
+        (D("0.2"), D("99999.9"))]
+    paper.ticker(bid=99_999.9, ask=100_000.0, bid_size=0.2, ask_size=0.3)  # a ticker is not a new book
+    paper.send(BookUpdate(venue="binance", symbol=SYMBOL, kind="snapshot", update_id=1, exchange_ts_ms=paper.now,
+                          receive_ts_us=0, bids=tuple(BIDS), asks=tuple(ASKS)))  # another venue's book
+    assert [x[1:3] for x in fills(paper.venue.place(order("Buy", "0.2", link="d"), paper.now))] == [
+        (D("0.2"), D("100000.2"))]
+    assert [x[1:3] for x in fills(paper.venue.place(order("Sell", "0.2", link="e"), paper.now))] == [
+        (D("0.1"), D("99999.8"))]
+    paper.book(BIDS, ASKS)
+    assert [x[1:3] for x in fills(paper.venue.place(order("Buy", "0.3", link="f"), paper.now))] == [
+        (D("0.3"), D("100000.0"))]
+    assert [x[1:3] for x in fills(paper.venue.place(order("Sell", "0.2", link="g"), paper.now))] == [
+        (D("0.2"), D("99999.9"))]
+
+
+def test_a_limit_buy_takes_what_it_crosses_up_to_its_price_as_a_taker_and_rests_the_rest_as_a_maker():
+    paper = Paper()
+    paper.book([(99_999.9, 5.0)], [(100_000.0, 0.004), (100_000.1, 1.0)])
+    reports = paper.venue.place(order("Buy", "0.01", price=100_000.0), paper.now)
+    assert fills(reports) == [("t-1-1", D("0.004"), D("100000.0"), D("0.2"), False)]  # 0.004 x 100,000 x 5 bps
+    assert len(reports) == 2  # acked and filled in part: it rests
+    queue = paper.venue.resting["t-1"].queue
+    assert (queue.price, queue.resting_depth_at_entry, queue.traded_at_price) == (D("100000.0"), D(0), D(0))
+    assert paper.ticker(bid=99_999.9, ask=100_000.1, bid_size=5.0, ask_size=1.0) == []  # nothing traded yet
+    # a new level: the first sale there fills the rest, 0.006, at its price as a maker:
+    # 0.006 x 100,000.0 x 2 bps = 0.12
+    reports = trade_print(paper, 100_000.0, 0.001, "sell")
+    assert fills(reports) == [("t-1-2", D("0.006"), D("100000.0"), D("0.12"), True)]
+    assert reports[0].ts_ms == paper.now and paper.venue.resting == {}
+
+
+def test_a_limit_sell_takes_the_bids_down_to_its_price_and_no_further():
+    paper = Paper()
+    paper.book([(100_000.0, 0.004), (99_999.9, 1.0)], [(100_000.1, 5.0), (100_000.2, 7.0)])
+    reports = paper.venue.place(order("Sell", "0.01", price=100_000.0), paper.now)
+    assert fills(reports) == [("t-1-1", D("0.004"), D("100000.0"), D("0.2"), False)]
+    assert paper.venue.resting["t-1"].queue.resting_depth_at_entry == D(0)
+    # an ask behind 7 BTC (not the best ask): the queue is the size at its own price
+    paper = Paper()
+    paper.book([(100_000.0, 0.004)], [(100_000.1, 5.0), (100_000.2, 7.0)])
+    paper.rest("Sell", 100_000.2, "0.01")
+    assert paper.venue.resting["t-1"].queue.resting_depth_at_entry == D("7.0")
+
+
+def test_a_resting_bid_fills_once_sales_at_or_through_it_reach_20_percent_of_the_queue_it_joined():
+    paper = Paper()
+    paper.book([(100_000.0, 1.0), (99_999.9, 5.0)], [(100_000.1, 1.0)])
+    paper.rest("Buy", 99_999.9, "0.01")  # behind 5 BTC: fills once 1 BTC has sold at 99,999.9 or lower
+    assert paper.venue.resting["t-1"].queue.resting_depth_at_entry == D("5.0")
+    assert trade_print(paper, 99_999.9, 0.5, "sell") == []
+    assert trade_print(paper, 100_000.0, 3.0, "sell") == []  # above its price: the bids ahead of it
+    assert trade_print(paper, 99_999.9, 3.0, "buy") == []  # a buyer took an ask: no bid traded
+    assert trade_print(paper, 99_999.9, 0.5, "sell", venue="binance") == []  # another venue's
+    assert paper.send(Liquidation(venue=VENUE, symbol=SYMBOL, position_side="long", price=99_000.0, size=9.0,
+                                  exchange_ts_ms=paper.now, receive_ts_us=0)) == []
+    assert trade_print(paper, 99_999.8, 0.499, "sell") == []  # through it: counts; 0.999 in all
+    assert paper.venue.resting["t-1"].queue.traded_at_price == D("0.999")
+    reports = trade_print(paper, 99_999.9, 0.001, "sell")  # 1.000 = 20 % of 5
+    # 0.01 x 99,999.9 x 0.0002 = 0.1999998
+    assert fills(reports) == [("t-1-1", D("0.01"), D("99999.9"), D("0.1999998"), True)]
+    assert paper.venue.resting == {} and trade_print(paper, 99_999.9, 9.0, "sell") == []  # once
+
+
+def test_a_resting_ask_fills_once_purchases_at_or_through_it_reach_20_percent_of_its_queue():
+    paper = Paper()
+    paper.book([(99_999.9, 1.0)], [(100_000.0, 2.0), (100_000.1, 1.0)])
+    paper.rest("Sell", 100_000.0, "0.02")  # behind 2 BTC: 0.4 BTC bought at 100,000.0 or higher fills it
+    assert trade_print(paper, 100_000.0, 0.3, "sell") == []  # a seller: not a purchase of the asks
+    assert trade_print(paper, 99_999.9, 0.3, "buy") == []  # below its price
+    assert trade_print(paper, 100_000.1, 0.2, "buy") == []
+    assert trade_print(paper, 100_000.0, 0.199, "buy") == []  # 0.399
+    # 0.02 x 100,000.0 x 0.0002 = 0.4
+    assert fills(trade_print(paper, 100_000.0, 0.001, "buy")) == [("t-1-1", D("0.02"), D("100000.0"), D("0.4"), True)]
+
+
+def test_a_resting_order_is_cancelled_once_and_then_no_more_fills():
+    paper = Paper()
+    paper.book(BIDS, ASKS)
+    paper.rest("Buy", 99_999.0, "0.01")
+    assert paper.venue.cancel("t-1", "t", paper.now) == [
+        f.OrderClosed(ts_ms=paper.now, trade_id="t", link_id="t-1", status="cancelled", reason="cancelled on request")]
+    assert paper.venue.cancel("t-1", "t", paper.now) == []
+    assert trade_print(paper, 99_000.0, 9.0, "sell") == []
