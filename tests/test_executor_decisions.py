@@ -201,3 +201,189 @@ def test_a_signal_is_taken_only_with_room_for_both_legs_and_four_more_orders_in_
         "rate_limit", "4 orders in the last 1100 ms; the limit is 8")
     desk.now = T0 + 1_100  # they left the window
     assert _rejection(desk.signal("d", long_venue="okx", short_venue="bybit", created_ms=desk.now)) is None
+
+
+# ---------------------------------------------------------------------- the harder leg's phase
+
+
+def test_the_harder_leg_is_cancelled_at_500_ms_not_499_and_unfilled_the_trade_is_rejected_as_a_timeout():
+    desk = _bare()
+    [hard] = _placed(_send(desk))
+    assert desk.core.step(T0 + 499) == [] and desk.core.next_deadline_ms() == T0 + 500
+    assert desk.core.step(T0 + 500) == [f.CancelRequested(ts_ms=T0 + 500, trade_id=hard.trade_id,
+                                                          link_id=hard.link_id)]
+    # no answer: asked again cancel_retry_ms (1 s) after the first ask, then 2 s after that
+    assert desk.core.next_deadline_ms() == T0 + 1_500
+    assert desk.core.step(T0 + 1_499) == []
+    assert [x.ts_ms - T0 for x in desk.core.step(T0 + 1_500)] == [1_500]
+    assert desk.core.step(T0 + 3_499) == [] and len(desk.core.step(T0 + 3_500)) == 1
+    facts = _close(desk, hard, 3_600)
+    [closed] = _of(facts, f.TradeClosed)
+    assert (closed.outcome, closed.reason, closed.pnl_usd, closed.size_usd) == (
+        "rejected", "harder_leg_timeout", 0, D("10000.00"))
+    assert not _placed(facts) and desk.core.portfolio.available == D(20_000)  # the easier leg never went
+
+
+def test_a_harder_leg_the_venue_refuses_rejects_the_trade_at_once_as_refused():
+    desk = _bare()
+    [hard] = _placed(_send(desk))
+    [closed] = _of(_close(desk, hard, 3, status="rejected"), f.TradeClosed)
+    assert (closed.outcome, closed.reason, closed.ts_ms) == ("rejected", "harder_leg_rejected", T0 + 3)
+
+
+@pytest.mark.parametrize("closed_at, resent", [(499, True), (500, False)])
+def test_the_rest_of_a_harder_leg_the_venue_closed_is_sent_again_only_before_its_500_ms(closed_at, resent):
+    desk = _bare()
+    [hard] = _placed(_send(desk))
+    _fill(desk, hard, 10, qty=D("0.04"))
+    [order] = _placed(_close(desk, hard, closed_at))  # an IOC's rest: closed with no cancel asked
+    if resent:  # the rest, 0.099 - 0.04, again at the touch through 5 bps
+        assert (order.leg, order.purpose, order.side, order.qty, order.price, order.link_id[-4:]) == (
+            "short", "entry", "Sell", D("0.059"), D("100649.7"), "-SE2")
+    else:  # the time is up: the trade goes on with the 0.04 filled, the easier leg for as much
+        assert (order.leg, order.purpose, order.side, order.qty, order.price, order.link_id[-4:]) == (
+            "long", "entry", "Buy", D("0.04"), D("100050.1"), "-LE2")
+
+
+def test_the_harder_leg_is_sent_at_most_order_attempts_times_then_goes_on_with_what_filled():
+    desk = _bare(ExecConfig(order_attempts=3))
+    [order] = _placed(_send(desk))
+    _fill(desk, order, 1, qty=D("0.01"))
+    [order] = _placed(_close(desk, order, 2))
+    assert (order.link_id[-4:], order.qty) == ("-SE2", D("0.089"))
+    [order] = _placed(_close(desk, order, 3))
+    assert (order.link_id[-4:], order.qty) == ("-SE3", D("0.089"))
+    [order] = _placed(_close(desk, order, 4))  # the third closed: no fourth, the easier leg for 0.01
+    assert (order.leg, order.link_id[-4:], order.qty) == ("long", "-LE4", D("0.01"))
+
+
+def test_a_harder_leg_that_asked_cancel_is_not_sent_again():
+    desk = _bare()
+    [hard] = _placed(_send(desk))
+    _fill(desk, hard, 10, qty=D("0.04"))
+    desk.core.step(T0 + 500)  # the cancel is asked
+    [easy] = _placed(_close(desk, hard, 600))
+    assert (easy.leg, easy.qty) == ("long", D("0.04"))
+
+
+@pytest.mark.parametrize("long_grid, filled, goes_on", [
+    (Grid(D("0.1"), D("0.01"), D("0.01")), D("0.045"), False),  # not on binance's 0.01 lot
+    (Grid(D("0.1"), D("0.01"), D("0.01")), D("0.05"), True),
+    (Grid(D("0.1"), D("0.001"), D("0.05")), D("0.049"), False),  # below binance's minimum of 0.05
+    (Grid(D("0.1"), D("0.001"), D("0.05")), D("0.05"), True),  # the minimum itself
+])
+def test_a_part_filled_harder_leg_goes_on_when_both_grids_take_it_else_it_is_unwound(long_grid, filled, goes_on):
+    desk = _bare(ExecConfig(order_attempts=1))
+    desk.core.grids[("binance", SYMBOL)] = long_grid
+    [hard] = _placed(_send(desk))
+    _fill(desk, hard, 10, qty=filled)
+    facts = _close(desk, hard, 300)  # one attempt only: the rest is not sent again
+    [order] = _placed(facts)
+    if goes_on:
+        assert (order.leg, order.purpose, order.qty, order.side) == ("long", "entry", filled, "Buy")
+        assert not _of(facts, f.LegOut)
+    else:  # the filled part of the short leg is bought back at market, reduce-only
+        [leg_out] = _of(facts, f.LegOut)
+        assert (leg_out.phase, leg_out.filled_leg, leg_out.unfilled_leg, leg_out.filled_at_ms, leg_out.action) == (
+            "entry", "short", "long", T0 + 300, "unwind")
+        assert (order.leg, order.purpose, order.side, order.order_type, order.qty, order.reduce_only, order.price) == (
+            "short", "unwind", "Buy", "Market", filled, True, None)
+
+
+# ---------------------------------------------------------------------- the easier leg's phase
+
+
+def _hard_filled(desk: Desk, at: int = 100) -> f.OrderPlaced:
+    """The trade taken at T0, its harder (short) leg filled in full at T0 + `at`: the easier order."""
+    [hard] = _placed(_send(desk))
+    [easy] = _placed(_fill(desk, hard, at))
+    return easy
+
+
+def test_the_easier_leg_goes_for_what_the_harder_leg_holds_and_has_500_ms_from_that_fill():
+    desk = _bare()
+    easy = _hard_filled(desk, 100)
+    assert (easy.leg, easy.purpose, easy.side, easy.order_type, easy.qty, easy.price, easy.touch, easy.reduce_only,
+            easy.link_id[-4:]) == ("long", "entry", "Buy", "Limit", QTY, D("100050.1"), D("100000.1"), False, "-LE2")
+    assert desk.core.next_deadline_ms() == T0 + 600
+    assert desk.core.step(T0 + 599) == []
+    leg_out, cancel = desk.core.step(T0 + 600)
+    assert leg_out == f.LegOut(ts_ms=T0 + 600, trade_id=easy.trade_id, phase="entry", filled_leg="short",
+                               unfilled_leg="long", filled_at_ms=T0 + 100, action="hedge")
+    assert cancel == f.CancelRequested(ts_ms=T0 + 600, trade_id=easy.trade_id, link_id=easy.link_id)
+    assert desk.core.step(T0 + 601) == []  # the cancel is not asked again before its 1 s
+    [hedge] = _placed(_close(desk, easy, 610))
+    assert (hedge.leg, hedge.purpose, hedge.side, hedge.order_type, hedge.qty, hedge.price, hedge.reduce_only,
+            hedge.link_id[-4:]) == ("long", "hedge", "Buy", "Market", QTY, None, False, "-LH3")
+
+
+def test_a_hedge_is_tried_hedge_attempts_times_for_what_is_left_then_the_filled_leg_is_unwound():
+    desk = _bare()
+    easy = _hard_filled(desk, 100)
+    _fill(desk, easy, 200, qty=D("0.02"), price=D("100050.0"))
+    desk.core.step(T0 + 600)
+    [hedge] = _placed(_close(desk, easy, 600))
+    assert (hedge.purpose, hedge.qty) == ("hedge", D("0.079"))  # 0.099 - 0.02
+    _fill(desk, hedge, 601, qty=D("0.03"), price=D("100060.0"))
+    [hedge] = _placed(_close(desk, hedge, 601))  # a market order's rest: the next hedge
+    assert (hedge.purpose, hedge.qty, hedge.link_id[-4:]) == ("hedge", D("0.049"), "-LH4")
+    [hedge] = _placed(_close(desk, hedge, 602, status="rejected"))
+    assert (hedge.purpose, hedge.link_id[-4:]) == ("hedge", "-LH5")
+    facts = _close(desk, hedge, 603, status="rejected")  # the third hedge refused: the emergency close
+    [leg_out] = _of(facts, f.LegOut)
+    assert (leg_out.action, leg_out.filled_leg, leg_out.filled_at_ms) == ("unwind", "short", T0 + 100)
+    unwinds = _placed(facts)  # both legs flattened: the long's 0.05 sold, the short's 0.099 bought
+    assert sorted((o.leg, o.side, o.qty, o.order_type, o.reduce_only) for o in unwinds) == [
+        ("long", "Sell", D("0.05"), "Market", True), ("short", "Buy", QTY, "Market", True)]
+
+
+def test_the_rest_of_an_easier_leg_is_sent_again_before_its_deadline_up_to_order_attempts():
+    desk = _bare(ExecConfig(order_attempts=2))
+    easy = _hard_filled(desk, 100)
+    _fill(desk, easy, 150, qty=D("0.06"))
+    [again] = _placed(_close(desk, easy, 200))
+    assert (again.leg, again.purpose, again.qty, again.link_id[-4:]) == ("long", "entry", D("0.039"), "-LE3")
+    assert not _placed(_close(desk, again, 300))
+    assert desk.core.next_deadline_ms() == T0 + 600  # no third: the leg-out waits for the deadline
+    assert [type(x).__name__ for x in desk.core.step(T0 + 600)] == ["LegOut", "OrderPlaced"]
+
+
+def test_an_easier_leg_the_venue_refuses_is_hedged_at_once():
+    desk = _bare()
+    easy = _hard_filled(desk, 100)
+    facts = _close(desk, easy, 120, status="rejected")
+    [leg_out] = _of(facts, f.LegOut)
+    [hedge] = _placed(facts)
+    assert (leg_out.ts_ms, leg_out.action, hedge.purpose, hedge.qty) == (T0 + 120, "hedge", "hedge", QTY)
+
+
+def test_an_easier_leg_that_filled_more_than_the_harder_leg_holds_sells_the_excess_then_is_active():
+    desk = _bare()
+    easy = _hard_filled(desk, 100)
+    _fill(desk, easy, 150, qty=D("0.06"), price=D("100010.0"))
+    [again] = _placed(_close(desk, easy, 200))
+    # a fill of the first order, closed already, arrives late (a cancel raced it): 0.07 held
+    assert not _placed(desk.core.on_report(f.OrderFilled(
+        ts_ms=T0 + 240, trade_id=easy.trade_id, link_id=easy.link_id, fill_id="late", qty=D("0.01"),
+        price=D("100010.0"), fee=D(0), maker=False), T0 + 240))
+    # the second fills its 0.039 in full: 0.109, 0.01 more than the short leg holds
+    [excess] = _placed(_fill(desk, again, 250, price=D("100020.0")))  # one order, not one per step
+    assert (excess.leg, excess.purpose, excess.side, excess.order_type, excess.qty, excess.reduce_only) == (
+        "long", "unwind", "Sell", "Market", D("0.01"), True)
+    # while the venue has not answered it, nothing more is sent; unanswered for 500 ms, it is cancelled
+    assert desk.core.step(T0 + 749) == [] and desk.core.next_deadline_ms() == T0 + 750
+    assert _of(desk.core.step(T0 + 750), f.CancelRequested)[0].link_id == excess.link_id
+    [active] = _of(_fill(desk, excess, 270, price=D("100000.0")), f.TradeActive)
+    assert (active.long_qty, active.short_qty) == (QTY, QTY)
+
+
+def test_an_active_trade_records_each_legs_average_fill_price():
+    desk = _bare()
+    [hard] = _placed(_send(desk))
+    _fill(desk, hard, 10, qty=D("0.05"), price=D("100700.0"))
+    [easy] = _placed(_fill(desk, hard, 20, qty=D("0.049"), price=D("100690.0")))
+    [active] = _of(_fill(desk, easy, 30, price=D("100010.0")), f.TradeActive)
+    short_avg = (D("0.05") * D("100700.0") + D("0.049") * D("100690.0")) / D("0.099")
+    assert (active.ts_ms, active.long_qty, active.short_qty, active.long_avg, active.short_avg) == (
+        T0 + 30, QTY, QTY, D("100010.0"), short_avg)
+    assert desk.core.next_deadline_ms() == T0 + 30 + 8 * 3_600_000  # the max hold, if nothing else fires

@@ -573,6 +573,8 @@ class ExecutorCore:
         hard_done = max(o.done_ms or now_ms for o in hard_orders)
         if easy_filled >= target:
             if easy_filled > target:  # a cancel raced a fill: take the excess off
+                if trade.open_orders(easy):  # once: the order taking it off (or a late entry) settles first
+                    return self._cancel_open(trade, trade.open_orders(easy), now_ms, out)
                 return self._place(trade, easy, "unwind", easy_filled - target, now_ms, out,
                                    side=ENTRY_SIDE[hard])
             return self._activate(trade, now_ms, out)
