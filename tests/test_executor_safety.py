@@ -220,3 +220,157 @@ def test_the_monthly_loss_limit_counts_the_calendar_month_utc():
     safety = _losses(SafetyLimits(max_daily_loss=D(50)), ("2026-12-01T23:59:59", "-40"),
                      ("2026-12-02T00:00:00", "-40"))
     assert safety.check(_utc_ms("2026-12-02T00:00:01")) is None
+
+
+# Each stop condition on its own, at and either side of its threshold (Safety fed facts by hand).
+
+DAY = 86_400_000
+NOON = _utc_ms("2026-12-02T12:00:00")  # a Wednesday
+
+
+def leg_out(trade_id: str, ts: int, phase: str = "entry") -> f.LegOut:
+    return f.LegOut(ts_ms=ts, trade_id=trade_id, phase=phase, filled_leg="long", unfilled_leg="short",
+                    filled_at_ms=ts, action="hedge")
+
+
+def active(trade_id: str, ts: int = NOON) -> f.TradeActive:
+    return f.TradeActive(ts_ms=ts, trade_id=trade_id, long_qty=D("0.1"), short_qty=D("0.1"), long_avg=D(1),
+                         short_avg=D(1))
+
+
+def closed(trade_id: str, ts: int, pnl: str = "0") -> f.TradeClosed:
+    return f.TradeClosed(ts_ms=ts, trade_id=trade_id, outcome="closed", reason="stop_loss", pnl_usd=D(pnl),
+                         fees_usd=D(0), funding_usd=D(0), leg_out_loss_usd=D(0), size_usd=D(1000))
+
+
+def refused(ts: int, status: str = "rejected") -> f.OrderClosed:
+    return f.OrderClosed(ts_ms=ts, trade_id="t", link_id=f"l{ts}", status=status)
+
+
+def fed(limits: SafetyLimits, *facts) -> Safety:
+    safety = Safety(limits)
+    for fact in facts:
+        safety.apply(fact)
+    return safety
+
+
+ONLY_FAILURES = dict(min_success_rate=0, max_p99_ms=0, max_api_errors=0)
+
+
+def test_failures_halt_at_three_within_the_window_counting_its_first_millisecond():
+    limits = SafetyLimits(max_failures=3, **ONLY_FAILURES)
+    safety = fed(limits, leg_out("a", NOON), leg_out("b", NOON + 30_000))
+    assert safety.check(NOON + 30_000) is None  # two
+    safety.apply(leg_out("c", NOON + 60_000))
+    assert safety.check(NOON + 60_000) == ("failures", "3 failed trades within 60 s")  # NOON is 60 s ago: in
+    assert safety.check(NOON + 60_001) is None  # NOON is out: two left
+    assert len(safety.failures) == 2
+
+
+def test_a_failed_trade_counts_once_whatever_fails_in_it_and_an_entry_that_filled_does_not_count():
+    limits = SafetyLimits(max_failures=2, **ONLY_FAILURES)
+    # one trade's entry leg-out, then its exit leg-out, then its close: one failure
+    safety = fed(limits, leg_out("a", NOON), active("a"), leg_out("a", NOON + 1, phase="exit"), closed("a", NOON + 2))
+    assert list(safety.failures) == [NOON] and safety.check(NOON + 2) is None
+    # a trade that filled both legs and closed: no failure; one refused at entry (never active): a failure
+    safety = fed(limits, active("b"), closed("b", NOON), closed("c", NOON + 5))
+    assert list(safety.failures) == [NOON + 5]
+    # a leg-out on the way out of a trade that entered well is a failure too
+    safety.apply(leg_out("d", NOON + 7, phase="exit"))
+    assert safety.check(NOON + 7) == ("failures", "2 failed trades within 60 s")
+    limits = SafetyLimits(max_failures=0, **{**ONLY_FAILURES, "max_api_errors": 1})  # 0 turns it off
+    assert fed(limits, *(leg_out(f"t{i}", NOON) for i in range(5))).check(NOON) is None
+
+
+def test_venue_refusals_halt_at_five_within_the_window_and_cancels_do_not_count():
+    limits = SafetyLimits(max_api_errors=5, max_failures=0, min_success_rate=0, max_p99_ms=0,
+                          failure_window_ms=10_000)
+    safety = fed(limits, *(refused(NOON + i * 1_000) for i in range(4)), refused(NOON + 5, status="cancelled"))
+    assert safety.check(NOON + 4_000) is None
+    safety.apply(refused(NOON + 10_000))
+    assert safety.check(NOON + 10_000) == ("api_errors", "5 orders refused by the venue within 10 s")
+    assert safety.check(NOON + 10_001) is None  # the first is 10.001 s old
+    assert fed(SafetyLimits(max_api_errors=0, min_success_rate=0),
+               *(refused(NOON) for _ in range(9))).check(NOON) is None
+
+
+def test_the_success_rate_counts_the_last_entries_once_the_window_is_full():
+    limits = SafetyLimits(max_failures=0, success_window=10, min_success_rate=0.9, max_api_errors=0)
+    # an entry leg-out, an entry that never filled a leg, and entries that filled both legs
+    safety = fed(limits, leg_out("x", NOON), closed("y", NOON), *(active(f"ok{i}") for i in range(7)))
+    assert list(safety.entries) == [False, False] + [True] * 7
+    assert safety.check(NOON) is None  # 9 entries: the window is not full
+    safety.apply(leg_out("z", NOON, phase="exit"))  # a failure, but its entry filled: not an entry
+    safety.apply(active("x"))  # the leg-out trade goes active after its hedge: not a good entry
+    assert len(safety.entries) == 9 and safety.check(NOON) is None
+    safety.apply(active("ok7"))
+    assert safety.check(NOON) == ("success_rate", "80% of the last 10 entries filled both legs, under 90%")
+    safety.apply(active("ok8"))  # the oldest, a failure, leaves: 9 of the last 10 is not under 90 %
+    assert len(safety.entries) == 10 and safety.check(NOON) is None
+    assert fed(SafetyLimits(success_window=0, max_failures=0),
+               *(leg_out(f"t{i}", NOON) for i in range(30))).check(NOON) is None  # a window of 0 is off
+    assert fed(SafetyLimits(min_success_rate=0, max_failures=0),
+               *(leg_out(f"t{i}", NOON) for i in range(30))).check(NOON) is None  # a rate of 0 is off
+
+
+def test_latency_p99_is_judged_from_20_round_trips_and_halts_only_above_the_limit():
+    safety = Safety(SafetyLimits(max_p99_ms=50.0))
+    for _ in range(19):
+        safety.observe_latency_ms(900.0)
+    assert safety.p99_ms() is None and safety.check(NOON) is None  # 19: not judged yet
+    safety.observe_latency_ms(900.0)
+    assert safety.check(NOON) == ("latency", "p99 order sent -> the venue's answer 900.0 ms, above 50 ms")
+    safety = Safety(SafetyLimits(max_p99_ms=50.0))
+    for ms in [5.0] * 98 + [50.0, 90.0]:  # the 99th of 100 is 50 ms: at the limit, not above
+        safety.observe_latency_ms(ms)
+    assert safety.p99_ms() == 50.0 and safety.check(NOON) is None
+    safety = Safety(SafetyLimits(max_p99_ms=50.0))
+    for ms in [5.0] * 98 + [50.1, 90.0]:
+        safety.observe_latency_ms(ms)
+    assert safety.check(NOON) == ("latency", "p99 order sent -> the venue's answer 50.1 ms, above 50 ms")
+    safety.observe_latency_ms(5.0)  # the last 100 only: the first 5 ms leaves, 50.1 is still the 99th
+    assert safety.p99_ms() == 50.1
+    for _ in range(99):
+        safety.observe_latency_ms(5.0)
+    assert safety.p99_ms() == 5.0 and safety.check(NOON) is None
+    safety = Safety(SafetyLimits(max_p99_ms=0))
+    for _ in range(20):
+        safety.observe_latency_ms(900.0)
+    assert safety.check(NOON) is None  # 0 turns it off
+
+
+def test_the_daily_loss_halts_at_the_limit_not_a_cent_before_and_only_on_its_day():
+    limits = SafetyLimits(max_daily_loss=D(50))
+    safety = fed(limits, active("a"), closed("a", NOON, "-30"), active("b"), closed("b", NOON + 1, "-19.99"))
+    assert safety.check(NOON + 2) is None  # $49.99
+    safety.apply(active("c"))
+    safety.apply(closed("c", NOON + 3, "-0.01"))
+    assert safety.check(NOON + 3) == ("daily_loss", "lost $50.00 today (UTC), the limit is $50")
+    assert safety.check(_utc_ms("2026-12-02T23:59:59")) is not None
+    assert safety.check(_utc_ms("2026-12-03T00:00:00")) is None  # a new day
+    safety.apply(active("d"))
+    safety.apply(closed("d", _utc_ms("2026-12-03T01:00:00"), "-5"))  # the new day starts from 0
+    assert safety.period_pnl["daily_loss"][1] == D(-5)
+    assert safety.period_pnl["weekly_loss"][1] == D("-55.00")  # the same week
+
+
+def test_after_a_resume_the_losses_and_the_windows_start_afresh_and_halts_are_counted_by_reason():
+    limits = SafetyLimits(max_daily_loss=D(50), max_failures=2, success_window=2, max_api_errors=2)
+    safety = fed(limits, active("a"), closed("a", NOON, "-60"), leg_out("b", NOON), leg_out("c", NOON),
+                 refused(NOON), refused(NOON))
+    for _ in range(20):
+        safety.observe_latency_ms(900.0)
+    assert safety.check(NOON)[0] == "daily_loss"  # the first that holds
+    safety.apply(f.TradingHalted(ts_ms=NOON, reason="daily_loss", detail="", action="close"))
+    safety.apply(f.TradingHalted(ts_ms=NOON, reason="manual", detail="", action="close"))
+    safety.apply(f.TradingHalted(ts_ms=NOON, reason="daily_loss", detail="", action="close"))
+    assert safety.stops == {"daily_loss": 2, "manual": 1}
+    safety.apply(f.TradingResumed(ts_ms=NOON + 1))
+    assert safety.check(NOON + 1) is None and safety.p99_ms() is None
+    assert (list(safety.failures), list(safety.api_errors), list(safety.entries), list(safety.latencies_ms)) == (
+        [], [], [], [])
+    assert safety.stops == {"daily_loss": 2, "manual": 1}  # halts ever: kept
+    safety.apply(active("d"))
+    safety.apply(closed("d", NOON + 2, "-49.99"))  # $49.99 since the resume
+    assert safety.check(NOON + 2) is None
+    assert safety.period_pnl["daily_loss"] == (NOON // DAY, D("-49.99"))
