@@ -127,7 +127,7 @@ def test_an_entry_that_is_not_a_fact_of_this_schema_is_refused_naming_what_is_wr
     with pytest.raises(f.FactError) as untyped:
         f.from_fields({k: v for k, v in {**acked, "v": "1"}.items() if k != "type"})
     assert str(untyped.value).startswith("?: ")
-    with pytest.raises(f.FactError, match="^order_shipped: "):
+    with pytest.raises(f.FactError, match=r"^order_shipped: "):
         f.from_fields({**acked, "v": "1", "type": "order_shipped"})
 
 
