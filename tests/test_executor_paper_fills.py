@@ -8,17 +8,20 @@ below it means everything at the price traded, the order included."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal as D
 
 import pytest
 
 from services.executor import facts as f
-from services.executor.paper import MAKER_FEE, PaperVenue
+from services.executor.core import ExecConfig, ExecutorCore, SignalIn
+from services.executor.paper import MAKER_FEE, PaperExecution, PaperVenue
 from services.sim.market import MarketModel
 from services.sim.matching import Matching, OrderRequest
 from services.strategy.state import MarketState
 from shared.events import BookUpdate, Liquidation, Ticker, Trade
 from shared.fills import Crossing, book_crossing
+from tests.executor_market import GRID
 
 T0 = 1_800_000_000_000
 SYMBOL = "BTCUSDT"
@@ -378,3 +381,40 @@ def test_a_resting_order_is_cancelled_once_and_then_no_more_fills():
         f.OrderClosed(ts_ms=paper.now, trade_id="t", link_id="t-1", status="cancelled", reason="cancelled on request")]
     assert paper.venue.cancel("t-1", "t", paper.now) == []
     assert trade_print(paper, 99_000.0, 9.0, "sell") == []
+
+
+def book_event(venue: str, bid: float, ask: float, size: float, now: int) -> BookUpdate:
+    return BookUpdate(venue=venue, symbol=SYMBOL, kind="snapshot", update_id=now, exchange_ts_ms=now,
+                      receive_ts_us=now * 1000, bids=tuple((round(bid - i * 0.1, 1), size) for i in range(20)),
+                      asks=tuple((round(ask + i * 0.1, 1), size) for i in range(20)))
+
+
+def test_paper_execution_trades_in_process_and_a_restart_closes_the_orders_left_resting():
+    core = ExecutorCore(ExecConfig(), {(v, SYMBOL): GRID for v in ("binance", "okx")})
+    paper = PaperExecution(core)
+    assert paper.venue.market is core.market  # it fills against the market the executor reads
+    assert isinstance(paper.reports, asyncio.Queue) and paper.reports.empty()  # the service waits on it
+    assert paper.market(book_event("binance", 100_000.0, 100_000.1, 2.0, T0), T0) == []
+    paper.market(book_event("okx", 100_600.0, 100_600.1, 0.0, T0), T0)  # no size to sell into: okx rests
+    core.market.get("okx", SYMBOL).bid = 100_700.0  # as when the signal was read
+    signal = SignalIn(id="s1", symbol=SYMBOL, long_venue="binance", short_venue="okx", spread_bps=70.0,
+                      funding_delta_8h=0.0004, confidence=80, depth_long_usd=200_000.0, depth_short_usd=200_000.0,
+                      created_ms=T0)
+    facts = paper.route(core.on_signal(signal, T0), T0)
+    (short,) = [x for x in facts if isinstance(x, f.OrderPlaced)]  # the harder leg, okx, first
+    assert (short.venue, short.side, short.price) == ("okx", "Sell", D("100649.7"))
+    assert [type(x) for x in facts[-2:]] == [f.OrderPlaced, f.OrderAcked] and list(paper.venue.resting) == [
+        short.link_id]
+    paper = PaperExecution(core)  # restarted (the core as the replay left it): no order rests at the paper venue
+    facts = asyncio.run(paper.reconcile(T0 + 100))
+    assert facts[0] == f.OrderClosed(ts_ms=T0 + 100, trade_id=short.trade_id, link_id=short.link_id,
+                                     status="cancelled", reason="paper: the executor restarted")
+    (again,) = [x for x in facts if isinstance(x, f.OrderPlaced)]  # the harder leg, sent again within 500 ms
+    assert (again.leg, again.price) == ("short", D("100649.7")) and again.link_id in paper.venue.resting
+    # a buyer at its price fills it (nothing rested there before it), then the long leg buys at market
+    facts = paper.market(Trade(venue="okx", symbol=SYMBOL, exchange_ts_ms=T0 + 200, receive_ts_us=0,
+                               price=100_649.7, size=0.5, side="buy", trade_id="x"), T0 + 200)
+    assert [(x.link_id, x.price, x.maker) for x in facts if isinstance(x, f.OrderFilled)] == [
+        (again.link_id, D("100649.7"), True), (facts[[type(x) for x in facts].index(f.OrderPlaced)].link_id,
+                                               D("100000.1"), False)]
+    assert core.trades[short.trade_id].status == "active"
