@@ -45,8 +45,10 @@ def _signal(sid: str = "s1", long_venue: str = "binance", short_venue: str = "ok
 
 
 def _bare(config: ExecConfig | None = None, venues=("binance", "okx", "bybit")) -> Desk:
-    """A desk whose books are set; the core's orders are not routed to its paper venue."""
-    return _books(Desk(config, venues))
+    """A desk whose books are set (bybit's as okx's); the core's orders are not routed to its paper venue."""
+    desk = _books(Desk(config, venues))
+    desk.book("bybit", 100_700.0, 100_700.1)
+    return desk
 
 
 def _send(desk: Desk, signal: SignalIn | None = None, at: int = 0) -> list:
@@ -387,3 +389,161 @@ def test_an_active_trade_records_each_legs_average_fill_price():
     assert (active.ts_ms, active.long_qty, active.short_qty, active.long_avg, active.short_avg) == (
         T0 + 30, QTY, QTY, D("100010.0"), short_avg)
     assert desk.core.next_deadline_ms() == T0 + 30 + 8 * 3_600_000  # the max hold, if nothing else fires
+
+
+# ---------------------------------------------------------------------- emergency closes
+
+
+def test_an_unwind_the_venue_filled_in_part_is_sent_again_200_ms_after_and_an_unanswered_one_cancelled_at_500():
+    desk = _bare(ExecConfig(hedge_attempts=1))
+    easy = _hard_filled(desk, 0)
+    [hedge] = _placed(_close(desk, easy, 10, status="rejected"))
+    [unwind] = _placed(_close(desk, hedge, 20, status="rejected"))  # the one hedge refused: unwind
+    assert (unwind.leg, unwind.side, unwind.qty, unwind.reduce_only, unwind.link_id[-4:]) == (
+        "short", "Buy", QTY, True, "-SU4")
+    assert desk.core.step(T0 + 519) == [] and desk.core.next_deadline_ms() == T0 + 520  # a market order's 500 ms
+    assert _of(desk.core.step(T0 + 520), f.CancelRequested)[0].link_id == unwind.link_id
+    _fill(desk, unwind, 530, qty=D("0.04"), price=D("100700.1"))
+    # the last unwind was not refused: the next may go retry_gap_ms (200) after it was sent: at once
+    [again] = _placed(_close(desk, unwind, 540))
+    assert (again.leg, again.side, again.qty, again.purpose) == ("short", "Buy", D("0.059"), "unwind")
+    _fill(desk, again, 560, qty=D("0.01"), price=D("100700.1"))
+    _close(desk, again, 600)
+    assert desk.core.step(T0 + 739) == [] and desk.core.next_deadline_ms() == T0 + 740  # 540 + 200
+    [third] = _placed(desk.core.step(T0 + 740))
+    assert third.qty == D("0.049")
+    [closed] = _of(_fill(desk, third, 741, price=D("100700.1")), f.TradeClosed)
+    assert (closed.outcome, closed.reason) == ("emergency_closed", "leg_out_unwound")
+    # everything it lost: bought back 0.099 at 100,700.1 after selling at 100,649.7 (no fees here)
+    assert closed.pnl_usd == QTY * (D("100649.7") - D("100700.1")) and closed.leg_out_loss_usd == -closed.pnl_usd
+
+
+# ---------------------------------------------------------------------- exits
+
+
+def _active_bare(desk: Desk, config_at: int = 0) -> f.OrderPlaced:
+    """The default trade, both legs filled at their limits by T0 + 20; its easier (long) order."""
+    [hard] = _placed(_send(desk))
+    [easy] = _placed(_fill(desk, hard, 10))
+    assert _of(_fill(desk, easy, 20), f.TradeActive)
+    return easy
+
+
+def _exits(facts: list) -> dict[str, f.OrderPlaced]:
+    return {o.leg: o for o in _placed(facts) if o.purpose == "exit"}
+
+
+def test_a_shutdown_exits_both_legs_with_reduce_only_limits_at_the_far_touch_through_5_bps():
+    desk = _bare()
+    _active_bare(desk)
+    facts = desk.core.shutdown(T0 + 1_000)
+    [started] = _of(facts, f.ExitStarted)
+    # the mids 100,000.05 and 100,700.05: 700 / 100,350.05 x 10,000 bps, to 4 places
+    assert (started.reason, started.spread_bps) == ("shutdown", round(700 / 100_350.05 * 10_000, 4)) == (
+        "shutdown", 69.7558)
+    exits = _exits(facts)
+    # the long sells at the bid 100,000.0 x 0.9995 = 99,950.0; the short buys at 100,700.1 x 1.0005 -> 100,750.4
+    assert [(o.side, o.order_type, o.price, o.qty, o.reduce_only, o.touch, o.link_id[-4:]) for o in exits.values()] == [
+        ("Sell", "Limit", D("99950.0"), QTY, True, D("100000.0"), "-LX3"),
+        ("Buy", "Limit", D("100750.4"), QTY, True, D("100700.1"), "-SX4")]
+    assert desk.core.next_deadline_ms() == T0 + 1_500
+
+
+def test_exits_not_filled_in_500_ms_are_cancelled_then_sent_at_market():
+    desk = _bare()
+    _active_bare(desk)
+    exits = _exits(desk.core.shutdown(T0 + 1_000))
+    assert desk.core.step(T0 + 1_499) == []
+    assert sorted(x.link_id for x in desk.core.step(T0 + 1_500)) == sorted(o.link_id for o in exits.values())
+    _close(desk, exits["long"], 1_510)
+    markets = _exits(_close(desk, exits["short"], 1_520))
+    assert [(o.leg, o.side, o.order_type, o.price, o.qty, o.reduce_only) for o in markets.values()] == [
+        ("long", "Sell", "Market", None, QTY, True), ("short", "Buy", "Market", None, QTY, True)]
+    _fill(desk, markets["long"], 1_530, price=D("100000.0"))
+    [closed] = _of(_fill(desk, markets["short"], 1_540, price=D("100700.1")), f.TradeClosed)
+    assert (closed.outcome, closed.reason, closed.ts_ms) == ("closed", "shutdown", T0 + 1_540)
+    # sold 0.099 at 100,649.7 and 100,000.0, bought at 100,050.1 and 100,700.1 (no fees here)
+    assert closed.pnl_usd == QTY * (D("100649.7") + D("100000.0") - D("100050.1") - D("100700.1"))
+
+
+@pytest.mark.parametrize("closed_at, resent", [(1_499, True), (1_500, False)])
+def test_the_rest_of_an_exit_is_sent_again_as_a_limit_only_before_its_500_ms(closed_at, resent):
+    desk = _bare()
+    _active_bare(desk)
+    exits = _exits(desk.core.shutdown(T0 + 1_000))
+    _fill(desk, exits["long"], 1_100, qty=D("0.05"))
+    facts = _close(desk, exits["long"], closed_at)  # an IOC's rest, no cancel asked
+    again = _exits(facts)
+    if resent:
+        assert [(o.leg, o.order_type, o.qty, o.price) for o in again.values()] == [
+            ("long", "Limit", D("0.049"), D("99950.0"))]
+    else:  # the deadline has come: the short's limit is cancelled first, nothing sent yet
+        assert again == {} and [x.link_id for x in _of(facts, f.CancelRequested)] == [exits["short"].link_id]
+
+
+def test_an_exit_limit_is_sent_at_most_order_attempts_times():
+    desk = _bare(ExecConfig(order_attempts=2))
+    _active_bare(desk)
+    exits = _exits(desk.core.shutdown(T0 + 1_000))
+    [again] = _exits(_close(desk, exits["long"], 1_100)).values()
+    assert again.link_id[-4:] == "-LX5"
+    assert _exits(_close(desk, again, 1_200)) == {}  # the second closed: it waits for the deadline
+    assert desk.core.next_deadline_ms() == T0 + 1_500
+
+
+def test_one_exit_filled_and_the_other_not_by_the_deadline_is_an_exit_leg_out_sent_at_market():
+    desk = _bare()
+    _active_bare(desk)
+    exits = _exits(desk.core.shutdown(T0 + 1_000))
+    _fill(desk, exits["long"], 1_200, price=D("99990.0"))
+    desk.core.step(T0 + 1_500)
+    facts = _close(desk, exits["short"], 1_510)
+    [leg_out] = _of(facts, f.LegOut)
+    assert (leg_out.ts_ms, leg_out.phase, leg_out.filled_leg, leg_out.unfilled_leg, leg_out.filled_at_ms,
+            leg_out.action) == (T0 + 1_510, "exit", "long", "short", T0 + 1_200, "hedge")
+    [market] = _exits(facts).values()
+    assert (market.leg, market.side, market.order_type, market.qty) == ("short", "Buy", "Market", QTY)
+    [refused_once] = _exits(_close(desk, market, 1_520, status="rejected")).values()
+    assert refused_once.order_type == "Market"  # sent again, and no second leg-out
+    assert len([lo for lo in desk.core.trades[market.trade_id].leg_outs if lo.phase == "exit"]) == 1
+
+
+def test_market_exits_refused_twice_hedge_attempts_times_turn_into_the_emergency_close():
+    desk = _bare(ExecConfig(hedge_attempts=2))
+    _active_bare(desk)
+    exits = _exits(desk.core.shutdown(T0 + 1_000))
+    desk.core.step(T0 + 1_500)
+    _close(desk, exits["long"], 1_500)
+    markets = _exits(_close(desk, exits["short"], 1_500))
+    sent = 2
+    while True:
+        assert not _placed(_close(desk, markets["long"], 1_600, status="rejected"))  # waits on the short's
+        facts = _close(desk, markets["short"], 1_600, status="rejected")
+        if _of(facts, f.LegOut):
+            break
+        markets = _exits(facts)
+        sent += 2
+    assert sent == 4  # 2 x hedge_attempts market exits, all refused
+    [leg_out] = _of(facts, f.LegOut)
+    assert (leg_out.phase, leg_out.action) == ("exit", "unwind")
+    assert sorted((o.leg, o.purpose, o.side, o.order_type, o.reduce_only) for o in _placed(facts)) == [
+        ("long", "unwind", "Sell", "Market", True), ("short", "unwind", "Buy", "Market", True)]
+
+
+def test_an_emergency_stop_exits_every_active_trade_at_market_and_waits_for_a_pending_entry():
+    desk = _bare(ExecConfig(max_concurrent_trades=2))
+    _active_bare(desk)
+    [pending] = _placed(_send(desk, _signal("p", short_venue="bybit"), at=30))
+    facts = desk.core.halt("daily_loss", "-$500 today", T0 + 40, action="close")
+    [started] = _of(facts, f.ExitStarted)
+    assert started.reason == "emergency_stop"
+    assert [(o.leg, o.order_type, o.reduce_only) for o in _exits(facts).values()] == [
+        ("long", "Market", True), ("short", "Market", True)]
+    trade = desk.core.trades[pending.trade_id]
+    assert trade.status == "pending" and len(_exits(facts)) == 2  # the active trade's two only
+    [easy] = _placed(_fill(desk, pending, 50))  # its entry finishes, then it exits at market too
+    facts = _fill(desk, easy, 60)
+    assert [x.reason for x in _of(facts, f.ExitStarted)] == ["emergency_stop"]
+    assert {o.order_type for o in _exits(facts).values()} == {"Market"}
+    assert _rejection(_send(desk, _signal("q", long_venue="okx", short_venue="bybit"), at=70)) == (
+        "halted", "daily_loss: -$500 today")
