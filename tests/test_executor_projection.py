@@ -368,3 +368,242 @@ def test_the_apr_needs_a_whole_day_from_the_first_trade_and_counts_days_by_the_c
     assert p.summary()["realistic_apr"] == "0.3650"  # 40 / 20,000 = 0.2 % in two days: x 365 / 2
     p.apply(f.SignalRejected(ts_ms=T0 + DAY, signal_id="z", symbol="BTCUSDT", reason="halted"))
     assert p.summary()["updated_ms"] == str(T0 + 2 * DAY)  # a late fact does not turn the clock back
+
+
+# ---------------------------------------------------------------------------------------- projection.py
+
+
+def order(tid: str, n: str, leg: str, purpose: str, side: str, qty: str, ts: int, price: str | None = None,
+          touch: str | None = None) -> f.OrderPlaced:
+    """A limit order when it has a price, else a market order; exits and unwinds reduce only."""
+    return f.OrderPlaced(ts_ms=ts, trade_id=tid, link_id=f"{tid}-{n}", leg=leg, purpose=purpose,
+                         venue="binance" if leg == "long" else "okx", symbol="BTCUSDT", side=side,
+                         order_type="Market" if price is None else "Limit", qty=D(qty),
+                         price=None if price is None else D(price), reduce_only=purpose in ("exit", "unwind"),
+                         touch=None if touch is None else D(touch))
+
+
+def fill(tid: str, n: str, fill_id: str, qty: str, price: str, fee: str, ts: int) -> f.OrderFilled:
+    return f.OrderFilled(ts_ms=ts, trade_id=tid, link_id=f"{tid}-{n}", fill_id=fill_id, qty=D(qty), price=D(price),
+                         fee=D(fee), maker=False)
+
+
+def fill_of(tid: str, leg: str, side: str, price: str, fee: str, qty: str = "0.1") -> list[f.AnyFact]:
+    """An order on `leg` filled in full at `price`."""
+    n = f"{leg[0].upper()}E1"
+    return [order(tid, n, leg, "entry", side, qty, T0, price), fill(tid, n, f"{tid}-{n}", qty, price, fee, T0)]
+
+
+def shut(tid: str, n: str, ts: int, status: str = "cancelled") -> f.OrderClosed:
+    return f.OrderClosed(ts_ms=ts, trade_id=tid, link_id=f"{tid}-{n}", status=status)
+
+
+# t1: the short leg fills at 100,700.00; the long leg's limit rests and is cancelled at 500 ms; a
+# leg-out, hedged at market at 100,030.1 where the long was priced from a touch of 100,000.1; active.
+ENTRY = [
+    taken("t1"),
+    order("t1", "SE1", "short", "entry", "Sell", "0.1", T0, "100649.75", "100700.00"),
+    f.OrderAcked(ts_ms=T0 + 3, trade_id="t1", link_id="t1-SE1", venue_order_id="okx-1"),
+    fill("t1", "SE1", "f1", "0.1", "100700.00", "5.035", T0 + 5),
+    order("t1", "LE1", "long", "entry", "Buy", "0.1", T0 + 5, "100050.1", "100000.1"),
+    f.CancelRequested(ts_ms=T0 + 505, trade_id="t1", link_id="t1-LE1"),
+    shut("t1", "LE1", T0 + 510),
+    f.LegOut(ts_ms=T0 + 510, trade_id="t1", phase="entry", filled_leg="short", unfilled_leg="long",
+             filled_at_ms=T0 + 5, action="hedge"),
+    order("t1", "LH1", "long", "hedge", "Buy", "0.1", T0 + 510, touch="100020.1"),
+    fill("t1", "LH1", "f2", "0.1", "100030.1", "4.001204", T0 + 512),
+    f.TradeActive(ts_ms=T0 + 512, trade_id="t1", long_qty=D("0.1"), short_qty=D("0.1"), long_avg=D("100030.1"),
+                  short_avg=D("100700.00")),
+]
+# then funding received on the short leg, an exit at the profit target: the long sells in two fills
+# (0.06 @ 100,300.0 and 0.04 @ 100,300.3), the short's limit is cancelled unfilled, a leg-out on the
+# exit, and the short is bought back at market at 100,320.05 where its exit was priced from 100,300.05
+EXIT = [
+    f.FundingPaid(ts_ms=T0 + 1_000, trade_id="t1", leg="short", amount=D("-1.2085")),
+    f.ExitStarted(ts_ms=T0 + 60_000, trade_id="t1", reason="profit_target", spread_bps=12.5),
+    order("t1", "LX1", "long", "exit", "Sell", "0.1", T0 + 60_000, "100300.0", "100300.0"),
+    order("t1", "SX1", "short", "exit", "Buy", "0.1", T0 + 60_000, "100300.05", "100300.05"),
+    fill("t1", "LX1", "f3", "0.06", "100300.0", "2.4072", T0 + 60_001),
+    fill("t1", "LX1", "f4", "0.04", "100300.3", "1.604804", T0 + 60_002),
+    f.CancelRequested(ts_ms=T0 + 60_500, trade_id="t1", link_id="t1-SX1"),
+    shut("t1", "SX1", T0 + 60_501),
+    f.LegOut(ts_ms=T0 + 60_501, trade_id="t1", phase="exit", filled_leg="long", unfilled_leg="short",
+             filled_at_ms=T0 + 60_002, action="hedge"),
+    order("t1", "SX2", "short", "exit", "Buy", "0.1", T0 + 60_501, touch="100310.00"),
+    fill("t1", "SX2", "f5", "0.1", "100320.05", "5.0160025", T0 + 60_503),
+    # cash: sold 10,070.000 + 6,018.000 + 4,012.012, bought 10,003.01 + 10,032.005 = 64.997; fees
+    # 5.035 + 4.001204 + 2.4072 + 1.604804 + 5.0160025 = 18.0642105; funding -1.2085 (received)
+    # PnL 64.997 - 18.0642105 + 1.2085 = 48.1412895; leg-outs 3.00 (entry) + 2.000 (exit)
+    closed("t1", T0 + 60_503, "closed", "profit_target", "48.1412895", "18.0642105", "-1.2085", "5.000", "10000.00"),
+]
+TAKEN_FIELDS = {
+    "trade_id": "t1", "signal_id": "s-t1", "mode": "cross", "symbol": "BTCUSDT", "long_exchange": "binance",
+    "short_exchange": "okx", "harder_leg": "short", "qty": "0.1", "position_size_usd": "10000.00",
+    "entry_time": S0, "signal_time": str(T0 - 7), "entry_spread_bps": "69.95", "funding_delta_entry": "0.0004",
+    "projected_profit_usd": "25.50", "confidence": "80"}
+# the entry leg-out: its hedge bought 0.1 at 100,030.1, 30.0 above the touch the long leg was priced
+# from (100,000.1, the entry order's, not the hedge's own): 0.1 x 30.0 = 3.00 lost
+ENTRY_HEDGE = {"hedge_executed": "true", "hedge_qty": "0.1", "hedge_price": "100030.1", "loss_usd": "3.00"}
+
+
+def pairs(cmd: tuple) -> dict[str, str]:
+    return dict(zip(cmd[3::2], cmd[4::2], strict=True)) if cmd[0] == "XADD" else dict(
+        zip(cmd[2::2], cmd[3::2], strict=True))
+
+
+def test_a_trade_hedged_on_entry_and_on_exit_writes_its_hashes_and_one_leg_out_event_as_each_settles():
+    from services.executor.projection import Projector
+
+    core, projector = core_after(), Projector()
+    for fact in ENTRY:
+        core.apply(fact)
+    xadd, active, state, daily = projector.writes(core, ENTRY)
+    assert xadd[:3] == ("XADD", "strategy:leg_out_events", f"{T0 + 512}-0")  # settled when the hedge filled
+    entry_event = pairs(xadd)
+    assert entry_event == {
+        "ts_ms": str(T0 + 510), "trade_id": "t1", "phase": "entry", "filled_leg": "short", "unfilled_leg": "long",
+        "filled_at_ms": str(T0 + 5), "action": "hedge", "symbol": "BTCUSDT", "long_exchange": "binance",
+        "short_exchange": "okx", **ENTRY_HEDGE}
+    assert active[:2] == ("HSET", "strategy:trades:active:t1")
+    assert pairs(active) == {
+        **TAKEN_FIELDS, "status": "active", "long_held": "0.1", "short_held": "-0.1", "fees_usd": "9.036204",
+        "funding_usd": "0", "orders": "3", "leg_out_events": "1", "active_time": str(T0 + 512),
+        "entry_long_price": "100030.1", "entry_short_price": "100700.00",  # each at its venue's decimals
+        "leg_out_filled": "short", "leg_out_action": "hedge", "leg_out_phase": "entry", **ENTRY_HEDGE}
+    assert (state[1], daily[1:3]) == ("strategy:portfolio:state", ("strategy:metrics:daily", "2027-01-15"))
+
+    for fact in EXIT:
+        core.apply(fact)
+    xadd, delete, done, state, daily = projector.writes(core, EXIT)
+    # the exit leg-out: bought back 0.1 at 100,320.05, 20.00 above its exit's touch of 100,300.05: 2.000
+    assert xadd[:3] == ("XADD", "strategy:leg_out_events", f"{T0 + 60_503}-0")
+    assert pairs(xadd) == {
+        "ts_ms": str(T0 + 60_501), "trade_id": "t1", "phase": "exit", "filled_leg": "long", "unfilled_leg": "short",
+        "filled_at_ms": str(T0 + 60_002), "action": "hedge", "symbol": "BTCUSDT", "long_exchange": "binance",
+        "short_exchange": "okx", "hedge_executed": "true", "hedge_qty": "0.1", "hedge_price": "100320.05",
+        "loss_usd": "2.000"}
+    assert delete == ("DEL", "strategy:trades:active:t1") and done[:2] == ("HSET", "strategy:trades:closed:t1")
+    assert pairs(done) == {
+        **TAKEN_FIELDS, "status": "closed", "long_held": "0.00", "short_held": "0.0", "fees_usd": "18.0642105",
+        "funding_usd": "-1.2085", "orders": "6", "leg_out_events": "2", "active_time": str(T0 + 512),
+        "entry_long_price": "100030.1", "entry_short_price": "100700.00",
+        "leg_out_filled": "short", "leg_out_action": "hedge", "leg_out_phase": "entry", **ENTRY_HEDGE,
+        "exit_reason": "profit_target", "exit_started": str(T0 + 60_000), "exit_spread_bps": "12.5",
+        "outcome": "closed", "close_reason": "profit_target", "exit_time": str(T0 + 60_503),
+        "actual_profit_usd": "48.1412895", "leg_out_loss_usd": "5.000", "price_pnl_usd": "64.997",
+        # the long sold 10,030.012 for 0.1: 100,300.12 at binance's 0.1 tick; the short bought at 100,320.05
+        "exit_long_price": "100300.1", "exit_short_price": "100320.05"}
+    assert daily[1:3] == ("strategy:metrics:daily", "2027-01-15")
+    # a rebuild from all the facts writes the very same hash and stream
+    leg_outs = [(T0 + 512, ENTRY[7]), (T0 + 60_503, EXIT[8])]
+    everything = Projector().everything(core, leg_outs)
+    assert everything["strategy:trades:closed:t1"] == pairs(done)
+    assert everything["strategy:leg_out_events"] == [(f"{T0 + 512}-0", entry_event), (f"{T0 + 60_503}-0", pairs(xadd))]
+
+
+def test_an_emergency_close_settles_both_its_leg_outs_at_once_with_the_unwinds_loss_and_its_account():
+    from services.executor.projection import Projector, close_text
+
+    # t2: the short leg fills at 100,700.00, the venue refuses the long leg and its hedge, so the
+    # short is unwound at market at 100,720.00: cash -2.000, fees 5.035 + 5.036, all of it lost
+    facts = [
+        taken("t2"),
+        order("t2", "SE1", "short", "entry", "Sell", "0.1", T0, "100649.75", "100700.00"),
+        fill("t2", "SE1", "f1", "0.1", "100700.00", "5.035", T0 + 2),
+        order("t2", "LE1", "long", "entry", "Buy", "0.1", T0 + 2, "100050.1", "100000.1"),
+        shut("t2", "LE1", T0 + 3, "rejected"),
+        f.LegOut(ts_ms=T0 + 3, trade_id="t2", phase="entry", filled_leg="short", unfilled_leg="long",
+                 filled_at_ms=T0 + 2, action="hedge"),
+        order("t2", "LH1", "long", "hedge", "Buy", "0.1", T0 + 3, touch="100000.1"),
+        shut("t2", "LH1", T0 + 4, "rejected"),
+        f.LegOut(ts_ms=T0 + 4, trade_id="t2", phase="entry", filled_leg="short", unfilled_leg="long",
+                 filled_at_ms=T0 + 2, action="unwind"),
+        order("t2", "SU1", "short", "unwind", "Buy", "0.1", T0 + 4, touch="100710.00"),
+        fill("t2", "SU1", "f2", "0.1", "100720.00", "5.036", T0 + 6),
+        closed("t2", T0 + 6, "emergency_closed", "hedge_failed", "-12.071", "10.071", "0", "12.071", "10000.00"),
+    ]
+    core = core_after(*facts)
+    first, second, delete, done, _, _ = Projector().writes(core, facts)
+    common = {"trade_id": "t2", "phase": "entry", "filled_leg": "short", "unfilled_leg": "long",
+              "filled_at_ms": str(T0 + 2), "symbol": "BTCUSDT", "long_exchange": "binance", "short_exchange": "okx",
+              "hedge_executed": "false", "hedge_qty": "0", "hedge_price": ""}
+    # one closing fact settles both: ids T0+6 - 0 and - 1; the hedge bought nothing and lost nothing
+    # (0 - 100,000.1 x 0 = 0.0), the unwind lost what the whole trade lost
+    assert [c[:3] for c in (first, second)] == [("XADD", "strategy:leg_out_events", f"{T0 + 6}-0"),
+                                                ("XADD", "strategy:leg_out_events", f"{T0 + 6}-1")]
+    assert pairs(first) == {**common, "ts_ms": str(T0 + 3), "action": "hedge", "loss_usd": "0.0"}
+    assert pairs(second) == {**common, "ts_ms": str(T0 + 4), "action": "unwind", "loss_usd": "12.071"}
+    assert delete == ("DEL", "strategy:trades:active:t2")
+    assert pairs(done) == {
+        **TAKEN_FIELDS, "trade_id": "t2", "signal_id": "s-t2", "status": "closed", "long_held": "0",
+        "short_held": "0.0", "fees_usd": "10.071", "funding_usd": "0", "orders": "4", "leg_out_events": "2",
+        "leg_out_filled": "short", "leg_out_action": "hedge", "leg_out_phase": "entry", "hedge_executed": "false",
+        "hedge_qty": "0", "hedge_price": "", "loss_usd": "0.0", "outcome": "emergency_closed",
+        "close_reason": "hedge_failed", "exit_time": str(T0 + 6), "actual_profit_usd": "-12.071",
+        "leg_out_loss_usd": "12.071", "price_pnl_usd": "-2.000", "exit_short_price": "100720.00"}
+    assert close_text(core.closed["t2"]) == (
+        "long nothing; short sold 0.1 @ 100700.00 then bought 0.1 @ 100720.00: sells - buys -2.000 - fees 10.071 "
+        "- funding 0 = PnL -12.071 USD (projected 25.50); leg-out loss 12.071")
+    rebuilt = Projector().everything(core, [(T0 + 6, facts[5]), (T0 + 6, facts[8])])
+    assert rebuilt["strategy:leg_out_events"] == [(f"{T0 + 6}-0", pairs(first)), (f"{T0 + 6}-1", pairs(second))]
+
+
+def test_legs_closed_outside_are_listed_in_the_hash_and_counted_in_the_account():
+    from services.executor.projection import close_text, trade_fields
+
+    # t3 active at 100,000.1 / 100,700.00; after a restart okx holds nothing (taken at its touch,
+    # 100,500.00) and binance nothing (no fresh price: at the entry, no price PnL)
+    hour = T0 + 3_600_000
+    core = core_after(
+        taken("t3"),
+        order("t3", "SE1", "short", "entry", "Sell", "0.1", T0, "100649.75", "100700.00"),
+        fill("t3", "SE1", "f1", "0.1", "100700.00", "5.035", T0 + 1),
+        order("t3", "LE1", "long", "entry", "Buy", "0.1", T0 + 1, "100050.1", "100000.1"),
+        fill("t3", "LE1", "f2", "0.1", "100000.1", "4.000004", T0 + 2),
+        f.TradeActive(ts_ms=T0 + 2, trade_id="t3", long_qty=D("0.1"), short_qty=D("0.1"), long_avg=D("100000.1"),
+                      short_avg=D("100700.00")),
+        f.PositionGone(ts_ms=hour, trade_id="t3", leg="short", qty=D("0.1"), price=D("100500.00"),
+                       price_source="touch"),
+        f.PositionGone(ts_ms=hour, trade_id="t3", leg="long", qty=D("0.1"), price=D("100000.1"),
+                       price_source="entry"),
+        # cash 10,070.000 - 10,000.01 - 10,050.000 + 10,000.01 = 20.000; fees 9.035004
+        closed("t3", hour, "closed", "closed_outside", "10.964996", "9.035004", "0", "0", "10000.00"))
+    trade = core.closed["t3"]
+    assert trade_fields(trade) == {
+        **TAKEN_FIELDS, "trade_id": "t3", "signal_id": "s-t3", "status": "closed", "long_held": "0.0",
+        "short_held": "0.0", "fees_usd": "9.035004", "funding_usd": "0", "orders": "2", "leg_out_events": "0",
+        "active_time": str(T0 + 2), "entry_long_price": "100000.1", "entry_short_price": "100700.00",
+        "closed_outside": "short 0.1 at 100500.00 (touch); long 0.1 at 100000.1 (entry)",
+        "outcome": "closed", "close_reason": "closed_outside", "exit_time": str(hour),
+        "actual_profit_usd": "10.964996", "leg_out_loss_usd": "0", "price_pnl_usd": "20.000"}
+    assert close_text(trade) == (
+        "long bought 0.1 @ 100000.1; short sold 0.1 @ 100700.00 (2 closed outside): sells - buys 20.000 "
+        "- fees 9.035004 - funding 0 = PnL 10.964996 USD (projected 25.50); leg-out loss 0")
+
+
+def test_the_marks_value_each_priced_trade_at_the_touch_and_count_the_ones_without_a_price():
+    from services.executor.projection import marks
+    from tests.executor_market import Desk
+
+    desk = Desk(venues=("binance", "okx", "bybit"))
+    desk.book("binance", 100_100.0, 100_100.1)
+    desk.book("okx", 100_500.0, 100_500.1)
+    desk.book("bybit", 100_080.0, 100_080.1)
+    for fact in (
+        # ta holds both legs: cash 10,070.00 - 10,000.01 = 69.99, fees 9.035; the long sells at the
+        # bid (0.1 x 100,100.0) and the short buys at the ask (0.1 x 100,500.1): 60.955 - 40.01 = 20.945
+        taken("ta"), fill_of("ta", "short", "Sell", "100700.0", "5.035"), fill_of("ta", "long", "Buy", "100000.1", "4.00"),
+        # tb holds 0.05 long at bybit bought at 100,000.0 (fee 2.5): 0.05 x (100,080.0 - 100,000.0) - 2.5 = 1.500
+        taken("tb", long_venue="bybit"), fill_of("tb", "long", "Buy", "100000.0", "2.5", "0.05"),
+        # no price at gate: neither tc nor td is valued
+        taken("tc", long_venue="gate"), taken("td", short_venue="gate"),
+        # te closed with 12.50
+        taken("te"), closed("te", T0 + 1, "closed", "profit_target", "12.50", "0", "0", "0", "10000.00"),
+    ):
+        for x in fact if isinstance(fact, list) else [fact]:
+            desk.core.apply(x)
+    # spreads: short mid - long mid over their mean: 400 / 100,300.05 and 420 / 100,290.05, in bps
+    assert marks(desk.core, T0 + 9) == {
+        "ts_ms": str(T0 + 9), "open_trades": "4", "ta:spread_bps": "39.88", "ta:unrealised_pnl_usd": "20.945",
+        "tb:spread_bps": "41.88", "tb:unrealised_pnl_usd": "1.500", "unrealised_pnl_usd": "22.445",
+        "equity_usd": "20034.945", "unpriced_trades": "2"}  # 20,000 + 12.50 + 20.945 + 1.500
