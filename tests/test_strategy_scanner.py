@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.strategy.scanner import ScanConfig, scan, scan_synthetic
+from services.strategy.scanner import ScanConfig, ScanResult, scan, scan_synthetic
 from services.strategy.signals import SignalGate
-from services.strategy.state import MarketState
+from services.strategy.state import MarketState, VenueMarket
 from shared.events import BookUpdate, Ticker
 
 T0 = 1_800_000_000_000
@@ -146,3 +146,160 @@ def test_the_top_20_are_kept_and_logged_one_line_each_best_first():
                                "+0.1200 %/8h, confidence ")
     assert lines[20].startswith(" 20. S01USDT ") and lines[1].endswith(" after slippage")
     assert top_text(scan(MarketState(), FRESH, ScanConfig(), T0)) == "top 0 of 0 pairs: none"
+
+
+def open_interest(state: MarketState, venue: str, symbol: str, before: float, now: float) -> None:
+    """Open interest a minute ago and now: the 24 h average is their mean."""
+    for ts, value in ((T0 - 60_000, before), (T0, now)):
+        state.apply(Ticker(venue=venue, symbol=symbol, exchange_ts_ms=ts, receive_ts_us=0, open_interest=value))
+
+
+def test_the_opportunity_carries_its_depths_scores_and_time():
+    o = good_opportunity()
+    # within 10 bps: binance asks 1,000 x 100.0, bybit bids 1,000 x 100.4
+    assert (o.depth_long_usd, o.depth_short_usd, o.detected_ms) == (100_000.0, pytest.approx(100_400.0), T0)
+    # funding 0.001 / 0.001 = 1; OBI long (3 - 1) / 4 = 0.5, short (1 - 3) / 4 = -0.5: (0.5 + 0.5 + 2) / 4
+    assert o.scores == {"funding": 1.0, "obi": pytest.approx(0.75), "oi": 0.5, "vwap": 0.5, "volatility": 0.5,
+                        "liquidation": 1.0}
+    assert o.pair == ("BTCUSDT", "binance", "bybit")
+
+
+def test_the_dashboard_scorer_reads_both_books_open_interest_and_the_next_funding():
+    state = MarketState()
+    quote(state, "binance", "BTCUSDT", 99.99, 100.0, size=1000.0, lean=1)
+    quote(state, "bybit", "BTCUSDT", 100.40, 100.41, funding=0.001, size=1000.0, lean=-1)
+    dashboard = ScanConfig(position_usd=1000.0, scorer="dashboard")
+    # spread 0.4 / 100.2 = 39.92 bps x 0.5 + 0.001 / 0.01 x 100 x 0.3 = 42.92 -> 42; both books lean our way +20
+    assert scan(state, FRESH, dashboard, T0).rejections == {"confidence": 1}  # 62 < 70
+    open_interest(state, "binance", "BTCUSDT", 100.0, 80.0)  # r = 80 / 90 = 0.889
+    open_interest(state, "bybit", "BTCUSDT", 50.0, 40.0)  # r = 40 / 45 = 0.889: mean < 0.9, +15
+    state.apply(Ticker(venue="bybit", symbol="BTCUSDT", exchange_ts_ms=T0, receive_ts_us=0,
+                       next_funding_ts_ms=T0 + 300_000))  # 5 minutes to the payout: +15 (not under 5)
+    state.apply(Ticker(venue="binance", symbol="BTCUSDT", exchange_ts_ms=T0, receive_ts_us=0,
+                       next_funding_ts_ms=T0 + 3_600_000))  # the nearer one counts
+    [o] = scan(state, FRESH, dashboard, T0).opportunities
+    assert o.confidence == 42 + 20 + 15 + 15
+    assert scan(state, FRESH, dashboard, T0 + 1).opportunities[0].confidence == 100  # 4.99998 min: 107, capped
+    # the confluence scorer on the same market: OI 1 now (r <= 0.9): 73 + 7 x 0.5 x 100 / 40 = 81.75 -> 82
+    assert scan(state, FRESH, ScanConfig(position_usd=1000.0), T0).opportunities[0].confidence == round(
+        100 * (9 + 8 * 0.75 + 7 + 6 * 0.5 + 5 * 0.5 + 5) / 40)
+
+
+def test_the_liquid_book_check_reads_the_side_each_leg_takes():
+    # $40,000 within 2 bps on the side a leg takes is thin, whatever rests on the other side
+    def rejected(long_asks: float, short_bids: float) -> ScanResult:
+        state = MarketState()
+        for venue, bid, ask, bids, asks in (("binance", 99.99, 100.0, 1200.0, long_asks),
+                                            ("bybit", 100.40, 100.41, short_bids, 1200.0)):
+            state.apply(BookUpdate(venue=venue, symbol="BTCUSDT", kind="snapshot", update_id=1, exchange_ts_ms=T0,
+                                   receive_ts_us=0, bids=((bid, bids),), asks=((ask, asks),)))
+            state.apply(Ticker(venue=venue, symbol="BTCUSDT", exchange_ts_ms=T0, receive_ts_us=0,
+                               funding_rate=0.001 if venue == "bybit" else 0.0, funding_interval_min=480))
+        open_interest(state, "binance", "BTCUSDT", 100.0, 80.0)  # OI leaving: confidence above 70
+        open_interest(state, "bybit", "BTCUSDT", 100.0, 80.0)
+        return scan(state, FRESH, ScanConfig(position_usd=1000.0), T0)
+
+    assert len(rejected(long_asks=1200.0, short_bids=1200.0).opportunities) == 1
+    assert rejected(long_asks=400.0, short_bids=1200.0).rejections == {"thin_book": 1}  # 400 x 100 = $40,000
+    assert rejected(long_asks=1200.0, short_bids=400.0).rejections == {"thin_book": 1}  # 400 x 100.4 = $40,160
+    assert len(rejected(long_asks=500.0, short_bids=498.1).opportunities) == 1  # $50,000 and $50,009 are enough
+
+
+def test_the_hard_depth_window_is_a_setting():
+    # binance's asks: $20 at the touch, $100,050 five... 15 bps above it: inside 20 bps, outside 10
+    state = MarketState()
+    state.apply(BookUpdate(venue="binance", symbol="BTCUSDT", kind="snapshot", update_id=1, exchange_ts_ms=T0,
+                           receive_ts_us=0, bids=((99.99, 3000.0),), asks=((100.0, 0.2), (100.15, 1000.0))))
+    quote(state, "bybit", "BTCUSDT", 100.40, 100.41, funding=0.001, size=1000.0, lean=-1)
+    assert scan(state, FRESH, ScanConfig(position_usd=1000.0), T0).rejections == {"hard_depth": 1}  # $20 < $2,000
+    assert scan(state, FRESH, ScanConfig(position_usd=1000.0, depth_bps=20.0), T0).rejections != {"hard_depth": 1}
+
+
+def test_a_venue_without_a_quote_and_rejections_counted_per_symbol():
+    state = MarketState()
+    for symbol in ("AUSDT", "BUSDT"):
+        quote(state, "bybit", symbol, 100.40, 100.41, funding=0.001, size=1000.0)
+        state.apply(Ticker(venue="binance", symbol=symbol, exchange_ts_ms=T0, receive_ts_us=0, funding_rate=0.0,
+                           funding_interval_min=480))  # funding known, no top of book yet
+    result = scan(state, FRESH, ScanConfig(position_usd=1000.0), T0)
+    assert (result.rejections, result.candidates) == ({"no_quote": 2}, 2)
+    only = scan(state, FRESH, ScanConfig(position_usd=1000.0), T0, symbols=["BUSDT", "CUSDT"])  # C is unknown
+    assert (only.rejections, only.candidates) == ({"no_quote": 1}, 1)
+
+
+def pair_market(binance: tuple[float, float, float], bybit: tuple[float, float, float],
+                sizes: tuple[float, float] = (1000.0, 1000.0)) -> MarketState:
+    """binance and bybit quoting BTCUSDT: (bid, ask, funding per 8 h) each; (binance asks, bybit asks) sizes."""
+    state = MarketState()
+    for venue, (bid, ask, funding), asks in (("binance", binance, sizes[0]), ("bybit", bybit, sizes[1])):
+        state.apply(BookUpdate(venue=venue, symbol="BTCUSDT", kind="snapshot", update_id=1, exchange_ts_ms=T0,
+                               receive_ts_us=0, bids=((bid, 1000.0),), asks=((ask, asks),)))
+        state.apply(Ticker(venue=venue, symbol="BTCUSDT", exchange_ts_ms=T0, receive_ts_us=0, funding_rate=funding,
+                           funding_interval_min=480))
+    return state
+
+
+def test_the_direction_is_the_one_worth_more_in_spread_plus_funding():
+    # long binance, short bybit: spread (100.05 - 100) / 100.025 = +5 bps, funding 0.0005 - 0.00125 = -7.5 bps:
+    # -2.5; long bybit, short binance: (99.99 - 100.06) / 100.025 = -7 bps, funding +7.5: +0.5 (the better)
+    funding_wins = pair_market((99.99, 100.0, 0.00125), (100.05, 100.06, 0.0005))
+    # long bybit has a negative spread: it fails on the spread; the other way would fail on funding
+    assert scan(funding_wins, FRESH, ScanConfig(), T0).rejections == {"spread_below_costs": 1}
+    # long binance, short bybit: +20 bps, funding -10 bps: +10; long bybit: -22 bps, +10: -12
+    spread_wins = pair_market((99.99, 100.0, 0.001), (100.2, 100.21, 0.0))
+    assert scan(spread_wins, FRESH, ScanConfig(), T0).rejections == {"hard_funding": 1}
+    # binance dearer and paying shorts: long bybit, short binance (binance is first by name) passes the hard
+    # constraints and the spread; balanced books score 0.5: 9 + 4 + 3.5 + 3 + 2.5 + 5 = 27 / 40 = 68 < 70
+    dearer_first = pair_market((100.40, 100.41, 0.001), (99.99, 100.0, 0.0))
+    assert scan(dearer_first, FRESH, ScanConfig(), T0).rejections == {"confidence": 1}
+
+
+def test_a_tie_between_directions_keeps_the_first_venue_by_name_long():
+    # the same quotes and funding on both: both ways are worth the same; long binance, whose asks are thin
+    tie = pair_market((100.0, 100.1, 0.0), (100.0, 100.1, 0.0), sizes=(1.0, 1000.0))
+    assert scan(tie, FRESH, ScanConfig(), T0).rejections == {"hard_depth": 1}  # long bybit would fail on funding
+
+
+def test_spread_covers_fees_at_its_edges():
+    from services.strategy.scanner import spread_covers_fees
+
+    def legs(long_venue: str, ask: float, short_venue: str, bid: float):
+        state = MarketState()
+        quote(state, long_venue, "X", ask - 1.0, ask)
+        quote(state, short_venue, "X", bid, bid + 1.0)
+        return state.get(long_venue, "X"), state.get(short_venue, "X")
+
+    # 999 -> 1001: (1001 - 999) / 1000 = exactly 20 bps, above the 19 bps of binance (4) + bybit (5.5) fees x 2
+    long, short = legs("binance", 999.0, "bybit", 1001.0)
+    assert spread_covers_fees(long, short, 20.0) and not spread_covers_fees(long, short, 20.0005)
+    assert spread_covers_fees(long, short, 5.0) and not spread_covers_fees(short, long, 0.0)  # the wrong way round
+    # 9991 -> 10009: exactly 18 bps, binance (4) + okx (5) x 2 = 18: enough; 10008: 17 bps is not
+    assert spread_covers_fees(*legs("binance", 9991.0, "okx", 10009.0), 5.0)
+    assert not spread_covers_fees(*legs("binance", 9991.0, "okx", 10008.0), 5.0)
+    assert not spread_covers_fees(*legs("okx", 9991.0, "bitget", 10009.0), 5.0)  # 2 x (5 + 6) = 22 bps
+    # a locked book (bid = ask) never covers anything, not even with no fees and no minimum
+    long, short = legs("binance", 100.0, "bybit", 100.0)
+    long.fee_bps = short.fee_bps = 0.0
+    assert not spread_covers_fees(long, short, 0.0)
+    assert not spread_covers_fees(VenueMarket("binance", "X"), short, 0.0)  # no ask to buy at
+
+
+def test_synthetic_scan_counts_each_rejection_and_values_the_opportunity():
+    state = MarketState()
+    for symbol in ("AUSDT", "CUSDT"):
+        quote(state, "bybit", symbol, 99.0, 101.0)  # mid 100
+    result = scan_synthetic(state, "bybit", ["ZUSDT", "YUSDT", "CUSDT", "AUSDT"], 50.0, 0.01, 1000.0, T0)
+    assert result.rejections == {"no_quote": 2} and result.candidates == 4
+    assert [o.symbol for o in result.opportunities] == ["AUSDT", "CUSDT"]
+    o = result.opportunities[0]
+    # 50 bps: long at 100 x (1 - 0.0025), short at 100 x 1.0025; fees 5.5 x 2; slippage 2 + 1,000 / 50,000 x 3
+    assert (o.long_price, o.short_price) == (pytest.approx(99.75), pytest.approx(100.25))
+    assert (o.spread_bps, o.funding_delta_8h, o.fees_bps, o.slippage_bps) == (50.0, 0.01, 11.0, pytest.approx(2.06))
+    # profit 50 - 11 - 10 funding cost = 29 bps = $2.90 on $1,000; after 2.06 bps slippage 26.94 bps = $2.694
+    assert o.projected_profit_usd == pytest.approx(2.90) and o.projected_profit_after_slippage_usd == pytest.approx(
+        2.694)
+    assert (o.depth_long_usd, o.depth_short_usd, o.detected_ms) == (50_000.0, 50_000.0, T0)
+    seed = scan_synthetic(state, "bybit", ["AUSDT", "CUSDT"], 15.0, 0.0001, 1000.0, T0)
+    assert seed.rejections == {"synthetic_funding": 2}
+    mixed = scan_synthetic(state, "bybit", ["AUSDT", "CUSDT"], 50.0, 0.01, 1000.0, T0)
+    assert len(mixed.opportunities) == 2
