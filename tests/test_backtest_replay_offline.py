@@ -60,8 +60,8 @@ def record(path, seconds: int = 30, forced: tuple[tuple[int, int], ...] = ((0, 3
             model.force("BTCUSDT", "binance", 100.0, 0.005, windows[model.now_ms])
         model.step(model.now_ms + 20)
         for name, topics in TOPICS.items():
-            for topic, frames in dialects[name].step_frames(set(topics)).items():
-                for frame in frames:
+            for topic in topics:  # one at a time: a set's order (sequence numbers) moves with PYTHONHASHSEED
+                for frame in dialects[name].step_frames({topic}).get(topic, []):
                     feed(name, topic, frame)
     lines = [grid_line(grids)] + [json.dumps({"fields": to_fields(e)}) for e in events]
     path.write_text("\n".join(lines) + "\n")
@@ -192,6 +192,21 @@ def test_exits_still_working_when_the_recording_ends_finish_on_the_clock(tmp_pat
     after = [x for x in result.facts if x.ts_ms > end]
     assert {type(x).__name__ for x in after} >= {"CancelRequested", "LegOut", "OrderFilled", "TradeClosed"}
     assert [x.order_type for x in after if isinstance(x, f.OrderPlaced)] == ["Market"]
+    kinds = [type(x).__name__ for x in result.facts]  # what came before the end is kept
+    assert (kinds.count("SignalTaken"), kinds.count("TradeActive"), kinds.count("ExitStarted")) == (1, 1, 1)
+    # held at most 9.94 s, the exit starts 40 ms before the end; a leg rests, and times out 500 ms
+    # after it was placed: the clock moves to that deadline, not to a leg timeout after the end
+    _, result, _ = replay(path, ExecConfig(starting_capital=D(20_000), limit_slippage_bps=0.0, max_hold_ms=9_940))
+    (started,) = [x for x in result.facts if isinstance(x, f.ExitStarted)]
+    (closed,) = [x for x in result.facts if isinstance(x, f.TradeClosed)]
+    assert started.reason == "max_hold" and started.ts_ms < end < closed.ts_ms == started.ts_ms + 500
+
+
+def test_an_empty_file_is_not_a_recording(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(RecordingError, match=r"empty\.jsonl:1: not a recording"):
+        read_recording(empty)
 
 
 def test_a_recording_that_is_not_there_is_named(tmp_path):
