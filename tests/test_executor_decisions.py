@@ -524,8 +524,9 @@ def test_market_exits_refused_twice_hedge_attempts_times_turn_into_the_emergency
         markets = _exits(facts)
         sent += 2
     assert sent == 4  # 2 x hedge_attempts market exits, all refused
-    [leg_out] = _of(facts, f.LegOut)
-    assert (leg_out.phase, leg_out.action) == ("exit", "unwind")
+    [leg_out] = _of(facts, f.LegOut)  # neither leg's exit filled: recorded against the long leg
+    assert (leg_out.phase, leg_out.action, leg_out.filled_leg, leg_out.unfilled_leg, leg_out.filled_at_ms) == (
+        "exit", "unwind", "long", "short", T0 + 1_600)
     assert sorted((o.leg, o.purpose, o.side, o.order_type, o.reduce_only) for o in _placed(facts)) == [
         ("long", "unwind", "Sell", "Market", True), ("short", "unwind", "Buy", "Market", True)]
 
@@ -672,3 +673,111 @@ def test_a_vanished_leg_is_priced_at_a_quote_up_to_2_s_old_else_at_its_average_e
     [gone] = _of(desk.core.reconcile_positions({"okx": {}}, top + age_ms)[0], f.PositionGone)
     entry = (D("0.05") * D("100700.0") + D("0.049") * D("100690.0")) / QTY
     assert (gone.price, gone.price_source) == (price or entry, source)
+
+
+# ---------------------------------------------------------------------- the rest
+
+
+def test_a_signal_is_read_from_its_stream_fields_as_strings_and_a_missing_field_is_named():
+    import msgspec
+
+    from services.executor.core import parse_signal
+
+    fields = {"id": "s1", "symbol": SYMBOL, "long_venue": "binance", "short_venue": "okx", "spread_bps": "70.5",
+              "funding_delta_8h": "0.0004", "confidence": "80", "depth_long_usd": "200000",
+              "depth_short_usd": "150000", "created_ms": str(T0), "extra": "ignored"}
+    assert parse_signal(fields) == SignalIn(
+        id="s1", mode="cross", symbol=SYMBOL, long_venue="binance", short_venue="okx", spread_bps=70.5,
+        funding_delta_8h=0.0004, confidence=80, depth_long_usd=200_000.0, depth_short_usd=150_000.0, created_ms=T0)
+    with pytest.raises(msgspec.ValidationError, match="confidence"):
+        parse_signal({k: v for k, v in fields.items() if k != "confidence"})
+
+
+def test_a_fact_for_a_trade_the_executor_never_took_is_an_error():
+    desk = _bare()
+    with pytest.raises(f.FactError, match="OrderAcked for unknown trade nobody"):
+        desk.core.apply(f.OrderAcked(ts_ms=T0, trade_id="nobody", link_id="nobody-SE1", venue_order_id="v"))
+
+
+def test_a_funding_payment_the_venue_reports_is_counted_on_its_trade():
+    desk = _bare()
+    _active_bare(desk)
+    trade = next(iter(desk.core.trades.values()))
+    paid = f.FundingPaid(ts_ms=T0 + 50, trade_id=trade.id, leg="short", amount=D("-4.98"))
+    assert desk.core.on_report(paid, T0 + 50) == [paid] and trade.funding == D("-4.98")
+
+
+def test_the_projected_profit_counts_fees_funding_and_slippage_to_the_cent_on_a_large_trade():
+    # $2,000,000 of capital, depth $5,000,000: size min(1,000,000 half, 1,485,714 edge, 2,500,000 depth,
+    # 1,694,915 risk) = $1,000,000; slippage 2 x 2 x (2 + 1,000,000 / 5,000,000 x 3) = 10.4 bps;
+    # 70 - 18 + 4 - 10.4 = 45.6 bps of $1,000,000 = $4,560.00 (a cent is 0.0001 bps here)
+    desk = _bare(ExecConfig(starting_capital=D(2_000_000)))
+    [taken] = _of(_send(desk, _signal(depth=5_000_000.0)), f.SignalTaken)
+    assert (taken.size_usd, taken.projected_profit_usd) == (D("1000000.00"), D("4560.00"))
+    # qty: 1,000,000 / 100,349.9 = 9.96513 -> 9.965 BTC
+    assert taken.qty == D("9.965")
+
+
+def test_on_a_venue_in_hedge_mode_the_long_leg_trades_position_1_and_the_short_position_2():
+    desk = _bare(ExecConfig(hedge_mode_venues=frozenset({"okx"})))
+    [hard] = _placed(_send(desk))
+    [easy] = _placed(_fill(desk, hard, 10))
+    assert (hard.venue, hard.position_idx, easy.venue, easy.position_idx) == ("okx", 2, "binance", 0)
+    desk2 = _bare(ExecConfig(hedge_mode_venues=frozenset({"binance", "okx"})))
+    [hard] = _placed(_send(desk2, _signal(long_venue="okx", short_venue="binance")))
+    assert (hard.leg, hard.venue, hard.position_idx) == ("long", "okx", 1)
+
+
+def test_an_exit_on_a_venue_without_a_quote_goes_at_market_and_records_no_spread():
+    desk = _bare()
+    _active_bare(desk)
+    okx = desk.core.market.get("okx", SYMBOL)
+    okx.bid = okx.ask = None
+    facts = desk.core.shutdown(T0 + 1_000)
+    assert [x.spread_bps for x in _of(facts, f.ExitStarted)] == [0.0]
+    exits = _exits(facts)
+    assert [(o.leg, o.order_type, o.price, o.touch) for o in exits.values()] == [
+        ("long", "Limit", D("99950.0"), D("100000.0")), ("short", "Market", None, None)]
+
+
+def test_a_shutdown_keeps_the_halt_in_force_and_a_halt_after_it_closes_at_market_unless_it_keeps():
+    desk = _bare(ExecConfig(max_concurrent_trades=2))
+    [pending] = _placed(_send(desk))
+    desk.core.halt("manual", "the operator's word", T0 + 1, action="keep")
+    desk.core.shutdown(T0 + 2)
+    assert _rejection(_send(desk, _signal("b", short_venue="bybit"), at=3)) == ("halted", "manual: the operator's word")
+    [easy] = _placed(_fill(desk, pending, 10))
+    assert [x.reason for x in _of(_fill(desk, easy, 20), f.ExitStarted)] == ["shutdown"]  # a limit exit
+    desk2 = _bare()
+    [pending] = _placed(_send(desk2))
+    desk2.core.shutdown(T0 + 1)
+    assert [h.action for h in _of(desk2.core.halt("manual", "x", T0 + 2), f.TradingHalted)] == ["close"]  # the default
+    [easy] = _placed(_fill(desk2, pending, 10))
+    assert [x.reason for x in _of(_fill(desk2, easy, 20), f.ExitStarted)] == ["emergency_stop"]
+    desk3 = _bare()
+    [pending] = _placed(_send(desk3))
+    desk3.core.shutdown(T0 + 1)
+    desk3.core.halt("manual", "x", T0 + 2, action="keep")  # keeps the trades: the shutdown's exit stands
+    [easy] = _placed(_fill(desk3, pending, 10))
+    assert [x.reason for x in _of(_fill(desk3, easy, 20), f.ExitStarted)] == ["shutdown"]
+
+
+def test_after_a_resume_a_trade_that_becomes_active_is_kept():
+    desk = _bare()
+    [pending] = _placed(_send(desk))
+    desk.core.halt("manual", "x", T0 + 1, action="close")
+    desk.core.resume(T0 + 2)
+    [easy] = _placed(_fill(desk, pending, 10))
+    facts = _fill(desk, easy, 20)
+    assert _of(facts, f.TradeActive) and not _of(facts, f.ExitStarted)
+
+
+def test_a_part_filled_harder_leg_decided_after_a_restart_records_when_it_was_closed():
+    desk = _bare(ExecConfig(order_attempts=1))
+    desk.core.grids[("binance", SYMBOL)] = Grid(D("0.1"), D("0.01"), D("0.01"))
+    [hard] = _placed(_send(desk))
+    _fill(desk, hard, 10, qty=D("0.045"))
+    desk.core.on_report(f.OrderClosed(ts_ms=T0 + 300, trade_id=hard.trade_id, link_id=hard.link_id,
+                                      status="cancelled"), T0 + 300, then_step=False)
+    [leg_out] = _of(desk.core.step(T0 + 5_000), f.LegOut)
+    assert (leg_out.ts_ms, leg_out.filled_at_ms) == (T0 + 5_000, T0 + 300)
