@@ -95,6 +95,40 @@ def test_every_fact_is_flat_text_in_the_stream_with_its_type_and_version_and_rea
         expected = {"v": "1", "ts_ms": S0, **fields}
         assert f.to_fields(fact) == expected, type(fact).__name__
         assert f.from_fields(expected) == fact, type(fact).__name__
+        with pytest.raises(AttributeError):  # a fact, once written, is never changed
+            fact.ts_ms = T0 + 1
+
+
+def test_every_value_a_fact_may_name_reads_back_and_one_it_may_not_is_refused():
+    import msgspec
+
+    placed = f.OrderPlaced(ts_ms=T0, trade_id="t1", link_id="t1-1", leg="long", purpose="entry", venue="okx",
+                           symbol="BTCUSDT", side="Buy", order_type="Limit", qty=D("0.1"), price=D("100000.1"))
+    leg_out = f.LegOut(ts_ms=T0, trade_id="t1", phase="entry", filled_leg="short", unfilled_leg="long",
+                       filled_at_ms=T0, action="hedge")
+    done = f.TradeClosed(ts_ms=T0, trade_id="t1", outcome="closed", reason="r", pnl_usd=D(1), fees_usd=D(0),
+                         funding_usd=D(0), leg_out_loss_usd=D(0), size_usd=D(1))
+    variants = {
+        taken(): {"harder": ("long", "short")},
+        placed: {"leg": ("long", "short"), "purpose": ("entry", "hedge", "exit", "unwind"), "side": ("Buy", "Sell"),
+                 "order_type": ("Limit", "Market")},
+        f.OrderClosed(ts_ms=T0, trade_id="t1", link_id="t1-1", status="cancelled"): {"status": ("cancelled",
+                                                                                               "rejected")},
+        leg_out: {"phase": ("entry", "exit"), "filled_leg": ("long", "short"), "unfilled_leg": ("long", "short"),
+                  "action": ("hedge", "unwind")},
+        f.FundingPaid(ts_ms=T0, trade_id="t1", leg="long", amount=D(1)): {"leg": ("long", "short")},
+        f.PositionGone(ts_ms=T0, trade_id="t1", leg="long", qty=D(1), price=D(1), price_source="entry"): {
+            "leg": ("long", "short")},
+        done: {"outcome": ("closed", "rejected", "emergency_closed")},
+        f.TradingHalted(ts_ms=T0, reason="manual", detail="", action="close"): {"action": ("close", "keep")},
+    }
+    for fact, fields in variants.items():
+        for name, values in fields.items():
+            for value in values:
+                variant = msgspec.structs.replace(fact, **{name: value})
+                assert f.from_fields(f.to_fields(variant)) == variant
+            with pytest.raises(f.FactError, match=f"^{f.to_fields(fact)['type']}: .*{name}"):
+                f.from_fields({**f.to_fields(fact), name: "sideways"})
 
 
 def test_fields_left_out_of_an_entry_read_back_as_their_defaults():
@@ -196,15 +230,17 @@ def test_the_tally_counts_entries_orders_cancels_and_hedge_times_from_hand_made_
         leg_out("E", "entry", "unwind", T0 + 20_300),
         order("E", "E-SU1", "short", "unwind", "Buy", T0 + 20_300, "Market"), fill("E", "E-SU1", T0 + 20_600),
         done("E", T0 + 20_600, "emergency_closed", "hedge_failed"),
+        # F: both legs filled at once, like D
+        taken("F"), active("F", T0 + 30_000),
     ]
     tally = Tally()
     for fact in facts:
         tally.apply(fact)
     # orders: A 7, B 1, C 1, D 4, E 4 = 17; refused: A-LH1, C-SE1, E-LE1, E-LH1; cancelled: A-LE1 (in
-    # part filled), A-SX1, B-SE1, D-SX1; failed: A and E (leg-outs), B and C (never active)
+    # part filled), A-SX1, B-SE1, D-SX1; failed: A and E (leg-outs), B and C (never active); D and F did well
     assert {k: tally.counts[k] for k in ("trades_executed", "trades_successful", "trades_failed", "timeouts",
                                           "orders_placed", "order_rejections", "cancellations", "partial_fills")} == {
-        "trades_executed": 5, "trades_successful": 1, "trades_failed": 4, "timeouts": 1, "orders_placed": 17,
+        "trades_executed": 6, "trades_successful": 2, "trades_failed": 4, "timeouts": 1, "orders_placed": 17,
         "order_rejections": 4, "cancellations": 4, "partial_fills": 1}
     assert tally.hedge.samples_ns() == [250_000_000, 400_000_000, 600_000_000]
 
@@ -252,7 +288,8 @@ def core_after(*facts: f.AnyFact):
 
 TWO_DAYS = [
     # 2027-01-15: a wins 30.50; b is emergency closed after a leg-out, losing 12.40 (11.00 of it to the
-    # leg-out); c never fills (rejected, nothing paid: not a closed trade); a stale signal is refused
+    # leg-out); c never fills (rejected, nothing paid: not a closed trade), nor does c2; a2 wins 4.10
+    # after a leg-out that cost 0.60; a stale and an unconfident signal are refused
     taken("a", T0), taken("b", T0 + 1_000, size="6000.00"),
     f.SignalRejected(ts_ms=T0 + 2_000, signal_id="x1", symbol="BTCUSDT", reason="stale_signal"),
     leg_out("b", T0 + 3_000, "unwind"),
@@ -260,13 +297,20 @@ TWO_DAYS = [
     closed("b", T0 + 70_000, "emergency_closed", "hedge_failed", "-12.40", "9.00", "0", "11.00", "6000.00"),
     taken("c", T0 + 80_000, size="4000.00"),
     closed("c", T0 + 80_500, "rejected", "harder_leg_timeout", "0", "0", "0", "0", "4000.00"),
+    taken("a2", T0 + 90_000, size="2000.00"), leg_out("a2", T0 + 92_000),
+    closed("a2", T0 + 95_000, "closed", "funding_converged", "4.10", "1.00", "0", "0.60", "2000.00"),
+    f.SignalRejected(ts_ms=T0 + 96_000, signal_id="x3", symbol="BTCUSDT", reason="confidence"),
+    taken("c2", T0 + 97_000, size="1000.00"),
+    closed("c2", T0 + 97_500, "rejected", "harder_leg_rejected", "0", "0", "0", "0", "1000.00"),
     # 2027-01-16: d found closed outside, exactly even (neither a win nor a loss); e rejected after
-    # its filled part was unwound at a loss of 0.20 (no fee): a closed trade, a loss; g stays open
-    # after a leg-out; a signal is refused while halted
+    # its filled part was unwound at a loss of 0.20 (no fee): a closed trade, a loss; k stopped out
+    # at a loss of 3.10; g stays open after a leg-out; a signal is refused while halted
     taken("d", U - 6_000, size="5000.00"),
     closed("d", U - 5_000, "closed", "closed_outside", "0", "2.00", "-2.00", "0", "5000.00"),
     taken("e", U - 4_000, size="3000.00"),
     closed("e", U - 3_000, "rejected", "unwound", "-0.20", "0", "0", "0.20", "3000.00"),
+    taken("k", U - 2_800, size="1500.00"),
+    closed("k", U - 2_500, "closed", "stop_loss", "-3.10", "1.50", "0", "0", "1500.00"),
     taken("g", U - 2_000, size="7000.00"), leg_out("g", U - 1_000),
     f.SignalRejected(ts_ms=U, signal_id="x2", symbol="BTCUSDT", reason="halted"),
 ]
@@ -279,34 +323,36 @@ def test_the_portfolio_state_and_daily_figures_over_two_days_of_hand_made_trades
     cmds = Projector().writes(core, TWO_DAYS)
     state = {
         "starting_capital": "20000",
-        "available_capital": "13017.90",  # 20,000 + 17.90 - 7,000.00 held by g
+        "available_capital": "13018.90",  # 20,000 + 18.90 - 7,000.00 held by g
         "total_open_positions": "7000.00",
         "active_trades": "1",
-        "cumulative_pnl": "17.90",  # 30.50 - 12.40 + 0 - 0.20
-        "fees_paid": "19.25",  # 8.25 + 9.00 + 2.00
+        "cumulative_pnl": "18.90",  # 30.50 - 12.40 + 4.10 + 0 - 0.20 - 3.10
+        "fees_paid": "21.75",  # 8.25 + 9.00 + 1.00 + 2.00 + 1.50
         "funding_paid": "-0.75",  # 1.25 - 2.00
-        "closed_trades": "4",  # a, b, d, e
-        "rejected_trades": "1",  # c
-        "signals_taken": "6",
-        "rejected_signals": "2",
-        "win_count": "1",
-        "loss_count": "2",
-        "win_rate": "0.3333",  # 1 / (1 + 2); d, even, is neither
-        "average_profit": "4.4750",  # 17.90 / 4
+        "closed_trades": "6",  # a, b, a2, d, e, k
+        "rejected_trades": "2",  # c, c2
+        "signals_taken": "9",
+        "rejected_signals": "3",
+        "win_count": "2",  # a, a2
+        "loss_count": "3",  # b, e, k
+        "win_rate": "0.4000",  # 2 / (2 + 3); d, even, is neither
+        "average_profit": "3.1500",  # 18.90 / 6
         "utilization": "0.3500",  # 7,000 / 20,000
-        "leg_out_count": "2",
-        "leg_out_total_loss": "11.20",
-        "leg_out_loss_rate": "0.6257",  # 11.20 / 17.90 = 0.62569...
+        "leg_out_count": "3",  # b, a2, g
+        "leg_out_total_loss": "11.80",  # 11.00 + 0.60 + 0.20
+        "leg_out_loss_rate": "0.6243",  # 11.80 / 18.90 = 0.62433...
         "emergency_closes": "1",
         "closed_outside_trades": "1",
-        "realistic_apr": "0.3267",  # 17.90 / 20,000 = 0.000895 in exactly one day: x 365 = 0.326675
+        "realistic_apr": "0.3449",  # 18.90 / 20,000 = 0.000945 in exactly one day: x 365 = 0.344925
         "updated_ms": str(U),
         "trading": "on", "halt_reason": "", "halt_detail": "", "halted_ms": "",
     }
-    day1 = ('{"fees": "17.25", "funding": "1.25", "leg_out_loss": "11.00", "leg_outs": "1", "losses": "1", '
-            '"pnl": "18.10", "rejected_signals": "1", "trades": "2", "wins": "1"}')
-    day2 = ('{"fees": "2.00", "funding": "-2.00", "leg_out_loss": "0.20", "leg_outs": "1", "losses": "1", '
-            '"pnl": "-0.20", "rejected_signals": "1", "trades": "2", "wins": "0"}')
+    # day 1: a, b, a2 (c and c2 never filled); pnl 30.50 - 12.40 + 4.10, fees 8.25 + 9.00 + 1.00
+    day1 = ('{"fees": "18.25", "funding": "1.25", "leg_out_loss": "11.60", "leg_outs": "2", "losses": "1", '
+            '"pnl": "22.20", "rejected_signals": "2", "trades": "3", "wins": "2"}')
+    # day 2: d, e, k; pnl 0 - 0.20 - 3.10, fees 2.00 + 1.50
+    day2 = ('{"fees": "3.50", "funding": "-2.00", "leg_out_loss": "0.20", "leg_outs": "1", "losses": "2", '
+            '"pnl": "-3.30", "rejected_signals": "1", "trades": "3", "wins": "0"}')
     flat = [x for pair in state.items() for x in pair]
     assert [c for c in cmds if c[1] in ("strategy:portfolio:state", "strategy:metrics:daily")] == [
         ("HSET", "strategy:portfolio:state", *flat),
@@ -316,7 +362,7 @@ def test_the_portfolio_state_and_daily_figures_over_two_days_of_hand_made_trades
     assert everything["strategy:portfolio:state"] == state
     assert everything["strategy:metrics:daily"] == {"2027-01-15": day1, "2027-01-16": day2}
     assert sorted(k for k in everything if k.startswith("strategy:trades:")) == [
-        "strategy:trades:active:g", *(f"strategy:trades:closed:{t}" for t in "abcde")]
+        "strategy:trades:active:g", *(f"strategy:trades:closed:{t}" for t in ("a", "a2", "b", "c", "c2", "d", "e", "k"))]
     assert "strategy:leg_out_events" not in everything  # none given
 
 
