@@ -163,6 +163,9 @@ def test_an_entry_that_is_not_a_fact_of_this_schema_is_refused_naming_what_is_wr
     assert str(untyped.value).startswith("?: ")
     with pytest.raises(f.FactError, match=r"^order_shipped: "):
         f.from_fields({**acked, "v": "1", "type": "order_shipped"})
+    # a well-formed fact about a trade the stream never took is refused too, naming it
+    with pytest.raises(f.FactError, match=r"^TradeClosed for unknown trade zz$"):
+        core_after(closed("zz", T0, "closed", "profit_target", "1", "0", "0", "0", "10000.00"))
 
 
 # ---------------------------------------------------------------------------------------- tally.py
@@ -288,8 +291,9 @@ def core_after(*facts: f.AnyFact):
 
 TWO_DAYS = [
     # 2027-01-15: a wins 30.50; b is emergency closed after a leg-out, losing 12.40 (11.00 of it to the
-    # leg-out); c never fills (rejected, nothing paid: not a closed trade), nor does c2; a2 wins 4.10
-    # after a leg-out that cost 0.60; a stale and an unconfident signal are refused
+    # leg-out); c never fills (rejected, nothing paid: not a closed trade), nor does c2; a2 wins 0.85
+    # (less than a dollar is still a win) after a leg-out that cost 0.60; a stale and an unconfident
+    # signal are refused
     taken("a", T0), taken("b", T0 + 1_000, size="6000.00"),
     f.SignalRejected(ts_ms=T0 + 2_000, signal_id="x1", symbol="BTCUSDT", reason="stale_signal"),
     leg_out("b", T0 + 3_000, "unwind"),
@@ -298,7 +302,7 @@ TWO_DAYS = [
     taken("c", T0 + 80_000, size="4000.00"),
     closed("c", T0 + 80_500, "rejected", "harder_leg_timeout", "0", "0", "0", "0", "4000.00"),
     taken("a2", T0 + 90_000, size="2000.00"), leg_out("a2", T0 + 92_000),
-    closed("a2", T0 + 95_000, "closed", "funding_converged", "4.10", "1.00", "0", "0.60", "2000.00"),
+    closed("a2", T0 + 95_000, "closed", "funding_converged", "0.85", "1.00", "0", "0.60", "2000.00"),
     f.SignalRejected(ts_ms=T0 + 96_000, signal_id="x3", symbol="BTCUSDT", reason="confidence"),
     taken("c2", T0 + 97_000, size="1000.00"),
     closed("c2", T0 + 97_500, "rejected", "harder_leg_rejected", "0", "0", "0", "0", "1000.00"),
@@ -323,10 +327,10 @@ def test_the_portfolio_state_and_daily_figures_over_two_days_of_hand_made_trades
     cmds = Projector().writes(core, TWO_DAYS)
     state = {
         "starting_capital": "20000",
-        "available_capital": "13018.90",  # 20,000 + 18.90 - 7,000.00 held by g
+        "available_capital": "13015.65",  # 20,000 + 15.65 - 7,000.00 held by g
         "total_open_positions": "7000.00",
         "active_trades": "1",
-        "cumulative_pnl": "18.90",  # 30.50 - 12.40 + 4.10 + 0 - 0.20 - 3.10
+        "cumulative_pnl": "15.65",  # 30.50 - 12.40 + 0.85 + 0 - 0.20 - 3.10
         "fees_paid": "21.75",  # 8.25 + 9.00 + 1.00 + 2.00 + 1.50
         "funding_paid": "-0.75",  # 1.25 - 2.00
         "closed_trades": "6",  # a, b, a2, d, e, k
@@ -336,20 +340,20 @@ def test_the_portfolio_state_and_daily_figures_over_two_days_of_hand_made_trades
         "win_count": "2",  # a, a2
         "loss_count": "3",  # b, e, k
         "win_rate": "0.4000",  # 2 / (2 + 3); d, even, is neither
-        "average_profit": "3.1500",  # 18.90 / 6
+        "average_profit": "2.6083",  # 15.65 / 6 = 2.60833...
         "utilization": "0.3500",  # 7,000 / 20,000
         "leg_out_count": "3",  # b, a2, g
         "leg_out_total_loss": "11.80",  # 11.00 + 0.60 + 0.20
-        "leg_out_loss_rate": "0.6243",  # 11.80 / 18.90 = 0.62433...
+        "leg_out_loss_rate": "0.7540",  # 11.80 / 15.65 = 0.75399...
         "emergency_closes": "1",
         "closed_outside_trades": "1",
-        "realistic_apr": "0.3449",  # 18.90 / 20,000 = 0.000945 in exactly one day: x 365 = 0.344925
+        "realistic_apr": "0.2856",  # 15.65 / 20,000 = 0.0007825 in exactly one day: x 365 = 0.2856125
         "updated_ms": str(U),
         "trading": "on", "halt_reason": "", "halt_detail": "", "halted_ms": "",
     }
-    # day 1: a, b, a2 (c and c2 never filled); pnl 30.50 - 12.40 + 4.10, fees 8.25 + 9.00 + 1.00
+    # day 1: a, b, a2 (c and c2 never filled); pnl 30.50 - 12.40 + 0.85, fees 8.25 + 9.00 + 1.00
     day1 = ('{"fees": "18.25", "funding": "1.25", "leg_out_loss": "11.60", "leg_outs": "2", "losses": "1", '
-            '"pnl": "22.20", "rejected_signals": "2", "trades": "3", "wins": "2"}')
+            '"pnl": "18.95", "rejected_signals": "2", "trades": "3", "wins": "2"}')
     # day 2: d, e, k; pnl 0 - 0.20 - 3.10, fees 2.00 + 1.50
     day2 = ('{"fees": "3.50", "funding": "-2.00", "leg_out_loss": "0.20", "leg_outs": "1", "losses": "2", '
             '"pnl": "-3.30", "rejected_signals": "1", "trades": "3", "wins": "0"}')
@@ -364,6 +368,22 @@ def test_the_portfolio_state_and_daily_figures_over_two_days_of_hand_made_trades
     assert sorted(k for k in everything if k.startswith("strategy:trades:")) == [
         "strategy:trades:active:g", *(f"strategy:trades:closed:{t}" for t in ("a", "a2", "b", "c", "c2", "d", "e", "k"))]
     assert "strategy:leg_out_events" not in everything  # none given
+
+
+def test_a_day_is_the_utc_day_whatever_the_machines_zone(monkeypatch):
+    import time
+
+    from services.executor.portfolio import day_of
+
+    midnight = T0 + 16 * 3_600_000  # 2027-01-16 00:00 UTC, 19:00 the day before in New York
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        days = day_of(midnight - 1), day_of(midnight)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert days == ("2027-01-15", "2027-01-16")
 
 
 def test_a_batch_writes_the_days_its_leg_outs_closes_and_refusals_fall_on_and_nothing_without_facts():
@@ -653,3 +673,27 @@ def test_the_marks_value_each_priced_trade_at_the_touch_and_count_the_ones_witho
         "ts_ms": str(T0 + 9), "open_trades": "4", "ta:spread_bps": "39.88", "ta:unrealised_pnl_usd": "20.945",
         "tb:spread_bps": "41.88", "tb:unrealised_pnl_usd": "1.500", "unrealised_pnl_usd": "22.445",
         "equity_usd": "20034.945", "unpriced_trades": "2"}  # 20,000 + 12.50 + 20.945 + 1.500
+
+
+def test_a_trade_being_unwound_shows_its_leg_out_with_the_loss_not_yet_known():
+    from services.executor.projection import Projector
+
+    # t4's harder leg (short) filled 0.04 of 0.1 before its timeout; the rest is unwound (nothing on
+    # the long leg); until the unwind fills and the trade closes, what it lost is not known
+    facts = [
+        taken("t4"),
+        order("t4", "SE1", "short", "entry", "Sell", "0.1", T0, "100649.75", "100700.00"),
+        fill("t4", "SE1", "f1", "0.04", "100700.00", "2.014", T0 + 100),
+        shut("t4", "SE1", T0 + 500),
+        f.LegOut(ts_ms=T0 + 500, trade_id="t4", phase="entry", filled_leg="short", unfilled_leg="long",
+                 filled_at_ms=T0 + 100, action="unwind"),
+        order("t4", "SU1", "short", "unwind", "Buy", "0.04", T0 + 500, touch="100700.05"),
+    ]
+    core = core_after(*facts)
+    [active, _, _] = Projector().writes(core, facts)
+    assert active[:2] == ("HSET", "strategy:trades:active:t4")  # no leg-out event: not settled yet
+    assert pairs(active) == {
+        **TAKEN_FIELDS, "trade_id": "t4", "signal_id": "s-t4", "status": "pending", "long_held": "0",
+        "short_held": "-0.04", "fees_usd": "2.014", "funding_usd": "0", "orders": "2", "leg_out_events": "1",
+        "leg_out_filled": "short", "leg_out_action": "unwind", "leg_out_phase": "entry", "hedge_executed": "false",
+        "hedge_qty": "0", "hedge_price": "", "loss_usd": ""}
