@@ -766,7 +766,7 @@ def test_after_a_resume_a_trade_that_becomes_active_is_kept():
     desk = _bare()
     [pending] = _placed(_send(desk))
     desk.core.halt("manual", "x", T0 + 1, action="close")
-    desk.core.resume(T0 + 2)
+    assert [x.by for x in _of(desk.core.resume(T0 + 2), f.TradingResumed)] == ["operator"]
     [easy] = _placed(_fill(desk, pending, 10))
     facts = _fill(desk, easy, 20)
     assert _of(facts, f.TradeActive) and not _of(facts, f.ExitStarted)
@@ -781,3 +781,65 @@ def test_a_part_filled_harder_leg_decided_after_a_restart_records_when_it_was_cl
                                       status="cancelled"), T0 + 300, then_step=False)
     [leg_out] = _of(desk.core.step(T0 + 5_000), f.LegOut)
     assert (leg_out.ts_ms, leg_out.filled_at_ms) == (T0 + 5_000, T0 + 300)
+
+
+def test_a_vanished_leg_that_was_hedged_is_priced_at_the_average_of_its_entry_and_hedge_fills():
+    desk = _bare()
+    easy = _hard_filled(desk, 10)
+    _fill(desk, easy, 20, qty=D("0.04"), price=D("100050.0"))
+    desk.core.step(T0 + 510)  # the deadline: a leg-out, the rest hedged at market
+    [hedge] = _placed(_close(desk, easy, 510))
+    assert _of(_fill(desk, hedge, 520, price=D("100080.0")), f.TradeActive)
+    stale = desk.core.market.get("binance", SYMBOL).top_ts_ms + 2_001
+    [gone] = _of(desk.core.reconcile_positions({"binance": {}}, stale)[0], f.PositionGone)
+    average = (D("0.04") * D("100050.0") + D("0.059") * D("100080.0")) / QTY
+    assert (gone.leg, gone.price, gone.price_source) == ("long", average, "entry")
+
+
+def test_both_legs_gone_close_the_trade_as_closed_outside_with_its_outcome_closed():
+    desk = _bare()
+    _active_bare(desk)
+    facts, _ = desk.core.reconcile_positions({"binance": {}, "okx": {}}, T0 + 100)
+    [closed] = _of(facts, f.TradeClosed)
+    assert (closed.outcome, closed.reason) == ("closed", "closed_outside") and not _placed(facts)
+
+
+def test_what_no_trade_explains_is_reported_for_every_position_and_nothing_recorded():
+    desk = _bare()
+    _active_bare(desk)
+    facts, unexplained = desk.core.reconcile_positions(
+        {"binance": {(SYMBOL, 0): D("0.5")}, "okx": {(SYMBOL, 0): D("0.3")}, "bybit": {(SYMBOL, 0): D("-1")}},
+        T0 + 100)
+    assert facts == []
+    # sorted by venue; bybit holds a position no trade holds
+    assert unexplained == ("BTCUSDT idx 0: facts 0.099, binance 0.5; BTCUSDT idx 0: facts 0, bybit -1; "
+                           "BTCUSDT idx 0: facts -0.099, okx 0.3")
+
+
+def test_a_leg_with_an_order_open_is_left_to_its_fills_and_the_other_leg_is_still_checked():
+    desk = _bare()
+    easy = _hard_filled(desk, 10)
+    _fill(desk, easy, 20, qty=D("0.05"))  # binance holds 0.05 of the long leg, its order still open
+    facts, unexplained = desk.core.reconcile_positions({"binance": {}, "okx": {}}, T0 + 30)
+    assert unexplained == "" and [(g.leg, g.qty) for g in _of(facts, f.PositionGone)] == [("short", QTY)]
+
+
+def test_a_venue_funding_settlement_on_the_short_side_is_shared_by_the_trades_short_there_to_the_last_digit():
+    desk = _books(Desk(ExecConfig(max_concurrent_trades=4), venues=("binance", "okx", "bybit", "gate")))
+    desk.book("bybit", 100_700.0, 100_700.1)
+    desk.book("gate", 100_000.0, 100_000.1)
+    desk.signal("a")  # long binance, short okx: 0.099
+    desk.signal("b", long_venue="bybit")  # long bybit, short okx: half what is left
+    desk.signal("c", long_venue="gate")  # long gate, short okx
+    shorts = {t.id: -t.held["short"] for t in desk.core.trades.values()}
+    assert len(shorts) == 3 and all(shorts.values())
+    [pending] = _placed(_send(desk, _signal("d", long_venue="okx", short_venue="bybit"), at=0))
+    assert desk.core.trades[pending.trade_id].held == {"long": 0, "short": 0}  # holds nothing at okx yet
+    reports = desk.core.funding_reported("okx", SYMBOL, "Sell", D("1"), T0 + 7)
+    total = sum(shorts.values())
+    first, second = ((D(1) * q / total).quantize(D("1E-12")) for q in list(shorts.values())[:2])
+    assert [(x.trade_id, x.leg, x.amount, x.ts_ms) for x in reports] == [
+        (tid, "short", amount, T0 + 7) for tid, amount in zip(shorts, [first, second, D(1) - first - second],
+                                                                strict=True)]
+    assert sum(x.amount for x in reports) == 1  # the last takes the remainder: the parts add up exactly
+    assert desk.core.funding_reported("okx", SYMBOL, "Buy", D("1"), T0 + 7) == []  # no long held at okx
