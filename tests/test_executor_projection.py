@@ -163,10 +163,12 @@ def test_an_entry_that_is_not_a_fact_of_this_schema_is_refused_naming_what_is_wr
     assert str(untyped.value).startswith("?: ")
     with pytest.raises(f.FactError, match=r"^order_shipped: "):
         f.from_fields({**acked, "v": "1", "type": "order_shipped"})
-    # a well-formed fact about a trade the stream never took is refused too, naming it
+
+
+
+def test_a_well_formed_fact_about_a_trade_never_taken_is_refused_naming_it():
     with pytest.raises(f.FactError, match=r"^TradeClosed for unknown trade zz$"):
         core_after(closed("zz", T0, "closed", "profit_target", "1", "0", "0", "0", "10000.00"))
-
 
 # ---------------------------------------------------------------------------------------- tally.py
 
