@@ -515,8 +515,9 @@ ENTRY_HEDGE = {"hedge_executed": "true", "hedge_qty": "0.1", "hedge_price": "100
 
 
 def pairs(cmd: tuple) -> dict[str, str]:
-    return dict(zip(cmd[3::2], cmd[4::2], strict=True)) if cmd[0] == "XADD" else dict(
-        zip(cmd[2::2], cmd[3::2], strict=True))
+    """The fields of an HSET (after its key) or an XADD (after its key and id), as HGETALL / XRANGE show them."""
+    flat = cmd[3:] if cmd[0] == "XADD" else cmd[2:]
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def test_a_trade_hedged_on_entry_and_on_exit_writes_its_hashes_and_one_leg_out_event_as_each_settles():
