@@ -339,6 +339,41 @@ def test_latency_p99_is_judged_from_20_round_trips_and_halts_only_above_the_limi
     assert safety.check(NOON) is None  # 0 turns it off
 
 
+def test_latency_is_judged_on_the_last_100_round_trips_only_and_from_as_few_as_the_setting_says():
+    safety = Safety(SafetyLimits(max_p99_ms=50.0))
+    for _ in range(100):
+        safety.observe_latency_ms(900.0)  # a slow spell
+    assert safety.check(NOON)[0] == "latency"
+    for _ in range(100):
+        safety.observe_latency_ms(5.0)  # then 100 quick answers: the slow spell has left the window
+    assert safety.p99_ms() == 5.0 and safety.check(NOON) is None
+    safety = Safety(SafetyLimits(max_p99_ms=50.0, latency_samples=1))  # SAFETY_LATENCY_SAMPLES=1
+    safety.observe_latency_ms(60.0)
+    assert safety.check(NOON) == ("latency", "p99 order sent -> the venue's answer 60.0 ms, above 50 ms")
+
+
+def test_a_success_window_of_one_entry_judges_the_last_entry_alone():
+    limits = SafetyLimits(max_failures=0, success_window=1, min_success_rate=0.9, max_api_errors=0)
+    safety = fed(limits, leg_out("a", NOON))
+    assert safety.check(NOON) == ("success_rate", "0% of the last 1 entries filled both legs, under 90%")
+    safety.apply(active("b"))
+    assert safety.check(NOON) is None and list(safety.entries) == [True]
+
+
+def test_the_month_is_the_utc_month_whatever_the_machines_time_zone(monkeypatch):
+    import time
+
+    monthly = SafetyLimits(max_monthly_loss=D(100))
+    monkeypatch.setenv("TZ", "UTC-13")  # POSIX for UTC+13: 2026-11-30T23:59:59 UTC is already December there
+    time.tzset()
+    try:
+        safety = _losses(monthly, ("2026-11-30T23:59:59", "-70"), ("2026-12-01T00:00:00", "-30"))
+        assert safety.check(_utc_ms("2026-12-01T00:00:01")) is None
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_the_daily_loss_halts_at_the_limit_not_a_cent_before_and_only_on_its_day():
     limits = SafetyLimits(max_daily_loss=D(50))
     safety = fed(limits, active("a"), closed("a", NOON, "-30"), active("b"), closed("b", NOON + 1, "-19.99"))
