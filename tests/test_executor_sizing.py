@@ -143,6 +143,7 @@ def test_no_spread_no_capital_or_no_depth_is_no_size():
     assert size(Sizing(), available="0") == D(0)
     assert size(Sizing(), available="-10") == D(0)
     assert size(Sizing(), depth=0.0) == D(0) and size(Sizing(), depth=-5.0) == D(0)
+    assert size(Sizing(), available="1") == D("0.50")  # a dollar is capital: half of it (the floor refuses it)
 
 
 def test_a_funding_delta_against_the_trade_is_a_cost_and_one_for_it_is_not():
@@ -187,6 +188,10 @@ def test_the_quantity_is_at_least_each_venues_minimum():
     with pytest.raises(GridError) as e:
         common_qty(D(999), D(100_000), Grid(D("0.1"), D("0.003"), D("0")), Grid(D("0.1"), D("0.002"), D("0")))
     assert str(e.value) == "lots 0.003 and 0.002 have no common multiple to trade on both venues"
+    no_min = Grid(D("0.1"), D("0.01"), D("0"))
+    with pytest.raises(GridError) as e:  # no minimum given: one lot is the least a leg can trade
+        common_qty(D(999), D(100_000), no_min, no_min)
+    assert str(e.value) == "$999 at 100000 is 0.00, below the minimum quantity 0.01"
 
 
 def test_a_price_on_the_tick_grid_stays_and_one_between_ticks_goes_the_passive_way():
