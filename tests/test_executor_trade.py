@@ -189,10 +189,15 @@ def test_exit_leg_outs_are_priced_from_the_exit_touch_and_counted_apart_from_the
     t = trade(placed("S1", "short", "entry", "Sell", touch="100700.0"),
               placed("SH", "short", "hedge", "Sell", order_type="Market", price=None),
               filled("SH", "h1", "0.1", "100690.0"),  # 1.0 under the entry touch
+              placed("L1", "long", "entry", "Buy", touch="100000.1"),  # the long leg's entry: not its exit's plan
               placed("LX1", "long", "exit", "Sell", touch="100300.0"),
               placed("LX2", "long", "exit", "Sell", order_type="Market", price=None),
-              filled("LX2", "x1", "0.1", "100280.0"))  # 2.0 under the exit touch
-    t.apply(entry_leg_out("short"))
+              filled("LX2", "x1", "0.1", "100280.0"),  # 2.0 under the exit touch
+              placed("SX", "short", "exit", "Buy", order_type="Market", price=None),  # the short leg's exit
+              filled("SX", "x2", "0.1", "100300.1"))
+    entry_out = entry_leg_out("short")
+    assert [o.link_id for o in t.hedges(entry_out)] == ["SH"]  # its entry hedge, not its market exit
+    t.apply(entry_out)
     exit_out = f.LegOut(ts_ms=T0, trade_id="t1", phase="exit", filled_leg="short", unfilled_leg="long",
                         filled_at_ms=T0, action="hedge")
     assert [o.link_id for o in t.hedges(exit_out)] == ["LX2"]
@@ -206,6 +211,13 @@ def test_a_leg_out_with_no_touch_to_price_it_from_or_no_hedge_costs_nothing():
               filled("SH", "h1", "0.1", "90000.0"))
     t.apply(entry_leg_out("short"))
     assert t.leg_out_loss() == D(0)
+    # the next leg-out is priced all the same: 0.1 x (100,002.1 - 100,000.1) = 0.2
+    t.apply(placed("L1", "long", "exit", "Buy", touch="100000.1"))
+    t.apply(placed("LH", "long", "exit", "Buy", order_type="Market", price=None))
+    t.apply(filled("LH", "h2", "0.1", "100002.1"))
+    t.apply(f.LegOut(ts_ms=T0, trade_id="t1", phase="exit", filled_leg="short", unfilled_leg="long",
+                     filled_at_ms=T0, action="hedge"))
+    assert t.leg_out_loss() == D("0.2")
     t = trade(placed("S1", "short", "entry", "Sell", touch="100700.0"))
     t.apply(entry_leg_out("short", action="unwind"))
     assert t.hedges(t.leg_outs[0]) == [] and t.leg_out_loss() == D(0)
