@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from services.strategy.scanner import ScanConfig, ScanResult, scan, scan_synthetic
@@ -303,3 +305,62 @@ def test_synthetic_scan_counts_each_rejection_and_values_the_opportunity():
     assert seed.rejections == {"synthetic_funding": 2}
     mixed = scan_synthetic(state, "bybit", ["AUSDT", "CUSDT"], 50.0, 0.01, 1000.0, T0)
     assert len(mixed.opportunities) == 2
+
+
+def test_a_signal_id_names_its_pair_and_only_ours_are_read_back():
+    from services.strategy.signals import pair_of, signal_id
+
+    assert signal_id(("BTCUSDT", "binance", "bybit"), T0) == f"BTCUSDT-binance-bybit-{T0}"
+    assert pair_of(f"BTCUSDT-binance-bybit-{T0}") == ("BTCUSDT", "binance", "bybit")
+    # a symbol with a dash in it (OKX's BTC-USDT-SWAP) keeps it: the pair is the last three dashes
+    assert pair_of(signal_id(("BTC-USDT-SWAP", "okx", "bybit"), 5)) == ("BTC-USDT-SWAP", "okx", "bybit")
+    for foreign in ("binance-bybit-123", "BTCUSDT-binance-bybit-12a", "manual close", "BTCUSDT binance bybit 1"):
+        assert pair_of(foreign) is None
+
+
+def test_the_gate_blocks_at_the_millisecond_its_cooldown_and_pending_ttl_say():
+    o = good_opportunity()
+    other = ("BTCUSDT", "okx", "bybit")  # the same symbol on another pair: cooled down with it
+    gate = SignalGate(cooldown_ms=60_000, pending_ttl_ms=30_000)
+    assert not gate.blocked(o.pair, 0) and not gate.blocked(o.pair, T0)  # nothing signalled yet, even at time 0
+    gate.decide([o], T0)
+    gate.trade_closed(o.pair)  # the executor's word ends the pending signal at once; the cooldown stays
+    assert gate.pending == {} and gate.blocked(o.pair, T0 + 1) and gate.blocked(other, T0 + 59_999)
+    assert not gate.blocked(o.pair, T0 + 60_000) and not gate.blocked(other, T0 + 60_000)
+    assert not gate.blocked(("ETHUSDT", "binance", "bybit"), T0 + 1)  # another symbol is free
+
+    no_cooldown = SignalGate(cooldown_ms=0, pending_ttl_ms=30_000)
+    no_cooldown.decide([o], T0)
+    assert no_cooldown.blocked(o.pair, T0 + 29_999) and not no_cooldown.blocked(other, T0 + 1)
+    assert not no_cooldown.blocked(o.pair, T0 + 30_000)  # a lost signal stops blocking at the TTL
+    no_cooldown.trade_opened(o.pair)  # an open trade blocks its pair for as long as it is open
+    assert no_cooldown.pending == {} and no_cooldown.blocked(o.pair, T0 + 3_600_000)
+    no_cooldown.trade_closed(o.pair)
+    assert not no_cooldown.blocked(o.pair, T0 + 3_600_000)
+    fresh = SignalGate()
+    fresh.trade_opened(other)  # a trade this gate never signalled (a restart): it is active all the same
+    assert fresh.blocked(other, T0) and fresh.decide([o], T0)[1] == {"pending": 0, "active": 0, "cooldown": 0}
+
+
+def test_the_gate_decides_at_the_millisecond_and_counts_what_it_holds():
+    o = good_opportunity()
+    twin = dataclasses.replace(o, long_venue="okx")  # same symbol, another pair
+    elsewhere = dataclasses.replace(o, symbol="ETHUSDT")
+    gate = SignalGate(cooldown_ms=60_000, pending_ttl_ms=30_000)
+    signals, held = gate.decide([o, twin, elsewhere], T0)
+    # the first of a symbol is signalled; its twin is cooled down by it; another symbol goes too
+    assert [s.opportunity for s in signals] == [o, elsewhere] and held == {"pending": 0, "active": 0, "cooldown": 1}
+    assert [s.id for s in signals] == [f"BTCUSDT-binance-bybit-{T0}", f"ETHUSDT-binance-bybit-{T0}"]
+    assert all(s.created_ms == T0 for s in signals) and gate.pending == {o.pair: T0, elsewhere.pair: T0}
+    assert gate.last_signal_ms == {"BTCUSDT": T0, "ETHUSDT": T0}
+    assert gate.decide([o, twin, o], T0 + 29_999)[1] == {"pending": 2, "active": 0, "cooldown": 1}
+    # at the TTL the pending signals are dropped; the symbol is still cooling down until 60 s
+    assert gate.decide([o], T0 + 30_000) == ([], {"pending": 0, "active": 0, "cooldown": 1})
+    assert gate.pending == {}
+    gate.trade_opened(elsewhere.pair)
+    assert gate.decide([elsewhere, elsewhere], T0 + 59_999)[1] == {"pending": 0, "active": 2, "cooldown": 0}
+    assert gate.decide([o], T0 + 59_999)[1]["cooldown"] == 1
+    [again], _ = gate.decide([twin, o], T0 + 60_000)  # the cooldown is over at 60 s: the first one goes
+    assert again.opportunity is twin and again.id == f"BTCUSDT-okx-bybit-{T0 + 60_000}"
+    # a gate's first signal needs no earlier one, even at time 0
+    assert len(SignalGate().decide([o], 0)[0]) == 1
