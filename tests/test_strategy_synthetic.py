@@ -68,3 +68,39 @@ def test_arb_strategy_warns_at_start_when_synthetic_settings_can_never_qualify(m
     monkeypatch.delenv("SYNTHETIC_FUNDING_DELTA")
     assert "warning" not in CliRunner().invoke(app, ["strategy", "--mode", "synthetic", "--duration", "0"]).output
     assert CliRunner().invoke(app, ["strategy", "--mode", "both"]).exit_code == 2
+
+
+@pytest.mark.parametrize(("spread", "depth"), [
+    (200.5, 5_000.0), (200.0, 10_000.0), (100.5, 10_000.0), (100.0, 50_000.0), (15.0, 50_000.0)])
+def test_depth_estimate_tiers_are_strictly_above_200_and_100_bps(spread, depth):
+    assert synthetic_quote("X", 1.0, 1.0, spread, 0.01, 1000.0).depth_usd == depth
+
+
+def test_each_qualification_at_its_threshold_and_its_reason_key():
+    # depth: $50,000 (spread 50 bps) is exactly 2 x $25,000: enough; 2 x $25,001 is not
+    assert "depth" not in synthetic_quote("X", 1.0, 1.0, 50.0, 0.01, 25_000.0).reasons
+    assert synthetic_quote("X", 1.0, 1.0, 50.0, 0.01, 25_001.0).reasons == ("depth",)
+    assert synthetic_quote("X", 1.0, 1.0, 50.0, 0.01, 20_000.0).qualifies  # $50,000 >= 2 x $20,000
+    # confidence: 50 bps and 0.0067: 50 + int-ed 0.67 x 30 -> 70, enough; 0.0066 -> 69 is not
+    assert synthetic_quote("X", 1.0, 1.0, 50.0, 0.0067, 1000.0).qualifies
+    assert synthetic_quote("X", 1.0, 1.0, 50.0, 0.0066, 1000.0).reasons == ("confidence",)
+    # profit: $12,500 into $50,000 slips 2 + 0.25 x 3 = 2.75 bps; 23.75 - 11 - 10 - 2.75 = 0 is not above 0
+    even = synthetic_quote("X", 1.0, 1.0, 23.75, 0.01, 12_500.0)
+    assert even.profit_bps == 0.0 and even.reasons == ("confidence", "profit")  # 23 + 30 = 53 < 70 too
+    # 23.5 bps on $1,000: 23.5 - 11 - 10 - 2.06 = 0.44 bps is a profit, however small
+    small = synthetic_quote("X", 1.0, 1.0, 23.5, 0.01, 1000.0)
+    assert small.profit_bps == pytest.approx(0.44) and small.reasons == ("confidence",)
+    # funding: |delta| strictly above 0.0001, either sign
+    assert synthetic_quote("X", 1.0, 1.0, 50.0, -0.01, 1000.0).qualifies
+    assert synthetic_quote("X", 1.0, 1.0, 100.0, 0.0001, 1000.0).reasons == ("funding", "confidence")  # 50 + 0
+    every = synthetic_quote("X", 1.0, 1.0, 15.0, 0.0, 30_000.0)  # $50,000 < 2 x $30,000
+    assert every.reasons == ("funding", "depth", "confidence", "profit") and len(every.failed) == 4
+
+
+def test_the_quote_carries_its_inputs_and_prices_half_the_spread_each_side_of_mid():
+    q = synthetic_quote("ETHUSDT", 2999.0, 3001.0, 40.0, 0.008, 1000.0)
+    assert (q.symbol, q.spread_bps, q.funding_delta) == ("ETHUSDT", 40.0, 0.008)
+    # mid 3,000; 40 bps: 20 bps below and above, 2,994 and 3,006
+    assert q.long_price == pytest.approx(2994.0, abs=1e-9) and q.short_price == pytest.approx(3006.0, abs=1e-9)
+    # confidence 40 / 50 x 50 = 40 + 0.8 x 30 = 24: 64
+    assert q.confidence == 64 and q.reasons == ("confidence",)
