@@ -835,11 +835,48 @@ def test_a_venue_funding_settlement_on_the_short_side_is_shared_by_the_trades_sh
     assert len(shorts) == 3 and all(shorts.values())
     [pending] = _placed(_send(desk, _signal("d", long_venue="okx", short_venue="bybit"), at=0))
     assert desk.core.trades[pending.trade_id].held == {"long": 0, "short": 0}  # holds nothing at okx yet
-    reports = desk.core.funding_reported("okx", SYMBOL, "Sell", D("1"), T0 + 7)
+    amount = D("0.7797")  # shares of it to 12 places that do not add up to it: 0.099, 0.049, 0.024 of 0.172
+    reports = desk.core.funding_reported("okx", SYMBOL, "Sell", amount, T0 + 7)
     total = sum(shorts.values())
-    first, second = ((D(1) * q / total).quantize(D("1E-12")) for q in list(shorts.values())[:2])
+    first, second, third = ((amount * q / total).quantize(D("1E-12")) for q in shorts.values())
+    assert first + second + third != amount
     assert [(x.trade_id, x.leg, x.amount, x.ts_ms) for x in reports] == [
-        (tid, "short", amount, T0 + 7) for tid, amount in zip(shorts, [first, second, D(1) - first - second],
-                                                                strict=True)]
-    assert sum(x.amount for x in reports) == 1  # the last takes the remainder: the parts add up exactly
+        (tid, "short", part, T0 + 7) for tid, part in zip(shorts, [first, second, amount - first - second],
+                                                            strict=True)]
+    assert sum(x.amount for x in reports) == amount  # the last takes the remainder: the parts add up exactly
     assert desk.core.funding_reported("okx", SYMBOL, "Buy", D("1"), T0 + 7) == []  # no long held at okx
+
+
+def test_paper_funding_pays_each_symbols_trades_when_that_symbol_settles():
+    from shared.events import BookUpdate
+
+    desk = _books(Desk(ExecConfig(max_concurrent_trades=2)))
+    for venue, bid in (("binance", 3_000.0), ("okx", 3_021.0)):
+        desk.core.grids[venue, "ETHUSDT"] = Grid(D("0.01"), D("0.01"), D("0.01"))
+        desk.market(BookUpdate(venue=venue, symbol="ETHUSDT", kind="snapshot", update_id=1, exchange_ts_ms=T0,
+                               receive_ts_us=T0 * 1000, bids=((bid, 50.0),), asks=((bid + 0.01, 50.0),)))
+    eth = SignalIn(id="eth", symbol="ETHUSDT", long_venue="binance", short_venue="okx", spread_bps=70.0,
+                   funding_delta_8h=0.0004, confidence=80, depth_long_usd=200_000.0, depth_short_usd=200_000.0,
+                   created_ms=T0)
+    desk._run(desk.core.on_signal(eth, T0))  # the ETH trade first, then the BTC one
+    desk.ticker("binance", funding_rate=0.0001, mark=100_000.0, next_funding_ts_ms=T0 + 1_000)
+    desk.signal()
+    assert len(desk.core.trades) == 2
+    paid = _settle(desk, 1_000, T0 + 2_000)
+    btc = next(t for t in desk.core.trades.values() if t.taken.symbol == SYMBOL)
+    # the BTC trade had half of the $10,000 left: $5,000 / 100,349.9 -> 0.049 BTC, x 100,000 x 0.0001
+    assert btc.held["long"] == D("0.049")
+    assert [(x.trade_id, x.leg, x.amount) for x in paid] == [(btc.id, "long", D("0.49"))]
+
+
+def test_an_exiting_trade_whose_leg_vanished_exits_what_is_left_and_is_not_unwound():
+    desk = _bare()
+    _active_bare(desk)
+    exits = _exits(desk.core.shutdown(T0 + 1_000))
+    for leg, order in exits.items():  # a restart: the venue had cancelled both exits
+        desk.core.on_report(f.OrderClosed(ts_ms=T0 + 1_100, trade_id=order.trade_id, link_id=order.link_id,
+                                          status="cancelled"), T0 + 1_100, then_step=False)
+    facts, unexplained = desk.core.reconcile_positions({"okx": {}}, T0 + 1_200)
+    assert unexplained == "" and [g.leg for g in _of(facts, f.PositionGone)] == ["short"]
+    assert not _of(facts, f.LegOut)
+    assert [(o.leg, o.purpose, o.order_type) for o in _placed(facts)] == [("long", "exit", "Limit")]
