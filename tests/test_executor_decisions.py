@@ -638,15 +638,15 @@ def test_a_fill_after_its_trade_closed_halts_trading_with_what_to_check():
 def test_a_pending_trade_whose_filled_leg_vanished_unwinds_and_cancels_the_other_legs_order():
     desk = _bare()
     easy = _hard_filled(desk, 10)  # the short leg is held at okx; the long leg's order is open at binance
-    facts, unexplained = desk.core.reconcile_positions({"okx": {}}, T0 + 20)
+    facts, unexplained = desk.core.reconcile_positions({"okx": {}}, T0 + 10)  # in the same millisecond
     assert unexplained == ""
     [gone] = _of(facts, f.PositionGone)
     assert (gone.leg, gone.qty, gone.price, gone.price_source, gone.detail) == (
         "short", QTY, D("100700.1"), "touch", "okx holds 0 BTCUSDT (idx 0), the facts -0.099")
     [leg_out] = _of(facts, f.LegOut)
     assert (leg_out.phase, leg_out.filled_leg, leg_out.unfilled_leg, leg_out.action, leg_out.filled_at_ms) == (
-        "entry", "long", "short", "unwind", T0 + 20)
-    assert [x.link_id for x in _of(facts, f.CancelRequested)] == [easy.link_id]
+        "entry", "long", "short", "unwind", T0 + 10)
+    assert [x.link_id for x in _of(facts, f.CancelRequested)] == [easy.link_id]  # a limit: cancelled at once
     [closed] = _of(_close(desk, easy, 30), f.TradeClosed)  # nothing held: closed, as an emergency close
     assert (closed.outcome, closed.reason) == ("emergency_closed", "leg_out_unwound")
 
@@ -880,3 +880,32 @@ def test_an_exiting_trade_whose_leg_vanished_exits_what_is_left_and_is_not_unwou
     assert unexplained == "" and [g.leg for g in _of(facts, f.PositionGone)] == ["short"]
     assert not _of(facts, f.LegOut)
     assert [(o.leg, o.purpose, o.order_type) for o in _placed(facts)] == [("long", "exit", "Limit")]
+
+
+def test_the_leg_left_after_one_vanished_is_sent_again_at_market_with_no_exit_leg_out():
+    desk = _bare()
+    _active_bare(desk)
+    facts, _ = desk.core.reconcile_positions({"okx": {}}, T0 + 100)
+    [market] = _exits(facts).values()
+    assert (market.leg, market.order_type) == ("long", "Market")
+    [again] = _exits(_close(desk, market, 650, status="rejected")).values()  # the exit's 500 ms are over
+    assert (again.leg, again.order_type) == ("long", "Market")
+    assert not desk.core.trades[market.trade_id].leg_outs  # the short leg vanished: it had no exit to fill
+
+
+def test_the_unwind_gap_counts_the_refusals_of_either_leg_from_the_last_unwind_of_either():
+    desk = _bare(ExecConfig(hedge_attempts=1))
+    easy = _hard_filled(desk, 0)
+    _fill(desk, easy, 5, qty=D("0.05"))
+    desk.core.step(T0 + 500)
+    [hedge] = _placed(_close(desk, easy, 500))
+    unwinds = {o.leg: o for o in _placed(_close(desk, hedge, 510, status="rejected"))}
+    assert sorted(unwinds) == ["long", "short"]  # both legs flattened at T0 + 510
+    _fill(desk, unwinds["short"], 515, price=D("100700.1"))
+    # the long's refused: 200 ms doubled once, from T0 + 510
+    assert _close(desk, unwinds["long"], 520, status="rejected")[1:] == []
+    assert desk.core.step(T0 + 909) == [] and desk.core.next_deadline_ms() == T0 + 910
+    [second] = _placed(desk.core.step(T0 + 910))
+    assert (second.leg, second.side, second.qty) == ("long", "Sell", D("0.05"))
+    _close(desk, second, 920, status="rejected")  # twice in a row: 800 ms from T0 + 910
+    assert desk.core.step(T0 + 1_709) == [] and len(_placed(desk.core.step(T0 + 1_710))) == 1
