@@ -353,7 +353,7 @@ def test_the_gate_decides_at_the_millisecond_and_counts_what_it_holds():
     assert [s.id for s in signals] == [f"BTCUSDT-binance-bybit-{T0}", f"ETHUSDT-binance-bybit-{T0}"]
     assert all(s.created_ms == T0 for s in signals) and gate.pending == {o.pair: T0, elsewhere.pair: T0}
     assert gate.last_signal_ms == {"BTCUSDT": T0, "ETHUSDT": T0}
-    assert gate.decide([o, twin, o], T0 + 29_999)[1] == {"pending": 2, "active": 0, "cooldown": 1}
+    assert gate.decide([o, twin, o, twin], T0 + 29_999)[1] == {"pending": 2, "active": 0, "cooldown": 2}
     # at the TTL the pending signals are dropped; the symbol is still cooling down until 60 s
     assert gate.decide([o], T0 + 30_000) == ([], {"pending": 0, "active": 0, "cooldown": 1})
     assert gate.pending == {}

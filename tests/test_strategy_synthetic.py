@@ -32,7 +32,8 @@ def test_the_seed_defaults_fail_three_ways_and_say_so():
 
 
 @pytest.mark.parametrize(("spread", "delta", "confidence"), [
-    (15, 0.0001, 15), (50, 0.0067, 70), (50, 0.0066, 69), (100, 0.02, 80), (25, 0.005, 40)])
+    (15, 0.0001, 15), (50, 0.0067, 70), (50, 0.0066, 69), (100, 0.02, 80), (25, 0.005, 40),
+    (49.8, 0.01, 79)])  # 49.8 + 30 = 79.8, truncated
 def test_dashboard_confidence(spread, delta, confidence):
     assert dashboard_confidence(spread, delta) == confidence
 
@@ -48,6 +49,7 @@ def test_fees_and_slippage_tables():
         4.0, 5.0, 5.5, 3.5, 6.0, 6.0]
     assert slippage_bps(1000, 50_000) == pytest.approx(2.06)
     assert slippage_bps(1_000_000, 50_000) == 5.0 and slippage_bps(1000, 0) == 5.0
+    assert slippage_bps(0.01, 0.5) == pytest.approx(2.06)  # 50 cents of depth is some depth: 2 + 0.02 x 3
 
 
 def test_arb_strategy_warns_at_start_when_synthetic_settings_can_never_qualify(monkeypatch, redis_url, prefix, r):
