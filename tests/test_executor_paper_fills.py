@@ -15,13 +15,13 @@ import pytest
 
 from services.executor import facts as f
 from services.executor.core import ExecConfig, ExecutorCore, SignalIn
-from services.executor.paper import MAKER_FEE, PaperExecution, PaperVenue
+from services.executor.paper import MAKER_FEE, PaperExecution, PaperVenue, restart
 from services.sim.market import MarketModel
 from services.sim.matching import Matching, OrderRequest
 from services.strategy.state import MarketState
 from shared.events import BookUpdate, Liquidation, Ticker, Trade
 from shared.fills import Crossing, book_crossing
-from tests.executor_market import GRID
+from tests.executor_market import GRID, Desk
 
 T0 = 1_800_000_000_000
 SYMBOL = "BTCUSDT"
@@ -418,3 +418,82 @@ def test_paper_execution_trades_in_process_and_a_restart_closes_the_orders_left_
         (again.link_id, D("100649.7"), True), (facts[[type(x) for x in facts].index(f.OrderPlaced)].link_id,
                                                D("100000.1"), False)]
     assert core.trades[short.trade_id].status == "active"
+
+
+def two_resting_harder_legs() -> tuple[Desk, list[f.OrderPlaced]]:
+    """Two trades whose harder legs (okx, the short) rest at 100,649.7: okx shows no bid size."""
+    desk = Desk(ExecConfig(max_concurrent_trades=10), venues=("binance", "okx", "bybit"))
+    desk.book("binance", 100_000.0, 100_000.1)
+    desk.book("bybit", 100_000.0, 100_000.1)
+    desk.book("okx", 100_600.0, 100_600.1, size=0.0)
+    desk.core.market.get("okx", SYMBOL).bid = 100_700.0  # as when the signals were read
+    desk.signal("s1", long_venue="binance", short_venue="okx")
+    desk.signal("s2", long_venue="bybit", short_venue="okx")
+    resting = desk.of(f.OrderPlaced)
+    assert [(o.venue, o.side, o.price) for o in resting] == [("okx", "Sell", D("100649.7"))] * 2
+    assert not desk.of(f.OrderFilled)
+    return desk, resting
+
+
+def test_one_trade_print_that_fills_two_resting_orders_reports_both_fills_and_all_that_follows():
+    desk, resting = two_resting_harder_legs()
+    facts = desk.trade("okx", 100_649.7, 0.5, "buy")  # a new level: the first buyer there fills both
+    fills = [x for x in facts if isinstance(x, f.OrderFilled)]
+    assert [(x.link_id, x.price, x.maker) for x in fills[:2]] == [(o.link_id, D("100649.7"), True) for o in resting]
+    # then each easier leg buys at market on its own venue, at the 100,000.1 touch
+    placed = {o.link_id: o for o in desk.of(f.OrderPlaced)}
+    assert sorted((placed[x.link_id].venue, placed[x.link_id].leg, x.price, x.maker) for x in fills[2:]) == [
+        ("binance", "long", D("100000.1"), False), ("bybit", "long", D("100000.1"), False)]
+    assert [type(x) for x in facts].count(f.TradeActive) == 2
+    assert all(t.status == "active" for t in desk.core.trades.values()) and len(desk.core.trades) == 2
+
+
+def test_a_restart_closes_every_order_the_facts_left_open():
+    desk, resting = two_resting_harder_legs()
+    facts = restart(desk.core, PaperVenue(desk.core.market), desk.now + 100)  # the venue holds nothing now
+    closed = [x for x in facts if isinstance(x, f.OrderClosed)]
+    assert [(x.link_id, x.status, x.reason) for x in closed] == [
+        (o.link_id, "cancelled", "paper: the executor restarted") for o in resting]
+
+
+def test_a_bid_placed_on_a_book_with_no_bids_rests_and_a_quote_without_sizes_counts_no_volume():
+    paper = Paper()
+    paper.book([], [(100_000.1, 1.0)])  # only asks: the market has no best bid and ask yet
+    order = paper.rest("Buy", 100_000.0, "0.01")  # a new level: the first sale at or through it fills it
+    assert paper.ticker(bid=99_999.9, ask=100_000.0) == []  # an ask at its price, of unknown size: no volume
+    assert paper.venue.resting["t-1"].queue.traded_at_price == D(0)
+    assert fills(trade_print(paper, 100_000.0, 0.001, "sell")) == [
+        ("t-1-1", order.qty, order.price, D("0.2"), True)]  # 0.01 x 100,000.0 x 2 bps
+
+
+def test_buying_the_asks_does_not_thin_the_bids_at_the_same_price_in_a_locked_book():
+    paper = Paper()
+    paper.book([(100_000.0, 1.0)], [(100_000.0, 1.0)])  # a locked book, as a feed shows for a moment
+    assert [x[1:3] for x in fills(paper.venue.place(order("Buy", "1.0", link="a"), paper.now))] == [
+        (D("1.0"), D("100000.0"))]
+    assert [x[1:3] for x in fills(paper.venue.place(order("Sell", "1.0", link="b"), paper.now))] == [
+        (D("1.0"), D("100000.0"))]
+
+
+def test_a_liquidation_print_fills_nothing_and_the_next_book_through_the_rest_fills_it():
+    paper = Paper()
+    paper.book([(99_999.9, 1.0)], [(100_000.0, 0.3), (100_000.2, 1.0)])
+    reports = paper.venue.place(order("Buy", "0.5", price=100_000.1), paper.now)
+    assert [x[1:3] for x in fills(reports)] == [(D("0.3"), D("100000.0"))]  # took the 0.3 at 100,000.0; 0.2 rests
+    assert paper.send(Liquidation(venue=VENUE, symbol=SYMBOL, position_side="long", price=99_000.0, size=9.0,
+                                  exchange_ts_ms=paper.now, receive_ts_us=0)) == []
+    # the next book still shows asks below its price: sellers went through it, so the rest fills, as a maker
+    # at its price: 0.2 x 100,000.1 = 20,000.02, x 2 bps = 4.000004
+    reports = paper.book([(99_999.9, 1.0)], [(100_000.0, 0.3), (100_000.2, 1.0)])
+    assert fills(reports) == [("t-1-2", D("0.2"), D("100000.1"), D("4.000004"), True)]
+
+
+def test_an_event_fills_the_orders_on_its_venue_whatever_rests_elsewhere():
+    paper = Paper()
+    paper.send(BookUpdate(venue="binance", symbol=SYMBOL, kind="snapshot", update_id=1, exchange_ts_ms=paper.now,
+                          receive_ts_us=0, bids=tuple(BIDS), asks=tuple(ASKS)))
+    paper.book(BIDS, ASKS)
+    paper.venue.place(order("Buy", "0.01", price=99_000.0, link="elsewhere", venue="binance"), paper.now)
+    paper.venue.place(order("Buy", "0.01", price=99_000.0, link="here"), paper.now)
+    assert [x.link_id for x in trade_print(paper, 99_000.0, 0.001, "sell")] == ["here"]
+    assert list(paper.venue.resting) == ["elsewhere"]
