@@ -789,10 +789,11 @@ def test_a_vanished_leg_that_was_hedged_is_priced_at_the_average_of_its_entry_an
     _fill(desk, easy, 20, qty=D("0.04"), price=D("100050.0"))
     desk.core.step(T0 + 510)  # the deadline: a leg-out, the rest hedged at market
     [hedge] = _placed(_close(desk, easy, 510))
-    assert _of(_fill(desk, hedge, 520, price=D("100080.0")), f.TradeActive)
+    [active] = _of(_fill(desk, hedge, 520, price=D("100080.0")), f.TradeActive)
+    average = (D("0.04") * D("100050.0") + D("0.059") * D("100080.0")) / QTY
+    assert (active.long_qty, active.long_avg, active.short_avg) == (QTY, average, D("100649.7"))  # hedge included
     stale = desk.core.market.get("binance", SYMBOL).top_ts_ms + 2_001
     [gone] = _of(desk.core.reconcile_positions({"binance": {}}, stale)[0], f.PositionGone)
-    average = (D("0.04") * D("100050.0") + D("0.059") * D("100080.0")) / QTY
     assert (gone.leg, gone.price, gone.price_source) == ("long", average, "entry")
 
 
