@@ -256,19 +256,31 @@ def test_the_funding_delta_is_the_short_venues_rate_minus_the_long_ones():
 
 
 def test_confidence_at_the_depth_window_and_with_a_stale_third_venue():
-    # a second ask level 15 bps above binance's touch counts in a 20 bps window, not in the default 10
+    # a second ask level 10.5 bps above binance's touch counts in a 20 bps window, not in the default 10
     long = VenueMarket("binance", "BTCUSDT")
     long.apply(BookUpdate(venue="binance", symbol="BTCUSDT", kind="snapshot", update_id=1, exchange_ts_ms=T0,
-                          receive_ts_us=0, bids=((99.9, 10.0),), asks=((100.0, 10.0), (100.15, 10.0))))
+                          receive_ts_us=0, bids=((99.9, 10.0),), asks=((100.0, 10.0), (100.105, 10.0))))
     short = market("bybit", 100.3, 100.4, funding=0.0008)
     assert assess(long, short, 100.0, FRESH).depth_long_usd == 1000.0
-    assert assess(long, short, 100.0, FRESH, depth_bps=20).depth_long_usd == pytest.approx(1000.0 + 1001.5)
+    assert assess(long, short, 100.0, FRESH, depth_bps=20).depth_long_usd == pytest.approx(1000.0 + 1001.05)
     # OBI in the 10 bps window: long (999 - 1000) / 1999, short (1003 - 1004) / 2007; funding 0.8
     c = assess(long, short, 100.0, {**FRESH, "okx": True})
     obi = ((999 - 1000) / 1999 - (1003 - 1004) / 2007 + 2) / 4
     full = round(100 * (9 * 0.8 + 8 * obi + 7 * 0.5 + 6 * 0.5 + 5 * 0.5 + 5 * 1.0) / 40)  # 63
     assert (c.latency_penalty, c.confidence) == (30, full - 30) and c.scores["obi"] == pytest.approx(obi)
     assert assess(long, short, 100.0, FRESH).latency_penalty == 0
+
+
+def test_a_stale_third_venue_takes_a_weak_trade_to_zero_not_below():
+    # the books lean against the trade (OBI long -0.998, short +0.998: 0.001), funding just over the
+    # minimum (0.00011 / 0.001 = 0.11), a $60,000 liquidation cluster at the short venue's mid (0)
+    long = market("binance", 99.9, 100.0, bid_sizes=0.01, ask_sizes=10.0)
+    short = market("bybit", 100.3, 100.4, funding=0.00011, bid_sizes=10.0, ask_sizes=0.01)
+    liquidation(short, 100.35, 60_000.0)
+    fresh = assess(long, short, 100.0, FRESH)
+    # 100 x (9 x 0.11 + 8 x 0.001 + 7 x 0.5 + 6 x 0.5 + 5 x 0.5 + 5 x 0) / 40 = 25: less than the 30 points
+    assert fresh.hard.passes_all() and fresh.scores["liquidation"] == 0.0 and fresh.confidence == 25
+    assert assess(long, short, 100.0, {**FRESH, "okx": True}).confidence == 0
 
 
 @pytest.mark.parametrize(("oi_ratio", "minutes", "score"), [
