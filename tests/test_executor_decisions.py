@@ -910,3 +910,31 @@ def test_the_unwind_gap_counts_the_refusals_of_either_leg_from_the_last_unwind_o
     assert (second.leg, second.side, second.qty) == ("long", "Sell", D("0.05"))
     _close(desk, second, 920, status="rejected")  # twice in a row: 800 ms from T0 + 910
     assert desk.core.step(T0 + 1_709) == [] and len(_placed(desk.core.step(T0 + 1_710))) == 1
+
+
+def test_each_legs_limit_is_on_its_own_venues_tick():
+    desk = _bare()
+    desk.core.grids[("okx", SYMBOL)] = Grid(D("1"), D("0.001"), D("0.001"))
+    [taken] = _of(_send(desk), f.SignalTaken)
+    # binance's 0.1 tick: 100,050.15005 down to 100,050.1; okx's 1: 100,649.65 up to 100,650
+    assert (taken.long_price, taken.short_price) == (D("100050.1"), D("100650"))
+
+
+def test_the_risk_rule_sizes_the_next_trade_from_the_account_after_the_last_trades_pnl():
+    from decimal import ROUND_DOWN
+
+    from services.executor.sizing import Sizing
+
+    # 0.1 % of the account at risk: the loss at the stop loss, 100 bps + 18 bps of fees, is 1.18 % of the size
+    desk = _books(Desk(ExecConfig(sizing=Sizing(max_risk_share=D("0.001")))))
+    desk.signal("first")
+    assert desk.of(f.SignalTaken)[0].size_usd == (D(20_000) * D("0.001") / D("0.0118")).quantize(D("0.01"), ROUND_DOWN)
+    desk.now += 5_000
+    desk.book("binance", 100_300.0, 100_300.1)
+    desk.book("okx", 100_300.0, 100_300.1)  # the profit target: closed
+    pnl = desk.of(f.TradeClosed)[0].pnl_usd
+    assert pnl > 0 and desk.core.portfolio.cumulative_pnl == pnl
+    _books(desk)
+    desk.signal("second", created_ms=desk.now)
+    equity = D(20_000) + pnl
+    assert desk.of(f.SignalTaken)[1].size_usd == (equity * D("0.001") / D("0.0118")).quantize(D("0.01"), ROUND_DOWN)
