@@ -938,3 +938,16 @@ def test_the_risk_rule_sizes_the_next_trade_from_the_account_after_the_last_trad
     desk.signal("second", created_ms=desk.now)
     equity = D(20_000) + pnl
     assert desk.of(f.SignalTaken)[1].size_usd == (equity * D("0.001") / D("0.0118")).quantize(D("0.01"), ROUND_DOWN)
+
+
+def test_a_large_synthetic_trade_projects_the_strategys_bps_of_its_size_to_the_cent():
+    from services.executor.sizing import Sizing
+
+    desk = Desk(ExecConfig(mode="synthetic", synthetic_venue="bybit", starting_capital=D(1_000_000),
+                           sizing=Sizing(target_usd=D(100_000))), venues=("bybit",))
+    desk.book("bybit", 100_000.0, 100_000.1)
+    desk.signal(long_venue="bybit", short_venue="bybit_synthetic", mode="synthetic", spread=50.0, funding=0.01,
+                depth=1_000_000.0)
+    taken = desk.of(f.SignalTaken)[0]
+    # 50 bps - 11 fees - 10 funding cost - 5 slippage (2 + 100,000 / 50,000 x 3 = 8, capped at 5) = 24 bps
+    assert (taken.size_usd, taken.projected_profit_usd) == (D(100_000), D("240.00"))
