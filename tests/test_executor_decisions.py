@@ -951,3 +951,19 @@ def test_a_large_synthetic_trade_projects_the_strategys_bps_of_its_size_to_the_c
     taken = desk.of(f.SignalTaken)[0]
     # 50 bps - 11 fees - 10 funding cost - 5 slippage (2 + 100,000 / 50,000 x 3 = 8, capped at 5) = 24 bps
     assert (taken.size_usd, taken.projected_profit_usd) == (D(100_000), D("240.00"))
+
+
+@pytest.mark.parametrize("funding, rejection, projected", [
+    # 29 bps, depth 4 x the size: each leg's slippage is 2 + 0.25 x 3 = 2.75 bps, in and out 11 bps:
+    # 29 - 18 fees - 11 = exactly 0 (all exact in binary floats): nothing to gain, rejected
+    (0.0, ("unprofitable_at_size", "$0.00 at $7586.20"), None),
+    # +0.1 bps of funding: $7,586.20 x 0.1 bps = $0.0759, a gain under a dollar: taken
+    (0.00001, None, D("0.08")),
+])
+def test_a_trade_is_taken_only_when_its_projection_at_its_size_is_above_zero(funding, rejection, projected):
+    # size: (29 - 18) / 29 x $20,000 = $7,586.206... -> $7,586.20; depth $30,344.80 = 4 x that
+    desk = _bare()
+    facts = _send(desk, _signal(spread=29.0, funding=funding, depth=30_344.8))
+    assert _rejection(facts) == rejection
+    if projected is not None:
+        assert [(t.size_usd, t.projected_profit_usd) for t in _of(facts, f.SignalTaken)] == [(D("7586.20"), projected)]
