@@ -464,6 +464,7 @@ def test_exits_not_filled_in_500_ms_are_cancelled_then_sent_at_market():
     assert (closed.outcome, closed.reason, closed.ts_ms) == ("closed", "shutdown", T0 + 1_540)
     # sold 0.099 at 100,649.7 and 100,000.0, bought at 100,050.1 and 100,700.1 (no fees here)
     assert closed.pnl_usd == QTY * (D("100649.7") + D("100000.0") - D("100050.1") - D("100700.1"))
+    assert closed.pnl_usd < 0 and closed.leg_out_loss_usd == 0  # a loss, but no leg-out: none of it counted so
 
 
 @pytest.mark.parametrize("closed_at, resent", [(1_499, True), (1_500, False)])
@@ -967,3 +968,71 @@ def test_a_trade_is_taken_only_when_its_projection_at_its_size_is_above_zero(fun
     assert _rejection(facts) == rejection
     if projected is not None:
         assert [(t.size_usd, t.projected_profit_usd) for t in _of(facts, f.SignalTaken)] == [(D("7586.20"), projected)]
+
+
+def test_a_hedged_short_leg_counts_its_hedge_in_its_average_entry_price():
+    desk = _bare()
+    # long okx (harder, first), short binance (easier): the short is the leg hedged
+    [hard] = _placed(_send(desk, _signal(long_venue="okx", short_venue="binance")))
+    [easy] = _placed(_fill(desk, hard, 10, price=D("100700.1")))
+    _fill(desk, easy, 20, qty=D("0.04"), price=D("100000.0"))
+    desk.core.step(T0 + 510)
+    [hedge] = _placed(_close(desk, easy, 510))
+    assert (hedge.leg, hedge.side, hedge.qty) == ("short", "Sell", D("0.059"))
+    [active] = _of(_fill(desk, hedge, 520, price=D("99990.0")), f.TradeActive)
+    assert active.short_avg == (D("0.04") * D("100000.0") + D("0.059") * D("99990.0")) / QTY
+
+
+def test_an_exit_whose_short_leg_filled_and_long_leg_is_refused_unwinds_recorded_against_the_short():
+    desk = _bare(ExecConfig(hedge_attempts=1))
+    _active_bare(desk)
+    exits = _exits(desk.core.shutdown(T0 + 1_000))
+    _fill(desk, exits["short"], 1_100)
+    desk.core.step(T0 + 1_500)
+    [market] = _exits(_close(desk, exits["long"], 1_500)).values()
+    [market] = _exits(_close(desk, market, 1_510, status="rejected")).values()
+    facts = _close(desk, market, 1_520, status="rejected")  # 2 x 1 market exits refused
+    leg_outs = [(lo.filled_leg, lo.action) for lo in desk.core.trades[market.trade_id].leg_outs]
+    assert leg_outs == [("short", "hedge"), ("short", "unwind")]
+    assert [(o.leg, o.purpose, o.side) for o in _placed(facts)] == [("long", "unwind", "Sell")]
+
+
+def test_the_next_deadline_is_the_earliest_of_all_trades():
+    desk = _bare(ExecConfig(max_concurrent_trades=2))
+    _send(desk)
+    _send(desk, _signal("b", short_venue="bybit"), at=100)
+    desk.core.step(T0 + 200)
+    assert desk.core.next_deadline_ms() == T0 + 500
+
+
+@pytest.mark.parametrize("funding, projected, reason", [
+    (0.00001, D("0.08"), "profit_target"),  # a target of 0.9 x $0.08: well under a dollar, still a target
+    (0.0000005, D("0.00"), None),  # 0.005 bps of $7,586.20 is $0.0038: a projection of $0.00 is no target
+])
+def test_a_profit_target_under_a_dollar_fires_and_a_zero_one_never_does(funding, projected, reason):
+    desk = _bare()
+    [hard] = _placed(_send(desk, _signal(spread=29.0, funding=funding, depth=30_344.8)))
+    [easy] = _placed(_fill(desk, hard, 10))
+    _fill(desk, easy, 20)
+    trade = desk.core.trades[hard.trade_id]
+    assert trade.taken.projected_profit_usd == projected
+    long_m, short_m = desk.core.market.get("binance", SYMBOL), desk.core.market.get("okx", SYMBOL)
+    long_m.bid, long_m.ask = 101_000.0, 101_000.1  # the long sells $1,000 above its entry: far past any target
+    assert desk.core.exit_reason(trade, T0 + 30) == reason
+
+
+def test_funding_converged_compares_the_short_venues_rate_with_the_long_venues():
+    desk = _bare()
+    _active_bare(desk)
+    trade = next(iter(desk.core.trades.values()))
+    desk.core.market.get("binance", SYMBOL).funding_8h = 0.0001
+    desk.core.market.get("okx", SYMBOL).funding_8h = 0.00014  # a delta of 0.004 %: below 0.005 %
+    assert desk.core.exit_reason(trade, T0 + 30) == "funding_converged"
+
+
+def test_a_synthetic_trade_keeps_the_spread_it_was_entered_at():
+    desk = Desk(ExecConfig(mode="synthetic", synthetic_venue="bybit"), venues=("bybit",))
+    desk.book("bybit", 100_000.0, 100_000.1)
+    desk.signal(long_venue="bybit", short_venue="bybit_synthetic", mode="synthetic", spread=50.0, funding=0.01)
+    trade = next(iter(desk.core.trades.values()))
+    assert trade.status == "active" and desk.core.spread_bps(trade) == 50.0  # both legs on bybit: no mid spread
