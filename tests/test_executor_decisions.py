@@ -22,9 +22,9 @@ from decimal import Decimal as D
 import pytest
 
 from services.executor import facts as f
-from services.executor.core import ExecConfig, ExecutorCore, SignalIn
+from services.executor.core import ExecConfig, SignalIn
 from services.executor.sizing import Grid
-from tests.executor_market import GRID, SYMBOL, T0, Desk
+from tests.executor_market import SYMBOL, T0, Desk
 
 QTY = D("0.099")
 _fill_ids = itertools.count()
@@ -875,7 +875,7 @@ def test_an_exiting_trade_whose_leg_vanished_exits_what_is_left_and_is_not_unwou
     desk = _bare()
     _active_bare(desk)
     exits = _exits(desk.core.shutdown(T0 + 1_000))
-    for leg, order in exits.items():  # a restart: the venue had cancelled both exits
+    for order in exits.values():  # a restart: the venue had cancelled both exits
         desk.core.on_report(f.OrderClosed(ts_ms=T0 + 1_100, trade_id=order.trade_id, link_id=order.link_id,
                                           status="cancelled"), T0 + 1_100, then_step=False)
     facts, unexplained = desk.core.reconcile_positions({"okx": {}}, T0 + 1_200)
@@ -1016,7 +1016,7 @@ def test_a_profit_target_under_a_dollar_fires_and_a_zero_one_never_does(funding,
     _fill(desk, easy, 20)
     trade = desk.core.trades[hard.trade_id]
     assert trade.taken.projected_profit_usd == projected
-    long_m, short_m = desk.core.market.get("binance", SYMBOL), desk.core.market.get("okx", SYMBOL)
+    long_m = desk.core.market.get("binance", SYMBOL)
     long_m.bid, long_m.ask = 101_000.0, 101_000.1  # the long sells $1,000 above its entry: far past any target
     assert desk.core.exit_reason(trade, T0 + 30) == reason
 
