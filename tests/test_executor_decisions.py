@@ -314,6 +314,8 @@ def test_the_easier_leg_goes_for_what_the_harder_leg_holds_and_has_500_ms_from_t
                                unfilled_leg="long", filled_at_ms=T0 + 100, action="hedge")
     assert cancel == f.CancelRequested(ts_ms=T0 + 600, trade_id=easy.trade_id, link_id=easy.link_id)
     assert desk.core.step(T0 + 601) == []  # the cancel is not asked again before its 1 s
+    assert desk.core.step(T0 + 1_600) == [f.CancelRequested(ts_ms=T0 + 1_600, trade_id=easy.trade_id,
+                                                            link_id=easy.link_id)]  # no answer: asked again
     [hedge] = _placed(_close(desk, easy, 610))
     assert (hedge.leg, hedge.purpose, hedge.side, hedge.order_type, hedge.qty, hedge.price, hedge.reduce_only,
             hedge.link_id[-4:]) == ("long", "hedge", "Buy", "Market", QTY, None, False, "-LH3")
