@@ -167,6 +167,9 @@ def test_at_most_max_concurrent_trades_are_open_and_one_per_pair():
     assert _rejection(_send(desk, _signal("c", long_venue="okx", short_venue="binance", spread=70.0))) is None
     assert _rejection(_send(desk, _signal("d", short_venue="bybit"))) == ("max_concurrent", "2 trades open")
     assert _send(desk, _signal("a")) == []  # read twice: handled once
+    assert _send(desk, _signal("d")) == []  # a rejected one too
+    assert _rejection(_send(desk, _signal("e", short_venue="bybit"))) == ("max_concurrent", "2 trades open")
+    assert desk.core.rejections == {"pair_active": 1, "max_concurrent": 2}  # counted per reason
 
 
 @pytest.mark.parametrize("unquoted", ["long market", "long ask", "short market", "short bid"])
@@ -335,7 +338,8 @@ def test_a_hedge_is_tried_hedge_attempts_times_for_what_is_left_then_the_filled_
     assert (hedge.purpose, hedge.link_id[-4:]) == ("hedge", "-LH5")
     facts = _close(desk, hedge, 603, status="rejected")  # the third hedge refused: the emergency close
     [leg_out] = _of(facts, f.LegOut)
-    assert (leg_out.action, leg_out.filled_leg, leg_out.filled_at_ms) == ("unwind", "short", T0 + 100)
+    assert (leg_out.phase, leg_out.action, leg_out.filled_leg, leg_out.filled_at_ms) == (
+        "entry", "unwind", "short", T0 + 100)
     unwinds = _placed(facts)  # both legs flattened: the long's 0.05 sold, the short's 0.099 bought
     assert sorted((o.leg, o.side, o.qty, o.order_type, o.reduce_only) for o in unwinds) == [
         ("long", "Sell", D("0.05"), "Market", True), ("short", "Buy", QTY, "Market", True)]
