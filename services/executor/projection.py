@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from decimal import Decimal
 
 from services.executor import facts as f
 from services.executor.core import ExecutorCore
@@ -63,8 +64,13 @@ def trade_fields(trade: Trade) -> dict[str, str]:
         for leg, side in (("long", "Sell"), ("short", "Buy")):
             qty, value = trade.traded(leg, side)
             if qty:
-                out[f"exit_{leg}_price"] = at_step(value / qty, t.long_price if leg == "long" else t.short_price)
+                out[f"exit_{leg}_price"] = _average(trade, leg, qty, value)
     return out
+
+
+def _average(trade: Trade, leg: str, qty: Decimal, value: Decimal) -> str:
+    """The average price value / qty, to the decimals of the leg's limit price (its venue's tick)."""
+    return at_step(value / qty, trade.taken.long_price if leg == "long" else trade.taken.short_price)
 
 
 def close_text(trade: Trade) -> str:
@@ -73,8 +79,7 @@ def close_text(trade: Trade) -> str:
     t, c = trade.taken, trade.closed
     legs = []
     for leg, first, then in (("long", "Buy", "Sell"), ("short", "Sell", "Buy")):
-        step = t.long_price if leg == "long" else t.short_price
-        moves = [f"{'bought' if side == 'Buy' else 'sold'} {qty} @ {at_step(value / qty, step)}"
+        moves = [f"{'bought' if side == 'Buy' else 'sold'} {qty} @ {_average(trade, leg, qty, value)}"
                  for side in (first, then) for qty, value in [trade.traded(leg, side)] if qty]
         legs.append(f"{leg} {' then '.join(moves) or 'nothing'}")
     gone = f" ({len(trade.gone)} closed outside)" if trade.gone else ""
@@ -193,13 +198,13 @@ def _hedge_fields(trade: Trade, leg_out: f.LegOut) -> dict[str, str]:
     """What the leg-out's hedge did: quantity, average price (to the leg's tick) and the loss."""
     hedges = trade.hedges(leg_out)
     qty, value = sum((o.filled for o in hedges), ZERO), sum((o.value for o in hedges), ZERO)
-    step = trade.taken.long_price if leg_out.unfilled_leg == "long" else trade.taken.short_price
     if leg_out.action == "unwind":
         loss = trade.closed.leg_out_loss_usd if trade.closed else None
     else:
         loss = trade.leg_out_loss(leg_out.phase)
     return {"hedge_executed": "true" if qty else "false", "hedge_qty": str(qty),
-            "hedge_price": at_step(value / qty, step) if qty else "", "loss_usd": "" if loss is None else str(loss)}
+            "hedge_price": _average(trade, leg_out.unfilled_leg, qty, value) if qty else "",
+            "loss_usd": "" if loss is None else str(loss)}
 
 
 def _leg_out_fields(core: ExecutorCore, fact: f.LegOut) -> dict[str, str]:
