@@ -59,7 +59,7 @@ async def read_view(client: aioredis.Redis, prefix: str = "", closed: bool = Fal
 
 def money(text: str | None) -> str:
     value = Decimal(text or 0).quantize(Decimal("0.01"))  # to the cent first: no -$0.00
-    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
+    return f"-${-value:,.2f}" if value < 0 else f"${abs(value):,.2f}"  # abs: -0.00 is $0.00, not $-0.00
 
 
 def _pct(text: str | None) -> str:

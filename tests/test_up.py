@@ -433,3 +433,10 @@ def test_arb_reset_with_no_redis_running_deletes_the_data_arb_ups_own_redis_left
     assert done.exit_code == 0 and "the next arb up starts clean" in done.output and not data.exists()
     again = CliRunner().invoke(app, ["reset", "--yes"], env=env)
     assert again.exit_code == 0 and "nothing to reset" in again.output
+
+
+def test_money_is_to_the_cent_with_the_sign_in_front_and_no_negative_zero():
+    from services.views import money
+
+    assert [money(x) for x in ("-0.0012", "-0.004", "0", None, "-0.006", "1234.5", "-1234.567")] == [
+        "$0.00", "$0.00", "$0.00", "$0.00", "-$0.01", "$1,234.50", "-$1,234.57"]
