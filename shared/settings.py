@@ -57,19 +57,25 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
-class BybitEndpoints:
+class TradingEndpoints:
     """The Bybit hosts trading uses in a venue environment (market data: `venue_hosts`)."""
 
     rest: str
     ws_private: str
 
 
+# OKX V5 trading hosts (protocol-trading-okx-bitget-binance.md section 2.1): demo trading is the
+# live REST host with `x-simulated-trading: 1`, and a private stream of its own.
+_OKX_HOSTS: dict[str, TradingEndpoints] = {
+    "mainnet": TradingEndpoints("https://www.okx.com", "wss://ws.okx.com:8443/ws/v5/private"),
+    "demo": TradingEndpoints("https://www.okx.com", "wss://wspap.okx.com:8443/ws/v5/private"),
+}
 # Bybit V5 trading hosts (shared/docs/protocol-bybit-v5.md section 1). Demo has no public
 # stream: its market data is mainnet's, only its REST and private stream are demo hosts.
-_BYBIT_HOSTS: dict[str, BybitEndpoints] = {
-    "mainnet": BybitEndpoints("https://api.bybit.com", "wss://stream.bybit.com/v5/private"),
-    "testnet": BybitEndpoints("https://api-testnet.bybit.com", "wss://stream-testnet.bybit.com/v5/private"),
-    "demo": BybitEndpoints("https://api-demo.bybit.com", "wss://stream-demo.bybit.com/v5/private"),
+_BYBIT_HOSTS: dict[str, TradingEndpoints] = {
+    "mainnet": TradingEndpoints("https://api.bybit.com", "wss://stream.bybit.com/v5/private"),
+    "testnet": TradingEndpoints("https://api-testnet.bybit.com", "wss://stream-testnet.bybit.com/v5/private"),
+    "demo": TradingEndpoints("https://api-demo.bybit.com", "wss://stream-demo.bybit.com/v5/private"),
 }
 _HOST = re.compile(r"^[A-Za-z0-9.-]+:\d{1,5}$")
 _URL = {"http": re.compile(r"^https?://[^/\s]+$"), "ws": re.compile(r"^wss?://[^/\s]+$")}
@@ -99,6 +105,9 @@ class Settings(BaseSettings):
         "okx=127.0.0.1:9000 or okx=https://www.okx.com|wss://ws.okx.com:8443, comma-separated")
     bybit_rest_url: str | None = Field(None, description="overrides Bybit's trading REST host of VENUE_ENV")
     bybit_ws_private_url: str | None = None
+    okx_rest_url: str | None = Field(None, description="overrides OKX's trading REST host (www.okx.com; some "
+                                     "regions need eea.okx.com, us.okx.com or openapi.okx.com)")
+    okx_ws_private_url: str | None = None
 
     # --- credentials (never printed) ---------------------------------------------------
     bybit_demo_api_key: SecretStr | None = None
@@ -109,6 +118,13 @@ class Settings(BaseSettings):
                                        "no IP (refused otherwise)")
     sim_api_key: str = Field("sim-api-key", description="the key the simulator accepts")
     sim_api_secret: SecretStr = SecretStr("sim-api-secret")
+    sim_api_passphrase: SecretStr = SecretStr("sim-passphrase")
+    okx_demo_api_key: SecretStr | None = None
+    okx_demo_api_secret: SecretStr | None = None
+    okx_demo_api_passphrase: SecretStr | None = None
+    okx_api_key: SecretStr | None = None
+    okx_api_secret: SecretStr | None = None
+    okx_api_passphrase: SecretStr | None = None
 
     # --- synthetic test mode (seeds/synthetic-test-mode-tasks.md task 1) ---------------
     # The seed's 15 bps / 0.0001 can never qualify (services/strategy/synthetic.py shows why);
@@ -297,14 +313,14 @@ class Settings(BaseSettings):
             raise ValueError("a Redis URL: redis://[user:password@]host:port/db, rediss://... or unix:///path")
         return value
 
-    @field_validator("bybit_ws_private_url")
+    @field_validator("bybit_ws_private_url", "okx_ws_private_url")
     @classmethod
     def _ws_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^wss?://[^/\s]+", value):
             raise ValueError("a WebSocket URL like wss://stream.bybit.com/v5/private")
         return value
 
-    @field_validator("bybit_rest_url")
+    @field_validator("bybit_rest_url", "okx_rest_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^/\s]+", value):
@@ -316,14 +332,14 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    def bybit_endpoints(self) -> BybitEndpoints:
+    def bybit_endpoints(self) -> TradingEndpoints:
         """Bybit's trading hosts for `venue_env`, with any explicit URL override applied."""
         if self.venue_env == "sim":
             base = f"{self.sim_host}:{self.sim_port}"
-            hosts = BybitEndpoints(f"http://{base}", f"ws://{base}/v5/private")
+            hosts = TradingEndpoints(f"http://{base}", f"ws://{base}/v5/private")
         else:
             hosts = _BYBIT_HOSTS[self.venue_env]
-        return BybitEndpoints(self.bybit_rest_url or hosts.rest, self.bybit_ws_private_url or hosts.ws_private)
+        return TradingEndpoints(self.bybit_rest_url or hosts.rest, self.bybit_ws_private_url or hosts.ws_private)
 
     @property
     def sim_address(self) -> str:
@@ -336,6 +352,25 @@ class Settings(BaseSettings):
         key, secret = ((self.bybit_demo_api_key, self.bybit_demo_api_secret) if self.venue_env == "demo"
                        else (self.bybit_api_key, self.bybit_api_secret))
         return (key.get_secret_value(), secret) if key and secret else None
+
+    def okx_endpoints(self) -> TradingEndpoints:
+        """OKX's trading hosts for `venue_env`: demo is the live REST host with the demo header,
+        and its own private stream (protocol-trading-okx-bitget-binance.md section 2.1)."""
+        if self.venue_env == "sim":
+            base = f"{self.sim_host}:{self.sim_port}"
+            hosts = TradingEndpoints(f"http://{base}", f"ws://{base}/ws/v5/private")
+        else:
+            hosts = _OKX_HOSTS["demo" if self.venue_env in ("demo", "testnet") else "mainnet"]
+        return TradingEndpoints(self.okx_rest_url or hosts.rest, self.okx_ws_private_url or hosts.ws_private)
+
+    def okx_credentials(self) -> tuple[str, SecretStr, SecretStr] | None:
+        """OKX's API key, secret and passphrase for `venue_env`, or None unless all three are set."""
+        if self.venue_env == "sim":
+            return self.sim_api_key, self.sim_api_secret, self.sim_api_passphrase
+        demo = self.venue_env in ("demo", "testnet")
+        key, secret, passphrase = ((self.okx_demo_api_key, self.okx_demo_api_secret, self.okx_demo_api_passphrase)
+                                   if demo else (self.okx_api_key, self.okx_api_secret, self.okx_api_passphrase))
+        return (key.get_secret_value(), secret, passphrase) if key and secret and passphrase else None
 
     def md_streams(self) -> dict[str, str]:
         """Event type -> stream name (with the key prefix) for the market-data streams."""

@@ -1,0 +1,275 @@
+"""One trading interface for every venue: what the executor asks of a venue, and the venue's
+answers in one canonical shape.
+
+Quantities are in base units (BTC, not contracts) and prices in the quote currency, on the
+instrument's grid; symbols are canonical (`BTCUSDT`). A venue module converts at its edge:
+OKX's contracts, its `BTC-USDT-SWAP`, its `clOrdId` form of the order's link id.
+
+Answers:
+- a venue that says no raises `Refused`, whose `kind` is one of `KINDS` (the executor acts on
+  the kind, never on a venue's code);
+- no answer (a timeout, a dropped connection, an HTTP 5xx) or an answer that does not say
+  whether the order exists (OKX 50004, 51149) raises `OutcomeUnknown`: the executor looks the
+  order up by its link id before anything else, and a link id can never make two orders.
+
+The private stream's messages become `OrderUpdate`, `FillUpdate`, `PositionUpdate`,
+`BalanceUpdate` and `FundingUpdate` through the venue's pure `parse_private`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import ClassVar, Literal
+
+# what a refusal means to the executor, whatever the venue's code
+KINDS = (
+    "insufficient_margin",  # not enough balance or margin for the order
+    "duplicate",  # the client id is already taken: this is a retry of an order the venue has
+    "post_only",  # a post-only order would have taken liquidity
+    "below_minimum",  # under the minimum size or value, or off the lot grid
+    "not_found",  # no such order (a cancel or a query)
+    "too_late",  # the order is already filled or cancelled
+    "timestamp",  # our clock is outside the venue's window
+    "bad_signature",
+    "unknown_key",  # no such key, the wrong environment's key, or a wrong passphrase
+    "permission",  # the key may not do this (or not from this IP)
+    "rate_limit",
+    "reduce_only",  # nothing (or less) to reduce on that side
+    "invalid",  # a parameter the venue refuses
+    "other",
+)
+Kind = Literal["insufficient_margin", "duplicate", "post_only", "below_minimum", "not_found", "too_late", "timestamp",
+               "bad_signature", "unknown_key", "permission", "rate_limit", "reduce_only", "invalid", "other"]
+KEY_REFUSED = frozenset({"bad_signature", "unknown_key", "permission"})  # the key is wrong: no retry helps
+
+
+class Refused(Exception):
+    """The venue answered no: its own code and text, and what that means (`kind`)."""
+
+    def __init__(self, venue: str, code: str, message: str, kind: Kind, path: str = "") -> None:
+        super().__init__(f"{path + ': ' if path else ''}{venue} {code}: {message}")
+        self.venue, self.code, self.message, self.kind = venue, code, message, kind
+
+
+class OutcomeUnknown(Exception):
+    """No answer, or one that does not say whether the request was carried out."""
+
+
+Side = Literal["Buy", "Sell"]
+Status = Literal["open", "filled", "cancelled", "rejected"]
+
+
+@dataclass(frozen=True)
+class OrderSpec:
+    """An order to place."""
+
+    link_id: str  # this system's id of the order; the venue's client id is made from it
+    symbol: str
+    side: Side
+    qty: Decimal  # base units, on the instrument's lot grid
+    price: Decimal | None = None  # None: a market order
+    tif: Literal["GTC", "IOC", "FOK", "post_only"] = "GTC"
+    reduce_only: bool = False
+    position_side: Literal["long", "short"] | None = None  # hedge mode: the position it opens or closes
+
+
+@dataclass(frozen=True)
+class OrderUpdate:
+    """What the venue says of one order now."""
+
+    link_id: str
+    order_id: str
+    symbol: str
+    status: Status
+    filled_qty: Decimal  # cumulative, base units
+    reason: str = ""  # why it was cancelled or rejected, in the venue's words
+    kind: Kind | None = None  # a cancel that is a refusal (OKX's post-only cancelled at once: "post_only")
+
+
+@dataclass(frozen=True)
+class FillUpdate:
+    link_id: str
+    fill_id: str  # the venue's execution id: a fill heard twice counts once
+    symbol: str
+    qty: Decimal  # base units, > 0
+    price: Decimal
+    fee: Decimal  # paid > 0, a rebate < 0
+    maker: bool
+    ts_ms: int
+
+
+@dataclass(frozen=True)
+class PositionUpdate:
+    symbol: str
+    qty: Decimal  # signed base units: > 0 long
+    position_side: Literal["long", "short"] | None = None  # hedge mode's side; None one-way
+
+
+@dataclass(frozen=True)
+class BalanceUpdate:
+    currency: str
+    equity: Decimal
+    available: Decimal
+
+
+@dataclass(frozen=True)
+class FundingUpdate:
+    """A funding settlement the venue booked on one position."""
+
+    funding_id: str  # the venue's id of the ledger entry: heard twice counts once
+    symbol: str
+    side: Side  # the position's side: Buy long, Sell short
+    amount: Decimal  # paid > 0, received < 0
+    ts_ms: int
+
+
+StreamUpdate = OrderUpdate | FillUpdate | PositionUpdate | BalanceUpdate | FundingUpdate
+
+
+class BadRow(ValueError):
+    """A row of a venue's answer or push without what its kind must hold."""
+
+
+def decimal_field(row: dict, name: str, low: Decimal | None = Decimal(0), positive: bool = False) -> Decimal:
+    """`row[name]`, a decimal string, finite and >= `low` (> 0 when `positive`); BadRow otherwise."""
+    text = row.get(name)
+    try:
+        value = Decimal(text) if isinstance(text, str) and text.strip() else None
+    except ArithmeticError:
+        value = None
+    if value is None or not value.is_finite() or (low is not None and value < low) or (positive and not value):
+        raise BadRow(f"{name}={text!r}")
+    return value
+
+
+def text_field(row: dict, name: str) -> str:
+    value = row.get(name)
+    if not isinstance(value, str) or not value:
+        raise BadRow(f"{name}={value!r}")
+    return value
+
+
+class Budget:
+    """Rolling request budgets per endpoint (pure but for the sleep): at most `limits[path]`
+    requests in any `window_s`, waited for before sending.
+
+    The window is `margin_s` longer than the venue's: a request counted here reaches the venue
+    a little later, by how busy this process and the link are, so two requests counted a
+    window apart can arrive closer. Bybit's reliability bursts measured 12-13 creates arriving
+    within one of its seconds with no margin."""
+
+    def __init__(self, limits: dict[str, int], default: int, window_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic, margin_s: float = 0.1) -> None:
+        self.limits, self.default = limits, default
+        self.clock = clock
+        self.window_s = window_s + margin_s
+        self._sent: dict[str, deque[float]] = {}
+        self._blocked_until: dict[str, float] = {}
+
+    def delay(self, path: str) -> float:
+        """Seconds to wait before `path` may be sent (0 when it may go now, and it is counted)."""
+        now = self.clock()
+        sent = self._sent.setdefault(path, deque())
+        while sent and sent[0] <= now - self.window_s:
+            sent.popleft()
+        wait = self._blocked_until.get(path, 0.0) - now
+        if len(sent) >= self.limits.get(path, self.default):
+            wait = max(wait, sent[0] + self.window_s - now)
+        if wait > 0:
+            return wait
+        sent.append(now)
+        return 0.0
+
+    async def admit(self, path: str) -> None:
+        while (wait := self.delay(path)) > 0:
+            await asyncio.sleep(wait)
+
+    def block(self, path: str, seconds: float) -> None:
+        self._blocked_until[path] = max(self._blocked_until.get(path, 0.0), self.clock() + seconds)
+
+
+class PrivateStream:
+    """A venue's authenticated private stream kept connected: `run` until `stop`; `connected`
+    is set while it is; each message goes to the callback, and `on_connected` is awaited after
+    every (re)connect so the caller catches up by REST."""
+
+    connected: asyncio.Event
+    connects: int
+
+    async def run(self, stop: asyncio.Event) -> None:
+        raise NotImplementedError
+
+
+OnMessage = Callable[[object], Awaitable[None]]
+
+
+class VenueTrading:
+    """A venue's trading client. Symbols are canonical and quantities in base units at this
+    interface; each venue converts to its own at the edge. Every call raises `Refused` or
+    `OutcomeUnknown` as described at the top."""
+
+    venue: ClassVar[str]
+    order_rate: ClassVar[tuple[int, float]]  # (order creates, per seconds) the venue allows
+    hedge_mode: ClassVar[bool]  # True: orders name the position side they act on
+
+    def client_id(self, link_id: str) -> str:
+        """The venue's client order id for this link id (the same every time)."""
+        return link_id
+
+    async def sync_time(self) -> int:
+        """The venue's clock minus ours, in ms, measured now and used to sign."""
+        raise NotImplementedError
+
+    async def place(self, spec: OrderSpec, on_send: Callable[[], None] | None = None) -> str:
+        """The venue's order id once it accepted the order (what becomes of it comes later)."""
+        raise NotImplementedError
+
+    async def cancel(self, symbol: str, link_id: str) -> None:
+        raise NotImplementedError
+
+    async def order(self, symbol: str, link_id: str) -> OrderUpdate | None:
+        """The order as the venue has it now, or None when it has no such order."""
+        raise NotImplementedError
+
+    async def fills(self, symbol: str, link_id: str) -> list[FillUpdate]:
+        raise NotImplementedError
+
+    async def open_orders(self) -> list[OrderUpdate]:
+        raise NotImplementedError
+
+    async def positions(self) -> list[PositionUpdate]:
+        raise NotImplementedError
+
+    async def balance(self) -> BalanceUpdate:
+        raise NotImplementedError
+
+    async def ensure_position_mode(self, symbols: list[str]) -> None:
+        """Put the account (or these symbols) in the position mode this client trades in."""
+        raise NotImplementedError
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None:
+        raise NotImplementedError
+
+    async def fee_rates(self, symbol: str) -> tuple[Decimal, Decimal]:
+        """(maker, taker) as fractions of the value traded."""
+        raise NotImplementedError
+
+    async def funding_payments(self, since_ms: int) -> list[FundingUpdate]:
+        """The venue's ledger of funding settled since `since_ms`, oldest first."""
+        raise NotImplementedError
+
+    async def key_problems(self) -> list[str]:
+        """What makes the API key unsafe to trade with (it may withdraw, ...); empty when fine."""
+        raise NotImplementedError
+
+    def parse_private(self, message: object) -> tuple[list[StreamUpdate], list[tuple[str, str, object]]]:
+        """A private-stream message as updates, and the rows skipped as malformed (kind, why, row)."""
+        raise NotImplementedError
+
+    def private_stream(self, on_message: OnMessage, on_connected: Callable[[], Awaitable[None]]) -> PrivateStream:
+        raise NotImplementedError
