@@ -16,6 +16,12 @@ part; a level that shrinks shortens the queue. The other side of the book arrivi
 price counts as volume traded there (its size not counted before), the same way; the other
 side moving strictly through the price fills the rest (shared/fills.py, the rule the paper
 venue uses too). Resting orders are not shown in the public book.
+
+An engine reads the market through a book view (book_view.py): Bybit's engine the model's
+own book, another venue's engine that venue's shifted book, trades, mark and funding rate.
+What differs between venues in accepting orders is in `VenueRules` (fees, whether a client
+id may be reused once its order is closed, whether a close larger than the position is cut
+or refused); refusals carry Bybit's retCode and a `reason` another venue maps to its codes.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from services.sim.book_view import ModelBook
 from services.sim.market import Instrument, MarketModel, SymbolState
 from shared.fills import book_crossing
 
@@ -43,12 +50,27 @@ OPEN_STATUSES = ("New", "PartiallyFilled")
 
 
 class Rejected(Exception):
-    """An order request Bybit refuses synchronously, with its retCode."""
+    """An order request the venue refuses synchronously, with Bybit's retCode and a reason
+    other venues map to their own codes: duplicate_link_id, position_mode, too_many_orders,
+    no_position, same_direction, close_exceeds, insufficient_margin, not_found,
+    mode_not_modified, mode_busy."""
 
-    def __init__(self, ret_code: int, message: str) -> None:
+    def __init__(self, ret_code: int, message: str, reason: str = "") -> None:
         super().__init__(message)
         self.ret_code = ret_code
         self.message = message
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class VenueRules:
+    """How a venue accepts orders, where venues differ."""
+
+    taker_fee: Decimal = TAKER_FEE
+    maker_fee: Decimal = MAKER_FEE
+    link_ids_reusable: bool = False  # a client id may name a new order once its last order closed
+    trim_closes: bool = True  # a close larger than the position is cut to it (else refused)
+    hedge_by_default: bool = False  # a new account holds long and short positions apart
 
 
 @dataclass(frozen=True)
@@ -64,6 +86,7 @@ class OrderRequest:
     reduce_only: bool = False
     position_idx: int = 0
     link_id: str = ""
+    margin_mode: str = "cross"  # cross | isolated: shown, not modelled (one margin pool)
 
 
 @dataclass
@@ -92,6 +115,8 @@ class Order:
     crossing_seen: int = 0  # lots the other side showed at its price, counted already
     cap: float | None = None  # the partial-fill fault: it fills at most this share of its size
     cancel_rest: bool = False  # ... and what it could not fill at once is cancelled
+    margin_mode: str = "cross"
+    gross_pnl: Decimal = ZERO  # realised by its fills, before fees
 
     @property
     def sign(self) -> int:
@@ -117,6 +142,9 @@ class Position:
     created_ms: int = 0
     updated_ms: int = 0
     seq: int = 0
+    fees: Decimal = ZERO  # trading fees paid since this position was opened
+    funding: Decimal = ZERO  # funding paid since this position was opened (< 0: received)
+    margin_mode: str = "cross"  # of the order that opened it
 
     def entry_price(self, inst: Instrument) -> Decimal:
         if not self.lots:
@@ -143,6 +171,8 @@ class Execution:
     mark_price: Decimal
     time_ms: int
     seq: int
+    position_idx: int = 0
+    wallet_after: Decimal = ZERO  # the account's wallet balance right after it
 
 
 @dataclass
@@ -152,6 +182,7 @@ class Account:
     cum_realised: Decimal = ZERO
     positions: dict[tuple[str, int], Position] = field(default_factory=dict)
     hedge_symbols: set[str] = field(default_factory=set)
+    leverage: dict[str, Decimal] = field(default_factory=dict)  # symbol -> leverage set (LEVERAGE if none)
     orders: dict[str, Order] = field(default_factory=dict)  # every order it placed, by id
     open: dict[str, Order] = field(default_factory=dict)  # the open ones: what each market step looks at
     link_ids: dict[str, str] = field(default_factory=dict)  # orderLinkId -> orderId
@@ -185,8 +216,11 @@ class Matching:
     """Every account of the simulated venue, matched against one `MarketModel`."""
 
     def __init__(self, model: MarketModel, new_id: Callable[[], str] | None = None,
-                 policy: FillPolicy | None = None) -> None:
+                 policy: FillPolicy | None = None, view: ModelBook | None = None,
+                 rules: VenueRules | None = None) -> None:
         self.model = model
+        self.view = view or ModelBook(model)
+        self.rules = rules or VenueRules()
         counter = itertools.count(1)
         self.new_id = new_id or (lambda: f"sim-{next(counter):012d}")
         self.policy = policy or FillPolicy()
@@ -200,11 +234,16 @@ class Matching:
     def account(self, key: str) -> Account:
         if key not in self.accounts:
             self.accounts[key] = Account(key)
+            if self.rules.hedge_by_default:
+                self.accounts[key].hedge_symbols.update(self.model.states)
         return self.accounts[key]
 
     def mark(self, symbol: str) -> Decimal:
         state = self.model.states[symbol]
-        return state.inst.tick * round(state.mid)
+        return state.inst.tick * self.view.mark_ticks(state)
+
+    def leverage(self, account: Account, symbol: str) -> Decimal:
+        return account.leverage.get(symbol, LEVERAGE)
 
     def position(self, account: Account, symbol: str, idx: int) -> Position:
         key = (symbol, idx)
@@ -222,18 +261,20 @@ class Matching:
     def margin(self, account: Account) -> tuple[Decimal, Decimal, Decimal]:
         """(unrealised PnL, position initial margin, order initial margin) of an account."""
         upl = sum((self.unrealised(p) for p in account.positions.values()), ZERO)
-        position_im = sum((p.cost / LEVERAGE for p in account.positions.values() if p.lots), ZERO)
-        order_im = sum((self._order_cost(o, o.leaves) for o in account.open_orders() if not o.reduce_only), ZERO)
+        position_im = sum((p.cost / self.leverage(account, p.symbol) for p in account.positions.values() if p.lots),
+                          ZERO)
+        order_im = sum((self._order_cost(account, o, o.leaves) for o in account.open_orders() if not o.reduce_only),
+                       ZERO)
         return upl, position_im, order_im
 
     def available(self, account: Account) -> Decimal:
         upl, position_im, order_im = self.margin(account)
         return account.wallet + upl - position_im - order_im
 
-    def _order_cost(self, order: Order, lots: int) -> Decimal:
+    def _order_cost(self, account: Account, order: Order, lots: int) -> Decimal:
         inst = self.model.states[order.symbol].inst
         value = inst.tick * order.price_ticks * inst.lot * lots
-        return value / LEVERAGE + value * TAKER_FEE
+        return value / self.leverage(account, order.symbol) + value * self.rules.taker_fee
 
     # --- requests -----------------------------------------------------------------------
 
@@ -244,32 +285,25 @@ class Matching:
         nothing to reduce, or too little available balance."""
         account = self.account(key)
         state = self.model.states[request.symbol]
-        if request.link_id and request.link_id in account.link_ids:
-            raise Rejected(110072, "OrderLinkedID is duplicate")
+        if request.link_id and self._link_id_taken(account, request.link_id):
+            raise Rejected(110072, "OrderLinkedID is duplicate", "duplicate_link_id")
         if request.position_idx not in ((1, 2) if request.symbol in account.hedge_symbols else (0,)):
-            raise Rejected(10001, "position idx not match position mode")
+            raise Rejected(10001, "position idx not match position mode", "position_mode")
         if len(account.open_orders(request.symbol)) >= MAX_OPEN_ORDERS:
-            raise Rejected(110020, f"Not allowed to have more than {MAX_OPEN_ORDERS} active orders")
+            raise Rejected(110020, f"Not allowed to have more than {MAX_OPEN_ORDERS} active orders", "too_many_orders")
         price_ticks = request.price_ticks
         if price_ticks is None:  # a market order may walk 5 % from the touch, like Bybit's slippage band
-            price_ticks = round(min(state.asks) * 1.05) if request.side == "Buy" else round(max(state.bids) * 0.95)
+            bids, asks = self.view.sides(state)
+            price_ticks = round(min(asks) * 1.05) if request.side == "Buy" else round(max(bids) * 0.95)
         tif = "IOC" if request.order_type == "Market" else request.tif  # Bybit runs market orders as IOC
         order = Order(self.new_id(), request.link_id, request.symbol, request.side, request.order_type, tif,
                       price_ticks, request.lots, request.reduce_only, request.position_idx, now_ms, now_ms,
-                      state.last_ticks)
+                      self.view.last_ticks(state), margin_mode=request.margin_mode)
         position = self.position(account, order.symbol, order.position_idx)
         if order.reduce_only or self._closes_hedge(order):
-            reducible = max(0, -order.sign * position.lots)
-            if reducible == 0:
-                raise Rejected(110017, "current position is zero, cannot fix reduce-only order qty")
-            reserved = sum(o.leaves for o in account.open_orders(order.symbol)
-                           if o.position_idx == order.position_idx and o.side == order.side and o.reduce_only)
-            order.lots = min(order.lots, max(0, reducible - reserved))
-            if order.lots == 0:
-                raise Rejected(110017, "reduce-only order qty exceeds the open position after other reduce-only orders")
-            order.reduce_only = True
-        elif self._order_cost(order, order.lots) > self.available(account):
-            raise Rejected(110007, "ab not enough for new order")
+            self._fit_close(account, order, position)
+        elif self._order_cost(account, order, order.lots) > self.available(account):
+            raise Rejected(110007, "ab not enough for new order", "insufficient_margin")
         self._apply_partial_fault(order)
         account.orders[order.order_id] = account.open[order.order_id] = order
         if order.link_id:
@@ -279,9 +313,36 @@ class Matching:
         self._touch_position(key, position, now_ms)  # Bybit pushes the position on every order
         return order
 
+    def _link_id_taken(self, account: Account, link_id: str) -> bool:
+        """Bybit refuses an orderLinkId ever used; OKX one an open order still carries."""
+        order_id = account.link_ids.get(link_id)
+        if order_id is None:
+            return False
+        return not self.rules.link_ids_reusable or account.orders[order_id].is_open
+
+    def _fit_close(self, account: Account, order: Order, position: Position) -> None:
+        """A reduce-only order (or a hedge-mode close) within the position less the closes
+        already open: Bybit cuts it to fit, OKX refuses it (`trim_closes`)."""
+        reducible = max(0, -order.sign * position.lots)
+        if reducible == 0:
+            raise Rejected(110017, "current position is zero, cannot fix reduce-only order qty",
+                           "same_direction" if position.lots else "no_position")
+        reserved = sum(o.leaves for o in account.open_orders(order.symbol)
+                       if o.position_idx == order.position_idx and o.side == order.side and o.reduce_only)
+        fits = max(0, reducible - reserved)
+        if order.lots > fits and not self.rules.trim_closes:
+            raise Rejected(110017, "reduce-only order qty exceeds the open position after other reduce-only orders",
+                           "close_exceeds")
+        order.lots = min(order.lots, fits)
+        if order.lots == 0:
+            raise Rejected(110017, "reduce-only order qty exceeds the open position after other reduce-only orders",
+                           "close_exceeds")
+        order.reduce_only = True
+
     def _execute(self, account: Account, order: Order, state: SymbolState, now_ms: int) -> None:
         """Take what the order crosses; then rest it (GTC) or cancel the rest."""
-        book = state.asks if order.sign > 0 else state.bids
+        bids, asks = self.view.sides(state)
+        book = asks if order.sign > 0 else bids
         crosses = [p for p in book if (p <= order.price_ticks if order.sign > 0 else p >= order.price_ticks)]
         if order.tif == "PostOnly" and crosses:
             self._close(account, order, "Cancelled", now_ms, reason="EC_PostOnlyWillTakeLiquidity")
@@ -305,16 +366,14 @@ class Matching:
             reason = "EC_NoError" if order.filled_lots else "EC_NoImmediateQtyToFill"
             self._close(account, order, "Cancelled", now_ms, reason=reason)
         else:
-            own = state.bids if order.sign > 0 else state.asks
+            own = bids if order.sign > 0 else asks
             order.queue_ahead = own.get(order.price_ticks, 0)
 
     def cancel(self, key: str, request: dict, now_ms: int) -> Order:
         account = self.account(key)
         order = self.find(account, request)
-        if order is None or order.symbol != request.get("symbol"):
-            raise Rejected(110001, "order not exists or too late to cancel")
-        if not order.is_open:
-            raise Rejected(110001, "order not exists or too late to cancel")
+        if order is None or order.symbol != request.get("symbol") or not order.is_open:
+            raise Rejected(110001, "order not exists or too late to cancel", "not_found")
         self._close(account, order, "Cancelled", now_ms, cancel_type="CancelByUser")
         return order
 
@@ -328,11 +387,23 @@ class Matching:
     def switch_mode(self, key: str, symbol: str, hedge: bool) -> None:
         account = self.account(key)
         if (symbol in account.hedge_symbols) == hedge:
-            raise Rejected(110025, "Position mode is not modified")
+            raise Rejected(110025, "Position mode is not modified", "mode_not_modified")
         if any(p.lots for (s, _), p in account.positions.items() if s == symbol) or account.open_orders(symbol):
             raise Rejected(110024, "You have an existing position or active orders, "
-                                   "so position mode cannot be switched")
+                                   "so position mode cannot be switched", "mode_busy")
         (account.hedge_symbols.add if hedge else account.hedge_symbols.discard)(symbol)
+
+    def switch_all_modes(self, key: str, hedge: bool) -> None:
+        """Every symbol to hedge (or one-way) mode at once, as OKX's account-wide posMode;
+        the same mode again is no change."""
+        account = self.account(key)
+        symbols = set(self.model.states)
+        if (account.hedge_symbols >= symbols) if hedge else not account.hedge_symbols:
+            return
+        if any(p.lots for p in account.positions.values()) or account.open:
+            raise Rejected(110024, "You have an existing position or active orders, "
+                                   "so position mode cannot be switched", "mode_busy")
+        account.hedge_symbols = symbols if hedge else set()
 
     @staticmethod
     def find(account: Account, request: dict) -> Order | None:
@@ -351,10 +422,11 @@ class Matching:
             if state.fundings and state.fundings[-1][0] != self._funded.get(symbol):
                 time_ms, rate = state.fundings[-1]
                 self._funded[symbol] = time_ms
-                self._settle_funding(symbol, Decimal(f"{rate:.8f}"), now_ms)
+                self._settle_funding(symbol, Decimal(f"{self.view.funding_rate(state, rate):.8f}"), now_ms)
 
     def _match_resting(self, account: Account, order: Order, state: SymbolState, now_ms: int) -> None:
-        own, other = (state.bids, state.asks) if order.sign > 0 else (state.asks, state.bids)
+        bids, asks = self.view.sides(state)
+        own, other = (bids, asks) if order.sign > 0 else (asks, bids)
         order.queue_ahead = min(order.queue_ahead, own.get(order.price_ticks, 0))
         best_other = (min(other) if order.sign > 0 else max(other)) if other else None
         crossing = book_crossing(order.side, order.price_ticks, best_other, other.get(order.price_ticks, 0),
@@ -365,7 +437,7 @@ class Matching:
             self._fill(account, order, order.price_ticks, self._fillable(order), is_maker=True, now_ms=now_ms)
         else:
             self._traded_at_price(account, order, crossing.volume, now_ms)
-        for trade in state.trades:
+        for trade in self.view.trades(state):
             if not order.is_open:
                 break
             if trade.side != order.side and (order.price_ticks - trade.price_ticks) * order.sign >= 0:
@@ -393,8 +465,10 @@ class Matching:
                 account.cum_realised -= paid
                 position.cur_realised -= paid
                 position.cum_realised -= paid
+                position.funding += paid
                 execution = Execution(self.new_id(), None, symbol, "Buy" if position.lots > 0 else "Sell", "Funding",
-                                      mark, qty, value, paid, rate, False, ZERO, 0, 0, mark, now_ms, next(self._seq))
+                                      mark, qty, value, paid, rate, False, ZERO, 0, 0, mark, now_ms, next(self._seq),
+                                      position.idx, account.wallet)
                 account.executions.append(execution)
                 changes = self._changes(account.key)
                 changes.executions.append(execution)
@@ -441,22 +515,27 @@ class Matching:
         price = inst.tick * price_ticks
         qty = inst.lot * lots
         value = price * qty
-        rate = MAKER_FEE if is_maker else TAKER_FEE
+        rate = self.rules.maker_fee if is_maker else self.rules.taker_fee
         fee = value * rate
         position = self.position(account, order.symbol, order.position_idx)
+        if not position.lots:
+            position.margin_mode = order.margin_mode
         pnl, closed = self._apply(position, order.sign * lots, price, inst, now_ms)
         account.wallet += pnl - fee
         account.cum_realised += pnl - fee
         position.cur_realised += pnl - fee
         position.cum_realised += pnl - fee
+        position.fees += fee
         order.filled_lots += lots
         order.cum_value += value
         order.cum_fee += fee
         order.closed_pnl += pnl - fee if closed else ZERO
+        order.gross_pnl += pnl
         order.updated_ms = now_ms
         order.status = "Filled" if order.filled_lots == order.lots else "PartiallyFilled"
         execution = Execution(self.new_id(), order, order.symbol, order.side, "Trade", price, qty, value, fee, rate,
-                              is_maker, pnl, closed, order.leaves, self.mark(order.symbol), now_ms, next(self._seq))
+                              is_maker, pnl, closed, order.leaves, self.mark(order.symbol), now_ms, next(self._seq),
+                              order.position_idx, account.wallet)
         account.executions.append(execution)
         changes = self._changes(account.key)
         changes.executions.append(execution)
@@ -472,7 +551,7 @@ class Matching:
         """Fold a fill into a position; returns (realised PnL before fees, lots closed)."""
         if position.lots == 0:
             position.created_ms = now_ms
-            position.cur_realised = ZERO
+            position.cur_realised = position.fees = position.funding = ZERO
         if position.lots == 0 or (position.lots > 0) == (signed_lots > 0):
             position.lots += signed_lots
             position.cost += price * inst.lot * abs(signed_lots)
