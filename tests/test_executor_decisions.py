@@ -22,7 +22,7 @@ from decimal import Decimal as D
 import pytest
 
 from services.executor import facts as f
-from services.executor.core import ExecConfig, SignalIn
+from services.executor.core import ExecConfig, ExecutorCore, SignalIn
 from services.executor.sizing import Grid
 from tests.executor_market import SYMBOL, T0, Desk
 
@@ -193,19 +193,38 @@ def test_incompatible_lots_reject_the_signal_with_the_grids_reason():
     assert _rejection(_send(desk)) == ("grid", "lots 0.003 and 0.002 have no common multiple to trade on both venues")
 
 
-def test_a_signal_is_taken_only_with_room_for_both_legs_and_four_more_orders_in_the_venue_rate_window():
-    # 8 orders a second: 2 entries + 4 kept for a leg-out leave room for 2 more orders in the window
-    desk = _books(Desk(ExecConfig(order_rate_per_s=8, max_concurrent_trades=5), venues=("binance", "okx", "bybit")))
+def test_a_signal_is_taken_only_with_room_at_each_legs_venue_for_its_leg_and_four_more_orders_in_the_window():
+    # 6 orders a window at each venue: a leg + 4 kept for a leg-out leave room for 1 more order there
+    desk = _books(Desk(ExecConfig(order_rate_per_s=6, max_concurrent_trades=5), venues=("binance", "okx", "bybit")))
     desk.book("bybit", 100_700.0, 100_700.1)
-    desk.signal("a")  # paper: both legs fill at once, 2 orders at T0
-    assert len(desk.of(f.OrderPlaced)) == 2
-    desk.signal("b", short_venue="bybit")  # 2 + 2 + 4 = 8, not over 8: taken, 2 more orders at T0
-    assert len(desk.of(f.OrderPlaced)) == 4
-    desk.now = T0 + 1_099  # the 4 orders are still within the last 1,100 ms: 4 + 2 + 4 > 8
-    assert _rejection(desk.signal("c", long_venue="okx", short_venue="bybit", created_ms=desk.now)) == (
-        "rate_limit", "4 orders in the last 1100 ms; the limit is 8")
+    desk.signal("a")  # paper: both legs fill at once, an order at binance and one at okx at T0
+    desk.signal("b", short_venue="bybit")  # binance 1 + 1 + 4 = 6, not over 6: taken
+    assert sorted(x.venue for x in desk.of(f.OrderPlaced)) == ["binance", "binance", "bybit", "okx"]
+    desk.now = T0 + 1_099  # still within the last 1,100 ms
+    # okx and bybit have 1 order each: 1 + 1 + 4 = 6 at each, taken
+    assert _rejection(desk.signal("c", long_venue="okx", short_venue="bybit", created_ms=desk.now)) is None
+    # now each venue has 2: 2 + 1 + 4 > 6, named at the first leg's venue
+    assert _rejection(desk.signal("d", long_venue="okx", short_venue="binance", created_ms=desk.now)) == (
+        "rate_limit", "2 orders at okx in the last 1100 ms; the limit is 6")
     desk.now = T0 + 1_100  # they left the window
-    assert _rejection(desk.signal("d", long_venue="okx", short_venue="bybit", created_ms=desk.now)) is None
+    assert _rejection(desk.signal("e", long_venue="okx", short_venue="binance", created_ms=desk.now)) is None
+
+
+def test_a_venues_own_order_rate_window_replaces_the_default_and_both_legs_there_count_twice():
+    rates = {"okx": (7, 2_100)}  # OKX: 60 in 2 s, here 7 so that a few orders reach it
+    desk = _books(Desk(ExecConfig(order_rate_per_s=100, order_rates=rates, max_concurrent_trades=9),
+                       venues=("binance", "okx", "bybit")))
+    desk.book("bybit", 100_700.0, 100_700.1)
+    desk.signal("a", long_venue="okx", short_venue="binance")
+    desk.signal("b", long_venue="binance", short_venue="okx")
+    desk.now = T0 + 2_099  # okx's 2 orders are within its 2,100 ms: 2 + 1 + 4 = 7, taken
+    assert _rejection(desk.signal("c", long_venue="okx", short_venue="bybit", created_ms=desk.now)) is None
+    assert _rejection(desk.signal("d", long_venue="bybit", short_venue="okx", created_ms=desk.now)) == (
+        "rate_limit", "3 orders at okx in the last 2100 ms; the limit is 7")
+    core = ExecutorCore(ExecConfig(mode="synthetic", order_rate_per_s=6), {})
+    assert core._rate_room(("bybit", "bybit"), T0) == ""  # 0 + 2 + 4 = 6
+    core = ExecutorCore(ExecConfig(mode="synthetic", order_rate_per_s=5), {})
+    assert core._rate_room(("bybit", "bybit"), T0) == "0 orders at bybit in the last 1100 ms; the limit is 5"
 
 
 # ---------------------------------------------------------------------- the harder leg's phase

@@ -153,8 +153,8 @@ def test_p99_latency_and_venue_refusals_halt():
     assert core.step(T0 + 10)[0].reason == "api_errors"
 
 
-def test_live_a_signal_is_taken_only_with_room_for_both_legs_within_the_order_rate():
-    desk = Desk(ExecConfig(order_rate_per_s=10, order_headroom=2, max_concurrent_trades=10),
+def test_live_a_signal_is_taken_only_with_room_for_each_leg_within_its_venues_order_rate():
+    desk = Desk(ExecConfig(order_rate_per_s=4, order_headroom=2, max_concurrent_trades=10),
                 venues=("binance", "okx", "bybit", "gate"))
     pairs = [("binance", "okx"), ("binance", "bybit"), ("okx", "bybit"), ("binance", "gate"), ("okx", "gate")]
     quotes(desk)
@@ -164,9 +164,11 @@ def test_live_a_signal_is_taken_only_with_room_for_both_legs_within_the_order_ra
         desk.signal(f"s{i}", long_venue=long_venue, short_venue=short_venue)
     placed = desk.of(f.OrderPlaced)
     rejected = [x for x in desk.of(f.SignalRejected) if x.reason == "rate_limit"]
-    # 2 orders a trade, 2 kept free: 4 trades fill 8 of the 10; the fifth would need 12
-    assert len(desk.of(f.SignalTaken)) == 4 and len(placed) == 8 and len(rejected) == 1
-    assert rejected[0].detail == "8 orders in the last 1100 ms; the limit is 10"
+    # a leg and 2 kept free at each venue: 2 orders a venue within 4; binance and okx are full after 3 trades
+    assert len(desk.of(f.SignalTaken)) == 3 and len(placed) == 6
+    assert [(x.signal_id, x.detail) for x in rejected] == [
+        ("s3", "2 orders at binance in the last 1100 ms; the limit is 4"),
+        ("s4", "2 orders at okx in the last 1100 ms; the limit is 4")]
     desk.now += 1_101  # a window later it is empty again
     desk.signal("later", long_venue="okx", short_venue="gate")
     assert desk.of(f.SignalTaken)[-1].signal_id == "later"

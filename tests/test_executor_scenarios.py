@@ -119,7 +119,7 @@ async def _all_read(venue: Venue, stream: str, executor: ExecutorService, n: int
 
 async def test_scenario_6_fills_made_while_the_private_stream_is_down_are_caught_up(venue):
     async with executor_running(venue) as executor:
-        stream = executor.private
+        stream = executor.private["bybit"]
         async with venue.http.post(f"{venue.base}/admin/drop") as response:  # every WebSocket closes
             assert response.status == 200
         await venue.signal()  # orders go over REST while the stream reconnects

@@ -158,7 +158,7 @@ async def test_live_with_bybit_unreachable_says_so_and_stops_cleanly(settings, c
     executor = ExecutorService(settings, "synthetic")
     stop = asyncio.Event()
     task = asyncio.ensure_future(executor.run(stop))
-    await wait_for(lambda: _logged(caplog, "cannot start trading at Bybit"))
+    await wait_for(lambda: _logged(caplog, "cannot start trading at bybit"))
     stop.set()
     await asyncio.wait_for(task, 10)  # no traceback: the stop ends the retries
     assert not executor.ready.is_set() and executor.counts["facts"] == 0
@@ -239,14 +239,14 @@ async def _is_ready(executor: ExecutorService) -> bool:
 async def test_a_cancel_asked_again_for_an_order_the_venue_already_closed_reports_that_close_to_the_core():
     """The close of an order reached the Bybit client but not the core (lost between them): the
     core's cancel, asked again, is answered by a lookup that says cancelled, at the simulator."""
-    from services.executor.bybit import BybitExecution
+    from services.executor.live import VenueExecution
     from shared.venues.bybit.trading import BybitTrading
 
     key, secret = "k-cancel", "s-cancel"
     server = SimServer(["BTCUSDT"], seed=3, step_ms=10, api_keys={key: secret})
     async with serve_app(server.app()) as base, aiohttp.ClientSession() as http:
         trading = BybitTrading(http, base, key, secret)
-        bybit = BybitExecution(trading, {})
+        bybit = VenueExecution(trading)
         order = f.OrderPlaced(ts_ms=0, trade_id="abc123def456", link_id="abc123def456-LE1", leg="long",
                               purpose="entry", venue="bybit", symbol="BTCUSDT", side="Buy", order_type="Limit",
                               qty=Decimal("0.010"), price=Decimal("30000.0"))  # far below the market: it rests

@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 
 from services.executor import facts as f
-from services.executor.bybit import BybitExecution
+from services.executor.live import VenueExecution
 from shared.events import BookUpdate, Liquidation, Ticker, Trade
 from shared.instruments import SymbolMap
 from shared.venues import NAMES, venue
@@ -181,7 +181,7 @@ async def test_the_executors_bybit_handlers_fed_broken_messages_make_no_bad_fact
         mutator = Mutator(seed=9)
         crashes, bad, counted = [], [], 0
         for case in range(CASES):
-            bybit = BybitExecution(trading, {})
+            bybit = VenueExecution(trading)
             for link_id in link_ids:
                 bybit.track(f.OrderPlaced(ts_ms=0, trade_id="t", link_id=link_id, leg="long", purpose="entry",
                                           venue="bybit", symbol="BTCUSDT", side="Buy", order_type="Limit",

@@ -7,9 +7,10 @@ where the facts left off (a deadline that passed meanwhile is acted on at once).
 
 **Entry** (seed section 5): a signal is taken when it is fresh, confident (>= 70), its pair has
 no open trade, fewer than `max_concurrent_trades` are open, and the trade is still profitable
-at its actual size (sizing.py), and (live) the venue's order rate leaves room for both legs
-and `order_headroom` more within `order_rate_window_ms`: enough for a leg-out's hedges and its
-unwind, so a naked leg never waits on the rate the entries used. Capital is reserved, then a
+at its actual size (sizing.py), and (live) each leg's venue's order rate leaves room for its
+leg and `order_headroom` more within the venue's window (`order_rates`, else
+`order_rate_per_s` in `order_rate_window_ms`): enough for a leg-out's hedges and its unwind, so a
+naked leg never waits on the rate the entries used. Capital is reserved, then a
 limit order on the harder leg at the far touch (buy at the ask, sell at the bid) plus
 `limit_slippage_bps`, so it can take a few levels when the touch is thin. Once it has filled,
 the easier leg the same way. Every order a venue closes with quantity left (an IOC rest, a partial fill) is sent
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -118,10 +120,12 @@ class ExecConfig:
     stop_loss_bps: float = 100.0
     max_hold_ms: int = 8 * 3_600_000
     sizing: Sizing = field(default_factory=Sizing)  # ESTIMATED_POSITION_SIZE, MAX_TRADE_RISK, POSITION_SIZE_LIMIT
-    order_rate_per_s: int | None = None  # the venue's order-create limit; None: no limit (paper)
-    order_headroom: int = 4  # orders kept free for a leg-out: its 3 hedges and the unwind
-    # Bybit's second plus the margin of the client's budget (shared.venues.bybit.trading.Budget)
+    order_rate_per_s: int | None = None  # a venue's order-create limit; None: no limit (paper)
+    order_headroom: int = 4  # orders kept free at each venue for a leg-out: its 3 hedges and the unwind
+    # Bybit's second plus the margin of the client's budget (shared.venues.trading.Budget)
     order_rate_window_ms: int = 1_100
+    # per venue (count, window ms) where it differs from the above (OKX: 60 in 2 s)
+    order_rates: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     safety: SafetyLimits = field(default_factory=SafetyLimits)
 
 
@@ -162,7 +166,7 @@ class ExecutorCore:
         self.portfolio = Portfolio(self.config.starting_capital)
         self.safety = Safety(self.config.safety)
         self.tally = Tally()
-        self._order_times: deque[int] = deque()  # when each recent order was placed (ms)
+        self._order_times: dict[str, deque[int]] = {}  # venue -> when each recent order there was placed (ms)
         self.stopped: f.TradingHalted | None = None  # the halt in force
         self._wake: int | None = None
         self._funding: dict[tuple[str, str], tuple[int, float | None, float | None]] = {}
@@ -195,9 +199,11 @@ class ExecutorCore:
         trade.apply(fact)
         if isinstance(fact, f.OrderPlaced):
             self.by_link[fact.link_id] = trade
-            self._order_times.append(fact.ts_ms)
-            while self._order_times[0] <= fact.ts_ms - self.config.order_rate_window_ms:  # the window's only
-                self._order_times.popleft()
+            times = self._order_times.setdefault(fact.venue, deque())
+            times.append(fact.ts_ms)
+            window = self._order_rate(fact.venue)
+            while window and times[0] <= fact.ts_ms - window[1]:  # the window's only
+                times.popleft()
         elif isinstance(fact, f.TradeClosed):
             self.closed[trade.id] = self.trades.pop(trade.id)
 
@@ -372,12 +378,8 @@ class ExecutorCore:
             return "confidence", f"{s.confidence} < {c.confidence_min}"
         if len(self.trades) >= c.max_concurrent_trades:
             return "max_concurrent", f"{len(self.trades)} trades open"
-        if c.order_rate_per_s is not None:  # both legs, and room left for hedges, within the venue's limit
-            while self._order_times and self._order_times[0] <= now_ms - c.order_rate_window_ms:
-                self._order_times.popleft()
-            if len(self._order_times) + 2 + c.order_headroom > c.order_rate_per_s:
-                return "rate_limit", (f"{len(self._order_times)} orders in the last {c.order_rate_window_ms} ms; "
-                                      f"the limit is {c.order_rate_per_s}")
+        if why := self._rate_room(self._venues(s), now_ms):
+            return "rate_limit", why
         if any(t.taken.symbol == s.symbol and t.taken.signal_long_venue == s.long_venue
                and t.taken.signal_short_venue == s.short_venue for t in self.trades.values()):
             return "pair_active", ""
@@ -422,6 +424,28 @@ class ExecutorCore:
         return "", ""
 
     # ------------------------------------------------------------------ orders
+
+    def _order_rate(self, venue: str) -> tuple[int, int] | None:
+        """(orders, window ms) `venue` allows; None: no limit (paper)."""
+        c = self.config
+        if venue in c.order_rates:
+            return c.order_rates[venue]
+        return None if c.order_rate_per_s is None else (c.order_rate_per_s, c.order_rate_window_ms)
+
+    def _rate_room(self, venues: tuple[str, str], now_ms: int) -> str:
+        """Why a trade on `venues` would not fit their order rates (its legs, and room left at each
+        for a leg-out's orders); '' when it fits."""
+        for venue in dict.fromkeys(venues):
+            rate = self._order_rate(venue)
+            if rate is None:
+                continue
+            limit, window_ms = rate
+            times = self._order_times.get(venue, deque())
+            while times and times[0] <= now_ms - window_ms:
+                times.popleft()
+            if len(times) + venues.count(venue) + self.config.order_headroom > limit:
+                return f"{len(times)} orders at {venue} in the last {window_ms} ms; the limit is {limit}"
+        return ""
 
     def _venue(self, trade: Trade, leg: str) -> str:
         return trade.taken.long_venue if leg == "long" else trade.taken.short_venue

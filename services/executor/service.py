@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import time
@@ -27,8 +28,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from services.executor import facts as f
-from services.executor.bybit import BybitExecution, LiveExecution
 from services.executor.core import ExecConfig, ExecutorCore, parse_signal
+from services.executor.live import LiveExecution, VenueExecution
 from services.executor.paper import PaperExecution
 from services.executor.projection import Projector, close_text, marks, settled_leg_outs
 from services.executor.safety import SafetyLimits
@@ -43,9 +44,10 @@ from shared.metrics import LatencyHistogram
 from shared.resp import RedisReplyError, RespConnection, pack_command
 from shared.rest import RestError
 from shared.settings import ConfigError, Settings
-from shared.venues import venue
-from shared.venues.bybit.trading import BybitApiError, BybitTrading, BybitUnreachable, PrivateStream, min_notional
+from shared.venues import TRADING, trading_client, venue
+from shared.venues.bybit.trading import BybitTrading
 from shared.venues.protocol import NoSuchEnvironment, VenueError
+from shared.venues.trading import KEY_REFUSED, OutcomeUnknown, PrivateStream, Refused, VenueTrading
 from shared.ws import Stopped, unless_stopped
 
 log = logging.getLogger("arb.executor")
@@ -55,7 +57,6 @@ REPLAY_CHUNK = 5_000
 # it (or its batch): it is decided as rejected, unread, so that it cannot keep the executor down
 MAX_DELIVERIES = 5
 MARK_INTERVAL_MS = 1_000  # strategy:marks is replaced this often (seed: the spread every second)
-KEY_REFUSED = {10003, 10004, 10005, 10010}  # invalid key, bad signature, no permission, IP not allowed
 
 
 def grid_of(inst: Instrument) -> Grid | None:
@@ -66,17 +67,49 @@ def grid_of(inst: Instrument) -> Grid | None:
     return Grid(inst.tick, lot, max(lot, (inst.min_size or 0) * inst.contract_size))
 
 
+def live_venues(s: Settings, mode: str) -> list[str]:
+    """The venues live execution trades at: synthetic, SYNTHETIC_VENUE; cross, EXECUTOR_VENUES.
+    ConfigError for one without a live trading client."""
+    names = [s.synthetic_venue] if mode == "synthetic" else list(s.executor_venues)
+    if missing := [n for n in names if n not in TRADING]:
+        raise ConfigError(f"EXECUTION=live trades at {', '.join(TRADING)} only; {', '.join(missing)} has no live "
+                          f"trading yet: set EXECUTOR_VENUES to venues among {', '.join(TRADING)} (e.g. bybit,okx)")
+    return names
+
+
+def hedge_mode_venues(s: Settings, mode: str) -> frozenset[str]:
+    """Live venues whose orders name the position side: synthetic trading's venue (both legs
+    there), and a venue whose client trades in long/short mode (OKX)."""
+    if s.execution != "live":
+        return frozenset()
+    names = live_venues(s, mode)
+    return frozenset(n for n in names if mode == "synthetic" or trading_client(n).hedge_mode)
+
+
+def order_rates(s: Settings, mode: str) -> dict[str, tuple[int, int]]:
+    """Each live venue's order-create budget as (orders, window ms) with the client's margin;
+    Bybit's is ORDER_RATE_LIMIT_PER_S (order_rate_per_s)."""
+    if s.execution != "live":
+        return {}
+    out = {}
+    for name in live_venues(s, mode):
+        count, window_s = trading_client(name).order_rate
+        if name != "bybit":
+            out[name] = (count, int(window_s * 1000) + 100)
+    return out
+
+
 def exec_config(s: Settings, mode: str) -> ExecConfig:
     hold_s = s.synthetic_hold_s if mode == "synthetic" else s.exit_max_hold_s
     return ExecConfig(mode=mode, synthetic_venue=s.synthetic_venue, paper=s.execution == "paper",
-                      hedge_mode_venues=frozenset({s.synthetic_venue}) if mode == "synthetic" and
-                      s.execution == "live" else frozenset(),
+                      hedge_mode_venues=hedge_mode_venues(s, mode),
                       starting_capital=s.starting_capital, max_concurrent_trades=s.max_concurrent_trades,
                       leg_timeout_ms=s.leg_timeout_ms, limit_slippage_bps=s.limit_slippage_bps,
                       signal_max_age_ms=s.signal_max_age_ms,
                       max_hold_ms=int(hold_s * 1000),
                       sizing=Sizing(s.estimated_position_size, s.max_trade_risk, s.position_size_limit),
                       order_rate_per_s=s.order_rate_limit_per_s if s.execution == "live" else None,
+                      order_rates=order_rates(s, mode),
                       safety=SafetyLimits(max_daily_loss=s.max_daily_loss, max_weekly_loss=s.max_weekly_loss,
                                           max_monthly_loss=s.max_monthly_loss, max_failures=s.safety_max_failures,
                                           failure_window_ms=int(s.safety_failure_window_s * 1000),
@@ -127,6 +160,8 @@ class ExecutorService:
         self.md = list(s.md_streams().values())
         self.consumer = consumer
         self._grids_given = grids is not None
+        self.instruments: dict[str, list[Instrument]] = {}  # venue -> its instruments, as loaded
+        self.private: dict[str, PrivateStream] = {}  # live: each venue's private stream
         self.counts: Counter[str] = Counter()
         self.order_latency = LatencyHistogram()  # signal created -> its first order sent
         self.read_to_order = LatencyHistogram()  # signal read by the executor -> its first order sent
@@ -146,9 +181,10 @@ class ExecutorService:
 
     # ------------------------------------------------------------------ start
 
-    async def load_grids(self, http: aiohttp.ClientSession, venues: list[str], stop: asyncio.Event) -> None:
-        """Order grids of every instrument on `venues` (venues that do not answer are logged,
-        and their signals rejected as no_instrument)."""
+    async def load_grids(self, http: aiohttp.ClientSession, venues: list[str], stop: asyncio.Event,
+                         grids: bool = True) -> None:
+        """The instruments of `venues`, and (`grids`) their order grids (venues that do not answer
+        are logged, and their signals rejected as no_instrument)."""
         for name in venues:
             v = venue(name)
             try:
@@ -156,55 +192,86 @@ class ExecutorService:
             except (RestError, VenueError, NoSuchEnvironment, TimeoutError) as exc:
                 log.warning("%s: no instruments list (%s); its signals will be rejected", name, exc)
                 continue
-            for inst in symbols.by_symbol.values():
+            self.instruments[name] = list(symbols.by_symbol.values())
+            for inst in self.instruments[name] if grids else []:
                 grid = grid_of(inst)
                 if grid is not None:
                     self.core.grids[name, inst.symbol] = grid
             if stop.is_set():
                 return
 
-    async def _live(self, http: aiohttp.ClientSession, stop: asyncio.Event) -> PrivateStream:
-        """Bybit's trading client, its clock offset, hedge mode for synthetic trading, the private stream."""
+    def _credentials(self, name: str) -> tuple[str, ...]:
+        """The venue's key, secret (and passphrase) for VENUE_ENV; ConfigError naming the settings
+        when they are not set."""
         s = self.settings
-        credentials = s.bybit_credentials()
-        if credentials is None:
-            raise ConfigError(f"EXECUTION=live on VENUE_ENV={s.venue_env} needs its Bybit API key and secret "
-                              f"(BYBIT_DEMO_API_KEY/SECRET for demo, BYBIT_API_KEY/SECRET otherwise)")
-        key, secret = credentials[0], credentials[1].get_secret_value()
+        if name == "okx":
+            found = s.okx_credentials()
+            names = ("OKX_DEMO_API_KEY, OKX_DEMO_API_SECRET and OKX_DEMO_API_PASSPHRASE for demo, OKX_API_KEY, "
+                     "OKX_API_SECRET and OKX_API_PASSPHRASE otherwise")
+        else:
+            found = s.bybit_credentials()
+            names = "BYBIT_DEMO_API_KEY/SECRET for demo, BYBIT_API_KEY/SECRET otherwise"
+        if found is None:
+            raise ConfigError(f"EXECUTION=live on VENUE_ENV={s.venue_env} needs {name}'s API keys ({names})")
+        return (found[0], *(secret.get_secret_value() for secret in found[1:]))
+
+    def _client(self, name: str, http: aiohttp.ClientSession) -> VenueTrading:
+        """`name`'s trading client on VENUE_ENV's hosts (its instruments loaded already)."""
+        s = self.settings
+        credentials = self._credentials(name)
+        if name == "okx":
+            hosts = s.okx_endpoints()
+            return trading_client(name)(http, hosts.rest, hosts.ws_private, *credentials,
+                                        instruments=self.instruments.get(name, []),
+                                        demo=s.venue_env in ("demo", "testnet"))
         hosts = s.bybit_endpoints()
-        trading = BybitTrading(http, hosts.rest, key, secret)
+        return trading_client(name)(http, hosts.rest, *credentials, ws_url=hosts.ws_private)
+
+    async def _start_trading(self, name: str, http: aiohttp.ClientSession, stop: asyncio.Event) -> VenueTrading:
+        """A venue's trading client, ready: its instruments, its clock offset, a key that is safe to
+        trade with, the position mode it trades in. Retried every 5 s while the venue does not
+        answer; a key the venue refuses is a ConfigError."""
+        s = self.settings
         for attempt in itertools.count():
             try:
-                if not self._grids_given and not any(v == "bybit" for v, _ in self.core.grids):
-                    await self.load_grids(http, ["bybit"], stop)
-                    if not any(v == "bybit" for v, _ in self.core.grids):
-                        raise BybitUnreachable("no instruments list")
+                if name not in self.instruments:
+                    await self.load_grids(http, [name], stop, grids=not self._grids_given)
+                    if name not in self.instruments:
+                        raise OutcomeUnknown("no instruments list")
+                trading = self._client(name, http)
                 offset = await trading.sync_time()
                 if (problems := await trading.key_problems()) and not s.allow_unsafe_api_key:
-                    raise ConfigError(f"the Bybit API key for VENUE_ENV={s.venue_env} is unsafe to trade with: "
+                    raise ConfigError(f"the {name} API key for VENUE_ENV={s.venue_env} is unsafe to trade with: "
                                       f"{'; '.join(problems)}. Make a key with Read and Trade only, bound to this "
                                       "machine's IP, or set ALLOW_UNSAFE_API_KEY=true to accept the risk")
-                if self.core.config.mode == "synthetic":
-                    for symbol in s.symbols_to_trade:
-                        await trading.hedge_mode(symbol)
-                floors = await min_notional(http, hosts.rest)
-                break
-            except BybitApiError as exc:
-                if exc.code in KEY_REFUSED:
-                    raise ConfigError(f"Bybit refused the API key for VENUE_ENV={s.venue_env}: {exc}") from None
+                if name in self.core.config.hedge_mode_venues:
+                    await trading.ensure_position_mode(s.symbols_to_trade)
+                if isinstance(trading, BybitTrading):
+                    await trading.load_min_notional()
+                log.info("%s trading at %s; clock offset %d ms", name, getattr(trading, "rest_url", ""), offset)
+                return trading
+            except Refused as exc:
+                if exc.kind in KEY_REFUSED:
+                    raise ConfigError(f"{name} refused the API key for VENUE_ENV={s.venue_env}: {exc}") from None
                 if attempt % 12 == 0:
-                    log.error("cannot start trading at Bybit (%s): %s; retrying every 5 s", hosts.rest, exc)
-                await unless_stopped(asyncio.sleep(5), stop)
-            except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError, BybitUnreachable) as exc:
+                    log.error("cannot start trading at %s: %s; retrying every 5 s", name, exc)
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError, OutcomeUnknown) as exc:
                 if attempt % 12 == 0:  # the first time, then every minute
-                    log.error("cannot start trading at Bybit (%s): %s: %s; retrying every 5 s", hosts.rest,
-                              type(exc).__name__, exc)
-                await unless_stopped(asyncio.sleep(5), stop)
-        log.info("bybit trading at %s; clock offset %d ms", hosts.rest, offset)
-        live = LiveExecution(self.core, BybitExecution(trading, self.core.grids, floors, on_sent=self.order_sent))
+                    log.error("cannot start trading at %s: %s: %s; retrying every 5 s", name, type(exc).__name__, exc)
+            await unless_stopped(asyncio.sleep(5), stop)
+        raise AssertionError("unreachable")
+
+    async def _live(self, http: aiohttp.ClientSession, stop: asyncio.Event) -> list[PrivateStream]:
+        """Each live venue's trading client, ready, and its private stream."""
+        venues = {}
+        for name in live_venues(self.settings, self.core.config.mode):
+            venues[name] = VenueExecution(await self._start_trading(name, http, stop), on_sent=self.order_sent)
+        live = LiveExecution(self.core, venues)
         self.execution = live
-        self.private = PrivateStream(http, hosts.ws_private, key, secret, live.on_message, live.on_connected)
-        return self.private
+        self.private = {name: v.trading.private_stream(functools.partial(live.on_message, name),
+                                                       functools.partial(live.on_connected, name))
+                        for name, v in venues.items()}
+        return list(self.private.values())
 
     async def replay(self, client: aioredis.Redis) -> int:
         """Every fact of the events stream into the core; how many."""
@@ -237,15 +304,16 @@ class ExecutorService:
                                          decode_responses=True)
         fast, writes = RespConnection(s.redis_url, encoding="utf-8"), RespConnection(s.redis_url, encoding="utf-8")
         http = aiohttp.ClientSession()
-        private_task = None
+        private_tasks: list[asyncio.Future] = []
         try:
             live = s.execution == "live"
             if not self._grids_given and not live:
                 await self.load_grids(http, s.executor_venues, stop)
             if live:
-                private = await self._live(http, stop)
-                private_task = asyncio.ensure_future(private.run(stop))
-                await unless_stopped(private.connected.wait(), stop)
+                streams = await self._live(http, stop)
+                private_tasks = [asyncio.ensure_future(stream.run(stop)) for stream in streams]
+                for stream in streams:
+                    await unless_stopped(stream.connected.wait(), stop)
             await self._redis_ready(client, stop)
             n = await self.replay(client)
             p = self.core.portfolio
@@ -273,9 +341,9 @@ class ExecutorService:
         finally:
             await self._cancel_read()
             await self.execution.close()
-            if private_task is not None:
-                private_task.cancel()
-                await asyncio.gather(private_task, return_exceptions=True)
+            for task in private_tasks:
+                task.cancel()
+            await asyncio.gather(*private_tasks, return_exceptions=True)
             await http.close()
             await client.aclose()
             for conn in (fast, writes):
@@ -573,7 +641,8 @@ class ExecutorService:
         if isinstance(self.execution, LiveExecution):
             yield metrics.counter_by("arb_executor_bad_venue_rows_total",
                                      "Malformed rows from the venue, skipped, by kind", mode, "kind",
-                                     dict(self.execution.bybit.bad_rows))
+                                     {f"{name}:{kind}": n for name, v in self.execution.venues.items()
+                                      for kind, n in v.bad_rows.items()})
         yield metrics.gauge("arb_executor_unwritten_facts", "Facts held while Redis is unavailable", mode,
                             len(self._unwritten))
         yield self.order_latency.family("arb_executor_signal_to_order_seconds",

@@ -14,6 +14,7 @@ from types import ModuleType
 
 from shared.instruments import Instrument
 from shared.venues.protocol import VenueError, VenueFeed
+from shared.venues.trading import VenueTrading
 
 log = logging.getLogger("arb.venues")
 # a server time outside these (2015-01-01 .. 2100-01-01, ms) is no clock's
@@ -23,6 +24,7 @@ MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, Arithm
 
 NAMES = ("bybit", "binance", "okx", "bitget", "kucoin", "gate", "hyperliquid", "paradex")
 MODULES = ("feed", "parser", "rest")  # what every venue package holds
+TRADING = ("bybit", "okx")  # the venues with a `trading.py`: a VenueTrading client for live orders
 
 
 class UnknownVenue(ValueError):
@@ -65,6 +67,15 @@ class Venue:
 def _usable(inst: Instrument) -> bool:
     return bool(inst.symbol) and all(g is None or (g.is_finite() and g > 0)
                                      for g in (inst.tick, inst.lot, inst.min_size, inst.contract_size))
+
+
+def trading_client(name: str) -> type[VenueTrading]:
+    """The live trading client of venue `name` (the VenueTrading subclass in its trading.py)."""
+    if name not in TRADING:
+        raise UnknownVenue(f"no live trading at {name!r}; live trading is at: {', '.join(TRADING)}")
+    module = importlib.import_module(f"shared.venues.{name}.trading")
+    return next(c for c in vars(module).values()
+                if isinstance(c, type) and issubclass(c, VenueTrading) and getattr(c, "venue", None) == name)
 
 
 def venue(name: str) -> Venue:
