@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from pydantic import SecretStr
 
 from services.sim.server import SimServer
 from services.up import Worker, plan, refusals
@@ -142,6 +143,33 @@ def test_refusals_name_what_to_set():
                       "POSITION_SIZE_LIMIT=10 (deployment guide, phase 3)"]
     assert refusals(Settings(_env_file=None), "synthetic", False) == []  # the simulator's key is built in
     assert refusals(s, "paper", False) == ["--mode: 'paper' is not one of: synthetic, cross, live"]
+
+
+def test_cross_mode_with_live_execution_is_refused_at_a_venue_without_live_trading_or_without_its_keys():
+    demo = Settings(_env_file=None, venue_env="demo", max_daily_loss=50, position_size_limit=10)
+    assert refusals(demo, "cross", False, "live", ["bybit", "okx"]) == [
+        "cross mode places orders at Bybit on VENUE_ENV=demo: set BYBIT_DEMO_API_KEY and BYBIT_DEMO_API_SECRET",
+        "cross mode places orders at OKX on VENUE_ENV=demo: set OKX_DEMO_API_KEY, OKX_DEMO_API_SECRET and "
+        "OKX_DEMO_API_PASSPHRASE"]
+    keyed = demo.model_copy(update={name: SecretStr("x") for name in (
+        "bybit_demo_api_key", "bybit_demo_api_secret", "okx_demo_api_key", "okx_demo_api_secret")})
+    assert refusals(keyed, "cross", False, "live", ["bybit", "okx"]) == [
+        "cross mode places orders at OKX on VENUE_ENV=demo: set OKX_DEMO_API_KEY, OKX_DEMO_API_SECRET and "
+        "OKX_DEMO_API_PASSPHRASE"]  # all three, the passphrase too
+    keyed = keyed.model_copy(update={"okx_demo_api_passphrase": SecretStr("x")})
+    assert refusals(keyed, "cross", False, "live", ["bybit", "okx"]) == []
+    assert refusals(keyed, "cross", False, "live", ["bybit", "binance"]) == [
+        "--execution live: no live trading at binance yet; live trading is at bybit, okx (e.g. --venues bybit,okx)"]
+    mainnet = keyed.model_copy(update={"venue_env": "mainnet", "max_daily_loss": None})
+    assert [e.split(":")[0] for e in refusals(mainnet, "cross", False, "live", [])] == [
+        "live execution on VENUE_ENV=mainnet trades real money", "live execution needs the safety limits set"]
+    sim = Settings(_env_file=None)  # the simulator's keys are built in, and no money is at stake
+    assert refusals(sim, "cross", False, "live", ["bybit", "okx"]) == []
+    assert refusals(sim, "cross", False, "paper", ["binance"]) == []
+    assert refusals(sim, "synthetic", False, "paper")[0].startswith("--execution paper: synthetic mode places real")
+    assert plan(sim, "cross", ["bybit", "okx"], [], 9101, execution="live").execution == "live"
+    assert "live" in next(w for w in plan(sim, "cross", ["bybit", "okx"], [], 9101, execution="live").workers
+                          if w.name == "executor").argv
 
 
 async def test_status_and_trades_print_what_redis_holds(r, prefix, redis_url):

@@ -25,6 +25,9 @@ def up(
     symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols. Default: SYMBOLS_TO_TRADE.")] = None,
     venues: Annotated[str | None, typer.Option(
         help="Cross mode: the venues to read and trade. Default: EXECUTOR_VENUES (bybit,binance,okx).")] = None,
+    execution: Annotated[str | None, typer.Option(
+        help="Cross mode: paper (the default: fills modelled from market data) or live (orders at the venues on "
+        "VENUE_ENV; live trading is at bybit and okx, so e.g. --venues bybit,okx).")] = None,
     state_dir: Annotated[str, typer.Option(envvar="ARB_STATE_DIR",
                                            help="Where the logs, the pid file and (when arb up starts its own "
                                            "Redis) Redis's data are kept.")] = ".arb",
@@ -58,6 +61,8 @@ def up(
     - `arb up --duration 60`: synthetic trading on the simulator for a minute
     - `arb up --fresh`: the same, forgetting every earlier run's trades first
     - `arb up --mode cross --venues bybit,binance,okx`: every venue's real spreads, paper execution
+    - `arb up --mode cross --execution live --venues bybit,okx`: both legs' orders at Bybit and OKX (the
+      simulator's on VENUE_ENV=sim; phase 2 of the deployment guide on VENUE_ENV=demo)
     """
     from pathlib import Path
 
@@ -65,18 +70,22 @@ def up(
     from services.up import Stack, StackError, plan, port_free, refusals, running_pid
 
     settings = _settings({"symbols_to_trade": ("--symbols", symbols)})
-    if errors := refusals(settings, mode, confirm_mainnet):
-        raise _fail("\n".join(f"arb up: {e}" for e in errors))
-    if settings.venue_env == "sim" and (why := unmodelled(settings.symbols_to_trade)):
-        raise _fail(f"arb up: {why}")
     names = [v.strip().lower() for v in (venues or ",".join(settings.executor_venues)).split(",") if v.strip()]
     if unknown := [v for v in names if v not in NAMES]:
         raise _fail(f"--venues: no venue {unknown[0]!r}; venues: {', '.join(NAMES)}")
+    live_cross = mode == "cross" and execution == "live"
+    if errors := refusals(settings, mode, confirm_mainnet, execution, names if mode == "cross" else None):
+        raise _fail("\n".join(f"arb up: {e}" for e in errors))
+    if settings.venue_env == "sim" and (why := unmodelled(settings.symbols_to_trade)):
+        raise _fail(f"arb up: {why}")
+    if live_cross:  # the executor trades at exactly the venues named
+        settings = settings.model_copy(update={"executor_venues": names})
     if mode == "cross" and (missing := [v for v in settings.executor_venues if v not in names]):
         raise _fail(f"--venues: the executor trades EXECUTOR_VENUES, and {', '.join(missing)} would have no market "
                     f"data; add it or set EXECUTOR_VENUES={','.join(names)}")
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    stack_plan = plan(settings, mode, names, cpus, metrics_port, free=port_free, confirm_mainnet=confirm_mainnet)
+    stack_plan = plan(settings, mode, names, cpus, metrics_port, free=port_free, confirm_mainnet=confirm_mainnet,
+                      execution=execution)
     state = Path(state_dir).resolve()  # redis-server changes into its data folder
     if running := running_pid(state):
         raise _fail(f"arb up is already running from {state} (pid {running}); `arb stop` stops it")
@@ -87,6 +96,8 @@ def up(
                   fresh=fresh)
     if symbols:
         stack.env["SYMBOLS_TO_TRADE"] = ",".join(settings.symbols_to_trade)
+    if live_cross:
+        stack.env["EXECUTOR_VENUES"] = ",".join(names)
     try:
         code = asyncio.run(stack.run())
     except StackError as exc:

@@ -142,8 +142,9 @@ def executor(
     mode: Annotated[str, typer.Option(
         help="cross: trade the cross-exchange signals; synthetic: both legs on SYNTHETIC_VENUE.")] = "cross",
     execution: Annotated[str | None, typer.Option(
-        help="paper: fills modelled from market data (queue position, book walking); live: orders at Bybit on "
-        "VENUE_ENV (sim, demo, testnet, mainnet). Default: EXECUTION.")] = None,
+        help="paper: fills modelled from market data (queue position, book walking); live: orders at the venues "
+        "(cross: EXECUTOR_VENUES, among bybit and okx; synthetic: SYNTHETIC_VENUE) on VENUE_ENV (sim, demo, "
+        "testnet, mainnet). Default: EXECUTION.")] = None,
     redis_url: Annotated[str | None, typer.Option(help="Redis to read and write. Default: REDIS_URL.")] = None,
     cpu: Annotated[int | None, typer.Option(help="Pin the process to this CPU (Linux).")] = None,
     metrics_port: Annotated[int | None, typer.Option(
@@ -176,10 +177,16 @@ def executor(
         "metrics_port": ("--metrics-port", metrics_port),
     })
     _logging(settings.log_level)
-    if settings.execution == "live" and settings.bybit_credentials() is None:
-        raise _fail(f"config error: --execution live on VENUE_ENV={settings.venue_env} needs a Bybit API key and "
-                    "secret: BYBIT_DEMO_API_KEY and BYBIT_DEMO_API_SECRET for demo, BYBIT_API_KEY and "
-                    "BYBIT_API_SECRET for testnet and mainnet")
+    if settings.execution == "live":
+        from services.executor.service import live_venues
+        from services.up.plan import missing_keys
+
+        try:
+            names = live_venues(settings, mode)
+        except ConfigError as exc:
+            raise _fail(f"config error: {exc}") from None
+        if missing := missing_keys(settings, names):
+            raise _fail("\n".join(f"config error: --execution live places {why}" for why in missing))
     if settings.execution == "live" and settings.venue_env == "mainnet":  # as `arb up --mode live` asks
         from services.up import refusals
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shared.settings import Settings
+from shared.venues import TRADING
 
 MODES = ("synthetic", "cross", "live")
 PINNED = ("strategy", "executor")  # the latency-critical workers, each on a CPU of its own
@@ -30,37 +31,66 @@ class Plan:
     workers: list[Worker] = field(default_factory=list)
 
 
-def refusals(s: Settings, mode: str, confirm_mainnet: bool) -> list[str]:
-    """Why `mode` may not run with these settings (empty: it may)."""
+def missing_keys(s: Settings, venues: list[str]) -> list[str]:
+    """What live trading at `venues` on VENUE_ENV lacks: each venue's API keys, named."""
+    demo = s.venue_env in ("demo", "testnet")
+    out = []
+    for venue in venues:
+        if venue == "okx" and s.okx_credentials() is None:
+            names = "OKX_DEMO_API_KEY, OKX_DEMO_API_SECRET and OKX_DEMO_API_PASSPHRASE" if demo else \
+                "OKX_API_KEY, OKX_API_SECRET and OKX_API_PASSPHRASE"
+            out.append(f"orders at OKX on VENUE_ENV={s.venue_env}: set {names}")
+        elif venue == "bybit" and s.bybit_credentials() is None:
+            names = "BYBIT_DEMO_API_KEY and BYBIT_DEMO_API_SECRET" if s.venue_env == "demo" else \
+                "BYBIT_API_KEY and BYBIT_API_SECRET"
+            out.append(f"orders at Bybit on VENUE_ENV={s.venue_env}: set {names}")
+    return out
+
+
+def refusals(s: Settings, mode: str, confirm_mainnet: bool, execution: str | None = None,
+             venues: list[str] | None = None) -> list[str]:
+    """Why `mode` (with `execution`, cross mode's choice, trading `venues`) may not run with these
+    settings (empty: it may)."""
     if mode not in MODES:
         return [f"--mode: {mode!r} is not one of: {', '.join(MODES)}"]
+    if execution not in (None, "paper", "live"):
+        return [f"--execution: {execution!r} is not one of: paper, live"]
+    if mode != "cross" and execution == "paper":
+        return [f"--execution paper: {mode} mode places real orders (at the simulator on VENUE_ENV=sim); paper "
+                "execution is cross mode's (--mode cross)"]
+    live = mode != "cross" or execution == "live"
     out = []
     if mode == "synthetic" and s.venue_env == "mainnet":
         out.append("synthetic mode trades made-up opportunities; on VENUE_ENV=mainnet that spends real money "
                    "on them. Use VENUE_ENV=sim, demo or testnet, or --mode live")
-    if mode in ("synthetic", "live") and s.bybit_credentials() is None:
-        keys = "BYBIT_DEMO_API_KEY and BYBIT_DEMO_API_SECRET" if s.venue_env == "demo" else \
-            "BYBIT_API_KEY and BYBIT_API_SECRET"
-        out.append(f"{mode} mode places orders at Bybit on VENUE_ENV={s.venue_env}: set {keys}")
-    if mode == "live":
+    if mode == "cross" and live:
+        if unsupported := [v for v in venues or [] if v not in TRADING]:
+            out.append(f"--execution live: no live trading at {', '.join(unsupported)} yet; live trading is at "
+                       f"{', '.join(TRADING)} (e.g. --venues bybit,okx)")
+        out += [f"{mode} mode places {why}" for why in missing_keys(s, [v for v in venues or [] if v in TRADING])]
+    elif live:
+        out += [f"{mode} mode places {why}" for why in missing_keys(s, ["bybit"])]
+    if live and mode != "synthetic":
+        what = "live mode" if mode == "live" else "live execution"
         if s.venue_env == "mainnet" and not confirm_mainnet:
-            out.append("live mode on VENUE_ENV=mainnet trades real money: add --confirm-mainnet")
+            out.append(f"{what} on VENUE_ENV=mainnet trades real money: add --confirm-mainnet")
         missing = [name for name, value in (("MAX_DAILY_LOSS", s.max_daily_loss),
                                             ("POSITION_SIZE_LIMIT", s.position_size_limit)) if value is None]
-        if missing:
-            out.append(f"live mode needs the safety limits set: {', '.join(missing)} (USD), e.g. "
+        if missing and (mode == "live" or s.venue_env != "sim"):  # cross on the simulator: no money at stake
+            out.append(f"{what} needs the safety limits set: {', '.join(missing)} (USD), e.g. "
                        f"MAX_DAILY_LOSS=50 POSITION_SIZE_LIMIT=10 (deployment guide, phase 3)")
     return out
 
 
 def plan(s: Settings, mode: str, venues: list[str], cpus: list[int], metrics_port: int,
-         free=lambda port: True, confirm_mainnet: bool = False) -> Plan:
+         free=lambda port: True, confirm_mainnet: bool = False, execution: str | None = None) -> Plan:
     """The workers of `mode`, in the order they start: the market data and the latency monitor,
     then the executor (ready once it has replayed its facts and reconciled with the venue), then
     the strategy. Synthetic and live trade SYMBOLS_TO_TRADE on Bybit alone (both legs there);
-    cross reads `venues` and trades on paper."""
+    cross reads `venues` and trades on paper, or with `execution="live"` at those venues."""
     single = mode in ("synthetic", "live")
-    p = Plan(mode=mode, execution="live" if single else "paper", strategy_mode="synthetic" if single else "cross",
+    p = Plan(mode=mode, execution="live" if single else execution or "paper",
+             strategy_mode="synthetic" if single else "cross",
              venues=[s.synthetic_venue] if single else venues)
     pins = dict(zip(PINNED, cpus[-2:], strict=False)) if len(cpus) >= 4 else {}
     port = metrics_port
