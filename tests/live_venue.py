@@ -81,8 +81,8 @@ async def live_venue(settings, r, symbols: tuple[str, ...] = (SYMBOL,)):
 
 
 @contextlib.asynccontextmanager
-async def executor_running(venue: Venue, **changes):
-    executor = ExecutorService(venue.settings.model_copy(update=changes), "synthetic")
+async def executor_running(venue: Venue, _mode: str = "synthetic", **changes):
+    executor = ExecutorService(venue.settings.model_copy(update=changes), _mode)
     executor.facts_written = []
     write = executor._write
 
@@ -104,3 +104,63 @@ async def executor_running(venue: Venue, **changes):
 
 async def _ready(executor: ExecutorService) -> bool:
     return executor.ready.is_set()
+
+
+class TwoVenues(Venue):
+    """The simulator's Bybit and OKX, an ingestor for each, and settings for a live cross executor
+    trading at both."""
+
+    def okx_account(self):
+        return self.server.okx_matching.account(self.key)
+
+    def okx_positions(self) -> dict[tuple[str, int], int]:
+        return {k: p.lots for k, p in self.okx_account().positions.items() if p.lots}
+
+    def flat(self) -> bool:
+        return not (self.positions() or self.okx_positions() or self.account.open_orders()
+                    or self.okx_account().open_orders())
+
+    async def cross_signal(self, long_venue: str = "okx", short_venue: str = "bybit", symbol: str = SYMBOL,
+                           created_ms: int | None = None, spread_bps: float = 50.0) -> str:
+        self.n += 1
+        sid = f"{symbol}-{long_venue}-{short_venue}-{self.n}"
+        await self.r.xadd(self.settings.redis_key_prefix + "strategy:signals", {
+            "id": sid, "mode": "cross", "symbol": symbol, "long_venue": long_venue, "short_venue": short_venue,
+            "spread_bps": str(spread_bps), "funding_delta_8h": "0.0005", "confidence": "80",
+            "depth_long_usd": "200000", "depth_short_usd": "200000",
+            "created_ms": str(created_ms or time.time_ns() // 1_000_000)})
+        return sid
+
+
+@contextlib.asynccontextmanager
+async def two_venues(settings, r, symbols: tuple[str, ...] = (SYMBOL,)):
+    """The simulator with Bybit's and OKX's trading APIs, both ingestors, and settings for a live
+    cross executor at bybit and okx."""
+    key, secret = settings.sim_api_key, settings.sim_api_secret.get_secret_value()
+    server = SimServer(list(symbols), seed=3, step_ms=10, api_keys={key: secret},
+                       api_passphrases={key: settings.sim_api_passphrase.get_secret_value()})
+    async with serve_app(server.app()) as base, aiohttp.ClientSession() as http:
+        settings = settings.model_copy(update={"sim_port": int(base.rsplit(":", 1)[1]),
+                                               "symbols_to_trade": list(symbols), "execution": "live",
+                                               "executor_venues": ["bybit", "okx"], "exit_max_hold_s": 600.0})
+        stop = asyncio.Event()
+        feeds = [asyncio.ensure_future(Ingestor(settings, name, list(symbols)).run(stop)) for name in ("bybit", "okx")]
+        await wait_for(lambda: _both_quoted(r, settings.redis_key_prefix))
+        try:
+            yield TwoVenues(server, base, settings, r, http)
+        finally:
+            stop.set()
+            await asyncio.gather(*feeds)
+
+
+async def _both_quoted(r, prefix: str) -> bool:
+    venues = {fields.get(b"venue", fields.get("venue")) for _, fields in await r.xrevrange(prefix + "md:books",
+                                                                                            count=200)}
+    return {b"bybit", b"okx"} <= venues or {"bybit", "okx"} <= venues
+
+
+@contextlib.asynccontextmanager
+async def cross_executor(venues: TwoVenues, **changes):
+    """A live cross executor at the two venues (see `executor_running`)."""
+    async with executor_running(venues, _mode="cross", **changes) as executor:
+        yield executor

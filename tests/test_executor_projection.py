@@ -77,6 +77,8 @@ def test_every_fact_is_flat_text_in_the_stream_with_its_type_and_version_and_rea
          {"type": "exit_started", "trade_id": "t1", "reason": "profit_target", "spread_bps": "12.5"}),
         (f.FundingPaid(ts_ms=T0, trade_id="t1", leg="short", amount=D("-1.2085")),
          {"type": "funding_paid", "trade_id": "t1", "leg": "short", "amount": "-1.2085"}),
+        (f.FundingPaid(ts_ms=T0, trade_id="t1", leg="long", amount=D("0.5"), source_id="okx-bill-77"),
+         {"type": "funding_paid", "trade_id": "t1", "leg": "long", "amount": "0.5", "source_id": "okx-bill-77"}),
         (f.PositionGone(ts_ms=T0, trade_id="t1", leg="long", qty=D("0.1"), price=D("100000.1"),
                         price_source="entry", detail="binance holds 0"),
          {"type": "position_gone", "trade_id": "t1", "leg": "long", "qty": "0.1", "price": "100000.1",

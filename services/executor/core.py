@@ -158,6 +158,7 @@ class ExecutorCore:
     closed: dict[str, Trade] = field(default_factory=dict)
     by_link: dict[str, Trade] = field(default_factory=dict)
     signals_seen: set[str] = field(default_factory=set)
+    funding_ids: set[str] = field(default_factory=set)  # the venues' ledger entries counted (FundingPaid.source_id)
     rejections: Counter[str] = field(default_factory=Counter)
     halted: str = ""  # why new signals are refused (a safety stop, a fill after a close, shutting down)
     closing: str = ""  # the exit reason every trade gets as soon as it is active ("": none)
@@ -197,6 +198,8 @@ class ExecutorCore:
         if trade is None:
             raise f.FactError(f"{type(fact).__name__} for unknown trade {fact.trade_id}")
         trade.apply(fact)
+        if isinstance(fact, f.FundingPaid) and fact.source_id:
+            self.funding_ids.add(fact.source_id)
         if isinstance(fact, f.OrderPlaced):
             self.by_link[fact.link_id] = trade
             times = self._order_times.setdefault(fact.venue, deque())
@@ -248,7 +251,8 @@ class ExecutorCore:
                            f"its position at {trade.orders[fact.link_id].placed.venue} needs a manual check")
         return out + self.step(now_ms) if then_step else out
 
-    def funding_reported(self, venue: str, symbol: str, side: str, amount: Decimal, now_ms: int) -> list[f.AnyFact]:
+    def funding_reported(self, venue: str, symbol: str, side: str, amount: Decimal, now_ms: int,
+                         source_id: str | None = None) -> list[f.AnyFact]:
         """A venue's funding settlement on its whole `side` position in `symbol` (paid > 0), as
         FundingPaid reports for the open trades holding that side there, shared by quantity; the
         last takes the remainder, so the parts add up to the venue's figure exactly."""
@@ -261,7 +265,7 @@ class ExecutorCore:
         for i, (trade, leg, qty) in enumerate(holders):
             part = left if i == len(holders) - 1 else (amount * qty / total).quantize(Decimal("1E-12"))
             left -= part
-            out.append(f.FundingPaid(ts_ms=now_ms, trade_id=trade.id, leg=leg, amount=part))
+            out.append(f.FundingPaid(ts_ms=now_ms, trade_id=trade.id, leg=leg, amount=part, source_id=source_id))
         return out
 
     def reconcile_positions(self, positions: dict[str, dict[tuple[str, int], Decimal]],

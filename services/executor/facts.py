@@ -136,6 +136,7 @@ class FundingPaid(Fact, tag="funding_paid"):
     trade_id: str
     leg: Leg
     amount: Decimal  # paid; negative when received
+    source_id: str | None = None  # live: the venue's ledger entry it is (part of): never counted twice
 
 
 class PositionGone(Fact, tag="position_gone"):

@@ -23,6 +23,7 @@ come. After a reconnect, every open order is looked up the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from decimal import Decimal
@@ -42,6 +43,7 @@ from shared.venues.trading import (
 
 log = logging.getLogger("arb.executor.live")
 LOOKUP_TRIES = 3
+FUNDING_POLL_S = 60.0
 POSITION_SIDE = {1: "long", 2: "short"}
 
 
@@ -268,10 +270,38 @@ class LiveExecution:
         execution = self.venues[venue]
         for fact in await execution.on_message(message):
             self.reports.put_nowait(fact)
-        while execution.funding:
-            paid = execution.funding.pop(0)
-            for fact in self.core.funding_reported(venue, paid.symbol, paid.side, paid.amount, paid.ts_ms):
+        self._funding(execution, execution.funding)
+        execution.funding.clear()
+
+    def _funding(self, execution: VenueExecution, paid: list[FundingUpdate]) -> None:
+        """Settlements as FundingPaid reports, each ledger entry once (across restarts too)."""
+        for update in paid:
+            if update.funding_id in self.core.funding_ids:
+                continue
+            self.core.funding_ids.add(update.funding_id)
+            for fact in self.core.funding_reported(execution.venue, update.symbol, update.side, update.amount,
+                                                   update.ts_ms, source_id=update.funding_id):
                 self.reports.put_nowait(fact)
+
+    async def poll_funding(self, stop: asyncio.Event, every_s: float = FUNDING_POLL_S) -> None:
+        """Each venue's funding ledger, read every `every_s` while trades are open: the funding the
+        venue booked is what the trades are charged (OKX's bills; Bybit's also come on its stream,
+        and each entry counts once). The first read goes back to the oldest open trade."""
+        since: dict[str, int] = {}
+        while not stop.is_set():
+            if self.core.trades:
+                oldest = min(t.taken.ts_ms for t in self.core.trades.values())
+                for name, execution in self.venues.items():
+                    try:
+                        paid = await execution.trading.funding_payments(since.get(name, oldest))
+                    except (OutcomeUnknown, Refused, ValueError) as exc:
+                        log.warning("%s: funding ledger unavailable (%s); read again in %.0f s", name, exc, every_s)
+                        continue
+                    self._funding(execution, paid)
+                    if paid:
+                        since[name] = max(p.ts_ms for p in paid)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
 
     async def on_connected(self, venue: str) -> None:
         """(Re)connected: whatever happened to the venue's open orders meanwhile."""

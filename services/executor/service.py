@@ -312,6 +312,7 @@ class ExecutorService:
             if live:
                 streams = await self._live(http, stop)
                 private_tasks = [asyncio.ensure_future(stream.run(stop)) for stream in streams]
+                private_tasks.append(asyncio.ensure_future(self.execution.poll_funding(stop)))
                 for stream in streams:
                     await unless_stopped(stream.connected.wait(), stop)
             await self._redis_ready(client, stop)
