@@ -135,7 +135,7 @@ class FakeOkx:
                 for arg in data["args"]:
                     await ws.send_json({"id": data.get("id", ""), "event": "subscribe", "arg": arg, "connId": "c1"})
                 for push in self.ws_pushes:
-                    await ws.send_json(push)
+                    await (ws.send_str(push) if isinstance(push, str) else ws.send_json(push))
         return ws
 
     def _login_refusal(self, args: dict) -> dict | None:

@@ -132,3 +132,11 @@ async def test_an_upgrade_notice_reconnects_at_once():
     async with streaming(fake) as (_, stream, heard, _):
         await until(lambda: stream.connects >= 2)
         assert notice not in heard
+
+
+async def test_a_frame_that_is_not_json_is_passed_on_and_the_stream_stays():
+    fake = FakeOkx(ws_pushes=["{broken", PUSH])
+    async with streaming(fake) as (trading, stream, heard, _):
+        await until(lambda: len(heard) == 3)
+        assert heard[1:] == ["{broken", PUSH] and stream.connects == 1
+        assert trading.parse_private(heard[1]) == ([], [("message", "not an object", "{broken")])

@@ -4,8 +4,9 @@ One session: connect; log in (ts in epoch seconds, signed over ts + "GET/users/s
 subscribe to `orders` and `positions` (instType SWAP) and `account`; once every channel is
 acknowledged, `connected` is set, `connects` counted and `on_connected` awaited (the caller
 catches up by REST), then the messages that came meanwhile and every later one go to
-`on_message` as parsed JSON. After `ping_s` of silence the text `ping` is sent; no answer in
-another `ping_s` and the session is dropped (OKX drops a connection silent for 30 s).
+`on_message` as parsed JSON (a frame that is not JSON as its text, for parse_private to skip).
+After `ping_s` of silence the text `ping` is sent; no answer in another `ping_s` and the
+session is dropped (OKX drops a connection silent for 30 s).
 
 `run` reconnects with a doubling backoff (0.2 s to 10 s, reset after a good session). A login
 refused for the key (a wrong key, passphrase or signature) raises `Refused` out of `run` with
@@ -164,7 +165,10 @@ class OkxPrivateStream(PrivateStream):
                     raise ConnectionError(f"private stream closed ({message.type.name})")
                 if message.data == "pong":
                     continue
-                data = json.loads(message.data)
+                try:
+                    data = json.loads(message.data)
+                except ValueError:
+                    data = message.data  # not JSON: parse_private counts it as skipped
                 if isinstance(data, dict) and "event" in data:
                     self._on_event(data)
                 else:
