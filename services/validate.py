@@ -1,6 +1,7 @@
-"""`arb validate`: a configured Bybit venue checked step by step before anything trades on it,
-as the backtesting seed's validation framework lists: connectivity (and the clock), the
-key's authentication, balance handling, rate-limit headers, error handling, key security.
+"""`arb validate`: a configured venue (Bybit or OKX) checked step by step before anything
+trades on it, as the backtesting seed's validation framework lists: connectivity (and the
+clock), the key's authentication, balance handling, rate-limit headers (Bybit) or the position
+mode (OKX), error handling, key security.
 
 Each step is one or two requests that cannot place an order; each gives a verdict and what
 it saw. A step that cannot run because an earlier one failed says so.
@@ -111,3 +112,95 @@ def table(checks: list[Check]) -> str:
     failed = sum(not c.ok for c in checks)
     lines.append(f"{len(checks) - failed}/{len(checks)} passed" + (f"; {failed} failed" if failed else ""))
     return "\n".join(lines)
+
+
+async def validate_okx(settings: Settings) -> list[Check]:
+    """OKX's checks through its trading client: the clock, the key (it signs, it may trade, it
+    may not withdraw, it is bound to an IP), the account's position mode, its balance, and the
+    codes of a wrong signature and of an order that does not exist."""
+    from services.ingestor.service import load_symbols, venue_hosts
+    from shared.venues import trading_client, venue
+    from shared.venues.trading import OutcomeUnknown, Refused
+
+    hosts = settings.okx_endpoints()
+    credentials = settings.okx_credentials()
+    key, secret, passphrase = (credentials[0], credentials[1].get_secret_value(),
+                               credentials[2].get_secret_value()) if credentials else ("", "", "")
+    demo = settings.venue_env in ("demo", "testnet")
+    checks: list[Check] = []
+    async with aiohttp.ClientSession() as http:
+        try:
+            okx = venue("okx")
+            instruments = list((await load_symbols(okx, venue_hosts(settings, okx), http)).by_symbol.values())
+            trading = trading_client("okx")(http, hosts.rest, hosts.ws_private, key, secret, passphrase,
+                                            instruments=instruments, demo=demo)
+            sent = time.monotonic()
+            skew = await trading.sync_time()
+            rtt = (time.monotonic() - sent) * 1000
+            checks.append(Check("connectivity", abs(skew) <= MAX_SKEW_MS,
+                                f"{hosts.rest}{' (demo trading)' if demo else ''} answered in {rtt:.0f} ms; clock "
+                                f"skew {skew:+d} ms (limit +-{MAX_SKEW_MS} ms); {len(instruments)} swaps listed"))
+        except (OutcomeUnknown, Refused, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+            checks.append(Check("connectivity", False, f"{hosts.rest}: {type(exc).__name__}: {exc}"))
+            return checks + [Check(n, False, "not run: no connection") for n in OKX_CHECKS]
+        if not credentials:
+            return checks + [Check("authentication", False, f"no OKX API key for VENUE_ENV={settings.venue_env}")] + [
+                Check(n, False, "not run: no key") for n in OKX_CHECKS[1:]]
+        try:
+            checks += await _okx_signed_checks(trading, http, hosts, key, passphrase, instruments, demo)
+        except OutcomeUnknown as exc:
+            checks.append(Check("connection", False, f"lost during the checks: {exc}"))
+    return checks
+
+
+OKX_CHECKS = ("authentication", "balance_handling", "position_mode", "error_handling", "key_security")
+
+
+async def _okx_signed_checks(trading, http: aiohttp.ClientSession, hosts, key: str, passphrase: str,
+                             instruments: list, demo: bool) -> list[Check]:
+    from shared.venues import trading_client
+    from shared.venues.trading import Refused
+
+    try:
+        config = await trading._config()
+    except Refused as exc:
+        return [Check("authentication", False, f"OKX {exc.code}: {exc.message} ({exc.kind})")] + [
+            Check(n, False, "not run: authentication failed") for n in OKX_CHECKS[1:]]
+    out = [Check("authentication", True, f"the key signs requests OKX accepts (account level {config.get('acctLv')})")]
+    balance = await trading.balance()
+    out.append(Check("balance_handling", balance.equity >= 0,
+                     f"{balance.currency} equity {balance.equity:,.2f}; available {balance.available:,.2f}"))
+    mode, level = config.get("posMode"), str(config.get("acctLv", ""))
+    if mode == "long_short_mode":
+        out.append(Check("position_mode", True, "long/short mode, as the executor trades"))
+    elif level in ("2", "3"):
+        out.append(Check("position_mode", True, f"{mode}: the executor switches the account to long/short mode at "
+                         "start (OKX allows it only with no swap position or order open)"))
+    else:
+        out.append(Check("position_mode", False, f"{mode} at account level {level}: long/short mode needs the "
+                         "futures or multi-currency account mode (set it in OKX's settings)"))
+    wrong = trading_client("okx")(http, hosts.rest, hosts.ws_private, key, "not-the-secret", passphrase,
+                                  instruments=instruments, demo=demo)
+    wrong.rest.offset_ms = trading.rest.offset_ms
+    try:
+        await wrong._config()
+        bad_sign = "accepted"
+    except Refused as exc:
+        bad_sign = f"{exc.code} ({exc.kind})"
+    symbol = next((i.symbol for i in instruments if i.symbol == "BTCUSDT"), instruments[0].symbol if instruments
+                  else "BTCUSDT")
+    try:
+        missing = await trading.order(symbol, "validate0notanorder")
+        unknown = "none" if missing is None else f"an order: {missing}"
+    except Refused as exc:
+        unknown = f"{exc.code} ({exc.kind})"
+    out.append(Check("error_handling", bad_sign.endswith("(bad_signature)") and unknown == "none",
+                     f"wrong signature -> {bad_sign}; an order that does not exist -> {unknown}; expected "
+                     "50113 (bad_signature) and none (51603)"))
+    perms = [p.strip() for p in str(config.get("perm", "")).split(",") if p.strip()]
+    problems = await trading.key_problems()
+    if "trade" not in perms:
+        problems.append(f"it may not trade (perm: {', '.join(perms) or 'none'})")
+    out.append(Check("key_security", not problems, "; ".join(problems) or
+                     f"perm {', '.join(perms)}; bound to {config.get('ip')}"))
+    return out

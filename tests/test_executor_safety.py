@@ -153,6 +153,31 @@ def test_p99_latency_and_venue_refusals_halt():
     assert core.step(T0 + 10)[0].reason == "api_errors"
 
 
+def _placed(link_id: str, venue: str) -> f.OrderPlaced:
+    return f.OrderPlaced(ts_ms=T0, trade_id="t", link_id=link_id, leg="long", purpose="entry", venue=venue,
+                         symbol="BTCUSDT", side="Buy", order_type="Market", qty=D("0.01"))
+
+
+def test_refusals_and_latency_are_counted_per_venue_and_the_stop_names_the_venue():
+    safety = Safety(SafetyLimits(max_api_errors=3, max_p99_ms=50.0, latency_samples=20))
+    for i in range(4):  # 2 refused at each venue: 4 in all, yet neither venue reaches 3
+        venue = ("bybit", "okx")[i % 2]
+        safety.apply(_placed(f"l{i}", venue))
+        safety.apply(f.OrderClosed(ts_ms=T0 + i, trade_id="t", link_id=f"l{i}", status="rejected"))
+    for _ in range(20):  # okx slow, bybit fast: the slow venue is not hidden by the fast one
+        safety.observe_latency_ms(5.0, "bybit")
+        safety.observe_latency_ms(5.0, "bybit")
+        safety.observe_latency_ms(80.0, "okx")
+    assert safety.p99_ms("bybit") == 5.0 and safety.p99_ms("okx") == 80.0 and safety.p99_ms() == 80.0
+    assert safety.check(T0 + 10) == ("latency", "p99 order sent -> okx's answer 80.0 ms, above 50 ms")
+    safety = Safety(SafetyLimits(max_api_errors=3, max_p99_ms=0))
+    for i in range(5):
+        venue = "okx" if i < 3 else "bybit"
+        safety.apply(_placed(f"l{i}", venue))
+        safety.apply(f.OrderClosed(ts_ms=T0 + i, trade_id="t", link_id=f"l{i}", status="rejected"))
+    assert safety.check(T0 + 10) == ("api_errors", "3 orders refused by okx within 60 s")
+
+
 def test_live_a_signal_is_taken_only_with_room_for_each_leg_within_its_venues_order_rate():
     desk = Desk(ExecConfig(order_rate_per_s=4, order_headroom=2, max_concurrent_trades=10),
                 venues=("binance", "okx", "bybit", "gate"))

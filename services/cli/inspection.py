@@ -85,20 +85,38 @@ def config() -> None:
 def validate(
     venue_env: Annotated[str | None, typer.Option(
         help="Endpoint set to check: sim, demo, testnet or mainnet. Default: VENUE_ENV.")] = None,
+    venues: Annotated[str, typer.Option(
+        help="The venues to check, comma-separated: bybit, okx. Phase 2 of the deployment guide: bybit,okx.")
+    ] = "bybit",
 ) -> None:
-    """Check the configured Bybit venue before trading on it: connectivity and clock skew,
+    """Check the configured venues before trading on them. Bybit: connectivity and clock skew,
     authentication, balance handling, rate-limit headers, error handling (a bad parameter must
     get 10001, a wrong signature 10004), and key security (no Wallet permission, bound to an
-    IP). Prints a pass/fail table; exit code 1 if any check fails. No order is placed.
+    IP). OKX: connectivity and clock skew, authentication (key, secret and passphrase), balance,
+    the position mode (long/short), error handling (a wrong signature must get 50113, an order
+    that does not exist none), key security (may trade, may not withdraw, bound to an IP).
+    Prints a pass/fail table per venue; exit code 1 if any check fails. No order is placed.
 
-    Example: `VENUE_ENV=demo arb validate`
+    Example: `VENUE_ENV=demo arb validate --venues bybit,okx`
     """
-    from services.validate import table
+    from services.validate import table, validate_okx
     from services.validate import validate as run_validate
+    from shared.venues import TRADING
 
     settings = _settings({"venue_env": ("--venue-env", venue_env)})
-    checks = asyncio.run(run_validate(settings))
-    typer.echo(f"bybit on {settings.venue_env} ({settings.bybit_endpoints().rest})")
-    typer.echo(table(checks))
-    if not all(c.ok for c in checks):
+    names = [v.strip().lower() for v in venues.split(",") if v.strip()]
+    if unknown := [v for v in names if v not in TRADING]:
+        raise _fail(f"--venues: no live trading at {unknown[0]!r} to validate; venues: {', '.join(TRADING)}")
+    failed = False
+    for i, name in enumerate(names):
+        if name == "okx":
+            checks = asyncio.run(validate_okx(settings))
+            rest = settings.okx_endpoints().rest
+        else:
+            checks = asyncio.run(run_validate(settings))
+            rest = settings.bybit_endpoints().rest
+        typer.echo(("\n" if i else "") + f"{name} on {settings.venue_env} ({rest})")
+        typer.echo(table(checks))
+        failed = failed or not all(c.ok for c in checks)
+    if failed:
         raise typer.Exit(1)

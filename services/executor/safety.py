@@ -9,11 +9,14 @@ that holds:
 - `failures`: SAFETY_MAX_FAILURES (3) failed trades within SAFETY_FAILURE_WINDOW_S (60 s);
 - `success_rate`: under SAFETY_MIN_SUCCESS_RATE (90 %) of the last SAFETY_SUCCESS_WINDOW (20)
   entries filled both legs;
-- `latency`: the p99 of the last 100 round trips to the venue (an order sent -> the venue's
-  first answer to it: ack, fill or refusal; at least SAFETY_LATENCY_SAMPLES, 20) is above
-  SAFETY_MAX_P99_MS (50 ms): the venue or the link is slow. A wait for the venue's rate limit
-  is not counted, and the system's own latency is the benchmarks' business;
-- `api_errors`: SAFETY_MAX_API_ERRORS (5) orders refused by a venue within the failure window.
+- `latency`: at one venue, the p99 of the last 100 round trips to it (an order sent -> the
+  venue's first answer to it: ack, fill or refusal; at least SAFETY_LATENCY_SAMPLES, 20) is
+  above SAFETY_MAX_P99_MS (50 ms): the venue or the link is slow. A wait for the venue's rate
+  limit is not counted, and the system's own latency is the benchmarks' business;
+- `api_errors`: SAFETY_MAX_API_ERRORS (5) orders refused by one venue within the failure window.
+
+The latency and refusal counts are kept per venue, so a slow or refusing venue is named and
+another's good answers do not hide it.
 
 A failed trade is a taken signal whose entry did not end with both legs filled (the harder leg
 refused or timed out, or a leg-out), or a leg-out on the way out. A count or rate of 0 turns
@@ -68,14 +71,15 @@ class Safety:
     def __init__(self, limits: SafetyLimits) -> None:
         self.limits = limits
         self.stops: Counter[str] = Counter()  # halts by reason, ever
+        self._venue_of: dict[str, str] = {}  # an order's link id -> its venue
         self.reset(0)
 
     def reset(self, now_ms: int) -> None:
         self.failures: deque[int] = deque()  # when each failed trade failed
-        self.api_errors: deque[int] = deque()
+        self.api_errors: dict[str, deque[int]] = {}  # venue -> when each order it refused was refused
         self.entries: deque[bool] = deque(maxlen=max(1, self.limits.success_window))  # entry filled both legs
-        self.latencies_ms: deque[float] = deque(maxlen=LATENCY_KEEP)
-        self._p99: float | None = None  # of latencies_ms, kept as they come (check runs on every step)
+        self.latencies_ms: dict[str, deque[float]] = {}  # venue -> its last round trips
+        self._p99: dict[str, float] = {}  # of latencies_ms, kept as they come (check runs on every step)
         self.period_pnl = {name: (period(now_ms), Decimal(0)) for name, (_, period) in PERIODS.items()}
         self._failed: set[str] = set()
         self._active: set[str] = set()
@@ -95,8 +99,10 @@ class Safety:
                 self._active.add(fact.trade_id)
                 if fact.trade_id not in self._failed:
                     self.entries.append(True)
+            case f.OrderPlaced():
+                self._venue_of[fact.link_id] = fact.venue
             case f.OrderClosed(status="rejected"):
-                self.api_errors.append(fact.ts_ms)
+                self.api_errors.setdefault(self._venue_of.get(fact.link_id, ""), deque()).append(fact.ts_ms)
             case f.TradeClosed():
                 if fact.trade_id not in self._active and fact.trade_id not in self._failed:
                     self.failures.append(fact.ts_ms)
@@ -107,20 +113,24 @@ class Safety:
                     now, (then, pnl) = period(fact.ts_ms), self.period_pnl[name]
                     self.period_pnl[name] = (now, (pnl if now == then else Decimal(0)) + fact.pnl_usd)
 
-    def observe_latency_ms(self, ms: float) -> None:
-        self.latencies_ms.append(ms)
-        if len(self.latencies_ms) >= max(1, self.limits.latency_samples):
-            ordered = sorted(self.latencies_ms)
-            self._p99 = ordered[math.ceil(0.99 * len(ordered)) - 1]
+    def observe_latency_ms(self, ms: float, venue: str = "") -> None:
+        kept = self.latencies_ms.setdefault(venue, deque(maxlen=LATENCY_KEEP))
+        kept.append(ms)
+        if len(kept) >= max(1, self.limits.latency_samples):
+            ordered = sorted(kept)
+            self._p99[venue] = ordered[math.ceil(0.99 * len(ordered)) - 1]
 
-    def p99_ms(self) -> float | None:
-        return self._p99
+    def p99_ms(self, venue: str | None = None) -> float | None:
+        """The p99 round trip at `venue`, or (None) the highest of any venue's."""
+        if venue is not None:
+            return self._p99.get(venue)
+        return max(self._p99.values(), default=None)
 
     def check(self, now_ms: int) -> tuple[str, str] | None:
         """(reason, detail) of the first stop condition that holds at `now_ms`, else None."""
         lim = self.limits
         since = now_ms - lim.failure_window_ms
-        for window in (self.failures, self.api_errors):
+        for window in (self.failures, *self.api_errors.values()):
             while window and window[0] < since:
                 window.popleft()
         for name, limit in (("daily_loss", lim.max_daily_loss), ("weekly_loss", lim.max_weekly_loss),
@@ -137,9 +147,15 @@ class Safety:
             if rate < lim.min_success_rate:
                 return "success_rate", (f"{rate:.0%} of the last {len(self.entries)} entries filled both legs, "
                                          f"under {lim.min_success_rate:.0%}")
-        p99 = self.p99_ms()
-        if lim.max_p99_ms and p99 is not None and p99 > lim.max_p99_ms:
-            return "latency", f"p99 order sent -> the venue's answer {p99:.1f} ms, above {lim.max_p99_ms:g} ms"
-        if lim.max_api_errors and len(self.api_errors) >= lim.max_api_errors:
-            return "api_errors", f"{len(self.api_errors)} orders refused by the venue within {window_s} s"
+        for venue, p99 in sorted(self._p99.items()):
+            if lim.max_p99_ms and p99 > lim.max_p99_ms:
+                return "latency", (f"p99 order sent -> {_named(venue)}'s answer {p99:.1f} ms, above "
+                                   f"{lim.max_p99_ms:g} ms")
+        for venue, refused in sorted(self.api_errors.items()):
+            if lim.max_api_errors and len(refused) >= lim.max_api_errors:
+                return "api_errors", f"{len(refused)} orders refused by {_named(venue)} within {window_s} s"
         return None
+
+
+def _named(venue: str) -> str:
+    return venue or "the venue"

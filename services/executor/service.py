@@ -78,12 +78,10 @@ def live_venues(s: Settings, mode: str) -> list[str]:
 
 
 def hedge_mode_venues(s: Settings, mode: str) -> frozenset[str]:
-    """Live venues whose orders name the position side: synthetic trading's venue (both legs
-    there), and a venue whose client trades in long/short mode (OKX)."""
-    if s.execution != "live":
-        return frozenset()
-    names = live_venues(s, mode)
-    return frozenset(n for n in names if mode == "synthetic" or trading_client(n).hedge_mode)
+    """Live, every venue traded at holds each side of a symbol as its own position (Bybit's
+    positionIdx 1 and 2, OKX's long/short mode): synthetic trading's two legs at one venue, and
+    cross trades in opposite directions on one symbol, would otherwise net into one position."""
+    return frozenset(live_venues(s, mode)) if s.execution == "live" else frozenset()
 
 
 def order_rates(s: Settings, mode: str) -> dict[str, tuple[int, int]]:
@@ -541,7 +539,9 @@ class ExecutorService:
             elif isinstance(fact, f.OrderAcked | f.OrderFilled | f.OrderClosed) and (
                     sent := self._sent_ns.pop(fact.link_id, None)):  # the venue's first word on the order
                 now_ns = time.time_ns()
-                self.core.safety.observe_latency_ms((now_ns - sent) / 1e6)
+                order = self.core.by_link.get(fact.link_id)
+                venue = order.orders[fact.link_id].placed.venue if order else ""
+                self.core.safety.observe_latency_ms((now_ns - sent) / 1e6, venue)
                 self.venue_latency.observe_ns(now_ns - sent)
                 if (source := self._source_ms.pop(fact.trade_id, None)) is not None:  # the trade's first answer
                     self.end_to_end.observe_ns(max(0, now_ns - source * 1_000_000))

@@ -215,7 +215,6 @@ class VenueTrading:
 
     venue: ClassVar[str]
     order_rate: ClassVar[tuple[int, float]]  # (order creates, per seconds) the venue allows
-    hedge_mode: ClassVar[bool]  # True: orders name the position side they act on
 
     def client_id(self, link_id: str) -> str:
         """The venue's client order id for this link id (the same every time)."""

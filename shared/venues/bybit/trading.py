@@ -95,7 +95,6 @@ def bybit_budget(limits: dict[str, int] | None = None, clock: Callable[[], float
 class BybitTrading(VenueTrading):
     venue = "bybit"
     order_rate = (LIMITS_PER_S["/v5/order/create"], 1.0)
-    hedge_mode = False  # one-way, but for synthetic trading's symbols (ensure_position_mode)
 
     def __init__(self, http: aiohttp.ClientSession, rest_url: str, api_key: str, api_secret: str,
                  recv_window_ms: int = DEFAULT_RECV_WINDOW_MS, budget: RateBudget | None = None,
@@ -238,8 +237,8 @@ class BybitTrading(VenueTrading):
         return BalanceUpdate("USDT", equity, available)
 
     async def ensure_position_mode(self, symbols: list[str]) -> None:
-        """Both sides of each symbol as separate positions (positionIdx 1 and 2): synthetic
-        trading holds both legs of a trade at Bybit."""
+        """Both sides of each symbol as separate positions (positionIdx 1 and 2): a synthetic
+        trade's two legs, or two cross trades in opposite directions, never net."""
         for symbol in symbols:
             with contextlib.suppress(BybitApiError):  # 110025: already in that mode
                 await self.request("POST", "/v5/position/switch-mode", {"category": "linear", "symbol": symbol,
