@@ -62,7 +62,13 @@ BRIEF_CODES = {
     "rate_limit": ["50011", "50061", "50013"], "reduce_only": ["51169", "51170", "51112"],
     None: ["50001", "50004", "50026", "51149"], "other": ["59999", "1"],
 }
+MORE_CODES = {"invalid": ["51202", "51005", "51101"], None: ["51054"], "too_late": ["51401", "51402", "51410"]}
 ALL_CODES = [(code, kind) for kind, codes in BRIEF_CODES.items() for code in codes]
+
+
+@pytest.mark.parametrize(("code", "kind"), [(code, kind) for kind, codes in MORE_CODES.items() for code in codes])
+def test_codes_beyond_the_references_table(code, kind):
+    assert kind_of(code) == kind
 
 
 @pytest.mark.parametrize(("code", "kind"), ALL_CODES)

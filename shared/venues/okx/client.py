@@ -51,6 +51,7 @@ CODE_KINDS: dict[str, Kind] = {
     "51169": "reduce_only", "51170": "reduce_only", "51112": "reduce_only",
     "51000": "invalid", "51006": "invalid", "51137": "invalid", "51138": "invalid", "51150": "invalid",
     "51001": "invalid", "50014": "invalid", "51010": "invalid",
+    "51005": "invalid", "51101": "invalid", "51201": "invalid", "51202": "invalid", "51203": "invalid",  # over max sz
     # NT calls 51019 its post-only refusal; the docs give it to options (never a swap): a refusal either way
     "51019": "post_only",
 }
