@@ -5,6 +5,7 @@ sizes in contracts, and each endpoint's request and answer."""
 from __future__ import annotations
 
 import logging
+import time
 from decimal import Decimal
 
 import aiohttp
@@ -400,10 +401,13 @@ async def test_leverage_and_fee_rates(okx):
         await trading.fee_rates("BTCUSDT")
 
 
+HOUR_AGO = int(time.time() * 1000) - 3_600_000  # bills' times: an hour ago plus their ts
+
+
 def bill(n: int, ts: int, bal_chg: str, inst: str = "BTC-USDT-SWAP", **fields) -> dict:
     return {"billId": f"{n}", "instId": inst, "instType": "SWAP", "type": "8",
             "subType": "173" if bal_chg.startswith("-") else "174", "balChg": bal_chg, "ccy": "USDT", "sz": "10",
-            "ts": str(ts), **fields}
+            "ts": str(HOUR_AGO + ts), **fields}
 
 
 async def test_funding_payments_page_back_to_since_oldest_first(okx):
@@ -411,14 +415,14 @@ async def test_funding_payments_page_back_to_since_oldest_first(okx):
     newest = [bill(1000 - n, 10_000 - n, "-0.5", posSide="long") for n in range(100)]
     fake.answer("GET", "/api/v5/account/bills", ok(*newest), ok(bill(900, 9_900, "0.25", posSide="short"),
                                                                 bill(899, 1_000, "-9", posSide="long")))
-    paid = await trading.funding_payments(since_ms=5_000)
+    paid = await trading.funding_payments(since_ms=HOUR_AGO + 5_000)
     queries = [r["query"] for r in fake.sent("GET", "/api/v5/account/bills")]
-    assert queries[0] == {"instType": "SWAP", "type": "8", "begin": "5000", "limit": "100"}
+    assert queries[0] == {"instType": "SWAP", "type": "8", "begin": str(HOUR_AGO + 5_000), "limit": "100"}
     assert queries[1]["after"] == "901"
     assert len(paid) == 101 and paid[0] == FundingUpdate(funding_id="900", symbol="BTCUSDT", side="Sell",
-                                                         amount=Decimal("-0.25"), ts_ms=9_900)
+                                                         amount=Decimal("-0.25"), ts_ms=HOUR_AGO + 9_900)
     assert paid[-1] == FundingUpdate(funding_id="1000", symbol="BTCUSDT", side="Buy", amount=Decimal("0.5"),
-                                     ts_ms=10_000)
+                                     ts_ms=HOUR_AGO + 10_000)
 
 
 async def test_a_bills_side_comes_from_the_side_held_else_buy(okx, caplog):
@@ -429,7 +433,7 @@ async def test_a_bills_side_comes_from_the_side_held_else_buy(okx, caplog):
                                                        {"instId": "BTC-USDT-SWAP", "posSide": "long", "pos": "0"},
                                                        {"instId": "ETH-USDT-SWAP", "posSide": "long", "pos": "1"},
                                                        {"instId": "ETH-USDT-SWAP", "posSide": "short", "pos": "1"}))
-    paid = await trading.funding_payments(since_ms=0)
+    paid = await trading.funding_payments(since_ms=HOUR_AGO)
     assert [(p.symbol, p.side, p.amount) for p in paid] == [("SOLUSDT", "Buy", Decimal(3)),
                                                             ("ETHUSDT", "Buy", Decimal(-2)),
                                                             ("BTCUSDT", "Sell", Decimal(1))]
@@ -447,3 +451,11 @@ async def test_key_problems(okx, config, problems):
     fake, trading = okx
     fake.answer("GET", "/api/v5/account/config", ok({"uid": "1", "posMode": "long_short_mode", **config}))
     assert await trading.key_problems() == problems
+
+
+async def test_funding_older_than_a_week_is_read_from_the_archive(okx):
+    fake, trading = okx
+    fake.answer("GET", "/api/v5/account/bills-archive", ok(bill(5, 1_000, "-1", posSide="long")))
+    week_ago = trading.now_ms() - 7 * 86_400_000
+    [paid] = await trading.funding_payments(since_ms=week_ago)
+    assert paid.amount == 1 and fake.sent("GET", "/api/v5/account/bills") == []

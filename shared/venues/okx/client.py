@@ -65,6 +65,7 @@ LIMITS_PER_2S = {
     "GET /api/v5/trade/orders-pending": 60, "GET /api/v5/trade/fills": 60, "GET /api/v5/account/positions": 10,
     "GET /api/v5/account/balance": 10, "GET /api/v5/account/config": 5, "POST /api/v5/account/set-position-mode": 5,
     "POST /api/v5/account/set-leverage": 20, "GET /api/v5/account/trade-fee": 5, "GET /api/v5/account/bills": 5,
+    "GET /api/v5/account/bills-archive": 5,
 }
 DEFAULT_LIMIT_PER_2S = 5
 PAGE = 100

@@ -46,6 +46,7 @@ from shared.venues.trading import (
 )
 
 log = logging.getLogger("arb.okx")
+BILLS_DAYS = 6.9  # /account/bills answers the last 7 days; older asks /account/bills-archive
 _NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
 
 
@@ -259,7 +260,8 @@ class OkxTrading(VenueTrading):
         return -rates[0], -rates[1]
 
     async def funding_payments(self, since_ms: int) -> list[FundingUpdate]:
-        """Funding bills (type 8: subType 173 paid, 174 received) since `since_ms`, oldest first.
+        """Funding bills (type 8: subType 173 paid, 174 received) since `since_ms`, oldest first:
+        `/account/bills` holds 7 days, `/account/bills-archive` 3 months (asked for older).
 
         A bill names no position side: it is taken from the bill's `posSide` where there is one,
         else from the one side held at that instrument now; with none or both held it is "Buy"
@@ -269,7 +271,9 @@ class OkxTrading(VenueTrading):
             return isinstance(ts, str) and ts.isdigit() and int(ts) < since_ms
 
         query = {"instType": "SWAP", "type": "8", "begin": str(since_ms)}
-        rows = await self.rest.pages("/api/v5/account/bills", query, "billId", stop=older)
+        recent = self.now_ms() - since_ms < BILLS_DAYS * 86_400_000
+        path = "/api/v5/account/bills" if recent else "/api/v5/account/bills-archive"
+        rows = await self.rest.pages(path, query, "billId", stop=older)
         held: dict[str, set[Side]] | None = None
         out = []
         for row in rows:
