@@ -20,6 +20,7 @@ from services.sim.market import SymbolState, plain
 
 _encode = msgspec.json.encode
 CT_VAL = {"BTC": Decimal("0.01"), "ETH": Decimal("0.1"), "SOL": Decimal("1"), "DOGE": Decimal("1000")}
+MAX_LIMIT_SZ, MAX_MARKET_SZ = Decimal(100_000_000), Decimal(10_000)  # instruments' maxLmtSz, maxMktSz (contracts)
 CHANNEL_EVERY_MS = {"tickers": 100, "books5": 100, "funding-rate": 30_000, "trades": 0, "mark-price": 200,
                     "index-tickers": 100, "open-interest": 3000}
 
@@ -166,8 +167,8 @@ class OkxDialect(Dialect):
             rows.append({"alias": "", "baseCcy": "", "category": "1", "ctMult": "1", "ctType": "linear",
                          "ctVal": plain(val), "ctValCcy": symbol.removesuffix("USDT"), "expTime": "",
                          "instId": instrument, "instType": "SWAP", "lever": "100", "listTime": "1611916828000",
-                         "lotSz": plain(inst.lot / val), "maxIcebergSz": "100000000", "maxLmtSz": "100000000",
-                         "maxMktSz": "10000", "maxStopSz": "10000", "maxTriggerSz": "100000000",
+                         "lotSz": plain(inst.lot / val), "maxIcebergSz": "100000000", "maxLmtSz": plain(MAX_LIMIT_SZ),
+                         "maxMktSz": plain(MAX_MARKET_SZ), "maxStopSz": "10000", "maxTriggerSz": "100000000",
                          "maxTwapSz": "100000000", "minSz": plain(inst.lot / val), "optType": "", "quoteCcy": "",
                          "settleCcy": "USDT", "state": "live", "stk": "", "tickSz": plain(inst.tick),
                          "uly": instrument.removesuffix("-SWAP")})
