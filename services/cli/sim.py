@@ -29,8 +29,8 @@ def sim(
     speed: Annotated[float, typer.Option(help="How many times faster than recorded --klines play.", min=0.001)] = 60.0,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0)] = None,
 ) -> None:
-    """Run a local exchange: Bybit V5 (market data, trading, private stream) and the market
-    data of Binance USD-M, OKX and Bitget, for offline runs and tests.
+    """Run a local exchange: Bybit V5 and OKX V5 (market data, trading, private stream) and the
+    market data of Binance USD-M, Bitget and others, for offline runs and tests.
 
     Endpoints (PORT is --port):
 
@@ -39,7 +39,9 @@ def sim(
       SIM_API_KEY / SIM_API_SECRET; orders fill against the simulated book, with fees and funding).
     - Binance: /public/ws|stream (bookTicker, depth), /market/ws|stream (markPrice, aggTrade),
       /fapi/v1/....
-    - OKX: /ws/v5/public, /api/v5/public/....
+    - OKX: /ws/v5/public, /api/v5/public/...; trading REST /api/v5/trade/..., /api/v5/account/...
+      and the private stream /ws/v5/private (signed with SIM_API_KEY / SIM_API_SECRET and the
+      passphrase SIM_API_PASSPHRASE; an OKX account apart from the Bybit one, sizes in contracts).
     - Bitget: /v2/ws/public, /api/v2/....
 
     The venues' prices are correlated; cross-venue spreads open and close on their own, and
@@ -75,8 +77,9 @@ def sim(
 
     async def main(stop: asyncio.Event) -> None:
         keys = {settings.sim_api_key: settings.sim_api_secret.get_secret_value()}
+        passphrases = {settings.sim_api_key: settings.sim_api_passphrase.get_secret_value()}
         await serve(settings.sim_host, settings.sim_port, settings.symbols_to_trade, seed, stop, keys, injected,
-                    paths, speed, settings.sim_step_ms)
+                    paths, speed, settings.sim_step_ms, passphrases)
 
     try:
         asyncio.run(_run_until_signal(main, duration))

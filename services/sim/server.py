@@ -5,7 +5,9 @@ It serves the public linear WebSocket (`/v5/public/linear`), the public market R
 `/v5/position/*`, `/v5/account/*`) over a matching engine, the private WebSocket
 (`/v5/private`: auth, then order, execution, position and wallet pushes), and the faults of
 `faults.py` (admin endpoints `/admin/faults` and `/admin/drop`), from a seeded market model
-stepped every `step_ms`.
+stepped every `step_ms`. OKX's trading (signed `/api/v5/trade|account/*` and the private
+`/ws/v5/private`) runs on a second engine over OKX's book (okx_routes.py); other venues
+serve market data only.
 
 Every connection has one outgoing queue, so a subscriber always gets its snapshot before
 the deltas that follow it. A client that falls `MAX_QUEUED` frames behind is disconnected,
@@ -22,7 +24,6 @@ import random
 import time
 import uuid
 from collections import deque
-from typing import NamedTuple
 
 import msgspec
 from aiohttp import WSMsgType, web
@@ -38,27 +39,17 @@ from services.sim.dialect import Dialect
 from services.sim.faults import FaultError, Faults
 from services.sim.gate_public import GateDialect
 from services.sim.hyperliquid_public import HyperliquidDialect
+from services.sim.journal import Request
 from services.sim.kucoin_public import KucoinDialect
 from services.sim.market import VENUE_SIZE_FACTORS, MarketModel, ModelConfig
 from services.sim.matching import Matching
 from services.sim.okx_public import OkxDialect
+from services.sim.okx_routes import OkxTrading
 from services.sim.paradex_public import ParadexDialect
 
 log = logging.getLogger("arb.sim")
 MAX_QUEUED = 10_000
 JOURNAL_MAX = 200_000  # signed requests remembered (SimServer.journal), newest kept
-
-
-class Request(NamedTuple):
-    """One signed request as the venue saw it: what the reliability tests count."""
-
-    ts_ms: int
-    path: str
-    api_key: str | None
-    ret_code: int
-    link_id: str | None = None  # orderLinkId, where the request named one
-    reduce_only: bool = False
-    dropped: bool = False  # carried out, its answer lost (drop_order_responses)
 _encode = msgspec.json.encode
 
 
@@ -99,7 +90,9 @@ class SimServer:
     def __init__(self, symbols: list[str], seed: int = 1, step_ms: int = 20,
                  config: ModelConfig | None = None, clock=time.time,
                  api_keys: dict[str, str] | None = None, faults: Faults | None = None, paths: dict | None = None,
-                 speed: float = 60.0) -> None:
+                 speed: float = 60.0, api_passphrases: dict[str, str] | None = None) -> None:
+        """`api_keys` (key -> secret) sign Bybit requests; those with a passphrase in
+        `api_passphrases` (key -> passphrase) sign OKX requests too, on an OKX account of their own."""
         self.clock = clock
         self.faults = faults or Faults()
         self.journal: deque[Request] = deque(maxlen=JOURNAL_MAX)
@@ -111,6 +104,8 @@ class SimServer:
                                  paths=paths, speed=speed)
         self.frames = BybitPublicFrames(self.model)
         self.matching = Matching(self.model, policy=self.faults)
+        self.okx = OkxTrading(self, api_keys, api_passphrases)
+        self.okx_matching = self.okx.matching
         self.dialects: list[Dialect] = [self.frames] + [d(self.model) for d in OTHER_DIALECTS]
         for dialect in self.dialects:
             dialect.clock_ms = self._now_ms  # server times come from the live (skewable) clock
@@ -142,6 +137,7 @@ class SimServer:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/v5/private", self._private_ws)
+        self.okx.add_routes(app)
         app.router.add_get("/v5/market/time", self._time)
         for path in bybit_rest.HANDLERS:
             app.router.add_get(path, self._market_rest)
@@ -181,7 +177,9 @@ class SimServer:
             log.info("fault: dropping %d WebSocket connections", self.drop_all())
         self.model.step(now)
         self.matching.on_step(now)
+        self.okx_matching.on_step(now)
         self._push_private(now)
+        self.okx.push(now)
         for dialect, by_topic in self.subscribers.items():
             if not by_topic:
                 continue
@@ -345,7 +343,8 @@ class SimServer:
             for topic in list(client.topics):
                 self._unsubscribe(client, topic)
             if client.api_key is not None:
-                self.private.get(client.api_key, set()).discard(client)
+                for streams in (self.private, self.okx.streams):
+                    streams.get(client.api_key, set()).discard(client)
             client.queue.put_nowait(None)
             await sender
         return ws
@@ -442,14 +441,15 @@ def _params(request: web.Request, payload: str) -> dict | str:
 
 async def serve(host: str, port: int, symbols: list[str], seed: int, stop: asyncio.Event,
                 api_keys: dict[str, str] | None = None, faults: Faults | None = None, paths: dict | None = None,
-                speed: float = 60.0, step_ms: int = 20) -> None:
+                speed: float = 60.0, step_ms: int = 20, api_passphrases: dict[str, str] | None = None) -> None:
     server = SimServer(symbols, seed=seed, step_ms=step_ms, api_keys=api_keys, faults=faults, paths=paths,
-                       speed=speed)
+                       speed=speed, api_passphrases=api_passphrases)
     runner = web.AppRunner(server.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    log.info("simulated venues on http://%s:%d (Bybit V5, Binance USD-M, OKX, Bitget), symbols %s, seed %d, "
+    log.info("simulated venues on http://%s:%d (Bybit V5 and OKX V5 trading; market data of Binance USD-M, OKX, "
+             "Bitget and others), symbols %s, seed %d, "
              "a step every %d ms%s", host, port, ",".join(symbols), seed, step_ms,
              f", replaying {','.join(paths)} at {speed:g}x" if paths else "")
     try:
