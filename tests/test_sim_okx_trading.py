@@ -366,6 +366,8 @@ async def test_funding_settles_at_okxs_rate_and_shows_in_the_bills(venue):
     assert positions["data"][0]["fundingFee"] == bill["balChg"]
     _, balance = await client.get("/api/v5/account/balance")
     assert balance["data"][0]["details"][0]["cashBal"] == bill["bal"]
+    _, archive = await client.get("/api/v5/account/bills-archive", "instType=SWAP&type=8&begin=0")
+    assert archive["data"] == bills["data"]
     _, trades = await client.get("/api/v5/account/bills", "instType=SWAP&type=2")
     assert trades["data"] and {b["subType"] for b in trades["data"]} == {"3"}  # open long
 

@@ -35,9 +35,9 @@ _ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 # (requests, window ms, per instrument) by (method, path). The reference documents place,
 # cancel and order details (60/2 s per instId), positions (10/2 s), account config and
-# set-position-mode (5/2 s) and set-leverage (20/2 s); the others are as OKX's pages give them
-# (balance 10/2 s, pending orders and fills 60/2 s, trade fee 5/2 s, bills 5/1 s), which the
-# reference marks UNSURE.
+# set-position-mode (5/2 s), set-leverage (20/2 s) and bills-archive (5/2 s); the others are
+# as OKX's pages give them (balance 10/2 s, pending orders and fills 60/2 s, trade fee 5/2 s,
+# bills 5/1 s), which the reference marks UNSURE.
 LIMITS: dict[tuple[str, str], tuple[int, int, bool]] = {
     ("POST", "/api/v5/trade/order"): (60, 2000, True),
     ("POST", "/api/v5/trade/cancel-order"): (60, 2000, True),
@@ -51,6 +51,7 @@ LIMITS: dict[tuple[str, str], tuple[int, int, bool]] = {
     ("POST", "/api/v5/account/set-leverage"): (20, 2000, False),
     ("GET", "/api/v5/account/trade-fee"): (5, 2000, False),
     ("GET", "/api/v5/account/bills"): (5, 1000, False),
+    ("GET", "/api/v5/account/bills-archive"): (5, 2000, False),
 }
 DEFAULT_LIMIT = (20, 2000, False)
 RATE_LIMITED = ("50011", "Rate limit reached. Please refer to API documentation and throttle requests accordingly.",

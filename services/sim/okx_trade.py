@@ -338,7 +338,8 @@ def trade_fee(m: Matching, key: str, params: Params, now_ms: int) -> list[dict]:
 
 
 def bills(m: Matching, key: str, params: Params, now_ms: int) -> list[dict]:
-    """Trade (type 2) and funding (type 8) bills of the last executions, newest first."""
+    """Trade (type 2) and funding (type 8) bills of the last executions, newest first
+    (`/account/bills` and `/account/bills-archive` alike: the engine keeps its last 10,000)."""
     if _choice(params, "instType", ("SWAP", "FUTURES", "SPOT", "MARGIN", "OPTION"), False) not in ("", "SWAP"):
         return []
     if _text(params, "ccy") not in ("", "USDT"):
@@ -371,6 +372,7 @@ HANDLERS: dict[tuple[str, str], tuple[Handler, bool]] = {
     ("POST", "/api/v5/account/set-leverage"): (set_leverage, False),
     ("GET", "/api/v5/account/trade-fee"): (trade_fee, False),
     ("GET", "/api/v5/account/bills"): (bills, False),
+    ("GET", "/api/v5/account/bills-archive"): (bills, False),  # 3 months at OKX; here what the engine keeps
 }
 
 
