@@ -20,6 +20,18 @@ changed at run time with `POST /admin/faults` (the same keys; only those given c
 
 `POST /admin/drop` closes every WebSocket now. Unknown keys or bad values are refused with a
 message naming them.
+
+The faults act on OKX's trading as on Bybit's, with one set of counters for both venues (the
+next K signed requests, or order creates, on either). `reject_code` is a Bybit retCode, and
+OKX answers its own code for it (okx_trade.fault_code): 110007 -> 51008 insufficient margin,
+110072 -> 51016, 110017 -> 51169, 110001 -> 51400, 110020 -> 51102, 10001 -> 51000,
+10002 -> 50102, 10003 -> 50111, 10004 -> 50113, 10006 -> 50011 (HTTP 429), 10016 -> 50026
+"System error" (HTTP 500); a code from 50000 to 59999 is taken as OKX's own and answered
+as is, anything else as 50026. On place and cancel a 51xxx code answers per item (top-level
+code "1", the item's sCode), a 50xxx code at the top level. `drop_order_responses` counts
+OKX's `POST /api/v5/trade/order`, `reject_link_ids` matches its `clOrdId`,
+`rate_limit_per_s` replaces OKX's per-endpoint limits (50011 past it), and `key_wallet` /
+`key_ips` show in `GET /api/v5/account/config` as `perm` "read_only,withdraw,trade" and `ip`.
 """
 
 from __future__ import annotations
