@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 
 import aiohttp
@@ -81,8 +82,10 @@ async def live_venue(settings, r, symbols: tuple[str, ...] = (SYMBOL,)):
 
 
 @contextlib.asynccontextmanager
-async def executor_running(venue: Venue, _mode: str = "synthetic", **changes):
+async def executor_running(venue: Venue, _mode: str = "synthetic", _config: dict | None = None, **changes):
     executor = ExecutorService(venue.settings.model_copy(update=changes), _mode)
+    if _config:
+        executor.core.config = dataclasses.replace(executor.core.config, **_config)
     executor.facts_written = []
     write = executor._write
 
@@ -133,12 +136,16 @@ class TwoVenues(Venue):
 
 
 @contextlib.asynccontextmanager
-async def two_venues(settings, r, symbols: tuple[str, ...] = (SYMBOL,)):
+async def two_venues(settings, r, symbols: tuple[str, ...] = (SYMBOL,), okx_premium_bps: float | None = 60.0):
     """The simulator with Bybit's and OKX's trading APIs, both ingestors, and settings for a live
-    cross executor at bybit and okx."""
+    cross executor at bybit and okx. OKX is held `okx_premium_bps` above Bybit, its funding 0.5 %
+    above, for ten minutes (None: as the model moves): a trade long Bybit and short OKX then
+    stays open until it is closed (no funding or spread exit), one the other way exits at once."""
     key, secret = settings.sim_api_key, settings.sim_api_secret.get_secret_value()
     server = SimServer(list(symbols), seed=3, step_ms=10, api_keys={key: secret},
                        api_passphrases={key: settings.sim_api_passphrase.get_secret_value()})
+    for symbol in symbols if okx_premium_bps is not None else ():
+        server.model.force(symbol, "okx", okx_premium_bps, 0.005, server._now_ms() + 600_000)
     async with serve_app(server.app()) as base, aiohttp.ClientSession() as http:
         settings = settings.model_copy(update={"sim_port": int(base.rsplit(":", 1)[1]),
                                                "symbols_to_trade": list(symbols), "execution": "live",
@@ -161,6 +168,8 @@ async def _both_quoted(r, prefix: str) -> bool:
 
 @contextlib.asynccontextmanager
 async def cross_executor(venues: TwoVenues, **changes):
-    """A live cross executor at the two venues (see `executor_running`)."""
-    async with executor_running(venues, _mode="cross", **changes) as executor:
+    """A live cross executor at the two venues (see `executor_running`). The funding exit is off:
+    the funding the executor sees of OKX is pushed every 30 s, so a trade could exit on a rate
+    read before the harness's premium; these tests close trades by time or by stopping."""
+    async with executor_running(venues, _mode="cross", _config={"funding_exit_8h": -1.0}, **changes) as executor:
         yield executor

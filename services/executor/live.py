@@ -180,11 +180,11 @@ class VenueExecution:
                 if update.funding_id not in self.fill_ids:
                     self.fill_ids.add(update.funding_id)
                     self.funding.append(update)
-            elif update.link_id not in self.orders:
-                continue  # not one of this executor's orders
+            elif not isinstance(update, FillUpdate | OrderUpdate) or update.link_id not in self.orders:
+                continue  # a position or balance, or not one of this executor's orders
             elif isinstance(update, FillUpdate):  # a fill of an order closed already still counts
                 out += self._fill(update)
-            elif isinstance(update, OrderUpdate):
+            else:
                 out += await self._status(update)
         return out
 
@@ -267,11 +267,19 @@ class LiveExecution:
         task.add_done_callback(self._tasks.discard)
 
     async def on_message(self, venue: str, message: object) -> None:
+        """One private-stream message. A failure here is logged and the message skipped (an order
+        it was about is looked up when it closes or the stream reconnects): it must never end
+        the stream, whose silence would leave fills unheard."""
         execution = self.venues[venue]
-        for fact in await execution.on_message(message):
-            self.reports.put_nowait(fact)
-        self._funding(execution, execution.funding)
-        execution.funding.clear()
+        try:
+            for fact in await execution.on_message(message):
+                self.reports.put_nowait(fact)
+            self._funding(execution, execution.funding)
+        except Exception:
+            execution.bad_rows["failed"] = execution.bad_rows.get("failed", 0) + 1
+            log.exception("%s: a private-stream message could not be handled: %.300r", venue, message)
+        finally:
+            execution.funding.clear()
 
     def _funding(self, execution: VenueExecution, paid: list[FundingUpdate]) -> None:
         """Settlements as FundingPaid reports, each ledger entry once (across restarts too)."""

@@ -48,6 +48,7 @@ from shared.venues.trading import (
 log = logging.getLogger("arb.okx")
 BILLS_DAYS = 6.9  # /account/bills answers the last 7 days; older asks /account/bills-archive
 _NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
+_EXECUTOR_ID = re.compile(r"[0-9a-f]{12}[A-Z]{2}[0-9]+")  # a link id (services/executor/core.py) without its '-'
 
 
 def client_id(link_id: str) -> str:
@@ -117,8 +118,14 @@ class OkxTrading(VenueTrading):
         return cl_ord_id
 
     def link_id(self, cl_ord_id: str) -> str:
-        """The link id a clOrdId was made from (the clOrdId itself when this client did not make it)."""
-        return self._links.get(cl_ord_id, cl_ord_id)
+        """The link id a clOrdId was made from: as this client made it, else in the executor's form
+        (a trade id of 12 hex digits, '-', the order's code: what a restarted client meets), else
+        the clOrdId itself."""
+        if cl_ord_id in self._links:
+            return self._links[cl_ord_id]
+        if _EXECUTOR_ID.fullmatch(cl_ord_id):
+            return f"{cl_ord_id[:12]}-{cl_ord_id[12:]}"
+        return cl_ord_id
 
     def now_ms(self) -> int:
         return self.rest.now_ms()
