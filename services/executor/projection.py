@@ -52,6 +52,8 @@ def trade_fields(trade: Trade) -> dict[str, str]:
         lo = trade.leg_outs[0]
         out.update(leg_out_filled=lo.filled_leg, leg_out_action=lo.action, leg_out_phase=lo.phase,
                    **_hedge_fields(trade, lo))
+    for order in trade.orders.values():  # each order at its venue: redis-cli HGET ... order:<link id>
+        out[f"order:{order.link_id}"] = _order_text(trade, order)
     if trade.gone:
         out["closed_outside"] = "; ".join(f"{g.leg} {g.qty} at {g.price} ({g.price_source})" for g in trade.gone)
     if trade.exit:
@@ -66,6 +68,17 @@ def trade_fields(trade: Trade) -> dict[str, str]:
             if qty:
                 out[f"exit_{leg}_price"] = _average(trade, leg, qty, value)
     return out
+
+
+def _order_text(trade: Trade, order) -> str:
+    """'okx Sell 0.015 Limit 65300.0 entry (short); venue id 6000...; filled 0.015 @ 65336.6; filled'."""
+    p = order.placed
+    price = f"Limit {p.price}" if p.price is not None else "Market"
+    filled = f"filled {order.filled} @ {_average(trade, p.leg, order.filled, order.value)}" if order.filled else \
+        "filled 0"
+    state = order.closed_status or ("open" if order.open else "filled")
+    return (f"{p.venue} {p.side} {p.qty} {price} {p.purpose} ({p.leg}); venue id {order.venue_order_id or '-'}; "
+            f"{filled}; {state}")
 
 
 def _average(trade: Trade, leg: str, qty: Decimal, value: Decimal) -> str:

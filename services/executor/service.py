@@ -246,7 +246,7 @@ class ExecutorService:
                     await trading.ensure_position_mode(s.symbols_to_trade)
                 if isinstance(trading, BybitTrading):
                     await trading.load_min_notional()
-                log.info("%s trading at %s; clock offset %d ms", name, getattr(trading, "rest_url", ""), offset)
+                log.info("%s trading: %r; clock offset %d ms", name, trading, offset)
                 return trading
             except Refused as exc:
                 if exc.kind in KEY_REFUSED:
