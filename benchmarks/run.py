@@ -25,6 +25,9 @@ written under a fresh `bench:*:` prefix and deleted afterwards.
            synthetic, 4 symbols) here: 120+ trades at Bybit's order rate limit, their success
            rate and failures by kind, signal -> first order sent p50/p99; then 10 trades whose
            easier leg and hedges are refused: the emergency close's time
+  executor-cross  the same in cross mode with one leg at Bybit and one at OKX (the simulator's
+           two trading APIs, an ingestor each): success rate, signal -> first order sent, the
+           harder leg's fill -> the easier leg's order, the emergency close at OKX
   backtest the funding-arbitrage backtest over 2 years of 1-minute bars of 3 symbols (the real
            30-day files repeated) with the real funding histories: its time and events/s
   stack    (not in the default set) `arb up` on the simulator for --stack-seconds (600): each
@@ -426,18 +429,24 @@ async def bench_strategy_service(url: str, prefix: str, rate: float, seconds: fl
             f"{service.counts['consumed']:,} of {sent:,} events; strategy CPU {cpu_pct:.0f}%)")
 
 
-async def bench_executor(url: str, prefix: str, trades: int = 120, emergencies: int = 10) -> list[str]:
+async def bench_executor(url: str, prefix: str, trades: int = 120, emergencies: int = 10,
+                         mode: str = "synthetic") -> list[str]:
+    """Live trades at the simulator: `synthetic`, both legs at Bybit; `cross`, one leg at Bybit and
+    one at OKX (long Bybit / short OKX, OKX held 60 bps above; OKX's leg goes first)."""
     import aiohttp
 
     from services.executor import facts as f
     from services.executor.service import ExecutorService
 
     symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT"]
+    venues = ["bybit", "okx"] if mode == "cross" else ["bybit"]
     port = free_port()
     settings = Settings(redis_url=url, redis_key_prefix=prefix, venue_env="sim", sim_port=port, execution="live",
-                        symbols_to_trade=symbols, synthetic_hold_s=0.3, max_concurrent_trades=4, _env_file=None)
+                        symbols_to_trade=symbols, synthetic_hold_s=0.3, exit_max_hold_s=0.3, max_concurrent_trades=4,
+                        executor_venues=venues, _env_file=None)
     env = {**os.environ, "REDIS_URL": url, "REDIS_KEY_PREFIX": prefix, "SIM_PORT": str(port), "VENUE_ENV": "sim",
-           "SIM_API_KEY": settings.sim_api_key, "SIM_API_SECRET": settings.sim_api_secret.get_secret_value()}
+           "SIM_API_KEY": settings.sim_api_key, "SIM_API_SECRET": settings.sim_api_secret.get_secret_value(),
+           "SIM_API_PASSPHRASE": settings.sim_api_passphrase.get_secret_value()}
     arb = str(Path(sys.executable).parent / "arb")
     procs = [subprocess.Popen([arb, "sim", "--port", str(port), "--symbols", ",".join(symbols)], env=env,
                               stderr=subprocess.DEVNULL)]
@@ -452,21 +461,29 @@ async def bench_executor(url: str, prefix: str, trades: int = 120, emergencies: 
                         break
                 except aiohttp.ClientError:
                     await asyncio.sleep(0.1)
-            procs.append(subprocess.Popen([arb, "ingest", "--venue", "bybit", "--symbols", ",".join(symbols)],
-                                          env=env, stderr=subprocess.DEVNULL))
-            while client.xlen(prefix + "md:books") < 100:
+            for symbol in symbols if mode == "cross" else ():  # an opportunity that lasts the whole run
+                async with http.post(f"http://127.0.0.1:{port}/admin/opportunity", json={
+                        "symbol": symbol, "venue": "okx", "spread_bps": 60, "funding_delta": 0.005,
+                        "seconds": 3600}) as response:
+                    assert response.status == 200
+            for venue in venues:
+                procs.append(subprocess.Popen([arb, "ingest", "--venue", venue, "--symbols", ",".join(symbols)],
+                                              env=env, stderr=subprocess.DEVNULL))
+            while client.xlen(prefix + "md:books") < 100 * len(venues):
                 await asyncio.sleep(0.1)
-            executor = ExecutorService(settings, "synthetic")
+            executor = ExecutorService(settings, mode)
             stop = asyncio.Event()
             task = asyncio.ensure_future(executor.run(stop))
             await executor.ready.wait()
 
             def signal(n: int) -> None:
                 symbol = symbols[n % len(symbols)]
-                client.xadd(signals, {"id": f"bench-{n}", "mode": "synthetic", "symbol": symbol,
-                                      "long_venue": "bybit", "short_venue": "bybit_synthetic", "spread_bps": "50",
-                                      "funding_delta_8h": "0.01", "confidence": "80", "depth_long_usd": "200000",
-                                      "depth_short_usd": "200000", "created_ms": str(time.time_ns() // 1_000_000),
+                legs = ("bybit", "okx") if mode == "cross" else ("bybit", "bybit_synthetic")
+                client.xadd(signals, {"id": f"bench-{n}", "mode": mode, "symbol": symbol,
+                                      "long_venue": legs[0], "short_venue": legs[1], "spread_bps": "60",
+                                      "funding_delta_8h": "0.005" if mode == "cross" else "0.01", "confidence": "80",
+                                      "depth_long_usd": "200000", "depth_short_usd": "200000",
+                                      "created_ms": str(time.time_ns() // 1_000_000),
                                       "created_us": str(time.time_ns() // 1000)})
 
             n, started = 0, time.monotonic()
@@ -486,13 +503,20 @@ async def bench_executor(url: str, prefix: str, trades: int = 120, emergencies: 
                         f"{t.closed.outcome}:{t.closed.reason}", 0) + 1
             rejected = {k: v for k, v in executor.core.rejections.items() if v}
             lat, read = executor.order_latency, executor.read_to_order
-            out.append(f"executor live/synthetic on the sim: {len(closed)} trades from {n} signals, both legs filled "
+            out.append(f"executor live/{mode} at {' and '.join(venues)} on the sim: {len(closed)} trades from {n} "
+                       f"signals, both legs filled "
                        f"{len(done)} ({100 * len(done) / max(1, len(closed)):.1f} %), without a leg-out {len(clean)}; "
                        f"failures {failures or 'none'}; signals not taken {rejected or 'none'}")
             out.append(f"signal -> first order sent  p50 {lat.percentile_us(50):6.0f} us  "
                        f"p99 {lat.percentile_us(99):6.0f} us   "
                        f"(read by the executor -> sent: p50 {read.percentile_us(50):.0f} us, "
                        f"p99 {read.percentile_us(99):.0f} us; {lat.count} trades)")
+            gaps = sorted(min(o.placed.ts_ms for o in t.legs(easy, "entry")) - max(o.done_ms for o in hard)
+                          for t in done for easy in [("long", "short")[t.taken.harder == "long"]]
+                          for hard in [t.legs(t.taken.harder, "entry")] if all(o.done_ms for o in hard))
+            if gaps:
+                out.append(f"harder leg filled (heard) -> easier leg's order sent  p50 {gaps[len(gaps) // 2]} ms  "
+                           f"p99 {gaps[min(len(gaps) - 1, int(len(gaps) * 0.99))]} ms  ({len(gaps)} trades)")
             # the emergency close: the harder leg fills, the easier leg and three hedges are refused
             times = []
             for i in range(emergencies):
@@ -648,6 +672,9 @@ async def main(args) -> None:
         if "executor" in only:
             for line in await bench_executor(url, prefix + "exec:"):
                 print(line)
+        if "executor-cross" in only:
+            for line in await bench_executor(url, prefix + "cross:", mode="cross"):
+                print(line)
         if "backtest" in only:
             for line in bench_backtest():
                 print(line, flush=True)
@@ -677,7 +704,7 @@ if __name__ == "__main__":
     parser.add_argument("--redis-url", help="Redis to measure against (default: REDIS_URL, else a private one)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each timed run")
     parser.add_argument("--only", default="parse,sim,spreads,venues,writers,bus,ingest,latency,strategy,executor,"
-                        "backtest",
+                        "executor-cross,backtest",
                         help="comma-separated subset")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--stack-seconds", type=float, default=600.0,

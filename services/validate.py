@@ -119,6 +119,7 @@ async def validate_okx(settings: Settings) -> list[Check]:
     may not withdraw, it is bound to an IP), the account's position mode, its balance, and the
     codes of a wrong signature and of an order that does not exist."""
     from services.ingestor.service import load_symbols, venue_hosts
+    from shared.rest import RestError
     from shared.venues import trading_client, venue
     from shared.venues.trading import OutcomeUnknown, Refused
 
@@ -140,7 +141,7 @@ async def validate_okx(settings: Settings) -> list[Check]:
             checks.append(Check("connectivity", abs(skew) <= MAX_SKEW_MS,
                                 f"{hosts.rest}{' (demo trading)' if demo else ''} answered in {rtt:.0f} ms; clock "
                                 f"skew {skew:+d} ms (limit +-{MAX_SKEW_MS} ms); {len(instruments)} swaps listed"))
-        except (OutcomeUnknown, Refused, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+        except (OutcomeUnknown, Refused, RestError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             checks.append(Check("connectivity", False, f"{hosts.rest}: {type(exc).__name__}: {exc}"))
             return checks + [Check(n, False, "not run: no connection") for n in OKX_CHECKS]
         if not credentials:

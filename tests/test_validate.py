@@ -11,7 +11,7 @@ import pytest
 
 from services.sim.faults import Faults
 from services.sim.server import SimServer
-from services.validate import table, validate
+from services.validate import table, validate, validate_okx
 from tests.conftest import free_port, serve_app
 
 NAMES = ["connectivity", "authentication", "balance_handling", "rate_limits", "error_handling", "key_security"]
@@ -54,3 +54,53 @@ def test_arb_validate_prints_the_table_and_exits_1_on_a_failure(settings):
     done = subprocess.run([sys.executable, "-m", "services.cli", "validate"], env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 1 and "connectivity      FAIL" in done.stdout and "0/6 passed" in done.stdout
+
+
+OKX_NAMES = ["connectivity", "authentication", "balance_handling", "position_mode", "error_handling", "key_security"]
+
+
+async def _run_okx(settings, passphrase: str | None = None, **faults):
+    key, secret = settings.sim_api_key, settings.sim_api_secret.get_secret_value()
+    server = SimServer(["BTCUSDT"], seed=1, api_keys={key: secret}, faults=Faults(**faults),
+                       api_passphrases={key: passphrase or settings.sim_api_passphrase.get_secret_value()})
+    async with serve_app(server.app()) as base:
+        port = int(base.rsplit(":", 1)[1])
+        return await validate_okx(settings.model_copy(update={"sim_port": port}))
+
+
+async def test_okx_every_check_passes_against_the_simulator(settings):
+    checks = await _run_okx(settings)
+    assert [c.name for c in checks] == OKX_NAMES and all(c.ok for c in checks), table(checks)
+    details = {c.name: c.detail for c in checks}
+    assert "USDT equity 100,000.00" in details["balance_handling"]
+    assert details["position_mode"] == "long/short mode, as the executor trades"
+    assert "wrong signature -> 50113 (bad_signature)" in details["error_handling"]
+    assert details["key_security"] == "perm read_only, trade; bound to 127.0.0.1"
+
+
+@pytest.mark.parametrize("passphrase, faults, failing, said", [
+    (None, {"clock_skew_ms": 3000}, "connectivity", "clock skew +3"),
+    (None, {"key_ips": ["*"], "key_wallet": True}, "key_security", "it may withdraw funds"),
+    ("another-passphrase", {}, "authentication", "OKX 50105"),  # the key's passphrase is not ours
+])
+async def test_okx_a_misbehaving_venue_or_a_wrong_passphrase_fails_the_check_it_concerns(
+        settings, passphrase, faults, failing, said):
+    checks = await _run_okx(settings, passphrase, **faults)
+    bad = {c.name: c.detail for c in checks if not c.ok}
+    assert failing in bad and said in bad[failing], table(checks)
+
+
+async def test_okx_unreachable_fails_connectivity_and_runs_nothing_else(settings):
+    checks = await validate_okx(settings.model_copy(update={"sim_port": free_port()}))
+    assert [c.ok for c in checks] == [False] * 6 and checks[1].detail == "not run: no connection"
+
+
+def test_arb_validate_checks_each_venue_named(settings):
+    env = {**os.environ, "SIM_PORT": str(free_port()), "VENUE_ENV": "sim"}
+    done = subprocess.run([sys.executable, "-m", "services.cli", "validate", "--venues", "bybit,okx"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stdout.count("0/6 passed") == 2
+    assert "\nokx on sim (http://127.0.0.1:" in done.stdout and "position_mode" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "services.cli", "validate", "--venues", "binance"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "no live trading at 'binance' to validate" in done.stderr
