@@ -382,6 +382,15 @@ async def test_a_dropped_answer_leaves_the_order_carried_out(venue):
     assert server.journal[-2].dropped and server.journal[-2].link_id == "lost1"
 
 
+async def test_the_journal_counts_a_long_short_mode_close_as_reduce_only_though_it_sends_no_flag(venue):
+    # OKX takes no reduceOnly in long/short mode: a sell on the long side (a buy on the short) only
+    # closes; the reliability suite's "unwinds sent reduce-only" reads the journal
+    server, client, _ = venue
+    for side, pos_side in (("buy", "long"), ("sell", "short"), ("sell", "long"), ("buy", "short")):
+        assert (await client.order(side=side, posSide=pos_side))["code"] == "0"
+    assert [q.reduce_only for q in server.journal if q.path == "/api/v5/trade/order"] == [False, False, True, True]
+
+
 async def test_reject_and_fill_faults_on_okx(venue):
     server, client, _ = venue
     server.faults.apply({"reject_next": 1, "reject_code": 110007})  # Bybit's code, answered as OKX's

@@ -94,7 +94,7 @@ class OkxTrading:
                 self.push(now)
             dropped = place and server.faults.take_dropped_response(server._fault_rng)
             server.journal.append(Request(now, request.path, key, int(code), params.get("clOrdId") or None,
-                                          params.get("reduceOnly") in (True, "true"), dropped))
+                                          okx_trade.reduces_only(params), dropped))
             if dropped:
                 log.info("fault: OKX order %s carried out, its answer dropped", body["data"][:1])
                 request.transport.abort()

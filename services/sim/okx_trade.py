@@ -211,6 +211,13 @@ def order_request(m: Matching, key: str, params: Params) -> OrderRequest:
                         reduce_only and not hedge, idx, link_id, td_mode)
 
 
+def reduces_only(params: Params) -> bool:
+    """Whether an order's parameters can only reduce a position: `reduceOnly` (net mode), or a
+    close in long/short mode (sell long, buy short), which sends no flag. The journal's word."""
+    return (params.get("reduceOnly") in (True, "true")
+            or (params.get("posSide"), params.get("side")) in (("long", "sell"), ("short", "buy")))
+
+
 # --- trade ---------------------------------------------------------------------------------
 
 def place_order(m: Matching, key: str, params: Params, now_ms: int) -> list[dict]:
