@@ -109,6 +109,28 @@ async def _ready(executor: ExecutorService) -> bool:
     return executor.ready.is_set()
 
 
+async def trade_one(executor: ExecutorService, send) -> None:
+    """One signal after another (`await send()` writes one) until one becomes a trade, then until
+    that trade is closed (a signal can be refused for the order rate the trade before used)."""
+    closed = len(executor.core.closed)
+    while True:
+        read = executor.counts["signals"]
+        await send()
+        await wait_for(lambda n=read: _read_past(executor, n), timeout_s=20)
+        if executor.core.trades or len(executor.core.closed) > closed:
+            break
+        await asyncio.sleep(0.1)
+    await wait_for(lambda: _idle(executor), timeout_s=20)
+
+
+async def _read_past(executor: ExecutorService, n: int) -> bool:
+    return executor.counts["signals"] > n
+
+
+async def _idle(executor: ExecutorService) -> bool:
+    return not executor.core.trades
+
+
 class TwoVenues(Venue):
     """The simulator's Bybit and OKX, an ingestor for each, and settings for a live cross executor
     trading at both."""
