@@ -436,6 +436,7 @@ async def bench_executor(url: str, prefix: str, trades: int = 120, emergencies: 
     import aiohttp
 
     from services.executor import facts as f
+    from services.executor.core import trade_id_for
     from services.executor.service import ExecutorService
 
     symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT"]
@@ -443,7 +444,8 @@ async def bench_executor(url: str, prefix: str, trades: int = 120, emergencies: 
     port = free_port()
     settings = Settings(redis_url=url, redis_key_prefix=prefix, venue_env="sim", sim_port=port, execution="live",
                         symbols_to_trade=symbols, synthetic_hold_s=0.3, exit_max_hold_s=0.3, max_concurrent_trades=4,
-                        executor_venues=venues, _env_file=None)
+                        executor_venues=venues, safety_max_api_errors=0, safety_max_failures=0,
+                        safety_min_success_rate=0, _env_file=None)  # the emergencies below fail on purpose
     env = {**os.environ, "REDIS_URL": url, "REDIS_KEY_PREFIX": prefix, "SIM_PORT": str(port), "VENUE_ENV": "sim",
            "SIM_API_KEY": settings.sim_api_key, "SIM_API_SECRET": settings.sim_api_secret.get_secret_value(),
            "SIM_API_PASSPHRASE": settings.sim_api_passphrase.get_secret_value()}
@@ -524,11 +526,13 @@ async def bench_executor(url: str, prefix: str, trades: int = 120, emergencies: 
                 async with http.post(f"http://127.0.0.1:{port}/admin/faults",
                                      json={"reject_skip": 1, "reject_next": 4}) as response:
                     assert response.status == 200
-                before = len(executor.core.closed)
                 signal(n + i)
-                while len(executor.core.closed) == before and time.monotonic() - started < 260:
+                trade_id = trade_id_for(f"bench-{n + i}")
+                while trade_id not in executor.core.closed and time.monotonic() - started < 260:
                     await asyncio.sleep(0.01)
-                t = list(executor.core.closed.values())[-1]
+                t = executor.core.closed.get(trade_id)
+                if t is None:
+                    continue
                 harder_filled = max(o.done_ms for o in t.legs(t.taken.harder, "entry"))
                 if t.closed.outcome == "emergency_closed":
                     times.append(t.closed.ts_ms - harder_filled)
