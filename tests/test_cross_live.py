@@ -34,6 +34,15 @@ async def _all(executor: ExecutorService, n: int, *statuses: str):
     return trades if len(trades) >= n and all(t.status in statuses for t in trades) else None
 
 
+async def until(executor: ExecutorService, n: int, *statuses: str, timeout_s: float = 15.0) -> list:
+    """The trades once there are `n`, each in one of `statuses`; on a timeout, what the facts say."""
+    try:
+        return await wait_for(lambda: _all(executor, n, *statuses), timeout_s=timeout_s)
+    except TimeoutError:
+        facts = "\n".join(repr(x) for x in executor.facts_written)
+        raise AssertionError(f"not {n} trades {statuses} in {timeout_s} s; the facts:\n{facts}") from None
+
+
 def _legs_at(trade) -> dict[str, set[str]]:
     """Each leg's venue, as its orders went out."""
     out: dict[str, set[str]] = {}
@@ -45,7 +54,7 @@ def _legs_at(trade) -> dict[str, set[str]]:
 async def test_happy_path_the_harder_leg_goes_first_at_okx_both_fill_and_both_venues_end_flat(venues: TwoVenues):
     async with cross_executor(venues) as executor:
         await venues.cross_signal(long_venue="bybit", short_venue="okx")
-        (trade,) = await wait_for(lambda: _all(executor, 1, "active"))
+        (trade,) = await until(executor, 1, "active")
         assert trade.taken.harder == "short"  # okx before bybit in the seed's order
         assert _legs_at(trade) == {"long": {"bybit"}, "short": {"okx"}}
         first, second = sorted(trade.orders.values(), key=lambda o: o.placed.ts_ms)
@@ -68,7 +77,7 @@ async def test_one_exchange_times_out_the_harder_leg_at_okx_is_cancelled_at_500_
     await venues.faults(unfilled=True)
     async with cross_executor(venues) as executor:
         await venues.cross_signal(long_venue="okx", short_venue="bybit")
-        (trade,) = await wait_for(lambda: _all(executor, 1, "closed"))
+        (trade,) = await until(executor, 1, "closed")
     assert (trade.closed.outcome, trade.closed.reason) == ("rejected", "harder_leg_timeout")
     (order,) = trade.orders.values()
     assert order.placed.venue == "okx" and order.closed_status == "cancelled"
@@ -82,7 +91,7 @@ async def test_emergency_close_on_one_exchange_bybit_refuses_the_easier_leg_and_
                         reject_message="ab not enough for new order")
     async with cross_executor(venues, **SAFETY_OFF) as executor:
         await venues.cross_signal(long_venue="bybit", short_venue="okx")
-        (trade,) = await wait_for(lambda: _all(executor, 1, "closed"), timeout_s=15)
+        (trade,) = await until(executor, 1, "closed", timeout_s=15)
         assert trade.closed.outcome == "emergency_closed"
         leg_outs = venues.facts(executor, f.LegOut)  # the hedge at Bybit, then (refused) the unwind at OKX
         assert [(x.unfilled_leg, x.action) for x in leg_outs] == [("long", "hedge"), ("long", "unwind")]
@@ -99,7 +108,7 @@ async def test_partial_fills_at_okx_the_rest_is_sent_again_and_both_venues_hold_
     await venues.faults(partial_fill_fraction=0.5, partial_fill_orders=1)
     async with cross_executor(venues) as executor:
         await venues.cross_signal(long_venue="bybit", short_venue="okx")
-        (trade,) = await wait_for(lambda: _all(executor, 1, "active"))
+        (trade,) = await until(executor, 1, "active")
         first, rest = trade.legs("short", "entry")
         lot = venues.server.model.states[SYMBOL].inst.lot
         half = (trade.taken.qty / 2 // lot) * lot  # half, to the lot below; the rest cancelled and sent again
@@ -119,7 +128,7 @@ async def test_high_throughput_forty_signals_in_both_directions_on_two_symbols_l
             long_venue, short_venue = (("okx", "bybit"), ("bybit", "okx"))[i % 2]
             await venues.cross_signal(long_venue, short_venue, symbol=(SYMBOL, "ETHUSDT")[i // 2 % 2])
             await asyncio.sleep(0.1)
-        await wait_for(lambda: _all(executor, 1, "closed"), timeout_s=30)
+        await until(executor, 1, "closed", timeout_s=30)
         taken = venues.facts(executor, f.SignalTaken)
         assert len(taken) >= 10
         assert not [x for x in venues.facts(executor, f.LegOut)]
@@ -136,7 +145,7 @@ async def test_okx_private_stream_disconnects_mid_trade_and_the_fills_made_meanw
         async with venues.http.post(f"{venues.base}/admin/drop") as response:  # every WebSocket closes
             assert response.status == 200
         await venues.cross_signal(long_venue="bybit", short_venue="okx")  # orders go over REST meanwhile
-        (trade,) = await wait_for(lambda: _all(executor, 1, "active"), timeout_s=10)
+        (trade,) = await until(executor, 1, "active", timeout_s=10)
         assert stream.connects >= 2
         lot = venues.server.model.states[SYMBOL].inst.lot
         okx_orders = {o.link_id: o.filled_lots * lot for o in venues.okx_account().orders.values()}  # by clOrdId
@@ -149,7 +158,7 @@ async def test_graceful_shutdown_with_trades_open_at_both_venues_closes_every_le
     async with cross_executor(venues) as executor:
         await venues.cross_signal(long_venue="bybit", short_venue="okx")
         await venues.cross_signal(long_venue="bybit", short_venue="okx", symbol="ETHUSDT")
-        trades = await wait_for(lambda: _all(executor, 2, "active"))
+        trades = await until(executor, 2, "active")
         assert venues.okx_positions() and venues.positions()
     assert all(t.status == "closed" and t.closed.reason == "shutdown" for t in trades)
     assert venues.flat()
