@@ -150,8 +150,24 @@ def test_executor_refuses_a_bad_mode_live_without_keys_and_unknown_venues(monkey
     assert result.exit_code == 2 and "--mode: 'both' is not one of: cross, synthetic" in result.output
     monkeypatch.setenv("VENUE_ENV", "demo")
     monkeypatch.delenv("BYBIT_DEMO_API_KEY", raising=False)
+    result = runner.invoke(app, ["executor", "--mode", "synthetic", "--execution", "live", "--duration", "0"])
+    assert result.exit_code == 2 and ("config error: --execution live places orders at Bybit on VENUE_ENV=demo: set "
+                                      "BYBIT_DEMO_API_KEY and BYBIT_DEMO_API_SECRET") in result.output
+    result = runner.invoke(app, ["executor", "--execution", "live", "--duration", "0"])  # cross: EXECUTOR_VENUES
+    assert result.exit_code == 2 and ("EXECUTION=live trades at bybit, okx only; binance has no live trading yet"
+                                      in result.output)
+    monkeypatch.setenv("EXECUTOR_VENUES", "bybit,okx")
+    monkeypatch.setenv("BYBIT_DEMO_API_KEY", "k")
+    monkeypatch.setenv("BYBIT_DEMO_API_SECRET", "s")
+    for name in ("OKX_DEMO_API_KEY", "OKX_DEMO_API_SECRET", "OKX_DEMO_API_PASSPHRASE"):
+        monkeypatch.delenv(name, raising=False)
     result = runner.invoke(app, ["executor", "--execution", "live", "--duration", "0"])
-    assert result.exit_code == 2 and "needs a Bybit API key and secret: BYBIT_DEMO_API_KEY" in result.output
+    assert result.exit_code == 2 and result.output == (
+        "config error: --execution live places orders at OKX on VENUE_ENV=demo: set OKX_DEMO_API_KEY, "
+        "OKX_DEMO_API_SECRET and OKX_DEMO_API_PASSPHRASE\n")
+    monkeypatch.delenv("EXECUTOR_VENUES")
+    for name in ("BYBIT_DEMO_API_KEY", "BYBIT_DEMO_API_SECRET"):
+        monkeypatch.delenv(name)
     # on mainnet, an executor started alone (as docker compose starts it) asks what arb up --mode live asks
     for name in ("MAX_DAILY_LOSS", "POSITION_SIZE_LIMIT", "ENVIRONMENT"):
         monkeypatch.delenv(name, raising=False)

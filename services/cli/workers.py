@@ -187,10 +187,12 @@ def executor(
             raise _fail(f"config error: {exc}") from None
         if missing := missing_keys(settings, names):
             raise _fail("\n".join(f"config error: --execution live places {why}" for why in missing))
-    if settings.execution == "live" and settings.venue_env == "mainnet":  # as `arb up --mode live` asks
+    if settings.execution == "live" and settings.venue_env == "mainnet":  # as `arb up` asks for that mode
         from services.up import refusals
 
-        if errors := refusals(settings, "live", confirm_mainnet):
+        errors = refusals(settings, "live", confirm_mainnet) if mode == "synthetic" else \
+            refusals(settings, "cross", confirm_mainnet, "live", list(settings.executor_venues))
+        if errors:
             raise _fail("\n".join(f"arb executor: {e}" for e in errors))
     _run_worker(ExecutorService(settings, mode), settings, cpu, duration, "executor")
 
