@@ -221,6 +221,8 @@ def test_a_venues_own_order_rate_window_replaces_the_default_and_both_legs_there
     assert _rejection(desk.signal("c", long_venue="okx", short_venue="bybit", created_ms=desk.now)) is None
     assert _rejection(desk.signal("d", long_venue="bybit", short_venue="okx", created_ms=desk.now)) == (
         "rate_limit", "3 orders at okx in the last 2100 ms; the limit is 7")
+    core = ExecutorCore(ExecConfig(order_rates={"okx": (4, 2_100)}), {})  # bybit unlimited, okx not
+    assert core._rate_room(("bybit", "okx"), T0) == "0 orders at okx in the last 2100 ms; the limit is 4"
     core = ExecutorCore(ExecConfig(mode="synthetic", order_rate_per_s=6), {})
     assert core._rate_room(("bybit", "bybit"), T0) == ""  # 0 + 2 + 4 = 6
     core = ExecutorCore(ExecConfig(mode="synthetic", order_rate_per_s=5), {})

@@ -171,6 +171,8 @@ def test_refusals_and_latency_are_counted_per_venue_and_the_stop_names_the_venue
     assert safety.p99_ms("bybit") == 5.0 and safety.p99_ms("okx") == 80.0 and safety.p99_ms() == 80.0
     assert safety.check(T0 + 10) == ("latency", "p99 order sent -> okx's answer 80.0 ms, above 50 ms")
     safety = Safety(SafetyLimits(max_api_errors=3, max_p99_ms=0))
+    # a refusal of an order whose placing it never saw (read before a restart's replay reached it)
+    safety.apply(f.OrderClosed(ts_ms=T0, trade_id="t", link_id="unseen", status="rejected"))
     for i in range(5):
         venue = "okx" if i < 3 else "bybit"
         safety.apply(_placed(f"l{i}", venue))
