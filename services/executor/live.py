@@ -259,8 +259,13 @@ class LiveExecution:
 
     def _spawn(self, work) -> None:
         async def run() -> None:
-            for fact in await work:
-                self.reports.put_nowait(fact)
+            try:
+                for fact in await work:
+                    self.reports.put_nowait(fact)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the order stays open: its leg's timeout looks it up and cancels it by id
+                log.exception("an order request failed unexpectedly")
 
         task = asyncio.ensure_future(run())
         self._tasks.add(task)
@@ -305,6 +310,9 @@ class LiveExecution:
                     except (OutcomeUnknown, Refused, ValueError) as exc:
                         log.warning("%s: funding ledger unavailable (%s); read again in %.0f s", name, exc, every_s)
                         continue
+                    except Exception:  # never the end of the polling: the next read may work
+                        log.exception("%s: reading the funding ledger failed; read again in %.0f s", name, every_s)
+                        continue
                     self._funding(execution, paid)
                     if paid:
                         since[name] = max(p.ts_ms for p in paid)
@@ -315,8 +323,11 @@ class LiveExecution:
         """(Re)connected: whatever happened to the venue's open orders meanwhile."""
         execution = self.venues[venue]
         for link_id in list(execution.open):
-            for fact in await execution.lookup(link_id) or []:
-                self.reports.put_nowait(fact)
+            try:
+                for fact in await execution.lookup(link_id) or []:
+                    self.reports.put_nowait(fact)
+            except Exception:  # as on_message: never the stream's end (the leg's timeout asks again)
+                log.exception("%s: looking up %s after a reconnect failed", venue, link_id)
 
     async def reconcile(self, now_ms: int) -> list[f.AnyFact]:
         """After a restart: each order the facts left open, as its venue has it (never reached
