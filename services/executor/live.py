@@ -69,7 +69,7 @@ class VenueExecution:
         self.orders: dict[str, f.OrderPlaced] = {}  # link id -> every order of this executor it has seen
         self.open: set[str] = set()  # those that may still change
         self.filled: dict[str, Decimal] = {}  # link id -> quantity of the fills reported
-        self.fill_ids: set[str] = set()
+        self.fill_ids: set[tuple[str, str]] = set()  # (symbol, id): OKX numbers trades per instrument
         self._creating: dict[str, asyncio.Event] = {}  # link id -> set once its create has an answer
         self.funding: list[FundingUpdate] = []  # settlements heard, for the core to share among trades
         self.bad_rows: dict[str, int] = {}  # rows skipped because they were malformed, by kind
@@ -113,6 +113,8 @@ class VenueExecution:
         found = await self.lookup(o.link_id)
         if found != []:
             return found or []  # there, or the venue cannot be asked: the leg's timeout cancels it by id
+        if self.trading.ids_reusable:  # the first may still arrive and finish, freeing the id for a second
+            return []  # so it stays open: the leg's timeout cancels it by id, and a new order follows
         try:  # not there: it never arrived, so the same client id cannot make two
             await self.trading.place(spec)
         except Refused as exc:
@@ -177,8 +179,8 @@ class VenueExecution:
         out: list[f.AnyFact] = []
         for update in updates:
             if isinstance(update, FundingUpdate):
-                if update.funding_id not in self.fill_ids:
-                    self.fill_ids.add(update.funding_id)
+                if ("funding", update.funding_id) not in self.fill_ids:
+                    self.fill_ids.add(("funding", update.funding_id))
                     self.funding.append(update)
             elif not isinstance(update, FillUpdate | OrderUpdate) or update.link_id not in self.orders:
                 continue  # a position or balance, or not one of this executor's orders
@@ -209,9 +211,12 @@ class VenueExecution:
         return out
 
     def _fill(self, fill: FillUpdate) -> list[f.AnyFact]:
-        if fill.fill_id in self.fill_ids or fill.link_id not in self.orders:
+        if fill.link_id not in self.orders:
             return []
-        self.fill_ids.add(fill.fill_id)
+        key = (self.orders[fill.link_id].symbol, fill.fill_id)
+        if key in self.fill_ids:
+            return []
+        self.fill_ids.add(key)
         self.filled[fill.link_id] = self.filled.get(fill.link_id, Decimal(0)) + fill.qty
         return [f.OrderFilled(ts_ms=fill.ts_ms, trade_id=_trade_id(fill.link_id), link_id=fill.link_id,
                               fill_id=fill.fill_id, qty=fill.qty, price=fill.price, fee=fill.fee, maker=fill.maker)]

@@ -133,6 +133,17 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+async def _connected(stream: PrivateStream, task: asyncio.Future, name: str) -> None:
+    """Until `stream` is connected; ConfigError when its task ends first (its key refused)."""
+    waiter = asyncio.ensure_future(stream.connected.wait())
+    try:
+        await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        raise ConfigError(f"{name}'s private stream refused the API key: {task.exception()}")
+
+
 async def _transaction(conn: RespConnection, cmds: list[tuple], what: str) -> None:
     """`cmds` in one MULTI/EXEC; RedisError when any of them, or the transaction, failed."""
     packed = pack_command("MULTI") + b"".join(pack_command(*c) for c in cmds) + pack_command("EXEC")
@@ -271,6 +282,18 @@ class ExecutorService:
                         for name, v in venues.items()}
         return list(self.private.values())
 
+    def _stream_ended(self, name: str, stop: asyncio.Event, task: asyncio.Future) -> None:
+        """A venue's private stream stopped while trading (its key refused on a reconnect): its
+        fills would go unheard, so no new trade is taken until the operator has looked."""
+        if stop.is_set() or task.cancelled():
+            return
+        why = task.exception() or "it ended"
+        log.error("%s: the private stream stopped (%s); no signal is taken until it is fixed and `arb resume`",
+                  name, why)
+        now = _now_ms()
+        self._unwritten += self.execution.route(self.core.halt(
+            "venue_stream", f"{name}'s private stream stopped: {why}", now, action="keep"), now)
+
     async def replay(self, client: aioredis.Redis) -> int:
         """Every fact of the events stream into the core; how many."""
         n = 0
@@ -310,9 +333,9 @@ class ExecutorService:
             if live:
                 streams = await self._live(http, stop)
                 private_tasks = [asyncio.ensure_future(stream.run(stop)) for stream in streams]
-                private_tasks.append(asyncio.ensure_future(self.execution.poll_funding(stop)))
-                for stream in streams:
-                    await unless_stopped(stream.connected.wait(), stop)
+                for name, task in zip(self.private, private_tasks, strict=True):
+                    await unless_stopped(_connected(self.private[name], task, name), stop)
+                    task.add_done_callback(functools.partial(self._stream_ended, name, stop))
             await self._redis_ready(client, stop)
             n = await self.replay(client)
             p = self.core.portfolio
@@ -330,6 +353,8 @@ class ExecutorService:
             await self._write(writes)
             if self.core.halted:
                 log.error("not taking signals: %s", self.core.halted)
+            if live:  # after the replay: the ledger's entries the facts hold are known by then
+                private_tasks.append(asyncio.ensure_future(self.execution.poll_funding(stop)))
             self.ready.set()
             while not stop.is_set():
                 await self._step(reader, writes)

@@ -215,6 +215,9 @@ class VenueTrading:
 
     venue: ClassVar[str]
     order_rate: ClassVar[tuple[int, float]]  # (order creates, per seconds) the venue allows
+    # a client id may be used again once its order is finished (OKX): an order whose create had no
+    # answer and that the venue does not have yet is not sent again, as the first may still arrive
+    ids_reusable: ClassVar[bool] = False
 
     def client_id(self, link_id: str) -> str:
         """The venue's client order id for this link id (the same every time)."""

@@ -94,6 +94,7 @@ def order_request(spec: OrderSpec, inst: Instrument, cl_ord_id: str) -> dict[str
 class OkxTrading(VenueTrading):
     venue = "okx"
     order_rate = (60, 2.0)  # place-order per instId (§2.3)
+    ids_reusable = True  # clOrdId is unique only among pending orders (§2.4)
     hedge_mode = True  # long/short position mode
 
     def __init__(self, http: aiohttp.ClientSession, rest_url: str, ws_url: str, api_key: str, api_secret: str,
