@@ -14,6 +14,7 @@ import aiohttp
 from services.executor.service import ExecutorService
 from services.ingestor.service import Ingestor
 from services.sim.server import SimServer
+from shared.codec import from_fields
 from tests.conftest import serve_app
 from tests.test_strategy_service import wait_for
 
@@ -174,7 +175,7 @@ async def two_venues(settings, r, symbols: tuple[str, ...] = (SYMBOL,), okx_prem
                                                "executor_venues": ["bybit", "okx"], "exit_max_hold_s": 600.0})
         stop = asyncio.Event()
         feeds = [asyncio.ensure_future(Ingestor(settings, name, list(symbols)).run(stop)) for name in ("bybit", "okx")]
-        await wait_for(lambda: _both_quoted(r, settings.redis_key_prefix))
+        await wait_for(lambda: _both_quoted(r, settings.redis_key_prefix, symbols, okx_premium_bps))
         try:
             yield TwoVenues(server, base, settings, r, http)
         finally:
@@ -182,10 +183,24 @@ async def two_venues(settings, r, symbols: tuple[str, ...] = (SYMBOL,), okx_prem
             await asyncio.gather(*feeds)
 
 
-async def _both_quoted(r, prefix: str) -> bool:
-    venues = {fields.get(b"venue", fields.get("venue")) for _, fields in await r.xrevrange(prefix + "md:books",
-                                                                                            count=200)}
-    return {b"bybit", b"okx"} <= venues or {"bybit", "okx"} <= venues
+async def _both_quoted(r, prefix: str, symbols: tuple[str, ...], premium_bps: float | None) -> bool:
+    """Each symbol has books in md:books and quotes in md:tickers from both venues, OKX's at the
+    premium held (so that an executor started now sees the market the venues trade at, not the
+    model's first step)."""
+    booked = {(from_fields(fields).venue, from_fields(fields).symbol)
+              for _, fields in await r.xrevrange(prefix + "md:books", count=400)}
+    quotes = {}
+    for _, fields in await r.xrevrange(prefix + "md:tickers", count=400):
+        event = from_fields(fields)
+        if event.bid and event.ask:
+            quotes.setdefault((event.venue, event.symbol), event)
+    for symbol in symbols:
+        bybit, okx = quotes.get(("bybit", symbol)), quotes.get(("okx", symbol))
+        if not (bybit and okx and {("bybit", symbol), ("okx", symbol)} <= booked):
+            return False
+        if premium_bps is not None and okx.bid < bybit.ask * (1 + premium_bps / 2 / 10_000):
+            return False
+    return True
 
 
 @contextlib.asynccontextmanager

@@ -302,14 +302,16 @@ class LiveExecution:
                 self.reports.put_nowait(fact)
 
     async def poll_funding(self, stop: asyncio.Event, every_s: float = FUNDING_POLL_S) -> None:
-        """Each venue's funding ledger, read every `every_s` while trades are open: the funding the
-        venue booked is what the trades are charged (OKX's bills; Bybit's also come on its stream,
-        and each entry counts once). The first read goes back to the oldest open trade."""
+        """The funding ledger of each venue whose stream does not report funding (OKX's bills),
+        read every `every_s` while trades are open: the funding the venue booked is what the
+        trades are charged, each entry once. The first read goes back to the oldest open trade."""
         since: dict[str, int] = {}
         while not stop.is_set():
             if self.core.trades:
                 oldest = min(t.taken.ts_ms for t in self.core.trades.values())
                 for name, execution in self.venues.items():
+                    if execution.trading.funding_on_stream:
+                        continue
                     try:
                         paid = await execution.trading.funding_payments(since.get(name, oldest))
                     except (OutcomeUnknown, Refused, ValueError) as exc:

@@ -218,6 +218,8 @@ class VenueTrading:
     # a client id may be used again once its order is finished (OKX): an order whose create had no
     # answer and that the venue does not have yet is not sent again, as the first may still arrive
     ids_reusable: ClassVar[bool] = False
+    # its private stream reports every funding settlement (Bybit): its ledger is not read as well
+    funding_on_stream: ClassVar[bool] = False
 
     def client_id(self, link_id: str) -> str:
         """The venue's client order id for this link id (the same every time)."""

@@ -95,6 +95,7 @@ def bybit_budget(limits: dict[str, int] | None = None, clock: Callable[[], float
 class BybitTrading(VenueTrading):
     venue = "bybit"
     order_rate = (LIMITS_PER_S["/v5/order/create"], 1.0)
+    funding_on_stream = True  # execType=Funding executions
 
     def __init__(self, http: aiohttp.ClientSession, rest_url: str, api_key: str, api_secret: str,
                  recv_window_ms: int = DEFAULT_RECV_WINDOW_MS, budget: RateBudget | None = None,
