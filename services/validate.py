@@ -28,6 +28,15 @@ class Check:
     detail: str
 
 
+async def _clock(trading, where: str, more: str = "") -> Check:
+    """The venue's clock against ours, and how long it took to answer."""
+    sent = time.monotonic()
+    skew = await trading.sync_time()
+    rtt = (time.monotonic() - sent) * 1000
+    return Check("connectivity", abs(skew) <= MAX_SKEW_MS,
+                 f"{where} answered in {rtt:.0f} ms; clock skew {skew:+d} ms (limit +-{MAX_SKEW_MS} ms){more}")
+
+
 async def validate(settings: Settings) -> list[Check]:
     hosts = settings.bybit_endpoints()
     credentials = settings.bybit_credentials()
@@ -36,12 +45,7 @@ async def validate(settings: Settings) -> list[Check]:
         key, secret = (credentials[0], credentials[1].get_secret_value()) if credentials else ("", "")
         trading = BybitTrading(http, hosts.rest, key, secret)
         try:
-            sent = time.monotonic()
-            skew = await trading.sync_time()
-            rtt = (time.monotonic() - sent) * 1000
-            checks.append(Check("connectivity", abs(skew) <= MAX_SKEW_MS,
-                                f"{hosts.rest} answered in {rtt:.0f} ms; clock skew {skew:+d} ms "
-                                f"(limit +-{MAX_SKEW_MS} ms)"))
+            checks.append(await _clock(trading, hosts.rest))
         except (BybitUnreachable, aiohttp.ClientError, OSError, TimeoutError, KeyError, ValueError) as exc:
             checks.append(Check("connectivity", False, f"{hosts.rest}: {type(exc).__name__}: {exc}"))
             return checks + [Check(n, False, "not run: no connection") for n in
@@ -135,12 +139,8 @@ async def validate_okx(settings: Settings) -> list[Check]:
             instruments = list((await load_symbols(okx, venue_hosts(settings, okx), http)).by_symbol.values())
             trading = trading_client("okx")(http, hosts.rest, hosts.ws_private, key, secret, passphrase,
                                             instruments=instruments, demo=demo)
-            sent = time.monotonic()
-            skew = await trading.sync_time()
-            rtt = (time.monotonic() - sent) * 1000
-            checks.append(Check("connectivity", abs(skew) <= MAX_SKEW_MS,
-                                f"{hosts.rest}{' (demo trading)' if demo else ''} answered in {rtt:.0f} ms; clock "
-                                f"skew {skew:+d} ms (limit +-{MAX_SKEW_MS} ms); {len(instruments)} swaps listed"))
+            checks.append(await _clock(trading, hosts.rest + (" (demo trading)" if demo else ""),
+                                       f"; {len(instruments)} swaps listed"))
         except (OutcomeUnknown, Refused, RestError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             checks.append(Check("connectivity", False, f"{hosts.rest}: {type(exc).__name__}: {exc}"))
             return checks + [Check(n, False, "not run: no connection") for n in OKX_CHECKS]

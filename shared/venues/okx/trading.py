@@ -95,7 +95,6 @@ class OkxTrading(VenueTrading):
     venue = "okx"
     order_rate = (60, 2.0)  # place-order per instId (§2.3)
     ids_reusable = True  # clOrdId is unique only among pending orders (§2.4)
-    hedge_mode = True  # long/short position mode
 
     def __init__(self, http: aiohttp.ClientSession, rest_url: str, ws_url: str, api_key: str, api_secret: str,
                  passphrase: str, instruments: list[Instrument], demo: bool = False, budget: Budget | None = None,
