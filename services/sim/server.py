@@ -5,9 +5,9 @@ It serves the public linear WebSocket (`/v5/public/linear`), the public market R
 `/v5/position/*`, `/v5/account/*`) over a matching engine, the private WebSocket
 (`/v5/private`: auth, then order, execution, position and wallet pushes), and the faults of
 `faults.py` (admin endpoints `/admin/faults` and `/admin/drop`), from a seeded market model
-stepped every `step_ms`. OKX's trading (signed `/api/v5/trade|account/*` and the private
-`/ws/v5/private`) runs on a second engine over OKX's book (okx_routes.py); other venues
-serve market data only.
+stepped every `step_ms`. Every other venue that trades here (`self.trading`: OKX's signed
+`/api/v5/trade|account/*` and `/ws/v5/private`, okx_routes.py, and the same for the others)
+runs on an engine of its own over that venue's book; the rest serve market data only.
 
 Every connection has one outgoing queue, so a subscriber always gets its snapshot before
 the deltas that follow it. A client that falls `MAX_QUEUED` frames behind is disconnected,
@@ -104,8 +104,10 @@ class SimServer:
                                  paths=paths, speed=speed)
         self.frames = BybitPublicFrames(self.model)
         self.matching = Matching(self.model, policy=self.faults)
-        self.okx = OkxTrading(self, api_keys, api_passphrases)
-        self.okx_matching = self.okx.matching
+        # venue -> its trading API: add_routes(app), push(now_ms), matching, streams (key -> clients)
+        self.trading = {
+            "okx": OkxTrading(self, api_keys, api_passphrases),
+        }
         self.dialects: list[Dialect] = [self.frames] + [d(self.model) for d in OTHER_DIALECTS]
         for dialect in self.dialects:
             dialect.clock_ms = self._now_ms  # server times come from the live (skewable) clock
@@ -113,6 +115,14 @@ class SimServer:
         self.private: dict[str, set[_Client]] = {}  # API key -> its authenticated private streams
         self._push_ids = (f"{uuid.UUID(int=random.Random(seed + 2).getrandbits(128))}-{n}" for n in itertools.count())
         self._last_drop_ms = self._now_ms()
+
+    def engine(self, venue: str) -> Matching:
+        """The matching engine of `venue`'s accounts (Bybit's is `matching`)."""
+        return self.matching if venue == "bybit" else self.trading[venue].matching
+
+    @property
+    def okx_matching(self) -> Matching:
+        return self.engine("okx")
 
     def _now_ms(self) -> int:
         """The exchange's clock, skewed if a fault says so."""
@@ -137,7 +147,8 @@ class SimServer:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/v5/private", self._private_ws)
-        self.okx.add_routes(app)
+        for trading in self.trading.values():
+            trading.add_routes(app)
         app.router.add_get("/v5/market/time", self._time)
         for path in bybit_rest.HANDLERS:
             app.router.add_get(path, self._market_rest)
@@ -177,9 +188,11 @@ class SimServer:
             log.info("fault: dropping %d WebSocket connections", self.drop_all())
         self.model.step(now)
         self.matching.on_step(now)
-        self.okx_matching.on_step(now)
+        for trading in self.trading.values():
+            trading.matching.on_step(now)
         self._push_private(now)
-        self.okx.push(now)
+        for trading in self.trading.values():
+            trading.push(now)
         for dialect, by_topic in self.subscribers.items():
             if not by_topic:
                 continue
@@ -343,7 +356,7 @@ class SimServer:
             for topic in list(client.topics):
                 self._unsubscribe(client, topic)
             if client.api_key is not None:
-                for streams in (self.private, self.okx.streams):
+                for streams in (self.private, *(t.streams for t in self.trading.values())):
                     streams.get(client.api_key, set()).discard(client)
             client.queue.put_nowait(None)
             await sender
