@@ -1,7 +1,7 @@
-"""`arb validate`: a configured venue (Bybit or OKX) checked step by step before anything
-trades on it, as the backtesting seed's validation framework lists: connectivity (and the
-clock), the key's authentication, balance handling, rate-limit headers (Bybit) or the position
-mode (OKX), error handling, key security.
+"""`arb validate`: a configured venue checked step by step before anything trades on it, as the
+backtesting seed's validation framework lists: connectivity (and the clock), the key's
+authentication, balance handling, rate-limit headers (Bybit) or the position mode (OKX,
+Bitget, Binance, through their trading clients), error handling, key security.
 
 Each step is one or two requests that cannot place an order; each gives a verdict and what
 it saw. A step that cannot run because an earlier one failed says so.
@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 
 import aiohttp
 
-from shared.settings import Settings
+from shared.settings import CREDENTIAL_PARTS, Settings
 from shared.venues.bybit.trading import BybitTrading, BybitUnreachable, key_problems
 
 MAX_SKEW_MS = 1_000  # a signed request is refused beyond the recv window (5 s); keep well inside it
@@ -38,11 +38,11 @@ async def _clock(trading, where: str, more: str = "") -> Check:
 
 
 async def validate(settings: Settings) -> list[Check]:
-    hosts = settings.bybit_endpoints()
-    credentials = settings.bybit_credentials()
+    hosts = settings.trading_endpoints("bybit")
+    credentials = settings.trading_credentials("bybit")
     checks: list[Check] = []
     async with aiohttp.ClientSession() as http:
-        key, secret = (credentials[0], credentials[1].get_secret_value()) if credentials else ("", "")
+        key, secret = credentials or ("", "")
         trading = BybitTrading(http, hosts.rest, key, secret)
         try:
             checks.append(await _clock(trading, hosts.rest))
@@ -118,73 +118,66 @@ def table(checks: list[Check]) -> str:
     return "\n".join(lines)
 
 
-async def validate_okx(settings: Settings) -> list[Check]:
-    """OKX's checks through its trading client: the clock, the key (it signs, it may trade, it
-    may not withdraw, it is bound to an IP), the account's position mode, its balance, and the
-    codes of a wrong signature and of an order that does not exist."""
+VENUE_CHECKS = ("authentication", "balance_handling", "position_mode", "error_handling", "key_security")
+
+
+async def validate_venue(settings: Settings, name: str) -> list[Check]:
+    """A venue's checks through its trading client (OKX, Bitget, Binance): the clock, the key
+    (it signs, it may trade, it may not withdraw, it is bound to an IP), the account's position
+    mode, its balance, and the refusals of a wrong signature and of an order that does not exist."""
     from services.ingestor.service import load_symbols, venue_hosts
     from shared.rest import RestError
-    from shared.venues import trading_client, venue
+    from shared.venues import TITLES, trading_client, venue
     from shared.venues.trading import OutcomeUnknown, Refused
 
-    hosts = settings.okx_endpoints()
-    credentials = settings.okx_credentials()
-    key, secret, passphrase = (credentials[0], credentials[1].get_secret_value(),
-                               credentials[2].get_secret_value()) if credentials else ("", "", "")
-    demo = settings.venue_env in ("demo", "testnet")
+    hosts = settings.trading_endpoints(name)
+    credentials = settings.trading_credentials(name)
+    demo = settings.demo_keys(name)
+    client = trading_client(name)
     checks: list[Check] = []
     async with aiohttp.ClientSession() as http:
+        def account(secret: str | None = None):
+            given = credentials or ("",) * (1 + len(CREDENTIAL_PARTS[name]))
+            given = given if secret is None else (given[0], secret, *given[2:])
+            return client.for_account(http, hosts.rest, hosts.ws_private, given, instruments, demo,
+                                      **settings.trading_options(name))
+
         try:
-            okx = venue("okx")
-            instruments = list((await load_symbols(okx, venue_hosts(settings, okx), http)).by_symbol.values())
-            trading = trading_client("okx")(http, hosts.rest, hosts.ws_private, key, secret, passphrase,
-                                            instruments=instruments, demo=demo)
+            v = venue(name)
+            instruments = list((await load_symbols(v, venue_hosts(settings, v), http)).by_symbol.values())
+            trading = account()
             checks.append(await _clock(trading, hosts.rest + (" (demo trading)" if demo else ""),
-                                       f"; {len(instruments)} swaps listed"))
+                                       f"; {len(instruments)} perpetuals listed"))
         except (OutcomeUnknown, Refused, RestError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             checks.append(Check("connectivity", False, f"{hosts.rest}: {type(exc).__name__}: {exc}"))
-            return checks + [Check(n, False, "not run: no connection") for n in OKX_CHECKS]
+            return checks + [Check(n, False, "not run: no connection") for n in VENUE_CHECKS]
         if not credentials:
-            return checks + [Check("authentication", False, f"no OKX API key for VENUE_ENV={settings.venue_env}")] + [
-                Check(n, False, "not run: no key") for n in OKX_CHECKS[1:]]
+            return checks + [Check("authentication", False, f"no {TITLES[name]} API key for VENUE_ENV="
+                                   f"{settings.venue_env}: set {settings.credential_names(name)}")] + [
+                Check(n, False, "not run: no key") for n in VENUE_CHECKS[1:]]
         try:
-            checks += await _okx_signed_checks(trading, http, hosts, key, passphrase, instruments, demo)
+            checks += await _signed_checks_of(trading, account("not-the-secret"), TITLES[name], instruments)
         except OutcomeUnknown as exc:
             checks.append(Check("connection", False, f"lost during the checks: {exc}"))
     return checks
 
 
-OKX_CHECKS = ("authentication", "balance_handling", "position_mode", "error_handling", "key_security")
-
-
-async def _okx_signed_checks(trading, http: aiohttp.ClientSession, hosts, key: str, passphrase: str,
-                             instruments: list, demo: bool) -> list[Check]:
-    from shared.venues import trading_client
+async def _signed_checks_of(trading, wrong, title: str, instruments: list) -> list[Check]:
     from shared.venues.trading import Refused
 
     try:
-        config = await trading._config()
+        await trading.prepare()
+        balance = await trading.balance()
     except Refused as exc:
-        return [Check("authentication", False, f"OKX {exc.code}: {exc.message} ({exc.kind})")] + [
-            Check(n, False, "not run: authentication failed") for n in OKX_CHECKS[1:]]
-    out = [Check("authentication", True, f"the key signs requests OKX accepts (account level {config.get('acctLv')})")]
-    balance = await trading.balance()
-    out.append(Check("balance_handling", balance.equity >= 0,
-                     f"{balance.currency} equity {balance.equity:,.2f}; available {balance.available:,.2f}"))
-    mode, level = config.get("posMode"), str(config.get("acctLv", ""))
-    if mode == "long_short_mode":
-        out.append(Check("position_mode", True, "long/short mode, as the executor trades"))
-    elif level in ("2", "3"):
-        out.append(Check("position_mode", True, f"{mode}: the executor switches the account to long/short mode at "
-                         "start (OKX allows it only with no swap position or order open)"))
-    else:
-        out.append(Check("position_mode", False, f"{mode} at account level {level}: long/short mode needs the "
-                         "futures or multi-currency account mode (set it in OKX's settings)"))
-    wrong = trading_client("okx")(http, hosts.rest, hosts.ws_private, key, "not-the-secret", passphrase,
-                                  instruments=instruments, demo=demo)
-    wrong.rest.offset_ms = trading.rest.offset_ms
+        return [Check("authentication", False, f"{title} {exc.code}: {exc.message} ({exc.kind})")] + [
+            Check(n, False, "not run: authentication failed") for n in VENUE_CHECKS[1:]]
+    out = [Check("authentication", True, f"the key signs requests {title} accepts"),
+           Check("balance_handling", balance.equity >= 0,
+                 f"{balance.currency} equity {balance.equity:,.2f}; available {balance.available:,.2f}")]
+    out.append(Check("position_mode", *await trading.position_mode()))
+    await wrong.sync_time()
     try:
-        await wrong._config()
+        await wrong.balance()
         bad_sign = "accepted"
     except Refused as exc:
         bad_sign = f"{exc.code} ({exc.kind})"
@@ -196,12 +189,9 @@ async def _okx_signed_checks(trading, http: aiohttp.ClientSession, hosts, key: s
     except Refused as exc:
         unknown = f"{exc.code} ({exc.kind})"
     out.append(Check("error_handling", bad_sign.endswith("(bad_signature)") and unknown == "none",
-                     f"wrong signature -> {bad_sign}; an order that does not exist -> {unknown}; expected "
-                     "50113 (bad_signature) and none (51603)"))
-    perms = [p.strip() for p in str(config.get("perm", "")).split(",") if p.strip()]
+                     f"wrong signature -> {bad_sign}; an order that does not exist -> {unknown}; expected a "
+                     "bad_signature refusal and none"))
     problems = await trading.key_problems()
-    if "trade" not in perms:
-        problems.append(f"it may not trade (perm: {', '.join(perms) or 'none'})")
     out.append(Check("key_security", not problems, "; ".join(problems) or
-                     f"perm {', '.join(perms)}; bound to {config.get('ip')}"))
+                     "it may trade, may not withdraw, and is bound to an IP"))
     return out

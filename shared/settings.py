@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -35,8 +34,6 @@ _SYMBOL = re.compile(r"^[A-Z0-9]{2,40}$")
 _STOP_RULES = ("the stop rules, which are always on: MAX_DAILY_LOSS, MAX_WEEKLY_LOSS, MAX_MONTHLY_LOSS, "
                "SAFETY_MAX_FAILURES, SAFETY_MIN_SUCCESS_RATE, SAFETY_MAX_P99_MS, SAFETY_MAX_API_ERRORS "
                "(0 turns one off)")
-_NOT_YET = ("nothing yet: live trading is at Bybit (BYBIT_API_KEY, BYBIT_API_SECRET); Bitget's market data needs "
-            "no key")
 # Names the seeds and the deployment guide give to settings this system spells otherwise (or
 # has no use for yet). Given at start, each is refused with what to set instead, so a value
 # under the guide's name is never ignored in silence.
@@ -47,8 +44,6 @@ REPLACED: dict[str, str] = {
     "RUST_LOG": "LOG_LEVEL (DEBUG, INFO, WARNING or ERROR)",
     "ENABLE_EMERGENCY_STOP": _STOP_RULES,
     "ENABLE_ALL_SAFETY_FEATURES": _STOP_RULES,
-    "BITGET_API_KEY": _NOT_YET,
-    "BITGET_API_SECRET": _NOT_YET,
 }
 
 
@@ -56,27 +51,43 @@ class ConfigError(Exception):
     """A setting is missing or invalid; `str()` is one line per bad variable."""
 
 
-@dataclass(frozen=True)
-class TradingEndpoints:
-    """The Bybit hosts trading uses in a venue environment (market data: `venue_hosts`)."""
+class TradingEndpoints(NamedTuple):
+    """A venue's trading hosts in a venue environment (market data: `venue_hosts`)."""
 
     rest: str
-    ws_private: str
+    ws_private: str  # Binance's is the stream host: the client adds /private/ws?listenKey=...
 
 
-# OKX V5 trading hosts (protocol-trading-okx-bitget-binance.md section 2.1): demo trading is the
-# live REST host with `x-simulated-trading: 1`, and a private stream of its own.
-_OKX_HOSTS: dict[str, TradingEndpoints] = {
-    "mainnet": TradingEndpoints("https://www.okx.com", "wss://ws.okx.com:8443/ws/v5/private"),
-    "demo": TradingEndpoints("https://www.okx.com", "wss://wspap.okx.com:8443/ws/v5/private"),
+# Each trading venue's hosts per venue environment (shared/docs/protocol-bybit-v5.md section 1;
+# protocol-trading-okx-bitget-binance.md sections 2.1, 3.1, 4.1). Bybit's demo has no public
+# stream (its market data is mainnet's); OKX's and Bitget's demo is the live REST host with a
+# demo header and a private stream of its own; Binance's demo has hosts of its own (its
+# user-data stream host is UNSURE: demo-fstream.binance.com, which clients use, is the default).
+# Only Bybit has a testnet apart from its demo: at the others testnet is their demo.
+TRADING_HOSTS: dict[str, dict[str, TradingEndpoints]] = {
+    "bybit": {
+        "mainnet": TradingEndpoints("https://api.bybit.com", "wss://stream.bybit.com/v5/private"),
+        "testnet": TradingEndpoints("https://api-testnet.bybit.com", "wss://stream-testnet.bybit.com/v5/private"),
+        "demo": TradingEndpoints("https://api-demo.bybit.com", "wss://stream-demo.bybit.com/v5/private"),
+    },
+    "okx": {
+        "mainnet": TradingEndpoints("https://www.okx.com", "wss://ws.okx.com:8443/ws/v5/private"),
+        "demo": TradingEndpoints("https://www.okx.com", "wss://wspap.okx.com:8443/ws/v5/private"),
+    },
+    "bitget": {
+        "mainnet": TradingEndpoints("https://api.bitget.com", "wss://ws.bitget.com/v2/ws/private"),
+        "demo": TradingEndpoints("https://api.bitget.com", "wss://wspap.bitget.com/v2/ws/private"),
+    },
+    "binance": {
+        "mainnet": TradingEndpoints("https://fapi.binance.com", "wss://fstream.binance.com"),
+        "demo": TradingEndpoints("https://demo-fapi.binance.com", "wss://demo-fstream.binance.com"),
+    },
 }
-# Bybit V5 trading hosts (shared/docs/protocol-bybit-v5.md section 1). Demo has no public
-# stream: its market data is mainnet's, only its REST and private stream are demo hosts.
-_BYBIT_HOSTS: dict[str, TradingEndpoints] = {
-    "mainnet": TradingEndpoints("https://api.bybit.com", "wss://stream.bybit.com/v5/private"),
-    "testnet": TradingEndpoints("https://api-testnet.bybit.com", "wss://stream-testnet.bybit.com/v5/private"),
-    "demo": TradingEndpoints("https://api-demo.bybit.com", "wss://stream-demo.bybit.com/v5/private"),
-}
+# the simulator's private stream path per venue (all on SIM_HOST:SIM_PORT)
+_SIM_PRIVATE_PATH = {"bybit": "/v5/private", "okx": "/ws/v5/private", "bitget": "/v2/ws/private", "binance": ""}
+# what each venue's key is made of, after the key itself: OKX and Bitget sign with a passphrase too
+CREDENTIAL_PARTS = {"bybit": ("secret",), "okx": ("secret", "passphrase"), "bitget": ("secret", "passphrase"),
+                    "binance": ("secret",)}
 _HOST = re.compile(r"^[A-Za-z0-9.-]+:\d{1,5}$")
 _URL = {"http": re.compile(r"^https?://[^/\s]+$"), "ws": re.compile(r"^wss?://[^/\s]+$")}
 
@@ -108,6 +119,18 @@ class Settings(BaseSettings):
     okx_rest_url: str | None = Field(None, description="overrides OKX's trading REST host (www.okx.com; some "
                                      "regions need eea.okx.com, us.okx.com or openapi.okx.com)")
     okx_ws_private_url: str | None = None
+    bitget_rest_url: str | None = Field(None, description="overrides Bitget's trading REST host (api.bitget.com)")
+    bitget_ws_private_url: str | None = None
+    bitget_demo_product_type: Literal["auto", "USDT-FUTURES", "SUSDT-FUTURES"] = Field(
+        "auto", description="Bitget demo's contracts: USDT-FUTURES with plain symbols (BTCUSDT), or the older "
+        "SUSDT-FUTURES with S-prefixed ones (SBTCSUSDT); auto asks Bitget at start which it lists")
+    binance_rest_url: str | None = Field(None, description="overrides Binance USD-M's trading REST host "
+                                         "(fapi.binance.com; demo: demo-fapi.binance.com)")
+    binance_ws_private_url: str | None = Field(None, description="overrides Binance's user-data stream host "
+                                               "(fstream.binance.com; demo: demo-fstream.binance.com, or "
+                                               "fstream.binancefuture.com as Binance's docs print it)")
+    binance_recv_window_ms: int = Field(5000, ge=1, le=60_000, description="Binance's recvWindow: how late a "
+                                        "signed request may arrive")
 
     # --- credentials (never printed) ---------------------------------------------------
     bybit_demo_api_key: SecretStr | None = None
@@ -125,6 +148,16 @@ class Settings(BaseSettings):
     okx_api_key: SecretStr | None = None
     okx_api_secret: SecretStr | None = None
     okx_api_passphrase: SecretStr | None = None
+    bitget_demo_api_key: SecretStr | None = None
+    bitget_demo_api_secret: SecretStr | None = None
+    bitget_demo_api_passphrase: SecretStr | None = None
+    bitget_api_key: SecretStr | None = None
+    bitget_api_secret: SecretStr | None = None
+    bitget_api_passphrase: SecretStr | None = None
+    binance_demo_api_key: SecretStr | None = None
+    binance_demo_api_secret: SecretStr | None = None
+    binance_api_key: SecretStr | None = None
+    binance_api_secret: SecretStr | None = None
 
     # --- synthetic test mode (seeds/synthetic-test-mode-tasks.md task 1) ---------------
     # The seed's 15 bps / 0.0001 can never qualify (services/strategy/synthetic.py shows why);
@@ -313,14 +346,14 @@ class Settings(BaseSettings):
             raise ValueError("a Redis URL: redis://[user:password@]host:port/db, rediss://... or unix:///path")
         return value
 
-    @field_validator("bybit_ws_private_url", "okx_ws_private_url")
+    @field_validator("bybit_ws_private_url", "okx_ws_private_url", "bitget_ws_private_url", "binance_ws_private_url")
     @classmethod
     def _ws_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^wss?://[^/\s]+", value):
             raise ValueError("a WebSocket URL like wss://stream.bybit.com/v5/private")
         return value
 
-    @field_validator("bybit_rest_url", "okx_rest_url")
+    @field_validator("bybit_rest_url", "okx_rest_url", "bitget_rest_url", "binance_rest_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^/\s]+", value):
@@ -332,45 +365,51 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    def bybit_endpoints(self) -> TradingEndpoints:
-        """Bybit's trading hosts for `venue_env`, with any explicit URL override applied."""
+    def trading_endpoints(self, venue: str) -> TradingEndpoints:
+        """`venue`'s trading hosts for `venue_env` (the simulator's on sim), with its
+        <VENUE>_REST_URL / <VENUE>_WS_PRIVATE_URL overrides applied."""
         if self.venue_env == "sim":
             base = f"{self.sim_host}:{self.sim_port}"
-            hosts = TradingEndpoints(f"http://{base}", f"ws://{base}/v5/private")
+            hosts = TradingEndpoints(f"http://{base}", f"ws://{base}{_SIM_PRIVATE_PATH[venue]}")
         else:
-            hosts = _BYBIT_HOSTS[self.venue_env]
-        return TradingEndpoints(self.bybit_rest_url or hosts.rest, self.bybit_ws_private_url or hosts.ws_private)
+            by_env = TRADING_HOSTS[venue]
+            hosts = by_env.get(self.venue_env) or by_env["demo"]
+        return TradingEndpoints(getattr(self, f"{venue}_rest_url") or hosts.rest,
+                                getattr(self, f"{venue}_ws_private_url") or hosts.ws_private)
 
     @property
     def sim_address(self) -> str:
         return f"{self.sim_host}:{self.sim_port}"
 
-    def bybit_credentials(self) -> tuple[str, SecretStr] | None:
-        """The API key and secret for `venue_env`, or None when none is configured."""
-        if self.venue_env == "sim":
-            return self.sim_api_key, self.sim_api_secret
-        key, secret = ((self.bybit_demo_api_key, self.bybit_demo_api_secret) if self.venue_env == "demo"
-                       else (self.bybit_api_key, self.bybit_api_secret))
-        return (key.get_secret_value(), secret) if key and secret else None
+    def demo_keys(self, venue: str) -> bool:
+        """Whether `venue`'s demo key is the one used: VENUE_ENV=demo, and testnet where the venue
+        has no testnet apart from its demo (all but Bybit)."""
+        return self.venue_env == "demo" or (self.venue_env == "testnet" and "testnet" not in TRADING_HOSTS[venue])
 
-    def okx_endpoints(self) -> TradingEndpoints:
-        """OKX's trading hosts for `venue_env`: demo is the live REST host with the demo header,
-        and its own private stream (protocol-trading-okx-bitget-binance.md section 2.1)."""
-        if self.venue_env == "sim":
-            base = f"{self.sim_host}:{self.sim_port}"
-            hosts = TradingEndpoints(f"http://{base}", f"ws://{base}/ws/v5/private")
-        else:
-            hosts = _OKX_HOSTS["demo" if self.venue_env in ("demo", "testnet") else "mainnet"]
-        return TradingEndpoints(self.okx_rest_url or hosts.rest, self.okx_ws_private_url or hosts.ws_private)
+    def credential_names(self, venue: str) -> str:
+        """The settings `venue`'s key is read from on `venue_env`, for an error that names them."""
+        prefix = f"{venue.upper()}_{'DEMO_' if self.demo_keys(venue) else ''}API_"
+        parts = ("KEY", *(p.upper() for p in CREDENTIAL_PARTS[venue]))
+        return ", ".join(prefix + p for p in parts[:-1]) + " and " + prefix + parts[-1]
 
-    def okx_credentials(self) -> tuple[str, SecretStr, SecretStr] | None:
-        """OKX's API key, secret and passphrase for `venue_env`, or None unless all three are set."""
+    def trading_credentials(self, venue: str) -> tuple[str, ...] | None:
+        """`venue`'s API key, secret (and passphrase) for `venue_env`, or None unless all are set;
+        on sim the simulator's. Secrets are revealed here only, for signing."""
         if self.venue_env == "sim":
-            return self.sim_api_key, self.sim_api_secret, self.sim_api_passphrase
-        demo = self.venue_env in ("demo", "testnet")
-        key, secret, passphrase = ((self.okx_demo_api_key, self.okx_demo_api_secret, self.okx_demo_api_passphrase)
-                                   if demo else (self.okx_api_key, self.okx_api_secret, self.okx_api_passphrase))
-        return (key.get_secret_value(), secret, passphrase) if key and secret and passphrase else None
+            sim = {"secret": self.sim_api_secret, "passphrase": self.sim_api_passphrase}
+            return (self.sim_api_key, *(sim[p].get_secret_value() for p in CREDENTIAL_PARTS[venue]))
+        prefix = f"{venue}_{'demo_' if self.demo_keys(venue) else ''}api_"
+        values = [getattr(self, prefix + p) for p in ("key", *CREDENTIAL_PARTS[venue])]
+        return tuple(v.get_secret_value() for v in values) if all(values) else None
+
+    def trading_options(self, venue: str) -> dict[str, Any]:
+        """`venue`'s own settings for its trading client (VenueTrading.for_account)."""
+        if venue == "bitget":
+            demo_type = None if self.bitget_demo_product_type == "auto" else self.bitget_demo_product_type
+            return {"product_type": demo_type if self.demo_keys(venue) else None}
+        if venue == "binance":
+            return {"recv_window_ms": self.binance_recv_window_ms}
+        return {}
 
     def md_streams(self) -> dict[str, str]:
         """Event type -> stream name (with the key prefix) for the market-data streams."""

@@ -130,7 +130,7 @@ def test_without_env_the_stack_trades_at_the_simulator(monkeypatch):
     settings = Settings(_env_file=None, **{k.lower(): v for k, v in executor["environment"].items()})
     params = _cli().commands["executor"].make_context("executor", executor["command"][1:]).params
     assert settings.venue_env == "sim" and params["mode"] == "synthetic" and params["execution"] == "live"
-    assert settings.sim_host in SERVICES and settings.bybit_endpoints().rest == "http://sim:8790"
+    assert settings.sim_host in SERVICES and settings.trading_endpoints("bybit").rest == "http://sim:8790"
     assert re.match(r"redis://redis:6379/\d+$", settings.redis_url)  # the compose network's Redis
     for name in ARB_SERVICES:
         if name != "sim":

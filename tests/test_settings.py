@@ -85,14 +85,14 @@ def test_secrets_never_show(monkeypatch):
 def test_demo_takes_public_data_from_mainnet_and_private_from_demo_hosts():
     s = Settings(venue_env="demo", _env_file=None)
     assert venue_hosts(s, venue("bybit")).ws == "wss://stream.bybit.com"
-    assert s.bybit_endpoints().ws_private == "wss://stream-demo.bybit.com/v5/private"
-    assert s.bybit_endpoints().rest == "https://api-demo.bybit.com"
+    assert s.trading_endpoints("bybit").ws_private == "wss://stream-demo.bybit.com/v5/private"
+    assert s.trading_endpoints("bybit").rest == "https://api-demo.bybit.com"
 
 
 def test_sim_and_overrides_point_everything_at_local_hosts():
     s = Settings(venue_env="sim", sim_port=9999, _env_file=None)
     assert venue_hosts(s, venue("okx")) == ("http://127.0.0.1:9999", "ws://127.0.0.1:9999")
-    assert s.bybit_endpoints().ws_private == "ws://127.0.0.1:9999/v5/private"
+    assert s.trading_endpoints("bybit").ws_private == "ws://127.0.0.1:9999/v5/private"
     s = Settings(venue_env="mainnet", venue_hosts="okx=127.0.0.1:1, binance=https://a.example|wss://b.example:9",
                  _env_file=None)
     assert venue_hosts(s, venue("okx")) == ("http://127.0.0.1:1", "ws://127.0.0.1:1")
@@ -125,12 +125,39 @@ def test_cli_rejects_unknown_venue_and_cpu():
 
 
 def test_credentials_follow_the_venue_environment():
-    sim = Settings(venue_env="sim", _env_file=None).bybit_credentials()
-    assert sim[0] == "sim-api-key" and sim[1].get_secret_value() == "sim-api-secret"
-    demo = Settings(venue_env="demo", bybit_demo_api_key="dk", bybit_demo_api_secret="ds", bybit_api_key="mk",
-                    bybit_api_secret="ms", _env_file=None).bybit_credentials()
-    assert demo[0] == "dk" and demo[1].get_secret_value() == "ds"
-    assert Settings(venue_env="mainnet", _env_file=None).bybit_credentials() is None
+    assert Settings(venue_env="sim", _env_file=None).trading_credentials("bybit") == ("sim-api-key", "sim-api-secret")
+    assert Settings(venue_env="sim", _env_file=None).trading_credentials("bitget") == (
+        "sim-api-key", "sim-api-secret", "sim-passphrase")
+    keys = dict(bybit_demo_api_key="dk", bybit_demo_api_secret="ds", bybit_api_key="mk", bybit_api_secret="ms",
+                binance_demo_api_key="bdk", binance_demo_api_secret="bds", bitget_api_key="gk",
+                bitget_api_secret="gs", _env_file=None)
+    assert Settings(venue_env="demo", **keys).trading_credentials("bybit") == ("dk", "ds")
+    assert Settings(venue_env="mainnet", **keys).trading_credentials("bybit") == ("mk", "ms")
+    # Bybit has a testnet of its own; at the other venues testnet is their demo
+    assert Settings(venue_env="testnet", **keys).trading_credentials("bybit") == ("mk", "ms")
+    assert Settings(venue_env="testnet", **keys).trading_credentials("binance") == ("bdk", "bds")
+    # Bitget's key is nothing without its passphrase: the settings that are missing are named
+    mainnet = Settings(venue_env="mainnet", **keys)
+    assert mainnet.trading_credentials("bitget") is None and mainnet.trading_credentials("okx") is None
+    assert mainnet.credential_names("bitget") == "BITGET_API_KEY, BITGET_API_SECRET and BITGET_API_PASSPHRASE"
+    assert Settings(venue_env="demo", _env_file=None).credential_names("binance") == (
+        "BINANCE_DEMO_API_KEY and BINANCE_DEMO_API_SECRET")
+
+
+def test_each_trading_venue_has_its_hosts_per_environment_and_on_the_simulator():
+    sim = Settings(venue_env="sim", sim_port=9999, _env_file=None)
+    assert sim.trading_endpoints("bitget").ws_private == "ws://127.0.0.1:9999/v2/ws/private"
+    assert sim.trading_endpoints("binance") == ("http://127.0.0.1:9999", "ws://127.0.0.1:9999")
+    demo = Settings(venue_env="demo", _env_file=None)
+    assert demo.trading_endpoints("binance").rest == "https://demo-fapi.binance.com"
+    assert demo.trading_endpoints("bitget") == ("https://api.bitget.com", "wss://wspap.bitget.com/v2/ws/private")
+    moved = Settings(venue_env="demo", binance_ws_private_url="wss://fstream.binancefuture.com", _env_file=None)
+    assert moved.trading_endpoints("binance").ws_private == "wss://fstream.binancefuture.com"
+    assert demo.trading_options("bitget") == {"product_type": None}  # auto: asked of Bitget at start
+    assert Settings(venue_env="demo", bitget_demo_product_type="SUSDT-FUTURES", _env_file=None).trading_options(
+        "bitget") == {"product_type": "SUSDT-FUTURES"}
+    with pytest.raises(ConfigError, match=r"BINANCE_REST_URL=.fapi\.binance\.com. is invalid"):
+        load_settings({"binance_rest_url": ("BINANCE_REST_URL", "fapi.binance.com")})
 
 
 def test_cli_metrics_port_in_use_exits_2(taken_port):

@@ -11,7 +11,7 @@ import pytest
 
 from services.sim.faults import Faults
 from services.sim.server import SimServer
-from services.validate import table, validate, validate_okx
+from services.validate import table, validate, validate_venue
 from tests.conftest import free_port, serve_app
 
 NAMES = ["connectivity", "authentication", "balance_handling", "rate_limits", "error_handling", "key_security"]
@@ -65,7 +65,7 @@ async def _run_okx(settings, passphrase: str | None = None, **faults):
                        api_passphrases={key: passphrase or settings.sim_api_passphrase.get_secret_value()})
     async with serve_app(server.app()) as base:
         port = int(base.rsplit(":", 1)[1])
-        return await validate_okx(settings.model_copy(update={"sim_port": port}))
+        return await validate_venue(settings.model_copy(update={"sim_port": port}), "okx")
 
 
 async def test_okx_every_check_passes_against_the_simulator(settings):
@@ -75,7 +75,7 @@ async def test_okx_every_check_passes_against_the_simulator(settings):
     assert "USDT equity 100,000.00" in details["balance_handling"]
     assert details["position_mode"] == "long/short mode, as the executor trades"
     assert "wrong signature -> 50113 (bad_signature)" in details["error_handling"]
-    assert details["key_security"] == "perm read_only, trade; bound to 127.0.0.1"
+    assert details["key_security"] == "it may trade, may not withdraw, and is bound to an IP"
 
 
 @pytest.mark.parametrize("passphrase, faults, failing, said", [
@@ -91,7 +91,7 @@ async def test_okx_a_misbehaving_venue_or_a_wrong_passphrase_fails_the_check_it_
 
 
 async def test_okx_unreachable_fails_connectivity_and_runs_nothing_else(settings):
-    checks = await validate_okx(settings.model_copy(update={"sim_port": free_port()}))
+    checks = await validate_venue(settings.model_copy(update={"sim_port": free_port()}), "okx")
     assert [c.ok for c in checks] == [False] * 6 and checks[1].detail == "not run: no connection"
 
 

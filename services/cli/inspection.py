@@ -78,8 +78,12 @@ def config() -> None:
     for name, value in settings.model_dump().items():
         shown = "**********" if hasattr(value, "get_secret_value") else value
         typer.echo(f"{name.upper()}={shown}")
-    hosts = settings.bybit_endpoints()
-    typer.echo(f"# bybit trading endpoints for {settings.venue_env}: rest {hosts.rest}, private {hosts.ws_private}")
+    from shared.venues import TRADING
+
+    for name in TRADING:
+        hosts = settings.trading_endpoints(name)
+        typer.echo(f"# {name} trading endpoints for {settings.venue_env}: rest {hosts.rest}, private "
+                   f"{hosts.ws_private}")
 
 
 def validate(
@@ -99,7 +103,7 @@ def validate(
 
     Example: `VENUE_ENV=demo arb validate --venues bybit,okx`
     """
-    from services.validate import table, validate_okx
+    from services.validate import table, validate_venue
     from services.validate import validate as run_validate
     from shared.venues import TRADING
 
@@ -109,12 +113,8 @@ def validate(
         raise _fail(f"--venues: no live trading at {unknown[0]!r} to validate; venues: {', '.join(TRADING)}")
     failed = False
     for i, name in enumerate(names):
-        if name == "okx":
-            checks = asyncio.run(validate_okx(settings))
-            rest = settings.okx_endpoints().rest
-        else:
-            checks = asyncio.run(run_validate(settings))
-            rest = settings.bybit_endpoints().rest
+        checks = asyncio.run(run_validate(settings) if name == "bybit" else validate_venue(settings, name))
+        rest = settings.trading_endpoints(name).rest
         typer.echo(("\n" if i else "") + f"{name} on {settings.venue_env} ({rest})")
         typer.echo(table(checks))
         failed = failed or not all(c.ok for c in checks)

@@ -45,7 +45,6 @@ from shared.resp import RedisReplyError, RespConnection, pack_command
 from shared.rest import RestError
 from shared.settings import ConfigError, Settings
 from shared.venues import TRADING, trading_client, venue
-from shared.venues.bybit.trading import BybitTrading
 from shared.venues.protocol import NoSuchEnvironment, VenueError
 from shared.venues.trading import KEY_REFUSED, OutcomeUnknown, PrivateStream, Refused, VenueTrading
 from shared.ws import Stopped, unless_stopped
@@ -209,32 +208,18 @@ class ExecutorService:
             if stop.is_set():
                 return
 
-    def _credentials(self, name: str) -> tuple[str, ...]:
-        """The venue's key, secret (and passphrase) for VENUE_ENV; ConfigError naming the settings
-        when they are not set."""
-        s = self.settings
-        if name == "okx":
-            found = s.okx_credentials()
-            names = ("OKX_DEMO_API_KEY, OKX_DEMO_API_SECRET and OKX_DEMO_API_PASSPHRASE for demo, OKX_API_KEY, "
-                     "OKX_API_SECRET and OKX_API_PASSPHRASE otherwise")
-        else:
-            found = s.bybit_credentials()
-            names = "BYBIT_DEMO_API_KEY/SECRET for demo, BYBIT_API_KEY/SECRET otherwise"
-        if found is None:
-            raise ConfigError(f"EXECUTION=live on VENUE_ENV={s.venue_env} needs {name}'s API keys ({names})")
-        return (found[0], *(secret.get_secret_value() for secret in found[1:]))
-
     def _client(self, name: str, http: aiohttp.ClientSession) -> VenueTrading:
-        """`name`'s trading client on VENUE_ENV's hosts (its instruments loaded already)."""
+        """`name`'s trading client on VENUE_ENV's hosts (its instruments loaded already);
+        ConfigError naming the settings when its key is not set."""
         s = self.settings
-        credentials = self._credentials(name)
-        if name == "okx":
-            hosts = s.okx_endpoints()
-            return trading_client(name)(http, hosts.rest, hosts.ws_private, *credentials,
-                                        instruments=self.instruments.get(name, []),
-                                        demo=s.venue_env in ("demo", "testnet"))
-        hosts = s.bybit_endpoints()
-        return trading_client(name)(http, hosts.rest, *credentials, ws_url=hosts.ws_private)
+        credentials = s.trading_credentials(name)
+        if credentials is None:
+            raise ConfigError(f"EXECUTION=live on VENUE_ENV={s.venue_env} needs {name}'s API key: set "
+                              f"{s.credential_names(name)}")
+        hosts = s.trading_endpoints(name)
+        return trading_client(name).for_account(http, hosts.rest, hosts.ws_private, credentials,
+                                                self.instruments.get(name, []), s.demo_keys(name),
+                                                **s.trading_options(name))
 
     async def _start_trading(self, name: str, http: aiohttp.ClientSession, stop: asyncio.Event) -> VenueTrading:
         """A venue's trading client, ready: its instruments, its clock offset, a key that is safe to
@@ -255,8 +240,7 @@ class ExecutorService:
                                       "machine's IP, or set ALLOW_UNSAFE_API_KEY=true to accept the risk")
                 if name in self.core.config.hedge_mode_venues:
                     await trading.ensure_position_mode(s.symbols_to_trade)
-                if isinstance(trading, BybitTrading):
-                    await trading.load_min_notional()
+                await trading.prepare()
                 log.info("%s trading: %r; clock offset %d ms", name, trading, offset)
                 return trading
             except Refused as exc:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shared.settings import Settings
-from shared.venues import TRADING
+from shared.venues import TITLES, TRADING
 
 MODES = ("synthetic", "cross", "live")
 PINNED = ("strategy", "executor")  # the latency-critical workers, each on a CPU of its own
@@ -33,18 +33,8 @@ class Plan:
 
 def missing_keys(s: Settings, venues: list[str]) -> list[str]:
     """What live trading at `venues` on VENUE_ENV lacks: each venue's API keys, named."""
-    demo = s.venue_env in ("demo", "testnet")
-    out = []
-    for venue in venues:
-        if venue == "okx" and s.okx_credentials() is None:
-            names = "OKX_DEMO_API_KEY, OKX_DEMO_API_SECRET and OKX_DEMO_API_PASSPHRASE" if demo else \
-                "OKX_API_KEY, OKX_API_SECRET and OKX_API_PASSPHRASE"
-            out.append(f"orders at OKX on VENUE_ENV={s.venue_env}: set {names}")
-        elif venue == "bybit" and s.bybit_credentials() is None:
-            names = "BYBIT_DEMO_API_KEY and BYBIT_DEMO_API_SECRET" if s.venue_env == "demo" else \
-                "BYBIT_API_KEY and BYBIT_API_SECRET"
-            out.append(f"orders at Bybit on VENUE_ENV={s.venue_env}: set {names}")
-    return out
+    return [f"orders at {TITLES.get(v, v)} on VENUE_ENV={s.venue_env}: set {s.credential_names(v)}"
+            for v in venues if s.trading_credentials(v) is None]
 
 
 def refusals(s: Settings, mode: str, confirm_mainnet: bool, execution: str | None = None,

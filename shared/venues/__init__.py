@@ -23,6 +23,8 @@ PLAUSIBLE_TIME_MS = (1_420_070_400_000, 4_102_444_800_000)
 MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, ArithmeticError)
 
 NAMES = ("bybit", "binance", "okx", "bitget", "kucoin", "gate", "hyperliquid", "paradex")
+TITLES = {"bybit": "Bybit", "binance": "Binance", "okx": "OKX", "bitget": "Bitget", "kucoin": "KuCoin",
+          "gate": "Gate", "hyperliquid": "Hyperliquid", "paradex": "Paradex"}  # as people write them
 MODULES = ("feed", "parser", "rest")  # what every venue package holds
 TRADING = ("bybit", "okx")  # the venues with a `trading.py`: a VenueTrading client for live orders
 

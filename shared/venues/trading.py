@@ -221,6 +221,18 @@ class VenueTrading:
     # its private stream reports every funding settlement (Bybit): its ledger is not read as well
     funding_on_stream: ClassVar[bool] = False
 
+    @classmethod
+    def for_account(cls, http, rest_url: str, ws_url: str, credentials: tuple[str, ...], instruments: list,
+                    demo: bool, **options) -> VenueTrading:
+        """The client of one account: `credentials` are the key, the secret (and the passphrase
+        where the venue has one), `instruments` the venue's (shared.instruments), `options` the
+        venue's own settings (Bitget's demo product type, Binance's recvWindow)."""
+        raise NotImplementedError
+
+    async def prepare(self) -> None:
+        """Load what the client needs before its first order (minimum order values, which
+        contracts a demo lists); nothing by default."""
+
     def client_id(self, link_id: str) -> str:
         """The venue's client order id for this link id (the same every time)."""
         return link_id
@@ -254,6 +266,11 @@ class VenueTrading:
 
     async def ensure_position_mode(self, symbols: list[str]) -> None:
         """Put the account (or these symbols) in the position mode this client trades in."""
+        raise NotImplementedError
+
+    async def position_mode(self) -> tuple[bool, str]:
+        """Whether the account trades in this client's position mode, or will be put in it at
+        start (`ensure_position_mode`), and what was seen (for `arb validate`)."""
         raise NotImplementedError
 
     async def set_leverage(self, symbol: str, leverage: int) -> None:

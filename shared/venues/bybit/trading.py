@@ -114,6 +114,15 @@ class BybitTrading(VenueTrading):
     def __repr__(self) -> str:  # never the key or secret
         return f"BybitTrading({self.rest_url})"
 
+    @classmethod
+    def for_account(cls, http, rest_url: str, ws_url: str, credentials: tuple[str, ...], instruments: list,
+                    demo: bool, **options) -> BybitTrading:
+        key, secret = credentials
+        return cls(http, rest_url, key, secret, ws_url=ws_url)
+
+    async def prepare(self) -> None:
+        await self.load_min_notional()
+
     async def sync_time(self) -> int:
         """Measure Bybit's clock against ours (the midpoint of the round trip); the offset in ms."""
         sent = time.time()

@@ -110,6 +110,12 @@ class OkxTrading(VenueTrading):
     def __repr__(self) -> str:  # never the key, secret or passphrase
         return f"OkxTrading({self.rest.rest_url}, demo={self.demo})"
 
+    @classmethod
+    def for_account(cls, http, rest_url: str, ws_url: str, credentials: tuple[str, ...], instruments: list,
+                    demo: bool, **options) -> OkxTrading:
+        key, secret, passphrase = credentials
+        return cls(http, rest_url, ws_url, key, secret, passphrase, instruments, demo=demo)
+
     # ------------------------------------------------------------------ ids and clock
 
     def client_id(self, link_id: str) -> str:
@@ -246,6 +252,17 @@ class OkxTrading(VenueTrading):
                           "swap position and order, or switch it in OKX's settings", exc.kind, path) from None
         log.info("OKX account switched to long/short position mode")
 
+    async def position_mode(self) -> tuple[bool, str]:
+        config = await self._config()
+        mode, level = config.get("posMode"), str(config.get("acctLv", ""))
+        if mode == "long_short_mode":
+            return True, "long/short mode, as the executor trades"
+        if level in ("2", "3"):
+            return True, (f"{mode}: the executor switches the account to long/short mode at start (OKX allows it "
+                          "only with no swap position or order open)")
+        return False, (f"{mode} at account level {level}: long/short mode needs the futures or multi-currency "
+                       "account mode (set it in OKX's settings)")
+
     async def set_leverage(self, symbol: str, leverage: int) -> None:
         inst = self._instrument(symbol, "/api/v5/account/set-leverage")
         await self.rest.request("POST", "/api/v5/account/set-leverage",
@@ -306,13 +323,15 @@ class OkxTrading(VenueTrading):
         return sorted(out, key=lambda f: (f.ts_ms, f.funding_id))
 
     async def key_problems(self) -> list[str]:
-        """What makes the key unsafe to trade with (`/api/v5/account/config`): a permission to
-        withdraw, or no IP binding (`ip` empty)."""
+        """What makes the key unsafe or unfit to trade with (`/api/v5/account/config`): a permission
+        to withdraw, none to trade, or no IP binding (`ip` empty)."""
         config = await self._config()
         problems = []
         perms = [p.strip() for p in str(config.get("perm", "")).split(",") if p.strip()]
         if "withdraw" in perms:
             problems.append(f"it may withdraw funds (perm: {', '.join(perms)})")
+        if "trade" not in perms:
+            problems.append(f"it may not trade (perm: {', '.join(perms) or 'none'})")
         if not str(config.get("ip", "")).strip():
             problems.append("it is bound to no IP address (ip is empty)")
         return problems
