@@ -33,6 +33,7 @@ from services.sim import bybit_rest, bybit_trade
 from services.sim.auth import Gate
 from services.sim.binance_public import BinanceDialect
 from services.sim.bitget_public import BitgetDialect
+from services.sim.bitget_routes import BitgetTrading
 from services.sim.bybit_private import stream_messages
 from services.sim.bybit_public import BybitPublicFrames
 from services.sim.dialect import Dialect
@@ -107,6 +108,7 @@ class SimServer:
         # venue -> its trading API: add_routes(app), push(now_ms), matching, streams (key -> clients)
         self.trading = {
             "okx": OkxTrading(self, api_keys, api_passphrases),
+            "bitget": BitgetTrading(self, api_keys, api_passphrases),
         }
         self.dialects: list[Dialect] = [self.frames] + [d(self.model) for d in OTHER_DIALECTS]
         for dialect in self.dialects:

@@ -401,6 +401,27 @@ class BitgetTrading(VenueTrading):
                                                     marginCoin=self.margin_coin, marginMode="crossed"))
                 log.info("Bitget %s switched to cross margin", symbol)
 
+    async def position_mode(self) -> tuple[bool, str]:
+        """Whether the account trades in hedge mode or will be put in it at start, and what was seen:
+        `posMode` of `/api/v2/mix/account/account` for the first symbol (an account switched to
+        the Unified Trading Account answers V2 with 40128, UNSURE §3: it cannot trade here)."""
+        symbol = next(iter(self.by_symbol), None)
+        if symbol is None:
+            return False, f"no {self.product_type} contract of this client to ask about"
+        try:
+            data = await self.rest.request("GET", "/api/v2/mix/account/account",
+                                           self._scope(symbol=self.by_symbol[symbol].venue_symbol,
+                                                       marginCoin=self.margin_coin))
+        except Refused as exc:
+            if exc.code == "40128":
+                return False, f"a Unified Trading Account ({exc.message}): this client speaks the classic V2 API"
+            raise
+        mode = data.get("posMode") if isinstance(data, dict) else None
+        if mode == "hedge_mode":
+            return True, "hedge_mode, as the executor trades"
+        return True, (f"{mode}: the executor switches the {self.product_type} account to hedge_mode at start "
+                      "(Bitget allows it only with no position or order open)")
+
     async def set_leverage(self, symbol: str, leverage: int) -> None:
         inst = self._instrument(symbol, "/api/v2/mix/account/set-leverage")
         await self.rest.request("POST", "/api/v2/mix/account/set-leverage",
