@@ -85,6 +85,7 @@ class BitgetPrivateStream(PrivateStream):
         self.ping_s = ping_s
         self.connected = asyncio.Event()
         self.connects = 0
+        self.pongs = 0  # pongs heard: the heartbeat works
         self._logged: dict[str, float] = {}
 
     def __repr__(self) -> str:  # never the key, secret or passphrase
@@ -195,6 +196,7 @@ class BitgetPrivateStream(PrivateStream):
                     raise ConnectionError(f"private stream closed ({message.type.name})")
                 if message.data == "pong":
                     pong_due = None
+                    self.pongs += 1
                     continue
                 try:
                     data = json.loads(message.data)
