@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.sim import bybit_rest, bybit_trade
 from services.sim.auth import Gate
 from services.sim.binance_public import BinanceDialect
+from services.sim.binance_routes import BinanceTrading
 from services.sim.bitget_public import BitgetDialect
 from services.sim.bitget_routes import BitgetTrading
 from services.sim.bybit_private import stream_messages
@@ -109,6 +110,7 @@ class SimServer:
         self.trading = {
             "okx": OkxTrading(self, api_keys, api_passphrases),
             "bitget": BitgetTrading(self, api_keys, api_passphrases),
+            "binance": BinanceTrading(self, api_keys),
         }
         self.dialects: list[Dialect] = [self.frames] + [d(self.model) for d in OTHER_DIALECTS]
         for dialect in self.dialects:

@@ -276,6 +276,13 @@ class BinanceTrading(VenueTrading):
 
     # ------------------------------------------------------------------ account
 
+    async def position_mode(self) -> tuple[bool, str]:
+        mode = await self.rest.request("GET", "/fapi/v1/positionSide/dual")
+        if isinstance(mode, dict) and mode.get("dualSidePosition") in (True, "true"):
+            return True, "hedge mode (dualSidePosition), as the executor trades"
+        return True, ("one-way mode: the executor switches the account to hedge mode at start (Binance allows it "
+                      "only with no open order or position in any USD-M symbol)")
+
     async def ensure_position_mode(self, symbols: list[str]) -> None:
         """The account in hedge mode (`dualSidePosition`, account-wide: `symbols` are not needed)."""
         path = "/fapi/v1/positionSide/dual"
