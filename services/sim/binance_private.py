@@ -134,7 +134,7 @@ def balance_fields(m: Matching, account: Account, now_ms: int) -> list[dict]:
 # --- the user-data stream ---------------------------------------------------------------
 
 def _order_event(m: Matching, order: Order, execution: Execution | None, shown: str, lots: int, value: Decimal,
-                 fee: Decimal, now_ms: int) -> dict:
+                 now_ms: int) -> dict:
     inst = m.model.states[order.symbol].inst
     kind = "MARKET" if order.order_type == "Market" else "LIMIT"
     expired = shown == "EXPIRED"
@@ -168,19 +168,18 @@ def order_events(m: Matching, changes: Changes, announced: set[str], now_ms: int
         mine = fills.get(order_id, [])
         lots = order.filled_lots - sum(round(e.qty / m.model.states[e.symbol].inst.lot) for e in mine)
         value = order.cum_value - sum((e.value for e in mine), ZERO)
-        fee = order.cum_fee - sum((e.fee for e in mine), ZERO)
         if order_id not in announced:
             announced.add(order_id)
-            out.append(_order_event(m, order, None, "NEW", lots, value, fee, order.created_ms))
+            out.append(_order_event(m, order, None, "NEW", lots, value, order.created_ms))
         shown = "NEW"
         for e in mine:
             lots += round(e.qty / m.model.states[e.symbol].inst.lot)
-            value, fee = value + e.value, fee + e.fee
+            value += e.value
             shown = "FILLED" if lots == order.lots else "PARTIALLY_FILLED"
-            out.append(_order_event(m, order, e, shown, lots, value, fee, now_ms))
+            out.append(_order_event(m, order, e, shown, lots, value, now_ms))
         final = status(order)
         if final in ("CANCELED", "EXPIRED") and final != shown:
-            out.append(_order_event(m, order, None, final, order.filled_lots, order.cum_value, order.cum_fee, now_ms))
+            out.append(_order_event(m, order, None, final, order.filled_lots, order.cum_value, now_ms))
         if not order.is_open:
             announced.discard(order_id)
     return out
