@@ -25,9 +25,10 @@ written under a fresh `bench:*:` prefix and deleted afterwards.
            synthetic, 4 symbols) here: 120+ trades at Bybit's order rate limit, their success
            rate and failures by kind, signal -> first order sent p50/p99; then 10 trades whose
            easier leg and hedges are refused: the emergency close's time
-  executor-cross  the same in cross mode with one leg at Bybit and one at OKX (the simulator's
-           two trading APIs, an ingestor each): success rate, signal -> first order sent, the
-           harder leg's fill -> the easier leg's order, the emergency close at OKX
+  executor-cross  the same in cross mode on every pair of Bybit, OKX, Bitget and Binance, one
+           leg at each (the simulator's trading APIs, an ingestor each), a row a pair: success
+           rate, signal -> first order sent, signal -> both legs' first orders, the harder
+           leg's fill -> the easier leg's order, the emergency close
   backtest the funding-arbitrage backtest over 2 years of 1-minute bars of 3 symbols (the real
            30-day files repeated) with the real funding histories: its time and events/s
   stack    (not in the default set) `arb up` on the simulator for --stack-seconds (600): each
@@ -430,17 +431,20 @@ async def bench_strategy_service(url: str, prefix: str, rate: float, seconds: fl
 
 
 async def bench_executor(url: str, prefix: str, trades: int = 120, emergencies: int = 10,
-                         mode: str = "synthetic") -> list[str]:
-    """Live trades at the simulator: `synthetic`, both legs at Bybit; `cross`, one leg at Bybit and
-    one at OKX (long Bybit / short OKX, OKX held 60 bps above; OKX's leg goes first)."""
+                         mode: str = "synthetic", pair: tuple[str, str] = ("bybit", "okx")) -> list[str]:
+    """Live trades at the simulator: `synthetic`, both legs at Bybit; `cross`, one leg at each
+    venue of `pair`, long the easier venue and short the harder one (held 60 bps above), whose
+    leg goes first."""
     import aiohttp
 
     from services.executor import facts as f
     from services.executor.core import trade_id_for
     from services.executor.service import ExecutorService
+    from services.executor.sizing import EASE
 
     symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT"]
-    venues = ["bybit", "okx"] if mode == "cross" else ["bybit"]
+    hard, easy = sorted(pair, key=lambda v: EASE[v])
+    venues = [easy, hard] if mode == "cross" else ["bybit"]
     port = free_port()
     settings = Settings(redis_url=url, redis_key_prefix=prefix, venue_env="sim", sim_port=port, execution="live",
                         symbols_to_trade=symbols, synthetic_hold_s=0.3, exit_max_hold_s=0.3, max_concurrent_trades=4,
@@ -463,11 +467,17 @@ async def bench_executor(url: str, prefix: str, trades: int = 120, emergencies: 
                         break
                 except aiohttp.ClientError:
                     await asyncio.sleep(0.1)
-            for symbol in symbols if mode == "cross" else ():  # an opportunity that lasts the whole run
-                async with http.post(f"http://127.0.0.1:{port}/admin/opportunity", json={
-                        "symbol": symbol, "venue": "okx", "spread_bps": 60, "funding_delta": 0.005,
-                        "seconds": 3600}) as response:
-                    assert response.status == 200
+            # an opportunity that lasts the whole run: the harder venue 60 bps above the easier one (the
+            # simulator's book is Bybit's: the other venue moves, both pinned when neither is Bybit)
+            held = {hard: (60, 0.005), easy: (0, 0.0)} if hard != "bybit" else {easy: (-60, -0.005)}
+            for symbol in symbols if mode == "cross" else ():
+                for venue, (bps, delta) in held.items():
+                    if venue == "bybit":
+                        continue
+                    async with http.post(f"http://127.0.0.1:{port}/admin/opportunity", json={
+                            "symbol": symbol, "venue": venue, "spread_bps": bps, "funding_delta": delta,
+                            "seconds": 3600}) as response:
+                        assert response.status == 200
             for venue in venues:
                 procs.append(subprocess.Popen([arb, "ingest", "--venue", venue, "--symbols", ",".join(symbols)],
                                               env=env, stderr=subprocess.DEVNULL))
@@ -480,7 +490,7 @@ async def bench_executor(url: str, prefix: str, trades: int = 120, emergencies: 
 
             def signal(n: int) -> None:
                 symbol = symbols[n % len(symbols)]
-                legs = ("bybit", "okx") if mode == "cross" else ("bybit", "bybit_synthetic")
+                legs = (easy, hard) if mode == "cross" else ("bybit", "bybit_synthetic")
                 client.xadd(signals, {"id": f"bench-{n}", "mode": mode, "symbol": symbol,
                                       "long_venue": legs[0], "short_venue": legs[1], "spread_bps": "60",
                                       "funding_delta_8h": "0.005" if mode == "cross" else "0.01", "confidence": "80",
@@ -513,6 +523,11 @@ async def bench_executor(url: str, prefix: str, trades: int = 120, emergencies: 
                        f"p99 {lat.percentile_us(99):6.0f} us   "
                        f"(read by the executor -> sent: p50 {read.percentile_us(50):.0f} us, "
                        f"p99 {read.percentile_us(99):.0f} us; {lat.count} trades)")
+            both = sorted(min(o.placed.ts_ms for o in t.legs(easy_leg, "entry")) - t.taken.signal_ms
+                          for t in done for easy_leg in [("long", "short")[t.taken.harder == "long"]])
+            if both:
+                out.append(f"signal -> both legs' first orders sent (the easier one after the harder one's fill)  "
+                           f"p50 {both[len(both) // 2]} ms  p99 {both[min(len(both) - 1, int(len(both) * 0.99))]} ms")
             gaps = sorted(min(o.placed.ts_ms for o in t.legs(easy, "entry")) - max(o.done_ms for o in hard)
                           for t in done for easy in [("long", "short")[t.taken.harder == "long"]]
                           for hard in [t.legs(t.taken.harder, "entry")] if all(o.done_ms for o in hard))
@@ -677,8 +692,11 @@ async def main(args) -> None:
             for line in await bench_executor(url, prefix + "exec:"):
                 print(line)
         if "executor-cross" in only:
-            for line in await bench_executor(url, prefix + "cross:", mode="cross"):
-                print(line)
+            from tests.live_venue import PAIRS
+
+            for i, pair in enumerate(PAIRS):
+                for line in await bench_executor(url, f"{prefix}cross{i}:", mode="cross", pair=pair):
+                    print(line, flush=True)
         if "backtest" in only:
             for line in bench_backtest():
                 print(line, flush=True)

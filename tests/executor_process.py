@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import importlib
 import os
 import re
 import signal
@@ -25,14 +26,16 @@ from services.executor import facts as f
 from services.executor.rebuild import rebuild
 from services.ingestor.service import Ingestor
 from services.sim.server import SimServer
-from shared.venues.okx.trading import client_id
 from tests.conftest import serve_app
 from tests.figures import figure, scale
-from tests.live_venue import SAFETY_OFF
+from tests.live_venue import SAFETY_OFF, hold_premium
 from tests.test_strategy_service import wait_for
 
-# the order-create endpoint of each venue the simulator trades, as its journal names it
-CREATE_PATHS = {"/v5/order/create": "bybit", "/api/v5/trade/order": "okx"}
+# the order-create endpoint of each venue the simulator trades, as its journal names it (Binance's
+# query and cancel share its path, but only a create names a newClientOrderId)
+CREATE_PATHS = {"/v5/order/create": "bybit", "/api/v5/trade/order": "okx", "/api/v2/mix/order/place-order": "bitget",
+                "/fapi/v1/order": "binance"}
+CLIENT_ID_NAMES = {"bybit": "orderLinkId", "okx": "clOrdId", "bitget": "clientOid", "binance": "newClientOrderId"}
 
 
 def executor_env(settings, sim_port: int | str, redis_url: str | None = None, **more: str) -> dict[str, str]:
@@ -118,13 +121,14 @@ async def kill(proc) -> None:
 def accounts(sim) -> dict[str, object]:
     """The executor's account at each venue the simulator trades (its one API key)."""
     key = next(iter(sim.gate.secrets))
-    return {"bybit": sim.matching.account(key), "okx": sim.okx_matching.account(key)}
+    return {venue: sim.engine(venue).account(key) for venue in ("bybit", *sim.trading)}
 
 
 def venue_id(venue: str, link_id: str) -> str:
-    """The id the venue keeps an order by: Bybit's orderLinkId is the link id, OKX's clOrdId its
-    letters and digits."""
-    return client_id(link_id) if venue == "okx" else link_id
+    """The id the venue keeps an order by: the link id at Bybit and Binance, its letters and
+    digits at OKX and Bitget (the venue's trading module says)."""
+    convert = getattr(importlib.import_module(f"shared.venues.{venue}.trading"), "client_id", None)
+    return convert(link_id) if convert else link_id
 
 
 def venue_ids(facts: list) -> dict[str, tuple[str, str]]:
@@ -211,11 +215,16 @@ async def left_behind(r, settings, sim, facts: list) -> Left:
 
 # --- items 5 and 7: the order path under the venues' faults -------------------------------
 
+def is_create(q) -> bool:
+    """Whether a journal entry is an order create."""
+    return q.path in CREATE_PATHS and (CREATE_PATHS[q.path] != "binance" or q.link_id is not None)
+
+
 def dropped_answers(facts: list, journal: list, sim, trades: int, label: str = "") -> None:
     """Item 5's figures and checks: each create whose answer a venue dropped is an order the
     facts hold exactly as the venue does (fills, and closed or filled whole), and no venue holds
     an order twice or one the facts never placed. `journal` is the simulator's."""
-    creates = [q for q in journal if q.path in CREATE_PATHS]
+    creates = [q for q in journal if is_create(q)]
     dropped = {(CREATE_PATHS[q.path], q.link_id) for q in creates if q.dropped}
     ids = venue_ids(facts)
     placed, fills = set(ids.values()), venue_fills(facts)
@@ -233,7 +242,7 @@ def dropped_answers(facts: list, journal: list, sim, trades: int, label: str = "
     share = 100.0 * resolved / len(dropped) if dropped else 0.0
     venues = sorted({venue for venue, _ in dropped})
     at = f" ({', '.join(f'{v} {sum(d == v for d, _ in dropped)}' for v in venues)})" if len(venues) > 1 else ""
-    by = " / ".join({"bybit": "orderLinkId", "okx": "clOrdId"}[v] for v in venues) or "orderLinkId"
+    by = " / ".join(CLIENT_ID_NAMES[v] for v in venues) or "orderLinkId"
     figure(5, f"{label}{len(dropped)}{at} of {len(creates)} create answers dropped over {trades} trades: duplicate "
            f"orders / resolved by {by}", f"{doubled} / {share:.0f} %", "0 / 100 %", doubled == 0 and share == 100.0)
     assert dropped, "the fault dropped nothing: the test measured nothing"
@@ -245,7 +254,7 @@ def refused_second_legs(facts: list, journal: list, trades: int, label: str = ""
     """Item 7's figures and checks: each trade whose second entry leg (and its hedges) a venue
     refused is one leg-out, its first leg unwound with one reduce-only order, and how long that
     leg was naked (its first fill to the unwind's last, both on the simulator's clock)."""
-    accepted = [q for q in journal if q.path in CREATE_PATHS and q.ret_code == 0]
+    accepted = [q for q in journal if is_create(q) and q.ret_code == 0]
     leg_outs = [x for x in facts if isinstance(x, f.LegOut) and x.phase == "entry" and x.action == "hedge"]
     unwinds = [q for q in accepted if q.link_id and q.link_id[-2] == "U"]  # <trade>-<L|S>U<n>, OKX without the -
     outcomes = Counter(x.outcome for x in facts if isinstance(x, f.TradeClosed))
@@ -292,7 +301,7 @@ async def sigkill_trading(settings, r, tmp_path: Path, legs: tuple[str, str], tr
     no position or open order at any venue, no client id twice at a venue, every order and fill
     at the venues in the facts, every signal decided, the ledger the replay of the facts.
 
-    Cross legs trade long Bybit and short `legs[1]`, held 60 bps above Bybit with funding 0.5 %
+    Cross legs trade long `legs[0]` and short `legs[1]`, held 60 bps above with funding 0.5 %
     above (no funding or spread exit): each trade closes at its maximum hold."""
     mode, venues = mode_of(legs), [v for v in legs if not v.endswith("_synthetic")]
     log_path = tmp_path / "executor.log"
@@ -300,8 +309,8 @@ async def sigkill_trading(settings, r, tmp_path: Path, legs: tuple[str, str], tr
     key, secret = settings.sim_api_key, settings.sim_api_secret.get_secret_value()
     server = SimServer(symbols, seed=5, step_ms=10, api_keys={key: secret},
                        api_passphrases={key: settings.sim_api_passphrase.get_secret_value()})
-    for symbol in symbols if mode == "cross" else ():
-        server.model.force(symbol, legs[1], 60, 0.005, server._now_ms() + 3_600_000)
+    if mode == "cross":
+        hold_premium(server, symbols, legs[1], legs[0], 60, 3600)
     async with serve_app(server.app()) as base:
         settings = settings.model_copy(update={"sim_port": int(base.rsplit(":", 1)[1]), "symbols_to_trade": symbols})
         hold = {"SYNTHETIC_HOLD_S": "0.4"} if mode == "synthetic" else {"EXIT_MAX_HOLD_S": "0.4",

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import time
 
 import aiohttp
 
 from services.executor.service import ExecutorService
+from services.executor.sizing import EASE
 from services.ingestor.service import Ingestor
 from services.sim.server import SimServer
 from shared.codec import from_fields
@@ -132,21 +134,36 @@ async def _idle(executor: ExecutorService) -> bool:
     return not executor.core.trades
 
 
+# the venues live cross trading is tested at, and every pair of them
+CROSS_VENUES = ("bybit", "okx", "bitget", "binance")
+PAIRS = list(itertools.combinations(CROSS_VENUES, 2))
+
+
 class TwoVenues(Venue):
-    """The simulator's Bybit and OKX, an ingestor for each, and settings for a live cross executor
-    trading at both."""
+    """The simulator's trading APIs of two venues, an ingestor for each, and settings for a live
+    cross executor trading at both. `hard` is the venue whose leg goes first (the seed's harder
+    leg), `easy` the other; `hard` is held `premium_bps` above `easy`."""
 
-    def okx_account(self):
-        return self.server.okx_matching.account(self.key)
+    def __init__(self, *args, pair: tuple[str, str]) -> None:
+        super().__init__(*args)
+        self.pair = pair
+        self.hard, self.easy = sorted(pair, key=lambda v: EASE[v])
 
-    def okx_positions(self) -> dict[tuple[str, int], int]:
-        return {k: p.lots for k, p in self.okx_account().positions.items() if p.lots}
+    def account_at(self, venue: str):
+        return self.server.engine(venue).account(self.key)
+
+    def positions_at(self, venue: str) -> dict[tuple[str, int], int]:
+        """Every position held at `venue`, in the engine's lots, by (symbol, positionIdx)."""
+        return {k: p.lots for k, p in self.account_at(venue).positions.items() if p.lots}
+
+    def orders(self) -> list:
+        """Every order either venue holds."""
+        return [o for v in self.pair for o in self.account_at(v).orders.values()]
 
     def flat(self) -> bool:
-        return not (self.positions() or self.okx_positions() or self.account.open_orders()
-                    or self.okx_account().open_orders())
+        return not any(self.positions_at(v) or self.account_at(v).open_orders() for v in self.pair)
 
-    async def cross_signal(self, long_venue: str = "okx", short_venue: str = "bybit", symbol: str = SYMBOL,
+    async def cross_signal(self, long_venue: str, short_venue: str, symbol: str = SYMBOL,
                            created_ms: int | None = None, spread_bps: float = 50.0) -> str:
         self.n += 1
         sid = f"{symbol}-{long_venue}-{short_venue}-{self.n}"
@@ -158,35 +175,51 @@ class TwoVenues(Venue):
         return sid
 
 
+def hold_premium(server: SimServer, symbols, dear: str, cheap: str, premium_bps: float, seconds: float) -> None:
+    """Hold `dear` `premium_bps` above `cheap`, its funding 0.5 % above, for `seconds`: the
+    model's book is Bybit's, so the other venue is moved (both pinned when neither is Bybit)."""
+    until = server._now_ms() + int(seconds * 1000)
+    for symbol in symbols:
+        if dear != "bybit":
+            server.model.force(symbol, dear, premium_bps, 0.005, until)
+        if cheap != "bybit":
+            server.model.force(symbol, cheap, -premium_bps if dear == "bybit" else 0.0,
+                               -0.005 if dear == "bybit" else 0.0, until)
+
+
 @contextlib.asynccontextmanager
-async def two_venues(settings, r, symbols: tuple[str, ...] = (SYMBOL,), okx_premium_bps: float | None = 60.0):
-    """The simulator with Bybit's and OKX's trading APIs, both ingestors, and settings for a live
-    cross executor at bybit and okx. OKX is held `okx_premium_bps` above Bybit, its funding 0.5 %
-    above, for ten minutes (None: as the model moves): a trade long Bybit and short OKX then
-    stays open until it is closed (no funding or spread exit), one the other way exits at once."""
+async def two_venues(settings, r, symbols: tuple[str, ...] = (SYMBOL,), pair: tuple[str, str] = ("bybit", "okx"),
+                     premium_bps: float | None = 60.0):
+    """The simulator with its trading APIs, the ingestors of the two venues of `pair`, and
+    settings for a live cross executor at both. The harder-leg venue is held `premium_bps`
+    above the other, its funding 0.5 % above, for ten minutes (None: as the model moves): a
+    trade long the easier venue and short the harder one then stays open until it is closed
+    (no funding or spread exit), one the other way exits at once."""
     key, secret = settings.sim_api_key, settings.sim_api_secret.get_secret_value()
     server = SimServer(list(symbols), seed=3, step_ms=10, api_keys={key: secret},
                        api_passphrases={key: settings.sim_api_passphrase.get_secret_value()})
-    for symbol in symbols if okx_premium_bps is not None else ():
-        server.model.force(symbol, "okx", okx_premium_bps, 0.005, server._now_ms() + 600_000)
+    hard, easy = sorted(pair, key=lambda v: EASE[v])
+    if premium_bps is not None:
+        hold_premium(server, symbols, hard, easy, premium_bps, 600)
     async with serve_app(server.app()) as base, aiohttp.ClientSession() as http:
         settings = settings.model_copy(update={"sim_port": int(base.rsplit(":", 1)[1]),
                                                "symbols_to_trade": list(symbols), "execution": "live",
-                                               "executor_venues": ["bybit", "okx"], "exit_max_hold_s": 600.0})
+                                               "executor_venues": list(pair), "exit_max_hold_s": 600.0})
         stop = asyncio.Event()
-        feeds = [asyncio.ensure_future(Ingestor(settings, name, list(symbols)).run(stop)) for name in ("bybit", "okx")]
-        await wait_for(lambda: _both_quoted(r, settings.redis_key_prefix, symbols, okx_premium_bps))
+        feeds = [asyncio.ensure_future(Ingestor(settings, name, list(symbols)).run(stop)) for name in pair]
+        await wait_for(lambda: _both_quoted(r, settings.redis_key_prefix, symbols, hard, easy, premium_bps))
         try:
-            yield TwoVenues(server, base, settings, r, http)
+            yield TwoVenues(server, base, settings, r, http, pair=pair)
         finally:
             stop.set()
             await asyncio.gather(*feeds)
 
 
-async def _both_quoted(r, prefix: str, symbols: tuple[str, ...], premium_bps: float | None) -> bool:
-    """Each symbol has books in md:books and quotes in md:tickers from both venues, OKX's at the
-    premium held (so that an executor started now sees the market the venues trade at, not the
-    model's first step)."""
+async def _both_quoted(r, prefix: str, symbols: tuple[str, ...], dear: str, cheap: str,
+                       premium_bps: float | None) -> bool:
+    """Each symbol has books in md:books and quotes in md:tickers from both venues, `dear`'s at
+    the premium held (so that an executor started now sees the market the venues trade at, not
+    the model's first step)."""
     booked = {(from_fields(fields).venue, from_fields(fields).symbol)
               for _, fields in await r.xrevrange(prefix + "md:books", count=400)}
     quotes = {}
@@ -195,10 +228,10 @@ async def _both_quoted(r, prefix: str, symbols: tuple[str, ...], premium_bps: fl
         if event.bid and event.ask:
             quotes.setdefault((event.venue, event.symbol), event)
     for symbol in symbols:
-        bybit, okx = quotes.get(("bybit", symbol)), quotes.get(("okx", symbol))
-        if not (bybit and okx and {("bybit", symbol), ("okx", symbol)} <= booked):
+        high, low = quotes.get((dear, symbol)), quotes.get((cheap, symbol))
+        if not (high and low and {(dear, symbol), (cheap, symbol)} <= booked):
             return False
-        if premium_bps is not None and okx.bid < bybit.ask * (1 + premium_bps / 2 / 10_000):
+        if premium_bps is not None and high.bid < low.ask * (1 + premium_bps / 2 / 10_000):
             return False
     return True
 
@@ -206,7 +239,7 @@ async def _both_quoted(r, prefix: str, symbols: tuple[str, ...], premium_bps: fl
 @contextlib.asynccontextmanager
 async def cross_executor(venues: TwoVenues, **changes):
     """A live cross executor at the two venues (see `executor_running`). The funding exit is off:
-    the funding the executor sees of OKX is pushed every 30 s, so a trade could exit on a rate
-    read before the harness's premium; these tests close trades by time or by stopping."""
+    the funding the executor sees of a venue may be pushed only every 30 s, so a trade could exit
+    on a rate read before the harness's premium; these tests close trades by time or by stopping."""
     async with executor_running(venues, _mode="cross", _config={"funding_exit_8h": -1.0}, **changes) as executor:
         yield executor

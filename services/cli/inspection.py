@@ -90,18 +90,21 @@ def validate(
     venue_env: Annotated[str | None, typer.Option(
         help="Endpoint set to check: sim, demo, testnet or mainnet. Default: VENUE_ENV.")] = None,
     venues: Annotated[str, typer.Option(
-        help="The venues to check, comma-separated: bybit, okx. Phase 2 of the deployment guide: bybit,okx.")
+        help="The venues to check, comma-separated, among bybit, okx, bitget and binance (e.g. "
+        "bybit,okx,bitget,binance).")
     ] = "bybit",
 ) -> None:
     """Check the configured venues before trading on them. Bybit: connectivity and clock skew,
     authentication, balance handling, rate-limit headers, error handling (a bad parameter must
     get 10001, a wrong signature 10004), and key security (no Wallet permission, bound to an
-    IP). OKX: connectivity and clock skew, authentication (key, secret and passphrase), balance,
-    the position mode (long/short), error handling (a wrong signature must get 50113, an order
-    that does not exist none), key security (may trade, may not withdraw, bound to an IP).
-    Prints a pass/fail table per venue; exit code 1 if any check fails. No order is placed.
+    IP). OKX, Bitget and Binance, through their trading clients: connectivity and clock skew,
+    authentication (OKX's and Bitget's passphrase too), balance, the position mode (hedge mode:
+    long/short, hedge_mode, dualSidePosition), error handling (a wrong signature must be refused
+    as a bad signature, an order that does not exist found as none), key security (may trade,
+    may not withdraw, bound to an IP, where the venue says). Prints a pass/fail table per venue;
+    exit code 1 if any check fails. No order is placed.
 
-    Example: `VENUE_ENV=demo arb validate --venues bybit,okx`
+    Example: `VENUE_ENV=demo arb validate --venues bybit,okx,bitget,binance`
     """
     from services.validate import table, validate_venue
     from services.validate import validate as run_validate

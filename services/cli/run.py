@@ -27,7 +27,7 @@ def up(
         help="Cross mode: the venues to read and trade. Default: EXECUTOR_VENUES (bybit,binance,okx).")] = None,
     execution: Annotated[str | None, typer.Option(
         help="Cross mode: paper (the default: fills modelled from market data) or live (orders at the venues on "
-        "VENUE_ENV; live trading is at bybit and okx, so e.g. --venues bybit,okx).")] = None,
+        "VENUE_ENV; live trading is at bybit, okx, bitget and binance, e.g. --venues bybit,okx).")] = None,
     state_dir: Annotated[str, typer.Option(envvar="ARB_STATE_DIR",
                                            help="Where the logs, the pid file and (when arb up starts its own "
                                            "Redis) Redis's data are kept.")] = ".arb",
@@ -62,7 +62,8 @@ def up(
     - `arb up --fresh`: the same, forgetting every earlier run's trades first
     - `arb up --mode cross --venues bybit,binance,okx`: every venue's real spreads, paper execution
     - `arb up --mode cross --execution live --venues bybit,okx`: both legs' orders at Bybit and OKX (the
-      simulator's on VENUE_ENV=sim; phase 2 of the deployment guide on VENUE_ENV=demo)
+      simulator's on VENUE_ENV=sim; phase 2 of the deployment guide on VENUE_ENV=demo); any of
+      bybit, okx, bitget and binance, e.g. `--venues bybit,okx,bitget,binance` trades every pair
     """
     from pathlib import Path
 

@@ -143,8 +143,8 @@ def executor(
         help="cross: trade the cross-exchange signals; synthetic: both legs on SYNTHETIC_VENUE.")] = "cross",
     execution: Annotated[str | None, typer.Option(
         help="paper: fills modelled from market data (queue position, book walking); live: orders at the venues "
-        "(cross: EXECUTOR_VENUES, among bybit and okx; synthetic: SYNTHETIC_VENUE) on VENUE_ENV (sim, demo, "
-        "testnet, mainnet). Default: EXECUTION.")] = None,
+        "(cross: EXECUTOR_VENUES, among bybit, okx, bitget and binance; synthetic: SYNTHETIC_VENUE) on "
+        "VENUE_ENV (sim, demo, testnet, mainnet). Default: EXECUTION.")] = None,
     redis_url: Annotated[str | None, typer.Option(help="Redis to read and write. Default: REDIS_URL.")] = None,
     cpu: Annotated[int | None, typer.Option(help="Pin the process to this CPU (Linux).")] = None,
     metrics_port: Annotated[int | None, typer.Option(

@@ -234,13 +234,13 @@ class ExecutorService:
                         raise OutcomeUnknown("no instruments list")
                 trading = self._client(name, http)
                 offset = await trading.sync_time()
+                await trading.prepare()  # first: Bitget's demo may trade other symbols than its market data
                 if (problems := await trading.key_problems()) and not s.allow_unsafe_api_key:
                     raise ConfigError(f"the {name} API key for VENUE_ENV={s.venue_env} is unsafe to trade with: "
                                       f"{'; '.join(problems)}. Make a key with Read and Trade only, bound to this "
                                       "machine's IP, or set ALLOW_UNSAFE_API_KEY=true to accept the risk")
                 if name in self.core.config.hedge_mode_venues:
                     await trading.ensure_position_mode(s.symbols_to_trade)
-                await trading.prepare()
                 log.info("%s trading: %r; clock offset %d ms", name, trading, offset)
                 return trading
             except Refused as exc:

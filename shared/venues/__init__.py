@@ -26,7 +26,7 @@ NAMES = ("bybit", "binance", "okx", "bitget", "kucoin", "gate", "hyperliquid", "
 TITLES = {"bybit": "Bybit", "binance": "Binance", "okx": "OKX", "bitget": "Bitget", "kucoin": "KuCoin",
           "gate": "Gate", "hyperliquid": "Hyperliquid", "paradex": "Paradex"}  # as people write them
 MODULES = ("feed", "parser", "rest")  # what every venue package holds
-TRADING = ("bybit", "okx")  # the venues with a `trading.py`: a VenueTrading client for live orders
+TRADING = ("bybit", "okx", "bitget", "binance")  # the venues with a `trading.py`: a VenueTrading client for live orders
 
 
 class UnknownVenue(ValueError):
