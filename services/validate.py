@@ -192,6 +192,5 @@ async def _signed_checks_of(trading, wrong, title: str, instruments: list) -> li
                      f"wrong signature -> {bad_sign}; an order that does not exist -> {unknown}; expected a "
                      "bad_signature refusal and none"))
     problems = await trading.key_problems()
-    out.append(Check("key_security", not problems, "; ".join(problems) or
-                     "it may trade, may not withdraw, and is bound to an IP"))
+    out.append(Check("key_security", not problems, "; ".join(problems) or trading.key_checked()))
     return out

@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     binance_ws_private_url: str | None = Field(None, description="overrides Binance's user-data stream host "
                                                "(fstream.binance.com; demo: demo-fstream.binance.com, or "
                                                "fstream.binancefuture.com as Binance's docs print it)")
+    binance_spot_url: str | None = Field(None, description="where Binance's key permissions are read "
+                                         "(/sapi/v1/account/apiRestrictions): https://api.binance.com on mainnet; "
+                                         "the demo has none, so its key's withdraw and IP settings are not checked")
     binance_recv_window_ms: int = Field(5000, ge=1, le=60_000, description="Binance's recvWindow: how late a "
                                         "signed request may arrive")
 
@@ -353,7 +356,7 @@ class Settings(BaseSettings):
             raise ValueError("a WebSocket URL like wss://stream.bybit.com/v5/private")
         return value
 
-    @field_validator("bybit_rest_url", "okx_rest_url", "bitget_rest_url", "binance_rest_url")
+    @field_validator("bybit_rest_url", "okx_rest_url", "bitget_rest_url", "binance_rest_url", "binance_spot_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^/\s]+", value):
@@ -407,8 +410,11 @@ class Settings(BaseSettings):
         if venue == "bitget":
             demo_type = None if self.bitget_demo_product_type == "auto" else self.bitget_demo_product_type
             return {"product_type": demo_type if self.demo_keys(venue) else None}
-        if venue == "binance":
-            return {"recv_window_ms": self.binance_recv_window_ms}
+        if venue == "binance":  # its key's permissions are read at its spot host (none on the demo)
+            spot = {"mainnet": "https://api.binance.com", "sim": f"http://{self.sim_host}:{self.sim_port}"}
+            return {"recv_window_ms": self.binance_recv_window_ms,
+                    "spot_url": self.binance_spot_url if self.binance_spot_url is not None
+                    else spot.get(self.venue_env, "")}
         return {}
 
     def md_streams(self) -> dict[str, str]:

@@ -154,6 +154,9 @@ def test_each_trading_venue_has_its_hosts_per_environment_and_on_the_simulator()
     moved = Settings(venue_env="demo", binance_ws_private_url="wss://fstream.binancefuture.com", _env_file=None)
     assert moved.trading_endpoints("binance").ws_private == "wss://fstream.binancefuture.com"
     assert demo.trading_options("bitget") == {"product_type": None}  # auto: asked of Bitget at start
+    assert demo.trading_options("binance") == {"recv_window_ms": 5000, "spot_url": ""}  # no spot host on the demo
+    assert Settings(venue_env="mainnet", _env_file=None).trading_options("binance")["spot_url"] == (
+        "https://api.binance.com")
     assert Settings(venue_env="demo", bitget_demo_product_type="SUSDT-FUTURES", _env_file=None).trading_options(
         "bitget") == {"product_type": "SUSDT-FUTURES"}
     with pytest.raises(ConfigError, match=r"BINANCE_REST_URL=.fapi\.binance\.com. is invalid"):
@@ -180,9 +183,10 @@ def test_executor_refuses_a_bad_mode_live_without_keys_and_unknown_venues(monkey
     result = runner.invoke(app, ["executor", "--mode", "synthetic", "--execution", "live", "--duration", "0"])
     assert result.exit_code == 2 and ("config error: --execution live places orders at Bybit on VENUE_ENV=demo: set "
                                       "BYBIT_DEMO_API_KEY and BYBIT_DEMO_API_SECRET") in result.output
-    result = runner.invoke(app, ["executor", "--execution", "live", "--duration", "0"])  # cross: EXECUTOR_VENUES
-    assert result.exit_code == 2 and ("EXECUTION=live trades at bybit, okx only; binance has no live trading yet"
-                                      in result.output)
+    monkeypatch.setenv("EXECUTOR_VENUES", "bybit,kucoin")  # cross trades at EXECUTOR_VENUES
+    result = runner.invoke(app, ["executor", "--execution", "live", "--duration", "0"])
+    assert result.exit_code == 2 and ("EXECUTION=live trades at bybit, okx, bitget, binance only; kucoin has no live "
+                                      "trading yet" in result.output)
     monkeypatch.setenv("EXECUTOR_VENUES", "bybit,okx")
     monkeypatch.setenv("BYBIT_DEMO_API_KEY", "k")
     monkeypatch.setenv("BYBIT_DEMO_API_SECRET", "s")

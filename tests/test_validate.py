@@ -59,23 +59,49 @@ def test_arb_validate_prints_the_table_and_exits_1_on_a_failure(settings):
 OKX_NAMES = ["connectivity", "authentication", "balance_handling", "position_mode", "error_handling", "key_security"]
 
 
-async def _run_okx(settings, passphrase: str | None = None, **faults):
+async def _run_sim(settings, passphrase: str | None = None, venue: str = "okx", **faults):
     key, secret = settings.sim_api_key, settings.sim_api_secret.get_secret_value()
     server = SimServer(["BTCUSDT"], seed=1, api_keys={key: secret}, faults=Faults(**faults),
                        api_passphrases={key: passphrase or settings.sim_api_passphrase.get_secret_value()})
     async with serve_app(server.app()) as base:
         port = int(base.rsplit(":", 1)[1])
-        return await validate_venue(settings.model_copy(update={"sim_port": port}), "okx")
+        return await validate_venue(settings.model_copy(update={"sim_port": port}), venue)
 
 
 async def test_okx_every_check_passes_against_the_simulator(settings):
-    checks = await _run_okx(settings)
+    checks = await _run_sim(settings)
     assert [c.name for c in checks] == OKX_NAMES and all(c.ok for c in checks), table(checks)
     details = {c.name: c.detail for c in checks}
     assert "USDT equity 100,000.00" in details["balance_handling"]
     assert details["position_mode"] == "long/short mode, as the executor trades"
     assert "wrong signature -> 50113 (bad_signature)" in details["error_handling"]
     assert details["key_security"] == "it may trade, may not withdraw, and is bound to an IP"
+
+
+@pytest.mark.parametrize("venue, refused, mode, key", [
+    ("bitget", "40009 (bad_signature)", "one_way_mode: the executor switches", "not read: Bitget shows no key"),
+    ("binance", "-1022 (bad_signature)", "one-way mode: the executor switches",
+     "it may not withdraw, is bound to an IP, and pays fees in USDT"),
+])
+async def test_bitget_and_binance_pass_every_check_against_the_simulator(settings, venue, refused, mode, key):
+    checks = await _run_sim(settings, venue=venue)
+    assert [c.name for c in checks] == OKX_NAMES and all(c.ok for c in checks), table(checks)
+    details = {c.name: c.detail for c in checks}
+    assert "USDT equity 100,000.00" in details["balance_handling"]
+    assert details["position_mode"].startswith(mode)  # a fresh simulated account is one-way
+    assert f"wrong signature -> {refused}; an order that does not exist -> none" in details["error_handling"]
+    assert details["key_security"].startswith(key)
+
+
+@pytest.mark.parametrize("venue, faults, failing, said", [
+    ("bitget", {"clock_skew_ms": 3000}, "connectivity", "clock skew +3"),
+    ("binance", {"clock_skew_ms": -3000}, "connectivity", "clock skew -3"),
+    ("binance", {"key_ips": ["*"], "key_wallet": True}, "key_security", "it may withdraw funds"),
+])
+async def test_bitget_and_binance_fail_the_check_a_misbehaving_venue_concerns(settings, venue, faults, failing, said):
+    checks = await _run_sim(settings, venue=venue, **faults)
+    bad = {c.name: c.detail for c in checks if not c.ok}
+    assert failing in bad and said in bad[failing], table(checks)
 
 
 @pytest.mark.parametrize("passphrase, faults, failing, said", [
@@ -85,7 +111,7 @@ async def test_okx_every_check_passes_against_the_simulator(settings):
 ])
 async def test_okx_a_misbehaving_venue_or_a_wrong_passphrase_fails_the_check_it_concerns(
         settings, passphrase, faults, failing, said):
-    checks = await _run_okx(settings, passphrase, **faults)
+    checks = await _run_sim(settings, passphrase, **faults)
     bad = {c.name: c.detail for c in checks if not c.ok}
     assert failing in bad and said in bad[failing], table(checks)
 
@@ -101,6 +127,6 @@ def test_arb_validate_checks_each_venue_named(settings):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and done.stdout.count("0/6 passed") == 2
     assert "\nokx on sim (http://127.0.0.1:" in done.stdout and "position_mode" in done.stdout
-    done = subprocess.run([sys.executable, "-m", "services.cli", "validate", "--venues", "binance"], env=env,
+    done = subprocess.run([sys.executable, "-m", "services.cli", "validate", "--venues", "kucoin"], env=env,
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode != 0 and "no live trading at 'binance' to validate" in done.stderr
+    assert done.returncode != 0 and "no live trading at 'kucoin' to validate" in done.stderr

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from services.sim.binance_trade import DEFAULT_MIN_NOTIONAL, MIN_NOTIONAL
 from services.sim.dialect import Dialect, Reply, book_diff
 from services.sim.market import SymbolState, plain
 
@@ -197,7 +198,9 @@ class BinanceDialect(Dialect):
                 "filters": [{"filterType": "PRICE_FILTER", "minPrice": str(inst.tick), "tickSize": str(inst.tick),
                              "maxPrice": str(inst.tick * 10_000_000)},
                             {"filterType": "LOT_SIZE", "minQty": str(inst.lot), "stepSize": str(inst.lot),
-                             "maxQty": str(inst.lot * 1_000_000)}],
+                             "maxQty": str(inst.lot * 1_000_000)},
+                            {"filterType": "MIN_NOTIONAL",
+                             "notional": str(MIN_NOTIONAL.get(name, DEFAULT_MIN_NOTIONAL))}],
                 "orderTypes": ["LIMIT", "MARKET"], "timeInForce": ["GTC", "IOC", "FOK", "GTX"]})
         return 200, {"timezone": "UTC", "serverTime": self.model.now_ms, "futuresType": "U_MARGINED",
                      "rateLimits": [], "exchangeFilters": [], "assets": [], "symbols": symbols}

@@ -288,6 +288,10 @@ class VenueTrading:
         """What makes the API key unsafe to trade with (it may withdraw, ...); empty when fine."""
         raise NotImplementedError
 
+    def key_checked(self) -> str:
+        """What `key_problems` finding nothing means, as `arb validate` says it."""
+        return "it may trade, may not withdraw, and is bound to an IP"
+
     def parse_private(self, message: object) -> tuple[list[StreamUpdate], list[tuple[str, str, object]]]:
         """A private-stream message as updates, and the rows skipped as malformed (kind, why, row)."""
         raise NotImplementedError

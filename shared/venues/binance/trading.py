@@ -382,6 +382,12 @@ class BinanceTrading(VenueTrading):
             problems.append("it pays futures fees in BNB (feeBurn on): fills would show fees in BNB, not USDT")
         return problems
 
+    def key_checked(self) -> str:
+        if self.spot_url:
+            return "it may not withdraw, is bound to an IP, and pays fees in USDT"
+        return ("fees paid in USDT; its withdrawal and IP settings not read (no spot host: BINANCE_SPOT_URL), see "
+                "them in Binance's API management")
+
     # ------------------------------------------------------------------ the private stream
 
     def parse_private(self, message: object) -> tuple[list[StreamUpdate], list[tuple[str, str, object]]]:

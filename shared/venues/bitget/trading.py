@@ -491,6 +491,10 @@ class BitgetTrading(VenueTrading):
         claimed; check the key's permissions (no withdrawal) and IP binding in Bitget's settings."""
         return []
 
+    def key_checked(self) -> str:
+        return ("not read: Bitget shows no key's permissions to this API; see in its API settings that the key may "
+                "not withdraw and is bound to this machine's IP")
+
     # ------------------------------------------------------------------ the private stream
 
     def parse_private(self, message: object) -> tuple[list[StreamUpdate], list[tuple[str, str, object]]]:
