@@ -81,6 +81,9 @@ class BinancePrivateStream(PrivateStream):
                     raise
                 self._log(f"refused {exc.code}", "Binance user-data stream: %s; trying again", exc)
                 cap = 60.0
+            except aiohttp.ClientResponseError as exc:  # its text holds the URL, and the URL the listenKey
+                self._log(type(exc).__name__, "Binance user-data stream: HTTP %s %s; reconnecting", exc.status,
+                          exc.message)
             except (aiohttp.ClientError, OSError, TimeoutError, ConnectionError, ValueError, OutcomeUnknown) as exc:
                 self._log(type(exc).__name__, "Binance user-data stream: %s; reconnecting", exc)
             self.connected.clear()
@@ -129,10 +132,11 @@ class BinancePrivateStream(PrivateStream):
                                              return_when=asyncio.FIRST_COMPLETED)
                 if stopper.done():
                     return
-                if not done:
+                if not done or time.monotonic() >= keepalive_at:  # due, however busy the stream
                     await self._keepalive()
                     keepalive_at = time.monotonic() + self.keepalive_s
-                    continue
+                    if not done:
+                        continue
                 message, receive = receive.result(), None
                 if message.type != aiohttp.WSMsgType.TEXT:
                     raise ConnectionError(f"user-data stream closed ({message.type.name})")

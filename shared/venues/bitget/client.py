@@ -223,6 +223,8 @@ class BitgetRest:
         if not isinstance(answer, dict) or "code" not in answer:
             if status == 429:
                 return "429", f"Too many requests (HTTP 429) {text[:100]}", None
+            if status in (408, 499):  # a gateway gave up waiting: Bitget may have carried it out
+                raise OutcomeUnknown(f"{method} {path}: HTTP {status} without a Bitget envelope")
             if status >= 400:  # refused before Bitget read it (a proxy, a wrong path): nothing was done
                 raise Refused("bitget", f"HTTP {status}", text[:200], "other", path)
             raise OutcomeUnknown(f"{method} {path}: HTTP {status} without a Bitget envelope")

@@ -11,8 +11,9 @@
   open, close long = buy + close, open short = sell + open, close short = sell + close) and
   never `reduceOnly`, which Bitget takes in one-way mode only.
 - Client ids (`clientOid`): a link id's letters and digits (`a1b2c3d4e5f6-LE1` ->
-  `a1b2c3d4e5f6LE1`, at most 32), never reused: Bitget refuses one a pending order carries
-  (40786, kind duplicate: the executor then looks the order up).
+  `a1b2c3d4e5f6LE1`, at most 32). Bitget refuses one a pending order carries (40786, kind
+  duplicate: the executor then looks the order up), but takes it again once that order has
+  finished (§3.3), so an order whose create had no answer is not sent again (`ids_reusable`).
 - Demo: the same host with `paptrading: 1`. Whether demo contracts are S-prefixed
   (`SUSDT-FUTURES`, `SBTCSUSDT`, margin coin `SUSDT`) or the plain ones is UNSURE (§3.1, §6.1):
   with `product_type` None, `prepare` asks the contracts of `SUSDT-FUTURES` and trades the
@@ -139,7 +140,7 @@ def order_request(spec: OrderSpec, inst: Instrument, client_oid: str, product_ty
 class BitgetTrading(VenueTrading):
     venue = "bitget"
     order_rate = (10, 1.0)  # place-order per UID (§3.3)
-    ids_reusable = False  # never reused here: a clientOid is sent once (§5.2)
+    ids_reusable = True  # a clientOid is unique among pending orders only (§3.3)
     funding_on_stream = False  # funding is read from the account bills
 
     def __init__(self, http: aiohttp.ClientSession, rest_url: str, ws_url: str, api_key: str, api_secret: str,
