@@ -695,7 +695,7 @@ async def main(args) -> None:
             from tests.live_venue import PAIRS
 
             for i, pair in enumerate(PAIRS):
-                for line in await bench_executor(url, f"{prefix}cross{i}:", mode="cross", pair=pair):
+                for line in await bench_executor(url, f"{prefix}cross{i}:", trades=60, mode="cross", pair=pair):
                     print(line, flush=True)
         if "backtest" in only:
             for line in bench_backtest():

@@ -29,8 +29,8 @@ def sim(
     speed: Annotated[float, typer.Option(help="How many times faster than recorded --klines play.", min=0.001)] = 60.0,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0)] = None,
 ) -> None:
-    """Run a local exchange: Bybit V5 and OKX V5 (market data, trading, private stream) and the
-    market data of Binance USD-M, Bitget and others, for offline runs and tests.
+    """Run a local exchange: Bybit V5, OKX V5, Bitget V2 and Binance USD-M (market data, trading,
+    private streams) and the market data of others, for offline runs and tests.
 
     Endpoints (PORT is --port):
 
@@ -38,11 +38,13 @@ def sim(
       /v5/order/..., /v5/execution/list, /v5/position/..., /v5/account/... (signed with
       SIM_API_KEY / SIM_API_SECRET; orders fill against the simulated book, with fees and funding).
     - Binance: /public/ws|stream (bookTicker, depth), /market/ws|stream (markPrice, aggTrade),
-      /fapi/v1/....
+      /fapi/v1/...; trading REST /fapi/v1/order, /fapi/v3/positionRisk ..., the listenKey and
+      the user-data stream /private/ws?listenKey= (SIM_API_KEY / SIM_API_SECRET, its own account).
     - OKX: /ws/v5/public, /api/v5/public/...; trading REST /api/v5/trade/..., /api/v5/account/...
       and the private stream /ws/v5/private (signed with SIM_API_KEY / SIM_API_SECRET and the
       passphrase SIM_API_PASSPHRASE; an OKX account apart from the Bybit one, sizes in contracts).
-    - Bitget: /v2/ws/public, /api/v2/....
+    - Bitget: /v2/ws/public, /api/v2/...; trading REST /api/v2/mix/order/..., /api/v2/mix/account/...
+      and the private stream /v2/ws/private (with SIM_API_PASSPHRASE; its own account).
 
     The venues' prices are correlated; cross-venue spreads open and close on their own, and
     POST /admin/opportunity {"symbol": "BTCUSDT", "venue": "binance", "spread_bps": 30,

@@ -21,9 +21,13 @@ changed at run time with `POST /admin/faults` (the same keys; only those given c
 `POST /admin/drop` closes every WebSocket now. Unknown keys or bad values are refused with a
 message naming them.
 
-The faults act on OKX's trading as on Bybit's, with one set of counters for both venues (the
-next K signed requests, or order creates, on either). `reject_code` is a Bybit retCode, and
-OKX answers its own code for it (okx_trade.fault_code): 110007 -> 51008 insufficient margin,
+The faults act on OKX's, Bitget's and Binance's trading as on Bybit's, with one set of
+counters for every venue (the next K signed requests, or order creates, on any). `reject_code`
+is a Bybit retCode, and each venue answers its own code for it (Bitget: bitget_trade.fault_code,
+110007 -> 40762, 110072 -> 40786, 10004 -> 40009, 10016 -> 40725 HTTP 500, its own codes as is;
+Binance: binance_trade.fault_code, 110007 -> -2019, 10016 -> -1000 HTTP 503, 1000-5999 taken
+as Binance's own code negated; `reject_link_ids` matches their clientOid / newClientOrderId).
+OKX answers (okx_trade.fault_code): 110007 -> 51008 insufficient margin,
 110072 -> 51016, 110017 -> 51169, 110001 -> 51400, 110020 -> 51102, 10001 -> 51000,
 10002 -> 50102, 10003 -> 50111, 10004 -> 50113, 10006 -> 50011 (HTTP 429), 10016 -> 50026
 "System error" (HTTP 500); a code from 50000 to 59999 is taken as OKX's own and answered

@@ -465,8 +465,8 @@ async def serve(host: str, port: int, symbols: list[str], seed: int, stop: async
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    log.info("simulated venues on http://%s:%d (Bybit V5 and OKX V5 trading; market data of Binance USD-M, OKX, "
-             "Bitget and others), symbols %s, seed %d, "
+    log.info("simulated venues on http://%s:%d (Bybit V5, OKX V5, Bitget V2 and Binance USD-M trading; "
+             "market data of those and others), symbols %s, seed %d, "
              "a step every %d ms%s", host, port, ",".join(symbols), seed, step_ms,
              f", replaying {','.join(paths)} at {speed:g}x" if paths else "")
     try:
