@@ -19,12 +19,17 @@ The private stream's messages become `OrderUpdate`, `FillUpdate`, `PositionUpdat
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import ClassVar, Literal
+
+import aiohttp
 
 # what a refusal means to the executor, whatever the venue's code
 KINDS = (
@@ -193,16 +198,72 @@ class Budget:
         self._blocked_until[path] = max(self._blocked_until.get(path, 0.0), self.clock() + seconds)
 
 
+class StreamRefused(Exception):
+    """The venue refused the private stream itself (its login, or Binance's listenKey)."""
+
+    def __init__(self, refusal: Refused) -> None:
+        super().__init__(str(refusal))
+        self.refusal = refusal
+
+
 class PrivateStream:
     """A venue's authenticated private stream kept connected: `run` until `stop`; `connected`
     is set while it is; each message goes to the callback, and `on_connected` is awaited after
-    every (re)connect so the caller catches up by REST."""
+    every (re)connect so the caller catches up by REST.
 
+    A venue's stream implements `_session` (connect, log in, subscribe, read until the
+    connection ends; it returns only when `stop` is set). `run` reconnects after 0.2 s doubling
+    to 10 s (60 s after a refusal), back to 0.2 s after a session that lasted a minute; a
+    refused key (StreamRefused of a KEY_REFUSED kind) ends it: nothing would be heard again."""
+
+    label: ClassVar[str]  # "OKX private stream", for the log
+    log: ClassVar[logging.Logger]
+    key_hint: ClassVar[str] = "check the API key, secret and passphrase"  # what to look at when it is refused
+    LOG_EVERY_S: ClassVar[float] = 60.0
+    LASTED_S: ClassVar[float] = 60.0
     connected: asyncio.Event
     connects: int
+    resync: Callable[[], Awaitable[object]] | None = None
+    _logged: dict[str, float]
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        raise NotImplementedError
+
+    def _log(self, key: str, message: str, *args: object) -> None:
+        """A warning at most once a minute per `key` (a failure that repeats does not flood the log)."""
+        now = time.monotonic()
+        if now - self._logged.get(key, -self.LOG_EVERY_S) >= self.LOG_EVERY_S:
+            self._logged[key] = now
+            self.log.warning(message, *args)
 
     async def run(self, stop: asyncio.Event) -> None:
-        raise NotImplementedError
+        delay = 0.2
+        while not stop.is_set():
+            cap, started = 10.0, time.monotonic()
+            try:
+                await self._session(stop)
+            except StreamRefused as exc:
+                refusal = exc.refusal
+                if refusal.kind in KEY_REFUSED:
+                    self.log.error("%s: the login was refused, %s: %s", self.label, self.key_hint, refusal)
+                    raise refusal from None
+                self._log(f"refused {refusal.code}", "%s: login refused (%s); trying again", self.label, refusal)
+                if refusal.kind == "timestamp" and self.resync is not None:
+                    with contextlib.suppress(Exception):
+                        await self.resync()
+                cap = 60.0
+            except aiohttp.ClientResponseError as exc:  # its text holds the URL (Binance's holds the listenKey)
+                self._log(type(exc).__name__, "%s: HTTP %s %s; reconnecting", self.label, exc.status, exc.message)
+            except (aiohttp.ClientError, OSError, TimeoutError, ConnectionError, ValueError, OutcomeUnknown) as exc:
+                self._log(type(exc).__name__, "%s: %s; reconnecting", self.label, exc)
+            self.connected.clear()
+            if stop.is_set():
+                return
+            if time.monotonic() - started >= self.LASTED_S:
+                delay = 0.2
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay * (0.5 + random.random()))
+            delay = min(delay * 2, cap)
 
 
 OnMessage = Callable[[object], Awaitable[None]]

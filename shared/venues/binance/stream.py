@@ -12,20 +12,19 @@ one the `listenKeyExpired` event is not received (§4.5; NT connects without it 
   ends the session: the next one asks for a key again (a new one when the old has expired).
 - Binance pings every 3 minutes; aiohttp answers (autoping). Our own ping every `heartbeat_s`
   drops a connection that stopped answering. A connection lives at most 24 h at Binance.
-- `run` reconnects with a doubling backoff (0.2 s to 10 s, reset after a good session). The
-  listenKey refused for the key (-2014/-2015: wrong key, environment, IP or permission) raises
-  `Refused` out of `run` (kind unknown_key): no retry helps, the caller stops with a config
-  error. Any other refusal is tried again after up to a minute, logged at most once a minute.
+- `run` (shared/venues/trading.py) reconnects with a doubling backoff (0.2 s to 10 s, back to
+  0.2 s after a session that lasted a minute). The listenKey refused for the key (-2014/-2015:
+  wrong key, environment, IP or permission) raises `Refused` out of `run` (kind unknown_key): no
+  retry helps, the caller stops with a config error. Any other refusal is tried again after up
+  to a minute, logged at most once a minute.
 The API key and the listenKey (which reads the account's events) are never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 
@@ -33,17 +32,19 @@ import aiohttp
 import yarl
 
 from shared.venues.binance.client import BinanceRest
-from shared.venues.trading import KEY_REFUSED, OnMessage, OutcomeUnknown, PrivateStream, Refused
+from shared.venues.trading import OnMessage, OutcomeUnknown, PrivateStream, Refused, StreamRefused
 
-log = logging.getLogger("arb.binance.stream")
 LISTEN_KEY_PATH = "/fapi/v1/listenKey"
 KEEPALIVE_S = 30 * 60.0
 HEARTBEAT_S = 60.0
-LOG_EVERY_S = 60.0
 
 
 class BinancePrivateStream(PrivateStream):
     """The user-data stream kept connected (with its listenKey kept alive) until `stop`."""
+
+    label = "Binance user-data stream"
+    key_hint = "check the API key (its environment, IP whitelist and permissions)"
+    log = logging.getLogger("arb.binance.stream")
 
     def __init__(self, http: aiohttp.ClientSession, ws_url: str, rest: BinanceRest, on_message: OnMessage,
                  on_connected: Callable[[], Awaitable[None]], keepalive_s: float = KEEPALIVE_S,
@@ -60,39 +61,6 @@ class BinancePrivateStream(PrivateStream):
     def __repr__(self) -> str:  # never the key or the listenKey
         return f"BinancePrivateStream({self.ws_url}/private/ws)"
 
-    def _log(self, key: str, message: str, *args: object) -> None:
-        """A warning at most once a minute per `key` (a failure that repeats does not flood the log)."""
-        now = time.monotonic()
-        if now - self._logged.get(key, -LOG_EVERY_S) >= LOG_EVERY_S:
-            self._logged[key] = now
-            log.warning(message, *args)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        delay = 0.2
-        while not stop.is_set():
-            cap = 10.0
-            try:
-                await self._session(stop)
-                delay = 0.2
-            except Refused as exc:
-                if exc.kind in KEY_REFUSED:
-                    log.error("Binance user-data stream: the listenKey was refused, check the API key (its "
-                              "environment, IP whitelist and permissions): %s", exc)
-                    raise
-                self._log(f"refused {exc.code}", "Binance user-data stream: %s; trying again", exc)
-                cap = 60.0
-            except aiohttp.ClientResponseError as exc:  # its text holds the URL, and the URL the listenKey
-                self._log(type(exc).__name__, "Binance user-data stream: HTTP %s %s; reconnecting", exc.status,
-                          exc.message)
-            except (aiohttp.ClientError, OSError, TimeoutError, ConnectionError, ValueError, OutcomeUnknown) as exc:
-                self._log(type(exc).__name__, "Binance user-data stream: %s; reconnecting", exc)
-            self.connected.clear()
-            if stop.is_set():
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay * (0.5 + random.random()))
-            delay = min(delay * 2, cap)
-
     async def listen_key(self) -> str:
         """The account's listenKey (POST: the active one extended, or a new one)."""
         self.keys_asked += 1
@@ -103,7 +71,10 @@ class BinancePrivateStream(PrivateStream):
         return key
 
     async def _session(self, stop: asyncio.Event) -> None:
-        key = await self.listen_key()
+        try:
+            key = await self.listen_key()
+        except Refused as exc:
+            raise StreamRefused(exc) from None
         url = yarl.URL(f"{self.ws_url}/private/ws").with_query({"listenKey": key})
         async with self.http.ws_connect(url, heartbeat=self.heartbeat_s, autoping=True,
                                         timeout=aiohttp.ClientWSTimeout(ws_close=2)) as ws:

@@ -13,7 +13,8 @@ The text `ping` goes out every `ping_s` (25 s: Bitget drops a connection that se
 30 s in one copy of its page, 2 min in another) whatever else arrives; no `pong` within another
 `ping_s` and the session is dropped.
 
-`run` reconnects with a doubling backoff (0.2 s to 10 s, reset after a good session). A login
+`run` (shared/venues/trading.py) reconnects with a doubling backoff (0.2 s to 10 s, back to 0.2 s after
+a session that lasted a minute). A login
 refused for the key (unknown key, wrong passphrase, bad signature, or Bitget's bare 30005
 "login failed") raises `Refused` out of `run` with kind unknown_key / bad_signature /
 permission: no retry helps, the executor halts with a config error. A timestamp refusal
@@ -24,10 +25,8 @@ a minute.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 
@@ -35,9 +34,8 @@ import aiohttp
 
 from shared.venues.bitget.client import CODE_KINDS
 from shared.venues.bitget.signing import websocket_login
-from shared.venues.trading import KEY_REFUSED, Kind, OnMessage, PrivateStream, Refused
+from shared.venues.trading import Kind, OnMessage, PrivateStream, Refused, StreamRefused
 
-log = logging.getLogger("arb.bitget.stream")
 # Bitget's WS error codes (its "Websocket Error Code" table; not in the reference: UNSURE) as refusal
 # kinds; a login error with another code counts as the key refused (the reference gives only 30005)
 WS_CODE_KINDS: dict[str, Kind] = {
@@ -45,7 +43,6 @@ WS_CODE_KINDS: dict[str, Kind] = {
     "30014": "timestamp", "30015": "bad_signature", "30006": "rate_limit", "30007": "rate_limit",
 }
 REPLY_TIMEOUT_S = 10.0
-LOG_EVERY_S = 60.0
 PING_S = 25.0
 
 
@@ -64,14 +61,11 @@ def login_kind(code: str) -> Kind:
     return WS_CODE_KINDS.get(code) or CODE_KINDS.get(code) or "unknown_key"
 
 
-class _LoginRefused(Exception):
-    def __init__(self, refusal: Refused) -> None:
-        super().__init__(str(refusal))
-        self.refusal = refusal
-
-
 class BitgetPrivateStream(PrivateStream):
     """The authenticated private WebSocket; `run` keeps it connected until `stop`."""
+
+    label = "Bitget private stream"
+    log = logging.getLogger("arb.bitget.stream")
 
     def __init__(self, http: aiohttp.ClientSession, url: str, api_key: str, api_secret: str, passphrase: str,
                  on_message: OnMessage, on_connected: Callable[[], Awaitable[None]], inst_type: str = "USDT-FUTURES",
@@ -91,48 +85,13 @@ class BitgetPrivateStream(PrivateStream):
     def __repr__(self) -> str:  # never the key, secret or passphrase
         return f"BitgetPrivateStream({self.url})"
 
-    def _log(self, key: str, message: str, *args: object) -> None:
-        """A warning at most once a minute per `key` (a refusal that repeats does not flood the log)."""
-        now = time.monotonic()
-        if now - self._logged.get(key, -LOG_EVERY_S) >= LOG_EVERY_S:
-            self._logged[key] = now
-            log.warning(message, *args)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        delay = 0.2
-        while not stop.is_set():
-            cap = 10.0
-            try:
-                await self._session(stop)
-                delay = 0.2
-            except _LoginRefused as exc:
-                kind = exc.refusal.kind
-                if kind in KEY_REFUSED:
-                    log.error("Bitget private stream: login refused, check the API key, secret and passphrase: %s",
-                              exc.refusal)
-                    raise exc.refusal from None
-                self._log(f"login {exc.refusal.code}", "Bitget private stream: login refused (%s); trying again",
-                          exc.refusal)
-                if kind == "timestamp" and self.resync is not None:
-                    with contextlib.suppress(Exception):
-                        await self.resync()
-                cap = 60.0
-            except (aiohttp.ClientError, OSError, TimeoutError, ConnectionError, ValueError) as exc:
-                self._log(type(exc).__name__, "Bitget private stream: %s; reconnecting", exc)
-            self.connected.clear()
-            if stop.is_set():
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay * (0.5 + random.random()))
-            delay = min(delay * 2, cap)
-
     async def _session(self, stop: asyncio.Event) -> None:
         async with self.http.ws_connect(self.url, heartbeat=None, timeout=aiohttp.ClientWSTimeout(ws_close=2)) as ws:
             await ws.send_json(websocket_login(self._key, self._secret, self._passphrase, self.now_s()))
             reply = await self._event(ws, [])
             if reply.get("event") != "login" or not login_ok(reply.get("code")):
                 code, text = str(reply.get("code", "")), str(reply.get("msg", ""))
-                raise _LoginRefused(Refused("bitget", code, f"private stream login: {text}", login_kind(code),
+                raise StreamRefused(Refused("bitget", code, f"private stream login: {text}", login_kind(code),
                                             "/v2/ws/private"))
             subscriptions = channels(self.inst_type)
             await ws.send_json({"op": "subscribe", "args": subscriptions})

@@ -8,7 +8,8 @@ catches up by REST), then the messages that came meanwhile and every later one g
 After `ping_s` of silence the text `ping` is sent; no answer in another `ping_s` and the
 session is dropped (OKX drops a connection silent for 30 s).
 
-`run` reconnects with a doubling backoff (0.2 s to 10 s, reset after a good session). A login
+`run` (shared/venues/trading.py) reconnects with a doubling backoff (0.2 s to 10 s, back to 0.2 s after
+a session that lasted a minute). A login
 refused for the key (a wrong key, passphrase or signature) raises `Refused` out of `run` with
 kind unknown_key / bad_signature / permission: no retry helps, the caller stops with a config
 error. A timestamp refusal re-measures the clock and tries again; any other refusal is tried
@@ -18,19 +19,16 @@ again after up to a minute, logged at most once a minute.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
 
 from shared.venues.okx.signing import websocket_login
-from shared.venues.trading import KEY_REFUSED, Kind, OnMessage, PrivateStream, Refused
+from shared.venues.trading import Kind, OnMessage, PrivateStream, Refused, StreamRefused
 
-log = logging.getLogger("arb.okx.stream")
 CHANNELS = ({"channel": "orders", "instType": "SWAP"}, {"channel": "positions", "instType": "SWAP"},
             {"channel": "account"})  # account: every currency (its `ccy` argument is UNSURE, §2.7)
 # WS error codes [OKX:error-code-websocket-public] as refusal kinds
@@ -40,17 +38,13 @@ WS_CODE_KINDS: dict[str, Kind] = {
     "50111": "unknown_key", "50105": "unknown_key", "50113": "bad_signature", "50110": "permission",
 }
 REPLY_TIMEOUT_S = 10.0
-LOG_EVERY_S = 60.0
-
-
-class _LoginRefused(Exception):
-    def __init__(self, refusal: Refused) -> None:
-        super().__init__(str(refusal))
-        self.refusal = refusal
 
 
 class OkxPrivateStream(PrivateStream):
     """The authenticated private WebSocket; `run` keeps it connected until `stop`."""
+
+    label = "OKX private stream"
+    log = logging.getLogger("arb.okx.stream")
 
     def __init__(self, http: aiohttp.ClientSession, url: str, api_key: str, api_secret: str, passphrase: str,
                  on_message: OnMessage, on_connected: Callable[[], Awaitable[None]],
@@ -68,48 +62,13 @@ class OkxPrivateStream(PrivateStream):
     def __repr__(self) -> str:  # never the key, secret or passphrase
         return f"OkxPrivateStream({self.url})"
 
-    def _log(self, key: str, message: str, *args: object) -> None:
-        """A warning at most once a minute per `key` (a refusal that repeats does not flood the log)."""
-        now = time.monotonic()
-        if now - self._logged.get(key, -LOG_EVERY_S) >= LOG_EVERY_S:
-            self._logged[key] = now
-            log.warning(message, *args)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        delay = 0.2
-        while not stop.is_set():
-            cap = 10.0
-            try:
-                await self._session(stop)
-                delay = 0.2
-            except _LoginRefused as exc:
-                kind = exc.refusal.kind
-                if kind in KEY_REFUSED:
-                    log.error("OKX private stream: login refused, check the API key, secret and passphrase: %s",
-                              exc.refusal)
-                    raise exc.refusal from None
-                self._log(f"login {exc.refusal.code}", "OKX private stream: login refused (%s); trying again",
-                          exc.refusal)
-                if kind == "timestamp" and self.resync is not None:
-                    with contextlib.suppress(Exception):
-                        await self.resync()
-                cap = 60.0
-            except (aiohttp.ClientError, OSError, TimeoutError, ConnectionError, ValueError) as exc:
-                self._log(type(exc).__name__, "OKX private stream: %s; reconnecting", exc)
-            self.connected.clear()
-            if stop.is_set():
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay * (0.5 + random.random()))
-            delay = min(delay * 2, cap)
-
     async def _session(self, stop: asyncio.Event) -> None:
         async with self.http.ws_connect(self.url, heartbeat=None, timeout=aiohttp.ClientWSTimeout(ws_close=2)) as ws:
             await ws.send_json(websocket_login(self._key, self._secret, self._passphrase, self.now_s()))
             reply = await self._event(ws, [])
             if reply.get("event") != "login" or str(reply.get("code", "0")) != "0":
                 code, text = str(reply.get("code", "")), str(reply.get("msg", ""))
-                raise _LoginRefused(Refused("okx", code, f"private stream login: {text}",
+                raise StreamRefused(Refused("okx", code, f"private stream login: {text}",
                                             WS_CODE_KINDS.get(code, "other"), "/ws/v5/private"))
             await ws.send_json({"id": "sub", "op": "subscribe", "args": list(CHANNELS)})
             waiting = {c["channel"] for c in CHANNELS}
