@@ -56,6 +56,13 @@ def test_an_orders_push_is_its_fill_then_its_state():
                     filled_qty=Decimal("10"))]
 
 
+def test_an_orders_push_without_its_fill_fee_leaves_the_fill_to_the_fill_channel():
+    # its feeDetail is the order's fee so far: a second partial fill would be charged the first's again
+    row = {k: v for k, v in ORDERS["data"][0].items() if k not in ("fillFee", "fillFeeCoin")}
+    updates, skipped = ROWS.message({**ORDERS, "data": [row]})
+    assert skipped == [] and [type(u) for u in updates] == [OrderUpdate]
+
+
 def test_a_fill_push_is_read_with_the_trade_direction_and_its_fee_paid():
     updates, skipped = ROWS.message(FILL)
     assert skipped == [] and updates == [

@@ -142,8 +142,10 @@ class Rows:
             return None
         if decimal_field(row, "baseVolume") == 0:
             return None
+        if "fillFee" not in row:  # its feeDetail is the order's fee so far, not this fill's: the fill channel says
+            return None
         inst = self.instrument(row, "instId", "symbol")
-        fee = -decimal_field(row, "fillFee", low=None) if "fillFee" in row else -_total_fee(row)
+        fee = -decimal_field(row, "fillFee", low=None)
         return FillUpdate(link_id=link_id, fill_id=trade_id, symbol=inst.symbol,
                           qty=decimal_field(row, "baseVolume", positive=True),
                           price=decimal_field(row, "fillPrice", positive=True), fee=fee, maker=_maker(row),
