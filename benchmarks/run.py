@@ -539,7 +539,8 @@ async def bench_executor(url: str, prefix: str, trades: int = 120, emergencies: 
             for i in range(emergencies):
                 await asyncio.sleep(1.1)  # a fresh second of Bybit's 10 creates/s: the close is not paced
                 async with http.post(f"http://127.0.0.1:{port}/admin/faults",
-                                     json={"reject_skip": 1, "reject_next": 4}) as response:
+                                     json={"reject_skip": 1, "reject_next": 4, "reject_code": 110007,
+                                           "reject_message": "ab not enough for new order"}) as response:
                     assert response.status == 200
                 signal(n + i)
                 trade_id = trade_id_for(f"bench-{n + i}")
