@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -267,6 +268,40 @@ class PrivateStream:
 
 
 OnMessage = Callable[[object], Awaitable[None]]
+
+
+_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
+_EXECUTOR_ID = re.compile(r"[0-9a-f]{12}[A-Z]{2}[0-9]+")  # a link id (services/executor/core.py) without its '-'
+
+
+def alnum_client_id(link_id: str, venue: str) -> str:
+    """The client id of a venue that takes 1-32 letters and digits (OKX's clOrdId, Bitget's
+    clientOid): the link id's letters and digits (`a1b2c3d4e5f6-LE1` -> `a1b2c3d4e5f6LE1`)."""
+    made = _NOT_ALNUM.sub("", link_id)
+    if not 0 < len(made) <= 32:
+        raise ValueError(f"link id {link_id!r} makes no {venue} client id (1-32 letters and digits): {made!r}")
+    return made
+
+
+class AlnumClientIds:
+    """Client ids of letters and digits, and the way back to the link id they were made from:
+    as this client made it, else in the executor's form (a trade id of 12 hex digits, '-', the
+    order's code: what a restarted client meets), else the client id itself."""
+
+    venue: ClassVar[str]
+    _links: dict[str, str]  # client id -> link id
+
+    def client_id(self, link_id: str) -> str:
+        made = alnum_client_id(link_id, self.venue)
+        self._links[made] = link_id
+        return made
+
+    def link_id(self, client_id: str) -> str:
+        if client_id in self._links:
+            return self._links[client_id]
+        if _EXECUTOR_ID.fullmatch(client_id):
+            return f"{client_id[:12]}-{client_id[12:]}"
+        return client_id
 
 
 class VenueTrading:

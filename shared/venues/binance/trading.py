@@ -55,11 +55,6 @@ from shared.venues.trading import (
 )
 
 log = logging.getLogger("arb.binance")
-# (REST, WS base) per environment. The demo's user-data host is UNSURE (§4.1, §6 item 3):
-# demo-fstream.binance.com (NT, bots) is the default; the docs mirror names fstream.binancefuture.com.
-HOSTS = {"live": ("https://fapi.binance.com", "wss://fstream.binance.com"),
-         "demo": ("https://demo-fapi.binance.com", "wss://demo-fstream.binance.com")}
-SPOT_URL = "https://api.binance.com"  # where /sapi/v1/account/apiRestrictions is (key_problems)
 CLIENT_ID = re.compile(r"[.A-Z:/a-z0-9_-]{1,36}")
 INCOME_PAGE = 1000
 POSITION_SIDES = {"long": "LONG", "short": "SHORT"}

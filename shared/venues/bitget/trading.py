@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -38,6 +37,7 @@ from shared.venues.bitget.client import BitgetRest
 from shared.venues.bitget.private import Rows, floor_size, grid_price
 from shared.venues.bitget.stream import BitgetPrivateStream
 from shared.venues.trading import (
+    AlnumClientIds,
     BadRow,
     BalanceUpdate,
     Budget,
@@ -53,6 +53,7 @@ from shared.venues.trading import (
     Side,
     StreamUpdate,
     VenueTrading,
+    alnum_client_id,
 )
 
 log = logging.getLogger("arb.bitget")
@@ -63,17 +64,12 @@ PLACE = "/api/v2/mix/order/place-order"
 PAGE = 100
 BILL_WINDOW_MS = 30 * 86_400_000  # startTime..endTime at most 30 days apart (§3.6)
 BILLS_KEPT_MS = 90 * 86_400_000  # the bills endpoint answers 90 days back
-_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
-_EXECUTOR_ID = re.compile(r"[0-9a-f]{12}[A-Z]{2}[0-9]+")  # a link id (services/executor/core.py) without its '-'
 
 
 def client_id(link_id: str) -> str:
     """Bitget's clientOid for a link id: its letters and digits (1-32; §3.3 and §5.2: the one form
     every copy of Bitget's rules accepts)."""
-    client_oid = _NOT_ALNUM.sub("", link_id)
-    if not 0 < len(client_oid) <= 32:
-        raise ValueError(f"link id {link_id!r} makes no Bitget client id (1-32 letters and digits): {client_oid!r}")
-    return client_oid
+    return alnum_client_id(link_id, "Bitget")
 
 
 def hedge_sides(spec: OrderSpec) -> tuple[str, str]:
@@ -137,7 +133,7 @@ def order_request(spec: OrderSpec, inst: Instrument, client_oid: str, product_ty
     return {**body, "orderType": "limit", "price": format(price, "f"), "force": forces[spec.tif]}
 
 
-class BitgetTrading(VenueTrading):
+class BitgetTrading(AlnumClientIds, VenueTrading):
     venue = "bitget"
     order_rate = (10, 1.0)  # place-order per UID (§3.3)
     ids_reusable = True  # a clientOid is unique among pending orders only (§3.3)
@@ -235,20 +231,6 @@ class BitgetTrading(VenueTrading):
                           lot=lot, min_size=min_size, funding_interval_min=inst.funding_interval_min)
 
     # ------------------------------------------------------------------ ids and clock
-
-    def client_id(self, link_id: str) -> str:
-        client_oid = client_id(link_id)
-        self._links[client_oid] = link_id
-        return client_oid
-
-    def link_id(self, client_oid: str) -> str:
-        """The link id a clientOid was made from: as this client made it, else in the executor's
-        form (12 hex digits, '-', the order's code: what a restarted client meets), else itself."""
-        if client_oid in self._links:
-            return self._links[client_oid]
-        if _EXECUTOR_ID.fullmatch(client_oid):
-            return f"{client_oid[:12]}-{client_oid[12:]}"
-        return client_oid
 
     def now_ms(self) -> int:
         return self.rest.now_ms()

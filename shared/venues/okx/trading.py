@@ -16,7 +16,6 @@ The key, secret and passphrase are never logged, shown or put in an error.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -28,6 +27,7 @@ from shared.venues.okx.client import OkxRest
 from shared.venues.okx.private import Rows, to_contracts
 from shared.venues.okx.stream import OkxPrivateStream
 from shared.venues.trading import (
+    AlnumClientIds,
     BadRow,
     BalanceUpdate,
     Budget,
@@ -43,20 +43,16 @@ from shared.venues.trading import (
     Side,
     StreamUpdate,
     VenueTrading,
+    alnum_client_id,
 )
 
 log = logging.getLogger("arb.okx")
 BILLS_DAYS = 6.9  # /account/bills answers the last 7 days; older asks /account/bills-archive
-_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
-_EXECUTOR_ID = re.compile(r"[0-9a-f]{12}[A-Z]{2}[0-9]+")  # a link id (services/executor/core.py) without its '-'
 
 
 def client_id(link_id: str) -> str:
     """OKX's clOrdId for a link id: its letters and digits (1-32 alphanumerics, §2.4)."""
-    cl_ord_id = _NOT_ALNUM.sub("", link_id)
-    if not 0 < len(cl_ord_id) <= 32:
-        raise ValueError(f"link id {link_id!r} makes no OKX client id (1-32 letters and digits): {cl_ord_id!r}")
-    return cl_ord_id
+    return alnum_client_id(link_id, "OKX")
 
 
 def order_request(spec: OrderSpec, inst: Instrument, cl_ord_id: str) -> dict[str, str]:
@@ -91,7 +87,7 @@ def order_request(spec: OrderSpec, inst: Instrument, cl_ord_id: str) -> dict[str
     return {**body, "ordType": order_types[spec.tif], "px": format(spec.price, "f")}
 
 
-class OkxTrading(VenueTrading):
+class OkxTrading(AlnumClientIds, VenueTrading):
     venue = "okx"
     order_rate = (60, 2.0)  # place-order per instId (§2.3)
     ids_reusable = True  # clOrdId is unique only among pending orders (§2.4)
@@ -117,21 +113,6 @@ class OkxTrading(VenueTrading):
         return cls(http, rest_url, ws_url, key, secret, passphrase, instruments, demo=demo)
 
     # ------------------------------------------------------------------ ids and clock
-
-    def client_id(self, link_id: str) -> str:
-        cl_ord_id = client_id(link_id)
-        self._links[cl_ord_id] = link_id
-        return cl_ord_id
-
-    def link_id(self, cl_ord_id: str) -> str:
-        """The link id a clOrdId was made from: as this client made it, else in the executor's form
-        (a trade id of 12 hex digits, '-', the order's code: what a restarted client meets), else
-        the clOrdId itself."""
-        if cl_ord_id in self._links:
-            return self._links[cl_ord_id]
-        if _EXECUTOR_ID.fullmatch(cl_ord_id):
-            return f"{cl_ord_id[:12]}-{cl_ord_id[12:]}"
-        return cl_ord_id
 
     def now_ms(self) -> int:
         return self.rest.now_ms()
