@@ -31,6 +31,7 @@ import aiohttp
 import yarl
 
 from shared.venues.binance import signing
+from shared.venues.signed_rest import SignedRest
 from shared.venues.trading import Budget, Kind, OutcomeUnknown, Refused
 
 log = logging.getLogger("arb.binance")
@@ -94,48 +95,28 @@ def order_budget(window_s: float = 10.0, limit: int = ORDERS_10S) -> Budget:
     return Budget({ORDER_PATH: limit}, limit, window_s=window_s)
 
 
-class BinanceRest:
+class BinanceRest(SignedRest):
     """Binance's signed REST, answered as parsed JSON or raised as Refused / OutcomeUnknown."""
+
+    time_path = "/fapi/v1/time"
 
     def __init__(self, http: aiohttp.ClientSession, rest_url: str, api_key: str, api_secret: str,
                  budget: Budget | None = None, clock: Callable[[], float] = time.time, timeout_s: float = 5.0,
                  recv_window_ms: int = signing.DEFAULT_RECV_WINDOW_MS) -> None:
         if not 0 < recv_window_ms <= signing.MAX_RECV_WINDOW_MS:
             raise ValueError(f"recvWindow {recv_window_ms} ms: Binance takes 1 to {signing.MAX_RECV_WINDOW_MS}")
-        self.http = http
-        self.rest_url = rest_url.rstrip("/")
+        super().__init__(http, rest_url, clock, timeout_s)
         self._key, self._secret = api_key, api_secret
         self.budget = budget or order_budget()
         self.minute_budget = order_budget(60.0, ORDERS_1M)
-        self.clock = clock
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.recv_window_ms = recv_window_ms
-        self.offset_ms = 0  # Binance's clock minus ours
-        self.counts: dict[str, int] = {}
         self.used: dict[str, tuple[int, int]] = {}  # header -> (count, the window it was counted in)
 
     def __repr__(self) -> str:  # never the key or secret
         return f"BinanceRest({self.rest_url})"
 
-    def now_ms(self) -> int:
-        """Binance's clock as we reckon it."""
-        return int(self.clock() * 1000) + self.offset_ms
-
-    def _count(self, what: str) -> None:
-        self.counts[what] = self.counts.get(what, 0) + 1
-
-    async def sync_time(self) -> int:
-        """Measure Binance's clock against ours (the midpoint of the round trip); the offset in ms."""
-        sent = self.clock()
-        try:
-            async with self.http.get(f"{self.rest_url}/fapi/v1/time", timeout=self.timeout) as response:
-                body = await response.json(content_type=None)
-            server_ms = int(body["serverTime"])
-        except (TimeoutError, aiohttp.ClientError, OSError, ValueError, LookupError, TypeError) as exc:
-            raise OutcomeUnknown(f"GET /fapi/v1/time: {type(exc).__name__}: {exc}") from None
-        received = self.clock()
-        self.offset_ms = server_ms - int((sent + received) / 2 * 1000)
-        return self.offset_ms
+    def server_ms(self, body: bytes) -> int:
+        return int(json.loads(body)["serverTime"])
 
     # ------------------------------------------------------------------ limits
 

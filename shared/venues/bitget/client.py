@@ -29,6 +29,7 @@ import aiohttp
 import yarl
 
 from shared.venues.bitget import signing
+from shared.venues.signed_rest import SignedRest
 from shared.venues.trading import Budget, Kind, OutcomeUnknown, Refused
 
 log = logging.getLogger("arb.bitget")
@@ -109,44 +110,24 @@ def server_time_ms(body: object) -> int:
     raise ValueError(f"no serverTime in {str(body)[:200]}")
 
 
-class BitgetRest:
+class BitgetRest(SignedRest):
     """Bitget's signed REST, answered as `data` or raised as Refused / OutcomeUnknown."""
+
+    time_path = "/api/v2/public/time"
 
     def __init__(self, http: aiohttp.ClientSession, rest_url: str, api_key: str, api_secret: str, passphrase: str,
                  demo: bool = False, budget: Budget | None = None, clock: Callable[[], float] = time.time,
                  timeout_s: float = 5.0) -> None:
-        self.http = http
-        self.rest_url = rest_url.rstrip("/")
+        super().__init__(http, rest_url, clock, timeout_s)
         self._key, self._secret, self._passphrase = api_key, api_secret, passphrase
         self.demo = demo
         self.budget = budget or Budget(dict(LIMITS_PER_S), DEFAULT_LIMIT_PER_S, window_s=1.0)
-        self.clock = clock
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self.offset_ms = 0  # Bitget's clock minus ours
-        self.counts: dict[str, int] = {}
 
     def __repr__(self) -> str:  # never the key, secret or passphrase
         return f"BitgetRest({self.rest_url}, demo={self.demo})"
 
-    def now_ms(self) -> int:
-        """Bitget's clock as we reckon it."""
-        return int(self.clock() * 1000) + self.offset_ms
-
-    def _count(self, what: str) -> None:
-        self.counts[what] = self.counts.get(what, 0) + 1
-
-    async def sync_time(self) -> int:
-        """Measure Bitget's clock against ours (the midpoint of the round trip); the offset in ms."""
-        sent = self.clock()
-        try:
-            async with self.http.get(f"{self.rest_url}/api/v2/public/time", timeout=self.timeout) as response:
-                body = json.loads(await response.read())
-            server_ms = server_time_ms(body)
-        except (TimeoutError, aiohttp.ClientError, OSError, ValueError, LookupError, TypeError) as exc:
-            raise OutcomeUnknown(f"GET /api/v2/public/time: {type(exc).__name__}: {exc}") from None
-        received = self.clock()
-        self.offset_ms = server_ms - int((sent + received) / 2 * 1000)
-        return self.offset_ms
+    def server_ms(self, body: bytes) -> int:
+        return server_time_ms(json.loads(body))
 
     async def public(self, path: str, params: dict) -> object:
         """An unsigned GET (the market endpoints), with the demo header; `data` or Refused / OutcomeUnknown."""

@@ -26,6 +26,7 @@ import yarl
 
 from shared.venues.okx import signing
 from shared.venues.okx.rest import server_time_ms
+from shared.venues.signed_rest import SignedRest
 from shared.venues.trading import Budget, Kind, OutcomeUnknown, Refused
 
 log = logging.getLogger("arb.okx")
@@ -77,44 +78,24 @@ def kind_of(code: str) -> Kind | None:
     return None if base in OUTCOME_UNKNOWN else CODE_KINDS.get(base, "other")
 
 
-class OkxRest:
+class OkxRest(SignedRest):
     """OKX's signed REST, answered as `data` or raised as Refused / OutcomeUnknown."""
+
+    time_path = "/api/v5/public/time"
 
     def __init__(self, http: aiohttp.ClientSession, rest_url: str, api_key: str, api_secret: str, passphrase: str,
                  demo: bool = False, budget: Budget | None = None, clock: Callable[[], float] = time.time,
                  timeout_s: float = 5.0) -> None:
-        self.http = http
-        self.rest_url = rest_url.rstrip("/")
+        super().__init__(http, rest_url, clock, timeout_s)
         self._key, self._secret, self._passphrase = api_key, api_secret, passphrase
         self.demo = demo
         self.budget = budget or Budget(dict(LIMITS_PER_2S), DEFAULT_LIMIT_PER_2S, window_s=2.0)
-        self.clock = clock
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self.offset_ms = 0  # OKX's clock minus ours
-        self.counts: dict[str, int] = {}
 
     def __repr__(self) -> str:  # never the key, secret or passphrase
         return f"OkxRest({self.rest_url}, demo={self.demo})"
 
-    def now_ms(self) -> int:
-        """OKX's clock as we reckon it."""
-        return int(self.clock() * 1000) + self.offset_ms
-
-    async def sync_time(self) -> int:
-        """Measure OKX's clock against ours (the midpoint of the round trip); the offset in ms."""
-        sent = self.clock()
-        try:
-            async with self.http.get(f"{self.rest_url}/api/v5/public/time", timeout=self.timeout) as response:
-                body = await response.read()
-            server_ms = server_time_ms(body)
-        except (TimeoutError, aiohttp.ClientError, OSError, ValueError, LookupError) as exc:
-            raise OutcomeUnknown(f"GET /api/v5/public/time: {type(exc).__name__}: {exc}") from None
-        received = self.clock()
-        self.offset_ms = server_ms - int((sent + received) / 2 * 1000)
-        return self.offset_ms
-
-    def _count(self, what: str) -> None:
-        self.counts[what] = self.counts.get(what, 0) + 1
+    def server_ms(self, body: bytes) -> int:
+        return server_time_ms(body)
 
     async def request(self, method: str, path: str, params: dict, inst_id: str = "",
                       on_send: Callable[[], None] | None = None) -> list:
