@@ -160,6 +160,24 @@ def text_field(row: dict, name: str) -> str:
     return value
 
 
+Skipped = list[tuple[str, str, object]]  # (what, why, the row): what a venue's parse_private left out
+
+
+def read_rows(rows: list, read: Callable[[dict, Skipped], list], what: str) -> tuple[list, Skipped]:
+    """Every row of a push read by `read` (its updates; it may note what it skips of a row); a row
+    that is not an object, or one `read` finds malformed, is skipped as (what, why, row)."""
+    out: list = []
+    skipped: Skipped = []
+    for row in rows:
+        try:
+            if not isinstance(row, dict):
+                raise BadRow("not an object")
+            out += read(row, skipped)
+        except (BadRow, ArithmeticError) as exc:
+            skipped.append((what, str(exc) or type(exc).__name__, row))
+    return out, skipped
+
+
 class Budget:
     """Rolling request budgets per endpoint (pure but for the sleep): at most `limits[path]`
     requests in any `window_s`, waited for before sending.

@@ -45,9 +45,11 @@ from shared.venues.trading import (
     OrderUpdate,
     PositionUpdate,
     Side,
+    Skipped,
     Status,
     StreamUpdate,
     decimal_field,
+    read_rows,
     text_field,
 )
 
@@ -62,7 +64,6 @@ IGNORED_EVENTS = frozenset({"TRADE_LITE", "listenKeyExpired", "ACCOUNT_CONFIG_UP
                             "STRATEGY_UPDATE", "GRID_UPDATE", "CONDITIONAL_ORDER_TRIGGER_REJECT"})
 _EXACT = decimal.Context(prec=200, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow,
                                           decimal.DivisionByZero])
-Skipped = list[tuple[str, str, object]]
 
 
 def to_quantity(qty: Decimal, step: Decimal) -> Decimal:
@@ -236,13 +237,4 @@ class Rows:
         rows = account.get("P") or []
         if not isinstance(rows, list):
             return [], [("account", "P is not a list", message)]
-        out: list[StreamUpdate] = []
-        skipped: Skipped = []
-        for row in rows:
-            try:
-                if not isinstance(row, dict):
-                    raise BadRow("not an object")
-                out.append(self._position(row, "s", "ps", "pa"))
-            except (BadRow, ArithmeticError) as exc:
-                skipped.append(("position", str(exc) or type(exc).__name__, row))
-        return out, skipped
+        return read_rows(rows, lambda row, _: [self._position(row, "s", "ps", "pa")], "position")

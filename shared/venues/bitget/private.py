@@ -42,14 +42,15 @@ from shared.venues.trading import (
     OrderUpdate,
     PositionUpdate,
     Side,
+    Skipped,
     StreamUpdate,
     decimal_field,
+    read_rows,
     text_field,
 )
 
 STATES = {"live": "open", "new": "open", "init": "open", "partially_filled": "open", "filled": "filled",
           "canceled": "cancelled", "cancelled": "cancelled"}
-Skipped = list[tuple[str, str, object]]
 
 
 def floor_size(qty: Decimal, lot: Decimal) -> Decimal:
@@ -210,16 +211,7 @@ class Rows:
                 "account": self._account_row}.get(channel)
         if read is None:
             return [], []
-        out: list[StreamUpdate] = []
-        skipped: Skipped = []
-        for row in rows:
-            try:
-                if not isinstance(row, dict):
-                    raise BadRow("not an object")
-                out += read(row, skipped)
-            except (BadRow, ArithmeticError) as exc:
-                skipped.append((channel, str(exc) or type(exc).__name__, row))
-        return out, skipped
+        return read_rows(rows, read, channel)
 
     def _order_rows(self, row: dict, skipped: Skipped) -> list[StreamUpdate]:
         order = self.order(row)

@@ -35,8 +35,10 @@ from shared.venues.trading import (
     OrderUpdate,
     PositionUpdate,
     Side,
+    Skipped,
     StreamUpdate,
     decimal_field,
+    read_rows,
     text_field,
 )
 
@@ -55,7 +57,6 @@ CANCEL_SOURCES = {  # [OKX:order-book-trading-trade-ws-order-channel], abridged
 }
 _EXACT = decimal.Context(prec=200, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow,
                                           decimal.DivisionByZero])
-Skipped = list[tuple[str, str, object]]
 
 
 def to_contracts(qty: Decimal, ct_val: Decimal, lot: Decimal) -> Decimal:
@@ -200,16 +201,7 @@ class Rows:
         read = {"orders": self._order_rows, "positions": self._position_row, "account": self._account_row}.get(channel)
         if read is None:
             return [], []
-        out: list[StreamUpdate] = []
-        skipped: Skipped = []
-        for row in rows:
-            try:
-                if not isinstance(row, dict):
-                    raise BadRow("not an object")
-                out += read(row, skipped)
-            except (BadRow, ArithmeticError) as exc:
-                skipped.append((channel, str(exc) or type(exc).__name__, row))
-        return out, skipped
+        return read_rows(rows, read, channel)
 
     def _order_rows(self, row: dict, skipped: Skipped) -> list[StreamUpdate]:
         order = self.order(row)
