@@ -402,6 +402,42 @@ class VenueTrading:
         """What makes the API key unsafe to trade with (it may withdraw, ...); empty when fine."""
         raise NotImplementedError
 
+    # ------------------------------------------------------------------ for the venues' clients
+
+    def _read(self, rows: object, read: Callable[[dict], object], what: str) -> list:
+        """Each row of an answer read by `read`; a malformed one is logged and left out."""
+        out = []
+        for row in rows if isinstance(rows, list) else []:
+            try:
+                out.append(read(row if isinstance(row, dict) else {}))
+            except (BadRow, ArithmeticError) as exc:
+                logging.getLogger(f"arb.{self.venue}").warning("%s: a row skipped (%s): %s", what, exc, row)
+        return out
+
+    async def _with_held_sides(self, rows: list[dict], symbol_of: Callable[[dict], str | None],
+                               read: Callable[[dict, Side], FundingUpdate], what: str) -> list[FundingUpdate]:
+        """Funding ledger rows that name no position side (OKX's bills without `posSide`, Bitget's
+        bills, Binance's income), each read with the one side held at its symbol now, oldest
+        first. With none or both sides held it is "Buy" (UNSURE: the ledger cannot tell; a
+        warning says so). Positions are asked once, and only when there is a row."""
+        held: dict[str, set[Side]] | None = None
+        out = []
+        for row in rows:
+            if held is None:
+                held = {}
+                for p in await self.positions():
+                    if p.qty:
+                        held.setdefault(p.symbol, set()).add("Buy" if p.qty > 0 else "Sell")
+            symbol = symbol_of(row)
+            sides = held.get(symbol, set()) if symbol else set()
+            side: Side = next(iter(sides)) if len(sides) == 1 else "Buy"
+            if len(sides) != 1:
+                logging.getLogger(f"arb.{self.venue}").warning(
+                    "%s: funding on %s, the position side is unknown (%s held); taken as Buy", what,
+                    symbol or row, sorted(sides) or "none")
+            out += self._read([row], lambda r, s=side: read(r, s), what)
+        return sorted(out, key=lambda f: (f.ts_ms, f.funding_id))
+
     def key_checked(self) -> str:
         """What `key_problems` finding nothing means, as `arb validate` says it."""
         return "it may trade, may not withdraw, and is bound to an IP"

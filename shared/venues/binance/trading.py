@@ -49,7 +49,6 @@ from shared.venues.trading import (
     OutcomeUnknown,
     PositionUpdate,
     Refused,
-    Side,
     StreamUpdate,
     VenueTrading,
 )
@@ -260,15 +259,6 @@ class BinanceTrading(VenueTrading):
             raise OutcomeUnknown(f"GET /fapi/v3/balance: a malformed answer: {exc}") from None
         return found or BalanceUpdate(currency="USDT", equity=Decimal(0), available=Decimal(0))
 
-    def _read(self, rows: object, read: Callable[[dict], object], what: str) -> list:
-        out = []
-        for row in rows if isinstance(rows, list) else []:
-            try:
-                out.append(read(row if isinstance(row, dict) else {}))
-            except (BadRow, ArithmeticError) as exc:
-                log.warning("%s: a row skipped (%s): %s", what, exc, row)
-        return out
-
     # ------------------------------------------------------------------ account
 
     async def position_mode(self) -> tuple[bool, str]:
@@ -313,6 +303,10 @@ class BinanceTrading(VenueTrading):
             raise OutcomeUnknown(f"GET /fapi/v1/commissionRate: fee rates {rates}")
         return rates
 
+    def _symbol_of(self, row: dict) -> str | None:
+        inst = self.rows.by_venue_symbol.get(row.get("symbol"))
+        return inst.symbol if inst else None
+
     async def funding_payments(self, since_ms: int) -> list[FundingUpdate]:
         """FUNDING_FEE entries of the income ledger since `since_ms`, oldest first, in pages of 1000
         by time (Binance keeps 3 months).
@@ -336,27 +330,8 @@ class BinanceTrading(VenueTrading):
             if len(page) < INCOME_PAGE or not new:
                 break
             start = last if last > start else start + 1  # a full page at one ms moves on past it
-        held: dict[str, set[Side]] | None = None
-        out = []
-        for row in rows.values():
-            if not isinstance(row.get("time"), int) or row["time"] < since_ms:
-                continue
-            if held is None:
-                held = {}
-                for p in await self.positions():
-                    if p.qty:
-                        held.setdefault(p.symbol, set()).add("Buy" if p.qty > 0 else "Sell")
-            inst = self.rows.by_venue_symbol.get(row.get("symbol"))
-            sides = held.get(inst.symbol, set()) if inst else set()
-            side: Side = next(iter(sides)) if len(sides) == 1 else "Buy"
-            if len(sides) != 1:
-                log.warning("funding entry %s on %s: the position side is unknown (%s held); taken as Buy",
-                            row.get("tranId"), row.get("symbol"), sorted(sides) or "none")
-            try:
-                out.append(self.rows.funding(row, side))
-            except (BadRow, ArithmeticError) as exc:
-                log.warning("income ledger: a row skipped (%s): %s", exc, row)
-        return sorted(out, key=lambda f: (f.ts_ms, f.funding_id))
+        recent = [r for r in rows.values() if isinstance(r.get("time"), int) and r["time"] >= since_ms]
+        return await self._with_held_sides(recent, self._symbol_of, self.rows.funding, "income ledger")
 
     async def key_problems(self) -> list[str]:
         """What makes the key unsafe to trade with: it may withdraw (`enableWithdrawals`) or is bound

@@ -50,7 +50,6 @@ from shared.venues.trading import (
     OutcomeUnknown,
     PositionUpdate,
     Refused,
-    Side,
     StreamUpdate,
     VenueTrading,
     alnum_client_id,
@@ -345,15 +344,6 @@ class BitgetTrading(AlnumClientIds, VenueTrading):
                 return out
             end_id = next_id
 
-    def _read(self, rows: list, read: Callable[[dict], StreamUpdate], what: str) -> list:
-        out = []
-        for row in rows:
-            try:
-                out.append(read(row if isinstance(row, dict) else {}))
-            except (BadRow, ArithmeticError) as exc:
-                log.warning("%s: a row skipped (%s): %s", what, exc, row)
-        return out
-
     # ------------------------------------------------------------------ account
 
     async def ensure_position_mode(self, symbols: list[str]) -> None:
@@ -428,6 +418,10 @@ class BitgetTrading(AlnumClientIds, VenueTrading):
             raise OutcomeUnknown(f"GET /api/v2/mix/market/contracts: no fee rates for {symbol}")
         return self.fees[symbol]
 
+    def _symbol_of(self, row: dict) -> str | None:
+        inst = self.rows.by_venue_symbol.get(row.get("symbol"))
+        return inst.symbol if inst else None
+
     async def funding_payments(self, since_ms: int) -> list[FundingUpdate]:
         """Funding bills (`businessType` contract_settle_fee) since `since_ms`, oldest first: asked
         in windows of at most 30 days (Bitget's limit), each paged back with `idLessThan`; no more
@@ -443,29 +437,9 @@ class BitgetTrading(AlnumClientIds, VenueTrading):
             query = self._scope(businessType="contract_settle_fee", startTime=str(start), endTime=str(end))
             rows += await self._pages("/api/v2/mix/account/bill", query, "bills")
             start = end + 1
-        held: dict[str, set[Side]] | None = None
-        seen: set[str] = set()
-        out = []
-        for row in rows:
-            if not isinstance(row, dict) or row.get("billId") in seen:
-                continue
-            seen.add(row.get("billId"))
-            if held is None:
-                held = {}
-                for p in await self.positions():
-                    if p.qty:
-                        held.setdefault(p.symbol, set()).add("Buy" if p.qty > 0 else "Sell")
-            inst = self.rows.by_venue_symbol.get(row.get("symbol"))
-            sides = held.get(inst.symbol, set()) if inst else set()
-            side: Side = next(iter(sides)) if len(sides) == 1 else "Buy"
-            if len(sides) != 1:
-                log.warning("funding bill %s on %s: the position side is unknown (%s held); taken as Buy",
-                            row.get("billId"), row.get("symbol"), sorted(sides) or "none")
-            try:
-                out.append(self.rows.funding(row, side))
-            except (BadRow, ArithmeticError) as exc:
-                log.warning("funding bills: a row skipped (%s): %s", exc, row)
-        return sorted((f for f in out if f.ts_ms >= since_ms), key=lambda f: (f.ts_ms, f.funding_id))
+        unique = list({r.get("billId"): r for r in rows if isinstance(r, dict)}.values())  # windows may overlap
+        out = await self._with_held_sides(unique, self._symbol_of, self.rows.funding, "funding bills")
+        return [f for f in out if f.ts_ms >= since_ms]
 
     async def key_problems(self) -> list[str]:
         """Nothing to read: the reference (§3) documents no endpoint of Bitget's classic mix API

@@ -40,7 +40,6 @@ from shared.venues.trading import (
     OutcomeUnknown,
     PositionUpdate,
     Refused,
-    Side,
     StreamUpdate,
     VenueTrading,
     alnum_client_id,
@@ -199,15 +198,6 @@ class OkxTrading(AlnumClientIds, VenueTrading):
             raise OutcomeUnknown(f"GET /api/v5/account/balance: a malformed answer: {exc}") from None
         return found or BalanceUpdate(currency="USDT", equity=Decimal(0), available=Decimal(0))
 
-    def _read(self, rows: list, read: Callable[[dict], StreamUpdate], what: str) -> list:
-        out = []
-        for row in rows:
-            try:
-                out.append(read(row if isinstance(row, dict) else {}))
-            except (BadRow, ArithmeticError) as exc:
-                log.warning("%s: a row skipped (%s): %s", what, exc, row)
-        return out
-
     # ------------------------------------------------------------------ account
 
     async def _config(self) -> dict:
@@ -278,29 +268,18 @@ class OkxTrading(AlnumClientIds, VenueTrading):
         query = {"instType": "SWAP", "type": "8", "begin": str(since_ms)}
         recent = self.now_ms() - since_ms < BILLS_DAYS * 86_400_000
         path = "/api/v5/account/bills" if recent else "/api/v5/account/bills-archive"
-        rows = await self.rest.pages(path, query, "billId", stop=older)
-        held: dict[str, set[Side]] | None = None
-        out = []
-        for row in rows:
-            if not isinstance(row, dict) or older(row):
-                continue
-            side = {"long": "Buy", "short": "Sell"}.get(row.get("posSide"))
-            if side is None:
-                if held is None:
-                    held = {}
-                    for p in await self.positions():
-                        if p.qty:
-                            held.setdefault(p.symbol, set()).add("Buy" if p.qty > 0 else "Sell")
-                inst = self.rows.by_inst_id.get(row.get("instId"))
-                sides = held.get(inst.symbol, set()) if inst else set()
-                side = next(iter(sides)) if len(sides) == 1 else "Buy"
-                if len(sides) != 1:
-                    log.warning("funding bill %s on %s: the position side is unknown (%s held); taken as Buy",
-                                row.get("billId"), row.get("instId"), sorted(sides) or "none")
-            try:
-                out.append(self.rows.funding(row, side))
-            except (BadRow, ArithmeticError) as exc:
-                log.warning("funding bills: a row skipped (%s): %s", exc, row)
+        rows = [r for r in await self.rest.pages(path, query, "billId", stop=older)
+                if isinstance(r, dict) and not older(r)]
+        named = [r for r in rows if r.get("posSide") in ("long", "short")]
+        out = self._read(named, lambda r: self.rows.funding(r, "Buy" if r["posSide"] == "long" else "Sell"),
+                         "funding bills")
+
+        def symbol_of(row: dict) -> str | None:
+            inst = self.rows.by_inst_id.get(row.get("instId"))
+            return inst.symbol if inst else None
+
+        unnamed = [r for r in rows if r.get("posSide") not in ("long", "short")]
+        out += await self._with_held_sides(unnamed, symbol_of, self.rows.funding, "funding bills")
         return sorted(out, key=lambda f: (f.ts_ms, f.funding_id))
 
     async def key_problems(self) -> list[str]:
