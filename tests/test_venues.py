@@ -139,6 +139,29 @@ def test_the_registry_lists_exactly_the_venue_folders_and_each_has_the_same_modu
         venue("kraken")
 
 
+def test_live_trading_is_registered_for_exactly_the_venues_with_a_trading_client_and_settings():
+    from shared.settings import CREDENTIAL_PARTS, TRADING_HOSTS
+    from shared.venues import TRADING, trading_client
+    from shared.venues.trading import VenueTrading
+
+    with_client = sorted(n for n in NAMES if (VENUES_DIR / n / "trading.py").is_file())
+    assert sorted(TRADING) == with_client == sorted(TRADING_HOSTS) == sorted(CREDENTIAL_PARTS)
+    for name in TRADING:
+        client = trading_client(name)
+        assert issubclass(client, VenueTrading) and client.venue == name
+        count, window_s = client.order_rate
+        assert count > 0 and window_s > 0
+        # every interface method the executor calls is the venue's own, and arb validate's too (Bybit's
+        # validation is its own: services/validate.py `validate`)
+        validate = ("position_mode",) if name != "bybit" else ()
+        for method in ("for_account", "place", "cancel", "order", "fills", "open_orders", "positions", "balance",
+                       "ensure_position_mode", "fee_rates", "funding_payments", "key_problems", "parse_private",
+                       "private_stream", "sync_time", *validate):
+            assert getattr(client, method) is not getattr(VenueTrading, method), f"{name} lacks {method}"
+    with pytest.raises(UnknownVenue, match="no live trading at 'kucoin'"):
+        trading_client("kucoin")
+
+
 def test_snapshot_keys_are_the_seeds():
     seed = (SHARED / "seeds" / "spread-arbitrage-design.md").read_text()
     keys = set(re.findall(r"^(\w+:\w+:tickers):\{symbol\}", seed, re.MULTILINE))
