@@ -102,7 +102,6 @@ def test_the_settings_reach_the_executor(monkeypatch, tmp_path):
     ("POSITION_SIZE", "ESTIMATED_POSITION_SIZE"), ("BYBIT_API_URL", "BYBIT_REST_URL"),
     ("ENABLE_DEBUG_LOGGING", "LOG_LEVEL=DEBUG"), ("RUST_LOG", "LOG_LEVEL"),
     ("ENABLE_EMERGENCY_STOP", "MAX_DAILY_LOSS"), ("ENABLE_ALL_SAFETY_FEATURES", "SAFETY_MAX_FAILURES"),
-    ("BITGET_API_KEY", "live trading is at Bybit"), ("BITGET_API_SECRET", "live trading is at Bybit"),
 ])
 def test_a_name_the_guide_gives_is_refused_at_start_with_what_to_set_instead(monkeypatch, tmp_path, name, instead):
     from shared.settings import ConfigError

@@ -158,8 +158,13 @@ def test_cross_mode_with_live_execution_is_refused_at_a_venue_without_live_tradi
         "OKX_DEMO_API_PASSPHRASE"]  # all three, the passphrase too
     keyed = keyed.model_copy(update={"okx_demo_api_passphrase": SecretStr("x")})
     assert refusals(keyed, "cross", False, "live", ["bybit", "okx"]) == []
-    assert refusals(keyed, "cross", False, "live", ["bybit", "binance"]) == [
-        "--execution live: no live trading at binance yet; live trading is at bybit, okx (e.g. --venues bybit,okx)"]
+    assert refusals(keyed, "cross", False, "live", ["bybit", "kucoin"]) == [
+        "--execution live: no live trading at kucoin yet; live trading is at bybit, okx, bitget, binance (e.g. "
+        "--venues bybit,okx)"]
+    assert refusals(keyed, "cross", False, "live", ["bitget", "binance"]) == [
+        "cross mode places orders at Bitget on VENUE_ENV=demo: set BITGET_DEMO_API_KEY, BITGET_DEMO_API_SECRET and "
+        "BITGET_DEMO_API_PASSPHRASE",
+        "cross mode places orders at Binance on VENUE_ENV=demo: set BINANCE_DEMO_API_KEY and BINANCE_DEMO_API_SECRET"]
     mainnet = keyed.model_copy(update={"venue_env": "mainnet", "max_daily_loss": None})
     assert [e.split(":")[0] for e in refusals(mainnet, "cross", False, "live", [])] == [
         "live execution on VENUE_ENV=mainnet trades real money", "live execution needs the safety limits set"]

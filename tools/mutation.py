@@ -7,8 +7,9 @@
     python tools/mutation.py executor --only paper.py,trade.py --folder executor-paper  # a part, apart
 
 The files to mutate and the fast tests are `[tool.mutmut]` in pyproject.toml (all three cores);
-this narrows them to one core: its modules (`services/<core>/*` minus `do_not_mutate`) and its
-test files (`tests/test_<core>_*` of the selection, with their `--deselect`s). Each core works in
+this narrows them to one core: its modules (`services/<core>/*` minus `do_not_mutate`; for a
+venue, `shared/venues/<venue>/private.py` and `signing.py`) and its test files
+(`tests/test_<core>_*` of the selection, with their `--deselect`s). Each core works in
 its own folder, `mutants/<core>/` (mutmut's copy is `mutants/<core>/mutants/`), so two cores can
 run at once without sharing a cache. The copy cannot find `../shared` by walking up from its
 tests, so ARB_SHARED_DIR is set to the folder beside the repository unless it is set already.
@@ -32,7 +33,11 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CORES = ("strategy", "executor", "backtest")
+# core -> (its folder, the modules mutated by default; None: all but do_not_mutate). The venues'
+# trading clients are cores too: their pure row parsing, size and price conversion and signing.
+CORES = {"strategy": ("services/strategy", None), "executor": ("services/executor", None),
+         "backtest": ("services/backtest", None),
+         **{v: (f"shared/venues/{v}", ["private.py", "signing.py"]) for v in ("okx", "bitget", "binance")}}
 LINKED = ("services", "shared", "tests", "pyproject.toml")  # what mutmut copies from its working folder
 KILLED = {"killed", "timeout", "caught by type check"}
 
@@ -52,7 +57,9 @@ def core_config(base, core: str, modules: list[str] | None = None):
             selection.append(arg)
     if not any(a.startswith(ours) for a in selection):
         raise SystemExit(f"mutation: no tests/test_{core}_*.py in [tool.mutmut] pytest_add_cli_args_test_selection")
-    only = [f"services/{core}/{m}" for m in modules] if modules else [f"services/{core}/*"]
+    folder, default = CORES[core]
+    modules = modules or default
+    only = [f"{folder}/{m}" for m in modules] if modules else [f"{folder}/*"]
     return dataclasses.replace(base, only_mutate=only, pytest_add_cli_args_test_selection=selection)
 
 
