@@ -8,8 +8,8 @@ and not its source); Binance's comes from the simulator, which also runs as in a
 Every process's resident memory is sampled every 2 s.
 
 Figures: the rate the Bybit ingestor received; crashes = 0 (`arb up` exits 0 only when every
-worker did); each of our services under 100 MB and growing at most 10 % after the warm-up
-(the first minute, as in the hour-long form); drops = 0 below the cap: events the ingestor's
+worker did); each of our services under 100 MB and growing at most 10 % after its warm-up
+(its first minute and a half in the short form, its first minute in the hour-long one); drops = 0 below the cap: events the ingestor's
 buffer dropped, and md:* entries trimmed before the strategy's or the executor's group read
 them. redis-server is reported apart: its memory is the capped streams' data.
 """
@@ -44,7 +44,10 @@ def test_12_the_stack_at_10x_the_seeds_rate_does_not_crash_grow_or_drop(tmp_path
     if not shutil.which("redis-server"):
         pytest.skip("the soak runs arb up on its own redis-server")
     seconds = scale(180, 3600)
-    warm = 60.0  # the strategy and the executor settle within a minute (the hour-long run: +3.9 % after it)
+    # the strategy and the executor settle within a minute of their start (the hour-long run: +3.9 % after it);
+    # the short form waits longer: in a fresh clone every process compiles its modules as it starts, all at
+    # once on 2 cores, and a CI run measured the strategy's one-time growth (~3 MB) after its first minute
+    warm = scale(90.0, 60.0)
     feed_port, state = free_port(), tmp_path / "state"
     feed = subprocess.Popen([sys.executable, str(ROOT / "benchmarks/feed_server.py"), "--port", str(feed_port),
                              "--rate", str(RATE), "--seconds", str(seconds + 120)], stdout=subprocess.PIPE)
@@ -62,17 +65,19 @@ def test_12_the_stack_at_10x_the_seeds_rate_does_not_crash_grow_or_drop(tmp_path
     after_warm: dict[str, float] = {}
     last: dict[str, float] = {}
     started, stats = None, None
+    seen: dict[str, float] = {}  # each process: when it was first seen (its warm-up counts from there)
     try:
         while up.poll() is None:
             if started is None and (state / "redis.url").exists():
-                started = time.monotonic()  # the stack is coming up: the warm-up counts from here
+                started = time.monotonic()  # the stack is coming up
             for pid, name in children(up.pid).items():
                 name = "redis-server" if name.startswith("redis-server") else name  # its title has the port
                 if (rss := rss_mb(pid)) is None:
                     continue
                 peak[name] = max(peak.get(name, 0.0), rss)
                 last[name] = rss
-                if started is not None and time.monotonic() - started >= warm:
+                seen.setdefault(name, time.monotonic())
+                if time.monotonic() - seen[name] >= warm:
                     after_warm.setdefault(name, rss)
             if stats is None and started is not None and time.monotonic() - started >= seconds - 10:
                 stats = _stats((state / "redis.url").read_text().strip())
