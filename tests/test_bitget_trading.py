@@ -4,7 +4,7 @@ client ids, and the demo's product type found by `prepare`."""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import aiohttp
 import pytest
@@ -43,7 +43,15 @@ def test_a_size_is_floored_onto_the_lot_grid_and_never_more_than_asked(qty, lot,
 def test_an_opening_order_under_the_minimum_notional_is_short_and_a_close_is_not(qty, price, minimum):
     size, short = order_size(qty, price, BTC, minimum)
     assert bool(short) == (size < BTC.min_size or size * price < minimum)
-    assert order_size(qty, price, BTC, minimum, opens=False)[1] == ("" if size >= BTC.min_size else short)
+    assert order_size(qty, price, BTC, minimum, opens=False)[1] == ("" if size >= BTC.lot else short)
+
+
+@given(st.sampled_from([Decimal("0.001"), Decimal("0.004"), Decimal("0.0099")]))
+def test_a_close_under_the_minimum_opening_amount_is_sent_and_an_open_is_not(qty):
+    eth = Instrument(venue="bitget", symbol="ETHUSDT", venue_symbol="ETHUSDT", lot=Decimal("0.001"),
+                     min_size=Decimal("0.01"))  # minTradeNum ten lots: what is left of a position may be less
+    assert order_size(qty, None, eth, None, opens=False) == (qty.quantize(Decimal("0.001"), ROUND_DOWN), "")
+    assert "under the minimum of 0.01" in order_size(qty, None, eth, None)[1]
 
 
 @given(st.decimals(min_value=Decimal("0.01"), max_value=Decimal("1000000"), places=4),

@@ -83,11 +83,12 @@ def hedge_sides(spec: OrderSpec) -> tuple[str, str]:
 def order_size(qty: Decimal, price: Decimal | None, inst: Instrument, min_notional: Decimal | None,
                opens: bool = True) -> tuple[Decimal, str]:
     """The size Bitget is sent for `qty` base coin: floored to the lot (`sizeMultiplier`), and
-    "" when that is fine, else why it is under the minimum (`minTradeNum`; for an order that
-    opens at a known price, `minTradeUSDT` as well). Pure: the property tests hold it to the grid."""
+    "" when that is fine, else why it is under the minimum: one lot, and for an order that opens,
+    `minTradeNum` ("minimum opening amount", §3.3) and, at a known price, `minTradeUSDT`; a close
+    of what is left below them can still be sent. Pure: the property tests hold it to the grid."""
     lot = inst.lot or Decimal(1)
     size = floor_size(qty, lot)
-    minimum = max(inst.min_size or Decimal(0), lot)
+    minimum = max(inst.min_size or Decimal(0), lot) if opens else lot
     if size < minimum:
         return size, f"{qty} {inst.symbol} is {size} on the lot grid of {lot}, under the minimum of {minimum}"
     if opens and min_notional and price is not None and size * price < min_notional:
