@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from shared.instruments import Instrument
 from shared.venues.bitget.private import Rows
-from shared.venues.trading import BalanceUpdate, FillUpdate, FundingUpdate, OrderUpdate, PositionUpdate
+from shared.venues.trading import BadRow, BalanceUpdate, FillUpdate, FundingUpdate, OrderUpdate, PositionUpdate
 
 BTC = Instrument(venue="bitget", symbol="BTCUSDT", venue_symbol="BTCUSDT", tick=Decimal("0.1"),
                  lot=Decimal("0.001"), min_size=Decimal("0.001"))
@@ -111,3 +113,181 @@ def test_malformed_rows_are_skipped_not_raised():
     assert [type(u) for u in updates] == [OrderUpdate] and [s[0] for s in skipped] == ["fill"]
     assert ROWS.message("pong") == ([], []) and ROWS.message({"event": "login", "code": 0}) == ([], [])
     assert ROWS.message("nonsense")[1] == [("message", "not an object", "nonsense")]
+
+
+# ---------------------------------------------------------------- fields, fallbacks and reasons
+
+PUSH = ORDERS["data"][0]
+REST_FILL = FILL["data"][0]
+# demo contracts may be S-prefixed (§3.1): Bitget's symbol is not the canonical one
+DEMO_BTC = Instrument(venue="bitget", symbol="BTCUSDT", venue_symbol="SBTCSUSDT", tick=Decimal("0.1"),
+                      lot=Decimal("0.001"), min_size=Decimal("0.001"))
+DEMO_ROWS = Rows({"SBTCSUSDT": DEMO_BTC}, lambda oid: oid)
+
+
+def push(**fields) -> dict:
+    """The orders push with one row: the reference's, these fields changed (None: left out)."""
+    row = {k: v for k, v in {**PUSH, **fields}.items() if v is not None}
+    return {**ORDERS, "data": [row]}
+
+
+def test_a_pushed_order_counts_the_accumulated_fill_not_the_last_one():
+    # a second partial fill: baseVolume is that fill (5), accBaseVolume all filled so far (15) (§3.5)
+    updates, skipped = ROWS.message(push(accBaseVolume="15", baseVolume="5", tradeId="1111111112"))
+    assert skipped == []
+    fill, order = updates
+    assert (fill.qty, fill.fill_id) == (Decimal("5"), "1111111112")
+    assert order.filled_qty == Decimal("15")
+
+
+def test_the_orders_push_scope_M_is_a_maker_fill_and_T_a_taker_one():
+    assert ROWS.message(push(tradeScope="M"))[0][0].maker is True
+    assert ROWS.message(push(tradeScope="T"))[0][0].maker is False
+    assert ROWS.fill({**REST_FILL, "tradeScope": "maker"}).maker is True
+    assert ROWS.fill({**REST_FILL, "tradeScope": "taker"}).maker is False
+
+
+def test_a_pushed_fill_is_timed_by_its_fill_time_else_the_update_time():
+    updates, _ = ROWS.message(push(fillTime="1695718781146", uTime="1695718781150"))
+    assert updates[0].ts_ms == 1695718781146
+    updates, _ = ROWS.message(push(fillTime=None, uTime="1695718781150"))
+    assert updates[0].ts_ms == 1695718781150
+
+
+def test_a_fill_row_is_timed_by_its_creation_time_else_its_update_time_else_0():
+    assert ROWS.fill({**REST_FILL, "cTime": "1703577336606", "uTime": "1703577336999"}).ts_ms == 1703577336606
+    no_ctime = {k: v for k, v in REST_FILL.items() if k != "cTime"}
+    assert ROWS.fill({**no_ctime, "uTime": "1703577336999"}).ts_ms == 1703577336999
+    # a time that is not epoch ms (empty, text, a boolean) is passed over for the next
+    for bad in ("", "n/a", "-5", True):
+        assert ROWS.fill({**REST_FILL, "cTime": bad, "uTime": "1703577336999"}).ts_ms == 1703577336999
+    assert ROWS.fill({**REST_FILL, "cTime": 1703577336606}).ts_ms == 1703577336606  # a JSON number is a time too
+    untimed = {k: v for k, v in REST_FILL.items() if k not in ("cTime", "uTime")}
+    assert ROWS.fill(untimed).ts_ms == 0  # no time at all: 0, not a made-up one
+
+
+def test_a_push_without_a_complete_fill_gives_only_the_order_state():
+    # a live order's push, or one whose fill fields are empty or zero: nothing to record, nothing malformed
+    for fields in ({"status": "live", "accBaseVolume": "0", "baseVolume": "0"},
+                   {"tradeId": "", "baseVolume": "10"},
+                   {"tradeId": "1111111111", "baseVolume": ""},
+                   {"tradeId": None, "fillPrice": None, "fillFee": None}):
+        updates, skipped = ROWS.message(push(**fields))
+        assert skipped == [] and [type(u) for u in updates] == [OrderUpdate], fields
+
+
+def test_a_pushed_fill_at_price_0_is_skipped_with_its_reason_and_the_order_kept():
+    updates, skipped = ROWS.message(push(fillPrice="0"))
+    assert [type(u) for u in updates] == [OrderUpdate]
+    assert [(what, why) for what, why, _ in skipped] == [("fill", "fillPrice='0'")]
+    updates, skipped = ROWS.message(push(fillFee="lots"))
+    assert [(what, why) for what, why, _ in skipped] == [("fill", "fillFee='lots'")]
+
+
+def test_a_fill_row_of_nothing_or_at_price_0_is_malformed():
+    for field in ("baseVolume", "price"):
+        updates, skipped = ROWS.message({**FILL, "data": [{**REST_FILL, field: "0"}]})
+        assert updates == [] and [(w, why) for w, why, _ in skipped] == [("fill", f"{field}='0'")]
+
+
+def test_a_fill_fee_is_the_negated_sum_of_its_fee_details_whichever_name_they_use():
+    # fillList/fill rows say totalFee; the orders push's feeDetail says fee (§3.4, §3.5)
+    row = {**REST_FILL, "feeDetail": [{"feeCoin": "USDT", "fee": "-0.2"}, {"feeCoin": "USDT", "totalFee": "0.05"}]}
+    assert ROWS.fill(row).fee == Decimal("0.15")
+    for details, why in (([], "feeDetail missing"), (None, "feeDetail missing"), ({"totalFee": "-1"}, "feeDetail missing"),
+                         (["-0.1"], "feeDetail row is not an object")):
+        updates, skipped = ROWS.message({**FILL, "data": [{**REST_FILL, "feeDetail": details}]})
+        assert updates == [] and [(w, reason) for w, reason, _ in skipped] == [("fill", why)], details
+
+
+def test_rows_without_a_client_id_are_linked_to_none_of_ours():
+    # an order placed on the website has no clientOid: its link id is the empty one's
+    seen = []
+    rows = Rows({"BTCUSDT": BTC}, lambda oid: seen.append(oid) or f"link:{oid}")
+    detail = {"symbol": "BTCUSDT", "orderId": "9", "state": "live", "baseVolume": "0"}
+    assert rows.order(detail).link_id == "link:"
+    assert rows.order({**detail, "clientOid": None}).link_id == "link:"
+    no_oid = {k: v for k, v in REST_FILL.items() if k != "clientOid"}
+    assert rows.fill(no_oid).link_id == "link:"
+    assert rows.fill({**REST_FILL, "clientOid": 5}).link_id == "link:"
+    assert seen == ["", "", "", ""]
+
+
+def test_an_order_without_its_filled_size_has_filled_nothing():
+    detail = {"symbol": "BTCUSDT", "orderId": "9", "clientOid": "abc", "state": "live"}
+    assert ROWS.order(detail).filled_qty == 0
+    assert ROWS.order({**detail, "baseVolume": ""}).filled_qty == 0
+    assert ROWS.order({**detail, "baseVolume": "0.004"}).filled_qty == Decimal("0.004")
+
+
+def test_a_cancelled_order_gives_bitgets_state_and_cancel_reason():
+    detail = {"symbol": "BTCUSDT", "orderId": "9", "clientOid": "abc", "state": "canceled", "baseVolume": "0.01",
+              "force": "gtc", "cancelReason": "stp_cancel"}
+    assert ROWS.order(detail).reason == "canceled: stp_cancel"
+    assert ROWS.order({**detail, "cancelReason": ""}).reason == "canceled"
+    no_reason = {k: v for k, v in detail.items() if k != "cancelReason"}
+    assert ROWS.order(no_reason).reason == "canceled"
+    assert ROWS.order({**detail, "state": "filled"}).reason == ""
+
+
+def test_a_post_only_cancel_is_a_rejection_unless_this_client_asked_that_order_cancelled():
+    asked_links = {"0123456789ab-LE2"}
+    rows = Rows({"BTCUSDT": BTC}, lambda oid: {"abc": "0123456789ab-LE1", "def": "0123456789ab-LE2"}[oid],
+                asked_links.__contains__)
+    post_only = {"symbol": "BTCUSDT", "orderId": "9", "clientOid": "abc", "state": "canceled", "baseVolume": "0",
+                 "force": "post_only"}
+    assert rows.order(post_only).kind == "post_only"
+    assert rows.order({**post_only, "clientOid": "def"}).kind is None
+
+
+def test_every_row_kind_reads_the_contract_under_symbol_or_inst_id():
+    # REST rows name it `symbol`, pushes `instId` (§3.3-3.5); both are read wherever they come
+    position_rest = {k: v for k, v in POSITIONS["data"][0].items() if k != "instId"}
+    assert ROWS.position({**position_rest, "symbol": "BTCUSDT"}).symbol == "BTCUSDT"
+    fill_inst = {k: v for k, v in REST_FILL.items() if k != "symbol"}
+    assert ROWS.fill({**fill_inst, "instId": "BTCUSDT"}).symbol == "BTCUSDT"
+    updates, skipped = ROWS.message(push(instId=None, symbol="BTCUSDT"))
+    assert skipped == [] and [type(u) for u in updates] == [FillUpdate, OrderUpdate]
+
+
+def test_rows_name_the_canonical_symbol_of_a_demo_contract():
+    assert DEMO_ROWS.fill({**REST_FILL, "symbol": "SBTCSUSDT"}).symbol == "BTCUSDT"
+    position = {**POSITIONS["data"][0], "instId": "SBTCSUSDT"}
+    assert DEMO_ROWS.position(position) == PositionUpdate("BTCUSDT", Decimal("-1"), "short")
+    bill = {"billId": "3", "symbol": "SBTCSUSDT", "amount": "0.3", "businessType": "contract_settle_fee",
+            "cTime": "1700000000000"}
+    # funding received: amount > 0 on Bitget, a negative payment here
+    assert DEMO_ROWS.funding(bill, "Buy") == FundingUpdate("3", "BTCUSDT", "Buy", Decimal("-0.3"), 1700000000000)
+    # a bill of a contract this client does not trade keeps Bitget's symbol: it is still money paid
+    other = DEMO_ROWS.funding({**bill, "symbol": "ETHUSDT", "amount": "-0.1"}, "Sell")
+    assert (other.symbol, other.amount) == ("ETHUSDT", Decimal("0.1"))
+
+
+def test_a_bill_that_is_not_a_funding_settlement_is_refused_with_its_type():
+    bill = {"billId": "4", "symbol": "BTCUSDT", "amount": "-1", "businessType": "open_long", "cTime": "1"}
+    with pytest.raises(BadRow, match="open_long"):
+        ROWS.funding(bill, "Buy")
+
+
+def test_a_negative_equity_or_available_balance_is_reported_not_skipped():
+    # a cross-margin account whose losses passed its margin: the user must see it
+    row = {**ACCOUNT["data"][0], "equity": "-2.5", "available": "-4"}
+    assert ROWS.message({**ACCOUNT, "data": [row]}) == ([BalanceUpdate("USDT", Decimal("-2.5"), Decimal("-4"))], [])
+
+
+def test_malformed_rows_are_skipped_with_their_reason():
+    rows = [{**PUSH, "status": "weird"}, {**PUSH, "instId": "XYZUSDT"},
+            {k: v for k, v in PUSH.items() if k != "instId"}, {**PUSH, "status": ["live"]}]
+    updates, skipped = ROWS.message({**ORDERS, "data": rows})
+    assert updates == [] and [what for what, _, _ in skipped] == ["orders"] * 4
+    reasons = [why for _, why, _ in skipped]
+    assert "weird" in reasons[0] and "XYZUSDT" in reasons[1] and "symbol" in reasons[2]
+    position = {k: v for k, v in POSITIONS["data"][0].items() if k != "holdSide"}
+    updates, skipped = ROWS.message({**POSITIONS, "data": [position]})
+    assert updates == [] and skipped[0][0] == "positions" and "holdSide" in skipped[0][1]
+
+
+def test_a_message_without_a_channel_or_a_data_list_is_skipped_whole():
+    for message in ({"action": "snapshot", "data": []}, {**ORDERS, "arg": "orders"}, {**ORDERS, "data": None},
+                    {**ORDERS, "data": PUSH}):
+        assert ROWS.message(message) == ([], [("message", "no channel or no data list", message)])

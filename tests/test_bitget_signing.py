@@ -69,3 +69,18 @@ def test_the_websocket_login_signs_seconds_over_user_verify():
     assert gate.login(login["args"], 1_538_054_050_000 + 31_000)[1].code == "30014"
     assert gate.login(signing.websocket_login("k", "other", "pp", 1_538_054_050)["args"],
                       1_538_054_050_000)[1].code == "30015"
+
+
+def test_every_request_says_json_and_english_and_a_request_without_query_signs_none():
+    headers = signing.auth_headers("k", SECRET, "pp", 1_700_000_000_123, "GET", "/api/v2/mix/account/accounts")
+    assert headers["Content-Type"] == "application/json" and headers["locale"] == "en-US"  # §3.2
+    assert headers["ACCESS-SIGN"] == reference_sign(SECRET, "1700000000123GET/api/v2/mix/account/accounts")
+
+
+def test_a_timestamp_is_accepted_within_30_s_either_side_as_the_simulators_gate_does():
+    server = 1_800_000_000_000
+    for offset, ok in ((0, True), (30_000, True), (-30_000, True), (30_001, False), (-30_001, False)):
+        assert signing.timestamp_accepted(server + offset, server) is ok, offset
+        headers = signing.auth_headers("k", SECRET, "pp", server + offset, "GET", "/p")
+        refusal = BitgetGate({"k": SECRET}, {"k": "pp"}).check("GET", "/p", "", headers, "", server)[1]
+        assert (refusal is None) is ok, offset
