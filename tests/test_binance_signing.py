@@ -52,3 +52,9 @@ def test_the_simulator_verifies_what_the_client_signs():
     assert gate.check({"X-MBX-APIKEY": "key"}, query, "", 1_005_001)[1].code == -1021
     assert gate.check({"X-MBX-APIKEY": "nobody"}, query, "", 1_000_000)[1].code == -2015
     assert gate.check({}, query, "", 1_000_000)[1].code == -2014
+
+
+def test_false_is_sent_as_false():
+    """`reduceOnly` takes "true"/"false" (§4.3): False must not be sent as True, nor as Python's False."""
+    assert signed_query("s", {"reduceOnly": False, "closePosition": True}, 1, 5000).startswith(
+        "reduceOnly=false&closePosition=true&recvWindow=5000&timestamp=1&")

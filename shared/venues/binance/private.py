@@ -225,7 +225,8 @@ class Rows:
             fill = FillUpdate(link_id=order.link_id, fill_id=_id(row, "t"), symbol=inst.symbol,
                               qty=decimal_field(row, "l", positive=True), price=decimal_field(row, "L", positive=True),
                               fee=decimal_field(row, "n", low=None) if row.get("n") not in (None, "") else Decimal(0),
-                              maker=row.get("m") is True, ts_ms=_ms(row, "T") or _ms(message, "T", "E"))
+                              maker=row.get("m") is True,
+                              ts_ms=_ms(row, "T") or _ms(message, "T") or _ms(message, "E"))
         except (BadRow, ArithmeticError) as exc:  # the order's state still counts; its fills come by REST
             return [order], [("fill", str(exc) or type(exc).__name__, row)]
         return [fill, order], []
