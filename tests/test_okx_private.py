@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from shared.instruments import Instrument
 from shared.venues.okx.private import Rows, to_base, to_contracts
-from shared.venues.trading import BalanceUpdate, FillUpdate, OrderUpdate, PositionUpdate
+from shared.venues.trading import BadRow, BalanceUpdate, FillUpdate, FundingUpdate, OrderUpdate, PositionUpdate
 
 BTC = Instrument(venue="okx", symbol="BTCUSDT", venue_symbol="BTC-USDT-SWAP", contract_size=Decimal("0.01"),
                  tick=Decimal("0.1"), lot=Decimal("0.01"), min_size=Decimal("0.01"))
@@ -254,3 +254,151 @@ def test_mutated_pushes_never_raise_nor_make_a_bad_fill(base, choices):
         if isinstance(update, BalanceUpdate):
             assert update.equity.is_finite() and update.available.is_finite()
     assert all(len(entry) == 3 for entry in skipped)
+
+
+# ---------------------------------------------------------------------- what a user of the rows relies on
+
+def test_a_push_without_its_own_fill_time_is_timed_at_its_update():
+    assert rows().message(order_push(fillTime="1746947317399"))[0][0].ts_ms == 1746947317399  # fillTime first
+    for gone in ({"fillTime": ""}, {"fillTime": None}):
+        updates, skipped = rows().message(order_push(**gone, uTime="1746947317500"))
+        assert skipped == [] and updates[0].ts_ms == 1746947317500
+    without = order_push(uTime="")
+    del without["data"][0]["fillTime"]
+    assert rows().message(without)[0][0].ts_ms == 0  # no time at all is 0, not a made-up one
+
+
+def test_a_trade_id_without_a_fill_size_or_a_size_without_a_trade_id_is_no_fill():
+    for fields in ({"fillSz": ""}, {"tradeId": ""}):
+        updates, skipped = rows().message(order_push(**fields))
+        assert skipped == [] and [type(u) for u in updates] == [OrderUpdate]
+
+
+def test_a_later_fill_without_its_fee_is_skipped_with_that_reason():
+    message = order_push(accFillSz="0.05", state="partially_filled")
+    assert rows().message(message)[1] == [("fill", "fillFee missing on a later fill", message["data"][0])]
+
+
+def test_an_order_without_a_filled_size_has_filled_nothing():
+    updates, skipped = rows().message(order_push(state="live", accFillSz="", tradeId="", fillSz=""))
+    assert skipped == [] and updates[0].filled_qty == 0 and updates[0].status == "open"
+    message = order_push(state="live", tradeId="", fillSz="")
+    del message["data"][0]["accFillSz"]
+    updates, skipped = rows().message(message)
+    assert skipped == [] and updates[0].filled_qty == 0
+
+
+def test_a_size_too_long_to_convert_exactly_is_refused_not_rounded():
+    size = "1" * 250  # contracts * ctVal needs more digits than the exact context holds
+    message = order_push(accFillSz=size)
+    assert rows().message(message) == ([], [("orders", f"accFillSz={size!r}", message["data"][0])])
+
+
+def test_a_state_that_is_not_text_is_skipped_with_its_reason():
+    message = order_push(state=["filled"])
+    assert rows().message(message) == ([], [("orders", "state=['filled']", message["data"][0])])
+
+
+def test_a_cancel_without_a_source_says_canceled():
+    message = order_push(state="canceled", tradeId="", fillSz="", accFillSz="0")
+    del message["data"][0]["cancelSource"]
+    [order], skipped = rows().message(message)
+    assert skipped == [] and (order.status, order.reason, order.kind) == ("cancelled", "canceled", None)
+
+
+@pytest.mark.parametrize(("words", "reason"), [
+    ("Order canceled by user", "cancelSource 1: Order canceled by user"),  # OKX's own words first
+    ("", "cancelSource 1: canceled by user"), (7, "cancelSource 1: canceled by user"),  # else the table's
+])
+def test_a_cancel_reason_uses_okx_words_when_it_sends_them(words, reason):
+    updates, _ = rows().message(order_push(state="canceled", cancelSource="1", cancelSourceReason=words,
+                                           tradeId="", fillSz=""))
+    assert updates[0].reason == reason
+
+
+def test_an_order_without_a_client_id_is_linked_to_the_empty_id():
+    message = order_push(tradeId="")
+    del message["data"][0]["clOrdId"]
+    [order], _ = rows().message(message)
+    assert order.link_id == ""
+
+
+def test_a_position_without_a_side_is_skipped_with_its_reason():
+    message = copy.deepcopy(POSITIONS_DOC)
+    message["data"][0]["instId"] = "ETH-USDT-SWAP"
+    del message["data"][0]["posSide"]
+    assert rows().message(message) == ([], [("positions", "posSide=None", message["data"][0])])
+
+
+def test_an_account_in_deficit_is_reported_not_dropped():
+    message = copy.deepcopy(ACCOUNT_CAPTURE)
+    message["data"][0]["details"][0].update(eq="-12.5", availEq="", availBal="-3")
+    assert rows().message(message) == ([BalanceUpdate(currency="USDT", equity=Decimal("-12.5"),
+                                                       available=Decimal("-3"))], [])
+
+
+def test_an_account_row_whose_details_is_not_a_list_is_skipped_with_its_reason():
+    message = copy.deepcopy(ACCOUNT_CAPTURE)
+    message["data"][0]["details"] = {"ccy": "USDT"}
+    assert rows().message(message) == ([], [("account", "details is not a list", message["data"][0])])
+
+
+@pytest.mark.parametrize(("message", "why"), [
+    (None, "not an object"), (42, "not an object"), ([1], "not an object"),
+    ({"arg": {"channel": "orders"}}, "no channel or no data list"),
+    ({"arg": "orders", "data": []}, "no channel or no data list"),
+])
+def test_a_broken_message_is_skipped_with_its_reason(message, why):
+    assert rows().message(message) == ([], [("message", why, message)])
+
+
+# ---------------------------------------------------------------------- REST fills (§2.7 fills-history)
+
+# a fills-history record with the reference's fields: 3 contracts of BTC-USDT-SWAP (ctVal 0.01) = 0.03 BTC
+# taken at 103698.9, fee 0.05 % of 3110.967 charged (negative); ts (the record's) after fillTime (the trade's)
+FILL_ROW = {"instId": "BTC-USDT-SWAP", "tradeId": "1518905600", "ordId": "2497956918703120384",
+            "clOrdId": "001BTCUSDT20250106001", "billId": "2497956918711508992", "subType": "1",
+            "fillPx": "103698.9", "fillSz": "3", "side": "buy", "posSide": "long", "execType": "T",
+            "fee": "-1.5554835", "feeCcy": "USDT", "fillPnl": "0", "fillMarkPx": "103700.1",
+            "ts": "1746947317450", "fillTime": "1746947317402"}
+
+
+def test_a_rest_fill_is_base_units_with_the_fee_paid_positive_at_its_trade_time():
+    assert rows().fill(FILL_ROW, "L") == FillUpdate(
+        link_id="L", fill_id="1518905600", symbol="BTCUSDT", qty=Decimal("0.03"), price=Decimal("103698.9"),
+        fee=Decimal("1.5554835"), maker=False, ts_ms=1746947317402)
+    assert rows().fill({**FILL_ROW, "execType": "M", "fee": "0.2"}, "L").maker is True
+    assert rows().fill({**FILL_ROW, "execType": "M", "fee": "0.2"}, "L").fee == Decimal("-0.2")  # a rebate
+
+
+def test_a_rest_fill_without_its_trade_time_is_timed_at_the_record():
+    for gone in ("", None):
+        assert rows().fill({**FILL_ROW, "fillTime": gone}, "L").ts_ms == 1746947317450
+    bare = {k: v for k, v in FILL_ROW.items() if k not in ("fillTime", "ts")}
+    assert rows().fill(bare, "L").ts_ms == 0
+
+
+@pytest.mark.parametrize("field", ["fillSz", "fillPx"])
+def test_a_rest_fill_of_nothing_or_at_no_price_is_refused(field):
+    with pytest.raises(BadRow) as refused:
+        rows().fill({**FILL_ROW, field: "0"}, "L")
+    assert str(refused.value) == f"{field}='0'"
+
+
+# ---------------------------------------------------------------------- funding bills (§2.8)
+
+BILL = {"billId": "623950854533513219", "instId": "BTC-USDT-SWAP", "ccy": "USDT", "type": "8", "subType": "173",
+        "balChg": "-0.0525", "bal": "100.4", "pnl": "-0.0525", "sz": "3", "px": "103700", "ts": "1746950400000",
+        "mgnMode": "cross"}
+
+
+def test_a_funding_bill_paid_is_positive_and_received_negative():
+    assert rows().funding(BILL, "Buy") == FundingUpdate(funding_id="623950854533513219", symbol="BTCUSDT",
+                                                        side="Buy", amount=Decimal("0.0525"), ts_ms=1746950400000)
+    assert rows().funding({**BILL, "subType": "174", "balChg": "0.03"}, "Sell").amount == Decimal("-0.03")
+
+
+def test_a_bill_of_another_swap_keeps_its_quote_and_an_odd_inst_id_is_kept_as_sent():
+    assert rows().funding({**BILL, "instId": "BTC-USDC-SWAP"}, "Buy").symbol == "BTCUSDC"
+    assert rows().funding({**BILL, "instId": "BTC-USDT"}, "Buy").symbol == "BTC-USDT"
+    assert rows().funding({**BILL, "instId": "BTCUSDT"}, "Buy").symbol == "BTCUSDT"

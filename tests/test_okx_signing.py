@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
+import re
+import time
 
 import pytest
 from hypothesis import given
@@ -56,7 +59,7 @@ def test_a_timestamp_reads_back_to_its_ms(epoch_ms):
 @pytest.mark.parametrize("text", ["2020-12-08T09:08:57.71Z", "2020-12-08T09:08:57Z", "2020-12-08 09:08:57.715Z",
                                   "2020-12-08T09:08:57.715", "1607418537715", "", None])
 def test_other_timestamp_forms_are_refused(text):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"not an OKX timestamp: {re.escape(repr(text))}"):
         timestamp_ms(text)
 
 
@@ -79,3 +82,18 @@ def test_the_websocket_login_signs_epoch_seconds_get_and_the_verify_path():
     assert websocket_login_signature("s", 1538054050) == expected
     assert websocket_login("k", "s", "p", 1538054050) == {
         "op": "login", "args": [{"apiKey": "k", "passphrase": "p", "timestamp": "1538054050", "sign": expected}]}
+
+
+def test_the_timestamp_is_utc_whatever_the_machines_zone():
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "JST-9"  # a machine nine hours east of UTC (POSIX form: no zone database needed)
+    time.tzset()
+    try:
+        assert timestamp(1607418537715) == DOC_TS
+        assert timestamp_ms(DOC_TS) == 1607418537715
+    finally:
+        if saved is None:
+            os.environ.pop("TZ")
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
