@@ -100,7 +100,7 @@ def main() -> int:
     parser.add_argument("--only", default="", help="only these modules, comma-separated (paper.py,trade.py)")
     parser.add_argument("--folder", default="", help="work in mutants/FOLDER/ (default: the core's name), so that "
                         "runs over different modules of one core do not share verdicts")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # `okx --keep NAME...` as well as `--keep okx NAME...`
     keep = args.keep or bool(args.mutants)
 
     os.environ.setdefault("ARB_SHARED_DIR", str(ROOT.parent / "shared"))
