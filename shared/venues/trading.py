@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import re
@@ -247,6 +248,50 @@ class PrivateStream:
 
     async def _session(self, stop: asyncio.Event) -> None:
         raise NotImplementedError
+
+    async def _listen(self, ws: aiohttp.ClientWebSocketResponse, stop: asyncio.Event) -> None:
+        raise NotImplementedError
+
+    # OKX and Bitget: a JSON login and subscribe answered by `event` messages, text ping/pong
+    REPLY_TIMEOUT_S: ClassVar[float] = 10.0
+    on_connected: Callable[[], Awaitable[None]]
+    on_message: OnMessage
+
+    async def _event(self, ws: aiohttp.ClientWebSocketResponse, early: list[object]) -> dict:
+        """The next event message (login, subscribe, error); pushes before it go to `early`."""
+        async with asyncio.timeout(self.REPLY_TIMEOUT_S):
+            while True:
+                message = await ws.receive()
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    raise ConnectionError(f"private stream closed ({message.type.name})")
+                if message.data == "pong":
+                    continue
+                data = json.loads(message.data)
+                if isinstance(data, dict) and "event" in data:
+                    return data
+                early.append(data)
+
+    async def _subscribe_and_listen(self, ws: aiohttp.ClientWebSocketResponse, stop: asyncio.Event,
+                                    request: dict, channels: set[str]) -> None:
+        """Send `request`, wait until every channel of `channels` is acknowledged, then: connected,
+        `on_connected` awaited (the REST catch-up), the pushes that came before it delivered, and
+        `_listen` until the connection ends or `stop`."""
+        await ws.send_json(request)
+        waiting = set(channels)
+        early: list[object] = []  # pushes before every channel is acknowledged: delivered after on_connected
+        while waiting:
+            reply = await self._event(ws, early)
+            if reply.get("event") == "error":
+                raise ConnectionError(f"private stream subscribe refused: {reply.get('code')} {reply.get('msg')}")
+            arg = reply.get("arg")
+            if reply.get("event") == "subscribe" and isinstance(arg, dict):
+                waiting.discard(arg.get("channel"))
+        self.connects += 1
+        self.connected.set()
+        await self.on_connected()
+        for message in early:
+            await self.on_message(message)
+        await self._listen(ws, stop)
 
     def _log(self, key: str, message: str, *args: object) -> None:
         """A warning at most once a minute per `key` (a failure that repeats does not flood the log)."""

@@ -42,7 +42,6 @@ WS_CODE_KINDS: dict[str, Kind] = {
     "30005": "unknown_key", "30011": "unknown_key", "30012": "unknown_key", "30013": "timestamp",
     "30014": "timestamp", "30015": "bad_signature", "30006": "rate_limit", "30007": "rate_limit",
 }
-REPLY_TIMEOUT_S = 10.0
 PING_S = 25.0
 
 
@@ -94,36 +93,8 @@ class BitgetPrivateStream(PrivateStream):
                 raise StreamRefused(Refused("bitget", code, f"private stream login: {text}", login_kind(code),
                                             "/v2/ws/private"))
             subscriptions = channels(self.inst_type)
-            await ws.send_json({"op": "subscribe", "args": subscriptions})
-            waiting = {a["channel"] for a in subscriptions}
-            early: list[object] = []  # pushes before every channel is acknowledged: delivered after on_connected
-            while waiting:
-                reply = await self._event(ws, early)
-                if reply.get("event") == "error":
-                    raise ConnectionError(f"private stream subscribe refused: {reply.get('code')} {reply.get('msg')}")
-                arg = reply.get("arg")
-                if reply.get("event") == "subscribe" and isinstance(arg, dict):
-                    waiting.discard(arg.get("channel"))
-            self.connects += 1
-            self.connected.set()
-            await self.on_connected()
-            for message in early:
-                await self.on_message(message)
-            await self._listen(ws, stop)
-
-    async def _event(self, ws: aiohttp.ClientWebSocketResponse, early: list[object]) -> dict:
-        """The next event message (login, subscribe, error); pushes before it go to `early`."""
-        async with asyncio.timeout(REPLY_TIMEOUT_S):
-            while True:
-                message = await ws.receive()
-                if message.type != aiohttp.WSMsgType.TEXT:
-                    raise ConnectionError(f"private stream closed ({message.type.name})")
-                if message.data == "pong":
-                    continue
-                data = json.loads(message.data)
-                if isinstance(data, dict) and "event" in data:
-                    return data
-                early.append(data)
+            await self._subscribe_and_listen(ws, stop, {"op": "subscribe", "args": subscriptions},
+                                             {a["channel"] for a in subscriptions})
 
     async def _listen(self, ws: aiohttp.ClientWebSocketResponse, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()

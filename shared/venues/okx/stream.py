@@ -37,7 +37,6 @@ WS_CODE_KINDS: dict[str, Kind] = {
     "60004": "timestamp", "60006": "timestamp", "60014": "rate_limit", "50101": "unknown_key",
     "50111": "unknown_key", "50105": "unknown_key", "50113": "bad_signature", "50110": "permission",
 }
-REPLY_TIMEOUT_S = 10.0
 
 
 class OkxPrivateStream(PrivateStream):
@@ -70,36 +69,8 @@ class OkxPrivateStream(PrivateStream):
                 code, text = str(reply.get("code", "")), str(reply.get("msg", ""))
                 raise StreamRefused(Refused("okx", code, f"private stream login: {text}",
                                             WS_CODE_KINDS.get(code, "other"), "/ws/v5/private"))
-            await ws.send_json({"id": "sub", "op": "subscribe", "args": list(CHANNELS)})
-            waiting = {c["channel"] for c in CHANNELS}
-            early: list[object] = []  # pushes before every channel is acknowledged: delivered after on_connected
-            while waiting:
-                reply = await self._event(ws, early)
-                if reply.get("event") == "error":
-                    raise ConnectionError(f"private stream subscribe refused: {reply.get('code')} {reply.get('msg')}")
-                arg = reply.get("arg")
-                if reply.get("event") == "subscribe" and isinstance(arg, dict):
-                    waiting.discard(arg.get("channel"))
-            self.connects += 1
-            self.connected.set()
-            await self.on_connected()
-            for message in early:
-                await self.on_message(message)
-            await self._listen(ws, stop)
-
-    async def _event(self, ws: aiohttp.ClientWebSocketResponse, early: list[object]) -> dict:
-        """The next event message (login, subscribe, error); pushes before it go to `early`."""
-        async with asyncio.timeout(REPLY_TIMEOUT_S):
-            while True:
-                message = await ws.receive()
-                if message.type != aiohttp.WSMsgType.TEXT:
-                    raise ConnectionError(f"private stream closed ({message.type.name})")
-                if message.data == "pong":
-                    continue
-                data = json.loads(message.data)
-                if isinstance(data, dict) and "event" in data:
-                    return data
-                early.append(data)
+            await self._subscribe_and_listen(ws, stop, {"id": "sub", "op": "subscribe", "args": list(CHANNELS)},
+                                             {c["channel"] for c in CHANNELS})
 
     async def _listen(self, ws: aiohttp.ClientWebSocketResponse, stop: asyncio.Event) -> None:
         stopper = asyncio.ensure_future(stop.wait())
