@@ -225,6 +225,8 @@ def _mutate(message: dict, choices: list[tuple[int, str, object]]) -> dict:
             break
         row = data[0]
         keys = sorted(row)
+        if key == "existing" and not keys:  # every field deleted already: nothing left to change
+            continue
         name = keys[index % len(keys)] if key == "existing" else key
         if value == "<delete>":
             row.pop(name, None)
