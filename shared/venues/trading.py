@@ -179,6 +179,18 @@ def read_rows(rows: list, read: Callable[[dict, Skipped], list], what: str) -> t
     return out, skipped
 
 
+def with_fill(order: OrderUpdate, fill: Callable[[], FillUpdate | None], row: dict, skipped: Skipped) -> list:
+    """An order push's updates: the fill it carries (`fill()`, None for none) and then its state.
+    A malformed fill is skipped as ("fill", why, row) and the state still counts: the order's
+    fills come by REST."""
+    try:
+        found = fill()
+    except (BadRow, ArithmeticError) as exc:
+        skipped.append(("fill", str(exc) or type(exc).__name__, row))
+        found = None
+    return [order] if found is None else [found, order]
+
+
 class Budget:
     """Rolling request budgets per endpoint (pure but for the sleep): at most `limits[path]`
     requests in any `window_s`, waited for before sending.

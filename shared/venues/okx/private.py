@@ -40,6 +40,7 @@ from shared.venues.trading import (
     decimal_field,
     read_rows,
     text_field,
+    with_fill,
 )
 
 SETTLE = "USDT"
@@ -205,12 +206,7 @@ class Rows:
 
     def _order_rows(self, row: dict, skipped: Skipped) -> list[StreamUpdate]:
         order = self.order(row)
-        try:
-            fill = self.pushed_fill(row, order.link_id)
-        except (BadRow, ArithmeticError) as exc:  # the order's state still counts; its fills come by REST
-            skipped.append(("fill", str(exc) or type(exc).__name__, row))
-            fill = None
-        return [order] if fill is None else [fill, order]
+        return with_fill(order, lambda: self.pushed_fill(row, order.link_id), row, skipped)
 
     def _position_row(self, row: dict, skipped: Skipped) -> list[StreamUpdate]:
         return [self.position(row)]
