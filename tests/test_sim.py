@@ -244,6 +244,8 @@ async def test_kline_is_newest_first_and_consistent(sim_http):
         ("/v5/market/funding/history", {"category": "linear", "symbol": "BTCUSDT", "startTime": "1"},
          "params error: startTime cannot be passed without endTime"),
         ("/v5/market/tickers", {"category": "spot"}, "params error: category spot"),
+        ("/v5/market/instruments-info", {"category": "linear", "limit": "1001"}, "params error: limit"),
+        ("/v5/market/instruments-info", {"category": "linear", "cursor": "NOPEUSDT"}, "params error: cursor invalid"),
     ],
 )
 async def test_bad_parameters_answer_10001_with_a_reason(sim_http, path, params, message):

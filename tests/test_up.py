@@ -243,7 +243,7 @@ def test_without_redis_server_arb_up_runs_on_an_in_process_fakeredis_and_says_no
 @pytest.mark.parametrize("args, code, message", [
     (["stop", "--state-dir", "nowhere"], 2, "no `arb up` running from nowhere (nothing holds nowhere/up.pid)"),
     (["check", "executor"], 1, "executor: no health key (down, hung, or not started)"),
-    (["history", "prices", "--start", "2025-06-01", "--end", "2025-06-02"], 2, "kind: 'prices' is not klines or funding"),
+    (["history", "prices", "--start", "2025-06-01", "--end", "2025-06-02"], 2, "kind: 'prices' is not klines, funding or instruments"),
     (["history", "klines"], 2, "--start and --end: both are needed"),
     (["history", "klines", "--start", "2025-06-02", "--end", "2025-06-01"], 2, "--end 2025-06-01 is not after --start"),
     (["history", "klines", "--start", "June", "--end", "2025-06-01"], 2, "--start: 'June' is not a date"),

@@ -7,6 +7,11 @@ download that was interrupted starts again from the oldest row already there. Th
 file is written oldest first in the loaders' format (data.py), and a later request for the
 same range is read from the cache without a request.
 
+The instruments lists are saved as the venues answer them, for `instruments.load_instruments`:
+Bybit's `/v5/market/instruments-info?category=linear` paged by `cursor` (1,000 a page) and
+merged into one body, and Binance's `/fapi/v1/exchangeInfo`. They are today's lists, not a
+range: each call fetches them again and replaces the file.
+
 The pace is at most `requests_per_s` (default 10; Bybit allows 600 requests per 5 s per IP on
 market endpoints). A failed request is retried with backoff, up to `retries` times, before
 `HistoryError` says which request failed.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+
+from services.backtest.instruments import InstrumentError, load_instruments
 
 INTERVAL_MS = {"1": 60_000, "3": 180_000, "5": 300_000, "15": 900_000, "30": 1_800_000, "60": 3_600_000,
                "120": 7_200_000, "240": 14_400_000, "360": 21_600_000, "720": 43_200_000, "D": 86_400_000}
@@ -44,10 +52,16 @@ class Downloader:
     progress: Callable[[float], None] | None = None  # the share of the range done, 0..1
     kline_page: int = 1000  # Bybit's most
     funding_page: int = 200
+    instruments_page: int = 1000  # Bybit's most
     requests: int = 0
     _last: float = 0.0
 
     async def _get(self, path: str, params: dict) -> list:
+        return (await self._request(path, params, _bybit_problem))["result"]["list"]
+
+    async def _request(self, path: str, params: dict, problem_of) -> dict:
+        """The answer's JSON body; `problem_of(status, body)` says what is wrong with an answer
+        (None: nothing) and whether it is worth a retry."""
         for attempt in range(self.retries + 1):
             wait = self._last + 1 / self.requests_per_s - time.monotonic()
             if wait > 0:
@@ -58,16 +72,59 @@ class Downloader:
                 async with self.http.get(f"{self.rest_url}{path}", params=params,
                                          timeout=aiohttp.ClientTimeout(total=15)) as response:
                     body = await response.json(content_type=None)
-                if body.get("retCode") == 0:
-                    return body["result"]["list"]
-                problem = f"Bybit {body.get('retCode')}: {body.get('retMsg')}"
-                if body.get("retCode") not in (10006, 10016):  # rate limit, server error: worth a retry
+                judged = problem_of(response.status, body)
+                if judged is None:
+                    return body
+                problem, retry = judged
+                if not retry:
                     raise HistoryError(f"GET {path} {params}: {problem}")
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             if attempt < self.retries:
                 await asyncio.sleep(min(8.0, 0.5 * 2 ** attempt))
         raise HistoryError(f"GET {path} {params}: {problem} (after {self.retries + 1} tries)")
+
+    async def bybit_instruments(self) -> Path:
+        """Bybit's linear instruments, every page merged into one instruments-info body, saved
+        as `bybit/instruments_linear.json`."""
+        rows: list = []
+        cursors: set[str] = set()
+        params = {"category": "linear", "limit": str(self.instruments_page)}
+        while True:
+            body = await self._request("/v5/market/instruments-info", params, _bybit_problem)
+            result = body.get("result")
+            if not isinstance(result, dict) or not isinstance(result.get("list"), list):
+                raise HistoryError(f"GET /v5/market/instruments-info {params}: no result.list in the answer")
+            rows += result["list"]
+            cursor = result.get("nextPageCursor") or ""
+            if not cursor:
+                break
+            if cursor in cursors:
+                raise HistoryError(f"GET /v5/market/instruments-info: the cursor {cursor!r} came back again")
+            cursors.add(cursor)
+            params = {**params, "cursor": cursor}
+        body["result"] = {**body["result"], "list": rows, "nextPageCursor": ""}
+        return self._save("bybit/instruments_linear.json", body)
+
+    async def binance_exchange_info(self) -> Path:
+        """Binance USD-M's `/fapi/v1/exchangeInfo` as it answers, saved as `binance/exchangeInfo.json`."""
+        body = await self._request("/fapi/v1/exchangeInfo", {}, _binance_problem)
+        return self._save("binance/exchangeInfo.json", body)
+
+    def _save(self, name: str, body: dict) -> Path:
+        path = self.cache_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(body, indent=1))
+        try:
+            load_instruments(tmp)  # what is saved is what the backtest can read
+        except InstrumentError as exc:
+            tmp.unlink()
+            raise HistoryError(str(exc).replace(str(tmp), f"the answer for {path}", 1)) from None
+        tmp.replace(path)
+        if self.progress:
+            self.progress(1.0)
+        return path
 
     async def klines(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> Path:
         """The bars with open times in [start_ms, end_ms], cached as a kline CSV."""
@@ -142,6 +199,26 @@ class Downloader:
         tmp.replace(path)
         part.unlink()
         return path
+
+
+def _bybit_problem(status: int, body) -> tuple[str, bool] | None:
+    """Bybit answers its errors with HTTP 200 and a retCode; 10006 (rate limit) and 10016
+    (server error) are worth a retry."""
+    code = body.get("retCode") if isinstance(body, dict) else None
+    if code == 0:
+        return None
+    if code is None:
+        return f"HTTP {status}: not a Bybit answer", status == 429 or status >= 500
+    return f"Bybit {code}: {body.get('retMsg')}", code in (10006, 10016)
+
+
+def _binance_problem(status: int, body) -> tuple[str, bool] | None:
+    """Binance answers errors with an HTTP status and {code, msg}; 429 and 418 (rate limits)
+    and 5xx are worth a retry."""
+    if status == 200 and isinstance(body, dict):
+        return None
+    detail = f" {body.get('code')}: {body.get('msg')}" if isinstance(body, dict) else ""
+    return f"Binance HTTP {status}{detail}", status in (418, 429) or status >= 500
 
 
 def _utc(ms: int) -> datetime:

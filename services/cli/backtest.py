@@ -23,7 +23,7 @@ def _day_ms(text: str, option: str) -> int:
 
 
 def history(
-    kind: Annotated[str, typer.Argument(help="klines or funding.")],
+    kind: Annotated[str, typer.Argument(help="klines, funding or instruments.")],
     symbol: Annotated[str, typer.Option(help="Canonical symbol, e.g. BTCUSDT.")] = "BTCUSDT",
     start: Annotated[str, typer.Option(help="First day or instant (UTC), e.g. 2025-06-01.")] = "",
     end: Annotated[str, typer.Option(help="Last instant (UTC), e.g. 2025-07-01.")] = "",
@@ -31,12 +31,19 @@ def history(
     cache_dir: Annotated[str, typer.Option(help="Where downloads are kept and reused.")] = ".arb/history",
     venue_env: Annotated[str | None, typer.Option(
         help="Where from: mainnet (needs internet) or sim. Default: VENUE_ENV.")] = None,
+    venue: Annotated[str, typer.Option(help="instruments only: bybit or binance.")] = "bybit",
 ) -> None:
     """Download Bybit's kline or funding history into the cache (CSV, as `arb backtest` and the
     loaders read it). Paginated and paced; Ctrl+C keeps what arrived, and running the same
     command again carries on from there. A range already in the cache is not fetched again.
 
-    Example: `VENUE_ENV=mainnet arb history klines --symbol ETHUSDT --start 2025-06-01 --end 2025-07-01`
+    `instruments` saves a venue's instruments list as it answers it (JSON, each symbol's lot
+    size, minimum order and tick): Bybit's linear instruments-info, every page merged into one
+    body (bybit/instruments_linear.json), or Binance USD-M's exchangeInfo
+    (binance/exchangeInfo.json). It is today's list: each run fetches it again.
+
+    Example: `VENUE_ENV=mainnet arb history klines --symbol ETHUSDT --start 2025-06-01 --end 2025-07-01`,
+    `VENUE_ENV=mainnet arb history instruments --venue binance`
     """
     from pathlib import Path
 
@@ -46,18 +53,23 @@ def history(
     from services.ingestor.service import venue_hosts
     from shared.venues import venue as venue_of
 
-    if kind not in ("klines", "funding"):
-        raise _fail(f"kind: {kind!r} is not klines or funding")
-    if not start or not end:
-        raise _fail("--start and --end: both are needed, e.g. --start 2025-06-01 --end 2025-07-01")
-    start_ms, end_ms = _day_ms(start, "--start"), _day_ms(end, "--end")
-    if end_ms <= start_ms:
-        raise _fail(f"--end {end} is not after --start {start}")
+    if kind not in ("klines", "funding", "instruments"):
+        raise _fail(f"kind: {kind!r} is not klines, funding or instruments")
+    if venue not in ("bybit", "binance"):
+        raise _fail(f"--venue {venue}: bybit or binance")
+    if venue != "bybit" and kind != "instruments":
+        raise _fail(f"--venue {venue}: {kind} history is downloaded from bybit only")
+    if kind != "instruments":  # instruments have no range: the list is today's
+        if not start or not end:
+            raise _fail("--start and --end: both are needed, e.g. --start 2025-06-01 --end 2025-07-01")
+        start_ms, end_ms = _day_ms(start, "--start"), _day_ms(end, "--end")
+        if end_ms <= start_ms:
+            raise _fail(f"--end {end} is not after --start {start}")
     settings = _settings({"venue_env": ("--venue-env", venue_env)})
-    rest = venue_hosts(settings, venue_of("bybit")).rest
+    rest = venue_hosts(settings, venue_of(venue)).rest
 
     async def main():
-        with typer.progressbar(length=1000, label=f"{kind} {symbol}") as bar:
+        with typer.progressbar(length=1000, label=f"{kind} {venue if kind == 'instruments' else symbol}") as bar:
             done = [0]
 
             def progress(share: float) -> None:
@@ -66,6 +78,9 @@ def history(
 
             async with aiohttp.ClientSession() as http:
                 down = Downloader(http, rest, Path(cache_dir), progress=progress)
+                if kind == "instruments":
+                    fetch = down.bybit_instruments if venue == "bybit" else down.binance_exchange_info
+                    return await fetch(), down.requests
                 if kind == "klines":
                     return await down.klines(symbol.upper(), interval, start_ms, end_ms), down.requests
                 return await down.funding(symbol.upper(), start_ms, end_ms), down.requests

@@ -90,10 +90,20 @@ def orderbook(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str,
 
 
 def instruments_info(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str]) -> Answer:
+    """Paged as Bybit does: `limit` rows (1..1000, default 500), then `nextPageCursor` for the
+    request of the next page ('' on the last); this cursor is the next page's first symbol."""
     require_linear(query)
     symbol = symbol_param(model, query, required=False)
+    limit = int_param(query, "limit", 500, 1, 1000)
+    listed = sorted(model.states)
+    names = [symbol] if symbol else listed
+    if cursor := query.get("cursor"):
+        if cursor not in names:
+            raise ParamError("params error: cursor invalid")
+        names = names[names.index(cursor):]
+    names, rest = names[:limit], names[limit:]
     items = []
-    for name in [symbol] if symbol else sorted(model.states):
+    for name in names:
         inst = model.states[name].inst
         base = name.removesuffix("USDT")
         items.append({
@@ -110,9 +120,9 @@ def instruments_info(model: MarketModel, frames: BybitPublicFrames, query: Mappi
             "copyTrading": "both", "upperFundingRate": "0.005", "lowerFundingRate": "-0.005",
             "isPreListing": False, "preListingInfo": None,
             "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"},
-            "displayName": "", "symbolType": "", "forbidUplWithdrawal": False, "symbolId": len(items) + 1,
+            "displayName": "", "symbolType": "", "forbidUplWithdrawal": False, "symbolId": listed.index(name) + 1,
         })
-    return 0, "OK", {"category": "linear", "list": items, "nextPageCursor": ""}
+    return 0, "OK", {"category": "linear", "list": items, "nextPageCursor": rest[0] if rest else ""}
 
 
 def kline(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str]) -> Answer:
