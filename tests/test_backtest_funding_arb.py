@@ -19,12 +19,15 @@ DATA = SHARED / "market-data"
 FEES = {"a": FeeSchedule(D("0.0005"), D("0.0002")), "b": FeeSchedule(D("0.0005"), D("0.0002"))}
 TIERS = [RiskTier(D(10_000_000), D("0.005"), D(100))]
 T0 = 1_760_000_000_000 - 1_760_000_000_000 % EIGHT_HOURS_MS
+EIGHT = EIGHT_HOURS_MS
 
 
 def history(*rows: tuple[str, str, str]) -> dict[str, list[FundingRate]]:
     """(rate at a, rate at b, mark) per settlement, 8 h apart."""
-    return {"a": [FundingRate("XUSDT", T0 + i * EIGHT_HOURS_MS, D(a), D(m)) for i, (a, _, m) in enumerate(rows)],
-            "b": [FundingRate("XUSDT", T0 + i * EIGHT_HOURS_MS + 3, D(b)) for i, (_, b, _) in enumerate(rows)]}
+    return {"a": [FundingRate("XUSDT", T0 + i * EIGHT_HOURS_MS, D(a), D(m), EIGHT)
+                  for i, (a, _, m) in enumerate(rows)],
+            "b": [FundingRate("XUSDT", T0 + i * EIGHT_HOURS_MS + 3, D(b), None, EIGHT)
+                  for i, (_, b, _) in enumerate(rows)]}
 
 
 def test_a_trade_by_hand():
@@ -46,15 +49,18 @@ def test_a_delta_too_small_to_pay_the_fees_is_not_traded():
     assert run(history(("0.00015", "0", "100"), ("0.00015", "0", "100")), FEES, TIERS, config).trades == []
 
 
-def test_a_leg_is_liquidated_when_the_mark_crosses_its_price():
-    # x5: the long (at b) is liquidated near 100 x (1 - 0.2 + 0.005) = 80.5; the mark falls to 70
+def test_a_leg_is_liquidated_when_the_mark_crosses_its_price_and_the_other_closes_at_the_same_price():
+    # x5: the long (at b) is liquidated at 100 - (2,000 - 50) / 100 = 80.5; the next mark seen is 70.
+    # The long loses its margin (2,000); the short is closed at the moment of the liquidation, at
+    # 80.5 (+1,950), not at the later 70 (+3,000, a profit the hedge never had), and pays its
+    # closing fee 100 x 80.5 x 0.05 % = 4.025 on top of the entry fees of 10. The position was gone
+    # before that settlement: no funding. The mark was seen 15 % past the price: the gap risk.
     result = run(history(("0.001", "0", "100"), ("0.001", "0", "70")), FEES, TIERS, FundingArbConfig(leverage=D(5)))
     (trade,) = result.trades
     assert trade.liquidated and trade.reason == "liquidated"
-    # the long loses its margin (100 x 100 / 5 = 2,000); the short gains 100 x 30 = 3,000 and pays
-    # its closing fee 100 x 70 x 0.05 % = 3.5 on top of the entry fees of 10
-    assert trade.price_pnl_usd == D(1_000) and trade.fees_usd == D("13.5")
-    assert trade.funding_usd == D(7)  # the short received 100 x 70 x 0.1 % at that settlement
+    assert (trade.price_pnl_usd, trade.fees_usd, trade.funding_usd) == (D(-50), D("14.025"), D(0))
+    assert trade.pnl_usd == D("-64.025")  # about -0.5 % of the notional: the maintenance margin and fees
+    assert trade.closest_to_liquidation == (D(70) - D("80.5")) / D(70)
 
 
 def test_the_real_histories_give_the_same_report_byte_for_byte():
@@ -72,29 +78,67 @@ def test_the_real_histories_give_the_same_report_byte_for_byte():
     assert all(t.opened_ms < t.closed_ms for t in result.trades)
 
 
-def test_arb_backtest_writes_the_same_report_and_trades_twice(tmp_path):
+BYBIT_YEAR = DATA / "bybit/funding/bybit_linear_funding_BTC_ETH_SOL_2025-08-21_2026-08-21.csv"
+BINANCE_YEAR = DATA / "binance/funding/binance_usdm_funding_BTC_ETH_SOL_2025-08-21_2026-08-21.csv"
+INSTRUMENTS = SHARED / "venue-samples/bybit/rest_instruments_info_linear_full_2026-08.json.gz"
+
+
+def arb(*args: str):
     import os
     import subprocess
     import sys
 
-    args = [sys.executable, "-m", "services.cli", "backtest", "funding",
-            "--bybit", str(DATA / "bybit/funding/bybit_linear_funding_BTC_ETH_SOL_2025-08-21_2026-08-21.csv"),
-            "--binance", str(DATA / "binance/funding/binance_usdm_funding_BTC_ETH_SOL_2025-08-21_2026-08-21.csv")]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-m", "services.cli", "backtest", "funding", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_arb_backtest_writes_the_same_report_and_trades_twice(tmp_path):
+    args = ["--bybit", str(BYBIT_YEAR), "--binance", str(BINANCE_YEAR), "--bybit-instruments", str(INSTRUMENTS)]
     outputs = []
     for name in ("one", "two"):
-        done = subprocess.run([*args, "--out", str(tmp_path / name)], env=env, capture_output=True, text=True,
-                              timeout=60)
+        done = arb(*args, "--out", str(tmp_path / name))
         assert done.returncode == 0, done.stderr
         assert "PnL             $" in done.stdout and "Sharpe" in done.stdout
         outputs.append(tuple((tmp_path / name / f).read_bytes()
-                             for f in ("report.txt", "trades.csv", "equity.png", "report.html")))
+                             for f in ("report.txt", "trades.csv", "gaps.csv", "equity.png", "report.html")))
     assert outputs[0] == outputs[1]
-    png, page = outputs[0][2], outputs[0][3].decode()
-    assert png.startswith(b"\x89PNG\r\n\x1a\n") and b"IDAT" in png
-    assert "<polyline" in page and "SOLUSDT" in page and "http" not in page.replace("http://www.w3.org", "")
-    missing = subprocess.run([*args[:6], "nope.csv", *args[7:]], env=env, capture_output=True, text=True, timeout=60)
+    report = outputs[0][0].decode()
+    # what the ratios are measured against, and where the data came from
+    assert "capital         $20,000.00 (stop at 50 % of it; book at most 3x equity)" in report
+    assert f"{BYBIT_YEAR.name}: 3,285 settlements of 3 symbols, 2025-08-21 08:00 to 2026-08-21 00:00 UTC" in report
+    assert "lots            Bybit's from rest_instruments_info_linear_full_2026-08.json.gz" in report
+    # each symbol on its own lot: SOL in tenths, ETH in hundredths
+    trades = outputs[0][1].decode().splitlines()[1:]
+    steps = {"BTCUSDT": D("0.001"), "ETHUSDT": D("0.01"), "SOLUSDT": D("0.1")}
+    assert trades and all(D(t.split(",")[5]) % steps[t.split(",")[0]] == 0 for t in trades)
+    missing = arb("--bybit", "nope.csv", *args[2:])
     assert missing.returncode == 2 and missing.stderr.strip() == "backtest: nope.csv: No such file or directory"
+
+
+def test_arb_backtest_needs_the_lots_or_a_step_said_out_loud(tmp_path):
+    done = arb("--bybit", str(BYBIT_YEAR), "--binance", str(BINANCE_YEAR), "--out", str(tmp_path))
+    assert done.returncode == 2 and "--bybit-instruments" in done.stderr and "--qty-step" in done.stderr
+    done = arb("--bybit", str(BYBIT_YEAR), "--binance", str(BINANCE_YEAR), "--qty-step", "0.001", "--out",
+               str(tmp_path))
+    assert done.returncode == 0 and "one step of 0.001 for every symbol (--qty-step)" in done.stdout
+
+
+def test_bars_that_miss_the_funding_history_are_refused_and_partial_ones_said(tmp_path):
+    bars = DATA / "bybit/klines_1m/BTCUSDT_1m_2025-05-30_2025-06-29.csv"  # May-June 2025
+    done = arb("--bybit", str(BYBIT_YEAR), "--binance", str(BINANCE_YEAR), "--qty-step", "0.001", "--bars",
+               str(bars), "--out", str(tmp_path))
+    assert done.returncode == 2 and not (tmp_path / "report.txt").exists()
+    assert ("its bars (2025-05-30 16:39 to 2025-06-29 16:39 UTC) are all outside BTCUSDT's funding history "
+            "(2025-08-21 08:00 to 2026-08-21 00:00 UTC)") in done.stderr
+    # the excerpt of May-June with the year after it: the bars cover a part, and the report says how much
+    excerpt = DATA / "bybit/funding/bybit_linear_funding_BTC_ETH_SOL_2025-05-30_2025-06-30_excerpt.csv"
+    done = arb("--bybit", str(excerpt), "--binance", str(BINANCE_YEAR), "--qty-step", "0.001", "--bars", str(bars),
+               "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "covers 7% of BTCUSDT's funding history" in done.stderr
+    assert "bars BTCUSDT    43,200 from 2025-05-30 16:39 to 2025-06-29 16:39 UTC" in done.stdout
+    assert ", 43,200 bars used," in done.stdout
 
 
 def test_with_bars_a_leg_is_liquidated_at_the_first_bar_that_reaches_its_price():
@@ -111,15 +155,15 @@ def test_with_bars_a_leg_is_liquidated_at_the_first_bar_that_reaches_its_price()
     assert trade.liquidated and trade.closed_ms == T0 + 4 * 60_000  # the close of the bar opened at minute 3
     # the long's margin (2,000) is gone; the short is closed at the liquidation price: +100 x 19.5
     assert trade.price_pnl_usd == -D(2_000) + D(100) * (D(100) - liq)
-    assert trade.closest_to_liquidation == (D("80.6") - liq) / D("80.6")
-    assert result.bars == 10
+    assert trade.closest_to_liquidation == (D("80.4") - liq) / D("80.4")  # the bar that liquidated it
+    assert result.bars == 5  # YUSDT has no settlements: its bars are not used
 
 
 def rates(symbol: str, *rows: tuple[str, str, str | None], start: int = 0) -> dict[str, list[FundingRate]]:
     """(rate at a, rate at b, mark at a or None) per settlement, 8 h apart from slot `start`."""
     at = [T0 + (start + i) * EIGHT_HOURS_MS for i in range(len(rows))]
-    return {"a": [FundingRate(symbol, t, D(a), D(m) if m else None) for t, (a, _, m) in zip(at, rows, strict=True)],
-            "b": [FundingRate(symbol, t + 3, D(b)) for t, (_, b, _) in zip(at, rows, strict=True)]}
+    return {"a": [FundingRate(symbol, t, D(a), D(m) if m else None, EIGHT) for t, (a, _, m) in zip(at, rows, strict=True)],
+            "b": [FundingRate(symbol, t + 3, D(b), None, EIGHT) for t, (_, b, _) in zip(at, rows, strict=True)]}
 
 
 def merged(*histories: dict[str, list[FundingRate]]) -> dict[str, list[FundingRate]]:
@@ -198,15 +242,16 @@ def test_a_position_open_at_the_end_is_closed_at_the_last_mark_and_counts_in_the
 
 def test_a_short_leg_liquidated_at_a_settlement_after_an_earlier_trade():
     # after the round trip (-20), a trade opened at slot 2; at slot 3 the mark is 130, past the
-    # short's 119.5: the short received 100 x 130 x 0.1 % = 13 at that settlement, then loses its
-    # margin (2,000); the long is closed at 130: +3,000, fee 100 x 130 x 0.05 % = 6.5 (16.5 in all)
+    # short's 119.5: it was liquidated before that settlement (no funding), loses its margin
+    # (2,000), and the long is closed at 119.5: +1,950, fee 100 x 119.5 x 0.05 % = 5.975
     result = run(merged(rates("XUSDT", *ROUND_TRIP), rates("XUSDT", ("0.001", "0", "100"), ("0.001", "0", "130"),
                                                            start=2)), FEES, TIERS)
     _, second = result.trades
     assert (second.closed_ms, second.reason, second.liquidated) == (T0 + 3 * EIGHT_HOURS_MS, "liquidated", True)
     assert (second.price_pnl_usd, second.fees_usd, second.funding_usd, second.pnl_usd) == (
-        D(1_000), D("16.5"), D(13), D("996.5"))
-    assert result.equity[-1] == (T0 + 3 * EIGHT_HOURS_MS, D("976.5"))  # -20 + 996.5; not opened again there
+        D(-50), D("15.975"), D(0), D("-65.975"))
+    assert second.closest_to_liquidation == (D("119.5") - D(130)) / D(130)
+    assert result.equity[-1] == (T0 + 3 * EIGHT_HOURS_MS, D("-85.975"))  # -20 - 65.975; not opened again there
 
 
 def test_with_bars_a_short_is_liquidated_at_the_first_high_that_reaches_it_after_an_earlier_trade():
@@ -220,7 +265,7 @@ def test_with_bars_a_short_is_liquidated_at_the_first_high_that_reaches_it_after
                                                            start=2)), FEES, TIERS, bars=bars)
     _, second = result.trades
     assert (second.closed_ms, second.reason, second.liquidated) == (t2 + 3 * 60_000, "liquidated", True)
-    assert second.closest_to_liquidation == (D("119.5") - D(110)) / D(110)
+    assert second.closest_to_liquidation == (D("119.5") - D(120)) / D(120)  # the bar that reached it
     assert (second.price_pnl_usd, second.fees_usd, second.pnl_usd) == (D(-50), D("15.975"), D("-65.975"))
     assert result.equity[-1] == (T0 + 3 * EIGHT_HOURS_MS, D("-85.975"))  # -20 - 65.975
 
@@ -254,5 +299,5 @@ def test_risk_limit_tiers_per_symbol_and_the_default_for_a_symbol_without_its_ow
 
 def test_no_common_settlement_no_trade():
     assert run({"a": [], "b": []}, FEES, TIERS).trades == []
-    one_sided = run({"a": rates("XUSDT", ("0.001", "0", "100"))["a"], "b": []}, FEES, TIERS)
-    assert (one_sided.trades, one_sided.equity, one_sided.settlements) == ([], [], 0)
+    one_sided = run({"a": rates("XUSDT", ("0.001", "0", "100"), ("0.001", "0", "100"))["a"], "b": []}, FEES, TIERS)
+    assert (one_sided.trades, one_sided.decisions) == ([], [])

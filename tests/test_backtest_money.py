@@ -294,12 +294,13 @@ def test_parquet_rows_predicted_or_without_a_rate_are_left_out(tmp_path, monkeyp
                       "settlement_ts": pa.array(at, pa.timestamp("us", tz="UTC")),
                       "rate_raw": [0.0001, 0.0003, None, -0.00005],
                       "mark_price": [100.5, None, None, 101.25],
+                      "interval_hours": [8.0, 8.0, 8.0, None],
                       "is_predicted": [False, True, False, False]})
     path = tmp_path / "x.parquet"
     pq.write_table(table, path)
-    assert [(r.symbol, r.ts_ms, r.rate, r.mark) for r in load_funding(path)] == [
-        ("XUSDT", int(at[0].timestamp()) * 1000, D("0.0001"), D("100.5")),
-        ("XUSDT", int(at[3].timestamp()) * 1000, D("-0.00005"), D("101.25"))]
+    assert [(r.symbol, r.ts_ms, r.rate, r.mark, r.interval_ms) for r in load_funding(path)] == [
+        ("XUSDT", int(at[0].timestamp()) * 1000, D("0.0001"), D("100.5"), 8 * 3_600_000),
+        ("XUSDT", int(at[3].timestamp()) * 1000, D("-0.00005"), D("101.25"), None)]  # no interval said
     not_parquet = tmp_path / "bad.parquet"
     not_parquet.write_text("symbol,fundingRateTimestamp,fundingRate\n")
     with pytest.raises(DataError, match=r"bad\.parquet: "):

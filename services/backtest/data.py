@@ -105,21 +105,23 @@ def load_funding(path: str | Path, utc_offset_hours: float | None = None) -> lis
 
 def _funding_parquet(path: Path) -> list[FundingRate]:
     """The zushen parquet files (SOURCES.md 1a): venue_symbol, settlement_ts (UTC), rate_raw,
-    mark_price; predicted rates are left out. Floats come back as the decimals they print as."""
+    interval_hours, mark_price; predicted rates are left out. Floats come back as the decimals
+    they print as."""
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise DataError(f"{path}: reading parquet needs pyarrow: pip install -e '.[parquet]'") from None
     try:
         table = pq.read_table(path, columns=["venue_symbol", "settlement_ts", "rate_raw", "mark_price",
-                                             "is_predicted"])
+                                             "interval_hours", "is_predicted"])
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"{path}: {exc}") from None
     out = []
     for row in table.to_pylist():
         if row["is_predicted"] or row["rate_raw"] is None:
             continue
-        mark = row["mark_price"]
+        mark, hours = row["mark_price"], row["interval_hours"]
         out.append(FundingRate(row["venue_symbol"], int(row["settlement_ts"].timestamp() * 1000),
-                               Decimal(repr(row["rate_raw"])), Decimal(repr(mark)) if mark is not None else None))
+                               Decimal(repr(row["rate_raw"])), Decimal(repr(mark)) if mark is not None else None,
+                               round(hours * 3_600_000) if hours else None))
     return sorted(out, key=lambda r: (r.symbol, r.ts_ms))

@@ -17,6 +17,7 @@ class FundingRate:
     ts_ms: int  # the settlement time
     rate: Decimal  # per the venue's interval
     mark: Decimal | None = None  # the venue's mark at settlement, when the history has it
+    interval_ms: int | None = None  # the interval the rate is for, when the history states it
 
 
 def payment(qty: Decimal, mark: Decimal, rate: Decimal) -> Decimal:

@@ -1,45 +1,73 @@
 """Cross-venue funding arbitrage over real funding histories (pure, exact, deterministic).
 
-At each funding settlement of a symbol, the rates that just settled on the two venues are the
-forecast for the next interval (no look-ahead: a decision at time t uses only what settled at
-or before t). With no position, when the delta between the venues is at least `entry_8h` per
-8 h and `hold_intervals` settlements of it pay the round trip's fees, the backtest goes short
-`notional_usd` on the venue with the higher rate and long on the other; it closes when the
-delta in its favour falls below `exit_8h`, or at the end of the history.
+**Funding.** Each venue settles at its own times and its own interval (1 h, 4 h, 8 h, and
+changes of interval): a row's interval is the one its history states, else the time since the
+venue's previous settlement of the symbol. A leg pays or receives its venue's rate at that
+venue's settlements only, on the mark of that moment (funding.py). Stamps a few ms apart
+(Binance: ...00:00.003) are the same second.
 
-Both legs fill at the settlement's mark as takers, with each venue's fees (fees.py). Funding
-is paid or received at every later settlement on each leg at that settlement's mark
-(funding.py). Both legs are marked at the same price (the history holds one mark), so the
-price PnL of a hedged pair is zero and the basis between the venues is not in these results:
-only funding and fees are. Each leg is isolated at `leverage`; its liquidation price
-(margin.py) is checked at every settlement's mark and, when bars are given, against every
-bar's low (long) or high (short); the closest approach is reported.
+**Decisions** are taken whenever either venue settles a symbol, with each venue's latest
+settled rate as the forecast of its next interval, compared per hour (and shown per 8 h).
+Nothing stamped after the decision's time is used. With no position, when the difference is at
+least `entry_8h` per 8 h and `hold_intervals` 8-hour periods of it pay the round trip's fees,
+the backtest goes short on the venue paying more and long on the other; it closes when the
+difference in its favour falls below `exit_8h`.
+
+**Data.** Both venues must be current: a venue whose next settlement is overdue (a gap longer
+than its interval) stops entries on the symbol, and a position open across the gap is closed
+at the last real mark (reported in `gaps`). No entry is taken at the last settlement both
+venues share; what is still open at the end is closed at the last mark.
+
+**Sizes** are the notional over the mark, floored to a quantity every venue can order (its
+`Lot`: step, minimum quantity and notional), or `qty_step` when no instruments are given.
+
+**Fills** are takers at the mark, both legs at the same mark (the history holds one), so the
+price PnL of a hedged pair is zero and the venues' basis is not in these results.
+
+**Liquidation.** Each leg is isolated at `leverage`; its liquidation price (margin.py) is
+checked at every observation of the mark (settlements, and bars when given) before funding.
+The liquidated leg loses its margin (the venue keeps what is left as its liquidation fee) and
+the other leg is closed at the same moment's price: the liquidation price, or a bar's open
+when the price gapped through it. Without bars the path between two settlements is unknown:
+how far past the liquidation price the mark was seen is the trade's (negative) closest
+approach, the gap risk the history cannot price.
+
+**Account.** Entries need free equity for both legs' initial margin and keep the book's
+notional within `max_account_leverage` x equity. When equity falls to `stop_equity` x capital,
+or below the open legs' maintenance margin, everything is closed and trading stops.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
+from typing import NamedTuple
 
 from services.backtest.data import Bar
 from services.backtest.fees import FeeSchedule
 from services.backtest.funding import FundingRate, payment
-from services.backtest.margin import DEFAULT_TIERS, RiskTier, crossed, distance, liquidation_price
+from services.backtest.instruments import Lot, order_qty
+from services.backtest.margin import DEFAULT_TIERS, RiskTier, crossed, distance, liquidation_price, tier_for
 
-EIGHT_HOURS_MS = 8 * 3_600_000
+HOUR_MS = 3_600_000
+EIGHT_HOURS_MS = 8 * HOUR_MS
+LATE_MS = 60_000  # a settlement this late is missing
 
 
 @dataclass(frozen=True)
 class FundingArbConfig:
-    notional_usd: Decimal = Decimal(10_000)
+    notional_usd: Decimal = Decimal(10_000)  # per leg
     entry_8h: Decimal = Decimal("0.0002")  # 0.02 % per 8 h between the venues
     exit_8h: Decimal = Decimal("0.00005")
-    hold_intervals: int = 9  # settlements the entry expects to earn (3 days)
-    leverage: Decimal = Decimal(5)
-    qty_step: Decimal = Decimal("0.001")
+    hold_intervals: int = 9  # 8-hour periods the entry expects to earn (3 days)
+    leverage: Decimal = Decimal(5)  # isolated, per leg
+    qty_step: Decimal = Decimal("0.001")  # when no instruments are given
+    capital: Decimal = Decimal(20_000)
+    max_account_leverage: Decimal = Decimal(3)  # all open legs' notional / equity
+    stop_equity: Decimal = Decimal("0.5")  # of capital: below it everything is closed and trading stops
 
 
 @dataclass
@@ -50,6 +78,7 @@ class Leg:
     entry: Decimal
     liquidation: Decimal
     margin: Decimal  # isolated: lost if the leg is liquidated
+    maintenance: Decimal
 
     def pnl_at(self, mark: Decimal) -> Decimal:
         return self.qty * (mark - self.entry) if self.side == "long" else self.qty * (self.entry - mark)
@@ -64,6 +93,23 @@ class Position:
     fees: Decimal = Decimal(0)
     funding: Decimal = Decimal(0)  # paid (negative: received)
     closest_to_liquidation: Decimal = Decimal(1)  # the smallest distance seen, as a fraction of the mark
+    lowest: Decimal | None = None  # the range of the mark seen while open
+    highest: Decimal | None = None
+
+    @property
+    def legs(self) -> tuple[Leg, Leg]:
+        return self.long, self.short
+
+    def observe(self, low: Decimal, high: Decimal) -> Leg | None:
+        """A mark range seen: the closest approach updated, and the leg it liquidates."""
+        if self.lowest is not None and self.lowest <= low and high <= self.highest:
+            return None  # inside what was seen: nothing closer (the distance rises with the mark for a long)
+        self.lowest = low if self.lowest is None else min(self.lowest, low)
+        self.highest = high if self.highest is None else max(self.highest, high)
+        extremes = ((self.long, low), (self.short, high))
+        self.closest_to_liquidation = min(self.closest_to_liquidation, *(
+            distance(leg.side, leg.liquidation, extreme) for leg, extreme in extremes))
+        return next((leg for leg, extreme in extremes if crossed(leg.side, leg.liquidation, extreme, extreme)), None)
 
 
 @dataclass(frozen=True)
@@ -84,132 +130,304 @@ class ClosedTrade:
     reason: str
 
 
+class Decision(NamedTuple):
+    ts_ms: int
+    symbol: str
+    action: str  # open or close
+    detail: str  # the venues and size of an open; the reason and price of a close
+
+
+class Gap(NamedTuple):
+    symbol: str
+    venue: str
+    last_ms: int  # the venue's last settlement before the gap
+    next_ms: int | None  # its next one, None when its history ends there
+
+
 @dataclass
 class BacktestResult:
     trades: list[ClosedTrade] = field(default_factory=list)
     equity: list[tuple[int, Decimal]] = field(default_factory=list)  # (time, realised + open funding - fees)
     exposure: list[tuple[int, Decimal]] = field(default_factory=list)  # (time, margin held by open positions)
+    flows: list[tuple[int, Decimal, Decimal]] = field(default_factory=list)  # (time, funding in, fees out) so far
+    decisions: list[Decision] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)  # entries not taken, by reason
     settlements: int = 0
     bars: int = 0
+    stopped_ms: int | None = None  # when the equity stop ended trading
 
 
-def _aligned(ts_ms: int) -> int:
-    """Venues stamp a settlement a few ms apart (Binance: ...00:00.003): the 8-hour slot it is."""
-    return round(ts_ms / EIGHT_HOURS_MS) * EIGHT_HOURS_MS
+class Settlement(NamedTuple):
+    ts_ms: int
+    symbol: str
+    rows: dict[str, FundingRate]  # venue -> its row at this second
+    interval_ms: dict[str, int | None]  # venue -> the interval its row's rate is for
+    late: tuple[str, ...]  # venues whose row comes after a missing settlement
+
+
+def _patience(interval_ms: int) -> int:
+    """How long a venue's next settlement may take: a venue goes back from a short interval to
+    8 h without a word in the history, so a settlement is missing after 8 h (or a longer interval)."""
+    return max(interval_ms, EIGHT_HOURS_MS)
+
+
+def _second(ts_ms: int) -> int:
+    return (ts_ms + 500) // 1000 * 1000
+
+
+def settlements(rates: dict[str, Sequence[FundingRate]]) -> tuple[list[Settlement], list[Gap]]:
+    """Every (second, symbol) either venue settles at, oldest first, with each row's interval
+    (stated, else the time since that venue's previous settlement) and the gaps: a settlement
+    later than the previous one's interval."""
+    grouped: dict[tuple[int, str], dict[str, tuple[FundingRate, int | None, bool]]] = defaultdict(dict)
+    gaps = []
+    for venue, rows in rates.items():
+        previous: dict[str, tuple[int, int | None]] = {}
+        for r in sorted(rows, key=lambda r: (r.symbol, r.ts_ms)):
+            ts = _second(r.ts_ms)
+            last_ts, last_interval = previous.get(r.symbol, (None, None))
+            spacing = ts - last_ts if last_ts is not None else None
+            interval = r.interval_ms or spacing
+            late = spacing is not None and spacing > (r.interval_ms or _patience(last_interval or spacing)) + LATE_MS
+            if late:
+                gaps.append(Gap(r.symbol, venue, last_ts, ts))
+                interval = r.interval_ms or last_interval
+            previous[r.symbol] = (ts, interval)
+            grouped[ts, r.symbol][venue] = (r, interval, late)
+    out = [Settlement(ts, symbol, {v: r for v, (r, _, _) in by.items()}, {v: i for v, (_, i, _) in by.items()},
+                      tuple(v for v, (_, _, late) in sorted(by.items()) if late))
+           for (ts, symbol), by in sorted(grouped.items())]
+    return out, gaps
+
+
+class _Venue(NamedTuple):
+    """A venue's latest settlement of a symbol."""
+    ts_ms: int
+    rate: Decimal
+    interval_ms: int | None
+
+    def per_8h(self) -> Decimal:
+        return self.rate * EIGHT_HOURS_MS / self.interval_ms
+
+    def current_at(self, ts_ms: int) -> bool:
+        """Whether its next settlement is not yet missing (one due now is in this second's rows)."""
+        return self.interval_ms is not None and ts_ms < self.ts_ms + _patience(self.interval_ms)
+
+
+class _Run:
+    def __init__(self, venues: tuple[str, str], fees: dict[str, FeeSchedule],
+                 tiers: Sequence[RiskTier] | dict[str, Sequence[RiskTier]], config: FundingArbConfig,
+                 lots: dict[str, dict[str, Lot]] | None):
+        self.venues, self.fees, self.tiers, self.config, self.lots = venues, fees, tiers, config, lots
+        self.result = BacktestResult()
+        self.open: dict[str, Position] = {}
+        self.mark: dict[str, Decimal] = {}
+        self.latest: dict[tuple[str, str], _Venue] = {}
+        self.realised = Decimal(0)
+        self.funding_received = Decimal(0)
+        self.fees_paid = Decimal(0)
+
+    # the account
+
+    def equity(self) -> Decimal:
+        """Capital + realised + what the open positions have received and paid (their legs'
+        price PnL cancels: both are on one mark)."""
+        return self.config.capital + self.realised - sum((p.funding + p.fees for p in self.open.values()), Decimal(0))
+
+    def record(self, ts: int) -> None:
+        r = self.result
+        r.equity.append((ts, self.equity() - self.config.capital))
+        r.exposure.append((ts, sum((leg.margin for p in self.open.values() for leg in p.legs), Decimal(0))))
+        r.flows.append((ts, self.funding_received, self.fees_paid))
+
+    def check_account(self, ts: int) -> None:
+        """The equity stop ends trading (closing what is open); equity below the open legs'
+        maintenance margin closes everything too."""
+        equity = self.equity()
+        maintenance = sum((leg.maintenance for p in self.open.values() for leg in p.legs), Decimal(0))
+        if equity <= self.config.stop_equity * self.config.capital:
+            reason = "equity_stop"
+            if self.result.stopped_ms is None:
+                self.result.stopped_ms = ts
+        elif self.open and equity < maintenance:
+            reason = "margin_call"
+        else:
+            return
+        for symbol in sorted(self.open):
+            self.close(self.open[symbol], ts, self.mark[symbol], reason)
+
+    # positions
+
+    def enter(self, s: Settlement, mark: Decimal, long_venue: str, short_venue: str, delta_8h: Decimal) -> None:
+        config, skipped = self.config, self.result.skipped
+        if self.lots is None:
+            qty = (config.notional_usd / mark).quantize(config.qty_step, ROUND_DOWN)
+            qty = qty if qty > 0 else None
+        else:
+            lots = [self.lots.get(v, {}).get(s.symbol) for v in (long_venue, short_venue)]
+            if None in lots:
+                skipped["no instrument"] += 1
+                return
+            qty = order_qty(config.notional_usd, mark, lots)
+        if qty is None:
+            skipped["below a venue's minimum"] += 1
+            return
+        value = qty * mark
+        round_trip = 2 * value * (self.fees[long_venue].taker + self.fees[short_venue].taker)
+        if not abs(delta_8h) * value * config.hold_intervals > round_trip:
+            return  # not worth it: not a skip
+        equity = self.equity()
+        used = sum((leg.margin for p in self.open.values() for leg in p.legs), Decimal(0))
+        book = sum((leg.qty * leg.entry for p in self.open.values() for leg in p.legs), Decimal(0))
+        if used + 2 * value / config.leverage > equity:
+            skipped["no free margin"] += 1
+            return
+        if book + 2 * value > config.max_account_leverage * equity:
+            skipped["account leverage"] += 1
+            return
+        tiers = self.tiers.get(s.symbol, DEFAULT_TIERS) if isinstance(self.tiers, dict) else self.tiers
+        legs = [self._leg(venue, side, qty, mark, tiers) for venue, side in ((long_venue, "long"),
+                                                                             (short_venue, "short"))]
+        position = Position(s.symbol, s.ts_ms, *legs)
+        position.fees = sum((self.fees[leg.venue].fee(qty, mark, maker=False) for leg in legs), Decimal(0))
+        self.fees_paid += position.fees
+        self.open[s.symbol] = position
+        self.result.decisions.append(Decision(s.ts_ms, s.symbol, "open", f"long {long_venue} short {short_venue} "
+                                              f"{qty} at {mark}"))
+
+    def _leg(self, venue: str, side: str, qty: Decimal, mark: Decimal, tiers: Sequence[RiskTier]) -> Leg:
+        value = qty * mark
+        tier = tier_for(value, tiers)
+        return Leg(venue, side, qty, mark, liquidation_price(side, mark, qty, self.config.leverage, tiers),
+                   value / self.config.leverage, value * tier.mmr - tier.mm_deduction)
+
+    def close(self, p: Position, ts: int, price: Decimal, reason: str, liquidated: Leg | None = None) -> None:
+        """Both legs closed at `price` as takers; a liquidated leg instead loses its margin."""
+        pnl_price = Decimal(0)
+        for leg in p.legs:
+            if leg is liquidated:
+                pnl_price -= leg.margin
+            else:
+                pnl_price += leg.pnl_at(price)
+                fee = self.fees[leg.venue].fee(leg.qty, price, maker=False)
+                p.fees += fee
+                self.fees_paid += fee
+        pnl = pnl_price - p.fees - p.funding
+        self.realised += pnl
+        self.result.trades.append(ClosedTrade(
+            p.symbol, p.long.venue, p.short.venue, p.opened_ms, ts, p.long.qty, p.long.qty * p.long.entry, p.fees,
+            -p.funding, pnl_price, pnl, p.closest_to_liquidation, liquidated is not None, reason))
+        self.result.decisions.append(Decision(ts, p.symbol, "close", f"{reason} at {price}"))
+        del self.open[p.symbol]
+
+    def liquidate(self, p: Position, ts: int, leg: Leg, price: Decimal) -> None:
+        self.close(p, ts, price, "liquidated", liquidated=leg)
+
+    # events
+
+    def bar(self, ts: int, symbol: str, bar: Bar) -> None:
+        self.result.bars += 1
+        self.mark[symbol] = bar.close
+        position = self.open.get(symbol)
+        if position is None:
+            return
+        hit = position.observe(bar.low, bar.high)
+        if hit is not None:
+            # the range reached the price; a bar opening beyond it gapped through it
+            through = bar.open if crossed(hit.side, hit.liquidation, bar.open, bar.open) else hit.liquidation
+            self.liquidate(position, ts, hit, through)
+
+    def settle(self, s: Settlement, last_shared: int) -> None:
+        a, b = self.venues
+        position = self.open.get(s.symbol)
+        had_position = position is not None
+        for venue, row in s.rows.items():
+            self.latest[venue, s.symbol] = _Venue(s.ts_ms, row.rate, s.interval_ms[venue])
+        current = [self.latest.get((v, s.symbol)) for v in (a, b)]
+        if position is not None and (s.late or not all(v is not None and v.current_at(s.ts_ms) for v in current)):
+            # a settlement went missing: what the position earned since is unknown
+            self.close(position, s.ts_ms, self.mark[s.symbol], "data_gap")
+            position = None
+        mark = next((r.mark for _, r in sorted(s.rows.items()) if r.mark is not None), self.mark.get(s.symbol))
+        if mark is None:
+            return
+        self.mark[s.symbol] = mark
+        self.result.settlements += 1
+        if position is not None:
+            hit = position.observe(mark, mark)
+            if hit is not None:  # crossed somewhere since the last observation: at its price at the latest
+                self.liquidate(position, s.ts_ms, hit, hit.liquidation)
+                position = None
+            else:
+                for leg in position.legs:
+                    row = s.rows.get(leg.venue)
+                    if row is not None:
+                        paid = payment(leg.qty if leg.side == "long" else -leg.qty, mark, row.rate)
+                        position.funding += paid
+                        self.funding_received -= paid
+        if all(v is not None and v.current_at(s.ts_ms) for v in current) and self.result.stopped_ms is None:
+            delta = current[0].per_8h() - current[1].per_8h()  # > 0: a pays more, so short a
+            if position is not None:
+                favour = delta if position.short.venue == a else -delta
+                if favour < self.config.exit_8h:
+                    self.close(position, s.ts_ms, mark, "funding_converged")
+            elif not had_position and s.ts_ms < last_shared and abs(delta) >= self.config.entry_8h:
+                self.enter(s, mark, *((b, a) if delta > 0 else (a, b)), delta)
+        self.check_account(s.ts_ms)
+        self.record(s.ts_ms)
 
 
 def run(rates: dict[str, Sequence[FundingRate]], fees: dict[str, FeeSchedule],
         tiers: Sequence[RiskTier] | dict[str, Sequence[RiskTier]],
         config: FundingArbConfig = FundingArbConfig(), bars: dict[str, Iterable[Bar]] | None = None,
-        bar_ms: int = 60_000) -> BacktestResult:
-    """`rates`: venue -> its settlements (any symbols); the venues are two, and a settlement
-    counts when both have the symbol at that slot. `tiers` are the risk-limit tiers of every
-    symbol, or per symbol (DEFAULT_TIERS for one not given). `bars` (symbol -> bars, oldest first, each
-    `bar_ms` long) are optional: with them an open leg is liquidated at the first bar whose
-    range reaches its price, and a settlement without a mark takes the last bar's close."""
-    (venue_a, venue_b) = sorted(rates)
-    slots: dict[tuple[str, int], dict[str, FundingRate]] = defaultdict(dict)
-    for venue, rows in rates.items():
-        for r in rows:
-            slots[r.symbol, _aligned(r.ts_ms)][venue] = r
-    settlements = sorted(((ts, 1, symbol), pair) for (symbol, ts), pair in slots.items() if len(pair) == 2)
-    streams = [iter(settlements)] + [_bar_events(symbol, rows, bar_ms) for symbol, rows in sorted((bars or {}).items())]
-    result = BacktestResult()
-    open_: dict[str, Position] = {}
-    last_mark: dict[str, Decimal] = {}
-    realised = Decimal(0)
+        bar_ms: int = 60_000, lots: dict[str, dict[str, Lot]] | None = None) -> BacktestResult:
+    """`rates`: venue -> its settlements (any symbols); the venues are two. `tiers` are the
+    risk-limit tiers of every symbol, or per symbol (DEFAULT_TIERS for one not given). `bars`
+    (symbol -> bars, oldest first, each `bar_ms` long) are optional: with them an open leg is
+    liquidated at the first bar whose range reaches its price, and a settlement without a mark
+    takes the last bar's close; bars outside the symbol's settlements are not used. `lots`
+    (venue -> symbol -> Lot) size the trades; without them `config.qty_step`."""
+    venues = tuple(sorted(rates))
+    if len(venues) != 2:
+        raise ValueError(f"a cross-venue backtest needs two venues, not {len(venues)}")
+    events, gaps = settlements(rates)
+    last_shared: dict[str, int] = {}
+    span: dict[str, tuple[int, int]] = {}
+    for s in events:
+        if len(s.rows) == 2:
+            last_shared[s.symbol] = s.ts_ms
+        first, _ = span.get(s.symbol, (s.ts_ms, s.ts_ms))
+        span[s.symbol] = (first, s.ts_ms)
+    state = _Run(venues, fees, tiers, config, lots)
+    state.result.gaps = gaps
+    streams: list[Iterator] = [((s.ts_ms, 1, s.symbol), s) for s in events]
+    streams = [iter(streams)] + [_bar_events(symbol, rows, bar_ms, span[symbol])
+                                 for symbol, rows in sorted((bars or {}).items()) if symbol in span]
     for (ts, kind, symbol), item in heapq.merge(*streams, key=lambda event: event[0]):
-        position = open_.get(symbol)
-        if kind == 0:  # a bar
-            result.bars += 1
-            last_mark[symbol] = item.close
-            if position is None:
-                continue
-            legs = ((position.long, item.low), (position.short, item.high))
-            hit = next((leg for leg, extreme in legs if crossed(leg.side, leg.liquidation, extreme, extreme)), None)
-            if hit is not None:
-                realised += _close(position, ts, hit.liquidation, fees, result, "liquidated", liquidated=True)
-                del open_[symbol]
-            else:
-                position.closest_to_liquidation = min(position.closest_to_liquidation, *(
-                    distance(leg.side, leg.liquidation, extreme) for leg, extreme in legs))
-            continue
-        pair = item
-        mark = next((r.mark for r in (pair[venue_a], pair[venue_b]) if r.mark is not None), last_mark.get(symbol))
-        if mark is None:
-            continue
-        last_mark[symbol] = mark
-        result.settlements += 1
-        had_position = position is not None
-        if position is not None:  # this settlement's funding on both legs, then the liquidation check
-            legs = (position.long, position.short)
-            for leg in legs:
-                qty = leg.qty if leg.side == "long" else -leg.qty
-                position.funding += payment(qty, mark, pair[leg.venue].rate)
-            if any(crossed(leg.side, leg.liquidation, mark, mark) for leg in legs):
-                realised += _close(position, ts, mark, fees, result, "liquidated", liquidated=True)
-                del open_[symbol]
-                position = None
-            else:
-                position.closest_to_liquidation = min(position.closest_to_liquidation,
-                                                      *(distance(leg.side, leg.liquidation, mark) for leg in legs))
-        delta = pair[venue_a].rate - pair[venue_b].rate  # > 0: venue a pays more, so short a
-        if position is not None:
-            favour = pair[position.short.venue].rate - pair[position.long.venue].rate
-            if favour < config.exit_8h:
-                realised += _close(position, ts, mark, fees, result, "funding_converged")
-                del open_[symbol]
-        elif not had_position and abs(delta) >= config.entry_8h:  # not again at the settlement that closed one
-            short_venue, long_venue = (venue_a, venue_b) if delta > 0 else (venue_b, venue_a)
-            qty = (config.notional_usd / mark).quantize(config.qty_step, ROUND_DOWN)
-            round_trip = 2 * qty * mark * (fees[long_venue].taker + fees[short_venue].taker)
-            if qty > 0 and abs(delta) * qty * mark * config.hold_intervals > round_trip:
-                symbol_tiers = tiers.get(symbol, DEFAULT_TIERS) if isinstance(tiers, dict) else tiers
-                open_[symbol] = _open(symbol, ts, mark, qty, long_venue, short_venue, fees, symbol_tiers, config)
-        margin = sum((p.long.margin + p.short.margin for p in open_.values()), Decimal(0))
-        unrealised = sum((-p.funding - p.fees for p in open_.values()), Decimal(0))
-        result.equity.append((ts, realised + unrealised))
-        result.exposure.append((ts, margin))
-    last = max((ts for _, ts in slots), default=0)
-    for symbol, position in sorted(open_.items()):  # closed at the last mark the history has
-        realised += _close(position, last, last_mark[symbol], fees, result, "end_of_history")
-    if open_:
-        result.equity.append((last, realised))
-    return result
-
-
-def _bar_events(symbol: str, bars: Iterable[Bar], bar_ms: int):
-    """A symbol's bars as merge events; a bar counts at its close."""
-    for bar in bars:
-        yield (bar.ts_ms + bar_ms, 0, symbol), bar
-
-
-def _open(symbol: str, ts: int, mark: Decimal, qty: Decimal, long_venue: str, short_venue: str,
-          fees: dict[str, FeeSchedule], tiers, config: FundingArbConfig) -> Position:
-    margin = qty * mark / config.leverage
-    long = Leg(long_venue, "long", qty, mark, liquidation_price("long", mark, qty, config.leverage, tiers), margin)
-    short = Leg(short_venue, "short", qty, mark, liquidation_price("short", mark, qty, config.leverage, tiers),
-                margin)
-    position = Position(symbol, ts, long, short)
-    position.fees = fees[long_venue].fee(qty, mark, maker=False) + fees[short_venue].fee(qty, mark, maker=False)
-    return position
-
-
-def _close(p: Position, ts: int, mark: Decimal, fees: dict[str, FeeSchedule], result: BacktestResult,
-           reason: str, liquidated: bool = False) -> Decimal:
-    """Both legs closed at `mark` as takers; a liquidated leg instead loses its margin (and pays
-    no closing fee of ours), the other is closed at the mark."""
-    legs = (p.long, p.short)
-    gone = next((leg for leg in legs if crossed(leg.side, leg.liquidation, mark, mark)), None) if liquidated else None
-    price = Decimal(0)
-    for leg in legs:
-        if leg is gone:
-            price -= leg.margin
+        if kind == 0:
+            state.bar(ts, symbol, item)
         else:
-            price += leg.pnl_at(mark)
-            p.fees += fees[leg.venue].fee(leg.qty, mark, maker=False)
-    pnl = price - p.fees - p.funding
-    result.trades.append(ClosedTrade(
-        p.symbol, p.long.venue, p.short.venue, p.opened_ms, ts, p.long.qty, p.long.qty * p.long.entry, p.fees,
-        -p.funding, price, pnl, p.closest_to_liquidation, liquidated, reason))
-    return pnl
+            state.settle(item, last_shared.get(symbol, ts))
+    last = max((s.ts_ms for s in events), default=0)
+    if state.open:
+        for symbol, position in sorted(state.open.items()):  # closed at the last mark the history has
+            state.close(position, last, state.mark[symbol], "end_of_history")
+        state.record(last)
+    for venue in venues:  # a venue's history of a symbol that ends before the other's is a gap too
+        for symbol, (_, end) in span.items():
+            seen = state.latest.get((venue, symbol))
+            if seen is not None and seen.interval_ms and not seen.current_at(end):
+                state.result.gaps.append(Gap(symbol, venue, seen.ts_ms, None))
+    return state.result
+
+
+def _bar_events(symbol: str, bars: Iterable[Bar], bar_ms: int, span: tuple[int, int]):
+    """A symbol's bars within its settlements as merge events; a bar counts at its close."""
+    first, last = span
+    for bar in bars:
+        close = bar.ts_ms + bar_ms
+        if close > last:
+            return
+        if close >= first:
+            yield (close, 0, symbol), bar

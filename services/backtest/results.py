@@ -11,7 +11,7 @@ import math
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from services.backtest.funding_arb import BacktestResult, ClosedTrade
+from services.backtest.funding_arb import BacktestResult, ClosedTrade, Gap
 
 DAY_MS = 86_400_000
 
@@ -62,6 +62,10 @@ def max_drawdown(equity: list[tuple[int, Decimal]], capital: Decimal) -> Decimal
     return worst
 
 
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
 def summary(result: BacktestResult, capital: Decimal) -> dict[str, str]:
     trades = result.trades
     price = sum((t.price_pnl_usd for t in trades), Decimal(0))
@@ -72,6 +76,7 @@ def summary(result: BacktestResult, capital: Decimal) -> dict[str, str]:
     years = len(returns) / 365 if returns else 0
     wins = sum(1 for t in trades if t.pnl_usd > 0)
     used = [float(e / capital) for _, e in result.exposure]
+    past = [-t.closest_to_liquidation for t in trades if t.liquidated]
     fmt = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
     return {
         "trades": str(len(trades)),
@@ -80,8 +85,9 @@ def summary(result: BacktestResult, capital: Decimal) -> dict[str, str]:
         "fees_usd": f"{fees:.2f}",
         "funding_usd": f"{funding:.2f}",
         "win_rate": f"{wins / len(trades):.4f}" if trades else "-",
-        "liquidations": str(sum(t.liquidated for t in trades)),
+        "liquidations": str(len(past)),
         "closest_to_liquidation": f"{min((t.closest_to_liquidation for t in trades), default=Decimal(1)):.4f}",
+        "past_liquidation": f"{max(past):.4f}" if past else "-",
         "sharpe": fmt(sharpe(returns)),
         "sortino": fmt(sortino(returns)),
         "max_drawdown": f"{max_drawdown(result.equity, capital):.4f}",
@@ -89,20 +95,36 @@ def summary(result: BacktestResult, capital: Decimal) -> dict[str, str]:
         "apr": f"{float(pnl / capital) / years:.4f}" if years else "-",
         "days": str(len(returns)),
         "settlements": str(result.settlements),
+        "bars": str(result.bars),
+        "gaps": str(len(result.gaps)),
+        "entries_skipped": ", ".join(f"{reason} {n}" for reason, n in sorted(result.skipped.items())) or "-",
+        "stopped": _utc(result.stopped_ms) if result.stopped_ms is not None else "-",
     }
 
 
-def render(result: BacktestResult, capital: Decimal) -> str:
+def render(result: BacktestResult, capital: Decimal, setup: list[tuple[str, str]] = ()) -> str:
+    """The report as text: the setup it was measured against (label, value), then the figures."""
     s = summary(result, capital)
-    return "\n".join([
-        f"trades          {s['trades']} (win rate {s['win_rate']}); liquidations {s['liquidations']}, closest "
+    past = (f" (seen up to {Decimal(s['past_liquidation']):.2%} past a liquidation price: how far the price went "
+            "between two observations is not known; --bars shows it)") if s["past_liquidation"] != "-" else ""
+    lines = [f"{label:<15} {value}" for label, value in setup] + [
+        f"trades          {s['trades']} (win rate {s['win_rate']}); liquidations {s['liquidations']}{past}, closest "
         f"approach {s['closest_to_liquidation']} of the mark",
         f"PnL             ${s['pnl_usd']} = price ${s['price_pnl_usd']} - fees ${s['fees_usd']} + funding "
         f"${s['funding_usd']}",
         f"risk            Sharpe {s['sharpe']}, Sortino {s['sortino']}, max drawdown {s['max_drawdown']}",
-        f"capital         ${capital}: utilization {s['utilization']}, APR {s['apr']} over {s['days']} days "
-        f"({s['settlements']} settlements)",
-    ])
+        f"capital         ${capital:,.2f}: utilization {s['utilization']}, APR {s['apr']} over {s['days']} days",
+    ]
+    if result.settlements or result.bars:
+        lines.append(f"data            {result.settlements:,} settlements, {result.bars:,} bars used, {s['gaps']} gaps"
+                     + "".join(f"; {g.symbol} at {g.venue} from {_utc(g.last_ms)} to "
+                               f"{_utc(g.next_ms) if g.next_ms else 'its end'}" for g in result.gaps[:5])
+                     + (f"; {len(result.gaps) - 5} more in gaps.csv" if len(result.gaps) > 5 else ""))
+    if result.skipped:
+        lines.append(f"not entered     {s['entries_skipped']}")
+    if result.stopped_ms is not None:
+        lines.append(f"stopped         {s['stopped']}: equity reached the stop; nothing was opened after")
+    return "\n".join(lines)
 
 
 def trades_csv(trades: list[ClosedTrade]) -> str:
@@ -111,10 +133,19 @@ def trades_csv(trades: list[ClosedTrade]) -> str:
     writer.writerow(["symbol", "long_venue", "short_venue", "opened_utc", "closed_utc", "qty", "notional_usd",
                      "fees_usd", "funding_usd", "price_pnl_usd", "pnl_usd", "closest_to_liquidation", "liquidated",
                      "reason"])
-    stamp = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")  # noqa: E731
     for t in trades:
-        writer.writerow([t.symbol, t.long_venue, t.short_venue, stamp(t.opened_ms), stamp(t.closed_ms), t.qty,
+        writer.writerow([t.symbol, t.long_venue, t.short_venue, _utc(t.opened_ms), _utc(t.closed_ms), t.qty,
                          f"{t.notional_usd:.2f}", f"{t.fees_usd:.8f}", f"{t.funding_usd:.8f}",
                          f"{t.price_pnl_usd:.8f}", f"{t.pnl_usd:.8f}", f"{t.closest_to_liquidation:.4f}",
                          int(t.liquidated), t.reason])
+    return out.getvalue()
+
+
+def gaps_csv(gaps: list[Gap]) -> str:
+    """Each venue's missing settlements: the last one before, and the next (empty: its history ends)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["symbol", "venue", "last_settlement_utc", "next_settlement_utc"])
+    for g in gaps:
+        writer.writerow([g.symbol, g.venue, _utc(g.last_ms), _utc(g.next_ms) if g.next_ms else ""])
     return out.getvalue()

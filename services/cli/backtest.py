@@ -100,16 +100,30 @@ backtest_app = typer.Typer(help="Backtests: the funding arbitrage over funding h
 
 @backtest_app.command("funding")
 def backtest_funding(
-    bybit: Annotated[str, typer.Option(help="Bybit funding history CSV (arb history funding, or market-data).")],
-    binance: Annotated[str, typer.Option(help="Binance funding history CSV with markPrice.")],
-    capital: Annotated[float, typer.Option(help="USD the returns, drawdown and APR are measured on.", min=1)
-                       ] = 20_000.0,
+    bybit: Annotated[str, typer.Option(help="Bybit funding history: CSV (arb history funding) or zushen parquet.")],
+    binance: Annotated[str, typer.Option(help="Binance funding history: CSV with markPrice, or zushen parquet.")],
+    bybit_instruments: Annotated[str | None, typer.Option(
+        help="A saved /v5/market/instruments-info answer (arb history instruments): each symbol's lot size "
+        "and minimums. Needed unless --qty-step is given.")] = None,
+    binance_instruments: Annotated[str | None, typer.Option(
+        help="A saved /fapi/v1/exchangeInfo answer (arb history instruments --venue binance). Without it "
+        "Binance's lots are taken to be Bybit's, and the report says so.")] = None,
+    qty_step: Annotated[float | None, typer.Option(
+        help="Size every symbol on this one step instead of the venues' lots (not orderable in general).",
+        min=0)] = None,
+    capital: Annotated[float, typer.Option(help="USD in the account: returns, drawdown, APR and margin are "
+                                                "measured on it.", min=1)] = 20_000.0,
     notional: Annotated[float, typer.Option(help="USD per leg of each trade.", min=1)] = 10_000.0,
     entry_bps: Annotated[float, typer.Option(help="Open when the venues' rates differ by this much per 8 h.")
                          ] = 2.0,
     exit_bps: Annotated[float, typer.Option(help="Close when the difference in the trade's favour is below.")
                         ] = 0.5,
-    leverage: Annotated[float, typer.Option(help="Isolated leverage of each leg.", min=1, max=100)] = 5.0,
+    leverage: Annotated[float, typer.Option(help="Isolated leverage of each leg.", min=1, max=125)] = 5.0,
+    max_leverage: Annotated[float, typer.Option(
+        help="The account's limit: all open legs' notional over equity.", min=0.1)] = 3.0,
+    stop_equity: Annotated[float, typer.Option(
+        help="Close everything and stop trading when equity falls to this share of the capital.", min=0,
+        max=1)] = 0.5,
     fee_tier: Annotated[str, typer.Option(help="Bybit VIP tier: VIP0..VIP5, SupremeVIP.")] = "VIP0",
     binance_taker_bps: Annotated[float, typer.Option(help="Binance's taker fee.")] = 5.0,
     risk_limit: Annotated[str | None, typer.Option(
@@ -117,64 +131,179 @@ def backtest_funding(
         "tier at 0.5 %.")] = None,
     bars: Annotated[list[str] | None, typer.Option(
         help="Kline CSVs named SYMBOL_*.csv (repeatable): liquidation is checked on every bar, and a "
-        "settlement without a mark takes the last close.")] = None,
-    out: Annotated[str, typer.Option(help="Folder for report.txt, trades.csv, equity.png, report.html.")
+        "settlement without a mark takes the last close. Bars outside the funding history are refused.")] = None,
+    out: Annotated[str, typer.Option(help="Folder for report.txt, trades.csv, gaps.csv, equity.png, report.html.")
                    ] = ".arb/backtest",
 ) -> None:
     """Backtest the cross-venue funding arbitrage over Bybit's and Binance's funding histories.
 
-    At each settlement the rates just settled forecast the next interval (nothing later is
-    used). A trade shorts NOTIONAL on the venue paying more and longs it on the other when the
-    difference reaches ENTRY_BPS per 8 h and nine intervals of it pay the fees; it closes when
-    the difference falls below EXIT_BPS. Fills are takers at the settlement's mark (Bybit's
-    VIP tier, Binance's taker fee); funding is paid at every settlement on each leg; a leg whose
-    isolated liquidation price (--risk-limit tiers, else 0.5 % MMR) is crossed, at a
-    settlement or on a --bars bar, loses its margin. Both legs share the
-    history's one mark, so the venues' basis is not in the result: funding and fees are.
+    Each venue settles at its own times and interval (1 h, 4 h, 8 h); rates are compared per
+    hour, and a decision at time t uses nothing stamped after t. A trade shorts NOTIONAL on the
+    venue paying more and longs it on the other when the difference reaches ENTRY_BPS per 8 h
+    and nine 8-hour periods of it pay the fees; it closes when the difference falls below
+    EXIT_BPS. Sizes are floored to every venue's lot. Fills are takers at the mark (Bybit's VIP
+    tier, Binance's taker fee); funding is paid at each venue's settlements on its leg.
 
-    Prints PnL split into price, fees and funding, Sharpe, Sortino, max drawdown, win rate,
-    utilization and APR; writes report.txt, trades.csv, the equity curve (equity.png) and a
-    self-contained report.html to --out. The same inputs give the same files, byte for byte.
+    Each leg is isolated at LEVERAGE; a leg whose liquidation price (--risk-limit tiers, else
+    0.5 % MMR) is crossed, at a settlement or on a --bars bar, loses its margin and the other
+    leg is closed at the same price. Entries need free margin and keep the book within
+    MAX_LEVERAGE x equity; at STOP_EQUITY everything is closed. A venue's missing settlement
+    closes what is open at the last real mark; nothing opens at the last settlement both venues
+    share. Both legs share the history's one mark, so the venues' basis is not in the result.
 
-    Example: `arb backtest funding --bybit bybit_funding.csv --binance binance_funding.csv --entry-bps 3`
+    Prints the setup, then PnL split into price, fees and funding, Sharpe, Sortino, max drawdown,
+    win rate, utilization and APR; writes report.txt, trades.csv, gaps.csv, equity.png (with
+    the `charts` extra) and a self-contained report.html to --out. The same inputs give the same
+    files, byte for byte.
+
+    Example: `arb backtest funding --bybit bybit_funding.csv --binance binance_funding.csv
+    --bybit-instruments .arb/history/bybit/instruments_linear.json`
     """
     from decimal import Decimal
     from pathlib import Path
 
-    from services.backtest.charts import equity_png, report_html
+    from services.backtest import charts
     from services.backtest.data import DataError, load_funding, load_klines
     from services.backtest.fees import FeeError, FeeSchedule
     from services.backtest.funding_arb import FundingArbConfig, run
+    from services.backtest.instruments import InstrumentError, load_instruments
     from services.backtest.margin import DEFAULT_TIERS, MarginError, tiers_by_symbol
-    from services.backtest.results import render, summary, trades_csv
+    from services.backtest.results import gaps_csv, render, summary, trades_csv
 
     def dec(x: float) -> Decimal:
         return Decimal(repr(x))
 
+    if bybit_instruments is None and qty_step is None:
+        raise _fail("backtest: give --bybit-instruments (a saved /v5/market/instruments-info answer: "
+                    "`arb history instruments` saves one) so each symbol is sized on its own lot, or --qty-step "
+                    "to size every symbol on one step")
     try:
         fees = {"bybit": FeeSchedule.tier(fee_tier),
                 "binance": FeeSchedule(dec(binance_taker_bps) / 10_000, Decimal("0.0002"))}
         rates = {"bybit": load_funding(bybit), "binance": load_funding(binance)}
         klines = {Path(p).name.split("_")[0].upper(): load_klines(p) for p in bars or []}
         tiers = tiers_by_symbol(json.loads(Path(risk_limit).read_text())) if risk_limit else DEFAULT_TIERS
-    except (DataError, FeeError, MarginError, OSError, ValueError) as exc:
+        lots = None
+        if bybit_instruments is not None:
+            bybit_lots = load_instruments(bybit_instruments)
+            lots = {"bybit": bybit_lots,
+                    "binance": load_instruments(binance_instruments) if binance_instruments else bybit_lots}
+    except (DataError, FeeError, MarginError, InstrumentError, OSError, ValueError) as exc:
         raise _fail(f"backtest: {exc}") from None
+    spans = _funding_spans(rates)
+    warnings = _bar_coverage(klines, spans, bars or [])
     config = FundingArbConfig(notional_usd=dec(notional), entry_8h=dec(entry_bps) / 10_000,
-                              exit_8h=dec(exit_bps) / 10_000, leverage=dec(leverage))
+                              exit_8h=dec(exit_bps) / 10_000, leverage=dec(leverage),
+                              qty_step=dec(qty_step) if qty_step else Decimal("0.001"), capital=dec(capital),
+                              max_account_leverage=dec(max_leverage), stop_equity=dec(stop_equity))
     try:
-        result = run(rates, fees, tiers, config, klines)
+        result = run(rates, fees, tiers, config, klines, lots=lots)
     except MarginError as exc:
         raise _fail(f"backtest: {exc}") from None
-    report, trades = render(result, dec(capital)), trades_csv(result.trades)
+    setup = _funding_setup(config, fees, fee_tier, {"bybit": bybit, "binance": binance}, rates,
+                           {"bybit": bybit_instruments, "binance": binance_instruments}, qty_step, risk_limit,
+                           klines, warnings)
+    money = dec(capital)
+    report, trades = render(result, money, setup), trades_csv(result.trades)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.txt").write_text(report + "\n")
     (folder / "trades.csv").write_text(trades)
-    (folder / "equity.png").write_bytes(equity_png(result.equity))
-    (folder / "report.html").write_text(report_html("Funding arbitrage backtest: Bybit / Binance",
-                                                    summary(result, dec(capital)), result.equity, trades))
+    (folder / "gaps.csv").write_text(gaps_csv(result.gaps))
+    title = "Funding arbitrage backtest: Bybit / Binance"
+    png = _write_chart(folder, title, result, money)
+    (folder / "report.html").write_text(charts.report_page(title, summary(result, money), setup, result, money,
+                                                           trades, png))
+    for line in warnings:
+        typer.echo(f"warning: {line}", err=True)
     typer.echo(report)
-    typer.echo(f"written to {folder}: report.txt, trades.csv, equity.png, report.html")
+    typer.echo(f"written to {folder}: report.txt, trades.csv, gaps.csv, {'equity.png, ' if png else ''}report.html")
+
+
+def _write_chart(folder, title: str, result, capital) -> bytes | None:
+    """equity.png when the charts extra is installed; else a word on how to get it."""
+    from services.backtest import charts
+
+    if not charts.available():
+        typer.echo("charts: not drawn (pip install -e '.[charts]' for equity.png)", err=True)
+        return None
+    png = charts.report_png(result, capital, title)
+    (folder / "equity.png").write_bytes(png)
+    return png
+
+
+def _utc(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _funding_spans(rates) -> dict[str, tuple[int, int]]:
+    """Symbol -> its first and last settlement at either venue."""
+    spans: dict[str, tuple[int, int]] = {}
+    for rows in rates.values():
+        for r in rows:
+            first, last = spans.get(r.symbol, (r.ts_ms, r.ts_ms))
+            spans[r.symbol] = (min(first, r.ts_ms), max(last, r.ts_ms))
+    return spans
+
+
+def _bar_coverage(klines, spans, paths: list[str]) -> list[str]:
+    """Bars that would not be used are refused with both spans; bars that cover part of their
+    symbol's history are a warning."""
+    warnings = []
+    for (symbol, rows), path in zip(klines.items(), paths, strict=True):
+        if not rows:
+            raise _fail(f"backtest: --bars {path}: no bars in the file")
+        bars_from, bars_to = rows[0].ts_ms, rows[-1].ts_ms + 60_000
+        if symbol not in spans:
+            raise _fail(f"backtest: --bars {path}: no funding history of {symbol} (the files have "
+                        f"{', '.join(sorted(spans)) or 'none'})")
+        first, last = spans[symbol]
+        covered = min(last, bars_to) - max(first, bars_from)
+        if covered <= 0:
+            raise _fail(f"backtest: --bars {path}: its bars ({_utc(bars_from)} to {_utc(bars_to)} UTC) are all "
+                        f"outside {symbol}'s funding history ({_utc(first)} to {_utc(last)} UTC): none would be used")
+        if covered < last - first:
+            warnings.append(f"--bars {path} ({_utc(bars_from)} to {_utc(bars_to)} UTC) covers "
+                            f"{covered / (last - first):.0%} of {symbol}'s funding history ({_utc(first)} to "
+                            f"{_utc(last)} UTC); liquidations outside it are seen at settlements only")
+    return warnings
+
+
+def _funding_setup(config, fees, fee_tier, sources, rates, instruments, qty_step, risk_limit, klines,
+                   warnings) -> list[tuple[str, str]]:
+    """What the report's figures are measured against, as (label, value)."""
+    from pathlib import Path
+
+    pct = lambda x: f"{float(x) * 100:g} %"  # noqa: E731
+    bps = lambda x: f"{float(x) * 10_000:g} bps"  # noqa: E731
+    lines = [
+        ("capital", f"${config.capital:,.2f} (stop at {pct(config.stop_equity)} of it; book at most "
+                    f"{float(config.max_account_leverage):g}x equity)"),
+        ("each trade", f"${config.notional_usd:,.2f} a leg, isolated at {float(config.leverage):g}x; entry "
+                       f"{bps(config.entry_8h)}, exit {bps(config.exit_8h)} per 8 h, paying the fees over "
+                       f"{config.hold_intervals} x 8 h"),
+        ("fees", f"Bybit {fee_tier} taker {pct(fees['bybit'].taker)}, Binance taker {pct(fees['binance'].taker)}"),
+        ("margin", f"risk-limit tiers from {Path(risk_limit).name}" if risk_limit
+         else "one tier at 0.5 % maintenance margin (no --risk-limit)"),
+    ]
+    if qty_step is not None:
+        lines.append(("lots", f"one step of {config.qty_step} for every symbol (--qty-step)"))
+    else:
+        binance = Path(instruments["binance"]).name if instruments["binance"] else "taken to be Bybit's"
+        lines.append(("lots", f"Bybit's from {Path(instruments['bybit']).name}; Binance's {binance}"))
+    for venue, rows in rates.items():
+        if rows:
+            first, last = min(r.ts_ms for r in rows), max(r.ts_ms for r in rows)
+            lines.append((f"{venue} funding", f"{Path(sources[venue]).name}: {len(rows):,} settlements of "
+                                              f"{len({r.symbol for r in rows})} symbols, {_utc(first)} to "
+                                              f"{_utc(last)} UTC"))
+    for symbol, rows in klines.items():
+        lines.append((f"bars {symbol}", f"{len(rows):,} from {_utc(rows[0].ts_ms)} to "
+                                        f"{_utc(rows[-1].ts_ms + 60_000)} UTC"))
+    lines += [("warning", w) for w in warnings]
+    return lines
 
 
 @backtest_app.command("spread")
@@ -200,7 +329,7 @@ def backtest_spread(
 
     import msgspec
 
-    from services.backtest.charts import equity_png, report_html
+    from services.backtest import charts
     from services.backtest.replay import RecordingError, read_recording, run
     from services.backtest.results import render, summary, trades_csv
     from services.executor.service import exec_config
@@ -218,25 +347,32 @@ def backtest_spread(
     p = result.core.portfolio.summary()
     trades = result.backtest()
     capital = settings.starting_capital
-    lines = [f"events          {result.events:,} replayed ({skipped[0]} unreadable lines skipped); "
-             f"{result.signals} signals; {p['rejected_trades']} entries rejected",
-             f"leg-outs        {p['leg_out_count']} (loss ${p['leg_out_total_loss']}, leg-out loss rate "
-             f"{p['leg_out_loss_rate'] or '-'}); emergency closes {p['emergency_closes']}",
-             render(trades, capital)]
-    text = "\n".join(lines)
+    setup = [("capital", f"${capital:,.2f} (STARTING_CAPITAL)"),
+             ("settings", f"the live ones: ESTIMATED_POSITION_SIZE {settings.estimated_position_size}, "
+                          f"LEG_TIMEOUT_MS {settings.leg_timeout_ms}, EXECUTOR_VENUES "
+                          f"{','.join(settings.executor_venues)}"),
+             ("recording", f"{Path(recording).name}: {result.events:,} events")]
+    text = render(trades, capital, [
+        *setup,
+        ("events", f"{result.events:,} replayed ({skipped[0]} unreadable lines skipped); {result.signals} signals; "
+                   f"{p['rejected_trades']} entries rejected"),
+        ("leg-outs", f"{p['leg_out_count']} (loss ${p['leg_out_total_loss']}, leg-out loss rate "
+                     f"{p['leg_out_loss_rate'] or '-'}); emergency closes {p['emergency_closes']}")])
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.txt").write_text(text + "\n")
     (folder / "trades.csv").write_text(trades_csv(trades.trades))
-    (folder / "equity.png").write_bytes(equity_png(trades.equity))
-    (folder / "report.html").write_text(report_html("Spread strategy backtest (replay)", {
-        **summary(trades, capital), "leg_outs": p["leg_out_count"], "leg_out_loss_usd": p["leg_out_total_loss"]},
-        trades.equity, trades_csv(trades.trades)))
+    title = "Spread strategy backtest (replay)"
+    png = _write_chart(folder, title, trades, capital)
+    (folder / "report.html").write_text(charts.report_page(title, {
+        **summary(trades, capital), "leg_outs": str(p["leg_out_count"]),
+        "leg_out_loss_usd": str(p["leg_out_total_loss"])}, setup, trades, capital, trades_csv(trades.trades), png))
     with (folder / "facts.jsonl").open("w") as file:
         for fact in result.facts:
             file.write(msgspec.json.encode(fact).decode() + "\n")
     typer.echo(text)
-    typer.echo(f"written to {folder}: report.txt, trades.csv, equity.png, report.html, facts.jsonl")
+    typer.echo(f"written to {folder}: report.txt, trades.csv, {'equity.png, ' if png else ''}report.html, "
+               "facts.jsonl")
 
 
 def record(
