@@ -6,6 +6,7 @@ its escaping and its CSS; and the page without matplotlib."""
 
 from __future__ import annotations
 
+import base64
 import re
 import struct
 import subprocess
@@ -182,12 +183,6 @@ def test_an_empty_backtest_is_a_figure_saying_so_and_one_point_is_a_day_wide():
     assert ihdr(charts.report_png(one, CAPITAL, TITLE)) == (1200, 900)
 
 
-def test_the_svg_is_an_inline_svg_element_and_the_same_text_every_time():
-    svg = charts.report_svg(sample(), CAPITAL, TITLE)
-    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
-    assert charts.report_svg(sample(), CAPITAL, TITLE) == svg
-
-
 class Page(HTMLParser):
     """The page's tables as rows of (tag, class, text), by the table's class."""
 
@@ -240,7 +235,10 @@ def test_the_page_states_the_setup_the_figures_and_every_trade_and_escapes_them(
     parsed.feed(text)
     setup = [(r[0][2], r[1][2]) for r in parsed.tables["kv setup"]]
     assert setup == SETUP
-    assert text.index("Capital") < text.index("<svg") < text.index("Max drawdown") < text.index("BTCUSDT")
+    assert text.index("Capital") < text.index("<img") < text.index("Max drawdown") < text.index("BTCUSDT")
+    # the chart is the PNG itself, inline: the page stands alone
+    inline = re.search(r'<img alt="[^"]+" src="data:image/png;base64,([^"]+)">', text).group(1)
+    assert base64.b64decode(inline) == charts.report_png(sample(), CAPITAL, TITLE)
     figures = parsed.tables["kv figures"]
     values = [row[1][2] for row in figures]
     assert values == ["3", "-557.00", "0.0352", "0", "x&y"]
@@ -267,7 +265,7 @@ def test_the_trades_scroll_sideways_their_dates_do_not_wrap_and_numbers_are_righ
     assert re.search(r"\.trades td\.date\{[^}]*white-space:nowrap", css)
     assert re.search(r"\.num\{[^}]*text-align:right", css) and "tabular-nums" in css
     assert re.search(r"main\{[^}]*max-width:1200px", css)
-    assert re.search(r"\.chart svg[^{]*\{[^}]*width:100%", css)
+    assert re.search(r"\.chart img\{[^}]*width:100%", css)
     header, *trades = parsed.tables["trades"]
     names = [c[2] for c in header]
     for row in trades:
@@ -288,7 +286,7 @@ def test_without_matplotlib_the_page_says_how_to_get_the_chart_and_the_png_refus
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert not charts.available()
     text = page()
-    assert "<svg" not in text and "pip install -e &#x27;.[charts]&#x27;" in text
+    assert "<img" not in text and "pip install -e &#x27;.[charts]&#x27;" in text
     assert "BTCUSDT" in text and "$20,000" in text
     with pytest.raises(charts.ChartsUnavailable, match=re.escape("charts need matplotlib: pip install -e '.[charts]'")):
         charts.report_png(sample(), CAPITAL, TITLE)

@@ -1,26 +1,21 @@
 """A backtest's charts and its self-contained HTML report; the same inputs give the same bytes.
 
-report_png / report_svg draw one matplotlib figure of three panels on a shared UTC date axis:
+report_png draws one matplotlib figure of three panels on a shared UTC date axis:
 equity in USD (capital + PnL so far) with the starting capital and each trade's entry and exit,
 the drawdown from the running peak in percent, and the cumulative funding received and fees
 paid. report_page is the HTML page: the setup first, then that chart, the figures and the
 trades. matplotlib is optional (pip install -e '.[charts]'): without it report_page says how
 to get the chart and report_png raises ChartsUnavailable.
-
-equity_png and report_html are the older hand-written PNG and page, kept until the CLI calls
-the functions above.
 """
 
 from __future__ import annotations
 
+import base64
 import bisect
 import csv
 import html
 import io
-import itertools
 import re
-import struct
-import zlib
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -30,83 +25,15 @@ if TYPE_CHECKING:
 
     from services.backtest.funding_arb import BacktestResult
 
-WIDTH, HEIGHT, MARGIN = 900, 320, 20
 
-
-def _scale(equity: list[tuple[int, Decimal]], width: int, height: int):
-    """Time and value -> pixel, with 0 always in range."""
-    t0, t1 = equity[0][0], equity[-1][0]
-    values = [float(v) for _, v in equity]
-    lo, hi = min(*values, 0.0), max(*values, 0.0)
-    span_t, span_v = max(1, t1 - t0), (hi - lo) or 1.0
-    return lambda t, v: (MARGIN + round((t - t0) / span_t * (width - 2 * MARGIN)),
-                         height - MARGIN - round((v - lo) / span_v * (height - 2 * MARGIN)))
-
-
-def _points(equity: list[tuple[int, Decimal]], width: int, height: int) -> list[tuple[int, int]]:
-    if not equity:
-        return []
-    at = _scale(equity, width, height)
-    return [at(t, float(v)) for t, v in equity]
-
-
-def equity_png(equity: list[tuple[int, Decimal]], width: int = WIDTH, height: int = HEIGHT) -> bytes:
-    """A white canvas, a grey zero line and the equity curve in blue, as PNG bytes."""
-    pixels = [bytearray(b"\xff" * width * 3) for _ in range(height)]
-
-    def put(x: int, y: int, rgb: tuple[int, int, int]) -> None:
-        if 0 <= x < width and 0 <= y < height:
-            pixels[y][3 * x:3 * x + 3] = bytes(rgb)
-
-    points = _points(equity, width, height)
-    if points:
-        zero = _scale(equity, width, height)(equity[0][0], 0.0)[1]
-        for x in range(MARGIN, width - MARGIN):
-            put(x, zero, (190, 190, 190))
-        for (x0, y0), (x1, y1) in itertools.pairwise(points):
-            steps = max(abs(x1 - x0), abs(y1 - y0), 1)
-            for i in range(steps + 1):
-                put(x0 + round((x1 - x0) * i / steps), y0 + round((y1 - y0) * i / steps), (31, 90, 180))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    raw = b"".join(b"\x00" + bytes(row) for row in pixels)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
-
-
-def report_html(title: str, summary: dict[str, str], equity: list[tuple[int, Decimal]], trades_csv: str) -> str:
-    points = " ".join(f"{x},{y}" for x, y in _points(equity, WIDTH, HEIGHT))
-    rows = [line.split(",") for line in trades_csv.strip().splitlines()]
-    table = "".join(
-        "<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{html.escape(cell)}</{'th' if i == 0 else 'td'}>"
-                         for cell in row) + "</tr>" for i, row in enumerate(rows))
-    figures = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in summary.items())
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font:14px sans-serif;margin:24px;color:#222}}table{{border-collapse:collapse;margin:12px 0}}
-th,td{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{background:#f3f3f3}}</style></head>
-<body><h1>{html.escape(title)}</h1>
-<h2>Equity (realised PnL, open funding and fees), USD</h2>
-<svg width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" xmlns="http://www.w3.org/2000/svg">
-<rect width="100%" height="100%" fill="#fff" stroke="#ccc"/>
-<polyline fill="none" stroke="#1f5ab4" stroke-width="1.5" points="{points}"/></svg>
-<h2>Figures</h2><table>{figures}</table>
-<h2>Trades</h2><table>{table}</table>
-</body></html>
-"""
-
-
-# --- the matplotlib charts and the HTML page -------------------------------------------------------
 
 INSTALL_HINT = "charts need matplotlib: pip install -e '.[charts]'"
 SIZE_IN, DPI = (12.0, 9.0), 100  # 1200 x 900 px
-# fixed so the SVG's ids, and so the page, are the same bytes from run to run
-_RC = {"svg.hashsalt": "perp-arb-backtest", "svg.fonttype": "path", "font.size": 10.0,
-       "axes.titlesize": 11.0, "axes.labelsize": 10.0, "legend.fontsize": 9.0, "timezone": "UTC"}
+_RC = {"font.size": 10.0, "axes.titlesize": 11.0, "axes.labelsize": 10.0, "legend.fontsize": 9.0, "timezone": "UTC"}
 EQUITY, CAPITAL, DRAWDOWN, FUNDING, FEES = "#1f5ab4", "#333333", "#c0392b", "#1e8449", "#d35400"
 ENTRY, EXIT, LIQUIDATED = "#1e8449", "#7d3c98", "#e60000"
+
+
 
 
 class ChartsUnavailable(RuntimeError):
@@ -143,9 +70,8 @@ def _utc(ts_ms: int) -> datetime:
 def flows_of(result: BacktestResult) -> list[tuple[int, Decimal, Decimal]]:
     """(time, funding received so far, fees paid so far): result.flows when the run kept them,
     else the trades' own, added up at each trade's close."""
-    flows = getattr(result, "flows", None)
-    if flows:
-        return list(flows)
+    if result.flows:
+        return list(result.flows)
     out, funding, fees = [], Decimal(0), Decimal(0)
     for t in sorted(result.trades, key=lambda t: t.closed_ms):
         funding, fees = funding + t.funding_usd, fees + t.fees_usd
@@ -292,25 +218,15 @@ def build_figure(result: BacktestResult, capital: Decimal, title: str) -> Figure
         return fig
 
 
-def _save(result: BacktestResult, capital: Decimal, title: str, fmt: str) -> bytes:
+def report_png(result: BacktestResult, capital: Decimal, title: str) -> bytes:
+    """The report's figure as PNG bytes, 1200 x 900 px, the same bytes for the same inputs (no
+    software or date in them); raises ChartsUnavailable without matplotlib."""
     matplotlib = _matplotlib()[0]
     fig = build_figure(result, capital, title)
     out = io.BytesIO()
     with matplotlib.rc_context(_RC):
-        fig.savefig(out, format=fmt, dpi=DPI, facecolor="white",
-                    metadata={"Software": None} if fmt == "png" else {"Date": None, "Creator": None})
+        fig.savefig(out, format="png", dpi=DPI, facecolor="white", metadata={"Software": None})
     return out.getvalue()
-
-
-def report_png(result: BacktestResult, capital: Decimal, title: str) -> bytes:
-    """The report's figure as PNG bytes, 1200 x 900 px; raises ChartsUnavailable without matplotlib."""
-    return _save(result, capital, title, "png")
-
-
-def report_svg(result: BacktestResult, capital: Decimal, title: str) -> str:
-    """The same figure as an <svg> element (no XML prolog) to put inside an HTML page."""
-    text = _save(result, capital, title, "svg").decode()
-    return text[text.index("<svg"):]
 
 
 LABELS = {
@@ -339,7 +255,7 @@ th{text-align:left;font-weight:600}
 .kv td,.num,.date{font-variant-numeric:tabular-nums;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .kv code{color:#888;font-size:.85em;margin-left:.5em}
 .num{text-align:right}
-.chart svg,.chart img{display:block;width:100%;height:auto}
+.chart img{display:block;width:100%;height:auto}
 .note{padding:10px 14px;background:#fff8e1;border:1px solid #f0d98c;border-radius:4px}
 .scroll{overflow-x:auto;overflow-y:auto;max-height:80vh;border:1px solid #e3e3e3}
 .trades{font-size:13px;min-width:100%}
@@ -377,13 +293,17 @@ def _trades_table(trades_csv: str) -> str:
 
 
 def report_page(title: str, summary: dict[str, str], setup: list[tuple[str, str]], result: BacktestResult,
-                capital: Decimal, trades_csv: str) -> str:
-    """The self-contained HTML report: the setup, the chart (inline SVG; without matplotlib a line
-    saying how to get it), the figures and the trades. The same inputs give the same text."""
+                capital: Decimal, trades_csv: str, png: bytes | None = None) -> str:
+    """The self-contained HTML report: the setup, the chart (the PNG inline, `png` when the caller
+    has drawn it already; without matplotlib a line saying how to get it), the figures and the
+    trades. The same inputs give the same text."""
     esc = html.escape
     setup_rows = "\n".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in setup)
-    if available():
-        chart = f'<div class="chart">{report_svg(result, capital, title)}</div>'
+    if png is None and available():
+        png = report_png(result, capital, title)
+    if png is not None:
+        chart = (f'<div class="chart"><img alt="{esc(title)}: equity, drawdown, funding and fees over time" '
+                 f'src="data:image/png;base64,{base64.b64encode(png).decode()}"></div>')
     else:
         chart = f'<p class="note">No chart: {esc(INSTALL_HINT)}</p>'
     figures = "\n".join(
