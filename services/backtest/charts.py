@@ -236,7 +236,9 @@ LABELS = {
     "sharpe": "Sharpe (daily, annualised)", "sortino": "Sortino (daily, annualised)",
     "max_drawdown": "Max drawdown (fraction of peak)", "utilization": "Utilization (margin / capital, mean)",
     "apr": "APR (fraction of capital)", "days": "Days", "settlements": "Funding settlements",
-    "leg_outs": "Leg-outs", "leg_out_loss_usd": "Leg-out loss, USD",
+    "past_liquidation": "Furthest seen past a liquidation price (fraction)", "bars": "Bars used",
+    "gaps": "Data gaps (gaps.csv)", "entries_skipped": "Entries not taken, by reason",
+    "stopped": "Stopped by the equity stop (UTC)", "leg_outs": "Leg-outs", "leg_out_loss_usd": "Leg-out loss, USD",
 }
 _NUMBER = re.compile(r"^[+\-\u2212]?\$?\d[\d,]*(\.\d+)?%?$")
 NUM = ' class="num"'
