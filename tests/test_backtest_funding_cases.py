@@ -196,6 +196,19 @@ def test_a_venue_whose_history_stops_closes_the_position_at_the_last_real_mark()
     assert result.gaps == [Gap("XUSDT", "a", T0 + 16 * H, None)]
 
 
+def test_a_symbol_whose_histories_both_stop_is_closed_when_another_symbol_shows_time_has_passed():
+    # Y's histories end at hour 16 at both venues (mark 110) while X's go on with nothing to trade:
+    # at X's hour 24 Y's next settlement may still come; at hour 32 it is missing: closed there at
+    # 110, not held to the end of the history with no funding
+    y = eight_hourly("YUSDT", [("0.001", "0", "100"), ("0.001", "0", "105"), ("0.001", "0", "110")])
+    x = eight_hourly("XUSDT", [("0", "0", "50")] * 7)
+    result = run(merged(y, x), FEES, TIERS)
+    (trade,) = result.trades
+    assert (trade.symbol, trade.closed_ms, trade.reason) == ("YUSDT", T0 + 32 * H, "data_gap")
+    assert trade.fees_usd == 100 * (2 * D(100) + 2 * D(110)) * D("0.0005")
+    assert result.gaps == []  # neither venue's history of Y stops while the other's goes on
+
+
 def test_a_settlement_missing_in_the_middle_closes_at_the_last_real_mark_and_is_reported():
     # both venues skip hour 24 (and so does the mark): at hour 32 the position is closed at hour
     # 16's mark, and a new one may open at the next settlement

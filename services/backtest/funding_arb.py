@@ -43,7 +43,7 @@ import heapq
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import NamedTuple
 
 from services.backtest.data import Bar
@@ -262,8 +262,7 @@ class _Run:
     def enter(self, s: Settlement, mark: Decimal, long_venue: str, short_venue: str, delta_8h: Decimal) -> None:
         config, skipped = self.config, self.result.skipped
         if self.lots is None:
-            qty = (config.notional_usd / mark).quantize(config.qty_step, ROUND_DOWN)
-            qty = qty if qty > 0 else None
+            qty = config.notional_usd / mark // config.qty_step * config.qty_step or None
         else:
             lots = [self.lots.get(v, {}).get(s.symbol) for v in (long_venue, short_venue)]
             if None in lots:
@@ -321,9 +320,6 @@ class _Run:
         self.result.decisions.append(Decision(ts, p.symbol, "close", f"{reason} at {price}"))
         del self.open[p.symbol]
 
-    def liquidate(self, p: Position, ts: int, leg: Leg, price: Decimal) -> None:
-        self.close(p, ts, price, "liquidated", liquidated=leg)
-
     # events
 
     def bar(self, ts: int, symbol: str, bar: Bar) -> None:
@@ -336,7 +332,7 @@ class _Run:
         if hit is not None:
             # the range reached the price; a bar opening beyond it gapped through it
             through = bar.open if crossed(hit.side, hit.liquidation, bar.open, bar.open) else hit.liquidation
-            self.liquidate(position, ts, hit, through)
+            self.close(position, ts, through, "liquidated", liquidated=hit)
 
     def settle(self, s: Settlement, last_shared: int) -> None:
         a, b = self.venues
@@ -349,6 +345,9 @@ class _Run:
             # a settlement went missing: what the position earned since is unknown
             self.close(position, s.ts_ms, self.mark[s.symbol], "data_gap")
             position = None
+        for symbol in sorted(self.open.keys() - {s.symbol}):  # a symbol whose histories both stopped
+            if not all(self.latest[v, symbol].current_at(s.ts_ms - LATE_MS) for v in (a, b)):
+                self.close(self.open[symbol], s.ts_ms, self.mark[symbol], "data_gap")
         mark = next((r.mark for _, r in sorted(s.rows.items()) if r.mark is not None), self.mark.get(s.symbol))
         if mark is None:
             return
@@ -357,7 +356,7 @@ class _Run:
         if position is not None:
             hit = position.observe(mark, mark)
             if hit is not None:  # crossed somewhere since the last observation: at its price at the latest
-                self.liquidate(position, s.ts_ms, hit, hit.liquidation)
+                self.close(position, s.ts_ms, hit.liquidation, "liquidated", liquidated=hit)
                 position = None
             else:
                 for leg in position.legs:
@@ -414,7 +413,7 @@ def run(rates: dict[str, Sequence[FundingRate]], fees: dict[str, FeeSchedule],
         for symbol, position in sorted(state.open.items()):  # closed at the last mark the history has
             state.close(position, last, state.mark[symbol], "end_of_history")
         state.record(last)
-    for venue in venues:  # a venue's history of a symbol that ends before the other's is a gap too
+    for venue in venues:  # a venue's history of a symbol that stops while the other's goes on is a gap too
         for symbol, (_, end) in span.items():
             seen = state.latest.get((venue, symbol))
             if seen is not None and seen.interval_ms and not seen.current_at(end):
