@@ -111,6 +111,11 @@ def test_every_axis_is_labelled_and_the_shared_x_axis_is_dated_in_the_datas_mont
     # legends name the lines
     assert {t.get_text() for t in equity.get_legend().get_texts()} >= {"equity", "trade entry", "trade exit",
                                                                          "exit by liquidation"}
+    # a legend names only what happened: no liquidation, no entry for one
+    calm = sample()
+    calm.trades = [t for t in calm.trades if not t.liquidated]
+    equity = axes(charts.build_figure(calm, CAPITAL, TITLE))[0]
+    assert "exit by liquidation" not in {t.get_text() for t in equity.get_legend().get_texts()}
 
 
 def test_the_equity_panel_covers_the_curve_and_the_capital_line_and_marks_each_entry_and_exit():

@@ -124,6 +124,41 @@ def test_arb_backtest_needs_the_lots_or_a_step_said_out_loud(tmp_path):
     assert done.returncode == 0 and "one step of 0.001 for every symbol (--qty-step)" in done.stdout
 
 
+def test_inputs_a_user_can_mix_up_are_refused_in_one_line(tmp_path):
+    import json
+
+    def refused(*args: str) -> str:
+        done = arb(*args, "--out", str(tmp_path))
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        return done.stderr.strip()
+
+    year = ["--bybit", str(BYBIT_YEAR), "--binance", str(BINANCE_YEAR)]
+    # no price anywhere: Bybit's file twice has no markPrice, and no bars were given
+    assert refused("--bybit", str(BYBIT_YEAR), "--binance", str(BYBIT_YEAR), "--qty-step", "0.001") == (
+        "backtest: neither funding history has a mark price (Binance's has markPrice) and no --bars were given: "
+        "there is no price to trade at")
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text("symbol,fundingRateTimestamp,fundingRate\n")
+    assert refused("--bybit", str(header_only), "--binance", str(BINANCE_YEAR), "--qty-step", "0.001") == (
+        f"backtest: --bybit {header_only}: no settlements in it")
+    # each venue's parquet file says whose it is
+    parquet = {v: DATA / f"{v}/funding/zushen_venue={v}_data.parquet" for v in ("bybit", "binance")}
+    assert refused("--bybit", str(parquet["binance"]), "--binance", str(parquet["bybit"]), "--qty-step", "1") == (
+        f"backtest: {parquet['binance']}: holds binance's settlements, not bybit's")
+    # an exchangeInfo given as Bybit's instruments
+    info = tmp_path / "exchangeInfo.json"
+    info.write_text(json.dumps({"symbols": [{"symbol": "BTCUSDT", "contractType": "PERPETUAL", "status": "TRADING",
+                                             "filters": [{"filterType": "LOT_SIZE", "stepSize": "0.001",
+                                                          "minQty": "0.001", "maxQty": "1000"},
+                                                         {"filterType": "MIN_NOTIONAL", "notional": "100"},
+                                                         {"filterType": "PRICE_FILTER", "tickSize": "0.1"}]}]}))
+    assert refused(*year, "--bybit-instruments", str(info)) == (
+        f"backtest: --bybit-instruments {info}: it is binance's answer, not bybit's")
+    assert refused(*year, "--qty-step", "0.001", "--entry-bps", "1", "--exit-bps", "2") == (
+        "backtest: --exit-bps 2 is above --entry-bps 1: a trade would close as soon as it opened")
+    assert refused(*year, "--qty-step", "0") == "backtest: --qty-step must be above 0"
+
+
 def test_bars_that_miss_the_funding_history_are_refused_and_partial_ones_said(tmp_path):
     bars = DATA / "bybit/klines_1m/BTCUSDT_1m_2025-05-30_2025-06-29.csv"  # May-June 2025
     done = arb("--bybit", str(BYBIT_YEAR), "--binance", str(BINANCE_YEAR), "--qty-step", "0.001", "--bars",

@@ -274,7 +274,8 @@ def test_kline_rows_are_checked_and_a_bad_one_is_named_by_its_line(tmp_path):
     path = tmp_path / "k.csv"
     for rows, error in (
             ("2025-05-30 16:39:00,1,1,1,1,1\n", r"k\.csv:2: timestamp '2025-05-30 16:39:00' has no UTC offset$"),
-            ("2025-05-30 16:39:00+00:00,1,1,x,1,1\n", r"k\.csv:2: "),
+            ("2025-05-30 16:39:00+00:00,1,1,x,1,1\n", r"k\.csv:2: low 'x' is not a number$"),
+            ("2025-05-30 16:39:00+00:00,1,1,1\n", r"k\.csv:2: no close, volume \(the row has 4 fields\)$"),
             ("2025-05-30 16:39:00+00:00,0,1,0,1,1\n", r"k\.csv:2: prices must be positive with low <= open, close <= high$"),
             ("2025-05-30 16:39:00+00:00,1,1.5,1,2,1\n", r"k\.csv:2: prices must be positive"),  # close above high
             (good + good, r"k\.csv:3: timestamps must rise$")):
@@ -283,6 +284,21 @@ def test_kline_rows_are_checked_and_a_bad_one_is_named_by_its_line(tmp_path):
             load_klines(path)
     path.write_text(header + good)
     assert [(b.low, b.close) for b in load_klines(path)] == [(D("0.1"), D("0.25"))]
+
+
+def test_funding_rows_are_checked_and_a_bad_one_is_named_with_its_column(tmp_path):
+    header = "symbol,fundingRateTimestamp,fundingRate,markPrice\n"
+    path = tmp_path / "f.csv"
+    for rows, error in (("BTCUSDT,1755763200000,abc,1\n", r"f\.csv:2: fundingRate 'abc' is not a number$"),
+                        ("BTCUSDT,1755763200000,0.0001,x\n", r"f\.csv:2: markPrice 'x' is not a number$"),
+                        ("BTCUSDT,soon,0.0001,1\n", r"f\.csv:2: fundingRateTimestamp 'soon' is not a time in ms$"),
+                        ("BTCUSDT,1755763200000\n", r"f\.csv:2: no fundingRate \(the row has 2 fields\)$")):
+        path.write_text(header + rows)
+        with pytest.raises(DataError, match=error):
+            load_funding(path)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    with pytest.raises(DataError, match=r"f\.csv: not a UTF-8 text file"):
+        load_funding(path)
 
 
 def test_parquet_rows_predicted_or_without_a_rate_are_left_out(tmp_path, monkeypatch):
@@ -301,6 +317,11 @@ def test_parquet_rows_predicted_or_without_a_rate_are_left_out(tmp_path, monkeyp
     assert [(r.symbol, r.ts_ms, r.rate, r.mark, r.interval_ms) for r in load_funding(path)] == [
         ("XUSDT", int(at[0].timestamp()) * 1000, D("0.0001"), D("100.5"), 8 * 3_600_000),
         ("XUSDT", int(at[3].timestamp()) * 1000, D("-0.00005"), D("101.25"), None)]  # no interval said
+    # a file whose venue column names one venue is refused as the other's
+    pq.write_table(table.append_column("venue", pa.array(["binance"] * 4)), path)
+    assert len(load_funding(path, venue="binance")) == 2
+    with pytest.raises(DataError, match=r"x\.parquet: holds binance's settlements, not bybit's$"):
+        load_funding(path, venue="bybit")
     not_parquet = tmp_path / "bad.parquet"
     not_parquet.write_text("symbol,fundingRateTimestamp,fundingRate\n")
     with pytest.raises(DataError, match=r"bad\.parquet: "):

@@ -109,9 +109,9 @@ def test_the_text_report():
         "trades          5 (win rate 0.4000); liquidations 1 (seen up to 3.00% past a liquidation price: how far "
         "the price went between two observations is not known; --bars shows it), closest approach -0.0300 of the "
         "mark\n"
-        "PnL             $-990.75 = price $-1000.00 - fees $52.25 + funding $61.50\n"
+        "PnL             $-990.75 = price $-1,000.00 - fees $52.25 + funding $61.50\n"
         "risk            Sharpe -8.40, Sortino -8.43, max drawdown 0.1008\n"
-        "capital         $10,000.00: utilization 0.2000, APR -7.2325 over 5 days\n"
+        "returns         on $10,000.00: utilization 0.2000, APR -7.2325 over 5 days\n"
         "data            7 settlements, 0 bars used, 0 gaps")
 
 

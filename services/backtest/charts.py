@@ -155,9 +155,10 @@ def build_figure(result: BacktestResult, capital: Decimal, title: str) -> Figure
         eq_ax.scatter([_utc(t.closed_ms) for t in closed], [level_at(t.closed_ms) for t in closed], s=size,
                       marker="v", color=EXIT, label="trade exit", **marks)
         liquidated = [t for t in trades if t.liquidated]
-        eq_ax.scatter([_utc(t.closed_ms) for t in liquidated], [level_at(t.closed_ms) for t in liquidated],
-                      s=size * 2.2, marker="X", color=LIQUIDATED, label="exit by liquidation",
-                      **{**marks, "alpha": 1.0, "zorder": 5})
+        if liquidated:  # no legend entry for what did not happen
+            eq_ax.scatter([_utc(t.closed_ms) for t in liquidated], [level_at(t.closed_ms) for t in liquidated],
+                          s=size * 2.2, marker="X", color=LIQUIDATED, label="exit by liquidation",
+                          **{**marks, "alpha": 1.0, "zorder": 5})
         lo, hi = min(*levels, cap), max(*levels, cap)
         pad = (hi - lo) * 0.08 or max(abs(cap) * 0.001, 1.0)
         eq_ax.set_ylim(lo - pad, hi + pad)

@@ -36,29 +36,44 @@ class Bar:
 
 
 def _rows(path: Path, needed: tuple[str, ...]):
-    """The rows of a CSV whose header has every `needed` column."""
+    """The rows of a CSV whose header has every `needed` column, each with every field."""
     try:
         file = path.open(newline="", encoding="utf-8")
     except OSError as exc:
         raise DataError(f"{path}: {exc.strerror}") from None
     with file:
         rows = csv.DictReader(file)
-        missing = [c for c in needed if c not in (rows.fieldnames or [])]
-        if missing:
-            raise DataError(f"{path}: no column {', '.join(missing)} (has {', '.join(rows.fieldnames or [])})")
-        yield from rows
+        try:
+            missing = [c for c in needed if c not in (rows.fieldnames or [])]
+            if missing:
+                raise DataError(f"{path}: no column {', '.join(missing)} (has {', '.join(rows.fieldnames or [])})")
+            for line, row in enumerate(rows, start=2):
+                short = [c for c in needed if row.get(c) is None]
+                if short:
+                    fields = sum(value is not None for key, value in row.items() if key is not None)
+                    raise DataError(f"{path}:{line}: no {', '.join(short)} (the row has {fields} fields)")
+                yield line, row
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: not a UTF-8 text file") from None
+
+
+def _number(row: dict, column: str) -> Decimal:
+    try:
+        return Decimal(row[column])
+    except InvalidOperation:
+        raise ValueError(f"{column} {row[column]!r} is not a number") from None
 
 
 def load_klines(path: str | Path) -> list[Bar]:
     path, bars = Path(path), []
-    for line, row in enumerate(_rows(path, ("timestamp", "open", "high", "low", "close", "volume")), start=2):
+    for line, row in _rows(path, ("timestamp", "open", "high", "low", "close", "volume")):
         try:
             stamp = datetime.fromisoformat(row["timestamp"])
             if stamp.tzinfo is None:
                 raise ValueError(f"timestamp {row['timestamp']!r} has no UTC offset")
-            bar = Bar(int(stamp.timestamp() * 1000), *(Decimal(row[k]) for k in ("open", "high", "low", "close",
+            bar = Bar(int(stamp.timestamp() * 1000), *(_number(row, k) for k in ("open", "high", "low", "close",
                                                                                  "volume")))
-        except (ValueError, InvalidOperation) as exc:
+        except ValueError as exc:
             raise DataError(f"{path}:{line}: {exc}") from None
         if not 0 < bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high:
             raise DataError(f"{path}:{line}: prices must be positive with low <= open, close <= high")
@@ -68,42 +83,48 @@ def load_klines(path: str | Path) -> list[Bar]:
     return bars
 
 
-def load_funding(path: str | Path, utc_offset_hours: float | None = None) -> list[FundingRate]:
-    """Every settlement in the file (CSV, or parquet), oldest first per symbol."""
+def load_funding(path: str | Path, utc_offset_hours: float | None = None, venue: str | None = None
+                 ) -> list[FundingRate]:
+    """Every settlement in the file (CSV, or parquet), oldest first per symbol. With `venue`, a
+    parquet file whose `venue` column names another venue is refused."""
     path = Path(path)
     if path.suffix == ".parquet":
-        return _funding_parquet(path)
+        return _funding_parquet(path, venue)
     try:
         with path.open(encoding="utf-8") as file:
             header = file.readline()
     except OSError as exc:
         raise DataError(f"{path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file (a parquet file needs the .parquet suffix)") from None
     if "Funding Rate" in header:
         if utc_offset_hours is None:
             raise DataError(f"{path}: its dates are local time without an offset; give utc_offset_hours "
                             "(3 for the supervik files: SOURCES.md)")
         shift = timedelta(hours=utc_offset_hours)
         out = []
-        for line, row in enumerate(_rows(path, ("Symbol", "Date", "Funding Rate")), start=2):
+        for line, row in _rows(path, ("Symbol", "Date", "Funding Rate")):
             try:
                 when = datetime.fromisoformat(row["Date"]).replace(tzinfo=UTC) - shift
                 out.append(FundingRate(row["Symbol"].replace("-", ""), int(when.timestamp() * 1000),
-                                       Decimal(row["Funding Rate"])))
-            except (ValueError, InvalidOperation) as exc:
+                                       _number(row, "Funding Rate")))
+            except ValueError as exc:
                 raise DataError(f"{path}:{line}: {exc}") from None
     else:
         out = []
-        for line, row in enumerate(_rows(path, ("symbol", "fundingRateTimestamp", "fundingRate")), start=2):
+        for line, row in _rows(path, ("symbol", "fundingRateTimestamp", "fundingRate")):
             try:
-                mark = Decimal(row["markPrice"]) if row.get("markPrice") else None
-                out.append(FundingRate(row["symbol"], int(row["fundingRateTimestamp"]), Decimal(row["fundingRate"]),
+                mark = _number(row, "markPrice") if row.get("markPrice") else None
+                if not row["fundingRateTimestamp"].isdigit():
+                    raise ValueError(f"fundingRateTimestamp {row['fundingRateTimestamp']!r} is not a time in ms")
+                out.append(FundingRate(row["symbol"], int(row["fundingRateTimestamp"]), _number(row, "fundingRate"),
                                        mark))
-            except (ValueError, InvalidOperation) as exc:
+            except ValueError as exc:
                 raise DataError(f"{path}:{line}: {exc}") from None
     return sorted(out, key=lambda r: (r.symbol, r.ts_ms))
 
 
-def _funding_parquet(path: Path) -> list[FundingRate]:
+def _funding_parquet(path: Path, venue: str | None) -> list[FundingRate]:
     """The zushen parquet files (SOURCES.md 1a): venue_symbol, settlement_ts (UTC), rate_raw,
     interval_hours, mark_price; predicted rates are left out. Floats come back as the decimals
     they print as."""
@@ -114,8 +135,12 @@ def _funding_parquet(path: Path) -> list[FundingRate]:
     try:
         table = pq.read_table(path, columns=["venue_symbol", "settlement_ts", "rate_raw", "mark_price",
                                              "interval_hours", "is_predicted"])
+        named = set(pq.read_table(path, columns=["venue"]).column(0).to_pylist()) if venue and "venue" in \
+            pq.read_schema(path).names else set()
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"{path}: {exc}") from None
+    if named - {venue}:
+        raise DataError(f"{path}: holds {', '.join(sorted(map(str, named)))}'s settlements, not {venue}'s")
     out = []
     for row in table.to_pylist():
         if row["is_predicted"] or row["rate_raw"] is None:

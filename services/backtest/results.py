@@ -66,11 +66,14 @@ def _utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
 
+def _totals(trades: list[ClosedTrade]) -> tuple[Decimal, Decimal, Decimal]:
+    """Price PnL, fees paid and funding received over the trades."""
+    return tuple(sum((getattr(t, k) for t in trades), Decimal(0)) for k in ("price_pnl_usd", "fees_usd", "funding_usd"))
+
+
 def summary(result: BacktestResult, capital: Decimal) -> dict[str, str]:
     trades = result.trades
-    price = sum((t.price_pnl_usd for t in trades), Decimal(0))
-    fees = sum((t.fees_usd for t in trades), Decimal(0))
-    funding = sum((t.funding_usd for t in trades), Decimal(0))
+    price, fees, funding = _totals(trades)
     pnl = price - fees + funding
     returns = daily_returns(result.equity, capital)
     years = len(returns) / 365 if returns else 0
@@ -102,21 +105,27 @@ def summary(result: BacktestResult, capital: Decimal) -> dict[str, str]:
     }
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def render(result: BacktestResult, capital: Decimal, setup: list[tuple[str, str]] = ()) -> str:
     """The report as text: the setup it was measured against (label, value), then the figures."""
     s = summary(result, capital)
+    price, fees, funding = _totals(result.trades)
+    pnl = price - fees + funding
     past = (f" (seen up to {Decimal(s['past_liquidation']):.2%} past a liquidation price: how far the price went "
             "between two observations is not known; --bars shows it)") if s["past_liquidation"] != "-" else ""
     lines = [f"{label:<15} {value}" for label, value in setup] + [
         f"trades          {s['trades']} (win rate {s['win_rate']}); liquidations {s['liquidations']}{past}, closest "
         f"approach {s['closest_to_liquidation']} of the mark",
-        f"PnL             ${s['pnl_usd']} = price ${s['price_pnl_usd']} - fees ${s['fees_usd']} + funding "
-        f"${s['funding_usd']}",
+        f"PnL             ${pnl:,.2f} = price ${price:,.2f} - fees ${fees:,.2f} + funding ${funding:,.2f}",
         f"risk            Sharpe {s['sharpe']}, Sortino {s['sortino']}, max drawdown {s['max_drawdown']}",
-        f"capital         ${capital:,.2f}: utilization {s['utilization']}, APR {s['apr']} over {s['days']} days",
+        f"returns         on ${capital:,.2f}: utilization {s['utilization']}, APR {s['apr']} over {s['days']} days",
     ]
     if result.settlements or result.bars:
-        lines.append(f"data            {result.settlements:,} settlements, {result.bars:,} bars used, {s['gaps']} gaps"
+        lines.append(f"data            {result.settlements:,} settlements, {result.bars:,} bars used, "
+                     f"{_count(len(result.gaps), 'gap')}"
                      + "".join(f"; {g.symbol} at {g.venue} from {_utc(g.last_ms)} to "
                                f"{_utc(g.next_ms) if g.next_ms else 'its end'}" for g in result.gaps[:5])
                      + (f"; {len(result.gaps) - 5} more in gaps.csv" if len(result.gaps) > 5 else ""))
