@@ -227,6 +227,14 @@ def test_a_settlement_missing_in_the_middle_closes_at_the_last_real_mark_and_is_
 # the account
 
 
+def test_an_entry_whose_margin_is_exactly_the_equity_is_taken():
+    # 2 x 10,000 / 5 = 4,000 of margin on 4,000 of capital
+    config = FundingArbConfig(capital=D(4_000), max_account_leverage=D(10))
+    assert len(run(eight_hourly("XUSDT", [("0.001", "0", "100")] * 3), FEES, TIERS, config).trades) == 1
+    assert run(eight_hourly("XUSDT", [("0.001", "0", "100")] * 3), FEES, TIERS,
+               FundingArbConfig(capital=D("3999.99"), max_account_leverage=D(10))).skipped["no free margin"] == 2
+
+
 def test_entries_wait_for_free_margin():
     # 5,000 of capital: X takes 2 x 2,000 of margin at x5; Y's entry at the same time finds 1,000 free
     two = merged(eight_hourly("XUSDT", [("0.001", "0", "100")] * 3), eight_hourly("YUSDT", [("0.001", "0", "100")] * 3))
@@ -238,34 +246,37 @@ def test_entries_wait_for_free_margin():
 
 
 def test_entries_keep_the_book_within_the_account_leverage():
-    # 20,000 at most x1: one trade of 2 x 10,000 fills it
+    # 20,000 at most x1.5: one trade of 2 x 10,000 fits (20,000 <= 30,000), a second does not
+    # (40,000 > 1.5 x 19,990)
     two = merged(eight_hourly("XUSDT", [("0.001", "0", "100")] * 3), eight_hourly("YUSDT", [("0.001", "0", "100")] * 3))
-    result = run(two, FEES, TIERS, FundingArbConfig(max_account_leverage=D(1)))
+    result = run(two, FEES, TIERS, FundingArbConfig(max_account_leverage=D("1.5")))
     assert len(result.trades) == 1 and result.skipped["account leverage"] == 2
     assert len(run(two, FEES, TIERS, FundingArbConfig(max_account_leverage=D(3))).trades) == 2
 
 
 def test_the_equity_stop_closes_everything_and_ends_trading():
-    # capital 1,000, stop at half: the short at a pays 100 x 100 x 0.3 % = 30 a settlement once
-    # a's rate turns (the exit is set never to trigger); entry fees 10: equity 990, 960, ..., 510,
-    # then 480 at hour 136: closed there, and the later opportunity is not taken
-    rows = [("0.001", "0", "100")] + [("-0.003", "0", "100")] * 18 + [("0.001", "0", "100")] * 3
+    # capital 1,000, stop at half: the short at a pays 100 x 100 x 0.49 % = 49 a settlement once
+    # a's rate turns (the exit is set never to trigger); entry fees 10: equity 990, 941, ..., and
+    # exactly 500 at hour 80, the stop: closed there, and the later opportunity is not taken
+    rows = [("0.001", "0", "100")] + [("-0.0049", "0", "100")] * 12 + [("0.001", "0", "100")] * 3
     config = FundingArbConfig(capital=D(1_000), leverage=D(50), max_account_leverage=D(100), exit_8h=D(-1))
     result = run(eight_hourly("XUSDT", rows), FEES, TIERS, config)
     (trade,) = result.trades
-    assert (trade.reason, trade.closed_ms, result.stopped_ms) == ("equity_stop", T0 + 136 * H, T0 + 136 * H)
-    assert trade.funding_usd == -17 * D(30) and result.equity[-1][1] == -D(10) - 17 * D(30) - D(10)
+    assert (trade.reason, trade.closed_ms, result.stopped_ms) == ("equity_stop", T0 + 80 * H, T0 + 80 * H)
+    assert trade.funding_usd == -10 * D(49) and result.equity[-1][1] == -D(10) - 10 * D(49) - D(10)
 
 
 def test_equity_below_the_open_legs_maintenance_margin_closes_them():
-    # 300 of capital, stop at 0: legs of 10,000 at x100 hold 50 of maintenance margin each; after
-    # entry fees (10) the short pays 100 x 100 x 0.25 % = 25 a settlement: 265, 240, ... 90 < 100
-    rows = [("0.001", "0", "100")] + [("-0.0025", "0", "100")] * 10
+    # 300 of capital, stop at 0: legs of 10,000 at x100 hold 50 - 10 (the tier's deduction) = 40 of
+    # maintenance margin each; after entry fees (10) the short pays 100 x 100 x 0.21 % = 21 a
+    # settlement: 269, ..., exactly 80 at hour 80 (not below), 59 at hour 88: closed
+    tiers = [RiskTier(D(10_000_000), D("0.005"), D(100), D(10))]
+    rows = [("0.001", "0", "100")] + [("-0.0021", "0", "100")] * 14
     config = FundingArbConfig(capital=D(300), leverage=D(100), max_account_leverage=D(100), exit_8h=D(-1),
                               stop_equity=D(0))
-    result = run(eight_hourly("XUSDT", rows), FEES, TIERS, config)
+    result = run(eight_hourly("XUSDT", rows), FEES, tiers, config)
     (trade,) = result.trades
-    assert (trade.reason, trade.closed_ms) == ("margin_call", T0 + 64 * H)
+    assert (trade.reason, trade.closed_ms) == ("margin_call", T0 + 88 * H)
     assert result.stopped_ms is None
 
 
@@ -283,3 +294,59 @@ def test_each_symbol_is_sized_on_its_own_lot_at_both_venues():
     qty = {t.symbol: t.qty for t in result.trades}
     assert qty == {"SOLUSDT": D("53.2"), "ETHUSDT": D("2.32")}  # 10,000 / 187.65 = 53.29...; / 4,309.13 = 2.3206...
     assert result.skipped["no instrument"] == 2  # NOTAUSDT at hours 0 and 8
+    # a venue without instruments at all has none of them either
+    assert run(history, FEES, TIERS, config, lots={"a": lots}).skipped["no instrument"] == 6
+    # 10 USD of SOL is 0.0 SOL in tenths: below the minimum, counted
+    small = FundingArbConfig(notional_usd=D(10), capital=D(100_000))
+    assert run(eight_hourly("SOLUSDT", [("0.001", "0", "187.65")] * 3), FEES, TIERS, small,
+               lots={"a": lots, "b": lots}).skipped == {"below a venue's minimum": 2}
+
+
+# what the run keeps besides the trades
+
+
+def test_the_decisions_and_the_running_funding_and_fees_by_hand():
+    # short b (it pays more) at hour 0, 100 X at 100: fees 10. Hour 8: the rates turn: the long at
+    # a pays 100 x 100 x 0.1 % = 10, and a now pays more than b: closed (fees 10 more)
+    result = run(eight_hourly("XUSDT", [("0", "0.001", "100"), ("0.001", "0", "100"), ("0.001", "0", "100")]),
+                 FEES, TIERS)
+    assert result.decisions == [(T0, "XUSDT", "open", "long a short b 100.000 at 100"),
+                                (T0 + 8 * H, "XUSDT", "close", "funding_converged at 100")]
+    assert result.flows == [(T0, 0, 10), (T0 + 8 * H, -10, 20), (T0 + 16 * H, -10, 20)]
+    (trade,) = result.trades
+    assert (trade.short_venue, trade.funding_usd, trade.fees_usd) == ("b", -10, 20)
+
+
+def test_two_venues_exactly():
+    with pytest.raises(ValueError, match=r"^a cross-venue backtest needs two venues, not 3$"):
+        run({"a": [], "b": [], "c": []}, FEES, TIERS)
+
+
+def test_stamps_within_half_a_second_are_one_settlement_and_a_late_one_is_a_gap_only_past_a_minute():
+    rows = {"a": [row("XUSDT", h, "0") for h in (0, 8, 16)],
+            "b": [FundingRate("XUSDT", T0 + 499, D(0), None, 8 * H), FundingRate("XUSDT", T0 + 8 * H + 60_000, D(0), None, 8 * H),
+                  FundingRate("XUSDT", T0 + 16 * H + 121_000, D(0))]}
+    events, gaps = settlements(rows)
+    assert [(e.ts_ms - T0, sorted(e.rows)) for e in events][:1] == [(0, ["a", "b"])]
+    # 8 h + 60 s after the last is not late; 8 h + 61 s after that one is
+    assert gaps == [Gap("XUSDT", "b", T0 + 8 * H + 60_000, T0 + 16 * H + 121_000)]
+
+
+def test_a_late_row_without_a_stated_interval_keeps_the_one_before():
+    # CSV rows (no interval): b skips hour 24. At hour 32 the difference appears: b's row there
+    # is late, its interval the 8 h before, so it is compared and the trade opens at once
+    rows = [("0", "0"), ("0", "0"), ("0", "0"), None, ("0.001", "0"), ("0.001", "0"), ("0.001", "0")]
+    rates = {"a": [row("XUSDT", 8 * i, r[0], "100", None) for i, r in enumerate(rows) if r],
+             "b": [row("XUSDT", 8 * i, r[1], None, None) for i, r in enumerate(rows) if r]}
+    (trade,) = run(rates, FEES, TIERS).trades
+    assert trade.opened_ms == T0 + 32 * H
+
+
+def test_bars_closing_at_the_first_and_the_last_settlement_are_used_and_later_ones_not():
+    from services.backtest.data import Bar
+
+    bars = {"XUSDT": [Bar(T0 + m, D(100), D(100), D(100), D(100), D(1)) for m in
+                      (-120_000, -60_000, 16 * H - 60_000, 16 * H)]}  # closing at -1 min, 0, 16 h, 16 h + 1 min
+    result = run(eight_hourly("XUSDT", [("0", "0", "100")] * 3), FEES, TIERS, bars=bars)
+    assert result.bars == 2
+

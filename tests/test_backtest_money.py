@@ -284,6 +284,9 @@ def test_kline_rows_are_checked_and_a_bad_one_is_named_by_its_line(tmp_path):
             load_klines(path)
     path.write_text(header + good)
     assert [(b.low, b.close) for b in load_klines(path)] == [(D("0.1"), D("0.25"))]
+    path.write_bytes(header.encode() + b"\x89PNG\xff\n")
+    with pytest.raises(DataError, match=r"k\.csv: not a UTF-8 text file$"):
+        load_klines(path)
 
 
 def test_funding_rows_are_checked_and_a_bad_one_is_named_with_its_column(tmp_path):
@@ -321,6 +324,9 @@ def test_parquet_rows_predicted_or_without_a_rate_are_left_out(tmp_path, monkeyp
     pq.write_table(table.append_column("venue", pa.array(["binance"] * 4)), path)
     assert len(load_funding(path, venue="binance")) == 2
     with pytest.raises(DataError, match=r"x\.parquet: holds binance's settlements, not bybit's$"):
+        load_funding(path, venue="bybit")
+    pq.write_table(table.append_column("venue", pa.array(["okx", "binance", "okx", "binance"])), path)
+    with pytest.raises(DataError, match=r"x\.parquet: holds binance, okx's settlements, not bybit's$"):
         load_funding(path, venue="bybit")
     not_parquet = tmp_path / "bad.parquet"
     not_parquet.write_text("symbol,fundingRateTimestamp,fundingRate\n")

@@ -131,9 +131,21 @@ def test_the_text_report_states_its_setup_the_gaps_the_entries_not_taken_and_the
         + "; XUSDT at a from 2026-01-01 00:00 to 2026-01-01 16:00" * 4 + "; 1 more in gaps.csv",
         "not entered     account leverage 1, no free margin 3",
         "stopped         2026-01-05 01:00: equity reached the stop; nothing was opened after"]
-    assert gaps_csv(result.gaps).splitlines()[:3] == [
-        "symbol,venue,last_settlement_utc,next_settlement_utc", "TONUSDT,bybit,2026-01-01 08:00,",
-        "XUSDT,a,2026-01-01 00:00,2026-01-01 16:00"]
+    assert gaps_csv(result.gaps[:2]) == (
+        "symbol,venue,last_settlement_utc,next_settlement_utc\nTONUSDT,bybit,2026-01-01 08:00,\n"
+        "XUSDT,a,2026-01-01 00:00,2026-01-01 16:00\n")
+    # one gap is a gap; five are listed whole
+    result.gaps = result.gaps[:1]
+    assert "1 gap; TONUSDT at bybit" in render(result, CAPITAL)
+    result.gaps = [Gap("TONUSDT", "bybit", D0 + 8 * H, None)] * 5
+    assert render(result, CAPITAL).splitlines()[-3].endswith("5 gaps" + "; TONUSDT at bybit from 2026-01-01 08:00 to its end" * 5)
+
+
+def test_a_report_without_liquidations_says_nothing_of_a_gap_risk():
+    result = five_trades()
+    result.trades = [t for t in result.trades if not t.liquidated]
+    assert render(result, CAPITAL).splitlines()[0] == (
+        "trades          4 (win rate 0.5000); liquidations 0, closest approach 0.1750 of the mark")
 
 
 @pytest.fixture
