@@ -221,6 +221,7 @@ def test_a_settlement_missing_in_the_middle_closes_at_the_last_real_mark_and_is_
     assert (first.closed_ms, first.reason, first.price_pnl_usd) == (T0 + 32 * H, "data_gap", 0)
     assert first.fees_usd == 100 * (2 * D(100) + 2 * D(102)) * D("0.0005")  # closed at 102, not 140
     assert second.opened_ms == T0 + 40 * H
+    assert result.flows[-1][1:] == (first.funding_usd + second.funding_usd, first.fees_usd + second.fees_usd)
     assert set(result.gaps) == {Gap("XUSDT", v, T0 + 16 * H, T0 + 32 * H) for v in ("a", "b")}
 
 
@@ -252,6 +253,8 @@ def test_entries_keep_the_book_within_the_account_leverage():
     result = run(two, FEES, TIERS, FundingArbConfig(max_account_leverage=D("1.5")))
     assert len(result.trades) == 1 and result.skipped["account leverage"] == 2
     assert len(run(two, FEES, TIERS, FundingArbConfig(max_account_leverage=D(3))).trades) == 2
+    # a book of exactly 1 x equity is within it: 2 x 10,000 on 20,000
+    assert len(run(two, FEES, TIERS, FundingArbConfig(max_account_leverage=D(1))).trades) == 1
 
 
 def test_the_equity_stop_closes_everything_and_ends_trading():
