@@ -174,6 +174,14 @@ def test_bars_that_miss_the_funding_history_are_refused_and_partial_ones_said(tm
     assert "covers 7% of BTCUSDT's funding history" in done.stderr
     assert "bars BTCUSDT    43,200 from 2025-05-30 16:39 to 2025-06-29 16:39 UTC" in done.stdout
     assert ", 43,200 bars used," in done.stdout
+    # one file a symbol, of 1-minute bars
+    five = DATA / "bybit/klines_5m/BTCUSDT_5m_2025-04-03_2025-07-02.csv"
+    for files, message in (([bars, bars], f"--bars {bars}: a second file of BTCUSDT; give one file a symbol"),
+                           ([five], f"--bars {five}: its bars are 300 s apart; liquidations are checked on "
+                                    "1-minute bars")):
+        done = arb("--bybit", str(excerpt), "--binance", str(BINANCE_YEAR), "--qty-step", "0.001",
+                   *(a for f in files for a in ("--bars", str(f))), "--out", str(tmp_path))
+        assert done.returncode == 2 and done.stderr.strip() == f"backtest: {message}"
 
 
 def test_with_bars_a_leg_is_liquidated_at_the_first_bar_that_reaches_its_price():

@@ -228,16 +228,17 @@ def test_a_settlement_missing_in_the_middle_closes_at_the_last_real_mark_and_is_
 # the account
 
 
-def test_an_entry_whose_margin_is_exactly_the_equity_is_taken():
-    # 2 x 10,000 / 5 = 4,000 of margin on 4,000 of capital
-    config = FundingArbConfig(capital=D(4_000), max_account_leverage=D(10))
+def test_an_entry_whose_margin_and_fees_are_exactly_the_equity_is_taken():
+    # 2 x 10,000 / 5 = 4,000 of margin and 2 x 10,000 x 0.05 % = 10 of fees on 4,010 of capital
+    config = FundingArbConfig(capital=D(4_010), max_account_leverage=D(10))
     assert len(run(eight_hourly("XUSDT", [("0.001", "0", "100")] * 3), FEES, TIERS, config).trades) == 1
     assert run(eight_hourly("XUSDT", [("0.001", "0", "100")] * 3), FEES, TIERS,
-               FundingArbConfig(capital=D("3999.99"), max_account_leverage=D(10))).skipped["no free margin"] == 2
+               FundingArbConfig(capital=D("4009.99"), max_account_leverage=D(10))).skipped["no free margin"] == 2
 
 
 def test_entries_wait_for_free_margin():
-    # 5,000 of capital: X takes 2 x 2,000 of margin at x5; Y's entry at the same time finds 1,000 free
+    # 5,000 of capital: X takes 2 x 2,000 of margin at x5 and 10 of fees; Y's entry at the same
+    # time finds 990 free
     two = merged(eight_hourly("XUSDT", [("0.001", "0", "100")] * 3), eight_hourly("YUSDT", [("0.001", "0", "100")] * 3))
     result = run(two, FEES, TIERS, FundingArbConfig(capital=D(5_000), max_account_leverage=D(10)))
     assert {t.symbol for t in result.trades} == {"XUSDT"}
@@ -325,14 +326,22 @@ def test_two_venues_exactly():
         run({"a": [], "b": [], "c": []}, FEES, TIERS)
 
 
-def test_stamps_within_half_a_second_are_one_settlement_and_a_late_one_is_a_gap_only_past_a_minute():
+def test_stamps_within_half_a_minute_are_one_settlement_and_a_late_one_is_a_gap_only_past_a_minute():
     rows = {"a": [row("XUSDT", h, "0") for h in (0, 8, 16)],
-            "b": [FundingRate("XUSDT", T0 + 499, D(0), None, 8 * H), FundingRate("XUSDT", T0 + 8 * H + 60_000, D(0), None, 8 * H),
-                  FundingRate("XUSDT", T0 + 16 * H + 121_000, D(0))]}
+            "b": [FundingRate("XUSDT", T0 + 29_999, D(0), None, 8 * H),
+                  FundingRate("XUSDT", T0 + 8 * H + 60_000, D(0), None, 8 * H),
+                  FundingRate("XUSDT", T0 + 16 * H + 180_000, D(0))]}
     events, gaps = settlements(rows)
     assert [(e.ts_ms - T0, sorted(e.rows)) for e in events][:1] == [(0, ["a", "b"])]
-    # 8 h + 60 s after the last is not late; 8 h + 61 s after that one is
-    assert gaps == [Gap("XUSDT", "b", T0 + 8 * H + 60_000, T0 + 16 * H + 121_000)]
+    # 8 h + 1 min after the last is not late; 8 h + 2 min after that one is
+    assert gaps == [Gap("XUSDT", "b", T0 + 8 * H + 60_000, T0 + 16 * H + 180_000)]
+
+
+def test_two_settlements_of_a_symbol_less_than_an_hour_apart_are_not_a_funding_history():
+    rows = {"a": [row("XUSDT", 0, "0"), row("XUSDT", 0.5, "0")], "b": []}
+    with pytest.raises(ValueError, match=r"^a's history has settlements of XUSDT 30 min apart at \d+ ms: not a "
+                                         r"funding history \(the shortest interval is 1 h\)$"):
+        run(rows, FEES, TIERS)
 
 
 def test_a_late_row_without_a_stated_interval_keeps_the_one_before():

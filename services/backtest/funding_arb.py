@@ -3,26 +3,29 @@
 **Funding.** Each venue settles at its own times and its own interval (1 h, 4 h, 8 h, and
 changes of interval): a row's interval is the one its history states, else the time since the
 venue's previous settlement of the symbol. A leg pays or receives its venue's rate at that
-venue's settlements only, on the mark of that moment (funding.py). Stamps a few ms apart
-(Binance: ...00:00.003) are the same second.
+venue's settlements only (funding.py), on the settlement's mark: the first venue's (in name
+order) that has one, else the last mark known. Stamps within half a minute of each other
+(Binance: ...00:00.003) are the same settlement.
 
 **Decisions** are taken whenever either venue settles a symbol, with each venue's latest
 settled rate as the forecast of its next interval, compared per hour (and shown per 8 h).
-Nothing stamped after the decision's time is used. With no position, when the difference is at
-least `entry_8h` per 8 h and `hold_intervals` 8-hour periods of it pay the round trip's fees,
-the backtest goes short on the venue paying more and long on the other; it closes when the
-difference in its favour falls below `exit_8h`.
+Nothing stamped after the decision's minute is used, apart from the end-of-history rule
+below. With no position, when the difference is at least `entry_8h` per 8 h and
+`hold_intervals` 8-hour periods of it pay the round trip's fees, the backtest goes short on
+the venue paying more and long on the other; it closes when the difference in its favour falls
+below `exit_8h`. It does not open again at the moment a position of the symbol closed.
 
-**Data.** Both venues must be current: a venue whose next settlement is overdue (a gap longer
-than its interval) stops entries on the symbol, and a position open across the gap is closed
-at the last real mark (reported in `gaps`). No entry is taken at the last settlement both
-venues share; what is still open at the end is closed at the last mark.
+**Data.** Both venues must be current: a venue whose next settlement is missing (none for 8 h,
+or for its own longer interval, since a venue goes back to 8 h without a word in the history;
+or a row later than its stated interval) stops entries on the symbol, and a position open
+across the gap is closed at the last real mark (reported in `gaps`). No entry is taken at the
+last settlement both venues share; what is still open at the end is closed at the last mark.
 
 **Sizes** are the notional over the mark, floored to a quantity every venue can order (its
-`Lot`: step, minimum quantity and notional), or `qty_step` when no instruments are given.
+`Lot`: step, minimum quantity and notional), or to `qty_step` when no instruments are given.
 
-**Fills** are takers at the mark, both legs at the same mark (the history holds one), so the
-price PnL of a hedged pair is zero and the venues' basis is not in these results.
+**Fills** are takers at the mark, both legs at the same mark, so the price PnL of a hedged
+pair is zero and the venues' basis is not in these results.
 
 **Liquidation.** Each leg is isolated at `leverage`; its liquidation price (margin.py) is
 checked at every observation of the mark (settlements, and bars when given) before funding.
@@ -32,9 +35,10 @@ when the price gapped through it. Without bars the path between two settlements 
 how far past the liquidation price the mark was seen is the trade's (negative) closest
 approach, the gap risk the history cannot price.
 
-**Account.** Entries need free equity for both legs' initial margin and keep the book's
-notional within `max_account_leverage` x equity. When equity falls to `stop_equity` x capital,
-or below the open legs' maintenance margin, everything is closed and trading stops.
+**Account.** Entries need free equity for both legs' initial margin and the entry's fees, and
+keep the book's notional within `max_account_leverage` x equity. When equity falls to
+`stop_equity` x capital, or below the open legs' maintenance margin, everything is closed and
+trading stops.
 """
 
 from __future__ import annotations
@@ -161,7 +165,7 @@ class BacktestResult:
 class Settlement(NamedTuple):
     ts_ms: int
     symbol: str
-    rows: dict[str, FundingRate]  # venue -> its row at this second
+    rows: dict[str, FundingRate]  # venue -> its row at this minute
     interval_ms: dict[str, int | None]  # venue -> the interval its row's rate is for
     late: tuple[str, ...]  # venues whose row comes after a missing settlement
 
@@ -172,12 +176,13 @@ def _patience(interval_ms: int) -> int:
     return max(interval_ms, EIGHT_HOURS_MS)
 
 
-def _second(ts_ms: int) -> int:
-    return (ts_ms + 500) // 1000 * 1000
+def _minute(ts_ms: int) -> int:
+    """Settlements fall on the hour: a stamp within half a minute of one is that settlement."""
+    return (ts_ms + 30_000) // 60_000 * 60_000
 
 
 def settlements(rates: dict[str, Sequence[FundingRate]]) -> tuple[list[Settlement], list[Gap]]:
-    """Every (second, symbol) either venue settles at, oldest first, with each row's interval
+    """Every (minute, symbol) either venue settles at, oldest first, with each row's interval
     (stated, else the time since that venue's previous settlement) and the gaps: a settlement
     later than the previous one's interval."""
     grouped: dict[tuple[int, str], dict[str, tuple[FundingRate, int | None, bool]]] = defaultdict(dict)
@@ -185,9 +190,12 @@ def settlements(rates: dict[str, Sequence[FundingRate]]) -> tuple[list[Settlemen
     for venue, rows in rates.items():
         previous: dict[str, tuple[int, int | None]] = {}
         for r in sorted(rows, key=lambda r: (r.symbol, r.ts_ms)):
-            ts = _second(r.ts_ms)
+            ts = _minute(r.ts_ms)
             last_ts, last_interval = previous.get(r.symbol, (None, None))
             spacing = ts - last_ts if last_ts is not None else None
+            if spacing is not None and spacing < HOUR_MS:
+                raise ValueError(f"{venue}'s history has settlements of {r.symbol} {spacing // 60_000} min apart at "
+                                 f"{r.ts_ms} ms: not a funding history (the shortest interval is 1 h)")
             interval = r.interval_ms or spacing
             late = spacing is not None and spacing > (r.interval_ms or _patience(last_interval or spacing)) + LATE_MS
             if late:
@@ -211,7 +219,7 @@ class _Venue(NamedTuple):
         return self.rate * EIGHT_HOURS_MS / self.interval_ms
 
     def current_at(self, ts_ms: int) -> bool:
-        """Whether its next settlement is not yet missing (one due now is in this second's rows)."""
+        """Whether its next settlement is not yet missing (one due now is in this minute's rows)."""
         return self.interval_ms is not None and ts_ms < self.ts_ms + _patience(self.interval_ms)
 
 
@@ -227,6 +235,8 @@ class _Run:
         self.realised = Decimal(0)
         self.funding_received = Decimal(0)
         self.fees_paid = Decimal(0)
+        self.closed_at: dict[str, int] = {}  # symbol -> when its last position closed
+        self.one_step = Lot(config.qty_step, config.qty_step, Decimal(0), config.qty_step)  # without instruments
 
     # the account
 
@@ -261,25 +271,23 @@ class _Run:
 
     def enter(self, s: Settlement, mark: Decimal, long_venue: str, short_venue: str, delta_8h: Decimal) -> None:
         config, skipped = self.config, self.result.skipped
-        if self.lots is None:
-            qty = config.notional_usd / mark // config.qty_step * config.qty_step or None
-        else:
-            lots = [self.lots.get(v, {}).get(s.symbol) for v in (long_venue, short_venue)]
-            if None in lots:
-                skipped["no instrument"] += 1
-                return
-            qty = order_qty(config.notional_usd, mark, lots)
+        lots = ([self.one_step] if self.lots is None
+                else [self.lots.get(v, {}).get(s.symbol) for v in (long_venue, short_venue)])
+        if None in lots:
+            skipped["no instrument"] += 1
+            return
+        qty = order_qty(config.notional_usd, mark, lots)
         if qty is None:
             skipped["below a venue's minimum"] += 1
             return
         value = qty * mark
-        round_trip = 2 * value * (self.fees[long_venue].taker + self.fees[short_venue].taker)
-        if not abs(delta_8h) * value * config.hold_intervals > round_trip:
+        entry_fees = value * (self.fees[long_venue].taker + self.fees[short_venue].taker)
+        if not abs(delta_8h) * value * config.hold_intervals > 2 * entry_fees:
             return  # not worth it: not a skip
         equity = self.equity()
         used = sum((leg.margin for p in self.open.values() for leg in p.legs), Decimal(0))
         book = sum((leg.qty * leg.entry for p in self.open.values() for leg in p.legs), Decimal(0))
-        if used + 2 * value / config.leverage > equity:
+        if used + 2 * value / config.leverage + entry_fees > equity:
             skipped["no free margin"] += 1
             return
         if book + 2 * value > config.max_account_leverage * equity:
@@ -319,6 +327,7 @@ class _Run:
             -p.funding, pnl_price, pnl, p.closest_to_liquidation, liquidated is not None, reason))
         self.result.decisions.append(Decision(ts, p.symbol, "close", f"{reason} at {price}"))
         del self.open[p.symbol]
+        self.closed_at[p.symbol] = ts
 
     # events
 
@@ -337,11 +346,11 @@ class _Run:
     def settle(self, s: Settlement, last_shared: int) -> None:
         a, b = self.venues
         position = self.open.get(s.symbol)
-        had_position = position is not None
         for venue, row in s.rows.items():
             self.latest[venue, s.symbol] = _Venue(s.ts_ms, row.rate, s.interval_ms[venue])
         current = [self.latest.get((v, s.symbol)) for v in (a, b)]
-        if position is not None and (s.late or not all(v is not None and v.current_at(s.ts_ms) for v in current)):
+        both_current = all(v is not None and v.current_at(s.ts_ms) for v in current)
+        if position is not None and (s.late or not both_current):
             # a settlement went missing: what the position earned since is unknown
             self.close(position, s.ts_ms, self.mark[s.symbol], "data_gap")
             position = None
@@ -365,13 +374,14 @@ class _Run:
                         paid = payment(leg.qty if leg.side == "long" else -leg.qty, mark, row.rate)
                         position.funding += paid
                         self.funding_received -= paid
-        if all(v is not None and v.current_at(s.ts_ms) for v in current) and self.result.stopped_ms is None:
+        if both_current and self.result.stopped_ms is None:
             delta = current[0].per_8h() - current[1].per_8h()  # > 0: a pays more, so short a
             if position is not None:
                 favour = delta if position.short.venue == a else -delta
                 if favour < self.config.exit_8h:
                     self.close(position, s.ts_ms, mark, "funding_converged")
-            elif not had_position and s.ts_ms < last_shared and abs(delta) >= self.config.entry_8h:
+            elif (self.closed_at.get(s.symbol) != s.ts_ms  # not again at the moment one closed
+                  and s.ts_ms < last_shared and abs(delta) >= self.config.entry_8h):
                 self.enter(s, mark, *((b, a) if delta > 0 else (a, b)), delta)
         self.check_account(s.ts_ms)
         self.record(s.ts_ms)

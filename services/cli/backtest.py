@@ -131,8 +131,9 @@ def backtest_funding(
         help="A saved /v5/market/risk-limit answer (JSON): each symbol's maintenance-margin tiers. Default: one "
         "tier at 0.5 %.")] = None,
     bars: Annotated[list[str] | None, typer.Option(
-        help="Kline CSVs named SYMBOL_*.csv (repeatable): liquidation is checked on every bar, and a "
-        "settlement without a mark takes the last close. Bars outside the funding history are refused.")] = None,
+        help="1-minute kline CSVs named SYMBOL_*.csv, one --bars per file: liquidation is checked on every "
+        "bar, and a settlement without a mark takes the last close. Bars outside the funding history are "
+        "refused.")] = None,
     out: Annotated[str, typer.Option(help="Folder for report.txt, trades.csv, gaps.csv, equity.png, report.html.")
                    ] = ".arb/backtest",
 ) -> None:
@@ -147,10 +148,11 @@ def backtest_funding(
 
     Each leg is isolated at LEVERAGE; a leg whose liquidation price (--risk-limit tiers, else
     0.5 % MMR) is crossed, at a settlement or on a --bars bar, loses its margin and the other
-    leg is closed at the same price. Entries need free margin and keep the book within
-    MAX_LEVERAGE x equity; at STOP_EQUITY everything is closed. A venue's missing settlement
+    leg is closed at the same price (a bar's open when the price gapped through it). Entries
+    need free margin for both legs and their fees and keep the book within MAX_LEVERAGE x
+    equity; at STOP_EQUITY everything is closed. A venue's missing settlement
     closes what is open at the last real mark; nothing opens at the last settlement both venues
-    share. Both legs share the history's one mark, so the venues' basis is not in the result.
+    share. Both legs are on one mark, so the venues' basis is not in the result.
 
     Prints the setup, then PnL split into price, fees and funding, Sharpe, Sortino, max drawdown,
     win rate, utilization and APR; writes report.txt, trades.csv, gaps.csv, equity.png (with
@@ -187,7 +189,7 @@ def backtest_funding(
         fees = {"bybit": FeeSchedule.tier(fee_tier),
                 "binance": FeeSchedule(dec(binance_taker_bps) / 10_000, Decimal("0.0002"))}
         rates = {"bybit": load_funding(bybit, venue="bybit"), "binance": load_funding(binance, venue="binance")}
-        klines = {Path(p).name.split("_")[0].upper(): load_klines(p) for p in bars or []}
+        klines = _klines(load_klines, bars or [])
         tiers = tiers_by_symbol(json.loads(Path(risk_limit).read_text())) if risk_limit else DEFAULT_TIERS
         lots = None
         if bybit_instruments is not None:
@@ -210,7 +212,7 @@ def backtest_funding(
                               max_account_leverage=dec(max_leverage), stop_equity=dec(stop_equity))
     try:
         result = run(rates, fees, tiers, config, klines, lots=lots)
-    except MarginError as exc:
+    except (MarginError, ValueError) as exc:
         raise _fail(f"backtest: {exc}") from None
     setup = _funding_setup(config, fees, fee_tier, {"bybit": bybit, "binance": binance}, rates,
                            {"bybit": bybit_instruments, "binance": binance_instruments}, qty_step, risk_limit,
@@ -243,6 +245,22 @@ def _write_chart(folder, title: str, result, capital) -> bytes | None:
     png = charts.report_png(result, capital, title)
     (folder / "equity.png").write_bytes(png)
     return png
+
+
+def _klines(load, paths: list[str]) -> dict:
+    """Symbol (the file name's first part) -> its 1-minute bars; one file a symbol."""
+    from pathlib import Path
+
+    klines: dict = {}
+    for path in paths:
+        symbol, rows = Path(path).name.split("_")[0].upper(), load(path)
+        if symbol in klines:
+            raise ValueError(f"--bars {path}: a second file of {symbol}; give one file a symbol")
+        if len(rows) > 1 and rows[1].ts_ms - rows[0].ts_ms != 60_000:
+            raise ValueError(f"--bars {path}: its bars are {(rows[1].ts_ms - rows[0].ts_ms) // 1000} s apart; "
+                             "liquidations are checked on 1-minute bars")
+        klines[symbol] = rows
+    return klines
 
 
 def _instruments(load, path: str, venue: str):
