@@ -174,6 +174,16 @@ def test_a_bar_that_opens_past_the_liquidation_closes_both_legs_at_its_open():
     assert trade.closest_to_liquidation == (D(75) - D("80.5")) / D(75)
 
 
+def test_no_reopening_at_the_settlement_where_a_bar_has_just_liquidated_the_symbol():
+    from services.backtest.data import Bar
+
+    # the bar closing at hour 8 takes the long past 80.5; the settlement at hour 8 still shows the
+    # difference, but the symbol was closed that very moment
+    bars = {"XUSDT": [Bar(T0 + 8 * H - 60_000, D(100), D(100), D(70), D(75), D(1))]}
+    result = run(eight_hourly("XUSDT", [("0.001", "0", "100")] * 3), FEES, TIERS, bars=bars)
+    assert [(d.ts_ms - T0, d.action) for d in result.decisions] == [(0, "open"), (8 * H, "close")]
+
+
 # gaps and the end of the history
 
 
