@@ -316,6 +316,16 @@ def test_each_symbol_is_sized_on_its_own_lot_at_both_venues():
                lots={"a": lots, "b": lots}).skipped == {"below a venue's minimum": 2}
 
 
+def test_without_instruments_one_step_is_the_only_rule():
+    # 50 cents at 100 is 0.005 X: five steps of 0.001, no venue minimum assumed
+    config = FundingArbConfig(notional_usd=D("0.5"))
+    (trade,) = run(eight_hourly("XUSDT", [("0.001", "0", "100")] * 3), FEES, TIERS, config).trades
+    assert trade.qty == D("0.005")
+    # 10 cents buys no step of 0.01
+    assert run(eight_hourly("XUSDT", [("0.001", "0", "100")] * 3), FEES, TIERS,
+               FundingArbConfig(notional_usd=D("0.1"), qty_step=D("0.01"))).skipped == {"below a venue's minimum": 2}
+
+
 # what the run keeps besides the trades
 
 
