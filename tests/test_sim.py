@@ -233,6 +233,35 @@ async def test_kline_is_newest_first_and_consistent(sim_http):
     assert all(int(b[0]) % 300_000 == 0 for b in five) and 4 <= len(five) <= 5
 
 
+async def test_categories_the_simulator_does_not_trade_answer_as_empty_ones(sim_http):
+    get = sim_http
+    for category in ("spot", "inverse", "option"):
+        for path, params in (("/v5/market/tickers", {}), ("/v5/market/instruments-info", {}),
+                             ("/v5/market/kline", {"symbol": "BTCUSDT", "interval": "1"}),
+                             ("/v5/market/funding/history", {"symbol": "BTCUSDT"})):
+            answer = await get(path, category=category, **params)
+            assert (answer["retCode"], answer["result"]["category"], answer["result"]["list"]) == (0, category, [])
+        book = (await get("/v5/market/orderbook", category=category, symbol="BTCUSDT"))
+        assert book["retCode"] == 0 and (book["result"]["s"], book["result"]["b"], book["result"]["a"]) == (
+            "BTCUSDT", [], [])
+    # the linear book's default depth is 25 levels (and the simulated book is deeper than that)
+    assert len((await get("/v5/market/orderbook", category="linear", symbol="BTCUSDT"))["result"]["b"]) == 25
+
+
+async def test_kline_defaults_to_linear_and_folds_weeks_from_monday_and_months(sim_http):
+    from datetime import UTC, datetime
+
+    get = sim_http
+    plain = (await get("/v5/market/kline", symbol="BTCUSDT", interval="1"))["result"]
+    assert plain["category"] == "linear" and plain["list"]
+    for interval, start_of in (("W", lambda d: d.weekday() == 0), ("M", lambda d: d.day == 1)):
+        [bar, *_] = (await get("/v5/market/kline", category="linear", symbol="BTCUSDT", interval=interval))["result"]["list"]
+        opened = datetime.fromtimestamp(int(bar[0]) / 1000, UTC)
+        assert start_of(opened) and (opened.hour, opened.minute) == (0, 0)
+        ones = (await get("/v5/market/kline", symbol="BTCUSDT", interval="1", limit="1000"))["result"]["list"]
+        assert float(bar[2]) == max(float(b[2]) for b in ones if int(b[0]) >= int(bar[0]))
+
+
 @pytest.mark.parametrize(
     ("path", "params", "message"),
     [
@@ -243,7 +272,11 @@ async def test_kline_is_newest_first_and_consistent(sim_http):
         ("/v5/market/kline", {"category": "linear", "symbol": "BTCUSDT", "interval": "7"}, "params error: interval"),
         ("/v5/market/funding/history", {"category": "linear", "symbol": "BTCUSDT", "startTime": "1"},
          "params error: startTime cannot be passed without endTime"),
-        ("/v5/market/tickers", {"category": "spot"}, "params error: category spot"),
+        ("/v5/market/tickers", {"category": "futures"}, "params error: category futures is invalid"),
+        ("/v5/market/orderbook", {"category": "option", "symbol": "BTC-1JAN27-1-C", "limit": "26"},
+         "params error: limit must be an integer in [1, 25]"),
+        ("/v5/market/orderbook", {"category": "linear", "symbol": "BTCUSDT", "limit": "1001"}, "params error: limit"),
+        ("/v5/market/kline", {"symbol": "BTCUSDT", "interval": "2"}, "params error: interval"),
         ("/v5/market/instruments-info", {"category": "linear", "limit": "1001"}, "params error: limit"),
         ("/v5/market/instruments-info", {"category": "linear", "cursor": "NOPEUSDT"}, "params error: cursor invalid"),
     ],

@@ -108,6 +108,7 @@ async def test_a_documentation_client_trades_end_to_end(venue):
     assert history["result"]["list"][0]["cumExecQty"] == "0.005"
     executions = await client.get("/v5/execution/list", "category=linear&symbol=BTCUSDT")
     assert {e["execId"] for e in executions["result"]["list"]} == {f["execId"] for f in fills}
+    assert all(isinstance(e["seq"], int) for e in executions["result"]["list"])  # a number, as the docs show
     position = (await client.get("/v5/position/list", "category=linear&symbol=BTCUSDT"))["result"]["list"][0]
     assert (position["side"], position["size"]) == ("Buy", "0.005")
     wallet = (await client.get("/v5/account/wallet-balance", "accountType=UNIFIED"))["result"]["list"][0]
@@ -115,6 +116,27 @@ async def test_a_documentation_client_trades_end_to_end(venue):
     assert float(wallet["totalWalletBalance"]) == pytest.approx(100_000 - fees)
     assert stream["wallet"]["data"][0]["totalWalletBalance"] == wallet["totalWalletBalance"]
     await ws.close()
+
+
+async def test_what_a_client_reads_at_start_over_every_category(venue):
+    """Clients read the account's settings and load every category at start: the categories
+    the simulator does not trade answer as Bybit answers an empty one; orders there are refused."""
+    _server, client, _ = venue
+    info = await client.get("/v5/account/info")
+    assert info["retCode"] == 0 and info["result"]["unifiedMarginStatus"] in (3, 4, 5, 6)
+    doc = {"marginMode": "REGULAR_MARGIN", "updatedTime": "1697078946000", "unifiedMarginStatus": 4,
+           "dcpStatus": "OFF", "timeWindow": 10, "smpGroup": 0, "isMasterTrader": False, "spotHedgingStatus": "OFF"}
+    assert types(info["result"]) == types(doc)  # Bybit's documented example, field for field
+    for category in ("spot", "inverse", "option"):
+        for path, query in (("/v5/position/list", "settleCoin=USDT"), ("/v5/order/realtime", "settleCoin=USDT"),
+                            ("/v5/order/history", ""), ("/v5/execution/list", ""), ("/v5/account/fee-rate", "")):
+            answer = await client.get(path, f"category={category}&{query}")
+            assert (answer["retCode"], answer["result"]["list"], answer["result"]["category"]) == (0, [], category)
+        refused = await client.post("/v5/order/create", {"category": category, "symbol": "BTCUSDT", "side": "Buy",
+                                                         "orderType": "Market", "qty": "1"})
+        assert refused["retCode"] == 10001 and f"category {category} is not traded" in refused["retMsg"]
+    unknown = await client.get("/v5/position/list", "category=futures&settleCoin=USDT")
+    assert (unknown["retCode"], unknown["retMsg"]) == (10001, "params error: category futures is invalid")
 
 
 async def test_rest_and_stream_shapes_match_bybits(venue):
@@ -177,7 +199,7 @@ async def test_cancelling_what_does_not_exist_or_naming_nothing_is_refused(venue
     assert (unknown["retCode"], unknown["retMsg"]) == (110001, "order not exists or too late to cancel")
     unnamed = await client.post("/v5/order/cancel", {"category": "linear", "symbol": "BTCUSDT"})
     assert unnamed["retCode"] == 10001 and "orderId or orderLinkId" in unnamed["retMsg"]
-    spot = await client.get("/v5/position/list", "category=spot&symbol=BTCUSDT")
+    spot = await client.post("/v5/order/cancel", {"category": "spot", "symbol": "BTCUSDT", "orderId": "nope"})
     assert spot["retCode"] == 10001 and "linear only" in spot["retMsg"]
 
 

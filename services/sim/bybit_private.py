@@ -56,10 +56,9 @@ def execution_fields(m: Matching, e: Execution, stream: bool) -> dict:
         "leavesQty": inst.size(e.leaves_lots), "isMaker": e.is_maker, "execFee": num(e.fee), "execId": e.exec_id,
         "marketUnit": "", "execQty": num(e.qty), "execPnl": num(e.pnl),
     }
+    fields["seq"] = e.seq  # a number in the stream and in /v5/execution/list alike
     if stream:
-        fields.update({"category": "linear", "seq": e.seq, "isLeverage": "0", "extraFees": []})
-    else:
-        fields["seq"] = str(e.seq)
+        fields.update({"category": "linear", "isLeverage": "0", "extraFees": []})
     return fields
 
 

@@ -10,6 +10,7 @@ message, as the venue does.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from services.sim.bybit_public import BybitPublicFrames
@@ -18,23 +19,68 @@ from services.sim.market import MarketModel, format_rate
 Answer = tuple[int, str, dict]
 MAX_ORDER_LOTS = 1_500_000  # instruments-info's maxOrderQty, in lots
 _INTERVALS_MIN = {"1": 1, "3": 3, "5": 5, "15": 15, "30": 30, "60": 60, "120": 120, "240": 240,
-                  "360": 360, "720": 720, "D": 1440}
+                  "360": 360, "720": 720, "D": 1440, "W": 10_080, "M": None}  # W from Monday, M by month
+DAY_MS = 86_400_000
+
+
+def _bar_start(t: int, interval: str) -> int:
+    """The start of the bar of `interval` holding time `t` (UTC): weeks from Monday 00:00,
+    months from their first day."""
+    if interval == "M":
+        day = datetime.fromtimestamp(t / 1000, UTC)
+        return int(datetime(day.year, day.month, 1, tzinfo=UTC).timestamp() * 1000)
+    if interval == "W":
+        return t - t % DAY_MS - (t // DAY_MS + 3) % 7 * DAY_MS  # 1970-01-01 was a Thursday
+    span = _INTERVALS_MIN[interval] * 60_000
+    return t - t % span
 
 
 class ParamError(ValueError):
     """A request Bybit would refuse with retCode 10001."""
 
 
+CATEGORIES = ("spot", "linear", "inverse", "option")
+# orderbook `limit` per category: (lowest, highest, default), as Bybit's docs give them
+BOOK_LIMITS = {"spot": (1, 1000, 1), "linear": (1, 1000, 25), "inverse": (1, 1000, 25), "option": (1, 25, 1)}
+
+
+class Unlisted(Exception):
+    """A category Bybit has and the simulator does not trade: answered as Bybit answers one
+    with nothing in it, retCode 0 and an empty list."""
+
+    def __init__(self, category: str) -> None:
+        super().__init__(category)
+        self.category = category
+
+    def result(self) -> dict:
+        return {"category": self.category, "list": [], "nextPageCursor": ""}
+
+
 def envelope(ret_code: int, ret_msg: str, result: dict, now_ms: int) -> dict:
     return {"retCode": ret_code, "retMsg": ret_msg, "result": result, "retExtInfo": {}, "time": now_ms}
 
 
-def require_linear(query: Mapping[str, str]) -> None:
-    category = query.get("category")
+def category_param(query: Mapping[str, str], default: str | None = None) -> str:
+    category = query.get("category") or default
     if not category:
         raise ParamError("params error: category is required")
+    if category not in CATEGORIES:
+        raise ParamError(f"params error: category {category} is invalid")
+    return category
+
+
+def require_traded(query: Mapping[str, str]) -> None:
+    """An order or a setting in a category the simulator does not trade is refused."""
+    category = category_param(query)
     if category != "linear":
-        raise ParamError(f"params error: category {category} is not served by this simulator (linear only)")
+        raise ParamError(f"params error: category {category} is not traded by this simulator (linear only)")
+
+
+def require_linear(query: Mapping[str, str], default: str | None = None) -> None:
+    """Linear is what the simulator trades; another of Bybit's categories is `Unlisted`."""
+    category = category_param(query, default)
+    if category != "linear":
+        raise Unlisted(category)
 
 
 def symbol_param(model: MarketModel, query: Mapping[str, str], required: bool) -> str | None:
@@ -71,9 +117,15 @@ def tickers(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, s
 
 
 def orderbook(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str]) -> Answer:
-    require_linear(query)
+    category = category_param(query)
+    low, high, default = BOOK_LIMITS[category]
+    limit = int_param(query, "limit", default, low, high)
+    if category != "linear":  # a book of nothing: the simulator lists no such instrument
+        if not query.get("symbol"):
+            raise ParamError("params error: symbol is required")
+        return 0, "OK", {"s": query["symbol"], "b": [], "a": [], "ts": model.now_ms, "u": 0, "seq": 0,
+                         "cts": model.now_ms}
     symbol = symbol_param(model, query, required=True)
-    limit = int_param(query, "limit", 25, 1, 1000)
     state = model.states[symbol]
     inst = state.inst
     bids = sorted(state.bids.items(), reverse=True)[:limit]
@@ -127,8 +179,8 @@ def instruments_info(model: MarketModel, frames: BybitPublicFrames, query: Mappi
 
 def kline(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str]) -> Answer:
     """Bars since the simulator started, newest first: [start, open, high, low, close,
-    volume, turnover], all strings."""
-    require_linear(query)
+    volume, turnover], all strings. Without `category`, linear (Bybit's default)."""
+    require_linear(query, default="linear")
     symbol = symbol_param(model, query, required=True)
     interval = query.get("interval")
     if interval not in _INTERVALS_MIN:
@@ -137,10 +189,10 @@ def kline(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str
     start = int_param(query, "start", 0, 0, 2**62)
     end = int_param(query, "end", 2**62, 0, 2**62)
     state = model.states[symbol]
-    inst, span = state.inst, _INTERVALS_MIN[interval] * 60_000
+    inst = state.inst
     folded: dict[int, list] = {}
     for t, o, h, low, c, lots, turnover in state.bars:
-        key = t - t % span
+        key = _bar_start(t, interval)
         bar = folded.get(key)
         if bar is None:
             folded[key] = [key, o, h, low, c, lots, turnover]

@@ -13,7 +13,16 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from services.sim import bybit_private as shapes
-from services.sim.bybit_rest import MAX_ORDER_LOTS, Answer, ParamError, int_param, require_linear, symbol_param
+from services.sim.bybit_rest import (
+    MAX_ORDER_LOTS,
+    Answer,
+    ParamError,
+    Unlisted,
+    int_param,
+    require_linear,
+    require_traded,
+    symbol_param,
+)
 from services.sim.market import MarketModel
 from services.sim.matching import MAKER_FEE, TAKER_FEE, Matching, Order, OrderRequest, Rejected
 
@@ -51,7 +60,7 @@ def _steps(text: str, step: Decimal, name: str, filter_name: str) -> int:
 
 def order_request(model: MarketModel, params: Params) -> OrderRequest:
     """`/v5/order/create` parameters as an OrderRequest; ParamError (10001) naming what is wrong."""
-    require_linear(params)
+    require_traded(params)
     symbol = _text(params, "symbol", True)
     if symbol not in model.states:
         raise ParamError("params error: symbol invalid")
@@ -93,7 +102,7 @@ def create(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
 
 
 def cancel(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
-    require_linear(params)
+    require_traded(params)
     symbol_param(m.model, params, required=True)
     if not params.get("orderId") and not params.get("orderLinkId"):
         raise ParamError("params error: orderId or orderLinkId is required")
@@ -101,7 +110,7 @@ def cancel(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
 
 
 def cancel_all(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
-    require_linear(params)
+    require_traded(params)
     symbol = symbol_param(m.model, params, required=False)
     if symbol is None and params.get("settleCoin") != "USDT":
         raise ParamError("params error: symbol or settleCoin is required for linear")
@@ -175,7 +184,7 @@ def positions(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
 
 
 def switch_mode(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
-    require_linear(params)
+    require_traded(params)
     symbol = symbol_param(m.model, params, required=False)
     if symbol is None:
         raise ParamError("params error: symbol is required (switching a whole coin is not simulated)")
@@ -203,6 +212,14 @@ def fee_rate(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
                               for name in ([symbol] if symbol else sorted(m.model.states))]}
 
 
+def account_info(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
+    """The unified account's settings, as `/v5/account/info` gives them: a UTA 2.0 account
+    (status 5) in regular (cross) margin, its settings unchanged since the simulator started."""
+    return 0, "OK", {"marginMode": "REGULAR_MARGIN", "updatedTime": str(m.model.start_ms),
+                     "unifiedMarginStatus": 5, "dcpStatus": "OFF", "timeWindow": 10, "smpGroup": 0,
+                     "isMasterTrader": False, "spotHedgingStatus": "OFF"}
+
+
 def query_api(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
     """The key's own description: permissions and IP binding (`key_ips`, `key_wallet` faults)."""
     ips = list(getattr(m.policy, "key_ips", ["127.0.0.1"]))
@@ -227,6 +244,7 @@ HANDLERS: dict[str, tuple[str, Handler]] = {
     "/v5/position/switch-mode": ("POST", switch_mode),
     "/v5/account/wallet-balance": ("GET", wallet_balance),
     "/v5/account/fee-rate": ("GET", fee_rate),
+    "/v5/account/info": ("GET", account_info),
     "/v5/user/query-api": ("GET", query_api),
 }
 
@@ -239,3 +257,5 @@ def answer(handler: Handler, m: Matching, key: str, params: Params, now_ms: int)
         return exc.ret_code, exc.message, {}
     except ParamError as exc:
         return 10001, str(exc), {}
+    except Unlisted as exc:
+        return 0, "OK", exc.result()

@@ -223,6 +223,8 @@ class SimServer:
             code, message, result = call()
         except bybit_rest.ParamError as exc:
             code, message, result = 10001, str(exc), {}
+        except bybit_rest.Unlisted as exc:
+            code, message, result = 0, "OK", exc.result()
         return web.json_response(bybit_rest.envelope(code, message, result, now_ms), headers=headers)
 
     async def _get_faults(self, request: web.Request) -> web.Response:
