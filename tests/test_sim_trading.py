@@ -217,6 +217,65 @@ async def test_switching_to_hedge_mode_then_trading_both_sides(venue):
     assert again["retCode"] == 110024
 
 
+async def test_switching_every_usdt_contract_at_once_by_coin(venue):
+    _, client, _ = venue
+    assert (await client.post("/v5/position/switch-mode", {"category": "linear", "coin": "USDT",
+                                                           "mode": 3}))["retCode"] == 0
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        listed = (await client.get("/v5/position/list", f"category=linear&symbol={symbol}"))["result"]["list"]
+        assert [p["positionIdx"] for p in listed] == [1, 2]
+    named = await client.post("/v5/position/switch-mode", {"category": "linear", "mode": 3})
+    assert (named["retCode"], named["retMsg"]) == (10001, "params error: symbol or coin is required")
+
+
+async def test_leverage_is_set_per_symbol_and_shown_on_the_position(venue):
+    _, client, _ = venue
+    lever = {"category": "linear", "symbol": "BTCUSDT", "buyLeverage": "5", "sellLeverage": "5"}
+    assert (await client.post("/v5/position/set-leverage", lever))["retCode"] == 0
+    again = await client.post("/v5/position/set-leverage", lever)
+    assert (again["retCode"], again["retMsg"]) == (110043, "Set leverage not modified")
+    await client.post("/v5/order/create", {"category": "linear", "symbol": "BTCUSDT", "side": "Buy",
+                                           "orderType": "Market", "qty": "0.010"})
+    [position] = (await client.get("/v5/position/list", "category=linear&symbol=BTCUSDT"))["result"]["list"]
+    assert position["leverage"] == "5"
+    assert float(position["positionIM"]) == pytest.approx(float(position["positionValue"]) / 5)
+    for buy, sell, words in (("5", "6", "must be the same"), ("0.5", "0.5", "must be in [1, 100]"),
+                             ("101", "101", "must be in [1, 100]"), ("x", "x", "not a number")):
+        refused = await client.post("/v5/position/set-leverage", {**lever, "buyLeverage": buy, "sellLeverage": sell})
+        assert refused["retCode"] == 10001 and words in refused["retMsg"]
+
+
+async def test_closed_pnl_per_closing_order_from_its_fills(venue):
+    _server, client, _ = venue
+    await client.post("/v5/order/create", {"category": "linear", "symbol": "ETHUSDT", "side": "Buy",
+                                           "orderType": "Market", "qty": "0.50", "orderLinkId": "open"})
+    await client.post("/v5/order/create", {"category": "linear", "symbol": "ETHUSDT", "side": "Sell",
+                                           "orderType": "Market", "qty": "0.50", "orderLinkId": "close"})
+    fills = (await client.get("/v5/execution/list", "category=linear&symbol=ETHUSDT"))["result"]["list"]
+    opening = [f for f in fills if f["orderLinkId"] == "open"]
+    closing = [f for f in fills if f["orderLinkId"] == "close"]
+    [row] = (await client.get("/v5/position/closed-pnl", "category=linear&symbol=ETHUSDT"))["result"]["list"]
+    assert (row["side"], row["closedSize"], row["qty"], row["fillCount"]) == ("Sell", "0.50", "0.50", str(len(closing)))
+    entry = sum(float(f["execValue"]) for f in opening)
+    exit_ = sum(float(f["execValue"]) for f in closing)
+    assert float(row["cumEntryValue"]) == pytest.approx(entry) and float(row["cumExitValue"]) == pytest.approx(exit_)
+    assert float(row["avgEntryPrice"]) == pytest.approx(entry / 0.5)
+    # the long's PnL after the closing fills' fees, as the position's realised PnL counts them
+    assert float(row["closedPnl"]) == pytest.approx(exit_ - entry - sum(float(f["execFee"]) for f in closing))
+    doc = {"symbol": "", "orderType": "", "leverage": "", "updatedTime": "", "side": "", "orderId": "",
+           "closedPnl": "", "avgEntryPrice": "", "qty": "", "cumEntryValue": "", "createdTime": "", "orderPrice": "",
+           "closedSize": "", "avgExitPrice": "", "execType": "", "fillCount": "", "cumExitValue": ""}
+    assert types(row) == types(doc)  # the documented fields, all strings
+    assert (await client.get("/v5/position/closed-pnl", "category=linear&symbol=BTCUSDT"))["result"]["list"] == []
+
+
+async def test_coin_information_lists_usdt_and_each_base_coin(venue):
+    _, client, _ = venue
+    rows = (await client.get("/v5/asset/coin/query-info"))["result"]["rows"]
+    assert [r["coin"] for r in rows] == ["USDT", "BTC", "ETH"] and all(r["chains"] for r in rows)
+    assert [r["coin"] for r in (await client.get("/v5/asset/coin/query-info", "coin=ETH"))["result"]["rows"]] == ["ETH"]
+
+
 async def test_private_stream_refuses_a_bad_signature_and_subscriptions_before_auth(venue):
     _, client, now = venue
     ws = await client.session.ws_connect(f"{client.base.replace('http', 'ws')}/v5/private")

@@ -62,17 +62,18 @@ def execution_fields(m: Matching, e: Execution, stream: bool) -> dict:
     return fields
 
 
-def position_fields(m: Matching, p: Position, stream: bool) -> dict:
+def position_fields(m: Matching, account, p: Position, stream: bool) -> dict:
     inst = m.model.states[p.symbol].inst
     mark = m.mark(p.symbol)
+    lever = m.leverage(account, p.symbol)
     qty = inst.lot * abs(p.lots)
     side = "" if not p.lots else ("Buy" if p.lots > 0 else "Sell")
     entry = num(p.entry_price(inst))
     fields = {
         "positionIdx": p.idx, "tradeMode": 0, "riskId": 1, "riskLimitValue": "2000000", "symbol": p.symbol,
-        "side": side, "size": inst.size(abs(p.lots)), "leverage": "10", "breakEvenPrice": entry,
-        "positionValue": num(p.cost), "positionBalance": num(p.cost / 10), "markPrice": num(mark),
-        "positionIM": num(p.cost / 10), "positionIMByMp": num(mark * qty / 10), "positionMM": num(p.cost / 200),
+        "side": side, "size": inst.size(abs(p.lots)), "leverage": num(lever), "breakEvenPrice": entry,
+        "positionValue": num(p.cost), "positionBalance": num(p.cost / lever), "markPrice": num(mark),
+        "positionIM": num(p.cost / lever), "positionIMByMp": num(mark * qty / lever), "positionMM": num(p.cost / 200),
         "positionMMByMp": num(mark * qty / 200), "takeProfit": "0", "stopLoss": "0", "trailingStop": "0",
         "unrealisedPnl": num(m.unrealised(p)), "curRealisedPnl": num(p.cur_realised),
         "cumRealisedPnl": num(p.cum_realised), "sessionAvgPrice": "", "createdTime": str(p.created_ms),
@@ -121,7 +122,7 @@ def stream_messages(m: Matching, key: str, changes, now_ms: int, next_id) -> lis
 
     message("order", [order_fields(m, o, True) for o in changes.orders.values()])
     message("execution", [execution_fields(m, e, True) for e in changes.executions])
-    message("position", [position_fields(m, p, True) for p in changes.positions.values()])
+    message("position", [position_fields(m, m.account(key), p, True) for p in changes.positions.values()])
     if changes.wallet or changes.executions:
         message("wallet", [wallet_fields(m, m.account(key))])
     return out

@@ -23,7 +23,7 @@ from services.sim.bybit_rest import (
     require_traded,
     symbol_param,
 )
-from services.sim.market import MarketModel
+from services.sim.market import MarketModel, plain
 from services.sim.matching import MAKER_FEE, TAKER_FEE, Matching, Order, OrderRequest, Rejected
 
 Params = Mapping[str, object]
@@ -179,20 +179,95 @@ def positions(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
     else:
         rows = [p for _, p in sorted(account.positions.items()) if p.lots]
     limit = int_param(params, "limit", 20, 1, 200)
-    return 0, "OK", {"list": [shapes.position_fields(m, p, stream=False) for p in rows[:limit]],
+    return 0, "OK", {"list": [shapes.position_fields(m, account, p, stream=False) for p in rows[:limit]],
                      "nextPageCursor": "", "category": "linear"}
 
 
 def switch_mode(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
+    """By `symbol`, or by `coin`: every contract settled in it (USDT: all the simulator lists)."""
     require_traded(params)
     symbol = symbol_param(m.model, params, required=False)
-    if symbol is None:
-        raise ParamError("params error: symbol is required (switching a whole coin is not simulated)")
+    coin = params.get("coin")
+    if symbol is None and not coin:
+        raise ParamError("params error: symbol or coin is required")
     mode = params.get("mode")
     if mode not in (0, 3, "0", "3"):
         raise ParamError("params error: mode must be 0 (one-way) or 3 (hedge)")
-    m.switch_mode(key, symbol, hedge=int(mode) == 3)
+    if symbol is not None:
+        m.switch_mode(key, symbol, hedge=int(mode) == 3)
+    elif coin == "USDT":
+        m.switch_all_modes(key, hedge=int(mode) == 3)
     return 0, "OK", {}
+
+
+MAX_LEVERAGE = Decimal(100)  # instruments-info's leverageFilter
+
+
+def set_leverage(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
+    require_traded(params)
+    symbol = symbol_param(m.model, params, required=True)
+    buy, sell = (str(params.get(k) or "") for k in ("buyLeverage", "sellLeverage"))
+    if buy != sell:
+        raise ParamError("params error: buyLeverage and sellLeverage must be the same")
+    try:
+        lever = Decimal(buy)
+    except ArithmeticError:
+        raise ParamError(f"params error: buyLeverage {buy!r} is not a number") from None
+    if not (1 <= lever <= MAX_LEVERAGE and lever % Decimal("0.01") == 0):
+        raise ParamError(f"params error: leverage must be in [1, {MAX_LEVERAGE}] in steps of 0.01")
+    account = m.account(key)
+    if m.leverage(account, symbol) == lever:
+        return 110043, "Set leverage not modified", {}
+    account.leverage[symbol] = lever
+    return 0, "OK", {}
+
+
+def closed_pnl(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
+    """Per closing order, newest first: what its fills closed, at which average entry and exit,
+    and the PnL after the fees of those fills."""
+    require_linear(params)
+    symbol = symbol_param(m.model, params, required=False)
+    start = int_param(params, "startTime", 0, 0, 2**62)
+    end = int_param(params, "endTime", 2**62, 0, 2**62)
+    limit = int_param(params, "limit", 50, 1, 100)
+    account = m.account(key)
+    closing: dict[str, list] = {}
+    for e in account.executions:
+        if e.order is not None and e.closed_lots and (symbol is None or e.symbol == symbol):
+            closing.setdefault(e.order.order_id, []).append(e)
+    rows = []
+    for fills in closing.values():
+        order, inst = fills[0].order, m.model.states[fills[0].symbol].inst
+        if not start <= order.updated_ms <= end:
+            continue
+        closed = inst.lot * sum(e.closed_lots for e in fills)
+        exit_value = sum((e.price * inst.lot * e.closed_lots for e in fills), Decimal(0))
+        gross = sum((e.pnl for e in fills), Decimal(0))
+        entry_value = exit_value - gross if order.side == "Sell" else exit_value + gross  # a sell closes a long
+        rows.append({
+            "symbol": order.symbol, "orderType": order.order_type, "leverage": plain(m.leverage(account,
+                                                                                               order.symbol)),
+            "updatedTime": str(order.updated_ms), "side": order.side, "orderId": order.order_id,
+            "closedPnl": plain(gross - sum((e.fee for e in fills), Decimal(0))),
+            "avgEntryPrice": plain(entry_value / closed), "qty": inst.size(order.lots),
+            "cumEntryValue": plain(entry_value), "createdTime": str(order.created_ms),
+            "orderPrice": inst.price(order.price_ticks), "closedSize": inst.size(sum(e.closed_lots for e in fills)),
+            "avgExitPrice": plain(exit_value / closed), "execType": "Trade", "fillCount": str(len(fills)),
+            "cumExitValue": plain(exit_value)})
+    rows.sort(key=lambda r: (int(r["updatedTime"]), r["orderId"]), reverse=True)
+    return 0, "OK", {"category": "linear", "list": rows[:limit], "nextPageCursor": ""}
+
+
+def coin_info(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
+    """USDT and the base coin of every symbol listed, each on one chain; `coin` picks one."""
+    coins = ["USDT", *sorted({s.removesuffix("USDT") for s in m.model.states})]
+    wanted = params.get("coin")
+    return 0, "success", {"rows": [{
+        "name": coin, "coin": coin, "remainAmount": "1500000", "chains": [{
+            "chainType": coin, "confirmation": "12", "withdrawFee": "1", "depositMin": "0", "withdrawMin": "2",
+            "chain": coin, "chainDeposit": "1", "chainWithdraw": "1", "minAccuracy": "8",
+            "withdrawPercentageFee": "0", "contractAddress": "", "safeConfirmNumber": "12"}]}
+        for coin in coins if not wanted or coin == wanted]}
 
 
 def wallet_balance(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
@@ -242,6 +317,9 @@ HANDLERS: dict[str, tuple[str, Handler]] = {
     "/v5/execution/list": ("GET", executions),
     "/v5/position/list": ("GET", positions),
     "/v5/position/switch-mode": ("POST", switch_mode),
+    "/v5/position/set-leverage": ("POST", set_leverage),
+    "/v5/position/closed-pnl": ("GET", closed_pnl),
+    "/v5/asset/coin/query-info": ("GET", coin_info),
     "/v5/account/wallet-balance": ("GET", wallet_balance),
     "/v5/account/fee-rate": ("GET", fee_rate),
     "/v5/account/info": ("GET", account_info),
