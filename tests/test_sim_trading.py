@@ -317,6 +317,38 @@ async def test_resting_orders_fill_as_the_market_trades_and_are_pushed(venue):
     await ws.close()
 
 
+async def test_an_order_amended_smaller_keeps_its_place_and_amended_across_the_book_takes(venue):
+    server, client, _ = venue
+    ws = await client.private()
+    state = server.model.states["BTCUSDT"]
+    bid, ask = max(state.bids), min(state.asks)  # in ticks of 0.1
+    placed = await client.post("/v5/order/create", {"category": "linear", "symbol": "BTCUSDT", "side": "Buy",
+                                                    "orderType": "Limit", "qty": "0.004", "price": f"{bid / 10:.1f}",
+                                                    "orderLinkId": "am-1"})
+    await pushes(ws, 2)
+    order = server.matching.account(KEY).orders[placed["result"]["orderId"]]
+    ahead = order.queue_ahead
+    smaller = await client.post("/v5/order/amend", {"category": "linear", "symbol": "BTCUSDT", "orderLinkId": "am-1",
+                                                    "qty": "0.002"})
+    assert smaller["retCode"] == 0 and smaller["result"] == {"orderId": order.order_id, "orderLinkId": "am-1"}
+    pushed = (await pushes(ws, 1))["order"]["data"][0]
+    assert (pushed["qty"], pushed["orderStatus"], order.queue_ahead) == ("0.002", "New", ahead)
+    same = await client.post("/v5/order/amend", {"category": "linear", "symbol": "BTCUSDT", "orderLinkId": "am-1",
+                                                 "qty": "0.002"})
+    assert same["retCode"] == 10001 and "unchanged" in same["retMsg"]
+    taking = await client.post("/v5/order/amend", {"category": "linear", "symbol": "BTCUSDT",
+                                                   "orderId": order.order_id, "price": f"{ask / 10:.1f}"})
+    assert taking["retCode"] == 0
+    listed = (await client.get("/v5/order/realtime", "category=linear&orderLinkId=am-1"))["result"]["list"][0]
+    assert (listed["orderStatus"], float(listed["price"]), listed["cumExecQty"]) == ("Filled", ask / 10, "0.002")
+    fills = (await client.get("/v5/execution/list", "category=linear&orderLinkId=am-1"))["result"]["list"]
+    assert fills and all(f["isMaker"] is False for f in fills)
+    gone = await client.post("/v5/order/amend", {"category": "linear", "symbol": "BTCUSDT", "orderLinkId": "am-1",
+                                                 "qty": "0.003"})
+    assert (gone["retCode"], gone["retMsg"]) == (110001, "order not exists or too late to replace")
+    await ws.close()
+
+
 async def test_a_dropped_answer_leaves_an_order_the_client_can_find_by_its_link_id(venue):
     server, client, _ = venue
     server.faults.apply({"drop_order_responses": 1})

@@ -101,6 +101,23 @@ def create(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
     return 0, "OK", _ids(m.create(key, order_request(m.model, params), now_ms))
 
 
+def amend(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
+    """A resting limit order's `qty` or `price` (either, or both), found by orderId or orderLinkId."""
+    require_traded(params)
+    symbol = symbol_param(m.model, params, required=True)
+    if not (params.get("orderId") or params.get("orderLinkId")):
+        raise ParamError("params error: orderId or orderLinkId is required")
+    inst = m.model.states[symbol].inst
+    qty, price = _text(params, "qty"), _text(params, "price")
+    lots = _steps(qty, inst.lot, "qty", "qtyStep") if qty else None
+    if lots is not None and not 1 <= lots <= MAX_ORDER_LOTS:
+        raise ParamError(f"params error: qty must be in [{inst.lot}, {inst.lot * MAX_ORDER_LOTS}]")
+    ticks = _steps(price, inst.tick, "price", "tickSize") if price else None
+    if ticks is not None and ticks < 1:
+        raise ParamError("params error: price must be positive")
+    return 0, "OK", _ids(m.amend(key, dict(params), ticks, lots, now_ms))
+
+
 def cancel(m: Matching, key: str, params: Params, now_ms: int) -> Answer:
     require_traded(params)
     symbol_param(m.model, params, required=True)
@@ -310,6 +327,7 @@ Handler = Callable[[Matching, str, Params, int], Answer]
 # path -> (HTTP method, handler)
 HANDLERS: dict[str, tuple[str, Handler]] = {
     "/v5/order/create": ("POST", create),
+    "/v5/order/amend": ("POST", amend),
     "/v5/order/cancel": ("POST", cancel),
     "/v5/order/cancel-all": ("POST", cancel_all),
     "/v5/order/realtime": ("GET", realtime),

@@ -377,6 +377,33 @@ class Matching:
         self._close(account, order, "Cancelled", now_ms, cancel_type="CancelByUser")
         return order
 
+    def amend(self, key: str, request: dict, price_ticks: int | None, lots: int | None, now_ms: int) -> Order:
+        """A resting limit order's price or size changed (Bybit's `/v5/order/amend`). A new
+        price, or more size, sends it to the back of the queue at its price and takes what it
+        now crosses, as a new order would (a post-only one that would take is cancelled); less
+        size keeps its place."""
+        account = self.account(key)
+        order = self.find(account, request)
+        if order is None or order.symbol != request.get("symbol") or not order.is_open:
+            raise Rejected(110001, "order not exists or too late to replace", "not_found")
+        new_lots = order.lots if lots is None else lots
+        new_price = order.price_ticks if price_ticks is None else price_ticks
+        if (new_lots, new_price) == (order.lots, order.price_ticks):
+            raise Rejected(10001, "The order remains unchanged as the parameters entered match the existing ones.",
+                           "unchanged")
+        if new_lots <= order.filled_lots:
+            raise Rejected(10001, "params error: qty must be above the quantity already filled", "below_filled")
+        if new_lots > order.lots and not order.reduce_only and \
+                self._order_cost(account, order, new_lots - order.lots) > self.available(account):
+            raise Rejected(110007, "ab not enough for new order", "insufficient_margin")
+        requeue = new_price != order.price_ticks or new_lots > order.lots
+        order.lots, order.price_ticks, order.updated_ms = new_lots, new_price, now_ms
+        self._changes(key).orders[order.order_id] = order
+        if requeue:
+            order.crossing_seen = 0
+            self._execute(account, order, self.model.states[order.symbol], now_ms)
+        return order
+
     def cancel_all(self, key: str, symbol: str | None, now_ms: int) -> list[Order]:
         account = self.account(key)
         cancelled = account.open_orders(symbol)
