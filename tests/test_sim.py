@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 
 import msgspec
@@ -44,6 +45,39 @@ def first(frames: list[bytes], prefix: str, kind: str | None = None) -> dict:
         if msg["topic"].startswith(prefix) and (kind is None or msg["type"] == kind):
             return msg
     raise AssertionError(f"no {prefix} {kind} frame")
+
+
+def test_each_topic_is_pushed_at_bybits_cadence_and_a_frame_carries_every_change_since_the_last():
+    from services.sim.bybit_public import PUSH_MS
+
+    start = 1_800_000_000_000
+    model = MarketModel(SYMBOLS, seed=7, config=ModelConfig(), start_ms=start)
+    frames = BybitPublicFrames(model)
+    times: dict[str, list[int]] = {}
+    held: dict[str, dict] = {}
+
+    def record(topic: str, frame: bytes) -> None:
+        msg = json.loads(frame)
+        times.setdefault(topic, []).append(msg["ts"])
+        if topic.startswith("tickers."):
+            held.setdefault(topic, {}).update(msg["data"])
+            # a client applying the frames holds what the simulator shows at that moment
+            assert held[topic] == frames.ticker_fields(model.states[topic.split(".")[1]])
+
+    for topic in TOPICS:
+        for frame in frames.snapshot(topic):
+            record(topic, frame)
+    for i in range(1, 1001):  # 20 s of 20 ms steps
+        model.step(start + 20 * i)
+        for topic, out in frames.step_frames(set(TOPICS)).items():
+            for frame in out:
+                record(topic, frame)
+    for topic, sent in times.items():
+        kind = topic.rsplit(".", 1)[0]
+        if kind in PUSH_MS:
+            gaps = [b - a for a, b in itertools.pairwise(sent)]
+            assert gaps and min(gaps) >= PUSH_MS[kind], topic
+    assert max(len(times[f"tickers.{s}"]) for s in SYMBOLS) <= 20_000 // 100 + 1  # 10 a second at most
 
 
 def test_frames_have_the_shapes_of_the_real_samples():

@@ -4,7 +4,9 @@ Pure: the server asks for the snapshot of a topic when someone subscribes and fo
 step's frames per active topic. Shapes follow the real captures in venue-samples/bybit:
 the same keys, numbers as strings, `ts`, `cs`, `type`. Book topics are kept per depth:
 a delta lists the levels that changed since the last frame of that topic (size "0" deletes)
-and `u` rises by one per frame; depth 1 is snapshot-only, as on Bybit.
+and `u` rises by one per frame; depth 1 is snapshot-only, as on Bybit. Each topic is pushed
+at most at Bybit's cadence for derivatives (`PUSH_MS`: tickers every 100 ms, books of 1, 50
+and 200 levels every 10, 20 and 100 ms): a frame carries every change since the last one.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from services.sim.dialect import Dialect, Reply
 from services.sim.market import MarketModel, SymbolState, format_rate
 
 DEPTHS = (1, 50, 200)
+PUSH_MS = {"tickers": 100, "orderbook.1": 10, "orderbook.50": 20, "orderbook.200": 100}  # the least spacing
 _encode = msgspec.json.encode
 
 
@@ -31,6 +34,7 @@ class BybitPublicFrames(Dialect):
         self._cs = itertools.count(1_000_000)
         self._tickers: dict[str, dict[str, str]] = {}  # topic -> last published fields
         self._books: dict[str, tuple[dict[int, int], dict[int, int], int]] = {}  # topic -> bids, asks, u
+        self._pushed_ms: dict[str, int] = {}  # topic -> when its last frame went out
 
     def valid(self, topic: str) -> bool:
         kind, _, rest = topic.partition(".")
@@ -60,6 +64,7 @@ class BybitPublicFrames(Dialect):
     def snapshot(self, topic: str) -> list[bytes]:
         """The frame a new subscriber gets first (tickers and books); none for the rest."""
         kind, _, rest = topic.partition(".")
+        self._pushed_ms[topic] = self.model.now_ms  # the cadence counts from the snapshot
         if kind == "tickers":
             fields = self._tickers.get(topic) or self.ticker_fields(self.model.states[rest])
             self._tickers[topic] = fields
@@ -77,12 +82,17 @@ class BybitPublicFrames(Dialect):
         """Nobody listens to `topic` any more: stop keeping its state."""
         self._tickers.pop(topic, None)
         self._books.pop(topic, None)
+        self._pushed_ms.pop(topic, None)
 
     def step_frames(self, topics: set[str]) -> dict[str, list[bytes]]:
         """The frames of the model's latest step for each of `topics`."""
         out: dict[str, list[bytes]] = {}
+        now = self.model.now_ms
         for topic in topics:
             kind, _, rest = topic.partition(".")
+            every = PUSH_MS.get(kind) or PUSH_MS.get(f"{kind}.{rest.partition('.')[0]}", 0)
+            if now - self._pushed_ms.get(topic, -every) < every:
+                continue  # not due: the next frame carries these changes too
             frame = None
             if kind == "tickers":
                 frame = self._ticker_delta(topic, self.model.states[rest])
@@ -95,6 +105,7 @@ class BybitPublicFrames(Dialect):
                 frame = self._liquidations(topic, self.model.states[rest])
             if frame is not None:
                 out[topic] = [frame]
+                self._pushed_ms[topic] = now
         return out
 
     # --- tickers -------------------------------------------------------------------------
