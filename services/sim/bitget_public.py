@@ -2,8 +2,34 @@
 venue-samples/bitget: `/v2/ws/public` with `{"op": "subscribe", "args": [{"instType":
 "USDT-FUTURES", "channel", "instId"}]}`, channels `ticker` (funding, mark and index ride in
 it), `books5` (full snapshots) and `books` (a snapshot, then updates with a CRC32 checksum of
-the top 25 levels); plain-text `ping`/`pong`; REST `/api/v2/public/time` and
-`/api/v2/mix/market/current-fund-rate`.
+the top 25 levels); plain-text `ping`/`pong`.
+
+REST, in Bitget's envelope `{"code": "00000", "msg": "success", "requestTime", "data"}`
+(shapes from Bitget's classic contract market pages, bitget.com/api-doc/contract/market/*):
+
+    GET /api/v2/public/time                                    {"serverTime"}
+    GET /api/v2/mix/market/contracts?productType=[&symbol=]    contract configs
+    GET /api/v2/mix/market/current-fund-rate?productType=[&symbol=]
+    GET /api/v2/mix/market/ticker?symbol=&productType=         [one ticker row]
+    GET /api/v2/mix/market/tickers?productType=                every ticker row
+    GET /api/v2/mix/market/merge-depth?symbol=&productType=[&precision=scale0..scale3][&limit=1|5|15|50|100|max]
+
+`productType` is any of Bitget's six, in any case (the pages' curl examples write
+`usdt-futures`): USDT-FUTURES lists the simulated symbols; COIN-FUTURES, USDC-FUTURES and the
+demo SUSDT-, SCOIN- and SUSDC-FUTURES list nothing here, so their lists are empty ("00000",
+`data` []: the venue has none there; the Bitget client's demo probe reads that as "no S-
+contracts"). A symbol is looked up whichever valid type names it (live, merge-depth served
+BTCPERP under USDT-FUTURES). Ticker rows carry every string field of the Get-Ticker page; a
+perpetual's `deliveryStartTime`/`deliveryTime` are null and `deliveryStatus` "" (Get-All-Tickers
+example, live captures). merge-depth levels are JSON numbers `[price, size]` as the page's
+example and the live venue send them (its table says String); `scaleN` merges bids down and
+asks up to a step of tick x 10^N, `scale` is that step, `isMaxPrecision` YES at scale3; at most
+100 levels a side (the default, and what `max` gave live).
+
+Errors are HTTP 400 with `data` null: no productType (or no symbol where one is required)
+400172 "Parameter verification failed"; an unknown productType 40034 "Parameter productType
+does not exist"; an unknown symbol 40034 "Parameter <symbol> does not exist"; a limit or
+precision outside the enumerations 40020 "Parameter <name> error".
 """
 
 from __future__ import annotations
@@ -17,6 +43,14 @@ from services.sim.market import SymbolState, plain
 
 _encode = msgspec.json.encode
 INST_TYPE = "USDT-FUTURES"
+# every productType Bitget's V2 mix market pages list; only INST_TYPE has contracts here
+PRODUCT_TYPES = ("USDT-FUTURES", "COIN-FUTURES", "USDC-FUTURES", "SUSDT-FUTURES", "SCOIN-FUTURES", "SUSDC-FUTURES")
+DEPTH_LIMITS = {"1": 1, "5": 5, "15": 15, "50": 50, "100": 100, "max": 100}  # merge-depth `limit`; 100 the default
+PRECISIONS = ("scale0", "scale1", "scale2", "scale3")  # merge-depth `precision`: a step of tick x 10^N
+# the Get-Ticker page's fields, in its order; the WS ticker's (`_ticker`) carry the simulated values
+REST_TICKER_FIELDS = ("symbol", "lastPr", "askPr", "bidPr", "bidSz", "askSz", "high24h", "low24h", "ts", "change24h",
+                      "baseVolume", "quoteVolume", "usdtVolume", "openUtc", "changeUtc24h", "indexPrice", "fundingRate",
+                      "holdingAmount", "deliveryStartTime", "deliveryTime", "deliveryStatus", "open24h", "markPrice")
 CHANNEL_EVERY_MS = {"ticker": 100, "books5": 100, "books15": 100, "books": 100, "trade": 0}
 BOOK_LEVELS = 50
 
@@ -127,14 +161,40 @@ class BitgetDialect(Dialect):
 
     def rest(self):
         return {"/api/v2/public/time": self._time, "/api/v2/mix/market/current-fund-rate": self._fund_rate,
-                "/api/v2/mix/market/contracts": self._contracts}
+                "/api/v2/mix/market/contracts": self._contracts, "/api/v2/mix/market/ticker": self._rest_ticker,
+                "/api/v2/mix/market/tickers": self._rest_tickers, "/api/v2/mix/market/merge-depth": self._merge_depth}
+
+    def _answer(self, data, code: str = "00000", msg: str = "success") -> tuple[int, object]:
+        return (200 if code == "00000" else 400), {"code": code, "msg": msg, "requestTime": self.model.now_ms,
+                                                   "data": data}
+
+    def _scope(self, query, symbol_required: bool) -> tuple[str | None, str | None, tuple | None]:
+        """(productType upper-cased, symbol or None, None), or (None, None, the refusal)."""
+        product, symbol = query.get("productType", ""), query.get("symbol", "")
+        if not product or (symbol_required and not symbol):
+            return None, None, self._answer(None, "400172", "Parameter verification failed")
+        if product.upper() not in PRODUCT_TYPES:
+            return None, None, self._answer(None, "40034", "Parameter productType does not exist")
+        if symbol and symbol not in self.model.states:
+            return None, None, self._answer(None, "40034", f"Parameter {symbol} does not exist")
+        return product.upper(), symbol or None, None
+
+    def _listed(self, product: str) -> list[str]:
+        """The symbols `product` lists here: the simulated ones under USDT-FUTURES, none elsewhere."""
+        return sorted(self.model.states) if product == INST_TYPE else []
+
+    def _time(self, query) -> tuple[int, object]:
+        return self._answer({"serverTime": str(self.clock_ms())})
 
     def _contracts(self, query) -> tuple[int, object]:
-        if query.get("productType", "").upper() != INST_TYPE:
-            return self._answer(None, "40034", "Parameter productType does not exist")
+        product, symbol, refused = self._scope(query, symbol_required=False)
+        if refused:
+            return refused
         rows = []
-        for name, state in sorted(self.model.states.items()):
-            inst = state.inst
+        for name in self._listed(product):
+            if symbol not in (None, name):
+                continue
+            inst = self.model.states[name].inst
             places = -inst.tick.as_tuple().exponent
             rows.append({"symbol": name, "baseCoin": name.removesuffix("USDT"), "quoteCoin": "USDT",
                          "makerFeeRate": "0.0002", "takerFeeRate": "0.0006", "minTradeNum": plain(inst.lot),
@@ -145,19 +205,62 @@ class BitgetDialect(Dialect):
                          "maxLever": "125", "supportMarginCoins": ["USDT"]})
         return self._answer(rows)
 
-    def _answer(self, data, code: str = "00000", msg: str = "success") -> tuple[int, object]:
-        return (200 if code == "00000" else 400), {"code": code, "msg": msg, "requestTime": self.model.now_ms,
-                                                   "data": data}
-
-    def _time(self, query) -> tuple[int, object]:
-        return self._answer({"serverTime": str(self.clock_ms())})
-
     def _fund_rate(self, query) -> tuple[int, object]:
-        symbol = query.get("symbol", "")
-        if query.get("productType", "").upper() != INST_TYPE or symbol not in self.model.states:
-            return self._answer(None, "40034", "Parameter symbol or productType does not exist")
+        product, symbol, refused = self._scope(query, symbol_required=False)
+        if refused:
+            return refused
+        rows = []
+        for name in [symbol] if symbol else self._listed(product):
+            state = self.model.states[name]
+            rows.append({"symbol": name, "fundingRate": self.funding(state),
+                         "fundingRateInterval": str(state.inst.funding_interval_h),
+                         "nextUpdate": str(self.model.next_funding_ms(name)),
+                         "minFundingRate": "-0.003", "maxFundingRate": "0.003"})
+        return self._answer(rows)
+
+    def _rest_ticker_row(self, state: SymbolState) -> dict:
+        """Get-Ticker's row from the WS ticker's values (a perpetual: no delivery times)."""
+        pushed = self._ticker(state)[0]
+        pushed |= {"usdtVolume": pushed["quoteVolume"], "changeUtc24h": pushed["change24h"],
+                   "deliveryStartTime": None, "deliveryTime": None, "deliveryStatus": ""}
+        return {key: pushed[key] for key in REST_TICKER_FIELDS}
+
+    def _rest_ticker(self, query) -> tuple[int, object]:
+        _, symbol, refused = self._scope(query, symbol_required=True)
+        if refused:
+            return refused
+        return self._answer([self._rest_ticker_row(self.model.states[symbol])])
+
+    def _rest_tickers(self, query) -> tuple[int, object]:
+        product, _, refused = self._scope({"productType": query.get("productType", "")}, symbol_required=False)
+        if refused:
+            return refused
+        return self._answer([self._rest_ticker_row(self.model.states[name]) for name in self._listed(product)])
+
+    def _merge_depth(self, query) -> tuple[int, object]:
+        _, symbol, refused = self._scope(query, symbol_required=True)
+        if refused:
+            return refused
+        precision, limit = query.get("precision") or "scale0", query.get("limit") or "100"  # empty: absent
+        if precision not in PRECISIONS:
+            return self._answer(None, "40020", "Parameter precision error")
+        if limit not in DEPTH_LIMITS:
+            return self._answer(None, "40020", "Parameter limit error")
         state = self.model.states[symbol]
-        return self._answer([{"symbol": symbol, "fundingRate": self.funding(state),
-                              "fundingRateInterval": str(state.inst.funding_interval_h),
-                              "nextUpdate": str(self.model.next_funding_ms(symbol)),
-                              "minFundingRate": "-0.003", "maxFundingRate": "0.003"}])
+        inst, step = state.inst, 10 ** PRECISIONS.index(precision)  # in ticks
+        bids, asks = self.quote(state, max(self.model.config.book_levels, DEPTH_LIMITS["max"]))
+        merged_bids: dict[int, int] = {}
+        merged_asks: dict[int, int] = {}
+        for price, lots in bids.items():  # a bid merges down to the step, an ask up
+            merged_bids[price // step * step] = merged_bids.get(price // step * step, 0) + lots
+        for price, lots in asks.items():
+            merged_asks[-(-price // step) * step] = merged_asks.get(-(-price // step) * step, 0) + lots
+        count = DEPTH_LIMITS[limit]
+
+        def levels(side: dict[int, int], descending: bool) -> list[list[float]]:
+            return [[float(inst.tick * price), float(inst.lot * lots)]
+                    for price, lots in sorted(side.items(), reverse=descending)[:count]]
+
+        return self._answer({"asks": levels(merged_asks, False), "bids": levels(merged_bids, True),
+                             "ts": str(self.model.now_ms), "scale": plain(inst.tick * step), "precision": precision,
+                             "isMaxPrecision": "YES" if precision == PRECISIONS[-1] else "NO"})
