@@ -118,6 +118,57 @@ async def test_a_documentation_client_trades_end_to_end(venue):
     await ws.close()
 
 
+async def test_a_client_from_start_up_to_its_closed_pnl(venue):
+    """The calls a client written from Bybit's docs makes, in its order: markets of every
+    category, coins, the account, fees and key, positions; then an order's life (place, amend,
+    partial fill, cancel), the position, the balance and the closed PnL."""
+    server, client, _ = venue
+    assert (await client.get("/v5/market/time"))["retCode"] == 0
+    linear, cursor = [], ""
+    while True:  # paged, as clients load it
+        page = (await client.get("/v5/market/instruments-info", f"category=linear&limit=1&cursor={cursor}"))["result"]
+        linear += page["list"]
+        if not (cursor := page["nextPageCursor"]):
+            break
+    assert [i["symbol"] for i in linear] == ["BTCUSDT", "ETHUSDT"]
+    for category in ("spot", "inverse", "option"):
+        assert (await client.get("/v5/market/instruments-info", f"category={category}"))["result"]["list"] == []
+    for path, query in (("/v5/asset/coin/query-info", ""), ("/v5/account/info", ""), ("/v5/user/query-api", ""),
+                        ("/v5/account/fee-rate", "category=linear"), ("/v5/account/wallet-balance", "accountType=UNIFIED"),
+                        *(("/v5/position/list", f"category={c}&settleCoin=USDT") for c in ("linear", "inverse"))):
+        answer = await client.get(path, query)
+        assert answer["retCode"] == 0, (path, answer)
+    assert (await client.post("/v5/position/set-leverage", {"category": "linear", "symbol": "BTCUSDT",
+                                                            "buyLeverage": "4", "sellLeverage": "4"}))["retCode"] == 0
+    state = server.model.states["BTCUSDT"]
+    bid, ask = max(state.bids), min(state.asks)
+    server.faults.apply({"partial_fill_fraction": 0.5})  # orders placed now fill half their size at most
+    placed = await client.post("/v5/order/create", {"category": "linear", "symbol": "BTCUSDT", "side": "Buy",
+                                                    "orderType": "Limit", "qty": "0.004", "price": f"{bid / 10:.1f}",
+                                                    "orderLinkId": "life-1"})
+    assert placed["retCode"] == 0
+    assert (await client.post("/v5/order/amend", {"category": "linear", "symbol": "BTCUSDT", "orderLinkId": "life-1",
+                                                  "qty": "0.006", "price": f"{ask / 10:.1f}"}))["retCode"] == 0
+    [order] = (await client.get("/v5/order/realtime", "category=linear&orderLinkId=life-1"))["result"]["list"]
+    assert (order["orderStatus"], order["qty"], order["cumExecQty"]) == ("PartiallyFilled", "0.006", "0.003")
+    assert (await client.post("/v5/order/cancel", {"category": "linear", "symbol": "BTCUSDT",
+                                                   "orderLinkId": "life-1"}))["retCode"] == 0
+    [order] = (await client.get("/v5/order/history", "category=linear&orderLinkId=life-1"))["result"]["list"]
+    assert (order["orderStatus"], order["cumExecQty"]) == ("Cancelled", "0.003")
+    [position] = (await client.get("/v5/position/list", "category=linear&symbol=BTCUSDT"))["result"]["list"]
+    assert (position["side"], position["size"], position["leverage"]) == ("Buy", "0.003", "4")
+    server.faults.apply({"partial_fill_fraction": None})
+    assert (await client.post("/v5/order/create", {"category": "linear", "symbol": "BTCUSDT", "side": "Sell",
+                                                   "orderType": "Market", "qty": "0.003",
+                                                   "reduceOnly": True}))["retCode"] == 0
+    [row] = (await client.get("/v5/position/closed-pnl", "category=linear&symbol=BTCUSDT"))["result"]["list"]
+    wallet = (await client.get("/v5/account/wallet-balance", "accountType=UNIFIED"))["result"]["list"][0]
+    fills = (await client.get("/v5/execution/list", "category=linear&symbol=BTCUSDT"))["result"]["list"]
+    # the wallet moved by the closed PnL and the opening fills' fees, and nothing else
+    opening_fees = sum(float(f["execFee"]) for f in fills if f["orderLinkId"] == "life-1")
+    assert float(wallet["totalWalletBalance"]) == pytest.approx(100_000 + float(row["closedPnl"]) - opening_fees)
+
+
 async def test_what_a_client_reads_at_start_over_every_category(venue):
     """Clients read the account's settings and load every category at start: the categories
     the simulator does not trade answer as Bybit answers an empty one; orders there are refused."""
