@@ -1,8 +1,30 @@
 """Binance USD-M futures market data (protocol-other-venues.md §1), in the shapes of
-venue-samples/binance: on today's split base paths, `/public` for `bookTicker` and `depth`,
-`/market` for `markPrice` and `aggTrade`; raw streams at `/<base>/ws/<streams>` and combined
-ones (`{"stream": ..., "data": ...}`) at `/<base>/stream?streams=a/b`; live
-`{"method": "SUBSCRIBE"}` requests; REST `/fapi/v1/time`, `depth` and `premiumIndex`.
+venue-samples/binance and of Binance's USD-M docs, over the shared market model.
+
+WebSocket, on today's split base paths: `/public` for `bookTicker`, `depth` (diff, `@100ms`,
+`@500ms`, `@0ms`) and `depth5|10|20`; `/market` for `markPrice` (`@1s`), `aggTrade` and
+`forceOrder`; the raw `<symbol>@trade` stream (`"e": "trade"`, `X` "MARKET") on both, since
+sources disagree on its path (ccxt routes it to `/market`, Binance's own options streams put
+trades on `/public`). Raw streams at `/<base>/ws/<streams>`, combined ones (`{"stream": ...,
+"data": ...}`) at `/<base>/stream?streams=a/b`; live `{"method": "SUBSCRIBE"}` requests. A
+`trade` event is one `aggTrade`'s single trade: `t` is its `f` (= `l`).
+
+REST: `/fapi/v1/time`, `depth`, `premiumIndex`, `exchangeInfo`, `fundingInfo`,
+`ticker/24hr` and `ticker/bookTicker` (one symbol with `symbol`, else a list of all), and
+`klines` (Binance's intervals 1m..1M, `limit` 500 by default and at most 1500, `startTime` /
+`endTime`; rows oldest first: open time and close time, trade count as numbers, the rest as
+strings). Errors as Binance answers them, HTTP 400 with `{"code", "msg"}`: -1121 an unknown
+symbol, -1120 an unknown interval, -1102 a missing mandatory parameter, -1100 an illegal value.
+
+Prices are Binance's: the model's (Bybit's) shifted by Binance's basis now
+(`MarketModel.venue_shift`), as the other venues' tickers do. `bookTicker` is the top of the
+depth snapshot at the same `lastUpdateId`. The 24-hour ticker counts from the start of the
+simulation (its `openTime`), on the model's trade tape; klines fold its 1-minute bars
+(`state.bars`, the last 1000 minutes) into the interval, weeks from Monday 00:00 UTC, months
+from their first day, 3d from the epoch. The model keeps no trade count and no taker side
+for its tape, so those (`count`, kline trades and taker-buy volumes) answer 0 and `firstId` /
+`lastId` -1, as Binance answers a window it counted no trades in; `lastQty` is the size of
+the last step's last trade, "0" when that step printed none.
 
 Depth diffs carry `U`, `u` and `pu` from one per-symbol update id, and REST depth's
 `lastUpdateId` is on the same id, so the documented sync (snapshot, drop `u` < lastUpdateId,
@@ -12,6 +34,7 @@ then `pu` == previous `u`) works against it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -20,14 +43,21 @@ from services.sim.dialect import Dialect, Reply, book_diff
 from services.sim.market import SymbolState, plain
 
 _encode = msgspec.json.encode
-GROUPS = {"public": ("bookTicker", "depth", "depth5", "depth10", "depth20"),
-          "market": ("markPrice", "aggTrade", "forceOrder")}
+GROUPS = {"public": ("bookTicker", "depth", "depth5", "depth10", "depth20", "trade"),
+          "market": ("markPrice", "aggTrade", "forceOrder", "trade")}
 DEPTH_SPEEDS_MS = {"depth": 250, "depth@100ms": 100, "depth@500ms": 500, "depth@0ms": 0}
 PARTIAL_SPEEDS_MS = {f"depth{n}{speed}": ms for n in (5, 10, 20)
                      for speed, ms in (("", 250), ("@100ms", 100), ("@500ms", 500))}
 MARK_SPEEDS_MS = {"markPrice": 3000, "markPrice@1s": 1000}
 DEPTH_LEVELS = 50
 REST_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+MINUTE_MS, DAY_MS = 60_000, 86_400_000
+# kline intervals -> length in ms ("1w" from Monday, "1M" by calendar month)
+KLINE_INTERVALS_MS = {"1m": MINUTE_MS, "3m": 3 * MINUTE_MS, "5m": 5 * MINUTE_MS, "15m": 15 * MINUTE_MS,
+                      "30m": 30 * MINUTE_MS, "1h": 60 * MINUTE_MS, "2h": 120 * MINUTE_MS, "4h": 240 * MINUTE_MS,
+                      "6h": 360 * MINUTE_MS, "8h": 480 * MINUTE_MS, "12h": 720 * MINUTE_MS, "1d": DAY_MS,
+                      "3d": 3 * DAY_MS, "1w": 7 * DAY_MS, "1M": None}
+KLINE_LIMIT_DEFAULT, KLINE_LIMIT_MAX = 500, 1500
 
 
 class BinanceDialect(Dialect):
@@ -51,7 +81,7 @@ class BinanceDialect(Dialect):
         _, _, kind = stream.partition("@")
         group = path.strip("/").split("/")[0]
         kinds = {k for k in (*DEPTH_SPEEDS_MS, *PARTIAL_SPEEDS_MS, *MARK_SPEEDS_MS, "bookTicker", "aggTrade",
-                             "forceOrder")
+                             "forceOrder", "trade")
                  if k.split("@")[0] in GROUPS.get(group, ())}
         return self._symbol(stream) is not None and kind in kinds
 
@@ -107,6 +137,8 @@ class BinanceDialect(Dialect):
                 frames = []
             elif kind in MARK_SPEEDS_MS:
                 frames = [self._mark(state)] if self.due(topic, MARK_SPEEDS_MS[kind]) else []
+            elif kind == "trade":
+                frames = [self._trade(state, t) for t in state.venues[self.name].trades]
             else:
                 frames = [self._agg_trade(state, t) for t in state.venues[self.name].trades]
             if frames:
@@ -179,12 +211,19 @@ class BinanceDialect(Dialect):
                         "f": int(trade.trade_id) * 3, "l": int(trade.trade_id) * 3, "T": trade.time_ms,
                         "m": trade.side == "Sell"})
 
+    def _trade(self, state: SymbolState, trade) -> bytes:
+        """The raw trade behind `_agg_trade`'s aggregate (each holds one: its `f` is this `t`)."""
+        return _encode({"e": "trade", "E": self.model.now_ms, "T": trade.time_ms, "s": state.inst.symbol,
+                        "t": int(trade.trade_id) * 3, "p": state.inst.price(trade.price_ticks),
+                        "q": _size(state, trade.lots), "X": "MARKET", "m": trade.side == "Sell"})
+
     # --- REST ------------------------------------------------------------------------------
 
     def rest(self):
         return {"/fapi/v1/time": self._time, "/fapi/v1/depth": self._rest_depth,
                 "/fapi/v1/premiumIndex": self._premium_index, "/fapi/v1/exchangeInfo": self._exchange_info,
-                "/fapi/v1/fundingInfo": self._funding_info}
+                "/fapi/v1/fundingInfo": self._funding_info, "/fapi/v1/ticker/24hr": self._ticker_24hr,
+                "/fapi/v1/ticker/bookTicker": self._rest_book_ticker, "/fapi/v1/klines": self._klines}
 
     def _exchange_info(self, query) -> tuple[int, object]:
         symbols = []
@@ -246,6 +285,115 @@ class BinanceDialect(Dialect):
         return 200, {"symbol": state.inst.symbol, "markPrice": mark, "indexPrice": index,
                      "estimatedSettlePrice": mark, "lastFundingRate": self.funding(state), "interestRate": "0.00010000",
                      "nextFundingTime": self.model.next_funding_ms(state.inst.symbol), "time": self.model.now_ms}
+
+    def _states(self, query) -> list[SymbolState] | tuple[int, object]:
+        """The symbol asked for, or every symbol when the query names none."""
+        if "symbol" not in query:
+            return [self.model.states[name] for name in sorted(self.model.states)]
+        state = self._state(query)
+        return state if isinstance(state, tuple) else [state]
+
+    def _ticker_24hr(self, query) -> tuple[int, object]:
+        states = self._states(query)
+        if isinstance(states, tuple):
+            return states
+        rows = [self._ticker(state) for state in states]
+        return 200, rows[0] if "symbol" in query else rows
+
+    def _ticker(self, state: SymbolState) -> dict:
+        inst, shift = state.inst, self.model.venue_shift(state, self.name)
+        last, opened = state.last_ticks + shift, state.open_ticks + shift
+        lots = state.volume_lots
+        quote = state.turnover + float(inst.tick * shift * inst.lot * lots)  # each trade at Binance's price
+        average = quote / float(inst.tick * inst.lot * lots) if lots else float(last)
+        last_lots = state.trades[-1].lots if state.trades else 0
+        return {"symbol": inst.symbol, "priceChange": inst.price(last - opened),
+                "priceChangePercent": f"{(last - opened) / opened * 100:.3f}",
+                "weightedAvgPrice": inst.fine_price(average), "lastPrice": inst.price(last),
+                "lastQty": _size(state, last_lots), "openPrice": inst.price(opened),
+                "highPrice": inst.price(state.high_ticks + shift), "lowPrice": inst.price(state.low_ticks + shift),
+                "volume": _size(state, lots), "quoteVolume": f"{quote:.2f}", "openTime": self.model.start_ms,
+                "closeTime": self.model.now_ms, "firstId": -1, "lastId": -1, "count": 0}
+
+    def _rest_book_ticker(self, query) -> tuple[int, object]:
+        states = self._states(query)
+        if isinstance(states, tuple):
+            return states
+        rows = []
+        for state in states:
+            self._advance(state)
+            bids, asks, u = self._engine[state.inst.symbol]
+            bid, ask = max(bids), min(asks)
+            rows.append({"symbol": state.inst.symbol, "bidPrice": state.inst.price(bid),
+                         "bidQty": _size(state, bids[bid]), "askPrice": state.inst.price(ask),
+                         "askQty": _size(state, asks[ask]), "time": self.model.now_ms - 3, "lastUpdateId": u})
+        return 200, rows[0] if "symbol" in query else rows
+
+    def _klines(self, query) -> tuple[int, object]:
+        """Bars oldest first, `limit` of them: from `startTime` on when it is given, else the
+        latest up to `endTime` (now by default)."""
+        for name in ("symbol", "interval"):
+            if not query.get(name):
+                return 400, {"code": -1102, "msg": f"Mandatory parameter '{name}' was not sent, was empty/null, "
+                                                   f"or malformed."}
+        state = self._state(query)
+        if isinstance(state, tuple):
+            return state
+        interval = query["interval"]
+        if interval not in KLINE_INTERVALS_MS:
+            return 400, {"code": -1120, "msg": "Invalid interval."}
+        numbers = {}
+        for name, default in (("limit", KLINE_LIMIT_DEFAULT), ("startTime", None), ("endTime", None)):
+            text = query.get(name)
+            if text is not None and not (text.isascii() and text.isdigit() and len(text) <= 20):
+                return 400, {"code": -1100, "msg": f"Illegal characters found in parameter '{name}'; legal range "
+                                                   f"is '^[0-9]{{1,20}}$'."}
+            numbers[name] = default if text is None else int(text)
+        limit, start, end = numbers["limit"], numbers["startTime"], numbers["endTime"]
+        if not 1 <= limit <= KLINE_LIMIT_MAX:
+            return 400, {"code": -1100, "msg": f"Illegal characters found in parameter 'limit'; legal range is "
+                                               f"'1' to '{KLINE_LIMIT_MAX}'."}
+        inst, shift = state.inst, self.model.venue_shift(state, self.name)
+        folded: dict[int, list] = {}
+        for t, o, h, low, c, lots, turnover in state.bars:
+            key = _kline_start(t, interval)
+            bar = folded.get(key)
+            if bar is None:
+                folded[key] = [key, o, h, low, c, lots, turnover]
+            else:
+                bar[2], bar[3], bar[4] = max(bar[2], h), min(bar[3], low), c
+                bar[5] += lots
+                bar[6] += turnover
+        bars = [b for k, b in sorted(folded.items())
+                if (start is None or k >= start) and (end is None or k <= end)]
+        bars = bars[:limit] if start is not None else bars[-limit:]
+        rows = []
+        for t, o, h, low, c, lots, turnover in bars:
+            quote = turnover + float(inst.tick * shift * inst.lot * lots)
+            rows.append([t, inst.price(o + shift), inst.price(h + shift), inst.price(low + shift),
+                         inst.price(c + shift), _size(state, lots), _kline_end(t, interval), f"{quote:.5f}", 0,
+                         "0", "0", "0"])
+        return 200, rows
+
+
+def _kline_start(t: int, interval: str) -> int:
+    """The open time of the `interval` kline holding time `t` (UTC)."""
+    if interval == "1M":
+        day = datetime.fromtimestamp(t / 1000, UTC)
+        return int(datetime(day.year, day.month, 1, tzinfo=UTC).timestamp() * 1000)
+    if interval == "1w":
+        return t - t % DAY_MS - (t // DAY_MS + 3) % 7 * DAY_MS  # 1970-01-01 was a Thursday
+    span = KLINE_INTERVALS_MS[interval]
+    return t - t % span
+
+
+def _kline_end(start: int, interval: str) -> int:
+    """The close time of the kline opened at `start`: the next one's open time less 1 ms."""
+    if interval == "1M":
+        day = datetime.fromtimestamp(start / 1000, UTC)
+        following = datetime(day.year + day.month // 12, day.month % 12 + 1, 1, tzinfo=UTC)
+        return int(following.timestamp() * 1000) - 1
+    return start + KLINE_INTERVALS_MS[interval] - 1
 
 
 def _size(state: SymbolState, lots: int) -> str:
