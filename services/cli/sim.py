@@ -37,16 +37,20 @@ def sim(
     - Bybit: ws://127.0.0.1:PORT/v5/public/linear and /v5/private; REST /v5/market/...,
       /v5/order/..., /v5/execution/list, /v5/position/..., /v5/account/... (signed with
       SIM_API_KEY / SIM_API_SECRET; orders fill against the simulated book, with fees and funding).
-    - Binance: /public/ws|stream (bookTicker, depth), /market/ws|stream (markPrice, aggTrade),
-      /fapi/v1/...; trading REST /fapi/v1/order, /fapi/v3/positionRisk ..., the listenKey and
+    - Binance: /public/ws|stream (bookTicker, depth, trade), /market/ws|stream (markPrice,
+      aggTrade, trade), /fapi/v1/... (ticker/24hr, bookTicker, klines ...); trading REST
+      /fapi/v1/order, /fapi/v3/positionRisk ..., the listenKey and
       the user-data stream /private/ws?listenKey= (SIM_API_KEY / SIM_API_SECRET, its own account).
-    - OKX: /ws/v5/public, /api/v5/public/...; trading REST /api/v5/trade/..., /api/v5/account/...
+    - OKX: /ws/v5/public (books with checksums, books5, tickers ...), /api/v5/public/...,
+      /api/v5/market/ticker|tickers|books; trading REST /api/v5/trade/..., /api/v5/account/...
       and the private stream /ws/v5/private (signed with SIM_API_KEY / SIM_API_SECRET and the
       passphrase SIM_API_PASSPHRASE; an OKX account apart from the Bybit one, sizes in contracts).
-    - Bitget: /v2/ws/public, /api/v2/...; trading REST /api/v2/mix/order/..., /api/v2/mix/account/...
+    - Bitget: /v2/ws/public, /api/v2/... (mix market contracts, ticker, tickers, merge-depth);
+      trading REST /api/v2/mix/order/..., /api/v2/mix/account/...
       and the private stream /v2/ws/private (with SIM_API_PASSPHRASE; its own account).
 
-    The venues' prices are correlated; cross-venue spreads open and close on their own, and
+    docs/local-exchange.md lists each venue's calls a client makes, served or not. The venues'
+    prices are correlated; cross-venue spreads open and close on their own, and
     POST /admin/opportunity {"symbol": "BTCUSDT", "venue": "binance", "spread_bps": 30,
     "funding_delta": 0.0005, "seconds": 60} forces one. With VENUE_ENV=sim (the default),
     `arb ingest` connects to it.
