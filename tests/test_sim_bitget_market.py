@@ -210,3 +210,45 @@ async def test_merge_depth_refusals(get):
     refused(*await get("merge-depth", symbol="NOPEUSDT", productType="USDT-FUTURES"), "40034",
             "Parameter NOPEUSDT does not exist")
     refused(*await get("merge-depth", productType="USDT-FUTURES"), "400172", "Parameter verification failed")
+
+
+def test_a_second_subscriber_to_a_streaming_book_gets_the_last_sent_book_and_both_stay_in_sync():
+    import json
+
+    from services.sim.bitget_public import BitgetDialect, checksum
+    from services.sim.market import MarketModel
+
+    start = 1_800_000_000_000
+    model = MarketModel(["BTCUSDT"], seed=3, start_ms=start)
+    dialect = BitgetDialect(model)
+    topic = "books:BTCUSDT"
+
+    def apply(book: dict, frame: bytes) -> None:
+        message = json.loads(frame)
+        [data] = message["data"]
+        if message["action"] == "snapshot":
+            book.clear()
+            book.update({"bids": {}, "asks": {}})
+        for side in ("bids", "asks"):
+            for price, size in data[side]:
+                book[side].pop(price, None) if Decimal(size) == 0 else book[side].__setitem__(price, size)
+        bids = sorted(book["bids"].items(), key=lambda level: -Decimal(level[0]))
+        asks = sorted(book["asks"].items(), key=lambda level: Decimal(level[0]))
+        assert checksum([list(b) for b in bids], [list(a) for a in asks]) == data["checksum"]
+
+    first: dict = {}
+    for frame in dialect.snapshot(topic):
+        apply(first, frame)
+    second: dict = {}
+    for i in range(1, 400):
+        model.step(start + 20 * i)
+        for frame in dialect.step_frames({topic}).get(topic, []):
+            apply(first, frame)
+            if second:
+                apply(second, frame)
+        if i == 150:  # joins while the topic streams, between two pushes
+            [joined] = dialect.snapshot(topic)
+            assert json.loads(joined)["action"] == "snapshot"
+            apply(second, joined)
+            assert second == first
+    assert second == first and first["bids"]

@@ -102,6 +102,18 @@ class BitgetDialect(Dialect):
         super().forget(topic)
         self._books.pop(topic, None)
 
+    def snapshot(self, topic: str) -> list[bytes]:
+        """A subscriber joining a `books` topic that is already streaming gets the book its
+        last frame left, so the updates every subscriber gets next apply to it too."""
+        channel, _, symbol = topic.partition(":")
+        if channel != "books" or topic not in self._books:
+            return super().snapshot(topic)
+        bids, asks = self._books[topic]
+        state = self.model.states[symbol]
+        arg = {"instType": INST_TYPE, "channel": channel, "instId": symbol}
+        return [_encode({"action": "snapshot", "arg": arg, "data": self._book_data(state, bids, asks, bids, asks),
+                         "ts": self.model.now_ms})]
+
     def frames(self, topic: str) -> list[bytes]:
         channel, _, symbol = topic.partition(":")
         frame = self._frame(topic, channel, self.model.states[symbol])
