@@ -123,6 +123,31 @@ def positions(m: Matching, account: Account, now_ms: int, symbol: str | None = N
     return rows
 
 
+def account_fields(m: Matching, account: Account, now_ms: int) -> dict:
+    """GET /fapi/v3/account (single-asset mode, USDT): the totals, the USDT asset, and the
+    positions /fapi/v3/positionRisk lists, in the docs' shorter rows."""
+    upl, position_im, order_im = m.margin(account)
+    rows = positions(m, account, now_ms)
+    maint = sum((Decimal(r["maintMargin"]) for r in rows), ZERO)
+    wallet, available = num(account.wallet), num(m.available(account))
+    margin_balance = num(account.wallet + upl)
+    totals = {"totalInitialMargin": num(position_im + order_im), "totalMaintMargin": num(maint),
+              "totalWalletBalance": wallet, "totalUnrealizedProfit": num(upl), "totalMarginBalance": margin_balance,
+              "totalPositionInitialMargin": num(position_im), "totalOpenOrderInitialMargin": num(order_im),
+              "totalCrossWalletBalance": wallet, "totalCrossUnPnl": num(upl), "availableBalance": available,
+              "maxWithdrawAmount": available}
+    asset = {"asset": "USDT", "walletBalance": wallet, "unrealizedProfit": num(upl), "marginBalance": margin_balance,
+             "maintMargin": num(maint), "initialMargin": num(position_im + order_im),
+             "positionInitialMargin": num(position_im), "openOrderInitialMargin": num(order_im),
+             "crossWalletBalance": wallet, "crossUnPnl": num(upl), "availableBalance": available,
+             "maxWithdrawAmount": available, "updateTime": now_ms}
+    return {**totals, "assets": [asset], "positions": [
+        {"symbol": r["symbol"], "positionSide": r["positionSide"], "positionAmt": r["positionAmt"],
+         "unrealizedProfit": r["unRealizedProfit"], "isolatedMargin": r["isolatedMargin"], "notional": r["notional"],
+         "isolatedWallet": r["isolatedWallet"], "initialMargin": r["initialMargin"], "maintMargin": r["maintMargin"],
+         "updateTime": r["updateTime"]} for r in rows]}
+
+
 def balance_fields(m: Matching, account: Account, now_ms: int) -> list[dict]:
     upl, _, _ = m.margin(account)
     available = num(m.available(account))
@@ -156,9 +181,23 @@ def _order_event(m: Matching, order: Order, execution: Execution | None, shown: 
     return {"e": "ORDER_TRADE_UPDATE", "E": now_ms, "T": row["T"], "o": row}
 
 
+_AMENDED = "_binance_amended"  # on the engine: ids of orders modified since the last push
+
+
+def note_amendment(m: Matching, order_id: str) -> None:
+    """An order modified (PUT /fapi/v1/order): its next events start with an AMENDMENT."""
+    m.__dict__.setdefault(_AMENDED, set()).add(order_id)
+
+
+def forget_amendment(m: Matching, order_id: str) -> None:
+    m.__dict__.get(_AMENDED, set()).discard(order_id)
+
+
 def order_events(m: Matching, changes: Changes, announced: set[str], now_ms: int) -> list[dict]:
     """`ORDER_TRADE_UPDATE` events of one change: NEW for an order not announced yet, one TRADE
-    per fill (the order as it stood after it), then CANCELED or EXPIRED if it closed so."""
+    per fill (the order as it stood after it), then CANCELED or EXPIRED if it closed so; a
+    modified order AMENDMENT first (its new price and quantity, before what the change filled)."""
+    amended = m.__dict__.get(_AMENDED, set())
     fills: dict[str, list[Execution]] = {}
     for e in changes.executions:
         if e.order is not None:
@@ -172,6 +211,12 @@ def order_events(m: Matching, changes: Changes, announced: set[str], now_ms: int
             announced.add(order_id)
             out.append(_order_event(m, order, None, "NEW", lots, value, order.created_ms))
         shown = "NEW"
+        if order_id in amended:
+            amended.discard(order_id)
+            shown = "PARTIALLY_FILLED" if lots else "NEW"
+            event = _order_event(m, order, None, shown, lots, value, now_ms)
+            event["o"]["x"] = "AMENDMENT"
+            out.append(event)
         for e in mine:
             lots += round(e.qty / m.model.states[e.symbol].inst.lot)
             value += e.value

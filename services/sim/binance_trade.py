@@ -58,13 +58,14 @@ MESSAGES = {
     -4068: "Position side cannot be changed if there exists position.",
     -4116: "ClientOrderId is duplicated.",
     -4164: "Order's notional must be no smaller than {} (unless you choose reduce only).",
+    -5027: "No need to modify the order.",
     -5022: "Due to the order could not be executed as maker, the Post Only order will be rejected. The order will "
            "not be recorded in the order history",
 }
 HTTP_STATUS = {-1000: 503, -1001: 503, -1006: 503, -1007: 503, -1003: 429, -1015: 429, -2014: 401, -2015: 401}
 REASONS = {"duplicate_link_id": -4116, "position_mode": -4061, "too_many_orders": -2025, "no_position": -2022,
            "same_direction": -2022, "close_exceeds": -2022, "insufficient_margin": -2019, "not_found": -2011,
-           "mode_busy": -4068, "mode_not_modified": -4059}
+           "mode_busy": -4068, "mode_not_modified": -4059, "unchanged": -5027}
 # reject_next / reject_link_ids faults give Bybit's retCodes: Binance answers its own code for them
 FAULT_CODES = {10016: -1000, 10006: -1003, 10002: -1021, 10003: -2015, 10004: -1022, 10001: -1102, 110007: -2019,
                110072: -4116, 110017: -2022, 110001: -2011, 110020: -2025}
@@ -246,6 +247,63 @@ def cancel_order(m: Matching, key: str, params: Params, now_ms: int) -> dict:
     return shapes.order_fields(m, order)
 
 
+def modify_order(m: Matching, key: str, params: Params, now_ms: int) -> dict:
+    """PUT /fapi/v1/order: a resting LIMIT order's quantity and price (both required), by orderId
+    or origClientOrderId. Binance's rules: the same quantity and price is -5027; an unknown or
+    closed order -2013; a new quantity at or below what has filled cancels the order; a new
+    price, or more size, requeues it and takes what it crosses (a GTX one that would take is
+    cancelled); less size keeps its queue place. Answers the order as GET /fapi/v1/order shows
+    it; the stream says ORDER_TRADE_UPDATE with execution type AMENDMENT."""
+    symbol = _symbol(m, params)
+    side = _choice(params, "side", ("BUY", "SELL"), -1117)
+    quantity, price = _decimal(params, "quantity"), _decimal(params, "price")
+    if _text(params, "priceMatch") not in ("", "NONE"):
+        raise BinanceError(-1106, MESSAGES[-1106].format("priceMatch"))
+    _, _, order = _find(m, key, params, -2013)
+    if not order.is_open or order.order_type != "Limit":
+        raise BinanceError(-2013)
+    if side != order.side.upper():
+        raise BinanceError(-1130, MESSAGES[-1130].format("side"))
+    inst = m.model.states[symbol].inst
+    if quantity <= 0:
+        raise BinanceError(-4003, "Quantity less than or equal to zero.")
+    lots = _steps(quantity, inst.lot, -4023)
+    if lots < 1:
+        raise BinanceError(-4004)
+    if price <= 0:
+        raise BinanceError(-4014)
+    price_ticks = _steps(price, inst.tick, -4014)
+    if (lots, price_ticks) == (order.lots, order.price_ticks):
+        raise BinanceError(-5027)
+    if lots <= order.filled_lots:  # Binance cancels it
+        return shapes.order_fields(m, m.cancel(key, {"orderId": order.order_id, "symbol": symbol}, now_ms))
+    if order.tif == "PostOnly" and price_ticks != order.price_ticks:
+        bids, asks = m.view.sides(m.model.states[symbol])
+        best = min(asks, default=None) if order.side == "Buy" else max(bids, default=None)
+        if best is not None and (price_ticks >= best if order.side == "Buy" else price_ticks <= best):
+            return shapes.order_fields(m, m.cancel(key, {"orderId": order.order_id, "symbol": symbol}, now_ms))
+    shapes.note_amendment(m, order.order_id)
+    try:
+        order = m.amend(key, {"orderId": order.order_id, "symbol": symbol}, price_ticks, lots, now_ms)
+    except Rejected:
+        shapes.forget_amendment(m, order.order_id)
+        raise
+    return shapes.order_fields(m, order)
+
+
+def all_orders(m: Matching, key: str, params: Params, now_ms: int) -> list[dict]:
+    """GET /fapi/v1/allOrders: a symbol's orders, open and closed, oldest first; from `orderId` on
+    (else the newest `limit`), within startTime/endTime; limit 500 by default, 1000 at most."""
+    symbol = _symbol(m, params)
+    from_id = _ms(params, "orderId", 0)
+    begin, end = _ms(params, "startTime", 0), _ms(params, "endTime", 2**62)
+    limit = _limit(params, 500, 1000)
+    orders = sorted((o for o in m.account(key).orders.values() if o.symbol == symbol
+                     and int(o.order_id) >= from_id and begin <= o.created_ms <= end), key=lambda o: int(o.order_id))
+    orders = orders[:limit] if from_id else orders[-limit:]
+    return [shapes.order_fields(m, o) for o in orders]
+
+
 def get_order(m: Matching, key: str, params: Params, now_ms: int) -> dict:
     """One order, open or closed; by origClientOrderId the latest order that carried it."""
     _, _, order = _find(m, key, params, -2013)
@@ -278,6 +336,10 @@ def position_risk(m: Matching, key: str, params: Params, now_ms: int) -> list[di
 
 def balance(m: Matching, key: str, params: Params, now_ms: int) -> list[dict]:
     return shapes.balance_fields(m, m.account(key), now_ms)
+
+
+def account_info(m: Matching, key: str, params: Params, now_ms: int) -> dict:
+    return shapes.account_fields(m, m.account(key), now_ms)
 
 
 def get_position_side(m: Matching, key: str, params: Params, now_ms: int) -> dict:
@@ -350,7 +412,10 @@ Handler = Callable[[Matching, str, Params, int], object]
 HANDLERS: dict[tuple[str, str], tuple[Handler, int, bool]] = {
     ("POST", "/fapi/v1/order"): (place_order, 0, True),
     ("DELETE", "/fapi/v1/order"): (cancel_order, 1, False),
+    ("PUT", "/fapi/v1/order"): (modify_order, 0, True),  # 1 on the order counts, 0 on the IP's weight
     ("GET", "/fapi/v1/order"): (get_order, 1, False),
+    ("GET", "/fapi/v1/allOrders"): (all_orders, 5, False),
+    ("GET", "/fapi/v3/account"): (account_info, 5, False),
     ("GET", "/fapi/v1/openOrders"): (open_orders, 40, False),
     ("GET", "/fapi/v1/userTrades"): (user_trades, 5, False),
     ("GET", "/fapi/v3/positionRisk"): (position_risk, 5, False),
