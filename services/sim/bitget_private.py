@@ -1,7 +1,8 @@
 """The Bitget engine's orders, fills, positions, balance and bills in Bitget V2 mix shapes
 (protocol-trading-okx-bitget-binance.md §3.3-3.6): the REST records of `/api/v2/mix/order/detail`,
 `orders-pending`, `fills`, `/position/all-position`, `/account/accounts`, `/account/account`,
-`/account/bill`, and the private stream's `orders`, `fill`, `positions` and `account` pushes.
+`/account/bill`, `orders-history`, `/position/history-position`, and the private stream's
+`orders`, `fill`, `positions` and `account` pushes.
 
 Sizes are base coin (the engine's lots times the lot). Every number is a string; fees are
 negative when paid (`fee`, `fillFee`, `feeDetail[].totalFee`), as on Bitget; a funding bill's
@@ -227,3 +228,64 @@ def bill_fields(m: Matching, e: Execution) -> dict:
         amount, fee = e.pnl, -e.fee
     return {"billId": e.exec_id, "symbol": e.symbol, "amount": num(amount), "fee": num(fee), "feeByCoupon": "",
             "businessType": business, "coin": MARGIN_COIN, "balance": num(e.wallet_after), "cTime": str(e.time_ms)}
+
+
+def closed_positions(m: Matching, account: Account) -> list[dict]:
+    """`/api/v2/mix/position/history-position` rows: each position the account's executions
+    took from flat back to flat, newest first. Walked fill by fill per (symbol, position): a
+    fill's closed lots close (at its price, its PnL, its fee's share), the rest opens; funding
+    paid meanwhile counts. `pnl` is before fees and funding, `netProfit` after them; fees and
+    funding are negative when paid, as in fills and bills. `positionId` is the opening fill's id."""
+    live: dict[tuple[str, int], dict] = {}
+    rows = []
+    for e in account.executions:
+        pos = live.get((e.symbol, e.position_idx))
+        if e.order is None:  # funding
+            if pos is not None:
+                pos["funding"] += e.fee
+            continue
+        lot = m.model.states[e.symbol].inst.lot
+        lots = round(e.qty / lot)
+        sign = 1 if e.side == "Buy" else -1
+        if e.closed_lots and pos is not None:
+            pos["close_lots"] += e.closed_lots
+            pos["close_value"] += e.price * lot * e.closed_lots
+            pos["pnl"] += e.pnl
+            pos["close_fee"] += e.fee * e.closed_lots / lots
+            pos["lots"] += sign * e.closed_lots
+            pos["utime"] = e.time_ms
+            if pos["lots"] == 0:
+                rows.append(_closed_row(m, account, e.symbol, e.position_idx, pos))
+                del live[(e.symbol, e.position_idx)]
+                pos = None
+        opening = lots - e.closed_lots
+        if opening:
+            if pos is None:
+                pos = live[(e.symbol, e.position_idx)] = {
+                    "id": e.exec_id, "long": sign > 0, "lots": 0, "open_lots": 0, "open_value": ZERO, "close_lots": 0,
+                    "close_value": ZERO, "pnl": ZERO, "open_fee": ZERO, "close_fee": ZERO, "funding": ZERO,
+                    "ctime": e.time_ms, "utime": e.time_ms, "margin_mode": e.order.margin_mode}
+            pos["open_lots"] += opening
+            pos["open_value"] += e.price * lot * opening
+            pos["open_fee"] += e.fee * opening / lots
+            pos["lots"] += sign * opening
+            pos["utime"] = e.time_ms
+    rows.sort(key=lambda r: int(r["positionId"]), reverse=True)
+    return rows
+
+
+def _closed_row(m: Matching, account: Account, symbol: str, idx: int, pos: dict) -> dict:
+    lot = m.model.states[symbol].inst.lot
+    side = HOLD_SIDES[idx] if idx else ("long" if pos["long"] else "short")
+    fees = pos["open_fee"] + pos["close_fee"]
+    return {
+        "positionId": pos["id"], "marginCoin": MARGIN_COIN, "symbol": symbol, "holdSide": side,
+        "openAvgPrice": num((pos["open_value"] / (lot * pos["open_lots"])).quantize(PRICE_PLACES)),
+        "closeAvgPrice": num((pos["close_value"] / (lot * pos["close_lots"])).quantize(PRICE_PLACES)),
+        "marginMode": MARGIN_MODES.get(pos["margin_mode"], "crossed"),
+        "openTotalPos": base(m, symbol, pos["open_lots"]),
+        "closeTotalPos": base(m, symbol, pos["close_lots"]), "pnl": num(pos["pnl"]),
+        "netProfit": num(pos["pnl"] - fees - pos["funding"]), "totalFunding": num(-pos["funding"]),
+        "openFee": num(-pos["open_fee"]), "closeFee": num(-pos["close_fee"]), "posMode": pos_mode(account, symbol),
+        "ctime": str(pos["ctime"]), "utime": str(pos["utime"]),
+    }

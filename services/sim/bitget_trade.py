@@ -63,7 +63,9 @@ MESSAGES = {
 }
 REASONS = {"duplicate_link_id": "40786", "position_mode": "40774", "too_many_orders": "45116",
            "no_position": "22002", "same_direction": "22002", "close_exceeds": "40757",
-           "insufficient_margin": "40762", "not_found": "40768", "mode_busy": "40920"}
+           "insufficient_margin": "40762", "not_found": "40768", "mode_busy": "40920",
+           # modify-order: Bitget answers 40020 "Parameter ... error" with the engine's reason
+           "unchanged": "40020", "below_filled": "40020"}
 # reject_next / reject_link_ids faults give Bybit's retCodes: Bitget answers its own code for them
 FAULT_CODES = {10016: "40725", 10006: "429", 10002: "40008", 10003: "40006", 10004: "40009", 10001: "40020",
                110007: "40762", 110072: "40786", 110017: "22002", 110001: "40768", 110020: "45116"}
@@ -245,6 +247,42 @@ def _find(book: Book, key: str, params: Params, missing: str):
     return account, order
 
 
+def modify_order(book: Book, key: str, params: Params, now_ms: int) -> dict:
+    """A resting limit order's size and/or price changed (`newSize`, `newPrice`), and its
+    clientOid replaced by `newClientOid` (required, as Bitget's page marks it). Bitget cancels
+    the old order and places a new one; the simulator amends in place (the engine's `amend`:
+    less size keeps the queue place, a new price or more size requeues and takes what it
+    crosses), so the orderId stays and the old clientOid no longer names it."""
+    _margin_coin(params)
+    new_oid = _text(params, "newClientOid", required=True)
+    if not _CLIENT_OID.match(new_oid):
+        raise BitgetError("40020", MESSAGES["40020"].format("newClientOid"))
+    account, order = _find(book, key, params, "40768")
+    if not order.is_open or order.order_type != "Limit":
+        raise BitgetError("40768")
+    inst = book.m.model.states[order.symbol].inst
+    lots = price_ticks = None
+    if text := _text(params, "newSize"):
+        size = _decimal(text, "newSize")
+        if size % inst.lot:
+            raise BitgetError("40808", MESSAGES["40808"].format(num(size), max(0, -inst.lot.as_tuple().exponent)))
+        lots = int(size / inst.lot)
+    if text := _text(params, "newPrice"):
+        price = _decimal(text, "newPrice")
+        if price % inst.tick:
+            raise BitgetError("41103")
+        price_ticks = int(price / inst.tick)
+    taken = account.link_ids.get(new_oid)
+    if new_oid != order.link_id and taken and account.orders[taken].is_open:
+        raise BitgetError("40786")
+    book.m.amend(key, {"orderId": order.order_id, "symbol": order.symbol}, price_ticks, lots, now_ms)
+    if order.link_id and account.link_ids.get(order.link_id) == order.order_id:
+        del account.link_ids[order.link_id]
+    order.link_id = new_oid
+    account.link_ids[new_oid] = order.order_id
+    return {"orderId": order.order_id, "clientOid": order.link_id}
+
+
 def cancel_order(book: Book, key: str, params: Params, now_ms: int) -> dict:
     _margin_coin(params)
     _, order = _find(book, key, params, "40768")
@@ -268,6 +306,35 @@ def orders_pending(book: Book, key: str, params: Params, now_ms: int) -> dict:
     rows.sort(key=lambda r: int(r["orderId"]), reverse=True)
     page, end_id = _page(rows, params, lambda r: r["orderId"])
     return {"entrustedList": page or None, "endId": end_id}
+
+
+def orders_history(book: Book, key: str, params: Params, now_ms: int) -> dict:
+    """Closed orders (filled, canceled), newest first; by symbol, orderId, clientOid,
+    idLessThan, startTime/endTime (cTime)."""
+    _product(params)
+    symbol = _symbol(book.m, params, required=False)
+    order_id, client_oid = _text(params, "orderId"), _text(params, "clientOid")
+    begin, end = _ms(params, "startTime", 0), _ms(params, "endTime", 2**62)
+    account = book.m.account(key)
+    rows = [o for o in account.orders.values()
+            if not o.is_open and (symbol is None or o.symbol == symbol) and (not order_id or o.order_id == order_id)
+            and (not client_oid or o.link_id == client_oid) and begin <= o.created_ms <= end]
+    rows.sort(key=lambda o: int(o.order_id), reverse=True)
+    page, end_id = _page(rows, params, lambda o: o.order_id)
+    return {"entrustedList": [shapes.order_fields(book.m, account, o, "status") for o in page] or None,
+            "endId": end_id}
+
+
+def history_positions(book: Book, key: str, params: Params, now_ms: int) -> dict:
+    """Positions opened and closed again, newest first (bitget_private.closed_positions)."""
+    _product(params, required=False)
+    symbol = _symbol(book.m, params, required=False)
+    begin, end = _ms(params, "startTime", 0), _ms(params, "endTime", 2**62)
+    account = book.m.account(key)
+    rows = [r for r in shapes.closed_positions(book.m, account)
+            if (symbol is None or r["symbol"] == symbol) and begin <= int(r["utime"]) <= end]
+    page, end_id = _page(rows, params, lambda r: r["positionId"])
+    return {"list": page, "endId": end_id}
 
 
 def fills(book: Book, key: str, params: Params, now_ms: int) -> dict:
@@ -368,7 +435,10 @@ def bills(book: Book, key: str, params: Params, now_ms: int) -> dict:
 Handler = Callable[[Book, str, Params, int], object]
 HANDLERS: dict[tuple[str, str], Handler] = {
     ("POST", "/api/v2/mix/order/place-order"): place_order,
+    ("POST", "/api/v2/mix/order/modify-order"): modify_order,
     ("POST", "/api/v2/mix/order/cancel-order"): cancel_order,
+    ("GET", "/api/v2/mix/order/orders-history"): orders_history,
+    ("GET", "/api/v2/mix/position/history-position"): history_positions,
     ("GET", "/api/v2/mix/order/detail"): order_detail,
     ("GET", "/api/v2/mix/order/orders-pending"): orders_pending,
     ("GET", "/api/v2/mix/order/fills"): fills,
@@ -397,7 +467,7 @@ def answer(handler: Handler, book: Book, key: str, params: Params, now_ms: int) 
         data = handler(book, key, params, now_ms)
     except Rejected as exc:
         code = REASONS.get(exc.reason)
-        error = BitgetError(code) if code else BitgetError("40020", exc.message)
+        error = BitgetError(code) if code and code != "40020" else BitgetError("40020", exc.message)
     except BitgetError as exc:
         error = exc
     else:
