@@ -230,6 +230,9 @@ def _push_extras(m: Matching, record: dict, order: Order) -> dict:
     record.update({"lastPx": num(inst.tick * m.view.last_ticks(m.model.states[order.symbol])),
                    "notionalUsd": num(notional), "amendResult": "", "reqId": "", "code": "0", "msg": "",
                    "amendSource": ""})
+    amend = getattr(order, "okx_amend", None)  # (reqId, time) set by okx_trade.amend_order
+    if amend is not None and amend[1] == order.updated_ms:  # the push of that amendment
+        record.update({"amendResult": "0", "reqId": amend[0], "amendSource": "1"})
     return record
 
 
@@ -243,3 +246,68 @@ def pushed_positions(m: Matching, account: Account, changes: Changes, now_ms: in
 
 def open_positions(m: Matching, account: Account, now_ms: int) -> Iterable[dict]:
     return [position_fields(m, account, p, now_ms) for _, p in sorted(account.positions.items()) if p.lots]
+
+
+def closed_positions(m: Matching, account: Account) -> list[dict]:
+    """`/api/v5/account/positions-history` records, derived from the account's fills (what each
+    closed, `closed_lots`) and funding: one record per position from open to flat, type "2"
+    once it closed whole, "1" while it is still open after a partial close. `pnl` the closes'
+    PnL, `fee` and `fundingFee` negative when paid, `realizedPnl` their sum."""
+    runs: dict[tuple[str, int], dict] = {}
+    done: list[dict] = []
+    for e in account.executions:
+        run_key = (e.symbol, e.position_idx)
+        run = runs.get(run_key)
+        if e.order is None:  # funding on an open position
+            if run is not None:
+                run["funding"] += e.fee
+            continue
+        inst = m.model.states[e.symbol].inst
+        lots = round(e.qty / inst.lot)
+        sign = 1 if e.side == "Buy" else -1
+        closing, opening = e.closed_lots, lots - e.closed_lots
+        fee_share = e.fee * closing / lots if lots else ZERO
+        if run is not None and closing:
+            run["closed"] += closing
+            run["close_value"] += e.price * inst.lot * closing
+            run["pnl"] += e.pnl
+            run["fee"] += fee_share
+            run["lots"] += sign * closing
+            run["u_time"] = e.time_ms
+            if run["lots"] == 0:
+                done.append(runs.pop(run_key))
+                run = None
+        if opening:
+            if run is None:
+                run = runs[run_key] = {"symbol": e.symbol, "idx": e.position_idx, "lots": 0, "opened": 0,
+                                       "open_value": ZERO, "max": 0, "closed": 0, "close_value": ZERO,
+                                       "pnl": ZERO, "fee": ZERO, "funding": ZERO, "c_time": e.time_ms,
+                                       "u_time": e.time_ms, "direction": "long" if sign > 0 else "short"}
+            run["lots"] += sign * opening
+            run["opened"] += opening
+            run["open_value"] += e.price * inst.lot * opening
+            run["fee"] += e.fee - fee_share
+            run["max"] = max(run["max"], abs(run["lots"]))
+    rows = [(run, "2") for run in done] + [(run, "1") for run in runs.values() if run["closed"]]
+    return [_history_fields(m, account, run, kind) for run, kind in rows]
+
+
+def _history_fields(m: Matching, account: Account, run: dict, kind: str) -> dict:
+    position = account.positions.get((run["symbol"], run["idx"]))
+    realised = run["pnl"] - run["fee"] - run["funding"]
+    open_avg = _price(m, run["symbol"], run["open_value"], run["opened"])
+    cost = run["open_value"] * run["closed"] / run["opened"] if run["opened"] else ZERO
+    lever = m.leverage(account, run["symbol"])
+    ratio = num((run["pnl"] / (cost / lever)).quantize(PRICE_PLACES)) if cost else "0"
+    return {
+        "instType": "SWAP", "instId": inst_id(run["symbol"]), "mgnMode": position.margin_mode if position else "cross",
+        "type": kind, "cTime": str(run["c_time"]), "uTime": str(run["u_time"]), "openAvgPx": open_avg,
+        "nonSettleAvgPx": open_avg, "closeAvgPx": _price(m, run["symbol"], run["close_value"], run["closed"]),
+        "posId": f"{run['idx']}{zlib.crc32((account.key + ':' + run['symbol']).encode())}",
+        "openMaxPos": contracts(m, run["symbol"], run["max"]),
+        "closeTotalPos": contracts(m, run["symbol"], run["closed"]), "realizedPnl": num(realised),
+        "settledPnl": "", "pnlRatio": ratio, "fee": num(-run["fee"]), "fundingFee": num(-run["funding"]),
+        "liqPenalty": "0", "pnl": num(run["pnl"]), "posSide": POS_SIDES[run["idx"]], "lever": num(lever),
+        "direction": run["direction"], "triggerPx": "", "uly": inst_id(run["symbol"]).removesuffix("-SWAP"),
+        "ccy": "USDT",
+    }

@@ -18,6 +18,7 @@ and `reduceOnly` there.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
@@ -62,6 +63,7 @@ MESSAGES = {
     "51203": "Order amount exceeds the limit {}.",
     "51204": "The price for the limit order cannot be empty.",
     "51400": "Order cancellation failed as the order has been filled, canceled or does not exist.",
+    "51503": "Order modification failed as the order has been filled, canceled or does not exist.",
     "51603": "Order does not exist.",
     "59000": "Settings failed. Close any open positions or orders before modifying settings.",
     "59102": "Leverage exceeds the maximum leverage. Adjust the leverage.",
@@ -235,6 +237,69 @@ def cancel_order(m: Matching, key: str, params: Params, now_ms: int) -> list[dic
     return [{"clOrdId": order.link_id, "ordId": order.order_id, "ts": str(now_ms), "sCode": "0", "sMsg": ""}]
 
 
+def _contracts_to_lots(m: Matching, symbol: str, text: str, name: str) -> int:
+    size = _decimal(text, name)
+    lot_sz = m.model.states[symbol].inst.lot / ct_val(symbol)
+    if size < lot_sz:
+        raise OkxError("51020")
+    if size % lot_sz:
+        raise OkxError("51121")
+    if size > MAX_LIMIT_SZ:
+        raise OkxError("51203", MESSAGES["51203"].format(num(MAX_LIMIT_SZ)))
+    return int(size / lot_sz)
+
+
+# the engine's amend refusals as OKX's sCodes (not_found: filled, canceled or unknown)
+AMEND_REASONS = {"not_found": ("51503", None), "unchanged": ("51000", "Parameter newSz or newPx error: the order "
+                                                                       "remains unchanged"),
+                 "below_filled": ("51000", "Parameter newSz error: not above the filled size"),
+                 "insufficient_margin": ("51008", None)}
+
+
+def amend_order(m: Matching, key: str, params: Params, now_ms: int) -> list[dict]:
+    """`POST /api/v5/trade/amend-order`: a resting order's newSz (contracts, the new total
+    including what filled) and/or newPx. Less size keeps the order's queue place; a new price
+    or more size requeues it and takes what it crosses. `cxlOnFail` true cancels the order
+    when the amendment is refused; `reqId` comes back in the answer and the `orders` push."""
+    symbol = _symbol(m, params)
+    order_id, link_id = _text(params, "ordId"), _text(params, "clOrdId")
+    if not order_id and not link_id:
+        raise OkxError("50015", "Either parameter ordId or clOrdId is required.", item=False)
+    req_id = _text(params, "reqId")
+    if len(req_id) > 32:
+        raise OkxError("51000", "Parameter reqId error")
+    cxl_on_fail = params.get("cxlOnFail", False)
+    if cxl_on_fail in ("true", "false"):
+        cxl_on_fail = cxl_on_fail == "true"
+    if not isinstance(cxl_on_fail, bool):
+        raise OkxError("51000", "Parameter cxlOnFail error")
+    new_sz, new_px = _text(params, "newSz"), _text(params, "newPx")
+    if not new_sz and not new_px:
+        raise OkxError("51000", "Parameter newSz or newPx error")
+    request = {"orderId": order_id, "orderLinkId": link_id, "symbol": symbol}
+    try:
+        lots = _contracts_to_lots(m, symbol, new_sz, "newSz") if new_sz else None
+        price_ticks = None
+        if new_px:
+            price = _decimal(new_px, "newPx")
+            tick = m.model.states[symbol].inst.tick
+            if price % tick:
+                raise OkxError("51150")
+            price_ticks = int(price / tick)
+        order = m.amend(key, request, price_ticks, lots, now_ms)
+    except (Rejected, OkxError) as exc:
+        if cxl_on_fail:
+            with contextlib.suppress(Rejected):
+                m.cancel(key, request, now_ms)
+        if isinstance(exc, OkxError):
+            raise
+        code, msg = AMEND_REASONS.get(exc.reason, ("51000", exc.message))
+        raise OkxError(code, msg) from None
+    order.okx_amend = (req_id, now_ms)  # read by the `orders` push (okx_private._push_extras)
+    return [{"clOrdId": order.link_id, "ordId": order.order_id, "reqId": req_id, "ts": str(now_ms), "sCode": "0",
+             "sMsg": ""}]
+
+
 def get_order(m: Matching, key: str, params: Params, now_ms: int) -> list[dict]:
     """One order, open or closed; by clOrdId the latest order that carried it."""
     symbol = _symbol(m, params)
@@ -256,6 +321,30 @@ def orders_pending(m: Matching, key: str, params: Params, now_ms: int) -> list[d
     state = _choice(params, "state", ("live", "partially_filled"), False)
     account = m.account(key)
     rows = [shapes.current_order(m, account, o) for o in account.open_orders(symbol)]
+    rows = [r for r in rows if (not ord_type or r["ordType"] == ord_type) and (not state or r["state"] == state)]
+    rows.sort(key=lambda r: int(r["ordId"]), reverse=True)
+    return _page(rows, params, lambda r: r["ordId"])
+
+
+HISTORY_MS = 7 * 24 * 3600 * 1000
+
+
+def orders_history(m: Matching, key: str, params: Params, now_ms: int) -> list[dict]:
+    """Closed orders (filled, canceled) of the last 7 days, newest first (by ordId), in the
+    record of `/api/v5/trade/order`; instType required, instId, ordType, state, begin/end
+    (ms, on uTime), after/before (ordId), limit (100)."""
+    inst_type = _choice(params, "instType", ("SWAP", "FUTURES", "SPOT", "MARGIN", "OPTION"))
+    symbol = _symbol(m, params, required=False)
+    ord_type = _choice(params, "ordType", ORDER_TYPES, False)
+    state = _choice(params, "state", ("filled", "canceled", "mmp_canceled"), False)
+    begin, end = _ms(params, "begin", 0), _ms(params, "end", 2**62)
+    if inst_type != "SWAP":
+        return []
+    account = m.account(key)
+    orders = [account.orders[i] for i in dict.fromkeys(account.closed) if i in account.orders]
+    rows = [shapes.current_order(m, account, o) for o in orders
+            if not o.is_open and (symbol is None or o.symbol == symbol)
+            and o.updated_ms >= now_ms - HISTORY_MS and begin <= o.updated_ms <= end]
     rows = [r for r in rows if (not ord_type or r["ordType"] == ord_type) and (not state or r["state"] == state)]
     rows.sort(key=lambda r: int(r["ordId"]), reverse=True)
     return _page(rows, params, lambda r: r["ordId"])
@@ -287,6 +376,25 @@ def positions(m: Matching, key: str, params: Params, now_ms: int) -> list[dict]:
         raise OkxError("51001", f"Instrument ID, Instrument ID code or Spread ID doesn't exist. {sorted(unknown)}")
     rows = shapes.open_positions(m, m.account(key), now_ms)
     return [r for r in rows if not wanted or r["instId"] in wanted]
+
+
+def positions_history(m: Matching, key: str, params: Params, now_ms: int) -> list[dict]:
+    """Positions closed, fully (type 2) or in part and still open (type 1), newest first (by
+    uTime, the last close); instType, instId, mgnMode, type, posId, after/before (uTime ms),
+    limit (100). Derived from the account's fills and funding (okx_private.closed_positions)."""
+    if _choice(params, "instType", ("SWAP", "FUTURES", "MARGIN", "OPTION"), False) not in ("", "SWAP"):
+        return []
+    symbol = _symbol(m, params, required=False)
+    mode = _choice(params, "mgnMode", ("cross", "isolated"), False)
+    kind = _choice(params, "type", ("1", "2", "3", "4", "5", "6"), False)
+    pos_id = _text(params, "posId")
+    after, before = _ms(params, "after", 2**62), _ms(params, "before", 0)
+    rows = [r for r in shapes.closed_positions(m, m.account(key))
+            if (symbol is None or r["instId"] == inst_id(symbol)) and (not mode or r["mgnMode"] == mode)
+            and (not kind or r["type"] == kind) and (not pos_id or r["posId"] == pos_id)
+            and before < int(r["uTime"]) < after]
+    rows.sort(key=lambda r: int(r["uTime"]), reverse=True)
+    return rows[:_limit(params)]
 
 
 def balance(m: Matching, key: str, params: Params, now_ms: int) -> list[dict]:
@@ -369,6 +477,9 @@ Handler = Callable[[Matching, str, Params, int], list[dict]]
 HANDLERS: dict[tuple[str, str], tuple[Handler, bool]] = {
     ("POST", "/api/v5/trade/order"): (place_order, True),
     ("POST", "/api/v5/trade/cancel-order"): (cancel_order, True),
+    ("POST", "/api/v5/trade/amend-order"): (amend_order, True),
+    ("GET", "/api/v5/trade/orders-history"): (orders_history, False),
+    ("GET", "/api/v5/account/positions-history"): (positions_history, False),
     ("GET", "/api/v5/trade/order"): (get_order, False),
     ("GET", "/api/v5/trade/orders-pending"): (orders_pending, False),
     ("GET", "/api/v5/trade/fills"): (fills, False),
@@ -388,6 +499,8 @@ def refusal(error: OkxError, per_item: bool, params: Params, now_ms: int) -> tup
     if per_item and error.item:
         item = {"clOrdId": params.get("clOrdId") or "", "ordId": params.get("ordId") or "", "tag": "",
                 "ts": str(now_ms), "sCode": error.code, "sMsg": error.msg, "subCode": ""}
+        if {"reqId", "newSz", "newPx"} & set(params):  # amend-order's answer carries reqId back
+            item["reqId"] = str(params.get("reqId") or "")
         return 200, {"code": "1", "msg": "All operations failed", "data": [item], **_times(now_ms)}
     return HTTP_STATUS.get(error.code, 200), {"code": error.code, "msg": error.msg, "data": []}
 
