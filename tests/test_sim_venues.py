@@ -180,8 +180,8 @@ async def test_venue_protocol_errors_are_answered_in_each_venues_words():
             assert response.status == 400 and (await response.json())["code"] == -1121
         async with session.get(f"{base}/fapi/v1/depth?symbol=BTCUSDT&limit=7") as response:
             assert response.status == 400 and (await response.json())["code"] == -1100
-        async with session.get(f"{base}/api/v5/public/instruments?instType=SPOT") as response:
-            assert (await response.json())["code"] == "51000"
+        async with session.get(f"{base}/api/v5/public/instruments?instType=PERP") as response:
+            assert (await response.json())["code"] == "51000"  # not an instType of OKX's
         bitget = await session.ws_connect(f"{ws_base}/v2/ws/public")
         await bitget.send_json({"op": "subscribe", "args": [{"instType": "SPOT", "channel": "ticker",
                                                              "instId": "BTCUSDT"}]})

@@ -303,8 +303,14 @@ class OkxDialect(Dialect):
         return self._answer([{"ts": str(self.clock_ms())}])
 
     def _instruments(self, query) -> tuple[int, object]:
-        if query.get("instType") != "SWAP":
-            return self._answer([], "51000", "Parameter instType error (only SWAP is simulated)")
+        """SWAP lists the simulated instruments; OKX's other instTypes are empty here."""
+        inst_type = query.get("instType")
+        if not inst_type:
+            return self._answer([], "50014", "Parameter instType can not be empty.")
+        if inst_type not in INST_TYPES:
+            return self._answer([], "51000", "Parameter instType error")
+        if inst_type != "SWAP":
+            return self._answer([])
         rows = []
         for instrument, symbol in sorted(self.symbols.items()):
             inst = self.model.states[symbol].inst
