@@ -40,7 +40,7 @@ import msgspec
 
 from services.sim.binance_trade import DEFAULT_MIN_NOTIONAL, MIN_NOTIONAL
 from services.sim.dialect import Dialect, Reply, book_diff
-from services.sim.market import SymbolState, plain
+from services.sim.market import SymbolState, fold_bars, plain
 
 _encode = msgspec.json.encode
 GROUPS = {"public": ("bookTicker", "depth", "depth5", "depth10", "depth20", "trade"),
@@ -354,18 +354,9 @@ class BinanceDialect(Dialect):
             return 400, {"code": -1100, "msg": f"Illegal characters found in parameter 'limit'; legal range is "
                                                f"'1' to '{KLINE_LIMIT_MAX}'."}
         inst, shift = state.inst, self.model.venue_shift(state, self.name)
-        folded: dict[int, list] = {}
-        for t, o, h, low, c, lots, turnover in state.bars:
-            key = _kline_start(t, interval)
-            bar = folded.get(key)
-            if bar is None:
-                folded[key] = [key, o, h, low, c, lots, turnover]
-            else:
-                bar[2], bar[3], bar[4] = max(bar[2], h), min(bar[3], low), c
-                bar[5] += lots
-                bar[6] += turnover
-        bars = [b for k, b in sorted(folded.items())
-                if (start is None or k >= start) and (end is None or k <= end)]
+        span = {"1w": "week", "1M": "month"}.get(interval, KLINE_INTERVALS_MS[interval])
+        bars = [b for b in fold_bars(state.bars, span)
+                if (start is None or b[0] >= start) and (end is None or b[0] <= end)]
         bars = bars[:limit] if start is not None else bars[-limit:]
         rows = []
         for t, o, h, low, c, lots, turnover in bars:
@@ -374,17 +365,6 @@ class BinanceDialect(Dialect):
                          inst.price(c + shift), _size(state, lots), _kline_end(t, interval), f"{quote:.5f}", 0,
                          "0", "0", "0"])
         return 200, rows
-
-
-def _kline_start(t: int, interval: str) -> int:
-    """The open time of the `interval` kline holding time `t` (UTC)."""
-    if interval == "1M":
-        day = datetime.fromtimestamp(t / 1000, UTC)
-        return int(datetime(day.year, day.month, 1, tzinfo=UTC).timestamp() * 1000)
-    if interval == "1w":
-        return t - t % DAY_MS - (t // DAY_MS + 3) % 7 * DAY_MS  # 1970-01-01 was a Thursday
-    span = KLINE_INTERVALS_MS[interval]
-    return t - t % span
 
 
 def _kline_end(start: int, interval: str) -> int:

@@ -34,11 +34,9 @@ precision outside the enumerations 40020 "Parameter <name> error".
 
 from __future__ import annotations
 
-import zlib
-
 import msgspec
 
-from services.sim.dialect import Dialect, Reply, book_diff
+from services.sim.dialect import Dialect, Reply, book_diff, checksum
 from services.sim.market import SymbolState, plain
 
 _encode = msgspec.json.encode
@@ -53,18 +51,6 @@ REST_TICKER_FIELDS = ("symbol", "lastPr", "askPr", "bidPr", "bidSz", "askSz", "h
                       "holdingAmount", "deliveryStartTime", "deliveryTime", "deliveryStatus", "open24h", "markPrice")
 CHANNEL_EVERY_MS = {"ticker": 100, "books5": 100, "books15": 100, "books": 100, "trade": 0}
 BOOK_LEVELS = 50
-
-
-def checksum(bids: list[list[str]], asks: list[list[str]]) -> int:
-    """CRC32 (signed) of the top 25 levels interleaved "bidPx:bidSz:askPx:askSz:...", as
-    Bitget documents for `books`."""
-    parts = []
-    for i in range(25):
-        for side in (bids, asks):
-            if i < len(side):
-                parts += side[i][:2]
-    value = zlib.crc32(":".join(parts).encode())
-    return value - (1 << 32) if value >= 1 << 31 else value
 
 
 class BitgetDialect(Dialect):

@@ -10,29 +10,16 @@ message, as the venue does.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from services.sim.bybit_public import BybitPublicFrames
-from services.sim.market import MarketModel, format_rate
+from services.sim.market import MarketModel, fold_bars, format_rate
 
 Answer = tuple[int, str, dict]
 MAX_ORDER_LOTS = 1_500_000  # instruments-info's maxOrderQty, in lots
-_INTERVALS_MIN = {"1": 1, "3": 3, "5": 5, "15": 15, "30": 30, "60": 60, "120": 120, "240": 240,
-                  "360": 360, "720": 720, "D": 1440, "W": 10_080, "M": None}  # W from Monday, M by month
-DAY_MS = 86_400_000
-
-
-def _bar_start(t: int, interval: str) -> int:
-    """The start of the bar of `interval` holding time `t` (UTC): weeks from Monday 00:00,
-    months from their first day."""
-    if interval == "M":
-        day = datetime.fromtimestamp(t / 1000, UTC)
-        return int(datetime(day.year, day.month, 1, tzinfo=UTC).timestamp() * 1000)
-    if interval == "W":
-        return t - t % DAY_MS - (t // DAY_MS + 3) % 7 * DAY_MS  # 1970-01-01 was a Thursday
-    span = _INTERVALS_MIN[interval] * 60_000
-    return t - t % span
+# kline intervals -> bar length in ms, or a week from Monday, or a calendar month
+_INTERVALS = {**{k: int(k) * 60_000 for k in ("1", "3", "5", "15", "30", "60", "120", "240", "360", "720")},
+              "D": 86_400_000, "W": "week", "M": "month"}
 
 
 class ParamError(ValueError):
@@ -183,24 +170,14 @@ def kline(model: MarketModel, frames: BybitPublicFrames, query: Mapping[str, str
     require_linear(query, default="linear")
     symbol = symbol_param(model, query, required=True)
     interval = query.get("interval")
-    if interval not in _INTERVALS_MIN:
-        raise ParamError(f"params error: interval must be one of {', '.join(_INTERVALS_MIN)}")
+    if interval not in _INTERVALS:
+        raise ParamError(f"params error: interval must be one of {', '.join(_INTERVALS)}")
     limit = int_param(query, "limit", 200, 1, 1000)
     start = int_param(query, "start", 0, 0, 2**62)
     end = int_param(query, "end", 2**62, 0, 2**62)
-    state = model.states[symbol]
-    inst = state.inst
-    folded: dict[int, list] = {}
-    for t, o, h, low, c, lots, turnover in state.bars:
-        key = _bar_start(t, interval)
-        bar = folded.get(key)
-        if bar is None:
-            folded[key] = [key, o, h, low, c, lots, turnover]
-        else:
-            bar[2], bar[3], bar[4] = max(bar[2], h), min(bar[3], low), c
-            bar[5] += lots
-            bar[6] += turnover
-    rows = [b for k, b in sorted(folded.items(), reverse=True) if start <= k <= end][:limit]
+    inst = model.states[symbol].inst
+    rows = [b for b in reversed(fold_bars(model.states[symbol].bars, _INTERVALS[interval])) if start <= b[0] <= end]
+    rows = rows[:limit]
     return 0, "OK", {"symbol": symbol, "category": "linear", "list": [
         [str(t), inst.price(o), inst.price(h), inst.price(low), inst.price(c), inst.size(lots), f"{turnover:.4f}"]
         for t, o, h, low, c, lots, turnover in rows]}

@@ -9,6 +9,7 @@ and return (HTTP status, JSON body).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -125,3 +126,16 @@ class Dialect:
 def book_diff(old: dict[int, int], new: dict[int, int]) -> dict[int, int]:
     """Levels that changed from `old` to `new`; 0 for a level that went away."""
     return {p: n for p, n in new.items() if old.get(p) != n} | {p: 0 for p in old if p not in new}
+
+
+def checksum(bids: list[list[str]], asks: list[list[str]]) -> int:
+    """The book checksum OKX and Bitget document alike: CRC32, as a signed 32-bit int, of the
+    first 25 bids and asks interleaved "bidPx:bidSz:askPx:askSz:..." (a side with fewer levels
+    just runs out)."""
+    parts = []
+    for i in range(25):
+        for side in (bids, asks):
+            if i < len(side):
+                parts += side[i][:2]
+    value = zlib.crc32(":".join(parts).encode())
+    return value - (1 << 32) if value >= 1 << 31 else value

@@ -13,6 +13,7 @@ import math
 import random
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 
 
@@ -311,3 +312,33 @@ class MarketModel:
         state.low_ticks = min(state.low_ticks, price)
         state.volume_lots += lots
         state.turnover += float(state.inst.tick * price * state.inst.lot * lots)
+
+
+DAY_MS = 86_400_000
+
+
+def bar_start(t: int, span_ms: int | str) -> int:
+    """The open time (UTC) of the bar holding time `t`: `span_ms` long from the epoch, or a
+    "week" from Monday 00:00, or a calendar "month"."""
+    if span_ms == "month":
+        day = datetime.fromtimestamp(t / 1000, UTC)
+        return int(datetime(day.year, day.month, 1, tzinfo=UTC).timestamp() * 1000)
+    if span_ms == "week":
+        return t - t % DAY_MS - (t // DAY_MS + 3) % 7 * DAY_MS  # 1970-01-01 was a Thursday
+    return t - t % span_ms
+
+
+def fold_bars(bars, span_ms: int | str) -> list[list]:
+    """The 1-minute bars [start, open, high, low, close ticks, lots, turnover] folded into
+    bars of `span_ms` (see `bar_start`), oldest first."""
+    folded: dict[int, list] = {}
+    for t, o, h, low, c, lots, turnover in bars:
+        key = bar_start(t, span_ms)
+        bar = folded.get(key)
+        if bar is None:
+            folded[key] = [key, o, h, low, c, lots, turnover]
+        else:
+            bar[2], bar[3], bar[4] = max(bar[2], h), min(bar[3], low), c
+            bar[5] += lots
+            bar[6] += turnover
+    return [folded[k] for k in sorted(folded)]

@@ -30,12 +30,11 @@ on OKX, so a client must apply the multiplier.
 from __future__ import annotations
 
 import math
-import zlib
 from decimal import Decimal
 
 import msgspec
 
-from services.sim.dialect import Dialect, Reply, book_diff
+from services.sim.dialect import Dialect, Reply, book_diff, checksum
 from services.sim.market import SymbolState, plain
 
 _encode = msgspec.json.encode
@@ -57,18 +56,6 @@ def inst_id(symbol: str) -> str:
 
 def ct_val(symbol: str) -> Decimal:
     return CT_VAL.get(symbol.removesuffix("USDT"), Decimal(1))
-
-
-def checksum(bids: list[list[str]], asks: list[list[str]]) -> int:
-    """OKX's book checksum: CRC32, as a signed 32-bit int, of the first 25 bids and asks
-    interleaved "bidPx:bidSz:askPx:askSz:..." (a side with fewer levels just runs out)."""
-    parts = []
-    for i in range(25):
-        for side in (bids, asks):
-            if i < len(side):
-                parts += side[i][:2]
-    value = zlib.crc32(":".join(parts).encode())
-    return value - (1 << 32) if value >= 1 << 31 else value
 
 
 def orders_at(lots: int) -> str:
