@@ -17,6 +17,9 @@ written under a fresh `bench:*:` prefix and deleted afterwards.
   writers  the same ticker XADDs through redis-py pipelines and through shared/resp.py
   bus      parse + encode + pipelined XADD MAXLEN ~ into Redis, one process, no WebSocket
   ingest   the whole ingestor (WebSocket -> parser -> Redis) fed as fast as it reads
+  flood    (not in the default set) the whole ingestor fed as fast as it reads for --flood-seconds
+           (60), --flood-runs (10) times per mix: events dropped with Redis up (0 expected in every
+           run), the writer buffer's peak against its mark
   latency  WebSocket receive -> XADD acknowledged, p50/p99, at 1,000 and 10,000 msgs/s offered
   strategy the strategy core on replay (events/s, cross mode over a simulated 3-venue minute and
            synthetic mode over the real Bybit capture), then `arb strategy`'s service reading
@@ -330,6 +333,23 @@ async def bench_ingest(url: str, prefix: str, seconds: float, mix: str) -> str:
             f"(Redis outages {ingestor.writer.stats.outages}), "
             f"{rep.parse_errors} errors, ingestor CPU {ingestor.cpu_percent:.0f}%, "
             f"{time.perf_counter() - start:.1f}s incl. start/stop)")
+
+
+async def bench_flood(url: str, prefix: str, seconds: float, mix: str, runs: int) -> str:
+    """The ingestor fed as fast as it reads, `runs` times: drops with Redis up must be 0 in every
+    run (the socket pauses instead), and the writer's buffer stays near its mark."""
+    dropped, peaks, rates, pauses = [], [], [], []
+    for i in range(runs):
+        ingestor = await run_ingestor(url, f"{prefix}flood{i}:", 0, seconds, mix)
+        rep = ingestor.report()
+        dropped.append(rep.dropped)
+        peaks.append(ingestor.writer.stats.peak_buffered)
+        rates.append(rep.events / seconds)
+        pauses.append(sum(s.pauses for s in ingestor.sessions.values()))
+        assert ingestor.writer.stats.outages == 0, "Redis went away during the flood"
+    return (f"flood {mix:<8} {runs} x {seconds:g} s: dropped {dropped} (runs with drops: "
+            f"{sum(d > 0 for d in dropped)}), buffer peak max {max(peaks):,} (mark {ingestor.writer.high_water:,}), "
+            f"pauses {min(pauses):,}-{max(pauses):,} a run, {min(rates):,.0f}-{max(rates):,.0f} events/s")
 
 
 async def bench_latency(url: str, prefix: str, rate: int, seconds: float, mix: str) -> str:
@@ -707,6 +727,8 @@ async def main(args) -> None:
         for mix in ("capture", "tickers"):
             if "ingest" in only:
                 print(await bench_ingest(url, prefix, args.seconds, mix))
+            if "flood" in only:
+                print(await bench_flood(url, prefix, args.flood_seconds, mix, args.flood_runs), flush=True)
             if "latency" in only:
                 for rate in (1_000, 10_000):
                     print(await bench_latency(url, prefix, rate, args.seconds, mix))
@@ -729,6 +751,8 @@ if __name__ == "__main__":
     parser.add_argument("--only", default="parse,sim,spreads,venues,writers,bus,ingest,latency,strategy,executor,"
                         "executor-cross,backtest",
                         help="comma-separated subset")
+    parser.add_argument("--flood-seconds", type=float, default=60.0, help="length of each `--only flood` run")
+    parser.add_argument("--flood-runs", type=int, default=10, help="`--only flood` runs per mix")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--stack-seconds", type=float, default=600.0,
                         help="how long `--only stack` runs arb up (the issue's figure is for 10 minutes)")

@@ -45,6 +45,7 @@ class WriterStats:
     errors: int = 0
     batches: int = 0
     outages: int = 0
+    peak_buffered: int = 0  # the most entries the buffer held at once
     error_kinds: dict[str, int] = field(default_factory=dict)
 
 
@@ -86,8 +87,11 @@ class StreamWriter:
         head = self._heads.get(stream)
         if head is None:
             head = self._heads[stream] = ("XADD", stream, "MAXLEN", "~", self.maxlen, "*")
-        self._buffer.append((pack_with_fields(head, fields), received_ns))
-        if len(self._buffer) > self.buffer_max:
+        buffer = self._buffer
+        buffer.append((pack_with_fields(head, fields), received_ns))
+        if len(buffer) > self.stats.peak_buffered:
+            self.stats.peak_buffered = len(buffer)
+        if len(buffer) > self.buffer_max:
             self._buffer.popleft()
             self.stats.dropped += 1
         self._notify()

@@ -10,7 +10,8 @@ The client is picows: frames are handed to `on_ws_frame` straight from the socke
 callback, without a future and a queue per message. Against websockets, in alternating runs
 of benchmarks/run.py: +30 % events/s under flood on the recorded Bybit mix, and 5-13 % less
 CPU at 10,000 msgs/s. When the writer falls behind, the socket stops reading until it
-catches up, so the venue's TCP stream slows instead of our buffer growing.
+catches up, so the venue's TCP stream slows instead of our buffer growing; frames already
+read when it paused wait, unparsed, for their turn.
 """
 
 from __future__ import annotations
@@ -169,6 +170,9 @@ async def _session(feed: PublicFeed, connection: Connection, on_events: OnEvents
     finally:
         for task in helpers:
             task.cancel()
+        await listener.drain()
+    if listener.error is not None:
+        raise listener.error
     if listener.idle and not stop.is_set():
         raise IdleTimeout(f"no message for {idle_timeout_s:g}s")
     if not stop.is_set():
@@ -176,7 +180,13 @@ async def _session(feed: PublicFeed, connection: Connection, on_events: OnEvents
 
 
 class _FeedListener(WSListener):
-    """Parses each frame as it is read and hands its events on (picows calls it)."""
+    """Parses each frame as it is read and hands its events on (picows calls it).
+
+    Pausing the socket stops further reads, but picows still delivers every frame of the chunk
+    it has already read, and under a flood that chunk grows to megabytes (picows doubles its
+    read buffer whenever a read fills it): tens of thousands of frames. So while paused, frames
+    are held as they came, unparsed, and handed on one by one once the writer has room; the
+    writer's buffer never grows past its mark by more than one frame's events."""
 
     def __init__(self, feed: PublicFeed, parser, on_events: OnEvents, session: SessionStats) -> None:
         super().__init__()
@@ -186,20 +196,35 @@ class _FeedListener(WSListener):
         self.session = session
         self.last_ns = time.perf_counter_ns()  # receipt of the newest frame, for the watchdog
         self.idle = False
-        self._paused = False
+        self.held: deque[tuple[bytes, int, int]] | None = None  # while paused: (payload, receipt ns, us)
+        self.error: BaseException | None = None  # raised while handing held frames on
+
+    @property
+    def paused(self) -> bool:
+        return self.held is not None
 
     def on_ws_frame(self, transport, frame) -> None:
         kind = frame.msg_type
         if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
             received_ns = self.last_ns = time.perf_counter_ns()
-            items = self.parser.feed(frame.get_payload_as_bytes(), time.time_ns() // 1000)
-            if not all(hasattr(item, "TYPE") for item in items):  # control items among the events
-                items = self._control(transport, items)
-            if items and (room := self.on_events(items, received_ns)) is not None and not self._paused:
-                self._pause(transport, room)
+            payload, received_us = frame.get_payload_as_bytes(), time.time_ns() // 1000
+            if self.held is not None:  # read before the pause took effect: waits its turn
+                self.held.append((payload, received_ns, received_us))
+            else:
+                self._handle(transport, payload, received_ns, received_us)
         elif kind is WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code())
             transport.disconnect()
+
+    def _handle(self, transport, payload: bytes, received_ns: int, received_us: int) -> bool:
+        """Parse one frame and hand its events on; False when the writer asked to wait (paused)."""
+        items = self.parser.feed(payload, received_us)
+        if not all(hasattr(item, "TYPE") for item in items):  # control items among the events
+            items = self._control(transport, items)
+        if items and (room := self.on_events(items, received_ns)) is not None:
+            self._pause(transport, room)
+            return False
+        return True
 
     def _control(self, transport, items: list) -> list[MarketEvent]:
         events = []
@@ -221,16 +246,36 @@ class _FeedListener(WSListener):
         return events
 
     def _pause(self, transport, room: asyncio.Future) -> None:
-        self._paused = True
-        self.session.pauses += 1
-        transport.underlying_transport.pause_reading()
+        if self.held is None:
+            self.held = deque()
+            self.session.pauses += 1
+            transport.underlying_transport.pause_reading()
+        room.add_done_callback(lambda _: self._resume(transport))
 
-        def resume(_: asyncio.Future) -> None:
-            self._paused = False
-            if not transport.is_disconnected:  # a property in picows
-                transport.underlying_transport.resume_reading()
+    def _resume(self, transport) -> None:
+        """The writer has room: hand on the held frames until it asks to wait again, then read."""
+        held = self.held
+        try:
+            while held:
+                if not self._handle(transport, *held.popleft()):
+                    return  # paused again; called back once there is room
+        except Exception as exc:  # what on_ws_frame would have raised: ends the session
+            self.error = exc
+            transport.disconnect()
+            return
+        self.held = None
+        if not transport.is_disconnected:  # a property in picows
+            transport.underlying_transport.resume_reading()
 
-        room.add_done_callback(resume)
+    async def drain(self) -> None:
+        """At the end of a connection: what was held is handed on as the writer makes room
+        (nothing received is lost; control frames no longer matter)."""
+        held, self.held = self.held, None
+        while held:
+            payload, received_ns, received_us = held.popleft()
+            events = [item for item in self.parser.feed(payload, received_us) if hasattr(item, "TYPE")]
+            if events and (room := self.on_events(events, received_ns)) is not None:
+                await room
 
 
 async def _watchdog(transport, listener: _FeedListener, idle_timeout_s: float) -> None:
@@ -238,7 +283,7 @@ async def _watchdog(transport, listener: _FeedListener, idle_timeout_s: float) -
     limit_ns = int(idle_timeout_s * 1e9)
     while True:
         await asyncio.sleep(idle_timeout_s / 4)
-        if time.perf_counter_ns() - listener.last_ns > limit_ns and not listener._paused:
+        if time.perf_counter_ns() - listener.last_ns > limit_ns and not listener.paused:
             listener.idle = True
             transport.disconnect()
             return

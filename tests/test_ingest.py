@@ -214,3 +214,20 @@ async def test_pings_keep_going_and_pongs_are_not_events(settings, r):
             ws_ping_interval_s=0.02)
     assert report.connects == 1 and report.parse_errors == 0
     assert report.events == len(parsed(server.frames))
+
+
+async def test_a_flood_never_grows_the_buffer_past_its_mark(settings, r):
+    """TCP backpressure, not drops: the recorded capture sent three times as fast as the socket
+    takes it, written two entries a round trip. Frames read before a pause took effect wait
+    unparsed, so the writer holds at most its mark plus one frame's events (and the newest book
+    of each symbol, encoded into the buffer as a batch goes out), and every event reaches Redis."""
+    frames = FRAMES * 3
+    async with ReplayServer(frames) as server:
+        ingestor, report = await run_ingestor(settings, server.url, all_written(server), ingest_batch_max=2)
+    writer = ingestor.writer
+    most_in_a_frame = max(len(parsed([f])) for f in server.frames)
+    assert ingestor.sessions["linear"].pauses > 0
+    books = len(settings.symbols_to_trade)
+    assert writer.stats.peak_buffered <= writer.high_water + most_in_a_frame + books
+    assert report.dropped == 0
+    assert report.pushed + report.superseded == report.events == len(parsed(server.frames))
