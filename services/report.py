@@ -28,6 +28,13 @@ STAGES = [  # (histogram, what it times), in pipeline order; the seed's targets 
     ("arb_executor_end_to_end_seconds", "exchange stamp -> venue's answer"),
     ("arb_executor_hedge_seconds", "leg-out -> hedged"),
 ]
+TRACED = [  # one frame's path to the order it caused, per trade; the stages' means add up to the whole
+    ("arb_trace_frame_to_order_seconds", "venue frame -> first order sent"),
+    ("arb_trace_frame_to_strategy_seconds", "  frame -> strategy (parse, XADD, read)"),
+    ("arb_trace_strategy_to_signal_seconds", "  strategy -> signal written"),
+    ("arb_trace_signal_to_executor_seconds", "  signal -> executor"),
+    ("arb_trace_executor_to_order_seconds", "  executor -> order sent"),
+]
 EDGE_CASES = [("arb_executor_partial_fills_total", "partial fills"),
               ("arb_executor_cancellations_total", "cancellations"),
               ("arb_executor_timeouts_total", "timeouts"),
@@ -99,10 +106,14 @@ def render(s: Samples, trades: bool = True) -> str:
            f"${abs(v['arb_executor_cumulative_pnl_usd']):,.2f}"] if trades else []),
         "edge cases     " + ", ".join(f"{label} {v[name]:.0f}" for name, label in EDGE_CASES),
         "",
-        f"{'stage':34s} {'count':>9s} {'p50 ms':>9s} {'p95 ms':>9s} {'p99 ms':>9s}",
+        f"{'stage':38s} {'count':>9s} {'mean ms':>9s} {'p50 ms':>9s} {'p95 ms':>9s} {'p99 ms':>9s}",
     ]
-    for name, label in STAGES:
+    for name, label in [*STAGES, ("", "traced path, per trade:"), *TRACED]:
+        if not name:
+            lines.append(label)
+            continue
         count = v.get(name + "_count", 0.0)
-        lines.append(f"{label:34s} {count:9.0f} " + " ".join(f"{_ms(s.quantile(name, q)):>9s}"
-                                                            for q in (0.5, 0.95, 0.99)))
+        mean = v.get(name + "_sum", 0.0) / count if count else None
+        lines.append(f"{label:38s} {count:9.0f} {_ms(mean):>9s} " + " ".join(f"{_ms(s.quantile(name, q)):>9s}"
+                                                                           for q in (0.5, 0.95, 0.99)))
     return "\n".join(lines)

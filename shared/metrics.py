@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 # tiers' latency edges (prometheus/alerts.yml): a p99 compared at a bound, not guessed inside one.
 LATENCY_BUCKETS_S = (
     10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6,
-    1e-3, 2.5e-3, 5e-3, 10e-3, 15e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1.0,
+    1e-3, 2e-3, 2.5e-3, 3e-3, 4e-3, 5e-3, 7.5e-3, 10e-3, 15e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1.0,
 )
 
 

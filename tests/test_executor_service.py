@@ -91,6 +91,19 @@ async def test_a_forced_opportunity_is_traded_on_paper_closed_on_stop_and_rebuil
     kinds = [type(x).__name__ for x in events if getattr(x, "trade_id", None) == trade.id]
     assert kinds[0] == "SignalTaken" and kinds[-1] == "TradeClosed" and "TradeActive" in kinds
 
+    # one traced path: the fact names the market-data entry that decided the signal and when the
+    # ingestor received its venue frame; the executor timed that frame to the first order sent,
+    # and the four stages add up to it exactly
+    taken = next(x for x in events if isinstance(x, f.SignalTaken) and x.trade_id == trade.id)
+    stream, entry_id = taken.source.split(" ")
+    [(_, source)] = await r.xrange(stream, entry_id, entry_id)
+    assert stream.startswith(f"{p}md:") and taken.frame_us == int(source[b"receive_ts_us"])
+    whole = executor.trace["frame_to_order"]
+    stages = [executor.trace[n] for n in ("frame_to_strategy", "strategy_to_signal", "signal_to_executor",
+                                          "executor_to_order")]
+    assert whole.count == 1 and all(h.count == 1 for h in stages)
+    assert sum(h.sum_ns for h in stages) == whole.sum_ns > 0
+
 
 def _client(settings):
     import redis.asyncio as aioredis

@@ -174,6 +174,9 @@ def test_a_signal_names_the_entry_that_decided_it_not_only_its_exchange_stamp(se
     assert [(f["symbol"], f["source_stream"], f["source_entry_id"]) for f in fields] == [
         ("BTCUSDT", "md:tickers", "7-0"), ("ETHUSDT", "md:tickers", "7-1")]
     assert fields[0]["source_exchange_ts_ms"] == fields[1]["source_exchange_ts_ms"] == tick["exchange_ts_ms"]
+    # the traced path: when the ingestor received the frame, then when this service took it up
+    assert [f["source_receive_us"] for f in fields] == [tick["receive_ts_us"]] * 2
+    assert all(now_us <= int(f["source_read_us"]) <= int(f["created_us"]) for f in fields)
     assert service._source == {}  # popped as written
 
 

@@ -90,6 +90,10 @@ class SignalIn(msgspec.Struct, frozen=True, kw_only=True):
     created_ms: int
     created_us: int | None = None  # when it was written, finer (latency metrics)
     source_exchange_ts_ms: int | None = None  # the venue's stamp on the market event that decided it
+    source_stream: str = ""  # that event's entry: the traced path's id
+    source_entry_id: str = ""
+    source_receive_us: int | None = None  # its venue frame received by the ingestor (wall clock)
+    source_read_us: int | None = None  # taken up by the strategy
 
 
 def parse_signal(fields: dict[str, str]) -> SignalIn:
@@ -421,7 +425,9 @@ class ExecutorCore:
             signal_short_venue=s.short_venue, harder=harder_leg(long_venue, short_venue), qty=qty,
             size_usd=size, long_price=long_price, short_price=short_price, entry_spread_bps=s.spread_bps,
             funding_delta_8h=s.funding_delta_8h, projected_profit_usd=profit.quantize(Decimal("0.01")),
-            confidence=s.confidence, signal_ms=s.created_ms))
+            confidence=s.confidence, signal_ms=s.created_ms,
+            source=f"{s.source_stream} {s.source_entry_id}" if s.source_entry_id else None,
+            frame_us=s.source_receive_us))
         trade = self.trades[taken.trade_id]
         price = long_price if taken.harder == "long" else short_price
         self._place(trade, taken.harder, "entry", qty, now_ms, out, price=price)

@@ -48,6 +48,8 @@ class SignalTaken(Fact, tag="signal_taken"):
     projected_profit_usd: Decimal  # at this size, after fees, slippage and one funding settlement
     confidence: int
     signal_ms: int
+    source: str | None = None  # "{stream} {entry id}": the market event that decided the signal
+    frame_us: int | None = None  # when the ingestor received that event's venue frame (Unix us)
 
 
 class SignalRejected(Fact, tag="signal_rejected"):

@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from services.executor import facts as f
-from services.executor.core import ExecConfig, ExecutorCore, parse_signal
+from services.executor.core import ExecConfig, ExecutorCore, SignalIn, parse_signal
 from services.executor.live import LiveExecution, VenueExecution
 from services.executor.paper import PaperExecution
 from services.executor.projection import Projector, close_text, marks, settled_leg_outs
@@ -128,6 +128,15 @@ async def read_facts(client: aioredis.Redis, stream: str):
         start = "(" + chunk[-1][0]
 
 
+TRACE = {  # the traced path's histograms (arb_trace_{name}_seconds): the whole, then its stages in order
+    "frame_to_order": "Venue frame received by the ingestor to the first order sent of the trade its event decided",
+    "frame_to_strategy": "Traced path: venue frame received to the strategy taking its event up (parse, XADD, read)",
+    "strategy_to_signal": "Traced path: event taken up by the strategy to its signal written (decision)",
+    "signal_to_executor": "Traced path: signal written to read by the executor",
+    "executor_to_order": "Traced path: signal read by the executor to the trade's first order sent",
+}
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -180,7 +189,10 @@ class ExecutorService:
         self._acks: dict[str, list[str]] = {}
         self._read: asyncio.Future | None = None
         self._read_acks: dict[str, list[str]] = {}  # acked by the read in flight
-        self._signal_read_ns: dict[str, tuple[int, int]] = {}  # trade id -> (signal created ns, read ns)
+        self._signal_read_ns: dict[str, tuple[int, int, SignalIn]] = {}  # trade id -> (created ns, read ns, signal)
+        # the traced path, per trade with a source event: its venue frame received -> its first order sent,
+        # and the four stages that add up to it
+        self.trace = {name: LatencyHistogram() for name in TRACE}
         self._sent_ns: dict[str, int] = {}  # order link id -> when it went out, until the venue first answers
         self.ready = asyncio.Event()  # replayed and reconciled: reading
         self.marks: dict[str, str] = {}  # as last written to strategy:marks
@@ -517,7 +529,7 @@ class ExecutorService:
         for fact in facts:
             if isinstance(fact, f.SignalTaken):
                 created_ns = signal.created_us * 1000 if signal.created_us else signal.created_ms * 1_000_000
-                self._signal_read_ns[fact.trade_id] = (created_ns, read_ns)
+                self._signal_read_ns[fact.trade_id] = (created_ns, read_ns, signal)
                 if signal.source_exchange_ts_ms:
                     self._source_ms[fact.trade_id] = signal.source_exchange_ts_ms
             elif isinstance(fact, f.SignalRejected):
@@ -559,12 +571,19 @@ class ExecutorService:
     def order_sent(self, order: f.OrderPlaced) -> None:
         """The moment an order goes out: the first of a trade ends its signal's latency, and the
         venue's first answer to it will give the round trip the latency stop watches."""
-        self._sent_ns[order.link_id] = time.time_ns()
+        sent_ns = self._sent_ns[order.link_id] = time.time_ns()
         times = self._signal_read_ns.pop(order.trade_id, None)
-        if times is not None:
-            sent_ns = time.time_ns()
-            self.order_latency.observe_ns(max(0, sent_ns - times[0]))
-            self.read_to_order.observe_ns(sent_ns - times[1])
+        if times is None:
+            return
+        created_ns, read_ns, signal = times
+        self.order_latency.observe_ns(max(0, sent_ns - created_ns))
+        self.read_to_order.observe_ns(sent_ns - read_ns)
+        if signal.source_receive_us and signal.source_read_us:  # one frame's path, on one clock
+            frame_ns, strategy_ns = signal.source_receive_us * 1000, signal.source_read_us * 1000
+            for name, ns in (("frame_to_order", sent_ns - frame_ns), ("frame_to_strategy", strategy_ns - frame_ns),
+                             ("strategy_to_signal", created_ns - strategy_ns),
+                             ("signal_to_executor", read_ns - created_ns), ("executor_to_order", sent_ns - read_ns)):
+                self.trace[name].observe_ns(max(0, ns))
 
     def _log(self, fact: f.AnyFact) -> None:
         match fact:
@@ -655,6 +674,8 @@ class ExecutorService:
                                       for kind, n in v.bad_rows.items()})
         yield metrics.gauge("arb_executor_unwritten_facts", "Facts held while Redis is unavailable", mode,
                             len(self._unwritten))
+        for name, doc in TRACE.items():
+            yield self.trace[name].family(f"arb_trace_{name}_seconds", doc, mode)
         yield self.order_latency.family("arb_executor_signal_to_order_seconds",
                                         "Signal created by the strategy to its first order sent", mode)
         yield self.read_to_order.family("arb_executor_read_to_order_seconds",

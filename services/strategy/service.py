@@ -87,9 +87,10 @@ class StrategyService:
         self._acks: dict[str, list[str]] = {}  # handled, to ack with the next read
         self.halted = False  # the executor halted trading (a safety stop or arb stop --emergency)
         self.lag: dict[str, int] = {}  # md stream -> entries not yet read by the group
-        # signal id -> the event that decided it: its exchange stamp (latency) and its entry (identity;
-        # the stamp is not one: every frame of a venue's update can carry the same ms)
-        self._source: dict[str, tuple[int, str, str]] = {}
+        # signal id -> the event that decided it: its exchange stamp, its entry (identity; the stamp
+        # is not one: every frame of a venue's update can carry the same ms), when the ingestor
+        # received its frame and when this service took it up (wall-clock us: the traced path)
+        self._source: dict[str, tuple[int, str, str, int, int]] = {}
         self._next_claim = 0.0  # monotonic time of the next takeover round
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -176,8 +177,8 @@ class StrategyService:
             if entry.stream == self.events_stream:
                 self._executor_fact(entry.fields)
                 continue
-            consumed_ns = time.perf_counter_ns()
-            now_ms = time.time_ns() // 1_000_000
+            consumed_ns, wall_ns = time.perf_counter_ns(), time.time_ns()
+            now_ms = wall_ns // 1_000_000
             self.counts["consumed"] += 1
             self.queue_latency.observe_ns(max(0, now_ms - _id_ms(entry.id)) * 1_000_000)
             try:
@@ -188,7 +189,8 @@ class StrategyService:
                     log.warning("skipped %s %s: %s (further ones are counted)", entry.stream, entry.id, exc)
                 continue
             for signal in core.on_event(event, now_ms):
-                self._source[signal.id] = (event.exchange_ts_ms, entry.stream, entry.id)
+                self._source[signal.id] = (event.exchange_ts_ms, entry.stream, entry.id, event.receive_ts_us,
+                                           wall_ns // 1000)
                 signals.append(signal)
             self.decision_latency.observe_ns(time.perf_counter_ns() - consumed_ns)
             self.receipt_latency.observe_ns(max(0, time.time_ns() - event.receive_ts_us * 1000))
@@ -219,9 +221,12 @@ class StrategyService:
 
     def signal_fields(self, signal: Signal) -> dict[str, str]:
         """The signal as written; `source_stream` and `source_entry_id` name the market-data entry
-        that decided it (unique, unlike its exchange stamp)."""
-        exchange_ms, stream, entry_id = self._source.pop(signal.id, (0, "", ""))
-        source = {"source_stream": stream, "source_entry_id": entry_id} if entry_id else {}
+        that decided it (unique, unlike its exchange stamp), `source_receive_us` when the ingestor
+        received the venue frame it came in and `source_read_us` when this service took it up:
+        with `created_us` and the executor's own times, one frame's path to the order it caused."""
+        exchange_ms, stream, entry_id, receive_us, read_us = self._source.pop(signal.id, (0, "", "", 0, 0))
+        source = {"source_stream": stream, "source_entry_id": entry_id, "source_receive_us": str(receive_us),
+                  "source_read_us": str(read_us)} if entry_id else {}
         return {"id": signal.id, "mode": self.core.mode, "created_ms": str(signal.created_ms),
                 "created_us": str(time.time_ns() // 1000),
                 **({"source_exchange_ts_ms": str(exchange_ms)} if exchange_ms else {}), **source,
