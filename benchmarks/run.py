@@ -34,6 +34,10 @@ written under a fresh `bench:*:` prefix and deleted afterwards.
            leg's fill -> the easier leg's order, the emergency close
   backtest the funding-arbitrage backtest over 2 years of 1-minute bars of 3 symbols (the real
            30-day files repeated) with the real funding histories: its time and events/s
+  e2e      (not in the default set) `arb up` as a user runs it on the simulator, for --e2e-seconds
+           (180) after a 20 s warm-up, in synthetic mode and in cross mode (live at Bybit and OKX),
+           on 4 symbols (the venues' real rates) and on 40 (10x): the stage table, the traced
+           path venue frame -> first order sent (p50/p99/p99.9), where its time went, CPU per process
   stack    (not in the default set) `arb up` on the simulator for --stack-seconds (600): each
            process's resident memory, its peak, after the warm-up and at the end
 
@@ -627,6 +631,101 @@ def bench_stack(seconds: float, mode: str = "synthetic") -> list[str]:
     return lines
 
 
+E2E_ROWS = [("arb_ingest_ws_to_stream_seconds", "WebSocket -> queue (XADD acked)"),
+            ("arb_strategy_queue_seconds", "queue -> strategy"),
+            ("arb_strategy_decision_seconds", "opportunity detection"),
+            ("arb_executor_order_ack_seconds", "order sent -> venue's answer"),
+            ("arb_trace_frame_to_order_seconds", "venue frame -> first order sent"),
+            ("arb_trace_frame_to_strategy_seconds", "  frame -> strategy (parse, XADD, read)"),
+            ("arb_trace_strategy_to_signal_seconds", "  strategy -> signal written"),
+            ("arb_trace_signal_to_executor_seconds", "  signal -> executor"),
+            ("arb_trace_executor_to_order_seconds", "  executor -> order sent")]
+E2E_SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT"]
+
+
+def _since(end, start):
+    """The metrics samples taken between two snapshots (end minus start)."""
+    from services.report import Samples
+
+    out = Samples()
+    for name, value in end.values.items():
+        out.values[name] = value - start.values.get(name, 0.0)
+    for name, buckets in end.buckets.items():
+        for bound, n in buckets.items():
+            out.buckets[name][bound] = n - start.buckets.get(name, {}).get(bound, 0.0)
+    return out
+
+
+async def bench_e2e(mode: str, scale: int, seconds: float, warm_s: float = 20.0) -> list[str]:
+    """`arb up` as a user runs it, on the simulator: `mode` synthetic (both legs at Bybit) or cross
+    (live at Bybit and OKX, the deployment guide's phase 2; an opportunity forced every few
+    seconds), on 4 symbols (the venues' real rates) or 40 (`scale` 10: ten times the messages).
+    Figures are taken between the end of the warm-up and the end: the stage table, the traced path
+    frame -> first order sent, where its time went, and each process's CPU."""
+    import aiohttp
+    import redis.asyncio as aioredis
+
+    from services.report import read_samples
+
+    symbols = E2E_SYMBOLS + [f"SIM{i}USDT" for i in range(len(E2E_SYMBOLS) * (scale - 1))]
+    state = tempfile.mkdtemp(prefix="arb-e2e-")
+    sim_port, url = free_port(), f"redis://127.0.0.1:{free_port()}/0"  # arb up starts its own Redis there
+    env = {**os.environ, "REDIS_URL": url, "SIM_PORT": str(sim_port), "SYMBOLS_TO_TRADE": ",".join(symbols),
+           "SYNTHETIC_HOLD_S": "2", "EXIT_MAX_HOLD_S": "2", "SIGNAL_COOLDOWN_S": "2", "MAX_CONCURRENT_TRADES": "4"}
+    argv = [sys.executable, "-m", "services.cli", "up", "--mode", mode, "--duration", str(warm_s + seconds + 5),
+            "--state-dir", state, "--metrics-port", str(free_port())]
+    if mode == "cross":
+        argv += ["--venues", "bybit,okx", "--execution", "live"]
+    up = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    client = aioredis.Redis.from_url(url, decode_responses=True)
+    try:
+        await asyncio.sleep(warm_s)
+        procs = children(up.pid)
+        cpu0 = {pid: _cpu_seconds(pid) for pid in procs}
+        start, t0 = await read_samples(client), time.monotonic()
+        async with aiohttp.ClientSession() as http:
+            n = 0
+            while time.monotonic() - t0 < seconds:
+                if mode == "cross":  # OKX 40 bps above Bybit for 3 s on one symbol after another
+                    async with http.post(f"http://127.0.0.1:{sim_port}/admin/opportunity", json={
+                            "symbol": symbols[n % len(symbols)], "venue": "okx", "spread_bps": 40,
+                            "funding_delta": 0.001, "seconds": 3}) as response:
+                        assert response.status == 200, await response.text()
+                    n += 1
+                await asyncio.sleep(min(4.0, seconds - (time.monotonic() - t0)))
+        await asyncio.sleep(6)  # the next metrics snapshot
+        end, elapsed = await read_samples(client), time.monotonic() - t0
+        cpu = {procs[pid]: 100 * (_cpu_seconds(pid) - c) / elapsed for pid, c in cpu0.items()
+               if Path(f"/proc/{pid}").exists()}
+    finally:
+        await client.aclose()
+        up.wait(120)
+        shutil.rmtree(state, ignore_errors=True)
+    d = _since(end, start)
+    rate = d.values.get("arb_ingest_events_parsed_total", 0.0) / elapsed
+    out = [f"e2e {mode} x{scale}: {len(symbols)} symbols, {rate:,.0f} market events/s, {elapsed:.0f} s after "
+           f"{warm_s:g} s warm-up; arb up exited {up.returncode}",
+           f"  {'stage':40s} {'count':>7s} {'mean ms':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'p99.9 ms':>8s}"]
+    means = {}
+    for name, label in E2E_ROWS:
+        count = d.values.get(name + "_count", 0.0)
+        means[name] = d.values.get(name + "_sum", 0.0) / count if count else 0.0
+        qs = " ".join(f"{_e2e_ms(d.quantile(name, q)):>8s}" for q in (0.5, 0.99, 0.999))
+        out.append(f"  {label:40s} {count:7.0f} {1000 * means[name]:8.3f} {qs}")
+    whole = means["arb_trace_frame_to_order_seconds"]
+    if whole:
+        out.append("  where the traced time went: " + ", ".join(
+            f"{label.strip()} {100 * means[name] / whole:.0f} %" for name, label in E2E_ROWS[5:]))
+    out.append("  CPU: " + ", ".join(f"{name} {pct:.0f} %" for name, pct in sorted(cpu.items(), key=lambda x: -x[1])))
+    return out
+
+
+def _e2e_ms(seconds: float | None) -> str:
+    if seconds is None or math.isnan(seconds):
+        return "-"
+    return ">1000" if seconds == math.inf else f"{1000 * seconds:.2f}"
+
+
 def bench_backtest(years: float = 2.0) -> list[str]:
     """`arb backtest funding` with bars: the real 30-day 1-minute files of BTC, ETH and SOL
     repeated to `years`, with the real 2025-2026 Bybit and Binance funding repeated alongside."""
@@ -679,7 +778,7 @@ async def main(args) -> None:
     url = args.redis_url or os.environ.get("REDIS_URL")
     proc = None
     workdir = tempfile.mkdtemp()
-    if not url and only - {"parse", "sim", "spreads", "venues", "stack", "backtest"}:
+    if not url and only - {"parse", "sim", "spreads", "venues", "stack", "backtest", "e2e"}:
         if not shutil.which("redis-server"):
             sys.exit("no Redis: pass --redis-url or put redis-server on PATH")
         port = free_port()
@@ -721,6 +820,11 @@ async def main(args) -> None:
         if "backtest" in only:
             for line in bench_backtest():
                 print(line, flush=True)
+        if "e2e" in only:
+            for case in args.e2e_cases.split(","):
+                mode, _, scale = case.partition(":")
+                for line in await bench_e2e(mode, int(scale or 1), args.e2e_seconds):
+                    print(line, flush=True)
         if "stack" in only:
             for line in bench_stack(args.stack_seconds):
                 print(line, flush=True)
@@ -751,6 +855,9 @@ if __name__ == "__main__":
     parser.add_argument("--only", default="parse,sim,spreads,venues,writers,bus,ingest,latency,strategy,executor,"
                         "executor-cross,backtest",
                         help="comma-separated subset")
+    parser.add_argument("--e2e-seconds", type=float, default=180.0, help="length of each `--only e2e` run")
+    parser.add_argument("--e2e-cases", default="synthetic:1,synthetic:10,cross:1,cross:10",
+                        help="`--only e2e`: mode:scale runs, scale 10 = ten times the symbols")
     parser.add_argument("--flood-seconds", type=float, default=60.0, help="length of each `--only flood` run")
     parser.add_argument("--flood-runs", type=int, default=10, help="`--only flood` runs per mix")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
