@@ -299,10 +299,11 @@ def test_the_summary_names_what_is_left_open_and_where_and_is_clean_only_with_no
 def test_a_symbol_the_simulator_does_not_list_is_refused_with_the_real_names_close_to_it():
     from services.sim.market import unmodelled
 
-    assert unmodelled(["BTCUSDT", "ETHUSDT"]) == ""
+    assert unmodelled(["BTCUSDT", "ETHUSDT", "SIM0USDT", "SIM39USDT"]) == ""  # SIM{n}USDT: load tests
     assert unmodelled(["BTCUSD"]).endswith("; BTCUSD: did you mean BTCUSDT?")
     assert unmodelled(["FOOUSDT"]) == ("FOOUSDT is not a perpetual the simulator lists (it lists BTCUSDT, ETHUSDT, "
-                                       "SOLUSDT, DOGEUSDT)")  # nothing close: no guess
+                                       "SOLUSDT, DOGEUSDT, and SIM0USDT, SIM1USDT ... for load)")  # nothing close
+    assert unmodelled(["SIMUSDT"]).startswith("SIMUSDT is not") and unmodelled(["SIM1USDTX"]).startswith("SIM1USDTX")
 
 
 @pytest.mark.parametrize("args", [["stop", "--emergency", "--reason", "test"], ["resume"]])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 import random
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -64,17 +65,22 @@ def instrument(symbol: str) -> Instrument:
     return INSTRUMENTS.get(symbol) or Instrument(symbol, Decimal("0.0001"), Decimal("0.1"), Decimal("1.0000"), 4)
 
 
+GENERIC = re.compile(r"SIM\d+USDT")  # made-up perpetuals on the generic grid, for load: SIM0USDT, SIM1USDT ...
+
+
 def unmodelled(symbols: list[str]) -> str:
     """Why the simulator cannot stand in for a venue on `symbols` ('' when it can): it models
-    the perpetuals of INSTRUMENTS only, and anything else is most likely a typo."""
-    missing = [s for s in symbols if s not in INSTRUMENTS]
+    the perpetuals of INSTRUMENTS and the made-up SIM{n}USDT, and anything else is most likely
+    a typo."""
+    missing = [s for s in symbols if s not in INSTRUMENTS and not GENERIC.fullmatch(s)]
     if not missing:
         return ""
     close = {s: difflib.get_close_matches(s, INSTRUMENTS, n=2, cutoff=0.8) for s in missing}
     hints = "; ".join(f"{s}: did you mean {' or '.join(c)}?" for s, c in close.items() if c)
     return (f"{', '.join(missing)} {'is not a perpetual' if len(missing) == 1 else 'are not perpetuals'} the "
             "simulator lists "
-            f"(it lists {', '.join(INSTRUMENTS)})" + (f"; {hints}" if hints else ""))
+            f"(it lists {', '.join(INSTRUMENTS)}, and SIM0USDT, SIM1USDT ... for load)"
+            + (f"; {hints}" if hints else ""))
 
 
 BARS_KEPT = 1000
