@@ -34,6 +34,9 @@ written under a fresh `bench:*:` prefix and deleted afterwards.
            leg's fill -> the easier leg's order, the emergency close
   backtest the funding-arbitrage backtest over 2 years of 1-minute bars of 3 symbols (the real
            30-day files repeated) with the real funding histories: its time and events/s
+  floor    (not in the default set) benchmarks/path_floor.py at 200 and 2,000 stamps/s: a stamp
+           XADDed and passed on by two relay processes (XREADGROUP -> XADD) to a reader, the hops
+           of the traced path with no work in them: what the stack cannot go under here
   e2e      (not in the default set) `arb up` as a user runs it on the simulator, for --e2e-seconds
            (180) after a 20 s warm-up, in synthetic mode and in cross mode (live at Bybit and OKX),
            on 4 symbols (the venues' real rates) and on 40 (10x): the stage table, the traced
@@ -52,6 +55,7 @@ import asyncio
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -672,13 +676,19 @@ async def bench_e2e(mode: str, scale: int, seconds: float, warm_s: float = 20.0)
     sim_port, url = free_port(), f"redis://127.0.0.1:{free_port()}/0"  # arb up starts its own Redis there
     env = {**os.environ, "REDIS_URL": url, "SIM_PORT": str(sim_port), "SYMBOLS_TO_TRADE": ",".join(symbols),
            "SYNTHETIC_HOLD_S": "2", "EXIT_MAX_HOLD_S": "2", "SIGNAL_COOLDOWN_S": "2", "MAX_CONCURRENT_TRADES": "4"}
-    argv = [sys.executable, "-m", "services.cli", "up", "--mode", mode, "--duration", str(warm_s + seconds + 5),
+    argv = [sys.executable, "-m", "services.cli", "up", "--mode", mode, "--duration", str(warm_s + seconds + 60),
             "--state-dir", state, "--metrics-port", str(free_port())]
     if mode == "cross":
         argv += ["--venues", "bybit,okx", "--execution", "live"]
-    up = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    log = Path(state) / "up.out"
+    up = subprocess.Popen(argv, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     client = aioredis.Redis.from_url(url, decode_responses=True)
     try:
+        started = time.monotonic()
+        while not await _running(client):  # arb up has started every worker
+            if up.poll() is not None or time.monotonic() - started > 180:
+                raise RuntimeError(f"arb up did not start: {log.read_text()[-2000:]}")
+            await asyncio.sleep(1)
         await asyncio.sleep(warm_s)
         procs = children(up.pid)
         cpu0 = {pid: _cpu_seconds(pid) for pid in procs}
@@ -697,8 +707,15 @@ async def bench_e2e(mode: str, scale: int, seconds: float, warm_s: float = 20.0)
         end, elapsed = await read_samples(client), time.monotonic() - t0
         cpu = {procs[pid]: 100 * (_cpu_seconds(pid) - c) / elapsed for pid, c in cpu0.items()
                if Path(f"/proc/{pid}").exists()}
+        if not end.values.get("arb_trace_frame_to_order_seconds_count"):  # say why nothing was traced
+            executor_log = Path(state) / "logs" / "executor.log"
+            said = [line for line in executor_log.read_text().splitlines()
+                    if "HALTED" in line or "rejected" in line] if executor_log.exists() else []
+            print(f"no trade traced; the executor's log says: {said[:3] or 'nothing'}", flush=True)
     finally:
         await client.aclose()
+        if up.poll() is None:
+            up.send_signal(signal.SIGINT)  # as Ctrl+C: the executor closes its trades, Redis writes its AOF
         up.wait(120)
         shutil.rmtree(state, ignore_errors=True)
     d = _since(end, start)
@@ -718,6 +735,15 @@ async def bench_e2e(mode: str, scale: int, seconds: float, warm_s: float = 20.0)
             f"{label.strip()} {100 * means[name] / whole:.0f} %" for name, label in E2E_ROWS[5:]))
     out.append("  CPU: " + ", ".join(f"{name} {pct:.0f} %" for name, pct in sorted(cpu.items(), key=lambda x: -x[1])))
     return out
+
+
+async def _running(client) -> bool:
+    from redis.exceptions import RedisError
+
+    try:
+        return bool(await client.exists("health:strategy"))
+    except (RedisError, OSError):
+        return False
 
 
 def _e2e_ms(seconds: float | None) -> str:
@@ -820,6 +846,12 @@ async def main(args) -> None:
         if "backtest" in only:
             for line in bench_backtest():
                 print(line, flush=True)
+        if "floor" in only:
+            for rate in (200, 2_000):
+                done = subprocess.run([sys.executable, str(ROOT / "benchmarks/path_floor.py"), "--redis-url", url,
+                                       "--rate", str(rate), "--seconds", str(args.seconds), "--prefix", prefix],
+                                      capture_output=True, text=True, check=True)
+                print(done.stdout.rstrip(), flush=True)
         if "e2e" in only:
             for case in args.e2e_cases.split(","):
                 mode, _, scale = case.partition(":")

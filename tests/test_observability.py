@@ -21,7 +21,7 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 
-from services.report import STAGES, read_samples
+from services.report import STAGES, TRACED, read_samples
 from shared.metrics import LATENCY_BUCKETS_S, bucket_quantile
 from tests.conftest import free_port
 from tests.test_strategy_service import wait_for
@@ -65,7 +65,7 @@ async def _report_agrees_with_prometheus(query, tmp_path: Path, env: dict) -> No
     finally:
         await client.aclose()
     compared = 0
-    for name, label in STAGES:
+    for name, label in STAGES + TRACED:
         count = await query(f"sum({name}_count)")
         scraped = float(count["data"]["result"][0]["value"][1]) if count["data"]["result"] else 0.0
         held = samples.buckets.get(name, {}).get(math.inf, 0.0)
