@@ -255,6 +255,8 @@ class _FeedListener(WSListener):
     def _resume(self, transport) -> None:
         """The writer has room: hand on the held frames until it asks to wait again, then read."""
         held = self.held
+        if held is None:  # the connection ended and `drain` took them: reading stays paused
+            return
         try:
             while held:
                 if not self._handle(transport, *held.popleft()):
@@ -265,6 +267,7 @@ class _FeedListener(WSListener):
             return
         self.held = None
         if not transport.is_disconnected:  # a property in picows
+            self.last_ns = time.perf_counter_ns()  # the watchdog counts silence from here, not from the pause
             transport.underlying_transport.resume_reading()
 
     async def drain(self) -> None:
