@@ -313,9 +313,10 @@ async def test_arb_report_prints_what_the_snapshots_in_redis_hold(r, prefix, red
     assert "4 executed: 3 successful, 1 failed (success rate 75.0%)" in done.stdout
     assert "timeouts 1" in done.stdout
     # cumulative: <= 100 us 1, <= 250 us 2, <= 500 us 3, <= 50 ms 4. p50 (rank 2) ends the 250 us
-    # bucket; p95 (rank 3.8) and p99 (3.96) interpolate inside (25, 50] ms: 45 and 49 ms
+    # bucket; p95 (rank 3.8) and p99 (3.96) interpolate inside (25, 50] ms: 45 and 49 ms; the mean is
+    # the exact sum over the count, (100 + 200 + 300 + 40,000) / 4 us = 10.15 ms, printed 10.1
     row = next(line for line in done.stdout.splitlines() if line.startswith("signal -> order sent"))
-    assert row.split()[-4:] == ["4", "0.250", "45.0", "49.0"], row
+    assert row.split()[-5:] == ["4", "10.1", "0.250", "45.0", "49.0"], row
     await r.delete(f"{prefix}metrics:executor")
     empty = subprocess.run([sys.executable, "-m", "services.cli", "report"], env=env, capture_output=True, text=True,
                            timeout=30)

@@ -79,7 +79,8 @@ def test_arb_up_on_a_fresh_state_folder_trades_on_the_simulator_and_exits_0_with
                                "BYBIT_DEMO_API_KEY and BYBIT_DEMO_API_SECRET"),
     ({}, ["--mode", "cross", "--venues", "bybit,nasdaq"], "--venues: no venue 'nasdaq'"),
     ({}, ["--symbols", "BTCUSD,FOOUSDT"], "arb up: BTCUSD, FOOUSDT are not perpetuals the simulator lists (it lists "
-                                          "BTCUSDT, ETHUSDT, SOLUSDT, DOGEUSDT); BTCUSD: did you mean BTCUSDT?"),
+                                          "BTCUSDT, ETHUSDT, SOLUSDT, DOGEUSDT, and SIM0USDT, SIM1USDT ... for load); "
+                                          "BTCUSD: did you mean BTCUSDT?"),
 ])
 def test_a_bad_setting_stops_arb_up_at_once_with_its_one_line_error(tmp_path, redis_url, prefix, extra, args,
                                                                     message):
