@@ -509,7 +509,7 @@ async def bench_executor(url: str, prefix: str, trades: int = 120, emergencies: 
             for venue in venues:
                 procs.append(subprocess.Popen([arb, "ingest", "--venue", venue, "--symbols", ",".join(symbols)],
                                               env=env, stderr=subprocess.DEVNULL))
-            while client.xlen(prefix + "md:books") < 100 * len(venues):
+            while client.xlen(prefix + "md:{0}:books") < 100 * len(venues):
                 await asyncio.sleep(0.1)
             executor = ExecutorService(settings, mode)
             stop = asyncio.Event()

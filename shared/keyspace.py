@@ -4,8 +4,8 @@ counts as somebody else's data when it shares a Redis (every other key is left a
 They are, under REDIS_KEY_PREFIX: the market-data streams (`md:*`), everything the strategy
 and the executor write (`strategy:*`), each venue's ticker snapshots (`bybit:linear:tickers:*`
 ...), and the health keys and metrics snapshots of this system's own workers by name
-(`health:executor`, `metrics:ingest-bybit` ...: the names alone, since `health:*` is a name
-other programs use too).
+(`health:executor`, `metrics:ingest-bybit`, `health:strategy-0` ... of the shards' strategy
+workers: the names alone, since `health:*` is a name other programs use too).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def patterns(settings: Settings) -> list[str]:
         settings.stream_signals, settings.stream_events, settings.stream_control)}
     heads = [f"{head}:*" for head in sorted(streams | {"md", "strategy"})]
     snapshots = [f"{venue(name).feed.snapshot_key_prefix}:*" for name in sorted(NAMES)]
-    workers = [f"{kind}:{worker}" for kind in ("health", "metrics") for worker in WORKERS]
+    workers = [f"{kind}:{worker}" for kind in ("health", "metrics") for worker in (*WORKERS, "strategy-*")]
     return heads + snapshots + workers
 
 

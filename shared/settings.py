@@ -17,6 +17,8 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.shards import MAX_SHARDS, shard_of, tagged
+
 VenueEnv = Literal["mainnet", "testnet", "demo", "sim"]
 Environment = Literal["development", "staging", "production"]
 
@@ -183,6 +185,8 @@ class Settings(BaseSettings):
     stream_trades: str = "md:trades"
     stream_liquidations: str = "md:liquidations"
     md_stream_maxlen: int = Field(100_000, ge=100, description="approximate cap per md:* stream")
+    md_shards: int = Field(1, ge=1, le=MAX_SHARDS, description="market-data shards: each symbol's events go to its "
+                           "shard's streams (md:{K}:tickers ...), read by `arb strategy --shard K/N`")
 
     # --- ingestor ----------------------------------------------------------------------
     book_levels: int = Field(25, ge=1, le=200, description="levels per side in md:books")
@@ -281,6 +285,15 @@ class Settings(BaseSettings):
             if not value:
                 raise ValueError("at least one symbol, e.g. BTCUSDT,ETHUSDT")
             return list(dict.fromkeys(value))
+        return value
+
+    @field_validator("redis_key_prefix", "stream_tickers", "stream_books", "stream_trades", "stream_liquidations",
+                     "stream_signals", "stream_events", "stream_control")
+    @classmethod
+    def _no_hash_tag(cls, value: str) -> str:
+        if "{" in value or "}" in value:
+            raise ValueError("no { or }: Redis reads them as a hash tag, and the market-data streams carry their "
+                             "shard's (md:{0}:tickers)")
         return value
 
     @field_validator("executor_venues", mode="before")
@@ -417,15 +430,24 @@ class Settings(BaseSettings):
                     else spot.get(self.venue_env, "")}
         return {}
 
-    def md_streams(self) -> dict[str, str]:
-        """Event type -> stream name (with the key prefix) for the market-data streams."""
+    def md_streams(self, shard: int = 0) -> dict[str, str]:
+        """Event type -> stream name (with the key prefix) for shard `shard`'s market-data
+        streams (shared/shards.py: `md:{0}:tickers` ...)."""
         p = self.redis_key_prefix
         return {
-            "ticker": p + self.stream_tickers,
-            "book": p + self.stream_books,
-            "trade": p + self.stream_trades,
-            "liquidation": p + self.stream_liquidations,
+            "ticker": p + tagged(self.stream_tickers, shard),
+            "book": p + tagged(self.stream_books, shard),
+            "trade": p + tagged(self.stream_trades, shard),
+            "liquidation": p + tagged(self.stream_liquidations, shard),
         }
+
+    def md_route(self, symbol: str) -> dict[str, str]:
+        """Event type -> stream for `symbol`'s events: its shard's streams."""
+        return self.md_streams(shard_of(symbol, self.md_shards))
+
+    def all_md_streams(self) -> list[str]:
+        """Every shard's market-data streams."""
+        return [name for k in range(self.md_shards) for name in self.md_streams(k).values()]
 
 
 def _describe(error: dict[str, Any], origins: dict[str, str]) -> str:

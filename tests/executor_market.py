@@ -53,10 +53,10 @@ class Desk:
 
     def signal(self, sid: str = "s1", long_venue: str = "binance", short_venue: str = "okx", spread: float = 70.0,
                funding: float = 0.0004, confidence: int = 80, depth: float = 200_000.0,
-               created_ms: int | None = None, mode: str = "cross") -> list[f.AnyFact]:
+               created_ms: int | None = None, mode: str = "cross", **more) -> list[f.AnyFact]:
         s = SignalIn(id=sid, mode=mode, symbol=SYMBOL, long_venue=long_venue, short_venue=short_venue,
                      spread_bps=spread, funding_delta_8h=funding, confidence=confidence, depth_long_usd=depth,
-                     depth_short_usd=depth, created_ms=self.now if created_ms is None else created_ms)
+                     depth_short_usd=depth, created_ms=self.now if created_ms is None else created_ms, **more)
         return self._run(self.core.on_signal(s, self.now))
 
     def at(self, ms_after_t0: int) -> list[f.AnyFact]:

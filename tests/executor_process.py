@@ -391,7 +391,7 @@ async def sigkill_trading(settings, r, tmp_path: Path, legs: tuple[str, str], tr
 
 async def _quoted(r, prefix: str, venues: list[str]) -> bool:
     """Each venue's books are in md:books."""
-    seen = {fields.get(b"venue") for _, fields in await r.xrevrange(prefix + "md:books", count=200)}
+    seen = {fields.get(b"venue") for _, fields in await r.xrevrange(prefix + "md:{0}:books", count=200)}
     return {v.encode() for v in venues} <= seen
 
 

@@ -76,7 +76,7 @@ async def live_venue(settings, r, symbols: tuple[str, ...] = (SYMBOL,)):
                                                "synthetic_hold_s": 600.0})
         stop = asyncio.Event()
         feed = asyncio.ensure_future(Ingestor(settings, "bybit", list(symbols)).run(stop))
-        await wait_for(lambda: r.xlen(settings.redis_key_prefix + "md:books"))
+        await wait_for(lambda: r.xlen(settings.md_streams()["book"]))
         try:
             yield Venue(server, base, settings, r, http)
         finally:
@@ -221,9 +221,9 @@ async def _both_quoted(r, prefix: str, symbols: tuple[str, ...], dear: str, chea
     the premium held (so that an executor started now sees the market the venues trade at, not
     the model's first step)."""
     booked = {(from_fields(fields).venue, from_fields(fields).symbol)
-              for _, fields in await r.xrevrange(prefix + "md:books", count=400)}
+              for _, fields in await r.xrevrange(prefix + "md:{0}:books", count=400)}
     quotes = {}
-    for _, fields in await r.xrevrange(prefix + "md:tickers", count=400):
+    for _, fields in await r.xrevrange(prefix + "md:{0}:tickers", count=400):
         event = from_fields(fields)
         if event.bid and event.ask:
             quotes.setdefault((event.venue, event.symbol), event)

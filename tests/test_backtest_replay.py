@@ -70,10 +70,10 @@ async def test_a_recording_replays_through_the_live_cores_to_the_same_facts(sett
     assert sum((t.pnl_usd for t in trades.trades), D(0)) == p.cumulative_pnl == trades.equity[-1][1]
     assert all(t.pnl_usd == t.price_pnl_usd - t.fees_usd + t.funding_usd for t in trades.trades)
 
-    before = await r.xlen(settings.redis_key_prefix + "md:books")
+    before = await r.xlen(settings.md_streams()["book"])
     written = await replay_into_streams(settings, path, 0, asyncio.Event())
     assert written == n
-    assert await r.xlen(settings.redis_key_prefix + "md:books") > before
+    assert await r.xlen(settings.md_streams()["book"]) > before
 
 
 async def _lines(path, n: int) -> bool:

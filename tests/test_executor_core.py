@@ -680,3 +680,19 @@ def test_a_closed_trade_shows_its_fills_and_the_arithmetic_of_its_pnl():
         f"long bought 0.099 @ 100000.1 then sold 0.099 @ 100300.0; short sold 0.099 @ 100700.0 then bought 0.099 @ "
         f"100300.1: sells - buys {cash} - fees {trade.fees} - funding 0 = PnL {trade.closed.pnl_usd} USD "
         f"(projected {trade.taken.projected_profit_usd}); leg-out loss 0")
+
+
+def test_a_shard_owner_whose_lease_was_taken_over_is_fenced_off():
+    """Signals carry their shard's lease token: once the new owner (token 8) has signalled, the
+    old one (7), waking from a stall, cannot open a trade; another shard's tokens are its own."""
+    desk = Desk(ExecConfig(max_concurrent_trades=5), venues=("binance", "okx", "bybit"))
+    opened(desk)
+    desk.book("bybit", 100_700.0, 100_700.1)
+    desk.signal("old-1", shard="0/2", fence=7)
+    desk.signal("new-1", shard="0/2", fence=8, short_venue="bybit")
+    desk.signal("old-2", shard="0/2", fence=7, long_venue="okx", short_venue="bybit")
+    desk.signal("other", shard="1/2", fence=3, long_venue="bybit", short_venue="okx")
+    rejected = desk.of(f.SignalRejected)
+    assert [(r.signal_id, r.reason) for r in rejected] == [("old-2", "fenced")]
+    assert "lease 7 was taken over (lease 8)" in rejected[0].detail
+    assert {t.signal_id for t in desk.of(f.SignalTaken)} == {"old-1", "new-1", "other"}

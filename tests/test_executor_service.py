@@ -140,7 +140,7 @@ async def test_live_synthetic_trading_at_the_simulated_bybit_hedge_mode_then_fla
         stop, stop_executor = asyncio.Event(), asyncio.Event()
         feed = Ingestor(settings, "bybit", ["BTCUSDT"])
         tasks = [asyncio.ensure_future(feed.run(stop))]
-        await wait_for(lambda: r.xlen(settings.redis_key_prefix + "md:books"))
+        await wait_for(lambda: r.xlen(settings.md_streams()["book"]))
         executor = ExecutorService(settings, "synthetic")  # starts after market data: warms up from md:*
         trading = asyncio.ensure_future(executor.run(stop_executor))
         tasks.append(asyncio.ensure_future(StrategyService(settings, "synthetic").run(stop)))

@@ -51,7 +51,7 @@ async def test_3_a_stalled_executor_loses_no_signal_while_ticks_are_trimmed_at_t
     async with serve_app(server.app()) as base:
         port = base.rsplit(":", 1)[1]
         p = settings.redis_key_prefix
-        signals, events, tickers = p + "strategy:signals", p + "strategy:events", p + "md:tickers"
+        signals, events, tickers = p + "strategy:signals", p + "strategy:events", p + "md:{0}:tickers"
         env = {**os.environ, "REDIS_URL": settings.redis_url, "REDIS_KEY_PREFIX": p, "VENUE_ENV": "sim",
                "SIM_PORT": port, "SYMBOLS_TO_TRADE": "BTCUSDT,ETHUSDT", "EXECUTION": "paper", "LOG_LEVEL": "INFO",
                "MD_STREAM_MAXLEN": str(CAP), "ARB_FAILPOINTS": "signal_read=1:stop"}
@@ -88,8 +88,8 @@ async def test_3_a_stalled_executor_loses_no_signal_while_ticks_are_trimmed_at_t
             await signals_for(stall_s)
             held = sum(c["pending"] for c in await r.xinfo_consumers(signals, "executor"))
             deleted_signals = await _deleted(r, signals, "executor", "executor-1")
-            trimmed_md = sum([await _deleted(r, p + s, "executor", "executor-1") for s in ("md:tickers", "md:books",
-                                                                                             "md:trades")])
+            trimmed_md = sum([await _deleted(r, p + s, "executor", "executor-1")
+                              for s in ("md:{0}:tickers", "md:{0}:books", "md:{0}:trades")])
             executor.send_signal(signal.SIGCONT)
             await signals_for(2.0)
             try:

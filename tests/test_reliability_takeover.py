@@ -53,7 +53,7 @@ async def test_4_a_dead_workers_pending_entries_are_taken_over_in_time_with_no_d
                                                "signal_cooldown_s": 1.0, "strategy_claim_idle_ms": CLAIM_IDLE_MS,
                                                "strategy_max_event_age_ms": MAX_EVENT_AGE_MS})
         p = settings.redis_key_prefix
-        books, signals = p + "md:books", p + "strategy:signals"
+        books, signals = p + "md:{0}:books", p + "strategy:signals"
         env = {**os.environ, "REDIS_URL": settings.redis_url, "REDIS_KEY_PREFIX": p, "VENUE_ENV": "sim",
                "SIM_PORT": port, "SYMBOLS_TO_TRADE": ",".join(SYMBOLS), "SIGNAL_COOLDOWN_S": "1",
                "STRATEGY_MAX_EVENT_AGE_MS": str(MAX_EVENT_AGE_MS), "LOG_LEVEL": "INFO"}
@@ -70,7 +70,7 @@ async def test_4_a_dead_workers_pending_entries_are_taken_over_in_time_with_no_d
                 first.kill()
                 killed_at = time.monotonic()
                 await first.wait()
-                held_entries = await _held_entries(r, [books, p + "md:tickers", p + "md:trades"])
+                held_entries = await _held_entries(r, [books, p + "md:{0}:tickers", p + "md:{0}:trades"])
                 held = len(held_entries)
                 if held:
                     break
@@ -79,7 +79,7 @@ async def test_4_a_dead_workers_pending_entries_are_taken_over_in_time_with_no_d
             second = StrategyService(settings, "synthetic", consumer="strategy-2")
             done = asyncio.Event()
             task = asyncio.ensure_future(second.run(done))
-            for stream in (books, p + "md:tickers", p + "md:trades"):
+            for stream in (books, p + "md:{0}:tickers", p + "md:{0}:trades"):
                 await wait_for(lambda s=stream: _none_pending(r, s, "strategy-1"), timeout_s=CLAIM_IDLE_MS / 1000 + 20)
             handled_s = time.monotonic() - killed_at
             await asyncio.sleep(1.5)  # what strategy-2 decides next, from the claimed and the new

@@ -31,7 +31,7 @@ async def record(settings: Settings, path: Path, stop: asyncio.Event, progress=N
     # from now on: each stream's newest id now (a `$` kept across reads would skip what arrives
     # on one stream while another is being read)
     streams = {}
-    for name in settings.md_streams().values():
+    for name in settings.all_md_streams():
         newest = await client.xrevrange(name, "+", "-", count=1)
         streams[name] = newest[0][0] if newest else "0-0"
     n = 0
@@ -65,7 +65,6 @@ async def replay_into_streams(settings: Settings, path: Path, speed: float, stop
     as Redis takes them, else the recorded pace times `speed`. How many were written."""
     _, events, _ = read_recording(path)
     client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=10)
-    streams = settings.md_streams()
     n, first, started = 0, None, time.monotonic()
     try:
         pipe = client.pipeline(transaction=False)
@@ -78,7 +77,8 @@ async def replay_into_streams(settings: Settings, path: Path, speed: float, stop
                 if due > 0:
                     await pipe.execute()
                     await asyncio.sleep(due)
-            pipe.xadd(streams[event.TYPE], to_fields(event), maxlen=settings.md_stream_maxlen, approximate=True)
+            stream = settings.md_route(event.symbol)[event.TYPE]
+            pipe.xadd(stream, to_fields(event), maxlen=settings.md_stream_maxlen, approximate=True)
             n += 1
             if n % 500 == 0:
                 await pipe.execute()

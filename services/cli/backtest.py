@@ -464,4 +464,4 @@ def replay(
         n = asyncio.run(_run_until_signal(main, None))
     except (RecordingError, OSError) as exc:
         raise _fail(f"replay: {exc}") from None
-    typer.echo(f"{n:,} entries written to {', '.join(settings.md_streams().values())}")
+    typer.echo(f"{n:,} entries written to {', '.join(settings.all_md_streams())}")

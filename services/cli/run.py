@@ -36,6 +36,10 @@ def up(
     confirm_mainnet: Annotated[bool, typer.Option("--confirm-mainnet", help="Allow live mode on mainnet.")] = False,
     sim: Annotated[bool, typer.Option(
         help="With VENUE_ENV=sim, start the simulator; --no-sim uses the one already at SIM_HOST:SIM_PORT.")] = True,
+    shards: Annotated[int | None, typer.Option(
+        help="Market-data shards, each symbol's events in its shard's streams (md:{K}:books ...) and one strategy "
+        "worker per shard (arb strategy --shard K/N), their top 20s merged. Default: MD_SHARDS (1).",
+        min=1, max=256)] = None,
     fresh: Annotated[bool, typer.Option(
         "--fresh", help="Start from a clean state: delete this system's keys (facts, trades, portfolio, market "
         "data) from the Redis it uses, and nothing else. Refused while trades are open at a real venue.")] = False,
@@ -61,6 +65,7 @@ def up(
     - `arb up --duration 60`: synthetic trading on the simulator for a minute
     - `arb up --fresh`: the same, forgetting every earlier run's trades first
     - `arb up --mode cross --venues bybit,binance,okx`: every venue's real spreads, paper execution
+    - `arb up --mode cross --shards 2`: the same with two strategy workers, a shard of the symbols each
     - `arb up --mode cross --execution live --venues bybit,okx`: both legs' orders at Bybit and OKX (the
       simulator's on VENUE_ENV=sim; phase 2 of the deployment guide on VENUE_ENV=demo); any of
       bybit, okx, bitget and binance, e.g. `--venues bybit,okx,bitget,binance` trades every pair
@@ -70,7 +75,7 @@ def up(
     from services.sim.market import unmodelled
     from services.up import Stack, StackError, plan, port_free, refusals, running_pid
 
-    settings = _settings({"symbols_to_trade": ("--symbols", symbols)})
+    settings = _settings({"symbols_to_trade": ("--symbols", symbols), "md_shards": ("--shards", shards)})
     names = [v.strip().lower() for v in (venues or ",".join(settings.executor_venues)).split(",") if v.strip()]
     if unknown := [v for v in names if v not in NAMES]:
         raise _fail(f"--venues: no venue {unknown[0]!r}; venues: {', '.join(NAMES)}")
@@ -97,6 +102,8 @@ def up(
                   fresh=fresh)
     if symbols:
         stack.env["SYMBOLS_TO_TRADE"] = ",".join(settings.symbols_to_trade)
+    if shards:
+        stack.env["MD_SHARDS"] = str(shards)
     if live_cross:
         stack.env["EXECUTOR_VENUES"] = ",".join(names)
     try:

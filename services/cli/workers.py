@@ -36,9 +36,10 @@ def ingest(
     Symbols are canonical (BTCUSDT) on every venue; the venue's instruments list maps them to
     its own names (BTC-USDT-SWAP) and size units, and a symbol it does not list stops the run
     with exit code 2. Tickers, top-of-book levels, public trades and liquidations go to the
-    capped streams md:tickers, md:books, md:trades and md:liquidations (XADD MAXLEN ~
-    MD_STREAM_MAXLEN: when nobody reads, the oldest entries are dropped and counted), tagged
-    with the venue. Ticker fields are kept per symbol in the venue's hash, e.g.
+    capped streams of the symbol's shard (MD_SHARDS, 1 by default: md:{0}:tickers,
+    md:{0}:books, md:{0}:trades and md:{0}:liquidations; XADD MAXLEN ~ MD_STREAM_MAXLEN: when
+    nobody reads, the oldest entries are dropped and counted), tagged with the venue. Ticker
+    fields are kept per symbol in the venue's hash, e.g.
     okx:swap:tickers:{SYMBOL}. Ctrl+C or SIGTERM flushes what was received and exits 0.
 
     Example: `VENUE_ENV=mainnet arb ingest --venue okx --symbols BTCUSDT,ETHUSDT --metrics-port 9101`
@@ -82,27 +83,40 @@ def strategy(
     metrics_port: Annotated[int | None, typer.Option(
         help="Serve Prometheus metrics on METRICS_HOST (127.0.0.1) at this port.")] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0)] = None,
-    consumer: Annotated[str, typer.Option(
+    consumer: Annotated[str | None, typer.Option(
         help="This worker's consumer name in the group `strategy`: keep it across restarts (a restart "
         "re-reads what it had not acked); a second worker needs its own, and takes over what a dead one "
-        "left unacked after STRATEGY_CLAIM_IDLE_MS.")] = "strategy-1",
+        "left unacked after STRATEGY_CLAIM_IDLE_MS. Default: strategy-1, with --shard strategy-K.")] = None,
+    shard: Annotated[str | None, typer.Option(
+        help="K/N: decide for shard K (from 0) of N=MD_SHARDS only, holding its lease: a second worker on "
+        "the same shard (its own --consumer) stands by and takes over within STRATEGY_CLAIM_IDLE_MS when "
+        "the first dies. Default: every shard, no lease.")] = None,
 ) -> None:
     """Find opportunities in the market-data streams and write signals.
 
-    Reads md:tickers, md:books, md:trades and md:liquidations with the consumer group
-    `strategy`; decides on every top-of-book or funding change; writes each signal to the
+    Reads every shard's md:{K}:tickers, md:{K}:books, md:{K}:trades and md:{K}:liquidations
+    (or, with --shard K/N, shard K's) with the consumer group `strategy`; decides on every
+    top-of-book or funding change; writes each signal to the
     stream strategy:signals (redis-cli XRANGE strategy:signals - +). Once a second it ranks
     every pair and keeps the top 20 for 60 s in strategy:opportunities:{ms} (redis-cli GET
-    strategy:opportunities:latest, then LRANGE that key 0 -1). Cross mode needs `arb latency`
+    strategy:opportunities:latest, then LRANGE that key 0 -1); a shard's worker ranks its own
+    symbols into strategy:shard:{K}:opportunities and the top 20 of all shards into those keys.
+    Cross mode needs `arb latency`
     running: a venue without a fresh latency verdict is stale, and a stale venue gives
     confidence 0.
 
-    Example: `arb strategy --mode synthetic --metrics-port 9103`
+    Examples: `arb strategy --mode synthetic --metrics-port 9103`;
+    `MD_SHARDS=2 arb strategy --shard 1/2` (and 0/2 in another terminal)
     """
     from services.strategy.service import StrategyService
     from services.strategy.synthetic import never_qualifies
+    from shared.shards import Shard
 
     _check_mode(mode)
+    try:
+        owned = Shard.parse(shard) if shard is not None else None
+    except ValueError as exc:
+        raise _fail(f"--shard: {exc}") from None
     settings = _settings({
         "strategy_scorer": ("--scorer", scorer),
         "redis_url": ("--redis-url", redis_url),
@@ -117,7 +131,12 @@ def strategy(
                        f"SYNTHETIC_FUNDING_DELTA={settings.synthetic_funding_delta:g} and ESTIMATED_POSITION_SIZE="
                        f"{settings.estimated_position_size:g} no synthetic opportunity can ever qualify: "
                        + "; ".join(failed), err=True)
-    _run_worker(StrategyService(settings, mode, consumer), settings, cpu, duration, "strategy")
+    try:
+        service = StrategyService(settings, mode, consumer or (f"strategy-{owned.index}" if owned else "strategy-1"),
+                                  owned)
+    except ValueError as exc:
+        raise _fail(f"--shard: {exc}") from None
+    _run_worker(service, settings, cpu, duration, service.consumer if owned else "strategy")
 
 
 def _check_mode(mode: str) -> None:

@@ -94,6 +94,8 @@ class SignalIn(msgspec.Struct, frozen=True, kw_only=True):
     source_entry_id: str = ""
     source_receive_us: int | None = None  # its venue frame received by the ingestor (wall clock)
     source_read_us: int | None = None  # taken up by the strategy
+    shard: str = ""  # a shard's worker's signal: the shard (K/N) and its lease's fencing token
+    fence: int = 0
 
 
 def parse_signal(fields: dict[str, str]) -> SignalIn:
@@ -164,6 +166,7 @@ class ExecutorCore:
     signals_seen: set[str] = field(default_factory=set)
     funding_ids: set[str] = field(default_factory=set)  # the venues' ledger entries counted (FundingPaid.source_id)
     rejections: Counter[str] = field(default_factory=Counter)
+    fences: dict[str, int] = field(default_factory=dict)  # strategy shard -> the newest lease that signalled
     halted: str = ""  # why new signals are refused (a safety stop, a fill after a close, shutting down)
     closing: str = ""  # the exit reason every trade gets as soon as it is active ("": none)
 
@@ -376,6 +379,11 @@ class ExecutorCore:
 
     def _take(self, s: SignalIn, now_ms: int, out: list) -> tuple[str, str]:
         c = self.config
+        if s.shard:  # a newer owner of the shard has signalled: the older one's signals are void
+            newest = self.fences.setdefault(s.shard, s.fence)
+            if s.fence < newest:
+                return "fenced", f"shard {s.shard}'s lease {s.fence} was taken over (lease {newest})"
+            self.fences[s.shard] = s.fence
         if self.halted:
             return "halted", self.halted
         if s.mode != c.mode:

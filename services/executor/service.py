@@ -174,7 +174,7 @@ class ExecutorService:
         self.signal_stream = p + s.stream_signals
         self.events_stream = p + s.stream_events
         self.control_stream = p + s.stream_control
-        self.md = list(s.md_streams().values())
+        self.md = s.all_md_streams()
         self.consumer = consumer
         self._grids_given = grids is not None
         self.instruments: dict[str, list[Instrument]] = {}  # venue -> its instruments, as loaded
@@ -304,8 +304,8 @@ class ExecutorService:
         """The newest tickers and books already in md:*, into the market state only (no fills,
         no funding): a signal read right after a start finds its venues quoted."""
         events = []
-        for stream in (self.settings.redis_key_prefix + self.settings.stream_tickers,
-                       self.settings.redis_key_prefix + self.settings.stream_books):
+        for stream in (name for k in range(self.settings.md_shards)
+                       for kind, name in self.settings.md_streams(k).items() if kind in ("ticker", "book")):
             for _, fields in reversed(await client.xrevrange(stream, "+", "-", count=per_stream)):
                 with contextlib.suppress(CodecError):
                     events.append(from_fields(fields))

@@ -2,9 +2,10 @@
 
 At start it reads the venue's instruments list (REST) to map the canonical symbols asked for
 to the venue's names and size units; a symbol the venue does not list stops it with a clear
-error. Then it opens the venue's connections (Binance: two), and every event goes to its
-`md:*` stream (XADD MAXLEN ~); ticker fields also go to the venue's snapshot hash
-(`okx:swap:tickers:{symbol}`), where each field holds the newest value the venue sent. On stop
+error. Then it opens the venue's connections (Binance: two), and every event goes to the
+`md:*` stream of its symbol's shard (`md:{0}:tickers` ..., shared/shards.py; XADD MAXLEN ~);
+ticker fields also go to the venue's snapshot hash (`okx:swap:tickers:{symbol}`), where each
+field holds the newest value the venue sent. On stop
 the sockets close first, then everything already received is flushed.
 """
 
@@ -96,7 +97,7 @@ class Ingestor:
             buffer_max=settings.ingest_buffer_max,
             latency=self.latency,
         )
-        self._streams = settings.md_streams()
+        self._routes: dict[str, dict[str, str]] = {}  # symbol -> its shard's streams
         self._snapshot_prefix = settings.redis_key_prefix + self.venue.feed.snapshot_key_prefix + ":"
 
     @property
@@ -128,10 +129,11 @@ class Ingestor:
     def on_events(self, events: list[MarketEvent], received_ns: int) -> asyncio.Future | None:
         """Queue one frame's events; returns a future when the socket should stop reading
         until the writer has caught up."""
-        writer, streams = self.writer, self._streams
+        writer, routes = self.writer, self._routes
         last = len(events) - 1
         for i, event in enumerate(events):
             received = received_ns if i == last else None
+            streams = routes.get(event.symbol) or routes.setdefault(event.symbol, self.settings.md_route(event.symbol))
             if event.TYPE == "book":  # a full top-N snapshot: a newer one makes it worthless
                 writer.add_conflated(streams["book"], event.symbol, partial(to_fields, event), received)
                 continue
@@ -154,7 +156,7 @@ class Ingestor:
         reporter = asyncio.ensure_future(self._report_loop(report_every_s))
         log.info("ingesting %s %s from %s into %s (streams %s, cap ~%d)", self.name,
                  ",".join(self.symbols), " and ".join(c.url for c in connections), self.writer.conn.describe(),
-                 ",".join(self._streams.values()), s.md_stream_maxlen)
+                 _streams_text(s), s.md_stream_maxlen)
         ping_s = min(filter(None, (feed.ping_interval_s, s.ws_ping_interval_s)))
         sockets = [asyncio.ensure_future(run_feed(
             feed, connection, self.on_events, stop,
@@ -223,3 +225,8 @@ class Ingestor:
         yield metrics.gauge("arb_ingest_buffered_events", "Events waiting to be written", venue, self.writer.pending)
         yield self.latency.family("arb_ingest_ws_to_stream_seconds",
                                   "WebSocket receive -> XADD acknowledged, per message", venue)
+
+
+def _streams_text(s: Settings) -> str:
+    names = ",".join(s.md_streams(0).values())
+    return names if s.md_shards == 1 else f"{names} ... of {s.md_shards} shards"

@@ -189,3 +189,13 @@ def scan_synthetic(state: MarketState, venue: str, symbols: list[str], spread_bp
             depth_short_usd=q.depth_usd, detected_ms=now_ms))
     found.sort(key=lambda o: (-o.confidence, o.symbol))
     return ScanResult(found, rejections, len(symbols))
+
+
+def merge_top(rankings: list[list[dict[str, str]]], top_n: int = TOP_N) -> list[dict[str, str]]:
+    """The top `top_n` of several shards' rankings (opportunities as written, text fields), in
+    the scan's order: confidence, then profit after slippage, highest first; then the pair."""
+    def rank(o: dict[str, str]) -> tuple:
+        return (-int(o["confidence"]), -float(o["projected_profit_after_slippage_usd"]), o["symbol"],
+                o["long_venue"], o["short_venue"])
+
+    return sorted((o for ranking in rankings for o in ranking), key=rank)[:top_n]

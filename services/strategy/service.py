@@ -1,13 +1,16 @@
 """`arb strategy`: md:* streams -> the strategy core -> signals and rankings in Redis.
 
-It reads the market-data streams with the consumer group `strategy`, hands each event to the
+It reads the market-data streams with the consumer group `strategy` (with `--shard K/N`, shard
+K's only, while it holds that shard's lease: lease.py), hands each event to the
 core, writes the signals it decides (XADD `strategy:signals`, never trimmed here: the
 executor owns what it has not read), then acks what it read, in the same round trip as the
 next read. Once a second it reads every
 venue's latency verdict (`strategy:latency:{venue}`, written by `arb latency`; missing or
 older than 5 s counts as stale), scans, writes the top 20 to `strategy:opportunities:{ms}`
 (a list of JSON objects, 60 s TTL; `strategy:opportunities:latest` names the newest) and
-logs the top 20, one line each, when the ranking changes and at least once a minute. Redis
+logs the top 20, one line each, when the ranking changes and at least once a minute. A shard's
+worker writes its own ranking to `strategy:shard:{K}:opportunities` (same TTL) and the top 20
+of every shard's into those keys. Redis
 being down pauses it; nothing read is acked unhandled.
 
 It also reads the executor's facts (`strategy:events`, from when it starts): a pair whose
@@ -29,7 +32,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from services.strategy.core import StrategyCore, SyntheticConfig
-from services.strategy.scanner import Opportunity, ScanConfig, ScanResult, top_text
+from services.strategy.lease import Lease
+from services.strategy.scanner import Opportunity, ScanConfig, ScanResult, merge_top, top_text
 from services.strategy.signals import Signal, SignalGate, pair_of
 from shared import metrics
 from shared.bus import ConsumerGroup, Entry
@@ -37,6 +41,7 @@ from shared.codec import CodecError, from_fields, plain_text
 from shared.metrics import LatencyHistogram
 from shared.resp import RedisReplyError, RespConnection, pack_command, pack_with_fields
 from shared.settings import Settings
+from shared.shards import Shard
 
 log = logging.getLogger("arb.strategy")
 GROUP = "strategy"
@@ -61,17 +66,25 @@ def scan_config(s: Settings) -> ScanConfig:
 
 
 class StrategyService:
-    def __init__(self, settings: Settings, mode: str = "cross", consumer: str = "strategy-1") -> None:
+    def __init__(self, settings: Settings, mode: str = "cross", consumer: str = "strategy-1",
+                 shard: Shard | None = None) -> None:
         s = self.settings = settings
+        if shard is not None and shard.count != s.md_shards:
+            raise ValueError(f"shard {shard}: the ingestors write MD_SHARDS={s.md_shards} shards; set MD_SHARDS="
+                             f"{shard.count} for every service, or name a shard of {s.md_shards}")
+        self.shard = shard
+        symbols = [x for x in s.symbols_to_trade if shard is None or shard.owns(x)]
         synthetic = SyntheticConfig(s.synthetic_venue, s.synthetic_spread_bps, s.synthetic_funding_delta)
         self.core = StrategyCore(
             mode, scan_config(s),
             SignalGate(int(s.signal_cooldown_s * 1000), int(s.signal_pending_ttl_s * 1000)),
-            symbols=s.symbols_to_trade if mode == "synthetic" else None, synthetic=synthetic,
+            symbols=symbols if mode == "synthetic" else None, synthetic=synthetic,
             max_event_age_ms=s.strategy_max_event_age_ms)
         p = s.redis_key_prefix
         self.events_stream = p + s.stream_events  # the executor's facts: which pairs have a trade open
-        self.streams = [*s.md_streams().values(), self.events_stream]
+        md = s.md_streams(shard.index).values() if shard is not None else s.all_md_streams()
+        self.streams = [*md, self.events_stream]
+        self.lease: Lease | None = None  # with a shard: held while this worker decides for it
         self._pairs: dict[str, tuple[str, str, str]] = {}  # trade id -> its signal's pair
         self.signal_stream = p + s.stream_signals
         self.prefix = p
@@ -101,18 +114,27 @@ class StrategyService:
         url = self.settings.redis_url
         fast, writes, scans = (RespConnection(url, encoding="utf-8") for _ in range(3))
         group = ConsumerGroup(client, GROUP, self.consumer, self.streams, fast=fast)
-        log.info("strategy (%s, %s scorer) reading %s as %s/%s; signals to %s", self.core.mode,
-                 self.settings.strategy_scorer, ",".join(self.streams), GROUP, self.consumer, self.signal_stream)
+        if self.shard is not None:
+            self.lease = Lease(client, self.prefix, self.shard, self.consumer, self.settings.strategy_claim_idle_ms)
+        log.info("strategy (%s, %s scorer%s) reading %s as %s/%s; signals to %s", self.core.mode,
+                 self.settings.strategy_scorer, f", shard {self.shard}" if self.shard else "",
+                 ",".join(self.streams), GROUP, self.consumer, self.signal_stream)
         scanner = asyncio.ensure_future(self._scan_loop(scans, stop))
+        keeper: asyncio.Future | None = None
         try:
             down_since = None
             while not stop.is_set():
                 try:
+                    if self.lease is not None and not self.lease.token:
+                        if not await self.lease.wait_take(stop):
+                            break
+                        log.info("shard %s: lease taken, fencing token %d", self.shard, self.lease.token)
+                        keeper = asyncio.ensure_future(self.lease.keep(stop))
                     await group.ensure()
                     if down_since is not None:
                         log.info("redis is back after %.0f s", time.monotonic() - down_since)
                         down_since = None
-                    while not stop.is_set():
+                    while not stop.is_set() and (self.lease is None or self.lease.token):
                         await self._step(writes, group)
                 except (RedisError, OSError) as exc:
                     self.counts["redis_errors"] += 1
@@ -121,12 +143,16 @@ class StrategyService:
                     down_since = down_since or time.monotonic()
                     await _sleep_or_stop(stop, 1.0)
         finally:
-            scanner.cancel()
-            await asyncio.gather(scanner, return_exceptions=True)
+            for task in (scanner, keeper):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(*(t for t in (scanner, keeper) if t is not None), return_exceptions=True)
             if self._acks:  # what was handled last
                 with contextlib.suppress(RedisError, OSError):
                     for stream, ids in self._acks.items():
                         await group.ack(stream, ids)
+            if self.lease is not None:
+                await self.lease.release()
             await client.aclose()
             for conn in (fast, writes, scans):
                 await conn.close()
@@ -227,7 +253,8 @@ class StrategyService:
         exchange_ms, stream, entry_id, receive_us, read_us = self._source.pop(signal.id, (0, "", "", 0, 0))
         source = {"source_stream": stream, "source_entry_id": entry_id, "source_receive_us": str(receive_us),
                   "source_read_us": str(read_us)} if entry_id else {}
-        return {"id": signal.id, "mode": self.core.mode, "created_ms": str(signal.created_ms),
+        fence = {"shard": str(self.shard), "fence": str(self.lease.token)} if self.lease is not None else {}
+        return {"id": signal.id, "mode": self.core.mode, "created_ms": str(signal.created_ms), **fence,
                 "created_us": str(time.time_ns() // 1000),
                 **({"source_exchange_ts_ms": str(exchange_ms)} if exchange_ms else {}), **source,
                 "position_usd": plain_text(self.core.config.position_usd), **opportunity_fields(signal.opportunity)}
@@ -256,7 +283,11 @@ class StrategyService:
                 if fields.get("name") == GROUP and fields.get("lag") is not None:
                     self.lag[stream] = int(fields["lag"])
 
-    async def scan_once(self, conn: RespConnection) -> ScanResult:
+    async def scan_once(self, conn: RespConnection) -> ScanResult | None:
+        """Scan, write the ranking (with a shard: the top of every shard's), log it; None on a
+        standby, which has no market state to rank."""
+        if self.lease is not None and not self.lease.token:
+            return None
         await self.read_lag(conn)
         now_ms = time.time_ns() // 1_000_000
         self.core.set_stale(await self.read_stale(conn, now_ms))
@@ -264,10 +295,13 @@ class StrategyService:
         self.rejections.update(result.rejections)
         self.counts["scans"] += 1
         self.counts["opportunities"] += len(result.opportunities)
-        if result.opportunities:
+        ranking = [opportunity_fields(o) for o in result.opportunities]
+        if self.shard is not None:
+            ranking = await self._merge(conn, ranking)
+        if ranking:
             key, ttl = f"{self.prefix}strategy:opportunities:{now_ms}", str(OPPORTUNITIES_TTL_S)
             _check(await conn.execute(
-                pack_command("RPUSH", key, *(json.dumps(opportunity_fields(o)) for o in result.opportunities))
+                pack_command("RPUSH", key, *(json.dumps(o) for o in ranking))
                 + pack_command("EXPIRE", key, ttl)
                 + pack_command("SET", f"{self.prefix}strategy:opportunities:latest", key, "EX", ttl), 3))
         top = [(o.symbol, o.long_venue, o.short_venue) for o in result.opportunities]
@@ -275,6 +309,15 @@ class StrategyService:
             self._top, self._top_logged_ms = top, now_ms
             log.info("%s", top_text(result))
         return result
+
+    async def _merge(self, conn: RespConnection, own: list[dict[str, str]]) -> list[dict[str, str]]:
+        """This shard's ranking written to its key (an empty one too: it replaces an older), and
+        the top 20 of every shard's that has one."""
+        keys = [f"{self.prefix}strategy:shard:{{{k}}}:opportunities" for k in range(self.shard.count)]
+        replies = _check(await conn.execute(
+            pack_command("SET", keys[self.shard.index], json.dumps(own), "EX", str(OPPORTUNITIES_TTL_S))
+            + b"".join(pack_command("GET", key) for key in keys), 1 + len(keys)))
+        return merge_top([json.loads(r) for r in replies[1:] if r is not None], self.core.config.top_n)
 
     async def read_stale(self, conn: RespConnection, now_ms: int) -> dict[str, bool]:
         venues = sorted({v for venues in self.core.state.by_symbol.values() for v in venues})
@@ -310,6 +353,10 @@ class StrategyService:
                                  dict(self.core.held))
         yield metrics.gauge_by("arb_stream_lag_entries", "Entries added to a stream that the group has not read",
                                {"group": GROUP}, "stream", self.lag)
+        if self.lease is not None:
+            yield metrics.gauge("arb_strategy_shard_lease", "This worker's fencing token on its shard while it holds "
+                                "the shard's lease; 0 on a standby", {**mode, "shard": str(self.shard)},
+                                self.lease.token)
         yield metrics.gauge("arb_strategy_opportunities", "Opportunities in the latest scan", mode,
                             len(self.last_scan.opportunities) if self.last_scan else 0)
         yield self.queue_latency.family("arb_strategy_queue_seconds", "XADD to consumed by the strategy", mode)

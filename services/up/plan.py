@@ -76,8 +76,9 @@ def plan(s: Settings, mode: str, venues: list[str], cpus: list[int], metrics_por
          free=lambda port: True, confirm_mainnet: bool = False, execution: str | None = None) -> Plan:
     """The workers of `mode`, in the order they start: the market data and the latency monitor,
     then the executor (ready once it has replayed its facts and reconciled with the venue), then
-    the strategy. Synthetic and live trade SYMBOLS_TO_TRADE on Bybit alone (both legs there);
-    cross reads `venues` and trades on paper, or with `execution="live"` at those venues."""
+    the strategy (with MD_SHARDS, one worker per shard). Synthetic and live trade SYMBOLS_TO_TRADE
+    on Bybit alone (both legs there); cross reads `venues` and trades on paper, or with
+    `execution="live"` at those venues."""
     single = mode in ("synthetic", "live")
     p = Plan(mode=mode, execution="live" if single else execution or "paper",
              strategy_mode="synthetic" if single else "cross",
@@ -98,7 +99,11 @@ def plan(s: Settings, mode: str, venues: list[str], cpus: list[int], metrics_por
     add("latency", ["latency", "--venues", ",".join(p.venues)], "latency")
     add("executor", ["executor", "--mode", p.strategy_mode, "--execution", p.execution]
         + (["--confirm-mainnet"] if confirm_mainnet else []), "executor")
-    add("strategy", ["strategy", "--mode", p.strategy_mode], "strategy")
+    if s.md_shards == 1:
+        add("strategy", ["strategy", "--mode", p.strategy_mode], "strategy")
+    for k in range(s.md_shards if s.md_shards > 1 else 0):  # one worker per shard, each holding its lease
+        add(f"strategy-{k}", ["strategy", "--mode", p.strategy_mode, "--shard", f"{k}/{s.md_shards}"],
+            f"strategy-{k}")
     for w in p.workers:
         w.argv += ["--metrics-port", str(w.metrics_port)] + (["--cpu", str(w.cpu)] if w.cpu is not None else [])
     return p

@@ -1,7 +1,7 @@
 """The supervisor of `arb up`: starts the plan's processes in order, shows a status line, and
 stops them in order on Ctrl+C, SIGTERM (`arb stop`), `--duration` or a worker that dies.
 
-Stopping: the strategy first (no new signals), then the executor (it closes every trade, both
+Stopping: the strategy (every shard's) first (no new signals), then the executor (it closes every trade, both
 legs, and writes its facts), then the market data, the latency monitor and the simulator; the
 summary is read; Redis last. A second Ctrl+C says what it is waiting for; a third kills what is
 left and the summary names what it left open. Exit 0 only when every worker stopped cleanly and
@@ -64,6 +64,7 @@ class Stack:
         self.final = Totals()
         self.final_report = ""
         self.ticks_before = 0
+        self.ticker_streams = [settings.md_streams(k)["ticker"] for k in range(settings.md_shards)]
         self.halt_said = False
 
     @property
@@ -110,7 +111,7 @@ class Stack:
             await self.alone(client)
             if self.fresh:
                 await self.clear(client)
-            self.ticks_before = await tickers_added(client, self.prefix + "md:tickers")
+            self.ticks_before = await tickers_added(client, self.ticker_streams)
             self.final.before = await client.hgetall(self.prefix + "strategy:portfolio:state")
         finally:
             await client.aclose()
@@ -224,7 +225,7 @@ class Stack:
                     self.failed = f"{dead[0].name} stopped: {self.tail(dead[0])}"
                     return
                 with contextlib.suppress(RedisError, OSError):
-                    await read_totals(client, self.prefix, totals, self.ticks_before)
+                    await read_totals(client, self.prefix, totals, self.ticks_before, self.ticker_streams)
                 now = time.monotonic()
                 rate = (totals.ticks - last_ticks[1]) / max(1e-3, now - last_ticks[0])
                 last_ticks = (now, totals.ticks)
@@ -254,8 +255,8 @@ class Stack:
 
     async def stop_all(self) -> None:
         by_name = {w.name: w for w in self.plan.workers}
-        first = [by_name.get("strategy"), by_name.get("executor")]
-        order = [*filter(None, first), *[w for w in self.plan.workers if w.name not in ("strategy", "executor")]]
+        first = [w for w in self.plan.workers if w.name.startswith("strategy")] + [by_name.get("executor")]
+        order = [*filter(None, first), *[w for w in self.plan.workers if w not in first]]
         for w in order + ([self.sim] if self.sim else []):
             if w.proc is None:
                 continue
@@ -272,7 +273,7 @@ class Stack:
             self.keys.stage = "reading the summary from Redis"
             client = aioredis.Redis.from_url(self.redis.url, socket_timeout=5, decode_responses=True)
             try:
-                await read_totals(client, self.prefix, self.final, self.ticks_before)
+                await read_totals(client, self.prefix, self.final, self.ticks_before, self.ticker_streams)
                 self.final.open_trades = await read_open_trades(client, self.prefix)
                 self.final_report = render(await read_samples(client, self.prefix), trades=False)
             except (RedisError, OSError, ValueError) as exc:  # the figures are lost, not the stop

@@ -15,7 +15,7 @@ from services.views import money, signal_counts
 
 @dataclass
 class Totals:
-    ticks: int = 0  # tickers written to md:tickers since this run started
+    ticks: int = 0  # tickers written to md:{K}:tickers since this run started
     portfolio: dict[str, str] = field(default_factory=dict)
     open_trades: list[dict[str, str]] = field(default_factory=list)
     unread: str = ""  # why the final figures could not be read ('' when they were)
@@ -85,17 +85,22 @@ def halt_text(p: dict[str, str]) -> str:
             "`arb resume` (while arb up runs); the halt is kept across restarts")
 
 
-async def tickers_added(client: aioredis.Redis, stream: str) -> int:
-    """How many entries the stream has ever had added (its length on an older Redis)."""
-    try:
-        info = await client.xinfo_stream(stream)
-    except RedisError:  # no such stream yet
-        return 0
-    return int(info.get("entries-added", info.get("length", 0)))
+async def tickers_added(client: aioredis.Redis, streams: list[str]) -> int:
+    """How many entries the streams (every shard's tickers) have ever had added (their length on
+    an older Redis)."""
+    n = 0
+    for stream in streams:
+        try:
+            info = await client.xinfo_stream(stream)
+        except RedisError:  # no such stream yet
+            continue
+        n += int(info.get("entries-added", info.get("length", 0)))
+    return n
 
 
-async def read_totals(client: aioredis.Redis, prefix: str, totals: Totals, ticks_before: int) -> Totals:
-    totals.ticks = max(0, await tickers_added(client, prefix + "md:tickers") - ticks_before)
+async def read_totals(client: aioredis.Redis, prefix: str, totals: Totals, ticks_before: int,
+                      ticker_streams: list[str]) -> Totals:
+    totals.ticks = max(0, await tickers_added(client, ticker_streams) - ticks_before)
     totals.portfolio = await client.hgetall(prefix + "strategy:portfolio:state")
     return totals
 
