@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, NamedTuple
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.shards import MAX_SHARDS, shard_of, tagged
@@ -32,6 +32,7 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
 }
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,40}$")
+UNIVERSE = "ALL"  # SYMBOLS_TO_TRADE=all
 
 _STOP_RULES = ("the stop rules, which are always on: MAX_DAILY_LOSS, MAX_WEEKLY_LOSS, MAX_MONTHLY_LOSS, "
                "SAFETY_MAX_FAILURES, SAFETY_MIN_SUCCESS_RATE, SAFETY_MAX_P99_MS, SAFETY_MAX_API_ERRORS "
@@ -174,8 +175,16 @@ class Settings(BaseSettings):
         "backtest) within the seed's limits and MAX_TRADE_RISK, and the size the strategy prices opportunities at")
     max_concurrent_trades: int = Field(3, ge=1, le=1000)
     symbols_to_trade: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
-    )
+        default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT"],
+        description="comma-separated symbols, or all: every USDT perpetual listed on two or more UNIVERSE_VENUES")
+    universe_venues: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="with SYMBOLS_TO_TRADE=all: the venues whose listings make the universe "
+        "(a symbol on two or more of them is in it); empty: EXECUTOR_VENUES")
+    universe_refresh_s: float = Field(300.0, gt=0, description="how often the venues' instruments lists are read "
+                                      "again: a listed symbol is picked up, a delisted one dropped (and its trade "
+                                      "closed)")
+    sim_universe: int = Field(300, ge=1, le=5000, description="arb sim with SYMBOLS_TO_TRADE=all: made-up "
+                              "perpetuals SIM0USDT ... it serves beside BTC, ETH, SOL and DOGE")
 
     # --- Redis and streams -------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -284,6 +293,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"symbols are 2-40 letters or digits like BTCUSDT, not {bad[0]!r}")
             if not value:
                 raise ValueError("at least one symbol, e.g. BTCUSDT,ETHUSDT")
+            if UNIVERSE in value and len(value) > 1:
+                raise ValueError("'all' stands alone: every USDT perpetual listed on two or more of the venues")
             return list(dict.fromkeys(value))
         return value
 
@@ -296,9 +307,9 @@ class Settings(BaseSettings):
                              "shard's (md:{0}:tickers)")
         return value
 
-    @field_validator("executor_venues", mode="before")
+    @field_validator("executor_venues", "universe_venues", mode="before")
     @classmethod
-    def _split_venues(cls, value: Any) -> Any:
+    def _split_venues(cls, value: Any, info: ValidationInfo) -> Any:
         from shared.venues import NAMES
 
         if isinstance(value, str):
@@ -307,7 +318,7 @@ class Settings(BaseSettings):
             unknown = [v for v in value if v not in NAMES]
             if unknown:
                 raise ValueError(f"unknown venue {unknown[0]!r}; known: {', '.join(NAMES)}")
-            if not value:
+            if not value and info.field_name == "executor_venues":
                 raise ValueError("at least one venue, e.g. bybit,binance,okx")
         return value
 
@@ -429,6 +440,15 @@ class Settings(BaseSettings):
                     "spot_url": self.binance_spot_url if self.binance_spot_url is not None
                     else spot.get(self.venue_env, "")}
         return {}
+
+    @property
+    def universe(self) -> bool:
+        """SYMBOLS_TO_TRADE=all: the symbols come from the venues' listings, not from here."""
+        return self.symbols_to_trade == [UNIVERSE]
+
+    def universe_from(self) -> list[str]:
+        """The venues whose listings make the universe."""
+        return self.universe_venues or self.executor_venues
 
     def md_streams(self, shard: int = 0) -> dict[str, str]:
         """Event type -> stream name (with the key prefix) for shard `shard`'s market-data

@@ -46,6 +46,7 @@ class IdleTimeout(TimeoutError):
 
 class PublicFeed(Protocol):
     name: str
+    messages_per_s: float | None
 
     async def resolve_url(self, connection: Connection) -> str: ...
     def subscribe_messages(self, topics: list[str]) -> list[str]: ...
@@ -163,9 +164,8 @@ async def _session(feed: PublicFeed, connection: Connection, on_events: OnEvents
     ]
     if ping_interval_s:
         helpers.append(asyncio.ensure_future(_ping(transport, feed, ping_interval_s, session)))
+    helpers.append(asyncio.ensure_future(_subscribe(transport, feed, connection.topics)))
     try:
-        for message in feed.subscribe_messages(connection.topics):
-            transport.send(WSMsgType.TEXT, message.encode())
         await transport.wait_disconnected()  # re-raises what on_ws_frame raised
     finally:
         for task in helpers:
@@ -297,6 +297,16 @@ async def _ping(transport, feed: PublicFeed, interval_s: float, session: Session
         await asyncio.sleep(interval_s)
         transport.send(WSMsgType.TEXT, feed.ping_message().encode())
         session.pings += 1
+
+
+async def _subscribe(transport, feed: PublicFeed, topics: list[str]) -> None:
+    """The subscribe requests, at most `feed.messages_per_s` a second (the venue's cap on
+    what a client sends on one connection, pings included, with room left for them)."""
+    gap_s = 1 / feed.messages_per_s if feed.messages_per_s else 0.0
+    for i, message in enumerate(feed.subscribe_messages(topics)):
+        if i and gap_s:
+            await asyncio.sleep(gap_s)
+        transport.send(WSMsgType.TEXT, message.encode())
 
 
 async def _close_on(stop: asyncio.Event, transport) -> None:

@@ -696,3 +696,19 @@ def test_a_shard_owner_whose_lease_was_taken_over_is_fenced_off():
     assert [(r.signal_id, r.reason) for r in rejected] == [("old-2", "fenced")]
     assert "lease 7 was taken over (lease 8)" in rejected[0].detail
     assert {t.signal_id for t in desk.of(f.SignalTaken)} == {"old-1", "new-1", "other"}
+
+
+def test_a_trade_whose_symbol_a_leg_venue_delisted_exits_and_closes():
+    desk = Desk()
+    opened(desk)
+    desk.signal()
+    trade = desk.of(f.SignalTaken)[0].trade_id
+    assert desk.core.trades[trade].status == "active"
+    desk.core.delisted.add(("binance", "ETHUSDT"))  # another symbol there: nothing to do
+    desk.at(1_000)
+    assert not desk.of(f.ExitStarted)
+    desk.core.delisted.add(("okx", desk.of(f.SignalTaken)[0].symbol))
+    desk.at(2_000)
+    assert [e.reason for e in desk.of(f.ExitStarted)] == ["delisted"]
+    assert desk.of(f.TradeClosed)[0].reason == "delisted"
+    conserved(desk)

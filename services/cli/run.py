@@ -22,7 +22,10 @@ def up(
         "VENUE_ENV (needs keys and MAX_DAILY_LOSS, POSITION_SIZE_LIMIT; mainnet needs --confirm-mainnet).")
     ] = "synthetic",
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0)] = None,
-    symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols. Default: SYMBOLS_TO_TRADE.")] = None,
+    symbols: Annotated[str | None, typer.Option(
+        help="Comma-separated symbols, or all (cross mode): every USDT perpetual listed on two or more of --venues, "
+        "from their instruments lists, read again every UNIVERSE_REFRESH_S (on the simulator: a made-up universe of "
+        "SIM_UNIVERSE). Default: SYMBOLS_TO_TRADE.")] = None,
     venues: Annotated[str | None, typer.Option(
         help="Cross mode: the venues to read and trade. Default: EXECUTOR_VENUES (bybit,binance,okx).")] = None,
     execution: Annotated[str | None, typer.Option(
@@ -66,6 +69,7 @@ def up(
     - `arb up --fresh`: the same, forgetting every earlier run's trades first
     - `arb up --mode cross --venues bybit,binance,okx`: every venue's real spreads, paper execution
     - `arb up --mode cross --shards 2`: the same with two strategy workers, a shard of the symbols each
+    - `arb up --mode cross --symbols all --shards 2`: every perpetual listed on two or more of the venues
     - `arb up --mode cross --execution live --venues bybit,okx`: both legs' orders at Bybit and OKX (the
       simulator's on VENUE_ENV=sim; phase 2 of the deployment guide on VENUE_ENV=demo); any of
       bybit, okx, bitget and binance, e.g. `--venues bybit,okx,bitget,binance` trades every pair
@@ -82,7 +86,10 @@ def up(
     live_cross = mode == "cross" and execution == "live"
     if errors := refusals(settings, mode, confirm_mainnet, execution, names if mode == "cross" else None):
         raise _fail("\n".join(f"arb up: {e}" for e in errors))
-    if settings.venue_env == "sim" and (why := unmodelled(settings.symbols_to_trade)):
+    if settings.universe and mode != "cross":
+        raise _fail(f"--symbols all: {mode} mode trades named symbols on Bybit alone; the universe (every perpetual "
+                    "on two or more venues) is cross mode's (--mode cross)")
+    if settings.venue_env == "sim" and not settings.universe and (why := unmodelled(settings.symbols_to_trade)):
         raise _fail(f"arb up: {why}")
     if live_cross:  # the executor trades at exactly the venues named
         settings = settings.model_copy(update={"executor_venues": names})
@@ -104,6 +111,8 @@ def up(
         stack.env["SYMBOLS_TO_TRADE"] = ",".join(settings.symbols_to_trade)
     if shards:
         stack.env["MD_SHARDS"] = str(shards)
+    if settings.universe:  # the universe is what two or more of the venues read list
+        stack.env["UNIVERSE_VENUES"] = ",".join(names)
     if live_cross:
         stack.env["EXECUTOR_VENUES"] = ",".join(names)
     try:

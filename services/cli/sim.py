@@ -27,6 +27,10 @@ def sim(
         help="Comma-separated kline CSVs named SYMBOL_*.csv (timestamp,open,high,low,close,volume, as in "
         "market-data/bybit/klines_1m): those symbols replay the recorded prices instead of a random walk.")] = None,
     speed: Annotated[float, typer.Option(help="How many times faster than recorded --klines play.", min=0.001)] = 60.0,
+    universe: Annotated[int | None, typer.Option(
+        help="Serve a made-up universe: BTC, ETH, SOL and DOGE and N perpetuals SIM0USDT ... (the first 4 with full "
+        "books, the rest on a cheap model stepped every 100 ms), each venue leaving about one in five out. Default "
+        "with --symbols all (SYMBOLS_TO_TRADE=all): SIM_UNIVERSE (300).", min=1, max=5000)] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0)] = None,
 ) -> None:
     """Run a local exchange: Bybit V5, OKX V5, Bitget V2 and Binance USD-M (market data, trading,
@@ -59,8 +63,14 @@ def sim(
 
     - in one shell: `arb sim --symbols BTCUSDT,ETHUSDT`
     - in another: `arb ingest --symbols BTCUSDT,ETHUSDT`
+
+    A universe, listed and delisted while it runs:
+
+    - `arb sim --symbols all` (and `arb ingest --venue okx --symbols all` beside it)
+    - POST /admin/listing {"symbol": "SIM7USDT", "venue": "okx", "listed": false} delists one
     """
     from services.sim.faults import FaultError, Faults
+    from services.sim.market import Universe
     from services.sim.replay import ReplayError, load_klines
     from services.sim.server import serve
 
@@ -77,7 +87,8 @@ def sim(
         paths = {p.symbol: p for p in map(load_klines, filter(None, (klines or "").split(",")))}
     except ReplayError as exc:
         raise _fail(f"--klines: {exc}") from None
-    if unknown := set(paths) - set(settings.symbols_to_trade):
+    made_up = universe or (settings.sim_universe if settings.universe else None)
+    if unknown := set(paths) - set(Universe.of(made_up).symbols if made_up else settings.symbols_to_trade):
         raise _fail(f"--klines: {', '.join(sorted(unknown))} not among --symbols {','.join(settings.symbols_to_trade)}")
     _logging(settings.log_level)
 
@@ -85,7 +96,7 @@ def sim(
         keys = {settings.sim_api_key: settings.sim_api_secret.get_secret_value()}
         passphrases = {settings.sim_api_key: settings.sim_api_passphrase.get_secret_value()}
         await serve(settings.sim_host, settings.sim_port, settings.symbols_to_trade, seed, stop, keys, injected,
-                    paths, speed, settings.sim_step_ms, passphrases)
+                    paths, speed, settings.sim_step_ms, passphrases, Universe.of(made_up) if made_up else None)
 
     try:
         asyncio.run(_run_until_signal(main, duration))

@@ -167,6 +167,7 @@ class ExecutorCore:
     funding_ids: set[str] = field(default_factory=set)  # the venues' ledger entries counted (FundingPaid.source_id)
     rejections: Counter[str] = field(default_factory=Counter)
     fences: dict[str, int] = field(default_factory=dict)  # strategy shard -> the newest lease that signalled
+    delisted: set[tuple[str, str]] = field(default_factory=set)  # (venue, symbol) no longer listed: trades exit
     halted: str = ""  # why new signals are refused (a safety stop, a fill after a close, shutting down)
     closing: str = ""  # the exit reason every trade gets as soon as it is active ("": none)
 
@@ -692,6 +693,8 @@ class ExecutorCore:
 
     def exit_reason(self, trade: Trade, now_ms: int) -> str | None:
         c, t = self.config, trade.taken
+        if {(self._venue(trade, "long"), t.symbol), (self._venue(trade, "short"), t.symbol)} & self.delisted:
+            return "delisted"
         if now_ms - trade.active.ts_ms >= c.max_hold_ms:
             return "max_hold"
         spread = self.spread_bps(trade)

@@ -130,7 +130,7 @@ class TradeActive(Fact, tag="trade_active"):
 
 class ExitStarted(Fact, tag="exit_started"):
     trade_id: str
-    reason: str  # funding_converged, profit_target, spread_widening, stop_loss, max_hold, shutdown, ...
+    reason: str  # funding_converged, profit_target, spread_widening, stop_loss, max_hold, delisted, shutdown, ...
     spread_bps: float  # the spread when it was decided
 
 

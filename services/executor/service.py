@@ -39,11 +39,12 @@ from shared import metrics
 from shared.bus import ConsumerGroup, Entry
 from shared.codec import CodecError, from_fields
 from shared.failpoints import ARMED, failpoint
-from shared.instruments import Instrument
+from shared.instruments import Instrument, SymbolMap
 from shared.metrics import LatencyHistogram
 from shared.resp import RedisReplyError, RespConnection, pack_command
 from shared.rest import RestError
 from shared.settings import ConfigError, Settings
+from shared.universe import Listings
 from shared.venues import TRADING, trading_client, venue
 from shared.venues.protocol import NoSuchEnvironment, VenueError
 from shared.venues.trading import KEY_REFUSED, OutcomeUnknown, PrivateStream, Refused, VenueTrading
@@ -351,6 +352,8 @@ class ExecutorService:
                 log.error("not taking signals: %s", self.core.halted)
             if live:  # after the replay: the ledger's entries the facts hold are known by then
                 private_tasks.append(asyncio.ensure_future(self.execution.poll_funding(stop)))
+            if not self._grids_given:
+                private_tasks.append(asyncio.ensure_future(self._relist(http, stop, new_grids=not live)))
             self.ready.set()
             while not stop.is_set():
                 await self._step(reader, writes)
@@ -369,6 +372,38 @@ class ExecutorService:
             for conn in (fast, writes):
                 await conn.close()
         log.info("executor stopped: %s", dict(self.counts))
+
+    async def _relist(self, http: aiohttp.ClientSession, stop: asyncio.Event, new_grids: bool) -> None:
+        """Every UNIVERSE_REFRESH_S, the venues' instruments lists again: a symbol a venue no
+        longer lists makes its open trades there exit (`delisted`); one newly listed gets its
+        order grid (`new_grids`: on paper; a live client learns its instruments at start)."""
+        s = self.settings
+        listings = Listings(s.executor_venues, lambda name, http: load_symbols(
+            venue(name), venue_hosts(s, venue(name)), http))
+        for name, instruments in self.instruments.items():
+            listings.maps[name] = SymbolMap(name, instruments)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), s.universe_refresh_s)
+            if stop.is_set():
+                return
+            before = {name: set(m.by_symbol) for name, m in listings.maps.items()}
+            await listings.read(http)
+            for name, listed in listings.maps.items():
+                now = set(listed.by_symbol)
+                gone, added = before.get(name, now) - now, now - before.get(name, set())
+                self.core.delisted -= {(name, symbol) for symbol in now}
+                self.core.delisted |= {(name, symbol) for symbol in gone}
+                held = sorted(t.id for t in self.core.trades.values() if (name, t.taken.symbol) in self.core.delisted)
+                if gone:
+                    log.warning("%s delisted %s; open trades there exit: %s", name, ",".join(sorted(gone)),
+                                ",".join(held) or "none")
+                for symbol in gone:
+                    self.core.grids.pop((name, symbol), None)
+                for symbol in added if new_grids else ():
+                    if (grid := grid_of(listed.get(symbol))) is not None:
+                        self.core.grids[name, symbol] = grid
+                self.instruments[name] = list(listed.by_symbol.values())
 
     async def _dead_letter(self, client: aioredis.Redis, writes: RespConnection) -> None:
         """Signals this consumer has been handed MAX_DELIVERIES times and never acked: each start

@@ -7,6 +7,12 @@ error. Then it opens the venue's connections (Binance: two), and every event goe
 ticker fields also go to the venue's snapshot hash (`okx:swap:tickers:{symbol}`), where each
 field holds the newest value the venue sent. On stop
 the sockets close first, then everything already received is flushed.
+
+With SYMBOLS_TO_TRADE=all (universe mode, shared/universe.py) the symbols are those this venue
+lists among every USDT perpetual listed on two or more UNIVERSE_VENUES; the lists are read
+again every UNIVERSE_REFRESH_S, and a change reconnects this venue's sockets on the new set
+(a listed symbol picked up, a delisted one dropped). Its subscriptions are spread over as many
+connections as the venue's limits per connection ask for.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from shared.instruments import SymbolMap
 from shared.metrics import LatencyHistogram
 from shared.resp import RespConnection
 from shared.rest import RestError, fetch
-from shared.settings import Settings
+from shared.settings import UNIVERSE, Settings
+from shared.universe import Listings
 from shared.venues import Venue, venue
 from shared.venues.protocol import Hosts, VenueError, resolve_hosts
 from shared.ws import Backoff, SessionStats, Stopped, run_feed, unless_stopped
@@ -86,7 +93,10 @@ class Ingestor:
         self.venue = venue(venue_name)
         self.hosts = venue_hosts(settings, self.venue)
         self.symbols = symbols
+        self.universe = symbols == [UNIVERSE]
         self.instruments = instruments
+        self.universe_changes = 0  # universe mode: how often the symbol set changed while running
+        self._next: SymbolMap | None = None  # the symbols the next connections carry (a universe change)
         self.feed_stats = FeedStats(venue_name)
         self.sessions: defaultdict[str, SessionStats] = defaultdict(SessionStats)  # per connection label
         self.latency = LatencyHistogram()
@@ -104,10 +114,40 @@ class Ingestor:
     def name(self) -> str:
         return self.venue.name
 
+    async def _listings_ready(self, listings: Listings, http: aiohttp.ClientSession, stop: asyncio.Event) -> bool:
+        """Read every universe venue's list, retrying those that do not answer until all have
+        (True) or stop (False)."""
+        s, delay = self.settings, self.settings.reconnect_initial_s
+        while not stop.is_set():
+            try:
+                missing = await unless_stopped(listings.read(http), stop)
+            except Stopped:
+                return False
+            if not missing:
+                return True
+            log.warning("%s: universe: no instruments list from %s yet; retrying in %.1fs", self.name,
+                        ", ".join(missing), delay)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, s.reconnect_max_s)
+        return False
+
+    def _own(self, listings: Listings) -> SymbolMap:
+        """This venue's share of the universe."""
+        own = listings.maps[self.name]
+        return own.select([s for s in listings.symbols() if s in own.by_symbol])
+
     async def _symbols(self, stop: asyncio.Event) -> SymbolMap | None:
         """The instruments of `self.symbols`, read from the venue until it answers (or stop)."""
         if self.instruments is not None:
             return self.instruments.select(self.symbols)
+        if self.universe:
+            if not await self._listings_ready(self._listings, self._http, stop):
+                return None
+            own = self._own(self._listings)
+            log.info("%s: universe of %d symbols listed on two or more of %s; %d here", self.name,
+                     len(self._listings.symbols()), ",".join(self._listings.venues), len(own))
+            return own
         s = self.settings
         delay = s.reconnect_initial_s
         async with aiohttp.ClientSession() as http:
@@ -146,17 +186,53 @@ class Ingestor:
     async def run(self, stop: asyncio.Event, report_every_s: float = 10.0) -> IngestReport:
         """Ingest until `stop`; raises UnknownSymbol if the venue does not list a symbol."""
         s = self.settings
-        symbols = await self._symbols(stop)
-        if symbols is None:
-            return self.report()
+        if self.universe:
+            venues = list(dict.fromkeys([*s.universe_from(), self.name]))
+            self._http = aiohttp.ClientSession()
+            self._listings = Listings(venues, lambda name, http: load_symbols(
+                venue(name), venue_hosts(s, venue(name)), http))
+        try:
+            symbols = await self._symbols(stop)
+            if symbols is None:
+                return self.report()
+            writer_stop = asyncio.Event()
+            writer = asyncio.ensure_future(self.writer.run(writer_stop))
+            reporter = asyncio.ensure_future(self._report_loop(report_every_s))
+            try:
+                while True:
+                    feed_stop = asyncio.Event()
+                    watchers = [asyncio.ensure_future(_relay(stop, feed_stop))]
+                    if self.universe:
+                        watchers.append(asyncio.ensure_future(self._watch_universe(symbols, feed_stop, stop)))
+                    try:
+                        await self._run_sockets(symbols, feed_stop)
+                    finally:
+                        for task in watchers:
+                            task.cancel()
+                        await asyncio.gather(*watchers, return_exceptions=True)
+                    if stop.is_set() or self._next is None:
+                        break
+                    symbols, self._next = self._next, None
+            finally:
+                reporter.cancel()
+                writer_stop.set()
+                await writer
+        finally:
+            if self.universe:
+                await self._http.close()
+        report = self.report()
+        log.info("%s stopped: %s", self.name, report.line())
+        return report
+
+    async def _run_sockets(self, symbols: SymbolMap, stop: asyncio.Event) -> None:
+        """The venue's connections for `symbols`, until `stop` (or one fails for good)."""
+        s = self.settings
         feed = self.venue.feed(symbols, self.hosts, s.book_levels)
         connections = feed.connections()
-        writer_stop = asyncio.Event()
-        writer = asyncio.ensure_future(self.writer.run(writer_stop))
-        reporter = asyncio.ensure_future(self._report_loop(report_every_s))
-        log.info("ingesting %s %s from %s into %s (streams %s, cap ~%d)", self.name,
-                 ",".join(self.symbols), " and ".join(c.url for c in connections), self.writer.conn.describe(),
-                 _streams_text(s), s.md_stream_maxlen)
+        named = f"{len(symbols)} symbols" if self.universe else ",".join(self.symbols)
+        log.info("ingesting %s %s on %d connection(s) to %s into %s (streams %s, cap ~%d)", self.name, named,
+                 len(connections), " and ".join(dict.fromkeys(c.url for c in connections)),
+                 self.writer.conn.describe(), _streams_text(s), s.md_stream_maxlen)
         ping_s = min(filter(None, (feed.ping_interval_s, s.ws_ping_interval_s)))
         sockets = [asyncio.ensure_future(run_feed(
             feed, connection, self.on_events, stop,
@@ -170,12 +246,25 @@ class Ingestor:
             for task in sockets:
                 task.cancel()
             await asyncio.gather(*sockets, return_exceptions=True)
-            reporter.cancel()
-            writer_stop.set()
-            await writer
-        report = self.report()
-        log.info("%s stopped: %s", self.name, report.line())
-        return report
+
+    async def _watch_universe(self, current: SymbolMap, feed_stop: asyncio.Event, stop: asyncio.Event) -> None:
+        """Read the venues' lists every UNIVERSE_REFRESH_S; on a change of this venue's share,
+        hand the new set over (`_next`) and end the current connections."""
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.universe_refresh_s)
+            if stop.is_set():
+                return
+            await self._listings.read(self._http)
+            new = self._own(self._listings)
+            added, gone = set(new.by_symbol) - set(current.by_symbol), set(current.by_symbol) - set(new.by_symbol)
+            if added or gone:
+                log.info("%s: universe changed: %d listed (%s), %d dropped (%s); reconnecting", self.name,
+                         len(added), ",".join(sorted(added)) or "-", len(gone), ",".join(sorted(gone)) or "-")
+                self.universe_changes += 1
+                self._next = new
+                feed_stop.set()
+                return
 
     async def _report_loop(self, every_s: float) -> None:
         while True:
@@ -230,3 +319,8 @@ class Ingestor:
 def _streams_text(s: Settings) -> str:
     names = ",".join(s.md_streams(0).values())
     return names if s.md_shards == 1 else f"{names} ... of {s.md_shards} shards"
+
+
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()

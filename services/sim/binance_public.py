@@ -227,8 +227,8 @@ class BinanceDialect(Dialect):
 
     def _exchange_info(self, query) -> tuple[int, object]:
         symbols = []
-        for name, state in sorted(self.model.states.items()):
-            inst = state.inst
+        for name in self.model.listed("binance"):
+            inst = self.model.states[name].inst
             symbols.append({
                 "symbol": name, "pair": name, "contractType": "PERPETUAL", "deliveryDate": 4133404800000,
                 "onboardDate": 1569398400000, "status": "TRADING", "baseAsset": name.removesuffix("USDT"),

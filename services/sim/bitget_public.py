@@ -179,7 +179,7 @@ class BitgetDialect(Dialect):
 
     def _listed(self, product: str) -> list[str]:
         """The symbols `product` lists here: the simulated ones under USDT-FUTURES, none elsewhere."""
-        return sorted(self.model.states) if product == INST_TYPE else []
+        return self.model.listed("bitget") if product == INST_TYPE else []
 
     def _time(self, query) -> tuple[int, object]:
         return self._answer({"serverTime": str(self.clock_ms())})

@@ -134,8 +134,8 @@ def instruments_info(model: MarketModel, frames: BybitPublicFrames, query: Mappi
     require_linear(query)
     symbol = symbol_param(model, query, required=False)
     limit = int_param(query, "limit", 500, 1, 1000)
-    listed = sorted(model.states)
-    names = [symbol] if symbol else listed
+    listed = model.listed("bybit")
+    names = ([symbol] if symbol in listed else []) if symbol else listed
     if cursor := query.get("cursor"):
         if cursor not in names:
             raise ParamError("params error: cursor invalid")

@@ -124,8 +124,10 @@ class GateDialect(Dialect):
         return 200, {"server_time": self.clock_ms()}
 
     def _contract_list(self, query) -> tuple[int, object]:
-        rows = []
+        rows, listed = [], set(self.model.listed("gate"))
         for name, symbol in sorted(self.symbols.items()):
+            if symbol not in listed:
+                continue
             state = self.model.states[symbol]
             mark, index = self.mark_index(state)
             rows.append({"name": name, "type": "direct", "quanto_multiplier": plain(multiplier(symbol)),

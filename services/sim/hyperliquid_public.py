@@ -105,7 +105,8 @@ class HyperliquidDialect(Dialect):
         if kind == "meta":
             return 200, {"universe": [{"name": coin(symbol), "szDecimals": max(0, -state.inst.lot.as_tuple().exponent),
                                        "maxLeverage": 40, "marginTableId": 56}
-                                      for symbol, state in sorted(self.model.states.items())]}
+                                      for symbol in self.model.listed("hyperliquid")
+                                      if (state := self.model.states[symbol])]}
         if kind == "l2Book" and body.get("coin") in self.symbols:
             return 200, self.book(self.model.states[self.symbols[body["coin"]]])
         return 422, "Failed to deserialize the JSON body into the target type"

@@ -133,8 +133,10 @@ class KucoinDialect(Dialect):
              "pingInterval": 18000, "pingTimeout": 10000}]})
 
     def _contracts(self, query) -> tuple[int, object]:
-        rows = []
+        rows, listed = [], set(self.model.listed("kucoin"))
         for name, symbol in sorted(self.symbols.items()):
+            if symbol not in listed:
+                continue
             inst = self.model.states[symbol].inst
             base = name.removesuffix("USDTM")
             rows.append({"symbol": name, "rootSymbol": "USDT", "type": "FFWCSX", "baseCurrency": base,

@@ -12,6 +12,7 @@ import difflib
 import math
 import random
 import re
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,6 +69,27 @@ def instrument(symbol: str) -> Instrument:
 GENERIC = re.compile(r"SIM\d+USDT")  # made-up perpetuals on the generic grid, for load: SIM0USDT, SIM1USDT ...
 
 
+VENUES = ("bybit", "binance", "okx", "bitget", "kucoin", "gate", "hyperliquid", "paradex")
+
+
+@dataclass(frozen=True)
+class Universe:
+    """A made-up market of many perpetuals for `arb sim --universe N`: the modelled real ones
+    and SIM0USDT ... SIM{N-1}USDT. The first `full` of those have full books and every step;
+    the rest the cheap model. Each venue leaves about one in five of the made-up ones out, so
+    some are listed on one venue only and are no cross-venue market."""
+
+    symbols: list[str]
+    cheap: frozenset[str]
+    unlisted: dict[str, set[str]]
+
+    @classmethod
+    def of(cls, n: int, full: int = 4) -> Universe:
+        made_up = [f"SIM{i}USDT" for i in range(n)]
+        unlisted = {v: {s for s in made_up if zlib.crc32(f"{v}:{s}".encode()) % 5 == 0} for v in VENUES}
+        return cls([*INSTRUMENTS, *made_up], frozenset(made_up[full:]), unlisted)
+
+
 def unmodelled(symbols: list[str]) -> str:
     """Why the simulator cannot stand in for a venue on `symbols` ('' when it can): it models
     the perpetuals of INSTRUMENTS and the made-up SIM{n}USDT, and anything else is most likely
@@ -102,6 +124,11 @@ class ModelConfig:
     spikes_per_hour: float = 6.0  # per symbol and venue
     spike_bps: tuple[float, float] = (20.0, 60.0)
     funding_offset_sd: float = 0.00005  # venue funding rate minus Bybit's
+    # the cheap model most of a universe's symbols get: a shallower book, fewer trades, and
+    # a step every `cheap_step_ms` (the venues' ticker rate) rather than every server step
+    cheap_book_levels: int = 50
+    cheap_trades_per_s: float = 1.0
+    cheap_step_ms: int = 100
 
 
 @dataclass
@@ -157,6 +184,10 @@ class SymbolState:
     bars: deque[list] = field(default_factory=lambda: deque(maxlen=BARS_KEPT))
     fundings: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=200))  # (time, rate)
     venues: dict[str, VenueState] = field(default_factory=dict)
+    levels: int = 200  # book levels a side
+    trades_per_s: float = 8.0
+    every_ms: int = 0  # stepped at most this often (0: every step)
+    stepped_ms: int = 0
 
 
 class MarketModel:
@@ -164,9 +195,12 @@ class MarketModel:
     the trades and liquidations of the last step are in each state's lists."""
 
     def __init__(self, symbols: list[str], seed: int = 1, config: ModelConfig = ModelConfig(),
-                 start_ms: int = 0, paths: dict | None = None, speed: float = 60.0) -> None:
+                 start_ms: int = 0, paths: dict | None = None, speed: float = 60.0,
+                 cheap: frozenset[str] = frozenset(), unlisted: dict[str, set[str]] | None = None) -> None:
         """`paths` (symbol -> replay.KlinePath) replace the random walk of those symbols by
-        recorded prices, played `speed` times faster than they happened."""
+        recorded prices, played `speed` times faster than they happened. The `cheap` symbols
+        get the cheap model (ModelConfig.cheap_*); `unlisted` (venue -> symbols) are the
+        symbols a venue does not list (`listed`), changed while running by `list_symbol`."""
         self.config = config
         self.paths = paths or {}
         self.speed = speed
@@ -176,13 +210,20 @@ class MarketModel:
         self.venue_rng = random.Random(seed * 7919 + 1)  # apart, so Bybit's run is the same with or without
         self._trade_ids = self._venue_trade_ids = 0
         self.states: dict[str, SymbolState] = {}
+        self.unlisted: dict[str, set[str]] = {v: set(s) for v, s in (unlisted or {}).items()}
+        cheap_ones = [s for s in symbols if s in cheap]
         for symbol in symbols:
             inst = instrument(symbol)
             mid = float(inst.start_price / inst.tick)
             if symbol in self.paths:
                 mid = self.paths[symbol].prices[0] / float(inst.tick)
             state = SymbolState(inst, mid, open_interest_lots=int(5_000_000 / float(inst.start_price * inst.lot)),
-                                venues={v: VenueState(f) for v, f in VENUE_SIZE_FACTORS.items()})
+                                venues={v: VenueState(f) for v, f in VENUE_SIZE_FACTORS.items()},
+                                levels=config.book_levels, trades_per_s=config.trades_per_s, stepped_ms=start_ms)
+            if symbol in cheap:  # staggered, so that each server step moves an even share of them
+                state.levels, state.trades_per_s, state.every_ms = (
+                    config.cheap_book_levels, config.cheap_trades_per_s, config.cheap_step_ms)
+                state.stepped_ms -= cheap_ones.index(symbol) * config.cheap_step_ms // len(cheap_ones)
             state.last_ticks = state.high_ticks = state.low_ticks = state.open_ticks = round(mid)
             self.states[symbol] = state
             self._rebuild_book(state, full=True)
@@ -191,13 +232,33 @@ class MarketModel:
         period = self.states[symbol].inst.funding_interval_h * 3_600_000
         return (self.now_ms // period + 1) * period
 
+    def listed(self, venue: str) -> list[str]:
+        """The symbols `venue` lists, sorted."""
+        gone = self.unlisted.get(venue, set())
+        return [s for s in sorted(self.states) if s not in gone]
+
+    def list_symbol(self, symbol: str, venue: str, listed: bool) -> None:
+        """List (or delist) a modelled symbol on `venue` from now on."""
+        if symbol not in self.states:
+            raise KeyError(symbol)
+        (self.unlisted.setdefault(venue, set()).discard if listed else self.unlisted.setdefault(venue, set()).add)(
+            symbol)
+
     def step(self, now_ms: int) -> None:
-        dt_s = max(0.0, (now_ms - self.now_ms) / 1000)
         settled = {s: self.next_funding_ms(s) for s in self.states if self.next_funding_ms(s) <= now_ms}
         self.now_ms = now_ms
         cfg, rng = self.config, self.rng
-        burst_s = min(dt_s, 1.0)  # after a long pause, print one second's trades, not a flood
         for state in self.states.values():
+            if state.every_ms and now_ms - state.stepped_ms < state.every_ms:
+                if state.trades or state.liquidations:  # printed last step: not again
+                    state.trades.clear()
+                    state.liquidations.clear()
+                for venue in state.venues.values():
+                    venue.trades.clear()
+                continue
+            dt_s = max(0.0, (now_ms - state.stepped_ms) / 1000)
+            state.stepped_ms = now_ms
+            burst_s = min(dt_s, 1.0)  # after a long pause, print one second's trades, not a flood
             state.trades.clear()
             state.liquidations.clear()
             move = rng.gauss(0, cfg.volatility_per_s * math.sqrt(dt_s))
@@ -214,17 +275,17 @@ class MarketModel:
             state.funding_rate = min(FUNDING_CAP, max(-FUNDING_CAP, state.funding_rate + pull + rng.gauss(0, 0.000002)))
             state.open_interest_lots = max(1, state.open_interest_lots + round(rng.gauss(0, 50)))
             self._rebuild_book(state)
-            for _ in range(self._poisson(cfg.trades_per_s * burst_s)):
+            for _ in range(self._poisson(state.trades_per_s * burst_s)):
                 self._trade(state)
             for _ in range(self._poisson(cfg.liquidations_per_s * burst_s)):
                 side = rng.choice(("Buy", "Sell"))
                 price = min(state.bids) if side == "Buy" else max(state.asks)
                 state.liquidations.append(Liquidation(now_ms, side, price, 1 + int(rng.expovariate(0.1))))
-            if state.inst.symbol in settled:
-                state.fundings.append((settled[state.inst.symbol], state.funding_rate))
             self._bar(state)
             for venue in state.venues.values():
                 self._step_venue(state, venue, dt_s, burst_s)
+        for symbol, at in settled.items():  # stepped or not (a cheap symbol), at its settlement time
+            self.states[symbol].fundings.append((at, self.states[symbol].funding_rate))
 
     # --- other venues --------------------------------------------------------------------
 
@@ -261,7 +322,7 @@ class MarketModel:
             venue.funding_offset = venue.funding_offset * keep + rng.gauss(
                 0, cfg.funding_offset_sd * math.sqrt(1 - keep * keep))
         shift = round(state.mid * venue.basis)
-        for _ in range(self._poisson(cfg.trades_per_s * burst_s, rng)):
+        for _ in range(self._poisson(state.trades_per_s * burst_s, rng)):
             side = "Buy" if rng.random() < 0.5 else "Sell"
             price = (min(state.asks) if side == "Buy" else max(state.bids)) + shift
             self._venue_trade_ids += 1
@@ -292,7 +353,7 @@ class MarketModel:
 
     def _rebuild_book(self, state: SymbolState, full: bool = False) -> None:
         """Best bid one tick below the mid (at least), ask above; sizes churn near the touch."""
-        rng, levels = self.rng, self.config.book_levels
+        rng, levels = self.rng, state.levels
         unit = max(1.0, self.config.level_usd / 5 / float(state.inst.start_price * state.inst.lot))  # lots
         state.book_version += 1
         best_bid = math.ceil(state.mid) - 1  # strictly below the mid

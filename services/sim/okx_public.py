@@ -299,7 +299,10 @@ class OkxDialect(Dialect):
         if inst_type != "SWAP":
             return self._answer([])
         rows = []
+        listed = set(self.model.listed("okx"))
         for instrument, symbol in sorted(self.symbols.items()):
+            if symbol not in listed:
+                continue
             inst = self.model.states[symbol].inst
             val = ct_val(symbol)
             rows.append({"alias": "", "baseCcy": "", "category": "1", "ctMult": "1", "ctType": "linear",

@@ -107,7 +107,9 @@ class ParadexDialect(Dialect):
         return 200, {"server_time": str(self.clock_ms())}
 
     def _markets(self, query) -> tuple[int, object]:
-        insts = [(name, self.model.states[symbol].inst) for name, symbol in sorted(self.symbols.items())]
+        listed = set(self.model.listed("paradex"))
+        insts = [(name, self.model.states[symbol].inst) for name, symbol in sorted(self.symbols.items())
+                 if symbol in listed]
         return 200, {"results": [
             {"symbol": name, "base_currency": name.split("-")[0], "quote_currency": "USD",
              "settlement_currency": "USDC", "order_size_increment": plain(inst.lot),

@@ -43,7 +43,7 @@ from services.sim.gate_public import GateDialect
 from services.sim.hyperliquid_public import HyperliquidDialect
 from services.sim.journal import Request
 from services.sim.kucoin_public import KucoinDialect
-from services.sim.market import VENUE_SIZE_FACTORS, MarketModel, ModelConfig
+from services.sim.market import VENUE_SIZE_FACTORS, VENUES, MarketModel, ModelConfig, Universe
 from services.sim.matching import Matching
 from services.sim.okx_public import OkxDialect
 from services.sim.okx_routes import OkxTrading
@@ -92,9 +92,11 @@ class SimServer:
     def __init__(self, symbols: list[str], seed: int = 1, step_ms: int = 20,
                  config: ModelConfig | None = None, clock=time.time,
                  api_keys: dict[str, str] | None = None, faults: Faults | None = None, paths: dict | None = None,
-                 speed: float = 60.0, api_passphrases: dict[str, str] | None = None) -> None:
+                 speed: float = 60.0, api_passphrases: dict[str, str] | None = None,
+                 universe: Universe | None = None) -> None:
         """`api_keys` (key -> secret) sign Bybit requests; those with a passphrase in
-        `api_passphrases` (key -> passphrase) sign OKX requests too, on an OKX account of their own."""
+        `api_passphrases` (key -> passphrase) sign OKX requests too, on an OKX account of their own.
+        A `universe` replaces `symbols` (arb sim --universe N)."""
         self.clock = clock
         self.faults = faults or Faults()
         self.journal: deque[Request] = deque(maxlen=JOURNAL_MAX)
@@ -102,8 +104,10 @@ class SimServer:
         self.clients: set[_Client] = set()
         self.gate = Gate(api_keys or {})
         self.step_ms = step_ms
-        self.model = MarketModel(symbols, seed=seed, config=config or ModelConfig(), start_ms=self._now_ms(),
-                                 paths=paths, speed=speed)
+        self.model = MarketModel(universe.symbols if universe else symbols, seed=seed,
+                                 config=config or ModelConfig(), start_ms=self._now_ms(), paths=paths, speed=speed,
+                                 cheap=universe.cheap if universe else frozenset(),
+                                 unlisted=universe.unlisted if universe else None)
         self.frames = BybitPublicFrames(self.model)
         self.matching = Matching(self.model, policy=self.faults)
         # venue -> its trading API: add_routes(app), push(now_ms), matching, streams (key -> clients)
@@ -166,6 +170,7 @@ class SimServer:
             for path, handler in dialect.rest_post().items():
                 app.router.add_post(path, self._dialect_rest(handler, json_body=True))
         app.router.add_post("/admin/opportunity", self._opportunity)
+        app.router.add_post("/admin/listing", self._listing)
         app.router.add_get("/admin/faults", self._get_faults)
         app.router.add_post("/admin/faults", self._set_faults)
         app.router.add_post("/admin/drop", self._drop)
@@ -344,6 +349,20 @@ class SimServer:
                  ask.funding_delta, until)
         return web.json_response({**ask.model_dump(), "until_ms": until})
 
+    async def _listing(self, request: web.Request) -> web.Response:
+        """List or delist a simulated symbol on a venue: {"symbol", "venue", "listed": true|false}.
+        Its instruments lists say so from now on."""
+        try:
+            ask = Listing.model_validate(await request.json())
+        except (ValueError, ValidationError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        if ask.symbol not in self.model.states or ask.venue not in VENUES:
+            return web.json_response({"error": f"unknown symbol {ask.symbol} or venue {ask.venue}; venues: "
+                                               f"{', '.join(VENUES)}"}, status=400)
+        self.model.list_symbol(ask.symbol, ask.venue, ask.listed)
+        log.info("listing: %s %s on %s", ask.symbol, "listed" if ask.listed else "delisted", ask.venue)
+        return web.json_response(ask.model_dump())
+
     async def _ws_session(self, request: web.Request, on_text, source, wrap=None,
                           topics: list[str] = ()) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=1 << 20)
@@ -432,6 +451,14 @@ class SimServer:
             client.send(_encode({**reply, "success": False, "ret_msg": f"error:unknown op {op!r}"}))
 
 
+class Listing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str
+    venue: str
+    listed: bool
+
+
 class Opportunity(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -460,9 +487,12 @@ def _params(request: web.Request, payload: str) -> dict | str:
 
 async def serve(host: str, port: int, symbols: list[str], seed: int, stop: asyncio.Event,
                 api_keys: dict[str, str] | None = None, faults: Faults | None = None, paths: dict | None = None,
-                speed: float = 60.0, step_ms: int = 20, api_passphrases: dict[str, str] | None = None) -> None:
+                speed: float = 60.0, step_ms: int = 20, api_passphrases: dict[str, str] | None = None,
+                universe: Universe | None = None) -> None:
     server = SimServer(symbols, seed=seed, step_ms=step_ms, api_keys=api_keys, faults=faults, paths=paths,
-                       speed=speed, api_passphrases=api_passphrases)
+                       speed=speed, api_passphrases=api_passphrases, universe=universe)
+    if universe is not None:
+        symbols = [f"{len(universe.symbols)} symbols ({len(universe.cheap)} on the cheap model)"]
     runner = web.AppRunner(server.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -93,6 +93,22 @@ class Connection:
     topics: list[str]
 
 
+def split_connections(label: str, url: str, groups: list[list[str]], max_topics: int | None = None,
+                      max_chars: int | None = None, extra: tuple[str, ...] = ()) -> list[Connection]:
+    """One socket's worth of topics after another, within the venue's limits per connection:
+    `max_topics` topics, or `max_chars` characters of topic names (Bybit's args). Each group
+    (one symbol's topics) stays on one socket; `extra` (venue-wide topics) go on the first. One
+    connection keeps `label`; several are `label`, `label-2` ..."""
+    chunks: list[list[str]] = [list(extra)]
+    for group in groups:
+        current = chunks[-1]
+        if current and ((max_topics and len(current) + len(group) > max_topics)
+                        or (max_chars and sum(map(len, current)) + sum(map(len, group)) > max_chars)):
+            chunks.append(current := [])
+        current.extend(group)
+    return [Connection(label if i == 0 else f"{label}-{i + 1}", url, topics) for i, topics in enumerate(chunks)]
+
+
 class VenueFeed:
     """A venue's public market data: connections, subscribe requests, heartbeat, parser.
 
@@ -102,6 +118,7 @@ class VenueFeed:
     name: ClassVar[str]
     snapshot_key_prefix: ClassVar[str]  # e.g. "okx:swap:tickers": the seed's key schema
     ping_interval_s: ClassVar[float | None] = 20.0  # None: the venue pings us
+    messages_per_s: ClassVar[float | None] = None  # subscribe requests sent at most this fast per connection
     parser: ClassVar[type[FrameParser]]
 
     def __init__(self, symbols: SymbolMap, hosts: Hosts, book_levels: int = 25) -> None:

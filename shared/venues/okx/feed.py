@@ -3,7 +3,8 @@
 Per instrument: `tickers`, `funding-rate`, `mark-price`, `index-tickers`, `open-interest`,
 `books5` and `trades`; plus `liquidation-orders` for all swaps. OKX drops a connection that
 has been silent for 30 s, so a plain-text `ping` goes out every 20 s (answered by `pong`).
-Topics are `channel:instId`; subscribe requests carry 20 args each (480 per hour allowed).
+Topics are `channel:instId`; subscribe requests carry 20 args each. OKX allows 480 requests an
+hour per connection, so a connection carries at most 960 topics: ten full resubscribes an hour.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import msgspec
 
 from shared.venues.okx.parser import Parser
-from shared.venues.protocol import Connection, VenueFeed
+from shared.venues.protocol import Connection, VenueFeed, split_connections
 
 _encode = msgspec.json.encode
 ARGS_PER_REQUEST = 20
+TOPICS_PER_CONNECTION = 480 // 10 * ARGS_PER_REQUEST
 CHANNELS = ("tickers", "funding-rate", "mark-price", "index-tickers", "open-interest", "books5", "trades")
 LIQUIDATIONS = "liquidation-orders:SWAP"
 
@@ -35,8 +37,9 @@ class Feed(VenueFeed):
     parser = Parser
 
     def connections(self) -> list[Connection]:
-        topics = [f"{channel}:{inst}" for inst in self.symbols.by_venue_symbol for channel in CHANNELS]
-        return [Connection("public", self.hosts.ws + "/ws/v5/public", [*topics, LIQUIDATIONS])]
+        groups = [[f"{channel}:{inst}" for channel in CHANNELS] for inst in self.symbols.by_venue_symbol]
+        return split_connections("public", self.hosts.ws + "/ws/v5/public", groups, TOPICS_PER_CONNECTION,
+                                 extra=(LIQUIDATIONS,))
 
     def subscribe_messages(self, topics: list[str], op: str = "subscribe") -> list[str]:
         step = ARGS_PER_REQUEST
