@@ -36,7 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # values that pass the type but name nothing real
 SEMANTIC = [("REDIS_URL", "localhost:6379"), ("SYMBOLS_TO_TRADE", "BTC-USDT!"), ("EXECUTOR_VENUES", "nasdaq"),
             ("VENUE_HOSTS", "okx"), ("VENUE_HOSTS", "nasdaq=127.0.0.1:9000"), ("SYNTHETIC_VENUE", "nasdaq"),
-            ("BYBIT_REST_URL", "api.bybit.com"), ("BYBIT_WS_PRIVATE_URL", "https://stream.bybit.com")]
+            ("BYBIT_REST_URL", "api.bybit.com"), ("BYBIT_WS_PRIVATE_URL", "https://stream.bybit.com"),
+            ("UNIVERSE_VENUES", "nasdaq"), ("SYMBOLS_TO_TRADE", "all,BTCUSDT"), ("REDIS_KEY_PREFIX", "a{b}")]
 
 
 def _bad_values() -> list[tuple[str, str]]:
