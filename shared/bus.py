@@ -45,6 +45,7 @@ class WriterStats:
     errors: int = 0
     batches: int = 0
     outages: int = 0
+    outage_ms: float = 0.0  # the longest time writes failed in a row (a Redis down, a master failing over)
     peak_buffered: int = 0  # the most entries the buffer held at once
     error_kinds: dict[str, int] = field(default_factory=dict)
 
@@ -196,6 +197,7 @@ class StreamWriter:
         unreachable at shutdown, it keeps trying for about two seconds, then logs how many
         entries were not written."""
         delay = 0.05
+        down_since = None
         loop = asyncio.get_running_loop()
         stop_waiter = asyncio.ensure_future(stop.wait())
         stop_waiter.add_done_callback(lambda _: self._notify())
@@ -210,10 +212,15 @@ class StreamWriter:
                     continue
                 try:
                     await self.flush()
-                    if delay > 0.05:
-                        log.info("Redis at %s is back; writes resumed", self.conn.describe())
+                    if down_since is not None:
+                        gap_ms = (time.monotonic() - down_since) * 1000
+                        self.stats.outage_ms = max(self.stats.outage_ms, gap_ms)
+                        log.info("Redis at %s is back after %.0f ms; writes resumed", self.conn.describe(), gap_ms)
+                        down_since = None
                     delay = 0.05
                 except RedisUnavailable as exc:
+                    if down_since is None:
+                        down_since = time.monotonic()
                     if delay == 0.05:
                         self.stats.outages += 1
                         log.error("%s; holding up to %d entries and retrying", exc, self.buffer_max)
@@ -361,6 +368,10 @@ class ConsumerGroup:
     async def ack(self, stream: str, ids: list[str]) -> int:
         return await self.redis.xack(stream, self.group, *ids) if ids else 0
 
+    async def close(self) -> None:
+        if self.fast is not None:
+            await self.fast.close()
+
     async def reclaim(self, stream: str, min_idle_ms: int, count: int = 100) -> tuple[list[Entry], list[str]]:
         """Take over entries other consumers left idle; also returns IDs whose payload was
         trimmed before anyone acked it (lost entries, to be counted and alerted on)."""
@@ -368,6 +379,96 @@ class ConsumerGroup:
         claimed = [Entry(stream, _text(i), f or {}) for i, f in reply[1]]
         deleted = [_text(i) for i in reply[2]] if len(reply) > 2 else []
         return claimed, deleted
+
+
+class SlotGroups:
+    """One consumer of one group over streams that live in several Redis Cluster slots, where
+    one XREADGROUP may only name keys of one slot: a ConsumerGroup per slot, each read by a task
+    of its own on a connection of its own (blocking reads in parallel), their entries handed on
+    in the order they arrive. The same calls as ConsumerGroup; acks go with their slot's next
+    read. `close` stops the readers and closes their connections."""
+
+    def __init__(self, redis, group: str, consumer: str, streams: list[str], start_id: str = "$",
+                 fast_factory: Callable[[], Any] | None = None, block_ms: int = 200) -> None:
+        from redis.crc import key_slot
+
+        by_slot: dict[int, list[str]] = {}
+        for stream in streams:
+            by_slot.setdefault(key_slot(stream.encode()), []).append(stream)
+        self.group, self.consumer, self.streams, self.block_ms = group, consumer, streams, block_ms
+        self.parts = [ConsumerGroup(redis, group, consumer, names, start_id, fast_factory() if fast_factory else None)
+                      for names in by_slot.values()]
+        self._of = {name: part for part in self.parts for name in part.streams}
+        self._acks: dict[int, dict[str, list[str]]] = {id(part): {} for part in self.parts}
+        self._queue: asyncio.Queue = asyncio.Queue(maxsize=2 * len(self.parts))
+        self._readers: list[asyncio.Future] = []
+        self._count = 1000
+
+    async def ensure(self) -> None:
+        for part in self.parts:
+            await part.ensure()
+
+    async def read(self, count: int = 1000, block_ms: int | None = 1000,
+                   acks: dict[str, list[str]] | None = None) -> list[Entry]:
+        for stream, ids in (acks or {}).items():
+            self._acks[id(self._of[stream])].setdefault(stream, []).extend(ids)
+        self._count = count
+        if not self._readers:
+            self._readers = [asyncio.ensure_future(self._pump(part)) for part in self.parts]
+        entries: list[Entry] = []
+        try:
+            first = await asyncio.wait_for(self._queue.get(), None if block_ms is None else block_ms / 1000)
+        except TimeoutError:
+            return entries
+        for got in (first, *(self._queue.get_nowait() for _ in range(self._queue.qsize()))):
+            if isinstance(got, BaseException):
+                raise got
+            entries += got
+        return entries
+
+    async def _pump(self, part: ConsumerGroup) -> None:
+        pending = self._acks[id(part)]
+        while True:
+            acks = dict(pending)
+            pending.clear()
+            try:
+                entries = await part.read(self._count, self.block_ms, acks or None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down, a node lost: said to the reader, tried again
+                for stream, ids in acks.items():
+                    pending.setdefault(stream, []).extend(ids)
+                await self._queue.put(exc)
+                await asyncio.sleep(0.2)
+                continue
+            if entries:
+                await self._queue.put(entries)
+
+    async def ack(self, stream: str, ids: list[str]) -> int:
+        return await self._of[stream].ack(stream, ids)
+
+    async def reclaim(self, stream: str, min_idle_ms: int, count: int = 100) -> tuple[list[Entry], list[str]]:
+        return await self._of[stream].reclaim(stream, min_idle_ms, count)
+
+    async def close(self) -> None:
+        for task in self._readers:
+            task.cancel()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+        self._readers = []
+        for part in self.parts:
+            if part.fast is not None:
+                await part.fast.close()
+
+
+def consumer_group(redis, group: str, consumer: str, streams: list[str], start_id: str = "$",
+                   fast_factory: Callable[[], Any] | None = None, cluster: bool = False) -> ConsumerGroup | SlotGroups:
+    """A ConsumerGroup; on a Redis Cluster, with streams of several slots, SlotGroups."""
+    if cluster:
+        from redis.crc import key_slot
+
+        if len({key_slot(s.encode()) for s in streams}) > 1:
+            return SlotGroups(redis, group, consumer, streams, start_id, fast_factory)
+    return ConsumerGroup(redis, group, consumer, streams, start_id, fast_factory() if fast_factory else None)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
+from shared import redis_io
 from shared.metrics import snapshot
 from shared.settings import Settings
 
@@ -40,7 +41,7 @@ def health_key(settings: Settings, service: str) -> str:
 
 
 def _client(settings: Settings) -> aioredis.Redis:
-    return aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5,
+    return redis_io.client(settings, socket_timeout=5, socket_connect_timeout=5,
                                    decode_responses=True)
 
 

@@ -188,6 +188,13 @@ class Settings(BaseSettings):
 
     # --- Redis and streams -------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_cluster: bool = Field(False, description="REDIS_URL names a node of a Redis Cluster: every service "
+                                "routes by slot (arb up --redis-cluster sets it)")
+    redis_wait_replicas: int = Field(1, ge=0, le=5, description="on a Redis Cluster: replicas that must hold the "
+                                     "executor's facts (WAIT) before it acts on them (0: none)")
+    redis_wait_timeout_ms: int = Field(1000, ge=10, le=60_000, description="on a Redis Cluster: how long the "
+                                       "executor waits for those replicas before it goes on, counting the facts "
+                                       "as unreplicated")
     redis_key_prefix: str = Field("", description="namespace for every key and stream written")
     stream_tickers: str = "md:tickers"
     stream_books: str = "md:books"

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import aiohttp
-import redis.asyncio as aioredis
 
 from services.backtest.replay import grid_line, read_recording
+from shared import redis_io
 from shared.codec import to_fields
 from shared.settings import Settings
 
@@ -27,7 +27,7 @@ async def record(settings: Settings, path: Path, stop: asyncio.Event, progress=N
     grids_from = ExecutorService(settings, "cross")
     async with aiohttp.ClientSession() as http:
         await grids_from.load_grids(http, settings.executor_venues, stop)
-    client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=10, decode_responses=True)
+    client = redis_io.client(settings, socket_timeout=10, decode_responses=True)
     # from now on: each stream's newest id now (a `$` kept across reads would skip what arrives
     # on one stream while another is being read)
     streams = {}
@@ -64,7 +64,7 @@ async def replay_into_streams(settings: Settings, path: Path, speed: float, stop
     """The recording's events into md:* (MAXLEN ~ as the ingestors write); `speed` 0 is as fast
     as Redis takes them, else the recorded pace times `speed`. How many were written."""
     _, events, _ = read_recording(path)
-    client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    client = redis_io.client(settings, socket_timeout=10)
     n, first, started = 0, None, time.monotonic()
     try:
         pipe = client.pipeline(transaction=False)

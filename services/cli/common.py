@@ -14,6 +14,7 @@ import sys
 import typer
 from prometheus_client import CollectorRegistry
 
+from shared import redis_io
 from shared.settings import ConfigError, Settings, load_settings
 
 
@@ -49,16 +50,17 @@ def _redis_settings(cli: dict) -> tuple[Settings, str, bool]:
     """Settings whose REDIS_URL is the one to read: --redis-url or REDIS_URL when given, else the
     running `arb up`'s; with where it is and why, and whether anything said which (False: only
     the default is left)."""
-    from services.up import running_redis_url
     from services.up.redis_place import where_to
+    from services.up.stack import running_redis
 
     settings = _load(cli)
     if "redis_url" in settings.model_fields_set:
         given = "--redis-url" if cli.get("redis_url", (None, None))[1] else "REDIS_URL"
         return settings, f"{where_to(settings.redis_url)} ({given})", True
     state = _state_dir()
-    if url := running_redis_url(state):
-        return (settings.model_copy(update={"redis_url": url}),
+    url, cluster = running_redis(state)
+    if url:
+        return (settings.model_copy(update={"redis_url": url, "redis_cluster": cluster}),
                 f"{where_to(url)} (the arb up running from {state.resolve()})", True)
     return settings, f"{where_to(settings.redis_url)} (REDIS_URL's default; no arb up is running from " \
                      f"{state.resolve()})", False
@@ -116,11 +118,10 @@ async def _run_until_signal(main, duration: float | None, health: tuple | None =
 
 def _read_redis(settings: Settings, read):
     """`await read(client, prefix)` on a client of settings' Redis; a clear error if it is down."""
-    import redis.asyncio as aioredis
     from redis.exceptions import RedisError
 
     async def run():
-        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5,
+        client = redis_io.client(settings, socket_timeout=5, socket_connect_timeout=5,
                                          decode_responses=True)
         try:
             return await read(client, settings.redis_key_prefix)

@@ -12,6 +12,7 @@ import typer
 from redis.exceptions import RedisError
 
 from services.cli.common import _fail, _redis_settings, _settings, _state_dir
+from shared import redis_io
 from shared.venues import NAMES
 
 
@@ -43,6 +44,10 @@ def up(
         help="Market-data shards, each symbol's events in its shard's streams (md:{K}:books ...) and one strategy "
         "worker per shard (arb strategy --shard K/N), their top 20s merged. Default: MD_SHARDS (1).",
         min=1, max=256)] = None,
+    redis_cluster: Annotated[bool, typer.Option(
+        "--redis-cluster", help="Run on a Redis Cluster: the one REDIS_URL names (with REDIS_CLUSTER=1 for "
+        "every worker), else a local one of 3 masters and 3 replicas on 127.0.0.1:7000-7005, its data in "
+        "--state-dir. Inspect it with `redis-cli -c -p 7000`.")] = False,
     fresh: Annotated[bool, typer.Option(
         "--fresh", help="Start from a clean state: delete this system's keys (facts, trades, portfolio, market "
         "data) from the Redis it uses, and nothing else. Refused while trades are open at a real venue.")] = False,
@@ -70,6 +75,7 @@ def up(
     - `arb up --mode cross --venues bybit,binance,okx`: every venue's real spreads, paper execution
     - `arb up --mode cross --shards 2`: the same with two strategy workers, a shard of the symbols each
     - `arb up --mode cross --symbols all --shards 2`: every perpetual listed on two or more of the venues
+    - `arb up --mode cross --shards 2 --redis-cluster`: the same market data on a local Redis Cluster
     - `arb up --mode cross --execution live --venues bybit,okx`: both legs' orders at Bybit and OKX (the
       simulator's on VENUE_ENV=sim; phase 2 of the deployment guide on VENUE_ENV=demo); any of
       bybit, okx, bitget and binance, e.g. `--venues bybit,okx,bitget,binance` trades every pair
@@ -79,7 +85,8 @@ def up(
     from services.sim.market import unmodelled
     from services.up import Stack, StackError, plan, port_free, refusals, running_pid
 
-    settings = _settings({"symbols_to_trade": ("--symbols", symbols), "md_shards": ("--shards", shards)})
+    settings = _settings({"symbols_to_trade": ("--symbols", symbols), "md_shards": ("--shards", shards),
+                          "redis_cluster": ("--redis-cluster", redis_cluster or None)})
     names = [v.strip().lower() for v in (venues or ",".join(settings.executor_venues)).split(",") if v.strip()]
     if unknown := [v for v in names if v not in NAMES]:
         raise _fail(f"--venues: no venue {unknown[0]!r}; venues: {', '.join(NAMES)}")
@@ -182,8 +189,6 @@ def reset(
     import shutil
     from pathlib import Path
 
-    import redis.asyncio as aioredis
-
     from services.up import running_pid
     from services.up.redis_place import where_to
     from services.up.totals import read_open_trades
@@ -196,7 +201,7 @@ def reset(
     where = where_to(settings.redis_url)
 
     async def keys_and_open_trades() -> tuple[list[str], list] | None:
-        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2,
+        client = redis_io.client(settings, socket_timeout=5, socket_connect_timeout=2,
                                          decode_responses=True)
         try:
             await client.ping()
@@ -208,7 +213,7 @@ def reset(
             await client.aclose()
 
     async def delete() -> int:
-        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, decode_responses=True)
+        client = redis_io.client(settings, socket_timeout=5, decode_responses=True)
         try:
             return await delete_own(client, settings)
         finally:

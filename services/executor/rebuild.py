@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from services.executor.core import ExecutorCore
 from services.executor.projection import Projector, settled_leg_outs
 from services.executor.service import exec_config, read_facts
+from shared import redis_io
 from shared.settings import Settings
 
 
@@ -52,7 +53,7 @@ def _describe(key: str, want: object, have: object) -> str:
 
 async def rebuild(settings: Settings, mode: str = "cross", write: bool = True) -> RebuildReport:
     p = settings.redis_key_prefix
-    client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
+    client = redis_io.client(settings, socket_timeout=10, socket_connect_timeout=5,
                                      decode_responses=True)
     report = RebuildReport()
     try:

@@ -35,8 +35,8 @@ from services.executor.projection import Projector, close_text, marks, settled_l
 from services.executor.safety import SafetyLimits
 from services.executor.sizing import Grid, Sizing, at_step
 from services.ingestor.service import load_symbols, venue_hosts
-from shared import metrics
-from shared.bus import ConsumerGroup, Entry
+from shared import metrics, redis_io
+from shared.bus import ConsumerGroup, Entry, consumer_group
 from shared.codec import CodecError, from_fields
 from shared.failpoints import ARMED, failpoint
 from shared.instruments import Instrument, SymbolMap
@@ -153,10 +153,22 @@ async def _connected(stream: PrivateStream, task: asyncio.Future, name: str) -> 
         raise ConfigError(f"{name}'s private stream refused the API key: {task.exception()}")
 
 
+async def _pipeline(conn: RespConnection, cmds: list[tuple], what: str) -> None:
+    """`cmds` pipelined (each to its node on a cluster); RedisError when any failed."""
+    if not cmds:
+        return
+    replies = await conn.execute(b"".join(pack_command(*c) for c in cmds), len(cmds))
+    if errors := [r for r in replies if isinstance(r, RedisReplyError)]:
+        raise RedisError(f"writing {what} failed: {errors[0]}")
+
+
 async def _transaction(conn: RespConnection, cmds: list[tuple], what: str) -> None:
     """`cmds` in one MULTI/EXEC; RedisError when any of them, or the transaction, failed."""
     packed = pack_command("MULTI") + b"".join(pack_command(*c) for c in cmds) + pack_command("EXEC")
-    replies = await conn.execute(packed, len(cmds) + 2)
+    _check_transaction(await conn.execute(packed, len(cmds) + 2), what)
+
+
+def _check_transaction(replies: list, what: str) -> None:
     result = replies[-1]
     errors = [r for r in replies[:-1] if isinstance(r, RedisReplyError)]
     errors += [r for r in (result or []) if isinstance(r, RedisReplyError)]
@@ -184,6 +196,8 @@ class ExecutorService:
         self.order_latency = LatencyHistogram()  # signal created -> its first order sent
         self.read_to_order = LatencyHistogram()  # signal read by the executor -> its first order sent
         self.venue_latency = LatencyHistogram()  # order sent -> the venue's first answer
+        self.replication_wait = LatencyHistogram()  # cluster: facts written -> WAIT answered by the replicas
+        self._attached = s.redis_wait_replicas  # replicas the events stream's master had at the last write
         self.end_to_end = LatencyHistogram()  # the deciding event's exchange stamp -> the venue's first answer
         self._source_ms: dict[str, int] = {}  # trade id -> its signal's source exchange stamp (ms)
         self._unwritten: list[f.AnyFact] = []
@@ -318,9 +332,9 @@ class ExecutorService:
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        client = aioredis.Redis.from_url(s.redis_url, socket_timeout=5, socket_connect_timeout=5,
-                                         decode_responses=True)
-        fast, writes = RespConnection(s.redis_url, encoding="utf-8"), RespConnection(s.redis_url, encoding="utf-8")
+        client = redis_io.client(s, socket_timeout=5, socket_connect_timeout=5, decode_responses=True)
+        writes = redis_io.lean(s, "utf-8")
+        groups = []
         http = aiohttp.ClientSession()
         private_tasks: list[asyncio.Future] = []
         try:
@@ -343,9 +357,13 @@ class ExecutorService:
             await ConsumerGroup(client, GROUP, self.consumer, self.md, start_id="$").ensure()
             await self._dead_letter(client, writes)
             await self.warm_up(client)
-            reader = ConsumerGroup(client, GROUP, self.consumer, [self.control_stream, self.signal_stream, *self.md],
-                                   fast=fast)
-            market_only = ConsumerGroup(client, GROUP, self.consumer, self.md, fast=fast)
+            def group(streams: list[str]):
+                groups.append(consumer_group(client, GROUP, self.consumer, streams, cluster=s.redis_cluster,
+                                             fast_factory=lambda: redis_io.lean(s, "utf-8")))
+                return groups[-1]
+
+            reader = group([self.control_stream, self.signal_stream, *self.md])
+            market_only = group(self.md)
             self._unwritten += await self.execution.reconcile(_now_ms())
             await self._write(writes)
             if self.core.halted:
@@ -368,9 +386,10 @@ class ExecutorService:
                 task.cancel()
             await asyncio.gather(*private_tasks, return_exceptions=True)
             await http.close()
+            for g in groups:
+                await g.close()
             await client.aclose()
-            for conn in (fast, writes):
-                await conn.close()
+            await writes.close()
         log.info("executor stopped: %s", dict(self.counts))
 
     async def _relist(self, http: aiohttp.ClientSession, stop: asyncio.Event, new_grids: bool) -> None:
@@ -505,6 +524,38 @@ class ExecutorService:
             await self._write(writes)
             await self._mark(writes, now)
 
+    async def _replicated(self, conn, cmds: list[tuple], what: str) -> None:
+        """The facts in one MULTI/EXEC (one slot: the events stream's) and WAIT, in one round
+        trip: the executor acts on them once REDIS_WAIT_REPLICAS replicas hold them, so that they
+        survive the loss of their master. When the master has fewer replicas attached (right
+        after a failover, before the old master comes back as a replica) or they do not answer
+        within REDIS_WAIT_TIMEOUT_MS, it goes on rather than leave a trade's legs waiting: the
+        facts are counted as unreplicated (`arb_executor_unreplicated_facts_total`) and logged."""
+        wanted, started = self.settings.redis_wait_replicas, time.perf_counter_ns()
+        timeout_ms = str(self.settings.redis_wait_timeout_ms)
+        packed = pack_command("MULTI") + b"".join(pack_command(*c) for c in cmds) + pack_command("EXEC")
+        # as many as the master had attached at the last write: none right after a failover, so
+        # WAIT does not sit out its timeout on every write until the old master is back
+        wait = pack_command("WAIT", str(min(wanted, self._attached)), timeout_ms) + pack_command("INFO", "replication")
+        replies = await conn.execute(packed + (wait if wanted else b""), len(cmds) + 2 + (2 if wanted else 0))
+        _check_transaction(replies[:len(cmds) + 2], what)
+        if not wanted:
+            return
+        acked, info = replies[-2:]
+        if isinstance(acked, RedisReplyError):
+            raise RedisError(f"WAIT after {what}: {acked}")
+        self.replication_wait.observe_ns(time.perf_counter_ns() - started)
+        attached = next((int(line.split(":")[1]) for line in str(info).splitlines()
+                         if line.startswith("connected_slaves:")), 0)
+        if int(acked) < wanted:
+            self.counts["unreplicated_facts"] += len(cmds)
+            if self._attached >= wanted or attached != self._attached:  # once per change, not per write
+                log.warning("%s: %d of %d replicas hold them (%d attached to the master); going on, counted as "
+                            "unreplicated until a replica is back", what, int(acked), wanted, attached)
+        elif self._attached < wanted:
+            log.info("facts are held by %d replicas again", int(acked))
+        self._attached = attached
+
     async def _mark(self, conn: RespConnection, now_ms: int) -> None:
         """Replace strategy:marks every MARK_INTERVAL_MS, and at once when a trade opened or closed."""
         if now_ms < self._marks_due and self._marked == self.core.trades.keys():
@@ -579,9 +630,13 @@ class ExecutorService:
             return
         cmds = [("XADD", self.events_stream, "*", *[x for kv in f.to_fields(fact).items() for x in kv])
                 for fact in facts]
-        cmds += self.projector.writes(self.core, facts)
+        projection = self.projector.writes(self.core, facts)
         failpoint("before_write")
-        await _transaction(conn, cmds, f"{len(facts)} facts")
+        if self.settings.redis_cluster:  # the read models live in other slots: no transaction spans them
+            await self._replicated(conn, cmds, f"{len(facts)} facts")
+            await _pipeline(conn, projection, "the read models")
+        else:
+            await _transaction(conn, cmds + projection, f"{len(facts)} facts")
         self._unwritten = []
         failpoint("after_write")
         for fact in facts if ARMED else ():
@@ -702,6 +757,12 @@ class ExecutorService:
                                      "answer to its trade's first order (venue clock vs ours)", mode)
         yield self.venue_latency.family("arb_executor_order_ack_seconds",
                                         "Order sent to the venue's first answer (ack, fill or refusal)", mode)
+        if self.settings.redis_cluster:
+            yield metrics.counter("arb_executor_unreplicated_facts_total", "Facts acted on before REDIS_WAIT_REPLICAS "
+                                  "replicas held them (no replica attached, or none answered in time)", mode,
+                                  self.counts["unreplicated_facts"])
+            yield self.replication_wait.family("arb_executor_fact_replication_seconds",
+                                               "Facts written to WAIT answered by REDIS_WAIT_REPLICAS replicas", mode)
         if isinstance(self.execution, LiveExecution):
             yield metrics.counter_by("arb_executor_bad_venue_rows_total",
                                      "Malformed rows from the venue, skipped, by kind", mode, "kind",

@@ -27,14 +27,13 @@ from functools import partial
 import aiohttp
 from prometheus_client import CollectorRegistry
 
-from shared import metrics
+from shared import metrics, redis_io
 from shared.bus import StreamWriter
 from shared.codec import to_fields
 from shared.events import MarketEvent
 from shared.feed import FeedStats
 from shared.instruments import SymbolMap
 from shared.metrics import LatencyHistogram
-from shared.resp import RespConnection
 from shared.rest import RestError, fetch
 from shared.settings import UNIVERSE, Settings
 from shared.universe import Listings
@@ -101,7 +100,7 @@ class Ingestor:
         self.sessions: defaultdict[str, SessionStats] = defaultdict(SessionStats)  # per connection label
         self.latency = LatencyHistogram()
         self.writer = StreamWriter(
-            RespConnection(settings.redis_url),
+            redis_io.lean(settings),
             maxlen=settings.md_stream_maxlen,
             batch_max=settings.ingest_batch_max,
             buffer_max=settings.ingest_buffer_max,

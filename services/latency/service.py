@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from services.ingestor.service import venue_hosts
-from shared import metrics
+from shared import metrics, redis_io
 from shared.latency import ExchangeLatency, LatencyWindow
 from shared.rest import RestError, fetch
 from shared.settings import Settings
@@ -48,7 +48,7 @@ class LatencyMonitor:
 
     async def run(self, stop: asyncio.Event) -> dict[str, ExchangeLatency]:
         s = self.settings
-        client = aioredis.Redis.from_url(s.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        client = redis_io.client(s, socket_timeout=2, socket_connect_timeout=2)
         log.info("polling server time: %s; stale above %g ms averaged over %g s; writing %s",
                  ", ".join(f"{n} every {self.interval_s(n) * 1000:g} ms" for n in self.venues),
                  s.latency_stale_ms, s.latency_window_s, s.redis_key_prefix + KEY.format("{exchange}"))

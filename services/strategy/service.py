@@ -28,15 +28,14 @@ import time
 from collections import Counter
 from dataclasses import asdict
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from services.strategy.core import StrategyCore, SyntheticConfig
 from services.strategy.lease import Lease
 from services.strategy.scanner import Opportunity, ScanConfig, ScanResult, merge_top, top_text
 from services.strategy.signals import Signal, SignalGate, pair_of
-from shared import metrics
-from shared.bus import ConsumerGroup, Entry
+from shared import metrics, redis_io
+from shared.bus import ConsumerGroup, Entry, consumer_group
 from shared.codec import CodecError, from_fields, plain_text
 from shared.metrics import LatencyHistogram
 from shared.resp import RedisReplyError, RespConnection, pack_command, pack_with_fields
@@ -108,12 +107,12 @@ class StrategyService:
 
     async def run(self, stop: asyncio.Event) -> None:
         # decode_responses: hiredis turns the entries' bytes into text in C, cheaper than per field here
-        client = aioredis.Redis.from_url(self.settings.redis_url, socket_timeout=5, socket_connect_timeout=5,
-                                         decode_responses=True)
+        client = redis_io.client(self.settings, socket_timeout=5, socket_connect_timeout=5, decode_responses=True)
         # the hot paths talk over lean connections (shared/resp.py): reads, signal writes, the scan
-        url = self.settings.redis_url
-        fast, writes, scans = (RespConnection(url, encoding="utf-8") for _ in range(3))
-        group = ConsumerGroup(client, GROUP, self.consumer, self.streams, fast=fast)
+        writes, scans = (redis_io.lean(self.settings, "utf-8") for _ in range(2))
+        group = consumer_group(client, GROUP, self.consumer, self.streams,
+                               fast_factory=lambda: redis_io.lean(self.settings, "utf-8"),
+                               cluster=self.settings.redis_cluster)
         if self.shard is not None:
             self.lease = Lease(client, self.prefix, self.shard, self.consumer, self.settings.strategy_claim_idle_ms)
         log.info("strategy (%s, %s scorer%s) reading %s as %s/%s; signals to %s", self.core.mode,
@@ -153,8 +152,9 @@ class StrategyService:
                         await group.ack(stream, ids)
             if self.lease is not None:
                 await self.lease.release()
+            await group.close()
             await client.aclose()
-            for conn in (fast, writes, scans):
+            for conn in (writes, scans):
                 await conn.close()
         log.info("strategy stopped: %s", dict(self.counts))
 

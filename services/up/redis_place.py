@@ -40,15 +40,17 @@ class RedisPlace:
     adopted: bool = False  # one an earlier arb up of this state folder started
     fake: object | None = None
     notes: list[str] = field(default_factory=list)
+    cluster: object | None = None  # the local Redis Cluster started here (shared/local_cluster.py)
+    clustered: bool = False  # REDIS_URL names a node of a Redis Cluster
 
     @property
     def owned(self) -> bool:
-        return self.proc is not None or self.adopted or self.fake is not None
+        return self.proc is not None or self.adopted or self.fake is not None or self.cluster is not None
 
     def cli_line(self) -> str:
         """The redis-cli command that reaches this Redis (never its password)."""
         u = urlsplit(self.url)
-        words = ["redis-cli"]
+        words = ["redis-cli", "-c"] if self.clustered else ["redis-cli"]
         if (u.hostname or "127.0.0.1") not in ("127.0.0.1", "localhost"):
             words += ["-h", u.hostname]
         if (u.port or 6379) != 6379:
@@ -63,6 +65,8 @@ class RedisPlace:
 
     async def stop(self) -> None:
         """Stop the Redis this run owns (its AOF is written first); leave anyone else's running."""
+        if self.cluster is not None:
+            await asyncio.to_thread(self.cluster.stop)
         if self.proc is not None and self.proc.returncode is None:
             self.proc.send_signal(signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
@@ -114,6 +118,43 @@ async def place(settings: Settings, state: Path, explicit: bool, stop: asyncio.E
     if server := shutil.which("redis-server"):
         return await _start(server, url, bind, port, unquote(u.password) if u.password else None, data, state)
     return _fake(url, port)
+
+
+CLUSTER_PORTS = list(range(7000, 7006))  # where arb up --redis-cluster puts its nodes when they are free
+
+
+async def place_cluster(settings: Settings, state: Path, explicit: bool) -> RedisPlace:
+    """--redis-cluster: the Redis Cluster REDIS_URL names when one answers there (explicit), else
+    a local one of 3 masters and 3 replicas started here (ports 7000-7005, or free ones), its
+    nodes' data in the state folder, stopped last."""
+    from shared.local_cluster import ClusterError, free_ports, start_cluster
+
+    if explicit:
+        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=2)
+        try:
+            info = await client.info("cluster")
+        except (RedisError, OSError):
+            info = None
+        finally:
+            await client.aclose()
+        if info is not None:
+            if not info.get("cluster_enabled"):
+                raise StackError(f"--redis-cluster: the Redis at {masked(settings.redis_url)} is not a cluster node "
+                                 "(cluster_enabled:0); leave REDIS_URL unset to start a local cluster")
+            say(f"redis: the Redis Cluster at {where_to(settings.redis_url)} (REDIS_URL)")
+            return RedisPlace(settings.redis_url, clustered=True)
+    ports = CLUSTER_PORTS if all(port_free(p, "127.0.0.1") and port_free(p + 10000, "127.0.0.1")
+                                 for p in CLUSTER_PORTS) else free_ports(6)
+    folder = (state / "cluster").resolve()
+    if folder.exists() and sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) != sorted(ports):
+        shutil.rmtree(folder)  # a cluster of other ports: its nodes.conf would not fit these
+    try:
+        cluster = await asyncio.to_thread(start_cluster, folder, ports, 3, 1, 5000)
+    except ClusterError as exc:
+        raise StackError(f"--redis-cluster: {exc}") from None
+    say(f"redis: started a Redis Cluster of 3 masters and 3 replicas on 127.0.0.1:{','.join(map(str, ports))} "
+        f"(AOF each), data in {folder}")
+    return RedisPlace(cluster.url, cluster=cluster, clustered=True)
 
 
 async def _existing(client: aioredis.Redis, settings: Settings, url: str, where: str, data: Path) -> RedisPlace:

@@ -25,8 +25,9 @@ from services.report import read_samples, render
 from services.up import processes
 from services.up.plan import Plan, Worker
 from services.up.processes import Interrupts, StackError, say
-from services.up.redis_place import RedisPlace, place, where_to
+from services.up.redis_place import RedisPlace, place, place_cluster, where_to
 from services.up.totals import Totals, halt_text, read_open_trades, read_totals, tickers_added
+from shared import redis_io
 from shared.control import HEALTH_TTL_S, health
 from shared.keyspace import WORKERS, delete_own
 from shared.settings import Settings
@@ -43,10 +44,17 @@ class Interrupted(Exception):
 
 def running_redis_url(state_dir: Path) -> str | None:
     """The Redis of the `arb up` running from `state_dir`, if one is (not one that was killed)."""
+    return running_redis(state_dir)[0]
+
+
+def running_redis(state_dir: Path) -> tuple[str | None, bool]:
+    """The Redis of the `arb up` running from `state_dir` (None if none is), and whether it is a
+    Redis Cluster."""
     try:
-        return ((state_dir / REDIS_URL_FILE).read_text().strip() or None) if processes.running_pid(state_dir) else None
+        lines = (state_dir / REDIS_URL_FILE).read_text().split() if processes.running_pid(state_dir) else []
     except OSError:
-        return None
+        lines = []
+    return (lines[0] if lines else None), lines[1:2] == ["cluster"]
 
 
 class Stack:
@@ -100,13 +108,17 @@ class Stack:
         return self.summary(time.monotonic() - started)
 
     async def start(self) -> None:
-        self.redis = await place(self.settings, self.state, self.redis_explicit, self.keys.stop)
+        if self.settings.redis_cluster:
+            self.redis = await place_cluster(self.settings, self.state, self.redis_explicit)
+            self.env["REDIS_CLUSTER"] = "1"
+        else:
+            self.redis = await place(self.settings, self.state, self.redis_explicit, self.keys.stop)
         url = self.env["REDIS_URL"] = self.redis.url
         with open(os.open(self.state / REDIS_URL_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-            out.write(url + "\n")  # it may hold the password: this user's only
+            out.write(url + ("\ncluster\n" if self.redis.clustered else "\n"))  # it may hold the password
         say(f"inspect:  {self.redis.cli_line()} HGETALL {self.prefix}strategy:portfolio:state   "
             f"(`arb status` finds it by itself)")
-        client = aioredis.Redis.from_url(url, socket_timeout=5, decode_responses=True)
+        client = self.client()
         try:
             await self.alone(client)
             if self.fresh:
@@ -134,8 +146,8 @@ class Stack:
         folds of the facts. A killed run's health keys expire within HEALTH_TTL_S: waited for."""
         keys = [f"{self.prefix}health:{name}" for name in WORKERS]
         for attempt in range(int(HEALTH_TTL_S / 0.2) + 5):
-            live = {key.rsplit(":", 1)[1]: value for key, value in zip(keys, await client.mget(keys), strict=True)
-                    if value}
+            values = await (client.mget_nonatomic(keys) if self.settings.redis_cluster else client.mget(keys))
+            live = {key.rsplit(":", 1)[1]: value for key, value in zip(keys, values, strict=True) if value}
             if not live:
                 return
             if attempt == 0:
@@ -179,7 +191,7 @@ class Stack:
 
     async def start_workers(self) -> None:
         total = len(self.plan.workers)
-        settings = self.settings.model_copy(update={"redis_url": self.env["REDIS_URL"]})
+        settings = self.settings.model_copy(update={"redis_url": self.env["REDIS_URL"]})  # the cluster flag too
         for i, w in enumerate(self.plan.workers, 1):
             if self.keys.stop.is_set():
                 raise Interrupted(f"stopped while starting, before {w.name} was up")
@@ -212,7 +224,7 @@ class Stack:
 
     async def watch(self, started: float) -> None:
         self.keys.stage = "running"
-        client = aioredis.Redis.from_url(self.env["REDIS_URL"], socket_timeout=5, decode_responses=True)
+        client = self.client()
         deadline = time.monotonic() + self.duration if self.duration else None  # counted from "up"
         tty = sys.stdout.isatty()
         totals = Totals()
@@ -248,6 +260,11 @@ class Stack:
         finally:
             await client.aclose()
 
+    def client(self):
+        """redis-py's client of the Redis (or Redis Cluster) this run uses."""
+        return redis_io.client(self.settings.model_copy(update={"redis_url": self.redis.url}), socket_timeout=5,
+                               decode_responses=True)
+
     def all(self) -> list[Worker]:
         return ([self.sim] if self.sim else []) + self.plan.workers
 
@@ -271,7 +288,7 @@ class Stack:
             self.exit_codes[w.name] = w.proc.returncode
         if self.redis is not None:
             self.keys.stage = "reading the summary from Redis"
-            client = aioredis.Redis.from_url(self.redis.url, socket_timeout=5, decode_responses=True)
+            client = self.client()
             try:
                 await read_totals(client, self.prefix, self.final, self.ticks_before, self.ticker_streams)
                 self.final.open_trades = await read_open_trades(client, self.prefix)
