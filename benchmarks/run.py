@@ -41,6 +41,10 @@ written under a fresh `bench:*:` prefix and deleted afterwards.
            (180) after a 20 s warm-up, in synthetic mode and in cross mode (live at Bybit and OKX),
            on 4 symbols (the venues' real rates) and on 40 (10x): the stage table, the traced
            path venue frame -> first order sent (p50/p99/p99.9), where its time went, CPU per process
+  scale    (not in the default set) `arb up --mode cross --symbols all` over 304 simulated symbols on
+           Bybit, Binance, OKX and Bitget, for --scale-seconds (120) after a 30 s warm-up, on one
+           Redis and on a local 3-master cluster, with 1 and 2 strategy shards: events/s, decision
+           p99, drops, lag, CPU per process
   stack    (not in the default set) `arb up` on the simulator for --stack-seconds (600): each
            process's resident memory, its peak, after the warm-up and at the end
 
@@ -737,6 +741,92 @@ async def bench_e2e(mode: str, scale: int, seconds: float, warm_s: float = 20.0)
     return out
 
 
+async def bench_scale(cluster: bool, shards: int, seconds: float, universe: int = 300,
+                      warm_s: float = 30.0) -> list[str]:
+    """`arb up --mode cross --symbols all` over a simulated universe (`universe` made-up symbols
+    and 4 real ones, on Bybit, Binance, OKX and Bitget at their real rates), on one Redis or a
+    local 3-master cluster, with `shards` strategy workers: market events/s, decision p99,
+    receipt -> decision p99, drops, the strategy groups' lag at the end and each process's CPU."""
+    import aiohttp
+    import redis.asyncio as aioredis
+    from redis.asyncio.cluster import RedisCluster
+
+    from services.report import read_samples
+
+    state = tempfile.mkdtemp(prefix="arb-scale-")
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    env = {**os.environ, "SIM_PORT": str(free_port()), "SIM_UNIVERSE": str(universe)}
+    env.pop("REDIS_URL", None) if cluster else env.update(REDIS_URL=url)
+    argv = [sys.executable, "-m", "services.cli", "up", "--mode", "cross", "--venues", "bybit,binance,okx,bitget",
+            "--symbols", "all", "--shards", str(shards), "--duration", str(warm_s + seconds + 120),
+            "--state-dir", state, "--metrics-port", str(free_port())] + (["--redis-cluster"] if cluster else [])
+    log = Path(state) / "up.out"
+    up = subprocess.Popen(argv, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    client = None
+    try:
+        started = time.monotonic()
+        while client is None:  # the Redis (or cluster) it uses, once it says
+            text = log.read_text() if log.exists() else ""
+            if cluster and "redis: started a Redis Cluster" in text:
+                first = text.split("127.0.0.1:", 1)[1].split(",", 1)[0].split(" ", 1)[0]
+                client = RedisCluster.from_url(f"redis://127.0.0.1:{first}/0", decode_responses=True)
+            elif not cluster and "redis:" in text:
+                client = aioredis.Redis.from_url(url, decode_responses=True)
+            if up.poll() is not None or time.monotonic() - started > 120:
+                raise RuntimeError(f"arb up did not start: {text[-2000:]}")
+            await asyncio.sleep(0.5)
+        while "is up;" not in log.read_text():
+            if up.poll() is not None or time.monotonic() - started > 240:
+                raise RuntimeError(f"arb up did not start: {log.read_text()[-2000:]}")
+            await asyncio.sleep(1)
+        await asyncio.sleep(warm_s)
+        procs = children(up.pid)
+        cpu0 = {pid: _cpu_seconds(pid) for pid in procs}
+        start, t0 = await read_samples(client), time.monotonic()
+        async with aiohttp.ClientSession() as http:  # a spread on one made-up symbol after another
+            n = 0
+            while time.monotonic() - t0 < seconds:
+                async with http.post(f"http://127.0.0.1:{env['SIM_PORT']}/admin/opportunity", json={
+                        "symbol": f"SIM{(7 * n) % universe}USDT", "venue": "binance", "spread_bps": 60,
+                        "funding_delta": 0.003, "seconds": 3}) as response:
+                    assert response.status == 200, await response.text()
+                n += 1
+                await asyncio.sleep(min(4.0, max(0.0, seconds - (time.monotonic() - t0))))
+        end, elapsed = await read_samples(client), time.monotonic() - t0
+        cpu = {procs[pid]: 100 * (_cpu_seconds(pid) - c) / elapsed for pid, c in cpu0.items()
+               if Path(f"/proc/{pid}").exists()}
+    finally:
+        if client is not None:
+            await client.aclose()
+        if up.poll() is None:
+            up.send_signal(signal.SIGINT)
+        up.wait(180)
+        text = log.read_text()
+        shutil.rmtree(state, ignore_errors=True)
+    d = _since(end, start)
+    universe_line = next((line for line in text.splitlines() if "universe of" in line), "")
+    events = d.values.get("arb_ingest_events_parsed_total", 0.0) / elapsed
+    consumed = d.values.get("arb_strategy_events_total", 0.0) / elapsed
+    dropped = d.values.get("arb_ingest_events_dropped_total", 0.0) + d.values.get("arb_strategy_claim_deleted_total",
+                                                                                  0.0)
+    lag = end.values.get("arb_stream_lag_entries", 0.0)
+    q = {name: _e2e_ms(d.quantile(name, 0.99)) for name in (
+        "arb_strategy_decision_seconds", "arb_strategy_receipt_to_decision_seconds", "arb_ingest_ws_to_stream_seconds",
+        "arb_strategy_queue_seconds")}
+    return [f"scale {'3-master cluster' if cluster else 'one Redis'}, {shards} shard(s), {universe + 4} symbols on 4 "
+            f"venues{(' (' + universe_line.split('universe of ')[1].split(';')[0] + ')') if universe_line else ''}: "
+            f"{events:,.0f} market events/s in, {consumed:,.0f}/s decided; decision p99 "
+            f"{q['arb_strategy_decision_seconds']} ms, receipt -> decision p99 "
+            f"{q['arb_strategy_receipt_to_decision_seconds']} ms (WS -> queue {q['arb_ingest_ws_to_stream_seconds']}, "
+            f"queue -> strategy {q['arb_strategy_queue_seconds']}); dropped {dropped:,.0f}; lag at the end "
+            f"{lag:,.0f} entries; trades {d.values.get('arb_executor_trades_executed_total', 0.0):,.0f}"
+            + (f", facts -> WAIT p50/p99 {_e2e_ms(d.quantile('arb_executor_fact_replication_seconds', 0.5))}/"
+               f"{_e2e_ms(d.quantile('arb_executor_fact_replication_seconds', 0.99))} ms" if cluster else "")
+            + f"; arb up exited {up.returncode}",
+            "  CPU: " + ", ".join(f"{name} {pct:.0f} %" for name, pct in sorted(cpu.items(), key=lambda x: -x[1]))]
+
+
 async def _running(client) -> bool:
     from redis.exceptions import RedisError
 
@@ -804,7 +894,7 @@ async def main(args) -> None:
     url = args.redis_url or os.environ.get("REDIS_URL")
     proc = None
     workdir = tempfile.mkdtemp()
-    if not url and only - {"parse", "sim", "spreads", "venues", "stack", "backtest", "e2e"}:
+    if not url and only - {"parse", "sim", "spreads", "venues", "stack", "backtest", "e2e", "scale"}:
         if not shutil.which("redis-server"):
             sys.exit("no Redis: pass --redis-url or put redis-server on PATH")
         port = free_port()
@@ -852,6 +942,11 @@ async def main(args) -> None:
                                        "--rate", str(rate), "--seconds", str(args.seconds), "--prefix", prefix],
                                       capture_output=True, text=True, check=True)
                 print(done.stdout.rstrip(), flush=True)
+        if "scale" in only:
+            for case in args.scale_cases.split(","):
+                where, _, shards = case.partition(":")
+                for line in await bench_scale(where == "cluster", int(shards or 1), args.scale_seconds):
+                    print(line, flush=True)
         if "e2e" in only:
             for case in args.e2e_cases.split(","):
                 mode, _, scale = case.partition(":")
@@ -887,6 +982,9 @@ if __name__ == "__main__":
     parser.add_argument("--only", default="parse,sim,spreads,venues,writers,bus,ingest,latency,strategy,executor,"
                         "executor-cross,backtest",
                         help="comma-separated subset")
+    parser.add_argument("--scale-seconds", type=float, default=120.0, help="length of each `--only scale` run")
+    parser.add_argument("--scale-cases", default="single:1,single:2,cluster:1,cluster:2",
+                        help="`--only scale`: redis:shards runs, redis single (one Redis) or cluster (3 masters)")
     parser.add_argument("--e2e-seconds", type=float, default=180.0, help="length of each `--only e2e` run")
     parser.add_argument("--e2e-cases", default="synthetic:1,synthetic:10,cross:1,cross:10",
                         help="`--only e2e`: mode:scale runs, scale 10 = ten times the symbols")

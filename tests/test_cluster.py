@@ -149,3 +149,59 @@ async def test_a_master_killed_while_trading_loses_no_acknowledged_fact_and_leav
            max(x.writer.stats.outage_ms for x in ingestors), "counted", True)
     assert not lost and not naked
     assert executor.counts["facts"] > len(acknowledged) and executor.replication_wait.count > 0
+
+
+def test_arb_up_redis_cluster_runs_the_shards_on_a_local_cluster_and_the_readmes_lines_reach_it(tmp_path):
+    """`arb up --mode cross --shards 2 --redis-cluster`, as the README gives it: a cluster of six
+    nodes, both shards' workers, a forced spread traded; then the README's `redis-cli -c` lines,
+    typed as printed (on the ports this run's cluster took), show the data."""
+    import json
+    import os
+    import re
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    from tests.conftest import free_port
+
+    root = Path(__file__).resolve().parents[1]
+    lines = re.findall(r"^(redis-cli -c .+)$", (root / "README.md").read_text(), re.M)
+    assert lines, "the README gives no redis-cli -c line"
+    sim_port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "VENUE_ENV", "ENVIRONMENT",
+                                                            "REDIS_KEY_PREFIX")}
+    env.update(PYTHONPATH=str(root), SIM_PORT=str(sim_port), ARB_STATE_DIR=str(tmp_path / "state"),
+               SIGNAL_COOLDOWN_S="2", EXIT_MAX_HOLD_S="3", EXECUTOR_VENUES="bybit,binance", TERM="dumb")
+    up = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--mode", "cross", "--venues", "bybit,binance",
+                           "--shards", "2", "--redis-cluster", "--duration", "90", "--metrics-port", str(free_port())],
+                          cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    said = []
+    try:
+        deadline = time.monotonic() + 150
+        while not any("is up;" in line for line in said):
+            line = up.stdout.readline()
+            assert line and time.monotonic() < deadline, "".join(said)[-3000:]
+            said.append(line)
+        port = re.search(r"Redis Cluster of 3 masters and 3 replicas on 127\.0\.0\.1:(\d+)", "".join(said))[1]
+        ask = urllib.request.Request(f"http://127.0.0.1:{sim_port}/admin/opportunity", method="POST", data=json.dumps(
+            {"symbol": "BTCUSDT", "venue": "binance", "spread_bps": 80, "funding_delta": 0.004,
+             "seconds": 30}).encode(), headers={"Content-Type": "application/json"})
+        assert urllib.request.urlopen(ask).status == 200
+        shown = {}
+        while time.monotonic() < deadline:
+            shown = {line: subprocess.run(line.replace("-p 7000", f"-p {port}"), shell=True, capture_output=True,
+                                          text=True, timeout=10) for line in lines}
+            if all(done.returncode == 0 and done.stdout.strip() and "ERR" not in done.stdout
+                   for done in shown.values()) and "closed_trades" in "".join(d.stdout for d in shown.values()):
+                break
+            time.sleep(1)
+        else:
+            raise AssertionError({line: (d.stdout[-300:], d.stderr[-300:]) for line, d in shown.items()})
+    finally:
+        up.send_signal(2)  # as Ctrl+C
+        rest = up.communicate(timeout=120)[0]
+    text = "".join(d.stdout for d in shown.values())
+    assert "venue" in text and "strategy-1@" in text and "symbol" in text  # a book, shard 1's lease, the ranking
+    assert up.returncode == 0, rest[-3000:]
+    assert "0 open" in rest

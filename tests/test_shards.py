@@ -66,19 +66,6 @@ def test_a_brace_in_a_name_is_refused_since_it_would_move_the_streams_slot():
         Settings(_env_file=None, redis_key_prefix="a{b}:")
 
 
-def test_the_top_20_of_every_shard_in_the_scans_order():
-    def o(symbol: str, confidence: int, profit: float) -> dict[str, str]:
-        return {"symbol": symbol, "long_venue": "bybit", "short_venue": "okx", "confidence": str(confidence),
-                "projected_profit_after_slippage_usd": str(profit)}
-
-    a = [o("A1", 90, 1.0), o("A2", 80, 9.0)]
-    b = [o("B1", 90, 2.0), o("B2", 70, 50.0), o("B3", 80, 9.0)]
-    assert [x["symbol"] for x in merge_top([a, b])] == ["B1", "A1", "A2", "B3", "B2"]
-    assert [x["symbol"] for x in merge_top([a, b], top_n=2)] == ["B1", "A1"]
-    many = [[o(f"S{k}{i:02d}", 80, float(i)) for i in range(15)] for k in range(2)]
-    assert len(merge_top(many)) == 20
-
-
 def test_arb_up_runs_one_strategy_worker_per_shard():
     s = Settings(_env_file=None, md_shards=3)
     p = plan(s, "cross", ["bybit", "okx"], [0, 1], 9101)

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from services.strategy.scanner import ScanConfig, ScanResult, scan, scan_synthetic
+from services.strategy.scanner import ScanConfig, ScanResult, merge_top, scan, scan_synthetic
 from services.strategy.signals import SignalGate
 from services.strategy.state import MarketState, VenueMarket
 from shared.events import BookUpdate, Ticker
@@ -364,3 +364,16 @@ def test_the_gate_decides_at_the_millisecond_and_counts_what_it_holds():
     assert again.opportunity is twin and again.id == f"BTCUSDT-okx-bybit-{T0 + 60_000}"
     # a gate's first signal needs no earlier one, even at time 0
     assert len(SignalGate().decide([o], 0)[0]) == 1
+
+
+def test_the_top_20_of_every_shard_in_the_scans_order():
+    def o(symbol: str, confidence: int, profit: float) -> dict[str, str]:
+        return {"symbol": symbol, "long_venue": "bybit", "short_venue": "okx", "confidence": str(confidence),
+                "projected_profit_after_slippage_usd": str(profit)}
+
+    a = [o("A1", 90, 1.0), o("A2", 80, 9.0)]
+    b = [o("B1", 90, 2.0), o("B2", 70, 50.0), o("B3", 80, 9.0)]
+    assert [x["symbol"] for x in merge_top([a, b])] == ["B1", "A1", "A2", "B3", "B2"]
+    assert [x["symbol"] for x in merge_top([a, b], top_n=2)] == ["B1", "A1"]
+    many = [[o(f"S{k}{i:02d}", 80, float(i)) for i in range(15)] for k in range(2)]
+    assert len(merge_top(many)) == 20
