@@ -29,7 +29,8 @@ def children(pid: int) -> dict[int, str]:
         words = [w.decode(errors="replace") for w in argv if w]
         if "services.cli" in words:
             rest = words[words.index("services.cli") + 1:]
-            name = rest[0] + (f"-{rest[rest.index('--venue') + 1]}" if "--venue" in rest else "")
+            name = rest[0] + "".join(f"-{rest[rest.index(flag) + 1].split('/')[0]}" for flag in ("--venue", "--shard")
+                                     if flag in rest)
         else:
             name = Path(words[0]).name if words else "?"
         out[int(stat.parent.name)] = name
