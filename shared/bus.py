@@ -403,6 +403,7 @@ class SlotGroups:
         self._queue: asyncio.Queue = asyncio.Queue(maxsize=2 * len(self.parts))
         self._readers: list[asyncio.Future] = []
         self._count = 1000
+        self._error: BaseException | None = None
 
     async def ensure(self) -> None:
         for part in self.parts:
@@ -411,10 +412,16 @@ class SlotGroups:
     async def read(self, count: int = 1000, block_ms: int | None = 1000,
                    acks: dict[str, list[str]] | None = None) -> list[Entry]:
         for stream, ids in (acks or {}).items():
-            self._acks[id(self._of[stream])].setdefault(stream, []).extend(ids)
+            if stream in self._of:
+                self._acks[id(self._of[stream])].setdefault(stream, []).extend(ids)
+            else:  # not one of these streams (another group's reader handed its acks on): acked directly
+                await self.parts[0].redis.xack(stream, self.group, *ids)
         self._count = count
         if not self._readers:
             self._readers = [asyncio.ensure_future(self._pump(part)) for part in self.parts]
+        if self._error is not None and self._queue.empty():
+            error, self._error = self._error, None
+            raise error
         entries: list[Entry] = []
         try:
             first = await asyncio.wait_for(self._queue.get(), None if block_ms is None else block_ms / 1000)
@@ -422,8 +429,12 @@ class SlotGroups:
             return entries
         for got in (first, *(self._queue.get_nowait() for _ in range(self._queue.qsize()))):
             if isinstance(got, BaseException):
-                raise got
-            entries += got
+                self._error = got  # raised once the entries read with it have been handed on
+            else:
+                entries += got
+        if not entries and self._error is not None:
+            error, self._error = self._error, None
+            raise error
         return entries
 
     async def _pump(self, part: ConsumerGroup) -> None:
@@ -433,7 +444,9 @@ class SlotGroups:
             pending.clear()
             try:
                 entries = await part.read(self._count, self.block_ms, acks or None)
-            except asyncio.CancelledError:
+            except asyncio.CancelledError:  # not known to be sent: acked by close()
+                for stream, ids in acks.items():
+                    pending.setdefault(stream, []).extend(ids)
                 raise
             except Exception as exc:  # Redis down, a node lost: said to the reader, tried again
                 for stream, ids in acks.items():
@@ -445,16 +458,23 @@ class SlotGroups:
                 await self._queue.put(entries)
 
     async def ack(self, stream: str, ids: list[str]) -> int:
-        return await self._of[stream].ack(stream, ids)
+        part = self._of.get(stream, self.parts[0])
+        return await part.ack(stream, ids)
 
     async def reclaim(self, stream: str, min_idle_ms: int, count: int = 100) -> tuple[list[Entry], list[str]]:
         return await self._of[stream].reclaim(stream, min_idle_ms, count)
 
     async def close(self) -> None:
+        """Stop the readers, ack what was handed on for acking (if Redis answers), close."""
         for task in self._readers:
             task.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)
         self._readers = []
+        for part in self.parts:
+            pending, self._acks[id(part)] = self._acks[id(part)], {}
+            with contextlib.suppress(RedisConnectionError, ResponseError, OSError):
+                for stream, ids in pending.items():
+                    await part.ack(stream, ids)
         for part in self.parts:
             if part.fast is not None:
                 await part.fast.close()

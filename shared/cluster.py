@@ -110,7 +110,9 @@ class ClusterConnection:
     async def refresh(self) -> None:
         """Read the slot map from the first node that answers (seeds, then the known masters)."""
         candidates = list(dict.fromkeys([*self._seeds, *self.nodes, *(n for n in self.slots if n)]))
-        random.shuffle(candidates[1:])
+        rest = candidates[1:]
+        random.shuffle(rest)  # the first seed first, the others in any order
+        candidates[1:] = rest
         last: Exception | None = None
         for node in candidates:
             probe = RespConnection(f"{self._scheme}://{self._auth}{node[0]}:{node[1]}/0", min(self.timeout_s, 2.0))
@@ -186,7 +188,7 @@ class ClusterConnection:
             results = await asyncio.gather(*(self._send(node, [commands[i] for i in idx], {
                 k: asking[i] for k, i in enumerate(idx) if i in asking}) for node, idx in batches),
                 return_exceptions=True)
-            retry, asking, lost = [], {}, None
+            retry, asking, lost, busy = [], {}, None, False
             for (_, idx), result in zip(batches, results, strict=True):
                 if isinstance(result, RedisUnavailable):
                     lost = result
@@ -199,6 +201,7 @@ class ClusterConnection:
                             or is_cluster_error(reply, "CLUSTERDOWN"):
                         retry.append(i)
                         self.redirects += 1
+                        busy = busy or not is_cluster_error(reply, "MOVED")
                     elif is_cluster_error(reply, "ASK"):
                         host, _, port = str(reply).split()[2].rpartition(":")
                         asking[i] = (host, int(port))
@@ -214,7 +217,7 @@ class ClusterConnection:
                 raise RedisUnavailable(f"the cluster at {self.describe()} did not recover within "
                                        f"{self.failover_s:g} s: {lost or 'redirected too often'}")
             if lost is not None or len(asking) < len(retry):
-                await asyncio.sleep(0.1 if lost is not None else 0)
+                await asyncio.sleep(0.1 if lost is not None or busy else 0)  # a failover in progress: not a spin
                 try:
                     await self.refresh()
                 except RedisUnavailable:

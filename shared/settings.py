@@ -192,7 +192,7 @@ class Settings(BaseSettings):
                                 "routes by slot (arb up --redis-cluster sets it)")
     redis_wait_replicas: int = Field(1, ge=0, le=5, description="on a Redis Cluster: replicas that must hold the "
                                      "executor's facts (WAIT) before it acts on them (0: none)")
-    redis_wait_timeout_ms: int = Field(1000, ge=10, le=60_000, description="on a Redis Cluster: how long the "
+    redis_wait_timeout_ms: int = Field(1000, ge=10, le=4_000, description="on a Redis Cluster: how long the "
                                        "executor waits for those replicas before it goes on, counting the facts "
                                        "as unreplicated")
     redis_key_prefix: str = Field("", description="namespace for every key and stream written")

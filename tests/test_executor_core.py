@@ -698,7 +698,8 @@ def test_a_shard_owner_whose_lease_was_taken_over_is_fenced_off():
     assert {t.signal_id for t in desk.of(f.SignalTaken)} == {"old-1", "new-1", "other"}
 
 
-def test_a_trade_whose_symbol_a_leg_venue_delisted_exits_and_closes():
+@pytest.mark.parametrize("leg_venue", ["okx", "binance"])  # the short leg's venue, the long leg's
+def test_a_trade_whose_symbol_a_leg_venue_delisted_exits_and_closes_and_takes_no_new_signal(leg_venue):
     desk = Desk()
     opened(desk)
     desk.signal()
@@ -707,8 +708,10 @@ def test_a_trade_whose_symbol_a_leg_venue_delisted_exits_and_closes():
     desk.core.delisted.add(("binance", "ETHUSDT"))  # another symbol there: nothing to do
     desk.at(1_000)
     assert not desk.of(f.ExitStarted)
-    desk.core.delisted.add(("okx", desk.of(f.SignalTaken)[0].symbol))
+    desk.core.delisted.add((leg_venue, desk.of(f.SignalTaken)[0].symbol))
     desk.at(2_000)
     assert [e.reason for e in desk.of(f.ExitStarted)] == ["delisted"]
     assert desk.of(f.TradeClosed)[0].reason == "delisted"
     conserved(desk)
+    desk.signal("again")
+    assert [(r.signal_id, r.reason) for r in desk.of(f.SignalRejected)] == [("again", "delisted")]

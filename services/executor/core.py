@@ -387,6 +387,8 @@ class ExecutorCore:
             self.fences[s.shard] = s.fence
         if self.halted:
             return "halted", self.halted
+        if {(v, s.symbol) for v in self._venues(s)} & self.delisted:
+            return "delisted", f"{s.symbol} is no longer listed on a venue of the pair"
         if s.mode != c.mode:
             return "mode", f"a {s.mode} signal, this executor trades {c.mode}"
         if now_ms - s.created_ms > c.signal_max_age_ms:

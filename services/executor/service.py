@@ -201,6 +201,7 @@ class ExecutorService:
         self.end_to_end = LatencyHistogram()  # the deciding event's exchange stamp -> the venue's first answer
         self._source_ms: dict[str, int] = {}  # trade id -> its signal's source exchange stamp (ms)
         self._unwritten: list[f.AnyFact] = []
+        self._unprojected: list[tuple] = []  # cluster: read-model writes that failed after their facts were written
         self._acks: dict[str, list[str]] = {}
         self._read: asyncio.Future | None = None
         self._read_acks: dict[str, list[str]] = {}  # acked by the read in flight
@@ -376,6 +377,11 @@ class ExecutorService:
             while not stop.is_set():
                 await self._step(reader, writes)
             await self._cancel_read()
+            with contextlib.suppress(RedisError, OSError):  # signals and commands handled: acked before the close
+                for stream, ids in self._acks.items():
+                    await reader.ack(stream, ids)
+                self._acks = {}
+            await reader.close()  # its readers stop: the shutdown reads the market data alone
             await self._shutdown(market_only, writes)
         except Stopped:
             pass
@@ -417,7 +423,7 @@ class ExecutorService:
                 if gone:
                     log.warning("%s delisted %s; open trades there exit: %s", name, ",".join(sorted(gone)),
                                 ",".join(held) or "none")
-                for symbol in gone:
+                for symbol in gone - {t.taken.symbol for t in self.core.trades.values()}:  # a held one exits on it
                     self.core.grids.pop((name, symbol), None)
                 for symbol in added if new_grids else ():
                     if (grid := grid_of(listed.get(symbol))) is not None:
@@ -634,7 +640,13 @@ class ExecutorService:
         failpoint("before_write")
         if self.settings.redis_cluster:  # the read models live in other slots: no transaction spans them
             await self._replicated(conn, cmds, f"{len(facts)} facts")
-            await _pipeline(conn, projection, "the read models")
+            self._unwritten = []  # written: never again, whatever the read models do next
+            self._unprojected += projection
+            try:
+                await _pipeline(conn, self._unprojected, "the read models")
+                self._unprojected = []
+            except (RedisError, OSError) as exc:  # kept for the next write; rebuilt from the facts on start
+                log.warning("read models not written (%s); again with the next facts", exc)
         else:
             await _transaction(conn, cmds + projection, f"{len(facts)} facts")
         self._unwritten = []
