@@ -52,6 +52,12 @@ def _alert_exprs() -> list[tuple[str, str]]:
     return [(rule["alert"], rule["expr"]) for group in groups for rule in group["rules"]]
 
 
+# stages timed from a stream entry's id, whose stamp is a whole millisecond: their samples are 0 or
+# 1 ms apart, so a quantile jumps from the lowest bucket to 0.5-1 ms as the share of same-millisecond
+# reads crosses it (seen in CI: p50 9 us in the snapshot, 0.51 ms in the scrape 5 s later)
+WHOLE_MS = {"arb_strategy_queue_seconds"}
+
+
 async def _report_agrees_with_prometheus(query, tmp_path: Path, env: dict) -> None:
     """Each stage's p50/p95/p99 in `arb report` (from the snapshots in Redis) and Prometheus's
     histogram_quantile over the same histogram fall in the same bucket, or the next one (the
@@ -78,6 +84,8 @@ async def _report_agrees_with_prometheus(query, tmp_path: Path, env: dict) -> No
             if mine is None or not result or result[0]["value"][1] == "NaN":
                 continue
             theirs = float(result[0]["value"][1])
+            if name in WHOLE_MS and max(mine, theirs) <= 0.001:
+                continue  # both say "within its millisecond": all a millisecond-stamped stage can say
             assert abs(bisect_left(LATENCY_BUCKETS_S, mine) - bisect_left(LATENCY_BUCKETS_S, theirs)) <= 1, \
                 (label, q, mine, theirs)
             compared += 1
