@@ -60,8 +60,9 @@ WHOLE_MS = {"arb_strategy_queue_seconds"}
 
 async def _report_agrees_with_prometheus(query, tmp_path: Path, env: dict) -> None:
     """Each stage's p50/p95/p99 in `arb report` (from the snapshots in Redis) and Prometheus's
-    histogram_quantile over the same histogram fall in the same bucket, or the next one (the
-    snapshot is up to 5 s older than the scrape). A stage whose snapshot and scrape hold
+    histogram_quantile over the same histogram fall within two buckets of each other (the
+    snapshot is up to 5 s older than the scrape, and the buckets are 0.5-1 ms apart from 1 to
+    5 ms: a p99 that moved from 1.98 to 2.57 ms in those seconds crossed two, seen in CI). A stage whose snapshot and scrape hold
     different samples is compared only when both hold 100 or more: a quantile of a handful
     moves by whole buckets with one sample more (seen: exchange stamp -> venue's answer)."""
     url = env.get("REDIS_URL") or (tmp_path / "state" / "redis.url").read_text().strip()
@@ -86,7 +87,7 @@ async def _report_agrees_with_prometheus(query, tmp_path: Path, env: dict) -> No
             theirs = float(result[0]["value"][1])
             if name in WHOLE_MS and max(mine, theirs) <= 0.001:
                 continue  # both say "within its millisecond": all a millisecond-stamped stage can say
-            assert abs(bisect_left(LATENCY_BUCKETS_S, mine) - bisect_left(LATENCY_BUCKETS_S, theirs)) <= 1, \
+            assert abs(bisect_left(LATENCY_BUCKETS_S, mine) - bisect_left(LATENCY_BUCKETS_S, theirs)) <= 2, \
                 (label, q, mine, theirs)
             compared += 1
     assert compared >= 12  # every stage that saw traffic
