@@ -39,18 +39,18 @@ class Listings:
         self.maps: dict[str, SymbolMap] = {}
         self._suspect: dict[str, frozenset[str]] = {}
 
-    async def read(self, http: aiohttp.ClientSession) -> list[str]:
-        """Read every venue's list (those not answering keep their last); the venues still
-        without one."""
+    async def read(self, http: aiohttp.ClientSession) -> dict[str, str]:
+        """Read every venue's list; those that did not answer (they keep their last), each with
+        why."""
+        failed = {}
         for venue in self.venues:
             try:
                 listed = await asyncio.wait_for(self._load(venue, http), 15)
             except (RestError, VenueError, ValueError, TimeoutError) as exc:
-                log.warning("%s: instruments list unavailable (%s); keeping %s", venue, exc,
-                            f"its last ({len(self.maps[venue])} symbols)" if venue in self.maps else "none")
+                failed[venue] = str(exc) or type(exc).__name__
                 continue
             self._take(venue, listed)
-        return [v for v in self.venues if v not in self.maps]
+        return failed
 
     def _take(self, venue: str, listed: SymbolMap) -> None:
         old = self.maps.get(venue)

@@ -34,7 +34,7 @@ from services.executor.paper import PaperExecution
 from services.executor.projection import Projector, close_text, marks, settled_leg_outs
 from services.executor.safety import SafetyLimits
 from services.executor.sizing import Grid, Sizing, at_step
-from services.ingestor.service import load_symbols, venue_hosts
+from services.ingestor.service import listings, load_symbols, venue_hosts
 from shared import metrics, redis_io
 from shared.bus import ConsumerGroup, Entry, consumer_group
 from shared.codec import CodecError, from_fields
@@ -44,7 +44,6 @@ from shared.metrics import LatencyHistogram
 from shared.resp import RedisReplyError, RespConnection, pack_command
 from shared.rest import RestError
 from shared.settings import ConfigError, Settings
-from shared.universe import Listings
 from shared.venues import TRADING, trading_client, venue
 from shared.venues.protocol import NoSuchEnvironment, VenueError
 from shared.venues.trading import KEY_REFUSED, OutcomeUnknown, PrivateStream, Refused, VenueTrading
@@ -403,18 +402,18 @@ class ExecutorService:
         longer lists makes its open trades there exit (`delisted`); one newly listed gets its
         order grid (`new_grids`: on paper; a live client learns its instruments at start)."""
         s = self.settings
-        listings = Listings(s.executor_venues, lambda name, http: load_symbols(
-            venue(name), venue_hosts(s, venue(name)), http))
+        lists = listings(s, s.executor_venues)
         for name, instruments in self.instruments.items():
-            listings.maps[name] = SymbolMap(name, instruments)
+            lists.maps[name] = SymbolMap(name, instruments)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), s.universe_refresh_s)
             if stop.is_set():
                 return
-            before = {name: set(m.by_symbol) for name, m in listings.maps.items()}
-            await listings.read(http)
-            for name, listed in listings.maps.items():
+            before = {name: set(m.by_symbol) for name, m in lists.maps.items()}
+            for name, why in (await lists.read(http)).items():
+                log.warning("%s: instruments list unavailable (%s); its last one stands", name, why)
+            for name, listed in lists.maps.items():
                 now = set(listed.by_symbol)
                 gone, added = before.get(name, now) - now, now - before.get(name, set())
                 self.core.delisted -= {(name, symbol) for symbol in now}

@@ -34,11 +34,11 @@ from shared.events import MarketEvent
 from shared.feed import FeedStats
 from shared.instruments import SymbolMap
 from shared.metrics import LatencyHistogram
-from shared.rest import RestError, fetch
+from shared.rest import fetch
 from shared.settings import UNIVERSE, Settings
 from shared.universe import Listings
 from shared.venues import Venue, venue
-from shared.venues.protocol import Hosts, VenueError, resolve_hosts
+from shared.venues.protocol import Hosts, resolve_hosts
 from shared.ws import Backoff, SessionStats, Stopped, run_feed, unless_stopped
 
 log = logging.getLogger("arb.ingest")
@@ -81,6 +81,11 @@ async def load_symbols(v: Venue, hosts: Hosts, http: aiohttp.ClientSession) -> S
     return SymbolMap(v.name, v.instruments(bodies))
 
 
+def listings(settings: Settings, venues: list[str]) -> Listings:
+    """The instruments lists of `venues` on these settings' hosts."""
+    return Listings(venues, lambda name, http: load_symbols(venue(name), venue_hosts(settings, venue(name)), http))
+
+
 class Ingestor:
     """Runs one venue's feed into Redis; counters are plain ints read by `report()`.
 
@@ -113,57 +118,44 @@ class Ingestor:
     def name(self) -> str:
         return self.venue.name
 
-    async def _listings_ready(self, listings: Listings, http: aiohttp.ClientSession, stop: asyncio.Event) -> bool:
-        """Read every universe venue's list, retrying those that do not answer until all have
-        (True) or stop (False)."""
+    async def _listings_ready(self, stop: asyncio.Event) -> bool:
+        """Read the instruments lists (this venue's; in universe mode every universe venue's),
+        retrying with backoff until every one has answered (True) or stop (False)."""
         s, delay = self.settings, self.settings.reconnect_initial_s
         while not stop.is_set():
             try:
-                missing = await unless_stopped(listings.read(http), stop)
+                failed = await unless_stopped(self._listings.read(self._http), stop)
             except Stopped:
                 return False
+            missing = {v: why for v, why in failed.items() if v not in self._listings.maps}
             if not missing:
                 return True
-            log.warning("%s: universe: no instruments list from %s yet; retrying in %.1fs", self.name,
-                        ", ".join(missing), delay)
+            for name, why in missing.items():
+                log.warning("%s: instruments list unavailable: %s; retrying in %.1fs", name, why, delay)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
             delay = min(delay * 2, s.reconnect_max_s)
         return False
 
-    def _own(self, listings: Listings) -> SymbolMap:
+    def _own(self) -> SymbolMap:
         """This venue's share of the universe."""
-        own = listings.maps[self.name]
-        return own.select([s for s in listings.symbols() if s in own.by_symbol])
+        own = self._listings.maps[self.name]
+        return own.select([s for s in self._listings.symbols() if s in own.by_symbol])
 
     async def _symbols(self, stop: asyncio.Event) -> SymbolMap | None:
         """The instruments of `self.symbols`, read from the venue until it answers (or stop)."""
         if self.instruments is not None:
             return self.instruments.select(self.symbols)
+        if not await self._listings_ready(stop):
+            return None
         if self.universe:
-            if not await self._listings_ready(self._listings, self._http, stop):
-                return None
-            own = self._own(self._listings)
+            own = self._own()
             log.info("%s: universe of %d symbols listed on two or more of %s; %d here", self.name,
                      len(self._listings.symbols()), ",".join(self._listings.venues), len(own))
             return own
-        s = self.settings
-        delay = s.reconnect_initial_s
-        async with aiohttp.ClientSession() as http:
-            while not stop.is_set():
-                try:
-                    listed = await unless_stopped(load_symbols(self.venue, self.hosts, http), stop)
-                except Stopped:
-                    return None
-                except (RestError, VenueError, ValueError) as exc:
-                    log.warning("%s: instruments list unavailable: %s; retrying in %.1fs", self.name, exc, delay)
-                else:
-                    log.info("%s: %d live perpetuals listed", self.name, len(listed))
-                    return listed.select(self.symbols)  # UnknownSymbol: stop with the reason
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                delay = min(delay * 2, s.reconnect_max_s)
-        return None
+        listed = self._listings.maps[self.name]
+        log.info("%s: %d live perpetuals listed", self.name, len(listed))
+        return listed.select(self.symbols)  # UnknownSymbol: stop with the reason
 
     def on_events(self, events: list[MarketEvent], received_ns: int) -> asyncio.Future | None:
         """Queue one frame's events; returns a future when the socket should stop reading
@@ -185,11 +177,9 @@ class Ingestor:
     async def run(self, stop: asyncio.Event, report_every_s: float = 10.0) -> IngestReport:
         """Ingest until `stop`; raises UnknownSymbol if the venue does not list a symbol."""
         s = self.settings
-        if self.universe:
-            venues = list(dict.fromkeys([*s.universe_from(), self.name]))
-            self._http = aiohttp.ClientSession()
-            self._listings = Listings(venues, lambda name, http: load_symbols(
-                venue(name), venue_hosts(s, venue(name)), http))
+        self._http = aiohttp.ClientSession()
+        self._listings = listings(s, list(dict.fromkeys([*s.universe_from(), self.name])) if self.universe
+                                  else [self.name])
         try:
             symbols = await self._symbols(stop)
             if symbols is None:
@@ -217,8 +207,7 @@ class Ingestor:
                 writer_stop.set()
                 await writer
         finally:
-            if self.universe:
-                await self._http.close()
+            await self._http.close()
         report = self.report()
         log.info("%s stopped: %s", self.name, report.line())
         return report
@@ -255,7 +244,7 @@ class Ingestor:
             if stop.is_set():
                 return
             await self._listings.read(self._http)
-            new = self._own(self._listings)
+            new = self._own()
             added, gone = set(new.by_symbol) - set(current.by_symbol), set(current.by_symbol) - set(new.by_symbol)
             if added or gone:
                 log.info("%s: universe changed: %d listed (%s), %d dropped (%s); reconnecting", self.name,
