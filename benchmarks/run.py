@@ -670,10 +670,8 @@ async def bench_e2e(mode: str, scale: int, seconds: float, warm_s: float = 20.0)
     seconds), on 4 symbols (the venues' real rates) or 40 (`scale` 10: ten times the messages).
     Figures are taken between the end of the warm-up and the end: the stage table, the traced path
     frame -> first order sent, where its time went, and each process's CPU."""
-    import aiohttp
     import redis.asyncio as aioredis
 
-    from services.report import read_samples
 
     symbols = E2E_SYMBOLS + [f"SIM{i}USDT" for i in range(len(E2E_SYMBOLS) * (scale - 1))]
     state = tempfile.mkdtemp(prefix="arb-e2e-")
@@ -693,24 +691,10 @@ async def bench_e2e(mode: str, scale: int, seconds: float, warm_s: float = 20.0)
             if up.poll() is not None or time.monotonic() - started > 180:
                 raise RuntimeError(f"arb up did not start: {log.read_text()[-2000:]}")
             await asyncio.sleep(1)
-        await asyncio.sleep(warm_s)
-        procs = children(up.pid)
-        cpu0 = {pid: _cpu_seconds(pid) for pid in procs}
-        start, t0 = await read_samples(client), time.monotonic()
-        async with aiohttp.ClientSession() as http:
-            n = 0
-            while time.monotonic() - t0 < seconds:
-                if mode == "cross":  # OKX 40 bps above Bybit for 3 s on one symbol after another
-                    async with http.post(f"http://127.0.0.1:{sim_port}/admin/opportunity", json={
-                            "symbol": symbols[n % len(symbols)], "venue": "okx", "spread_bps": 40,
-                            "funding_delta": 0.001, "seconds": 3}) as response:
-                        assert response.status == 200, await response.text()
-                    n += 1
-                await asyncio.sleep(min(4.0, seconds - (time.monotonic() - t0)))
-        await asyncio.sleep(6)  # the next metrics snapshot
-        end, elapsed = await read_samples(client), time.monotonic() - t0
-        cpu = {procs[pid]: 100 * (_cpu_seconds(pid) - c) / elapsed for pid, c in cpu0.items()
-               if Path(f"/proc/{pid}").exists()}
+        # OKX 40 bps above Bybit for 3 s on one symbol after another
+        ask = (lambda n: {"symbol": symbols[n % len(symbols)], "venue": "okx", "spread_bps": 40,
+                          "funding_delta": 0.001, "seconds": 3}) if mode == "cross" else None
+        start, end, elapsed, cpu = await _window(up, client, warm_s, seconds, sim_port, ask, settle_s=6)
         if not end.values.get("arb_trace_frame_to_order_seconds_count"):  # say why nothing was traced
             executor_log = Path(state) / "logs" / "executor.log"
             said = [line for line in executor_log.read_text().splitlines()
@@ -747,11 +731,9 @@ async def bench_scale(cluster: bool, shards: int, seconds: float, universe: int 
     and 4 real ones, on Bybit, Binance, OKX and Bitget at their real rates), on one Redis or a
     local 3-master cluster, with `shards` strategy workers: market events/s, decision p99,
     receipt -> decision p99, drops, the strategy groups' lag at the end and each process's CPU."""
-    import aiohttp
     import redis.asyncio as aioredis
     from redis.asyncio.cluster import RedisCluster
 
-    from services.report import read_samples
 
     state = tempfile.mkdtemp(prefix="arb-scale-")
     port = free_port()
@@ -780,22 +762,10 @@ async def bench_scale(cluster: bool, shards: int, seconds: float, universe: int 
             if up.poll() is not None or time.monotonic() - started > 240:
                 raise RuntimeError(f"arb up did not start: {log.read_text()[-2000:]}")
             await asyncio.sleep(1)
-        await asyncio.sleep(warm_s)
-        procs = children(up.pid)
-        cpu0 = {pid: _cpu_seconds(pid) for pid in procs}
-        start, t0 = await read_samples(client), time.monotonic()
-        async with aiohttp.ClientSession() as http:  # a spread on one made-up symbol after another
-            n = 0
-            while time.monotonic() - t0 < seconds:
-                async with http.post(f"http://127.0.0.1:{env['SIM_PORT']}/admin/opportunity", json={
-                        "symbol": f"SIM{(7 * n) % universe}USDT", "venue": "binance", "spread_bps": 60,
-                        "funding_delta": 0.003, "seconds": 3}) as response:
-                    assert response.status == 200, await response.text()
-                n += 1
-                await asyncio.sleep(min(4.0, max(0.0, seconds - (time.monotonic() - t0))))
-        end, elapsed = await read_samples(client), time.monotonic() - t0
-        cpu = {procs[pid]: 100 * (_cpu_seconds(pid) - c) / elapsed for pid, c in cpu0.items()
-               if Path(f"/proc/{pid}").exists()}
+        start, end, elapsed, cpu = await _window(  # a spread on one made-up symbol after another
+            up, client, warm_s, seconds, int(env["SIM_PORT"]),
+            lambda n: {"symbol": f"SIM{(7 * n) % universe}USDT", "venue": "binance", "spread_bps": 60,
+                       "funding_delta": 0.003, "seconds": 3})
     finally:
         if client is not None:
             await client.aclose()
@@ -825,6 +795,33 @@ async def bench_scale(cluster: bool, shards: int, seconds: float, universe: int 
                f"{_e2e_ms(d.quantile('arb_executor_fact_replication_seconds', 0.99))} ms" if cluster else "")
             + f"; arb up exited {up.returncode}",
             "  CPU: " + ", ".join(f"{name} {pct:.0f} %" for name, pct in sorted(cpu.items(), key=lambda x: -x[1]))]
+
+
+async def _window(up, client, warm_s: float, seconds: float, sim_port: int, ask=None, settle_s: float = 0.0):
+    """After `warm_s`, `seconds` of a running `arb up`: a spread forced every 4 s (`ask(n)`, the
+    n-th one's /admin/opportunity body, when given). The metrics snapshots at its start and end
+    (`settle_s` after it, for the next snapshot), its length, and each process's CPU over it (%)."""
+    import aiohttp
+
+    from services.report import read_samples
+
+    await asyncio.sleep(warm_s)
+    procs = children(up.pid)
+    cpu0 = {pid: _cpu_seconds(pid) for pid in procs}
+    start, t0 = await read_samples(client), time.monotonic()
+    async with aiohttp.ClientSession() as http:
+        n = 0
+        while time.monotonic() - t0 < seconds:
+            if ask is not None:
+                async with http.post(f"http://127.0.0.1:{sim_port}/admin/opportunity", json=ask(n)) as response:
+                    assert response.status == 200, await response.text()
+                n += 1
+            await asyncio.sleep(min(4.0, max(0.0, seconds - (time.monotonic() - t0))))
+    await asyncio.sleep(settle_s)
+    end, elapsed = await read_samples(client), time.monotonic() - t0
+    cpu = {procs[pid]: 100 * (_cpu_seconds(pid) - c) / elapsed for pid, c in cpu0.items()
+           if Path(f"/proc/{pid}").exists()}
+    return start, end, elapsed, cpu
 
 
 async def _running(client) -> bool:

@@ -475,3 +475,26 @@ def test_money_is_to_the_cent_with_the_sign_in_front_and_no_negative_zero():
 
     assert [money(x) for x in ("-0.0012", "-0.004", "0", None, "-0.006", "1234.5", "-1234.567")] == [
         "$0.00", "$0.00", "$0.00", "$0.00", "-$0.01", "$1,234.50", "-$1,234.57"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["up", "--mode", "synthetic", "--symbols", "all"], "--symbols all: synthetic mode trades named symbols"),
+    (["strategy", "--shard", "2/2"], "--shard: shard 2 of 2: shards are numbered 0 to 1"),
+    (["strategy", "--shard", "0/2"], "--shard: shard 0/2: the ingestors write MD_SHARDS=1 shards"),
+])
+def test_a_universe_or_a_shard_that_cannot_be_is_refused_with_one_clear_line(args, message, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, args, env={"ARB_STATE_DIR": str(tmp_path / "state"), "MD_SHARDS": "1"})
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+async def test_redis_cluster_on_a_redis_that_is_no_cluster_node_says_so(redis_url, tmp_path):
+    from services.up.processes import StackError
+    from services.up.redis_place import place_cluster
+
+    with pytest.raises(StackError, match="is not a cluster node"):
+        await place_cluster(Settings(_env_file=None, redis_url=redis_url, redis_cluster=True), tmp_path, explicit=True)
